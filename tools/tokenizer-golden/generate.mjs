@@ -32,6 +32,9 @@ const cases = [
   "DON'T you'RE we've I'M",
   "tab\there\r\nnext\tline",
   "<think>\n\n</think>\n\n",
+  "no-break\u00a0space,\u3000ideographic\u2003\u2003em spaces\u00a0\u00a0",
+  "\u3000\u3000中文段落的缩进用两个全角空格。",
+  "x \u00a0\u00a0 y\u00a0\u00a0!!\u2003\u2003(z)",
 ];
 
 const sample = readFileSync(join(dir, "sample.txt"), "utf8");
