@@ -15,6 +15,8 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.UnaryOperator;
+import java.util.regex.Pattern;
+import java.util.regex.PatternSyntaxException;
 
 /**
  * Reads a Hugging Face {@code tokenizer.json} into a {@link Tokenizer}, accepting exactly the byte-level BPE subset
@@ -245,13 +247,13 @@ final class TokenizerFile {
         if (pattern.get("Regex") instanceof String r) {
             regex = r;
         } else if (pattern.get("String") instanceof String s) {
-            regex = java.util.regex.Pattern.quote(s);
+            regex = Pattern.quote(s);
         } else {
             throw fail(where + ".pattern has neither a Regex nor a String");
         }
         try {
             PreTokenizer.compile(regex);
-        } catch (java.util.regex.PatternSyntaxException e) {
+        } catch (PatternSyntaxException e) {
             throw fail(where + ".pattern does not compile: " + e.getDescription());
         }
         return regex;
