@@ -57,10 +57,11 @@ public final class SafetensorsWriter {
 
     /**
      * Writes {@code tensors} (names unique) into one file: via a temporary file in the same directory, synced and
-     * renamed into place, so {@code file} is either absent or complete. Returns the file's SHA-256.
+     * renamed into place, so {@code file} is either absent or complete; missing parent directories are created. Returns the file's SHA-256.
      */
     public static String writeFile(Path file, List<TensorView> tensors, Map<String, String> metadata) {
         Path dir = file.toAbsolutePath().getParent();
+        createDirectories(dir);
         List<TensorSpec> specs = tensors.stream().map(TensorSpec::of).toList();
         ShardOutput out = ShardOutput.create(dir, file.getFileName().toString(), specs, metadata);
         try {

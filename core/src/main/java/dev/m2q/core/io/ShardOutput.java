@@ -60,7 +60,7 @@ final class ShardOutput {
         } catch (IOException e) {
             closeQuietly(ch);
             deleteQuietly(tempPath);
-            throw new UncheckedIOException(tempPath + ": cannot create: " + e.getMessage(), e);
+            throw new UncheckedIOException(tempPath + ": cannot create: " + e, e);
         }
     }
 
