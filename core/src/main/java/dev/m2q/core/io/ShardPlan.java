@@ -3,6 +3,7 @@ package dev.m2q.core.io;
 import dev.m2q.core.json.Json;
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -55,7 +56,7 @@ public final class ShardPlan {
         if (maxShardBytes < 1) {
             throw new IllegalArgumentException("max shard size must be positive, got " + maxShardBytes);
         }
-        Set<String> seen = new java.util.HashSet<>();
+        Set<String> seen = new HashSet<>();
         List<List<TensorSpec>> groups = new ArrayList<>();
         List<TensorSpec> current = new ArrayList<>();
         long currentBytes = 0;
