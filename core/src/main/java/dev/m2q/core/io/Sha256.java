@@ -1,0 +1,42 @@
+package dev.m2q.core.io;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.HexFormat;
+
+/** SHA-256 of files, streamed through a small buffer (files of any size, constant memory). */
+public final class Sha256 {
+    private static final int BUFFER_BYTES = 1 << 20;
+
+    private Sha256() {}
+
+    /** Lower-case hex SHA-256 of the file's bytes. */
+    public static String ofFile(Path file) {
+        MessageDigest md = newDigest();
+        ByteBuffer buf = ByteBuffer.allocateDirect(BUFFER_BYTES);
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
+            while (ch.read(buf) >= 0) {
+                buf.flip();
+                md.update(buf);
+                buf.clear();
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException(file + ": cannot read for hashing: " + e.getMessage(), e);
+        }
+        return HexFormat.of().formatHex(md.digest());
+    }
+
+    static MessageDigest newDigest() {
+        try {
+            return MessageDigest.getInstance("SHA-256");
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException("every Java runtime has SHA-256", e);
+        }
+    }
+}
