@@ -1,0 +1,146 @@
+package dev.m2q.cli;
+
+import dev.m2q.core.InputException;
+import dev.m2q.core.json.Json;
+import dev.m2q.core.kernels.Kernels;
+import dev.m2q.core.model.KvCache;
+import dev.m2q.core.model.Qwen2Model;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code m2q bench --model DIR}: tokens/s of the reference forward, prefill (one window) and batch-1
+ * decoding with the KV cache, for each Java kernel implementation. Median of --repeat timed runs after
+ * --warmup untimed ones; inputs are seeded random ids.
+ */
+@Command(
+        name = "bench",
+        mixinStandardHelpOptions = true,
+        description = "Measure forward tokens/s (prefill and batch-1 decode) for the vector and scalar kernels.")
+final class BenchCommand implements Callable<Integer> {
+    @Mixin
+    ModelOptions model;
+
+    @Option(names = "--prefill", defaultValue = "256", description = "Prompt tokens (default ${DEFAULT-VALUE}).")
+    int prefill;
+
+    @Option(names = "--decode", defaultValue = "64", description = "Decoded tokens (default ${DEFAULT-VALUE}).")
+    int decode;
+
+    @Option(names = "--warmup", defaultValue = "2", description = "Untimed runs (default ${DEFAULT-VALUE}).")
+    int warmup;
+
+    @Option(names = "--repeat", defaultValue = "5", description = "Timed runs (default ${DEFAULT-VALUE}).")
+    int repeat;
+
+    @Option(
+            names = "--kernels",
+            split = ",",
+            defaultValue = "vector,scalar",
+            description = "Kernel implementations to measure (default ${DEFAULT-VALUE}).")
+    List<String> kernelNames;
+
+    @Option(names = "--seed", defaultValue = "1234", description = "Seed for the token ids.")
+    long seed;
+
+    @Option(names = "--json", description = "Print JSON.")
+    boolean json;
+
+    @Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() {
+        if (prefill < 1 || decode < 1 || warmup < 0 || repeat < 1) {
+            throw new InputException("--prefill, --decode and --repeat must be ≥ 1 and --warmup ≥ 0");
+        }
+        var out = spec.commandLine().getOut();
+        List<Object> rows = new ArrayList<>();
+        if (!json) {
+            out.printf(
+                    "kernels  prefill tok/s (%d tokens)  decode tok/s (%d tokens after the prompt)%n", prefill, decode);
+        }
+        for (String name : kernelNames) {
+            Kernels k;
+            try {
+                k = Kernels.byName(name);
+            } catch (IllegalArgumentException e) {
+                throw new InputException("--kernels: " + e.getMessage(), e);
+            }
+            try (Qwen2Model m = Qwen2Model.load(model.dir(), k)) {
+                if (prefill + decode > m.config().maxPositionEmbeddings()) {
+                    throw new InputException("--prefill + --decode exceeds max_position_embeddings "
+                            + m.config().maxPositionEmbeddings());
+                }
+                int[] prompt = new SplittableRandom(seed)
+                        .ints(prefill, 0, m.config().vocabSize())
+                        .toArray();
+                double[] pre = new double[repeat];
+                double[] dec = new double[repeat];
+                for (int i = -warmup; i < repeat; i++) {
+                    KvCache cache = m.newCache(prefill + decode);
+                    long t0 = System.nanoTime();
+                    float[] logits = m.forward(prompt, cache, true);
+                    long t1 = System.nanoTime();
+                    for (int j = 0; j < decode; j++) {
+                        logits = m.forward(new int[] {argmax(logits)}, cache, true);
+                    }
+                    long t2 = System.nanoTime();
+                    if (i >= 0) {
+                        pre[i] = prefill / ((t1 - t0) / 1e9);
+                        dec[i] = decode / ((t2 - t1) / 1e9);
+                    }
+                }
+                double p = median(pre);
+                double d = median(dec);
+                if (json) {
+                    Map<String, Object> r = new LinkedHashMap<>();
+                    r.put("kernels", k.name());
+                    r.put("prefill_tokens", prefill);
+                    r.put("prefill_tokens_per_s", p);
+                    r.put("decode_tokens", decode);
+                    r.put("decode_tokens_per_s", d);
+                    rows.add(r);
+                } else {
+                    out.printf("%-7s  %26.1f  %40.1f%n", k.name(), p, d);
+                }
+            }
+        }
+        if (json) {
+            Map<String, Object> j = new LinkedHashMap<>();
+            j.put("model", model.dir().toString());
+            j.put("cpus", Runtime.getRuntime().availableProcessors());
+            j.put("java", Runtime.version().toString());
+            j.put("warmup", warmup);
+            j.put("repeat", repeat);
+            j.put("results", rows);
+            out.print(Json.writePretty(j));
+        }
+        out.flush();
+        return Main.EXIT_OK;
+    }
+
+    private static int argmax(float[] v) {
+        int best = 0;
+        for (int i = 1; i < v.length; i++) {
+            if (v[i] > v[best]) {
+                best = i;
+            }
+        }
+        return best;
+    }
+
+    private static double median(double[] v) {
+        double[] s = v.clone();
+        java.util.Arrays.sort(s);
+        return s.length % 2 == 1 ? s[s.length / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+    }
+}

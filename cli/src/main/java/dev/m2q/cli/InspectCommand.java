@@ -1,0 +1,173 @@
+package dev.m2q.cli;
+
+import dev.m2q.core.InputException;
+import dev.m2q.core.io.Checkpoint;
+import dev.m2q.core.io.TensorView;
+import dev.m2q.core.json.Json;
+import dev.m2q.core.model.ModelConfig;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+/** {@code m2q inspect MODEL}: architecture, every tensor (name, dtype, shape, bytes, file) and totals. */
+@Command(
+        name = "inspect",
+        mixinStandardHelpOptions = true,
+        description = "List a checkpoint's architecture and tensors; checks the config against the weights.")
+final class InspectCommand implements Callable<Integer> {
+    @Parameters(paramLabel = "MODEL", description = "Model directory, or a single .safetensors file.")
+    Path model;
+
+    @Option(names = "--json", description = "Print JSON instead of a table.")
+    boolean json;
+
+    @Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() {
+        if (!Files.exists(model)) {
+            throw new InputException(model + ": no such file or directory");
+        }
+        ModelConfig cfg = null;
+        if (Files.isDirectory(model)) {
+            cfg = ModelConfig.load(model);
+        }
+        try (Checkpoint ckpt = Checkpoint.open(model)) {
+            if (cfg != null) {
+                checkAgainstConfig(ckpt, cfg);
+            }
+            var out = spec.commandLine().getOut();
+            if (json) {
+                out.print(Json.writePretty(toJson(ckpt, cfg)));
+            } else {
+                printTable(out, ckpt, cfg);
+            }
+            out.flush();
+        }
+        return Main.EXIT_OK;
+    }
+
+    /** Every tensor the config implies must exist with its shape: a mismatch is bad input. */
+    static void checkAgainstConfig(Checkpoint ckpt, ModelConfig cfg) {
+        for (Map.Entry<String, long[]> e : cfg.expectedShapes().entrySet()) {
+            String name = e.getKey();
+            if (!ckpt.contains(name)) {
+                throw new InputException("config.json does not match the weights: tensor \"" + name + "\" is missing");
+            }
+            long[] actual = ckpt.tensor(name).shape();
+            if (!Arrays.equals(actual, e.getValue())) {
+                throw new InputException("config.json does not match the weights: tensor \"" + name + "\" has shape "
+                        + Arrays.toString(actual) + ", config implies " + Arrays.toString(e.getValue()));
+            }
+        }
+    }
+
+    private static Map<String, Object> toJson(Checkpoint ckpt, ModelConfig cfg) {
+        Map<String, Object> root = new LinkedHashMap<>();
+        if (cfg != null) {
+            Map<String, Object> a = new LinkedHashMap<>();
+            a.put("architecture", cfg.arch().architectures().getFirst());
+            a.put("family", cfg.arch().family());
+            a.put("num_hidden_layers", cfg.numLayers());
+            a.put("hidden_size", cfg.hiddenSize());
+            a.put("intermediate_size", cfg.intermediateSize());
+            a.put("num_attention_heads", cfg.numHeads());
+            a.put("num_key_value_heads", cfg.numKvHeads());
+            a.put("head_dim", cfg.headDim());
+            a.put("vocab_size", cfg.vocabSize());
+            a.put("tie_word_embeddings", cfg.tieWordEmbeddings());
+            root.put("model", a);
+        }
+        List<Object> files = new ArrayList<>();
+        for (Path f : ckpt.files()) {
+            files.add(Map.of("file", f.getFileName().toString(), "bytes", size(f)));
+        }
+        root.put("files", files);
+        List<Object> tensors = new ArrayList<>();
+        long params = 0;
+        long bytes = 0;
+        for (String name : ckpt.names()) {
+            TensorView t = ckpt.tensor(name);
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("name", name);
+            m.put("dtype", t.dtype().safetensorsName());
+            m.put("shape", t.shape());
+            m.put("bytes", t.byteSize());
+            m.put("file", ckpt.shardOf(name).getFileName().toString());
+            tensors.add(m);
+            params += t.numel();
+            bytes += t.byteSize();
+        }
+        root.put("tensors", tensors);
+        root.put("total", Map.of("tensors", tensors.size(), "elements", params, "bytes", bytes));
+        return root;
+    }
+
+    private static void printTable(java.io.PrintWriter out, Checkpoint ckpt, ModelConfig cfg) {
+        if (cfg != null) {
+            out.printf(
+                    "%s (%s): %d layers, hidden %d, intermediate %d, heads %d/%d (head_dim %d), vocab %d, %s lm_head%n",
+                    cfg.arch().architectures().getFirst(),
+                    cfg.arch().family(),
+                    cfg.numLayers(),
+                    cfg.hiddenSize(),
+                    cfg.intermediateSize(),
+                    cfg.numHeads(),
+                    cfg.numKvHeads(),
+                    cfg.headDim(),
+                    cfg.vocabSize(),
+                    cfg.tieWordEmbeddings() ? "tied" : "untied");
+        }
+        for (Path f : ckpt.files()) {
+            out.printf("file %s: %s%n", f.getFileName(), human(size(f)));
+        }
+        int width = ckpt.names().stream().mapToInt(String::length).max().orElse(4);
+        out.printf("%-" + width + "s  %-7s  %-16s  %12s%n", "name", "dtype", "shape", "bytes");
+        long params = 0;
+        long bytes = 0;
+        for (String name : ckpt.names()) {
+            TensorView t = ckpt.tensor(name);
+            out.printf(
+                    "%-" + width + "s  %-7s  %-16s  %12d%n",
+                    name,
+                    t.dtype().safetensorsName(),
+                    Arrays.toString(t.shape()),
+                    t.byteSize());
+            params += t.numel();
+            bytes += t.byteSize();
+        }
+        out.printf("total: %d tensors, %,d elements, %s%n", ckpt.names().size(), params, human(bytes));
+    }
+
+    private static long size(Path f) {
+        try {
+            return Files.size(f);
+        } catch (java.io.IOException e) {
+            throw new InputException(f + ": cannot read its size: " + e.getMessage(), e);
+        }
+    }
+
+    static String human(long bytes) {
+        if (bytes < 1024) {
+            return bytes + " B";
+        }
+        String[] units = {"KiB", "MiB", "GiB", "TiB"};
+        double v = bytes;
+        int u = -1;
+        while (v >= 1024 && u < units.length - 1) {
+            v /= 1024;
+            u++;
+        }
+        return String.format("%.2f %s", v, units[u]);
+    }
+}

@@ -1,0 +1,41 @@
+package dev.m2q.core.kernels;
+
+import java.util.Locale;
+
+/**
+ * The operations m2q runs on large data. The Java implementations are the reference: {@link ScalarKernels} is
+ * the plain-loop twin of {@link VectorKernels} (Vector API), and accelerated backends are tested against them.
+ *
+ * <p>Every implementation is deterministic: the same inputs give the same bits whatever the thread count, since
+ * each output element is computed by one thread in a fixed order.
+ */
+public interface Kernels {
+    /** Short name for logs: "vector", "scalar", … */
+    String name();
+
+    /**
+     * y = x · Wᵀ (+ bias): x [rows, w.cols()] fp32 row-major, y [rows, w.rows()] fp32 row-major, bias
+     * [w.rows()] or null. Accumulates in fp32.
+     */
+    void matmul(float[] x, int rows, Matrix w, float[] bias, float[] y);
+
+    /** Σ a[aOff + i] · b[bOff + i] for i in [0, n), accumulated in fp32. */
+    float dot(float[] a, int aOff, float[] b, int bOff, int n);
+
+    /** y[yOff + i] += alpha · x[xOff + i] for i in [0, n). */
+    void axpy(float alpha, float[] x, int xOff, float[] y, int yOff, int n);
+
+    /** The implementation named by system property {@code m2q.kernels} ("vector", the default, or "scalar"). */
+    static Kernels fromProperty() {
+        return byName(System.getProperty("m2q.kernels", "vector"));
+    }
+
+    /** "vector" or "scalar". */
+    static Kernels byName(String name) {
+        return switch (name.toLowerCase(Locale.ROOT)) {
+            case "vector" -> VectorKernels.INSTANCE;
+            case "scalar" -> ScalarKernels.INSTANCE;
+            default -> throw new IllegalArgumentException("unknown kernels \"" + name + "\" (choose vector or scalar)");
+        };
+    }
+}

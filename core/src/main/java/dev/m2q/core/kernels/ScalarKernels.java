@@ -1,0 +1,45 @@
+package dev.m2q.core.kernels;
+
+/** Plain loops: the reference every other {@link Kernels} implementation is checked against. */
+public final class ScalarKernels implements Kernels {
+    public static final ScalarKernels INSTANCE = new ScalarKernels();
+
+    private ScalarKernels() {}
+
+    @Override
+    public String name() {
+        return "scalar";
+    }
+
+    @Override
+    public void matmul(float[] x, int rows, Matrix w, float[] bias, float[] y) {
+        int n = w.rows();
+        int k = w.cols();
+        Parallel.forRange(n, (long) rows * k, (from, to) -> {
+            float[] wr = new float[k];
+            for (int j = from; j < to; j++) {
+                w.row(j, wr);
+                float b = bias == null ? 0f : bias[j];
+                for (int t = 0; t < rows; t++) {
+                    y[t * n + j] = dot(x, t * k, wr, 0, k) + b;
+                }
+            }
+        });
+    }
+
+    @Override
+    public float dot(float[] a, int aOff, float[] b, int bOff, int n) {
+        float s = 0f;
+        for (int i = 0; i < n; i++) {
+            s += a[aOff + i] * b[bOff + i];
+        }
+        return s;
+    }
+
+    @Override
+    public void axpy(float alpha, float[] x, int xOff, float[] y, int yOff, int n) {
+        for (int i = 0; i < n; i++) {
+            y[yOff + i] += alpha * x[xOff + i];
+        }
+    }
+}

@@ -1,0 +1,150 @@
+package dev.m2q.core.kernels;
+
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * Vector API implementation; its twin is {@link ScalarKernels}. bf16 weights are widened in registers
+ * (shorts → ints, shifted left 16, reinterpreted as floats), never copied to a float matrix. Results differ
+ * from the scalar twin only by fp32 summation order.
+ */
+public final class VectorKernels implements Kernels {
+    public static final VectorKernels INSTANCE = new VectorKernels();
+
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
+    private static final VectorSpecies<Short> S =
+            VectorSpecies.of(short.class, VectorShape.forBitSize(F.length() * Short.SIZE));
+    /** Tokens processed per pass over a weight row: each bf16 row is widened once for this many dots. */
+    private static final int TILE = 4;
+
+    private VectorKernels() {}
+
+    @Override
+    public String name() {
+        return "vector";
+    }
+
+    @Override
+    public void matmul(float[] x, int rows, Matrix w, float[] bias, float[] y) {
+        switch (w) {
+            case Matrix.Bf16 b -> matmulBf16(x, rows, b, bias, y);
+            case Matrix.F32 f -> matmulF32(x, rows, f, bias, y);
+        }
+    }
+
+    private void matmulBf16(float[] x, int rows, Matrix.Bf16 w, float[] bias, float[] y) {
+        int n = w.rows();
+        int k = w.cols();
+        MemorySegment seg = w.data();
+        int upper = F.loopBound(k);
+        Parallel.forRange(n, (long) rows * k, (from, to) -> {
+            for (int j = from; j < to; j++) {
+                long rowBase = 2L * j * k;
+                float b = bias == null ? 0f : bias[j];
+                int t = 0;
+                for (; t + TILE <= rows; t += TILE) {
+                    int x0 = t * k;
+                    int x1 = x0 + k;
+                    int x2 = x1 + k;
+                    int x3 = x2 + k;
+                    FloatVector a0 = FloatVector.zero(F);
+                    FloatVector a1 = FloatVector.zero(F);
+                    FloatVector a2 = FloatVector.zero(F);
+                    FloatVector a3 = FloatVector.zero(F);
+                    int c = 0;
+                    for (; c < upper; c += F.length()) {
+                        FloatVector wv = widen(seg, rowBase + 2L * c);
+                        a0 = FloatVector.fromArray(F, x, x0 + c).fma(wv, a0);
+                        a1 = FloatVector.fromArray(F, x, x1 + c).fma(wv, a1);
+                        a2 = FloatVector.fromArray(F, x, x2 + c).fma(wv, a2);
+                        a3 = FloatVector.fromArray(F, x, x3 + c).fma(wv, a3);
+                    }
+                    float s0 = a0.reduceLanes(VectorOperators.ADD);
+                    float s1 = a1.reduceLanes(VectorOperators.ADD);
+                    float s2 = a2.reduceLanes(VectorOperators.ADD);
+                    float s3 = a3.reduceLanes(VectorOperators.ADD);
+                    for (; c < k; c++) {
+                        float wc = w.get(j, c);
+                        s0 += x[x0 + c] * wc;
+                        s1 += x[x1 + c] * wc;
+                        s2 += x[x2 + c] * wc;
+                        s3 += x[x3 + c] * wc;
+                    }
+                    y[t * n + j] = s0 + b;
+                    y[(t + 1) * n + j] = s1 + b;
+                    y[(t + 2) * n + j] = s2 + b;
+                    y[(t + 3) * n + j] = s3 + b;
+                }
+                for (; t < rows; t++) {
+                    int x0 = t * k;
+                    FloatVector a0 = FloatVector.zero(F);
+                    int c = 0;
+                    for (; c < upper; c += F.length()) {
+                        a0 = FloatVector.fromArray(F, x, x0 + c).fma(widen(seg, rowBase + 2L * c), a0);
+                    }
+                    float s0 = a0.reduceLanes(VectorOperators.ADD);
+                    for (; c < k; c++) {
+                        s0 += x[x0 + c] * w.get(j, c);
+                    }
+                    y[t * n + j] = s0 + b;
+                }
+            }
+        });
+    }
+
+    private static FloatVector widen(MemorySegment seg, long byteOffset) {
+        ShortVector s = ShortVector.fromMemorySegment(S, seg, byteOffset, ByteOrder.LITTLE_ENDIAN);
+        IntVector i = (IntVector) s.convertShape(VectorOperators.S2I, I, 0);
+        return i.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+    }
+
+    private void matmulF32(float[] x, int rows, Matrix.F32 w, float[] bias, float[] y) {
+        int n = w.rows();
+        int k = w.cols();
+        float[] wd = w.data();
+        Parallel.forRange(n, (long) rows * k, (from, to) -> {
+            for (int j = from; j < to; j++) {
+                float b = bias == null ? 0f : bias[j];
+                for (int t = 0; t < rows; t++) {
+                    y[t * n + j] = dot(x, t * k, wd, j * k, k) + b;
+                }
+            }
+        });
+    }
+
+    @Override
+    public float dot(float[] a, int aOff, float[] b, int bOff, int n) {
+        FloatVector acc = FloatVector.zero(F);
+        int upper = F.loopBound(n);
+        int i = 0;
+        for (; i < upper; i += F.length()) {
+            acc = FloatVector.fromArray(F, a, aOff + i).fma(FloatVector.fromArray(F, b, bOff + i), acc);
+        }
+        float s = acc.reduceLanes(VectorOperators.ADD);
+        for (; i < n; i++) {
+            s += a[aOff + i] * b[bOff + i];
+        }
+        return s;
+    }
+
+    @Override
+    public void axpy(float alpha, float[] x, int xOff, float[] y, int yOff, int n) {
+        int upper = F.loopBound(n);
+        int i = 0;
+        for (; i < upper; i += F.length()) {
+            FloatVector.fromArray(F, x, xOff + i)
+                    .fma(FloatVector.broadcast(F, alpha), FloatVector.fromArray(F, y, yOff + i))
+                    .intoArray(y, yOff + i);
+        }
+        for (; i < n; i++) {
+            y[yOff + i] += alpha * x[xOff + i];
+        }
+    }
+}

@@ -1,0 +1,239 @@
+package dev.m2q.core.model;
+
+import dev.m2q.core.kernels.Kernels;
+import dev.m2q.core.kernels.Matrix;
+import dev.m2q.core.kernels.Parallel;
+
+/**
+ * One decoder layer of the Qwen2/Llama family, the unit the quantizers work on:
+ * x + o(attn(rope(q(n1(x))), rope(k(n1(x))), v(n1(x)))) then + down(silu(gate(n2(·))) · up(n2(·))).
+ * Weights stay bf16 (usually zero-copy views of the mapped checkpoint); activations and accumulation are fp32.
+ */
+public final class DecoderLayer {
+    /**
+     * A layer's parameters. Norm weights [hidden]; q [qDim, hidden], k and v [kvDim, hidden], o [hidden, qDim],
+     * gate and up [intermediate, hidden], down [hidden, intermediate]; biases [out] or null.
+     */
+    public record Weights(
+            float[] inputNorm,
+            Matrix q,
+            float[] qBias,
+            Matrix k,
+            float[] kBias,
+            Matrix v,
+            float[] vBias,
+            Matrix o,
+            float[] postNorm,
+            Matrix gate,
+            Matrix up,
+            Matrix down) {
+
+        /** The same weights with linear {@code module} (e.g. "mlp.up_proj") replaced. */
+        public Weights with(String module, Matrix m) {
+            return switch (module) {
+                case "self_attn.q_proj" ->
+                    new Weights(inputNorm, m, qBias, k, kBias, v, vBias, o, postNorm, gate, up, down);
+                case "self_attn.k_proj" ->
+                    new Weights(inputNorm, q, qBias, m, kBias, v, vBias, o, postNorm, gate, up, down);
+                case "self_attn.v_proj" ->
+                    new Weights(inputNorm, q, qBias, k, kBias, m, vBias, o, postNorm, gate, up, down);
+                case "self_attn.o_proj" ->
+                    new Weights(inputNorm, q, qBias, k, kBias, v, vBias, m, postNorm, gate, up, down);
+                case "mlp.gate_proj" -> new Weights(inputNorm, q, qBias, k, kBias, v, vBias, o, postNorm, m, up, down);
+                case "mlp.up_proj" -> new Weights(inputNorm, q, qBias, k, kBias, v, vBias, o, postNorm, gate, m, down);
+                case "mlp.down_proj" -> new Weights(inputNorm, q, qBias, k, kBias, v, vBias, o, postNorm, gate, up, m);
+                default -> throw new IllegalArgumentException("no linear \"" + module + "\" in a decoder layer");
+            };
+        }
+
+        /** Linear {@code module} by its name relative to the layer. */
+        public Matrix linear(String module) {
+            return switch (module) {
+                case "self_attn.q_proj" -> q;
+                case "self_attn.k_proj" -> k;
+                case "self_attn.v_proj" -> v;
+                case "self_attn.o_proj" -> o;
+                case "mlp.gate_proj" -> gate;
+                case "mlp.up_proj" -> up;
+                case "mlp.down_proj" -> down;
+                default -> throw new IllegalArgumentException("no linear \"" + module + "\" in a decoder layer");
+            };
+        }
+    }
+
+    private final ModelConfig cfg;
+    private final int index;
+    private final Weights w;
+    private final Kernels kernels;
+    private final Rope rope;
+
+    public DecoderLayer(ModelConfig cfg, int index, Weights w, Kernels kernels) {
+        this.cfg = cfg;
+        this.index = index;
+        this.w = w;
+        this.kernels = kernels;
+        this.rope = new Rope(cfg.headDim(), cfg.ropeTheta(), cfg.ropeScalingFactor());
+    }
+
+    public int index() {
+        return index;
+    }
+
+    public Weights weights() {
+        return w;
+    }
+
+    /** This layer with other weights (for example quantized ones), same index and kernels. */
+    public DecoderLayer withWeights(Weights other) {
+        return new DecoderLayer(cfg, index, other, kernels);
+    }
+
+    /**
+     * Runs the layer on {@code nSeq} independent sequences of {@code seqLen} tokens each, the calibration
+     * batch shape: x [nSeq·seqLen, hidden] fp32 row-major, positions 0..seqLen−1 in every sequence. Returns a
+     * new array of the same shape; x is not modified.
+     */
+    public float[] forward(float[] x, int nSeq, int seqLen, LayerObserver obs) {
+        return forward(x, nSeq, seqLen, 0, null, obs);
+    }
+
+    /**
+     * Runs the layer on one sequence's next {@code seqLen} tokens at positions startPos.., attending to the
+     * {@code startPos} tokens already in {@code cache} (which it extends; the model advances the cache length
+     * after the last layer). x [seqLen, hidden].
+     */
+    public float[] forward(float[] x, int seqLen, int startPos, KvCache cache, LayerObserver obs) {
+        return forward(x, 1, seqLen, startPos, cache, obs);
+    }
+
+    private float[] forward(float[] x, int nSeq, int seqLen, int startPos, KvCache cache, LayerObserver obs) {
+        int hidden = cfg.hiddenSize();
+        int rows = nSeq * seqLen;
+        if (x.length != (long) rows * hidden) {
+            throw new IllegalArgumentException(
+                    "layer input has " + x.length + " values, expected [" + rows + ", " + hidden + "]");
+        }
+        int qDim = cfg.qDim();
+        int kvDim = cfg.kvDim();
+
+        float[] h = new float[rows * hidden];
+        rmsNorm(x, rows, hidden, w.inputNorm(), (float) cfg.rmsNormEps(), h);
+        obs.linearInput("self_attn.q_proj", h, rows, hidden);
+        obs.linearInput("self_attn.k_proj", h, rows, hidden);
+        obs.linearInput("self_attn.v_proj", h, rows, hidden);
+        float[] q = new float[rows * qDim];
+        float[] k = new float[rows * kvDim];
+        float[] v = new float[rows * kvDim];
+        kernels.matmul(h, rows, w.q(), w.qBias(), q);
+        kernels.matmul(h, rows, w.k(), w.kBias(), k);
+        kernels.matmul(h, rows, w.v(), w.vBias(), v);
+        float[] cos = new float[cfg.headDim() / 2];
+        float[] sin = new float[cfg.headDim() / 2];
+        for (int r = 0; r < rows; r++) {
+            int pos = startPos + r % seqLen;
+            rope.apply(q, r, cfg.numHeads(), pos, cos, sin);
+            rope.apply(k, r, cfg.numKvHeads(), pos, cos, sin);
+        }
+        obs.keysValues(k, v, rows, kvDim);
+
+        float[] attn = new float[rows * qDim];
+        if (cache != null) {
+            if (startPos + seqLen > cache.capacity()) {
+                throw new IllegalArgumentException(
+                        "KV cache of " + cache.capacity() + " tokens cannot hold " + (startPos + seqLen));
+            }
+            System.arraycopy(k, 0, cache.keys(index), startPos * kvDim, seqLen * kvDim);
+            System.arraycopy(v, 0, cache.values(index), startPos * kvDim, seqLen * kvDim);
+            attention(q, 0, cache.keys(index), cache.values(index), 0, seqLen, startPos, attn);
+        } else {
+            for (int s = 0; s < nSeq; s++) {
+                attention(q, s * seqLen, k, v, s * seqLen, seqLen, 0, attn);
+            }
+        }
+
+        obs.linearInput("self_attn.o_proj", attn, rows, qDim);
+        float[] o = new float[rows * hidden];
+        kernels.matmul(attn, rows, w.o(), null, o);
+        float[] x2 = new float[rows * hidden];
+        for (int i = 0; i < x2.length; i++) {
+            x2[i] = x[i] + o[i];
+        }
+
+        int inter = cfg.intermediateSize();
+        rmsNorm(x2, rows, hidden, w.postNorm(), (float) cfg.rmsNormEps(), h);
+        obs.linearInput("mlp.gate_proj", h, rows, hidden);
+        obs.linearInput("mlp.up_proj", h, rows, hidden);
+        float[] g = new float[rows * inter];
+        float[] u = new float[rows * inter];
+        kernels.matmul(h, rows, w.gate(), null, g);
+        kernels.matmul(h, rows, w.up(), null, u);
+        for (int i = 0; i < g.length; i++) {
+            float gi = g[i];
+            g[i] = gi / (1f + (float) Math.exp(-gi)) * u[i];
+        }
+        obs.linearInput("mlp.down_proj", g, rows, inter);
+        kernels.matmul(g, rows, w.down(), null, o);
+        for (int i = 0; i < x2.length; i++) {
+            x2[i] += o[i];
+        }
+        return x2;
+    }
+
+    /**
+     * Causal grouped-query attention for {@code seqLen} query rows of one sequence, starting at {@code qRow0}
+     * of q [*, heads·d]; keys/values from row {@code kvRow0} of k, v [*, kvHeads·d], where query row t (position
+     * startPos + t) sees key rows 0..startPos + t. Writes rows qRow0.. of out.
+     */
+    private void attention(
+            float[] q, int qRow0, float[] k, float[] v, int kvRow0, int seqLen, int startPos, float[] out) {
+        int heads = cfg.numHeads();
+        int d = cfg.headDim();
+        int group = heads / cfg.numKvHeads();
+        int qDim = cfg.qDim();
+        int kvDim = cfg.kvDim();
+        float scale = (float) (1.0 / Math.sqrt(d));
+        int total = startPos + seqLen;
+        Parallel.forRange(seqLen * heads, (long) total * d, (from, to) -> {
+            float[] scores = new float[total];
+            for (int item = from; item < to; item++) {
+                int t = item / heads;
+                int h = item % heads;
+                int kvh = h / group;
+                int qOff = (qRow0 + t) * qDim + h * d;
+                int visible = startPos + t + 1;
+                float max = Float.NEGATIVE_INFINITY;
+                for (int s = 0; s < visible; s++) {
+                    float sc = kernels.dot(q, qOff, k, (kvRow0 + s) * kvDim + kvh * d, d) * scale;
+                    scores[s] = sc;
+                    max = Math.max(max, sc);
+                }
+                double sum = 0;
+                for (int s = 0; s < visible; s++) {
+                    float e = (float) Math.exp(scores[s] - max);
+                    scores[s] = e;
+                    sum += e;
+                }
+                float inv = (float) (1.0 / sum);
+                int oOff = (qRow0 + t) * qDim + h * d;
+                for (int s = 0; s < visible; s++) {
+                    kernels.axpy(scores[s] * inv, v, (kvRow0 + s) * kvDim + kvh * d, out, oOff, d);
+                }
+            }
+        });
+    }
+
+    /** out[r] = x[r] / sqrt(mean(x[r]²) + eps) · weight, per row of x [rows, dim]; mean accumulated in double. */
+    static void rmsNorm(float[] x, int rows, int dim, float[] weight, float eps, float[] out) {
+        for (int r = 0; r < rows; r++) {
+            int o = r * dim;
+            double ss = 0;
+            for (int i = 0; i < dim; i++) {
+                ss += (double) x[o + i] * x[o + i];
+            }
+            float inv = (float) (1.0 / Math.sqrt((float) (ss / dim) + eps));
+            for (int i = 0; i < dim; i++) {
+                out[o + i] = weight[i] * (x[o + i] * inv);
+            }
+        }
+    }
+}

@@ -1,0 +1,202 @@
+package dev.m2q.core.model;
+
+import dev.m2q.core.InputException;
+import dev.m2q.core.json.Json;
+import dev.m2q.core.json.JsonException;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The parts of a Hugging Face {@code config.json} the Qwen2/Llama decoder needs. Validated on construction: a
+ * config that cannot describe a working model is refused with the key that is wrong.
+ *
+ * @param ropeScalingFactor 1 when {@code rope_scaling} is null; the linear factor otherwise
+ */
+public record ModelConfig(
+        ArchSpec arch,
+        int hiddenSize,
+        int intermediateSize,
+        int numLayers,
+        int numHeads,
+        int numKvHeads,
+        int headDim,
+        double rmsNormEps,
+        double ropeTheta,
+        double ropeScalingFactor,
+        int maxPositionEmbeddings,
+        int vocabSize,
+        boolean tieWordEmbeddings,
+        boolean attentionBias,
+        String torchDtype) {
+
+    public ModelConfig {
+        positive("hidden_size", hiddenSize);
+        positive("intermediate_size", intermediateSize);
+        positive("num_hidden_layers", numLayers);
+        positive("num_attention_heads", numHeads);
+        positive("num_key_value_heads", numKvHeads);
+        positive("head_dim", headDim);
+        positive("max_position_embeddings", maxPositionEmbeddings);
+        positive("vocab_size", vocabSize);
+        if (numHeads % numKvHeads != 0) {
+            throw new InputException("config.json: num_attention_heads (" + numHeads
+                    + ") is not a multiple of num_key_value_heads (" + numKvHeads + ")");
+        }
+        if (headDim % 2 != 0) {
+            throw new InputException("config.json: head_dim " + headDim + " must be even for rotary embeddings");
+        }
+        if (!(rmsNormEps > 0) || !(ropeTheta > 0) || !(ropeScalingFactor > 0)) {
+            throw new InputException("config.json: rms_norm_eps, rope_theta and the rope scaling factor must be > 0");
+        }
+    }
+
+    /** Width of the query projection output: heads × head_dim. */
+    public int qDim() {
+        return numHeads * headDim;
+    }
+
+    /** Width of each of the key and value projection outputs: kv_heads × head_dim. */
+    public int kvDim() {
+        return numKvHeads * headDim;
+    }
+
+    /**
+     * Every tensor name this config implies, with its shape, in checkpoint order: embeddings, then each layer's
+     * norms, projections (and q/k/v biases when the family has them), then the final norm and, when untied,
+     * lm_head.
+     */
+    public Map<String, long[]> expectedShapes() {
+        Map<String, long[]> m = new LinkedHashMap<>();
+        long h = hiddenSize;
+        m.put("model.embed_tokens.weight", new long[] {vocabSize, h});
+        for (int i = 0; i < numLayers; i++) {
+            String p = arch.layerPrefix() + i + ".";
+            m.put(p + "input_layernorm.weight", new long[] {h});
+            m.put(p + "self_attn.q_proj.weight", new long[] {qDim(), h});
+            m.put(p + "self_attn.k_proj.weight", new long[] {kvDim(), h});
+            m.put(p + "self_attn.v_proj.weight", new long[] {kvDim(), h});
+            if (attentionBias) {
+                m.put(p + "self_attn.q_proj.bias", new long[] {qDim()});
+                m.put(p + "self_attn.k_proj.bias", new long[] {kvDim()});
+                m.put(p + "self_attn.v_proj.bias", new long[] {kvDim()});
+            }
+            m.put(p + "self_attn.o_proj.weight", new long[] {h, qDim()});
+            m.put(p + "post_attention_layernorm.weight", new long[] {h});
+            m.put(p + "mlp.gate_proj.weight", new long[] {intermediateSize, h});
+            m.put(p + "mlp.up_proj.weight", new long[] {intermediateSize, h});
+            m.put(p + "mlp.down_proj.weight", new long[] {h, intermediateSize});
+        }
+        m.put("model.norm.weight", new long[] {h});
+        if (!tieWordEmbeddings) {
+            m.put("lm_head.weight", new long[] {vocabSize, h});
+        }
+        return m;
+    }
+
+    /** Reads {@code dir/config.json}. */
+    public static ModelConfig load(Path dir) {
+        Path file = Files.isDirectory(dir) ? dir.resolve("config.json") : dir;
+        if (!Files.isRegularFile(file)) {
+            throw new InputException(file + ": no config.json (expected a Hugging Face model directory)");
+        }
+        String text;
+        try {
+            text = Files.readString(file, StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new InputException(file + ": cannot read: " + e.getMessage(), e);
+        }
+        try {
+            return parse(Json.parseObject(text));
+        } catch (JsonException e) {
+            throw new InputException(file + ": malformed JSON: " + e.getMessage(), e);
+        } catch (InputException e) {
+            throw new InputException(file + ": " + e.getMessage().replaceFirst("^config\\.json: ", ""), e);
+        }
+    }
+
+    /** Builds a config from the parsed {@code config.json} object. */
+    public static ModelConfig parse(Map<String, Object> c) {
+        Object archs = c.get("architectures");
+        if (!(archs instanceof List<?> list) || list.isEmpty() || !(list.getFirst() instanceof String)) {
+            throw new InputException("config.json: \"architectures\" must be a non-empty list of names");
+        }
+        ArchSpec arch = ArchSpec.forArchitecture((String) list.getFirst());
+        int hidden = intKey(c, "hidden_size", null);
+        int heads = intKey(c, "num_attention_heads", null);
+        int kvHeads = intKey(c, "num_key_value_heads", heads);
+        int headDim = c.get("head_dim") == null ? hidden / heads : intKey(c, "head_dim", null);
+        if (c.get("head_dim") == null && hidden % heads != 0) {
+            throw new InputException("config.json: hidden_size " + hidden + " is not divisible by num_attention_heads "
+                    + heads + " and head_dim is absent");
+        }
+        double scaling = 1.0;
+        Object rs = c.get("rope_scaling");
+        if (rs != null) {
+            if (!(rs instanceof Map<?, ?> m)) {
+                throw new InputException("config.json: rope_scaling must be an object or null");
+            }
+            Object type = m.containsKey("rope_type") ? m.get("rope_type") : m.get("type");
+            if ("linear".equals(type)) {
+                scaling = number(m.get("factor"), "rope_scaling.factor");
+            } else if (!"default".equals(type)) {
+                throw new InputException("config.json: rope_scaling type \"" + type
+                        + "\" is not supported (supported: null, \"default\", \"linear\")");
+            }
+        }
+        boolean bias = arch.qkvBias();
+        if (c.get("attention_bias") instanceof Boolean b) {
+            bias = b;
+        }
+        if (Boolean.TRUE.equals(c.get("mlp_bias"))) {
+            throw new InputException("config.json: mlp_bias=true is not supported");
+        }
+        return new ModelConfig(
+                arch,
+                hidden,
+                intKey(c, "intermediate_size", null),
+                intKey(c, "num_hidden_layers", null),
+                heads,
+                kvHeads,
+                headDim,
+                c.containsKey("rms_norm_eps") ? number(c.get("rms_norm_eps"), "rms_norm_eps") : 1e-6,
+                c.containsKey("rope_theta") ? number(c.get("rope_theta"), "rope_theta") : 10000.0,
+                scaling,
+                c.containsKey("max_position_embeddings") ? intKey(c, "max_position_embeddings", null) : 4096,
+                intKey(c, "vocab_size", null),
+                Boolean.TRUE.equals(c.getOrDefault("tie_word_embeddings", Boolean.FALSE)),
+                bias,
+                c.get("torch_dtype") instanceof String s ? s : "bfloat16");
+    }
+
+    private static int intKey(Map<String, Object> c, String key, Integer dflt) {
+        Object v = c.get(key);
+        if (v == null) {
+            if (dflt != null) {
+                return dflt;
+            }
+            throw new InputException("config.json: missing \"" + key + "\"");
+        }
+        if (!(v instanceof Long l) || l < Integer.MIN_VALUE || l > Integer.MAX_VALUE) {
+            throw new InputException("config.json: \"" + key + "\" must be an integer, got " + v);
+        }
+        return (int) (long) l;
+    }
+
+    private static double number(Object v, String key) {
+        if (!(v instanceof Number n)) {
+            throw new InputException("config.json: \"" + key + "\" must be a number, got " + v);
+        }
+        return n.doubleValue();
+    }
+
+    private static void positive(String key, int v) {
+        if (v <= 0) {
+            throw new InputException("config.json: \"" + key + "\" must be positive, got " + v);
+        }
+    }
+}

@@ -1,0 +1,206 @@
+package dev.m2q.core.model;
+
+import dev.m2q.core.InputException;
+import dev.m2q.core.io.Checkpoint;
+import dev.m2q.core.io.TensorView;
+import dev.m2q.core.kernels.Kernels;
+import dev.m2q.core.kernels.Matrix;
+import dev.m2q.core.tensor.DType;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * The reference forward pass of a Qwen2-family causal LM (Qwen2ForCausalLM, LlamaForCausalLM): bf16 weights
+ * read in place from the memory-mapped checkpoint, fp32 activations and accumulation. The checkpoint stays open
+ * (and mapped) until {@link #close()}.
+ */
+public final class Qwen2Model implements AutoCloseable {
+    private final ModelConfig config;
+    private final Checkpoint checkpoint;
+    private final Kernels kernels;
+    private final Matrix embed;
+    private final List<DecoderLayer> layers;
+    private final float[] finalNorm;
+    private final Matrix lmHead;
+
+    private Qwen2Model(
+            ModelConfig config,
+            Checkpoint checkpoint,
+            Kernels kernels,
+            Matrix embed,
+            List<DecoderLayer> layers,
+            float[] finalNorm,
+            Matrix lmHead) {
+        this.config = config;
+        this.checkpoint = checkpoint;
+        this.kernels = kernels;
+        this.embed = embed;
+        this.layers = layers;
+        this.finalNorm = finalNorm;
+        this.lmHead = lmHead;
+    }
+
+    /** Loads {@code dir} (config.json + safetensors), checking every tensor's presence and shape first. */
+    public static Qwen2Model load(Path dir, Kernels kernels) {
+        ModelConfig cfg = ModelConfig.load(dir);
+        Checkpoint ckpt = Checkpoint.open(dir);
+        try {
+            Weights w = new Weights(ckpt, cfg);
+            Matrix embed = w.matrix("model.embed_tokens.weight", cfg.vocabSize(), cfg.hiddenSize());
+            List<DecoderLayer> layers = new ArrayList<>();
+            for (int i = 0; i < cfg.numLayers(); i++) {
+                layers.add(new DecoderLayer(cfg, i, layerWeights(w, cfg, i), kernels));
+            }
+            float[] norm = w.vector("model.norm.weight", cfg.hiddenSize());
+            Matrix head =
+                    cfg.tieWordEmbeddings() ? embed : w.matrix("lm_head.weight", cfg.vocabSize(), cfg.hiddenSize());
+            return new Qwen2Model(cfg, ckpt, kernels, embed, List.copyOf(layers), norm, head);
+        } catch (RuntimeException e) {
+            ckpt.close();
+            throw e;
+        }
+    }
+
+    /** Reads the weights of decoder layer {@code i} from an open checkpoint (the quantizers' per-layer entry). */
+    public static DecoderLayer.Weights layerWeights(Checkpoint ckpt, ModelConfig cfg, int i) {
+        return layerWeights(new Weights(ckpt, cfg), cfg, i);
+    }
+
+    private static DecoderLayer.Weights layerWeights(Weights w, ModelConfig cfg, int i) {
+        String p = cfg.arch().layerPrefix() + i + ".";
+        int hd = cfg.hiddenSize();
+        int inter = cfg.intermediateSize();
+        boolean bias = cfg.attentionBias();
+        return new DecoderLayer.Weights(
+                w.vector(p + "input_layernorm.weight", hd),
+                w.matrix(p + "self_attn.q_proj.weight", cfg.qDim(), hd),
+                bias ? w.vector(p + "self_attn.q_proj.bias", cfg.qDim()) : null,
+                w.matrix(p + "self_attn.k_proj.weight", cfg.kvDim(), hd),
+                bias ? w.vector(p + "self_attn.k_proj.bias", cfg.kvDim()) : null,
+                w.matrix(p + "self_attn.v_proj.weight", cfg.kvDim(), hd),
+                bias ? w.vector(p + "self_attn.v_proj.bias", cfg.kvDim()) : null,
+                w.matrix(p + "self_attn.o_proj.weight", hd, cfg.qDim()),
+                w.vector(p + "post_attention_layernorm.weight", hd),
+                w.matrix(p + "mlp.gate_proj.weight", inter, hd),
+                w.matrix(p + "mlp.up_proj.weight", inter, hd),
+                w.matrix(p + "mlp.down_proj.weight", hd, inter));
+    }
+
+    public ModelConfig config() {
+        return config;
+    }
+
+    public Kernels kernels() {
+        return kernels;
+    }
+
+    public int numLayers() {
+        return layers.size();
+    }
+
+    public DecoderLayer layer(int i) {
+        return layers.get(i);
+    }
+
+    /** A KV cache sized for {@code capacity} tokens of this model. */
+    public KvCache newCache(int capacity) {
+        return new KvCache(config, capacity);
+    }
+
+    /** Embedding rows of {@code ids}: [ids.length, hidden] fp32. Ids outside the vocabulary are refused. */
+    public float[] embed(int[] ids) {
+        int hd = config.hiddenSize();
+        float[] x = new float[ids.length * hd];
+        float[] row = new float[hd];
+        for (int t = 0; t < ids.length; t++) {
+            int id = ids[t];
+            if (id < 0 || id >= config.vocabSize()) {
+                throw new InputException("token id " + id + " at position " + t + " is outside the vocabulary [0, "
+                        + config.vocabSize() + ")");
+            }
+            embed.row(id, row);
+            System.arraycopy(row, 0, x, t * hd, hd);
+        }
+        return x;
+    }
+
+    /** Final norm then lm_head: h [rows, hidden] → logits [rows, vocab]. */
+    public float[] logits(float[] h, int rows) {
+        int hd = config.hiddenSize();
+        float[] n = new float[rows * hd];
+        DecoderLayer.rmsNorm(h, rows, hd, finalNorm, (float) config.rmsNormEps(), n);
+        float[] out = new float[rows * config.vocabSize()];
+        kernels.matmul(n, rows, lmHead, null, out);
+        return out;
+    }
+
+    /**
+     * Logits of every position of {@code ids}, [ids.length, vocab], for a fresh sequence (positions from 0, no
+     * cache).
+     */
+    public float[] forward(int[] ids) {
+        float[] x = embed(ids);
+        for (DecoderLayer layer : layers) {
+            x = layer.forward(x, 1, ids.length, LayerObserver.NONE);
+        }
+        return logits(x, ids.length);
+    }
+
+    /**
+     * Incremental decoding: feeds {@code ids} after the {@code cache.length()} tokens already cached, extends
+     * the cache, and returns the logits of the new positions [ids.length, vocab] (of the last one only when
+     * {@code lastOnly}, [1, vocab]).
+     */
+    public float[] forward(int[] ids, KvCache cache, boolean lastOnly) {
+        int start = cache.length();
+        float[] x = embed(ids);
+        for (DecoderLayer layer : layers) {
+            x = layer.forward(x, ids.length, start, cache, LayerObserver.NONE);
+        }
+        cache.advance(ids.length);
+        if (lastOnly) {
+            int hd = config.hiddenSize();
+            return logits(Arrays.copyOfRange(x, (ids.length - 1) * hd, ids.length * hd), 1);
+        }
+        return logits(x, ids.length);
+    }
+
+    @Override
+    public void close() {
+        checkpoint.close();
+    }
+
+    /** Fetches tensors by name, checking dtype and shape against the config with messages that name both. */
+    private record Weights(Checkpoint ckpt, ModelConfig cfg) {
+        TensorView get(String name, long... shape) {
+            if (!ckpt.contains(name)) {
+                throw new InputException("checkpoint has no tensor \"" + name + "\" (config.json describes a "
+                        + cfg.arch().family() + " model with " + cfg.numLayers() + " layers)");
+            }
+            TensorView t = ckpt.tensor(name);
+            if (!Arrays.equals(t.shape(), shape)) {
+                throw new InputException("tensor \"" + name + "\" has shape " + Arrays.toString(t.shape())
+                        + " but config.json implies " + Arrays.toString(shape));
+            }
+            if (t.dtype() != DType.BF16 && t.dtype() != DType.F16 && t.dtype() != DType.F32) {
+                throw new InputException("tensor \"" + name + "\" has dtype " + t.dtype()
+                        + "; the reference forward reads BF16, F16 or F32 weights");
+            }
+            return t;
+        }
+
+        Matrix matrix(String name, int rows, int cols) {
+            TensorView t = get(name, rows, cols);
+            if (t.dtype() == DType.BF16) {
+                return new Matrix.Bf16(t.data(), rows, cols);
+            }
+            return new Matrix.F32(t.toFloatArray(), rows, cols);
+        }
+
+        float[] vector(String name, int n) {
+            return get(name, n).toFloatArray();
+        }
+    }
+}

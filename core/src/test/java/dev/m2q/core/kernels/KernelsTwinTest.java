@@ -1,0 +1,107 @@
+package dev.m2q.core.kernels;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.m2q.core.tensor.Bf16;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.SplittableRandom;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/**
+ * The Vector API kernels against their scalar twin on seeded random data, aligned and ragged shapes. Both
+ * accumulate in fp32 and differ only in summation order, so each result may differ by at most about
+ * k·2⁻²⁴·Σ|x·w| (the classic bound for recursive summation); we allow 4·k·2⁻²⁴·Σ|x·w|, which real ordering
+ * errors stay well under, while a wrong index or a dropped tail would be off by a whole term.
+ */
+class KernelsTwinTest {
+    private static final double EPS = Math.ulp(1.0f) / 2;
+
+    @ParameterizedTest
+    @CsvSource({"1, 8, 16", "3, 7, 33", "4, 64, 256", "5, 96, 129", "9, 130, 768", "17, 31, 1000"})
+    void bf16MatmulMatchesScalar(int rows, int n, int k) {
+        SplittableRandom rnd = new SplittableRandom(rows * 1000L + n * 10L + k);
+        float[] x = randoms(rnd, rows * k);
+        float[] bias = randoms(rnd, n);
+        try (Arena arena = Arena.ofShared()) {
+            MemorySegment seg = arena.allocate(2L * n * k);
+            float[] wf = new float[n * k];
+            for (int i = 0; i < n * k; i++) {
+                short b = Bf16.fromFloat((float) rnd.nextGaussian());
+                seg.set(Matrix.LE_SHORT, 2L * i, b);
+                wf[i] = Bf16.toFloat(b);
+            }
+            compare(x, rows, new Matrix.Bf16(seg, n, k), bias, wf);
+        }
+    }
+
+    @ParameterizedTest
+    @CsvSource({"1, 8, 16", "3, 7, 33", "6, 40, 300"})
+    void f32MatmulMatchesScalar(int rows, int n, int k) {
+        SplittableRandom rnd = new SplittableRandom(7 + rows + n + k);
+        float[] x = randoms(rnd, rows * k);
+        float[] wf = randoms(rnd, n * k);
+        compare(x, rows, new Matrix.F32(wf, n, k), null, wf);
+    }
+
+    private static void compare(float[] x, int rows, Matrix w, float[] bias, float[] wf) {
+        int n = w.rows();
+        int k = w.cols();
+        float[] ys = new float[rows * n];
+        float[] yv = new float[rows * n];
+        ScalarKernels.INSTANCE.matmul(x, rows, w, bias, ys);
+        VectorKernels.INSTANCE.matmul(x, rows, w, bias, yv);
+        for (int t = 0; t < rows; t++) {
+            for (int j = 0; j < n; j++) {
+                double exact = bias == null ? 0 : bias[j];
+                double mag = Math.abs(exact);
+                for (int c = 0; c < k; c++) {
+                    exact += (double) x[t * k + c] * wf[j * k + c];
+                    mag += Math.abs((double) x[t * k + c] * wf[j * k + c]);
+                }
+                double tol = 4 * k * EPS * mag + 1e-30;
+                int i = t * n + j;
+                assertTrue(Math.abs(ys[i] - exact) <= tol, "scalar " + ys[i] + " vs exact " + exact + " at " + i);
+                assertTrue(Math.abs(yv[i] - exact) <= tol, "vector " + yv[i] + " vs exact " + exact + " at " + i);
+                assertTrue(Math.abs(yv[i] - ys[i]) <= 2 * tol, "vector vs scalar at " + i);
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @CsvSource({"1", "7", "8", "63", "64", "257"})
+    void dotAndAxpyMatchScalar(int n) {
+        SplittableRandom rnd = new SplittableRandom(n);
+        float[] a = randoms(rnd, n + 3);
+        float[] b = randoms(rnd, n + 5);
+        double mag = 0;
+        for (int i = 0; i < n; i++) {
+            mag += Math.abs(a[i + 3] * b[i + 5]);
+        }
+        float s = ScalarKernels.INSTANCE.dot(a, 3, b, 5, n);
+        float v = VectorKernels.INSTANCE.dot(a, 3, b, 5, n);
+        assertEquals(s, v, 8 * n * EPS * mag, "dot of " + n);
+
+        float[] ys = b.clone();
+        float[] yv = b.clone();
+        ScalarKernels.INSTANCE.axpy(0.37f, a, 3, ys, 5, n);
+        VectorKernels.INSTANCE.axpy(0.37f, a, 3, yv, 5, n);
+        for (int i = 0; i < ys.length; i++) {
+            // One multiply-add per element, fused (vector) or rounded twice (scalar): they differ by at most the
+            // product's rounding plus the sum's, i.e. 2⁻²⁴·(|αx| + |y|) each, whatever cancellation happens.
+            int j = i - 5;
+            double terms = Math.abs(b[i]) + (j >= 0 && j < n ? Math.abs(0.37 * a[j + 3]) : 0);
+            assertEquals(ys[i], yv[i], 2 * EPS * terms * 2 + 1e-30, "axpy element " + i);
+        }
+    }
+
+    private static float[] randoms(SplittableRandom rnd, int n) {
+        float[] v = new float[n];
+        for (int i = 0; i < n; i++) {
+            v[i] = (float) rnd.nextGaussian();
+        }
+        return v;
+    }
+}

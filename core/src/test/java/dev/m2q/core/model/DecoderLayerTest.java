@@ -1,0 +1,165 @@
+package dev.m2q.core.model;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.m2q.core.kernels.Kernels;
+import dev.m2q.core.kernels.Matrix;
+import dev.m2q.core.kernels.ScalarKernels;
+import dev.m2q.core.kernels.VectorKernels;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.Test;
+
+/**
+ * A decoder layer on random fp32 weights against a naive float64 implementation written here from the
+ * definitions (HF Qwen2 semantics), and its batch, cached and kernel variants against each other.
+ *
+ * <p>Tolerance: the layer computes in fp32 with reductions of length ≤ 96 and one softmax; with O(1) activations
+ * the fp32 result carries relative errors of a few 1e-7 per op, compounding to ~1e-6 over the layer. We allow
+ * 2e-5 absolute + 2e-5 relative; an indexing or convention error (wrong rotate-half pairing, missing bias,
+ * off-by-one mask) moves outputs by O(0.1).
+ */
+class DecoderLayerTest {
+    static final ModelConfig CFG = ModelConfig.parse(Map.of(
+            "architectures", List.of("Qwen2ForCausalLM"),
+            "hidden_size", 32L,
+            "intermediate_size", 96L,
+            "num_hidden_layers", 1L,
+            "num_attention_heads", 4L,
+            "num_key_value_heads", 2L,
+            "rms_norm_eps", 1e-6,
+            "rope_theta", 10000.0,
+            "vocab_size", 50L));
+
+    static DecoderLayer.Weights randomWeights(long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
+        int h = CFG.hiddenSize();
+        int q = CFG.qDim();
+        int kv = CFG.kvDim();
+        int in = CFG.intermediateSize();
+        return new DecoderLayer.Weights(
+                vec(r, h, 1.0, 0.2),
+                mat(r, q, h),
+                vec(r, q, 0, 0.1),
+                mat(r, kv, h),
+                vec(r, kv, 0, 0.1),
+                mat(r, kv, h),
+                vec(r, kv, 0, 0.1),
+                mat(r, h, q),
+                vec(r, h, 1.0, 0.2),
+                mat(r, in, h),
+                mat(r, in, h),
+                mat(r, h, in));
+    }
+
+    static Matrix.F32 mat(SplittableRandom r, int rows, int cols) {
+        float[] d = new float[rows * cols];
+        double s = 1 / Math.sqrt(cols);
+        for (int i = 0; i < d.length; i++) {
+            d[i] = (float) (r.nextGaussian() * s);
+        }
+        return new Matrix.F32(d, rows, cols);
+    }
+
+    static float[] vec(SplittableRandom r, int n, double mean, double sd) {
+        float[] v = new float[n];
+        for (int i = 0; i < n; i++) {
+            v[i] = (float) (mean + sd * r.nextGaussian());
+        }
+        return v;
+    }
+
+    static float[] input(long seed, int rows) {
+        return vec(new SplittableRandom(seed), rows * CFG.hiddenSize(), 0, 1);
+    }
+
+    @Test
+    void matchesNaiveFloat64Reference() {
+        DecoderLayer.Weights w = randomWeights(1);
+        int seqLen = 11;
+        float[] x = input(2, seqLen);
+        float[] got = new DecoderLayer(CFG, 0, w, VectorKernels.INSTANCE).forward(x, 1, seqLen, LayerObserver.NONE);
+        double[] want = NaiveLayer.forward(CFG, w, x, seqLen);
+        for (int i = 0; i < got.length; i++) {
+            assertEquals(want[i], got[i], 2e-5 + 2e-5 * Math.abs(want[i]), "element " + i);
+        }
+    }
+
+    @Test
+    void scalarAndVectorKernelsAgree() {
+        DecoderLayer.Weights w = randomWeights(3);
+        float[] x = input(4, 2 * 9);
+        float[] a = new DecoderLayer(CFG, 0, w, ScalarKernels.INSTANCE).forward(x, 2, 9, LayerObserver.NONE);
+        float[] b = new DecoderLayer(CFG, 0, w, VectorKernels.INSTANCE).forward(x, 2, 9, LayerObserver.NONE);
+        for (int i = 0; i < a.length; i++) {
+            assertEquals(a[i], b[i], 2e-5 + 2e-5 * Math.abs(a[i]), "element " + i);
+        }
+    }
+
+    @Test
+    void batchedSequencesAreIndependentAndMatchCachedDecoding() {
+        DecoderLayer.Weights w = randomWeights(5);
+        Kernels k = VectorKernels.INSTANCE;
+        DecoderLayer layer = new DecoderLayer(CFG, 0, w, k);
+        int seqLen = 8;
+        float[] x = input(6, 2 * seqLen);
+        float[] batched = layer.forward(x, 2, seqLen, LayerObserver.NONE);
+        int h = CFG.hiddenSize();
+        for (int s = 0; s < 2; s++) {
+            float[] one = Arrays.copyOfRange(x, s * seqLen * h, (s + 1) * seqLen * h);
+            float[] alone = layer.forward(one, 1, seqLen, LayerObserver.NONE);
+            KvCache cache = new KvCache(CFG, seqLen);
+            float[] prefix = layer.forward(Arrays.copyOfRange(one, 0, 5 * h), 5, 0, cache, LayerObserver.NONE);
+            cache.advance(5);
+            float[] inc = Arrays.copyOf(prefix, seqLen * h);
+            for (int t = 5; t < seqLen; t++) {
+                float[] step =
+                        layer.forward(Arrays.copyOfRange(one, t * h, (t + 1) * h), 1, t, cache, LayerObserver.NONE);
+                cache.advance(1);
+                System.arraycopy(step, 0, inc, t * h, h);
+            }
+            for (int i = 0; i < alone.length; i++) {
+                // Same kernels and the same operands in the same order: the batch rows must be bit-identical.
+                assertEquals(alone[i], batched[s * seqLen * h + i], 0.0, "batch row element " + i);
+                // The cached path attends over the same keys; only the fp32 dot lengths' grouping can differ.
+                assertEquals(alone[i], inc[i], 1e-5 + 1e-5 * Math.abs(alone[i]), "cached element " + i);
+            }
+        }
+    }
+
+    @Test
+    void observerSeesEveryLinearInputAndTheKeys() {
+        DecoderLayer layer = new DecoderLayer(CFG, 0, randomWeights(7), VectorKernels.INSTANCE);
+        java.util.List<String> seen = new java.util.ArrayList<>();
+        int[] kvRows = new int[1];
+        layer.forward(input(8, 6), 2, 3, new LayerObserver() {
+            @Override
+            public void linearInput(String module, float[] x, int rows, int cols) {
+                seen.add(module + ":" + rows + "x" + cols);
+            }
+
+            @Override
+            public void keysValues(float[] k, float[] v, int rows, int kvDim) {
+                kvRows[0] = rows;
+                assertEquals(CFG.kvDim(), kvDim);
+            }
+        });
+        assertEquals(
+                List.of(
+                        "self_attn.q_proj:6x32",
+                        "self_attn.k_proj:6x32",
+                        "self_attn.v_proj:6x32",
+                        "self_attn.o_proj:6x32",
+                        "mlp.gate_proj:6x32",
+                        "mlp.up_proj:6x32",
+                        "mlp.down_proj:6x96"),
+                seen);
+        assertEquals(6, kvRows[0]);
+        assertTrue(CFG.arch()
+                .linears()
+                .containsAll(seen.stream().map(s -> s.split(":")[0]).toList()));
+    }
+}
