@@ -12,7 +12,7 @@ import jdk.incubator.vector.VectorSpecies;
 /**
  * Vector API implementation; its twin is {@link ScalarKernels}. bf16 weights are widened in registers
  * (shorts → ints, shifted left 16, reinterpreted as floats), never copied to a float matrix. Results differ
- * from the scalar twin only by fp32 summation order.
+ * from the scalar twin only by fp32 summation order, and are the same bits on every run.
  */
 public final class VectorKernels implements Kernels {
     public static final VectorKernels INSTANCE = new VectorKernels();
@@ -66,10 +66,10 @@ public final class VectorKernels implements Kernels {
                         a2 = FloatVector.fromArray(F, x, x2 + c).fma(wv, a2);
                         a3 = FloatVector.fromArray(F, x, x3 + c).fma(wv, a3);
                     }
-                    float s0 = a0.reduceLanes(VectorOperators.ADD);
-                    float s1 = a1.reduceLanes(VectorOperators.ADD);
-                    float s2 = a2.reduceLanes(VectorOperators.ADD);
-                    float s3 = a3.reduceLanes(VectorOperators.ADD);
+                    float s0 = sum(a0);
+                    float s1 = sum(a1);
+                    float s2 = sum(a2);
+                    float s3 = sum(a3);
                     for (; c < k; c++) {
                         float wc = w.get(j, c);
                         s0 += x[x0 + c] * wc;
@@ -89,7 +89,7 @@ public final class VectorKernels implements Kernels {
                     for (; c < upper; c += F.length()) {
                         a0 = FloatVector.fromArray(F, x, x0 + c).fma(widen(seg, rowBase + 2L * c), a0);
                     }
-                    float s0 = a0.reduceLanes(VectorOperators.ADD);
+                    float s0 = sum(a0);
                     for (; c < k; c++) {
                         s0 += x[x0 + c] * w.get(j, c);
                     }
@@ -97,6 +97,19 @@ public final class VectorKernels implements Kernels {
                 }
             }
         });
+    }
+
+    /**
+     * Σ lanes in lane order. Not {@code reduceLanes(ADD)}: its order differs between the JIT intrinsic and the
+     * interpreter's fallback, which would make results depend on warm-up, and m2q's outputs must be
+     * reproducible bit for bit.
+     */
+    private static float sum(FloatVector v) {
+        float s = 0f;
+        for (int i = 0; i < v.length(); i++) {
+            s += v.lane(i);
+        }
+        return s;
     }
 
     private static FloatVector widen(MemorySegment seg, long byteOffset) {
@@ -127,7 +140,7 @@ public final class VectorKernels implements Kernels {
         for (; i < upper; i += F.length()) {
             acc = FloatVector.fromArray(F, a, aOff + i).fma(FloatVector.fromArray(F, b, bOff + i), acc);
         }
-        float s = acc.reduceLanes(VectorOperators.ADD);
+        float s = sum(acc);
         for (; i < n; i++) {
             s += a[aOff + i] * b[bOff + i];
         }

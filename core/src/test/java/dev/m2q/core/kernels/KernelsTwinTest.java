@@ -97,6 +97,21 @@ class KernelsTwinTest {
         }
     }
 
+    @org.junit.jupiter.api.Test
+    void vectorResultsAreTheSameBitsColdAndWarm() {
+        // The first calls run in the interpreter (the Vector API's Java fallback), later ones JIT-compiled
+        // intrinsics; m2q's outputs must not depend on which, so the bits must match exactly.
+        SplittableRandom rnd = new SplittableRandom(99);
+        float[] a = randoms(rnd, 1000);
+        float[] b = randoms(rnd, 1000);
+        float cold = VectorKernels.INSTANCE.dot(a, 0, b, 0, 1000);
+        float warm = cold;
+        for (int i = 0; i < 20_000; i++) {
+            warm = VectorKernels.INSTANCE.dot(a, 0, b, 0, 1000);
+        }
+        assertEquals(Float.floatToRawIntBits(cold), Float.floatToRawIntBits(warm));
+    }
+
     private static float[] randoms(SplittableRandom rnd, int n) {
         float[] v = new float[n];
         for (int i = 0; i < n; i++) {
