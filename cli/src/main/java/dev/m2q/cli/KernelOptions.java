@@ -13,8 +13,9 @@ final class KernelOptions {
     @Option(
             names = "--kernels",
             paramLabel = "IMPL",
-            defaultValue = "vector",
-            description = "Java kernels: vector (Vector API, default) or scalar (the plain-loop twin).")
+            defaultValue = "${sys:m2q.kernels:-vector}",
+            description = "Java kernels: vector (Vector API) or scalar (the plain-loop twin). Default ${DEFAULT-VALUE}"
+                    + " (set -Dm2q.kernels to change it).")
     Choice kernels;
 
     Kernels get() {

@@ -1,0 +1,149 @@
+package dev.m2q.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.m2q.core.json.Json;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The command line end to end on the bundled fixture: outputs, and exit code 2 with one line on bad input. */
+class CliTest {
+    static final Path FIXTURE =
+            Path.of("..", "fixtures", "tiny-qwen2").toAbsolutePath().normalize();
+
+    record Run(int code, String out, String err) {}
+
+    static Run run(String... args) {
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        int code = Main.run(new PrintWriter(out, true), new PrintWriter(err, true), args);
+        return new Run(code, out.toString(), err.toString());
+    }
+
+    @Test
+    @SuppressWarnings("unchecked")
+    void inspectListsEveryTensorOfTheFixture() throws IOException {
+        Run r = run("inspect", FIXTURE.toString(), "--json");
+        assertEquals(0, r.code(), r.err());
+        Map<String, Object> j = Json.parseObject(r.out());
+        List<Map<String, Object>> tensors = (List<Map<String, Object>>) j.get("tensors");
+        // 8 layers × (2 norms + 7 weights + 3 biases) + embeddings + final norm + lm_head
+        assertEquals(8 * 12 + 3, tensors.size());
+        Map<String, Object> header = Json.parseObject(
+                new String(readHeader(FIXTURE.resolve("model.safetensors")), java.nio.charset.StandardCharsets.UTF_8));
+        for (Map<String, Object> t : tensors) {
+            Map<String, Object> h = (Map<String, Object>) header.get((String) t.get("name"));
+            assertEquals(h.get("dtype"), t.get("dtype"), t.get("name") + " dtype");
+            assertEquals(h.get("shape"), t.get("shape"), t.get("name") + " shape");
+            List<Object> off = (List<Object>) h.get("data_offsets");
+            assertEquals((Long) off.get(1) - (Long) off.get(0), t.get("bytes"), t.get("name") + " bytes");
+        }
+        Map<String, Object> total = (Map<String, Object>) j.get("total");
+        assertEquals((long) tensors.size(), ((Number) total.get("tensors")).longValue());
+        Run table = run("inspect", FIXTURE.toString());
+        assertEquals(0, table.code(), table.err());
+        assertTrue(table.out().contains("Qwen2ForCausalLM (qwen2): 8 layers"), table.out());
+        assertTrue(table.out().contains("model.layers.7.mlp.down_proj.weight"), table.out());
+    }
+
+    /** Reads the JSON header independently of core's reader: u64 little-endian length, then the text. */
+    static byte[] readHeader(Path file) throws IOException {
+        byte[] all = Files.readAllBytes(file);
+        long len = java.nio.ByteBuffer.wrap(all, 0, 8)
+                .order(java.nio.ByteOrder.LITTLE_ENDIAN)
+                .getLong();
+        return java.util.Arrays.copyOfRange(all, 8, 8 + (int) len);
+    }
+
+    @Test
+    void badPathsAndMalformedConfigsExitTwoWithOneLine(@TempDir Path tmp) throws IOException {
+        assertBadInput(run("inspect", tmp.resolve("nope").toString()), "nope");
+        assertBadInput(run("inspect", tmp.toString()), "config.json");
+        Path broken = tmp.resolve("broken");
+        Files.createDirectories(broken);
+        Files.copy(FIXTURE.resolve("model.safetensors"), broken.resolve("model.safetensors"));
+        Files.writeString(broken.resolve("config.json"), "{\"architectures\": [\"Qwen2ForCausalLM\"");
+        assertBadInput(run("inspect", broken.toString()), "config.json");
+        String cfg = Files.readString(FIXTURE.resolve("config.json"));
+        Files.writeString(
+                broken.resolve("config.json"), cfg.replace("\"num_hidden_layers\": 8", "\"num_hidden_layers\": 9"));
+        assertBadInput(run("inspect", broken.toString()), "model.layers.8");
+        Files.writeString(broken.resolve("config.json"), cfg.replace("Qwen2ForCausalLM", "GPT2LMHeadModel"));
+        assertBadInput(run("inspect", broken.toString()), "GPT2LMHeadModel");
+        assertBadInput(
+                run(
+                        "validate",
+                        "--model",
+                        FIXTURE.toString(),
+                        "--text",
+                        tmp.resolve("x.txt").toString()),
+                "x.txt");
+        assertBadInput(run("validate", "--model", FIXTURE.toString()), "--text");
+        assertBadInput(
+                run(
+                        "tokenize",
+                        "--model",
+                        tmp.toString(),
+                        "--text",
+                        FIXTURE.resolve("heldout.txt").toString()),
+                "tokenizer.json");
+        assertBadInput(run("bench", "--model", FIXTURE.toString(), "--kernels", "gpu"), "gpu");
+
+        Path truncated = tmp.resolve("truncated");
+        Files.createDirectories(truncated);
+        Files.writeString(truncated.resolve("config.json"), cfg);
+        Files.copy(FIXTURE.resolve("tokenizer.json"), truncated.resolve("tokenizer.json"));
+        byte[] weights = Files.readAllBytes(FIXTURE.resolve("model.safetensors"));
+        Files.write(truncated.resolve("model.safetensors"), java.util.Arrays.copyOf(weights, weights.length / 2));
+        assertBadInput(run("inspect", truncated.toString()), "model.safetensors");
+        assertBadInput(
+                run(
+                        "validate",
+                        "--model",
+                        truncated.toString(),
+                        "--text",
+                        FIXTURE.resolve("heldout.txt").toString()),
+                "model.safetensors");
+    }
+
+    static void assertBadInput(Run r, String mentioned) {
+        assertEquals(2, r.code(), "exit code; stderr: " + r.err());
+        assertTrue(r.err().startsWith("m2q: "), r.err());
+        assertTrue(r.err().contains(mentioned), "stderr should mention " + mentioned + ": " + r.err());
+    }
+
+    @Test
+    void tokenizeThenValidateOnTheFixture(@TempDir Path tmp) throws IOException {
+        Path text = tmp.resolve("t.txt");
+        Files.writeString(text, "In the beginning God created the heaven and the earth.\n");
+        Run t = run("tokenize", "--model", FIXTURE.toString(), "--text", text.toString());
+        assertEquals(0, t.code(), t.err());
+        List<Object> ids = (List<Object>) Json.parse(t.out().trim());
+        assertTrue(ids.size() > 5 && ids.size() < 40, t.out());
+        Run v = run("validate", "--model", FIXTURE.toString(), "--text", text.toString(), "--json");
+        assertEquals(0, v.code(), v.err());
+        Map<String, Object> j = Json.parseObject(v.out());
+        assertEquals((long) ids.size(), j.get("tokens"));
+        assertEquals((long) ids.size() - 1, j.get("predicted"));
+        double ppl = (Double) j.get("ppl");
+        // A familiar verse: the trained fixture must find it far likelier than uniform over 2048 tokens.
+        assertTrue(ppl > 1 && ppl < 100, "ppl " + ppl);
+    }
+
+    @Test
+    void helpListsTheCommands() {
+        Run r = run("--help");
+        assertEquals(0, r.code());
+        for (String c : List.of("inspect", "tokenize", "validate", "bench")) {
+            assertTrue(r.out().contains(c), r.out());
+        }
+    }
+}
