@@ -31,6 +31,29 @@ class FixtureTokenizerTest {
     }
 
     @Test
+    @SuppressWarnings("unchecked")
+    void chatTemplateRendersTheGoldenChatMlPrompt() throws IOException {
+        // Golden sequence 2 is the Python encoder's ids of a ChatML prompt (system, user, generation prompt).
+        List<java.util.Map<String, Object>> sources = (List<java.util.Map<String, Object>>)
+                Json.parse(Files.readString(Path.of("..", "fixtures", "golden", "tiny-qwen2-logits.json")));
+        String text = (String) sources.get(2).get("text");
+        String system = text.substring(text.indexOf("system\n") + 7, text.indexOf("<|im_end|>"));
+        int userStart = text.indexOf("user\n") + 5;
+        String user = text.substring(userStart, text.indexOf("<|im_end|>", userStart));
+        ChatTemplate chat = ChatTemplate.load(FIXTURE);
+        String rendered = chat.render(
+                List.of(new ChatTemplate.Message("system", system), new ChatTemplate.Message("user", user)), true);
+        assertEquals(text, rendered);
+        Tokenizer tok = Tokenizer.load(FIXTURE.resolve("tokenizer.json"));
+        try (dev.m2q.core.io.Checkpoint golden =
+                dev.m2q.core.io.Checkpoint.open(Path.of("..", "fixtures", "golden", "tiny-qwen2-logits.safetensors"))) {
+            long[] want = golden.tensor("ids.2").toLongArray();
+            assertArrayEquals(
+                    java.util.Arrays.stream(want).mapToInt(l -> (int) l).toArray(), tok.encode(rendered));
+        }
+    }
+
+    @Test
     void chatMarkersAreSingleIds() {
         Tokenizer tok = Tokenizer.load(FIXTURE.resolve("tokenizer.json"));
         int[] ids = tok.encode("<|im_start|>user\nAnd God said<|im_end|>\n<|endoftext|>");
