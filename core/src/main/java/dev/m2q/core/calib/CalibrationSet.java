@@ -1,0 +1,277 @@
+package dev.m2q.core.calib;
+
+import dev.m2q.core.InputException;
+import dev.m2q.core.json.Json;
+import dev.m2q.core.json.JsonException;
+import dev.m2q.core.tokenizer.ChatTemplate;
+import dev.m2q.core.tokenizer.Tokenizer;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.CharBuffer;
+import java.nio.charset.CharsetDecoder;
+import java.nio.charset.CoderResult;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.OptionalInt;
+import java.util.SplittableRandom;
+
+/**
+ * The calibration text as one token stream, and the seeded windows the layer-sequential pipeline calibrates on.
+ *
+ * <p>Inputs, per file: a {@code .jsonl} file holds one JSON object per non-blank line, either
+ * {@code {"text": "…"}} or {@code {"messages": [{"role": "…", "content": "…"}, …]}} (a conversation, rendered
+ * through the model's chat template without a generation prompt); other keys on a line are ignored. Any other file
+ * is one document: its whole text, strictly UTF-8.
+ *
+ * <p>Documents are tokenized one by one and concatenated in file and line order. <b>Separator:</b> when the
+ * tokenizer has an {@value #SEPARATOR} token, its id is placed between consecutive documents (not before the
+ * first nor after the last), as Qwen2's pretraining packs documents; a tokenizer without it gets no separator.
+ * Documents that encode to no tokens are skipped and not counted.
+ */
+public final class CalibrationSet {
+    /** The token placed between documents when the tokenizer has it. */
+    public static final String SEPARATOR = "<|endoftext|>";
+
+    /** The whole stream, documents and separators. */
+    private final int[] tokens;
+
+    private final int documents;
+
+    private CalibrationSet(int[] tokens, int documents) {
+        this.tokens = tokens;
+        this.documents = documents;
+    }
+
+    /**
+     * Reads, renders and tokenizes {@code files} in order.
+     *
+     * @param chat the model's chat template, or null when it has none (then a conversation line is refused)
+     * @throws InputException naming the file (and line) for a missing or unreadable file, invalid UTF-8, a malformed
+     *     JSONL line, or a conversation when {@code chat} is null
+     */
+    public static CalibrationSet load(List<Path> files, Tokenizer tok, ChatTemplate chat) {
+        if (files.isEmpty()) {
+            throw new InputException("--calib: no calibration files given (pass a .txt or .jsonl file)");
+        }
+        OptionalInt separator = tok.tokenId(SEPARATOR);
+        IntStream stream = new IntStream();
+        int documents = 0;
+        for (Path file : files) {
+            for (String doc : documentsOf(file, chat)) {
+                int[] ids = tok.encode(doc);
+                if (ids.length == 0) {
+                    continue;
+                }
+                if (documents > 0 && separator.isPresent()) {
+                    stream.add(separator.getAsInt());
+                }
+                stream.addAll(ids);
+                documents++;
+            }
+        }
+        return new CalibrationSet(stream.toArray(), documents);
+    }
+
+    /** Tokens in the stream, separators included. */
+    public int totalTokens() {
+        return tokens.length;
+    }
+
+    /** Documents that contributed tokens. */
+    public int documents() {
+        return documents;
+    }
+
+    /** A copy of the whole stream. */
+    public int[] tokens() {
+        return tokens.clone();
+    }
+
+    /** Lowercase hex SHA-256 of the stream, each token id as a 4-byte little-endian integer: names it in a manifest. */
+    public String hash() {
+        ByteBuffer bytes = ByteBuffer.allocate(tokens.length * 4).order(ByteOrder.LITTLE_ENDIAN);
+        bytes.asIntBuffer().put(tokens);
+        try {
+            return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(bytes.array()));
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException("the JDK has no SHA-256", e);
+        }
+    }
+
+    /**
+     * {@code nsamples} windows of exactly {@code seqlen} consecutive tokens of the stream, which may span document
+     * boundaries. <b>Windows never overlap:</b> with slack {@code s = total − nsamples·seqlen}, the method draws
+     * {@code nsamples} offsets uniformly from {@code [0, s]} with {@code SplittableRandom(seed)}, sorts them and
+     * starts window i at {@code offset_i + i·seqlen}; so every start lies in {@code [0, total − seqlen]}. The
+     * windows are then shuffled with the same generator. The same seed gives the same windows.
+     *
+     * @throws InputException when the stream is shorter than {@code nsamples·seqlen}, naming both counts
+     * @throws IllegalArgumentException when nsamples or seqlen is not positive
+     */
+    public List<int[]> sample(int nsamples, int seqlen, long seed) {
+        if (nsamples <= 0 || seqlen <= 0) {
+            throw new IllegalArgumentException(
+                    "nsamples and seqlen must be positive, got " + nsamples + " and " + seqlen);
+        }
+        long needed = (long) nsamples * seqlen;
+        if (needed > tokens.length) {
+            throw new InputException("calibration set too small: it has " + tokens.length + " tokens in "
+                    + documents + " documents, and " + nsamples + " non-overlapping samples of " + seqlen
+                    + " tokens need " + needed + " (--nsamples × --seqlen); pass a smaller --nsamples or --seqlen, or"
+                    + " more calibration text");
+        }
+        int[] starts = starts(nsamples, seqlen, seed);
+        List<int[]> windows = new ArrayList<>(nsamples);
+        for (int start : starts) {
+            windows.add(Arrays.copyOfRange(tokens, start, start + seqlen));
+        }
+        return List.copyOf(windows);
+    }
+
+    /** The start of each window {@link #sample} returns, in the same order; the size was checked. */
+    int[] starts(int nsamples, int seqlen, long seed) {
+        SplittableRandom random = new SplittableRandom(seed);
+        long slack = tokens.length - (long) nsamples * seqlen;
+        long[] offsets = new long[nsamples];
+        for (int i = 0; i < nsamples; i++) {
+            offsets[i] = random.nextLong(slack + 1);
+        }
+        Arrays.sort(offsets);
+        int[] starts = new int[nsamples];
+        for (int i = 0; i < nsamples; i++) {
+            starts[i] = Math.toIntExact(offsets[i] + (long) i * seqlen);
+        }
+        for (int i = nsamples - 1; i > 0; i--) {
+            int j = random.nextInt(i + 1);
+            int t = starts[i];
+            starts[i] = starts[j];
+            starts[j] = t;
+        }
+        return starts;
+    }
+
+    private static List<String> documentsOf(Path file, ChatTemplate chat) {
+        String text = readUtf8(file);
+        if (!file.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".jsonl")) {
+            return List.of(text);
+        }
+        List<String> docs = new ArrayList<>();
+        String[] lines = text.split("\n", -1);
+        for (int i = 0; i < lines.length; i++) {
+            String line = lines[i].strip();
+            if (!line.isEmpty()) {
+                docs.add(jsonlDocument(line, file + ":" + (i + 1), chat));
+            }
+        }
+        return docs;
+    }
+
+    /** The document of one JSONL line; {@code where} is "file:line". */
+    private static String jsonlDocument(String line, String where, ChatTemplate chat) {
+        Map<String, Object> obj;
+        try {
+            obj = Json.parseObject(line);
+        } catch (JsonException e) {
+            throw new InputException(where + ": not a JSON object: " + e.getMessage()
+                    + " (each line must be {\"text\": …} or {\"messages\": […]})");
+        }
+        boolean hasText = obj.containsKey("text");
+        boolean hasMessages = obj.containsKey("messages");
+        if (hasText == hasMessages) {
+            throw new InputException(where + ": needs exactly one of \"text\" and \"messages\", found "
+                    + (hasText ? "both" : "neither"));
+        }
+        if (hasText) {
+            if (!(obj.get("text") instanceof String s)) {
+                throw new InputException(where + ": \"text\" must be a string");
+            }
+            return s;
+        }
+        if (!(obj.get("messages") instanceof List<?> list) || list.isEmpty()) {
+            throw new InputException(where + ": \"messages\" must be a non-empty list of {\"role\", \"content\"}");
+        }
+        if (chat == null) {
+            throw new InputException(where + ": a \"messages\" conversation needs a chat template, and the model's"
+                    + " tokenizer_config.json has none; use {\"text\": …} lines instead");
+        }
+        List<ChatTemplate.Message> messages = new ArrayList<>();
+        for (int m = 0; m < list.size(); m++) {
+            if (!(list.get(m) instanceof Map<?, ?> msg)
+                    || !(msg.get("role") instanceof String role)
+                    || !(msg.get("content") instanceof String content)) {
+                throw new InputException(
+                        where + ": messages[" + m + "] must be an object with string \"role\" and \"content\"");
+            }
+            messages.add(new ChatTemplate.Message(role, content));
+        }
+        return chat.render(messages, false);
+    }
+
+    /** The file's text; invalid UTF-8 is refused with its byte offset and line. A leading BOM is dropped. */
+    private static String readUtf8(Path file) {
+        byte[] bytes;
+        try {
+            bytes = Files.readAllBytes(file);
+        } catch (IOException e) {
+            throw new InputException(file + ": cannot read calibration file: " + e, e);
+        }
+        CharsetDecoder decoder = StandardCharsets.UTF_8
+                .newDecoder()
+                .onMalformedInput(CodingErrorAction.REPORT)
+                .onUnmappableCharacter(CodingErrorAction.REPORT);
+        ByteBuffer in = ByteBuffer.wrap(bytes);
+        CharBuffer out = CharBuffer.allocate(bytes.length);
+        CoderResult r = decoder.decode(in, out, true);
+        if (!r.isError()) {
+            r = decoder.flush(out);
+        }
+        if (r.isError()) {
+            int at = in.position();
+            int line = 1;
+            for (int i = 0; i < at; i++) {
+                line += bytes[i] == '\n' ? 1 : 0;
+            }
+            throw new InputException(file + ":" + line + ": not valid UTF-8 (byte offset " + at
+                    + "); calibration files must be UTF-8 text: convert it, e.g. with iconv -t UTF-8");
+        }
+        out.flip();
+        String text = out.toString();
+        return text.startsWith("\uFEFF") ? text.substring(1) : text;
+    }
+
+    /** A growable int array. */
+    private static final class IntStream {
+        private int[] a = new int[1024];
+        private int n;
+
+        void add(int v) {
+            if (n == a.length) {
+                a = Arrays.copyOf(a, n * 2);
+            }
+            a[n++] = v;
+        }
+
+        void addAll(int[] vs) {
+            if (n + vs.length > a.length) {
+                a = Arrays.copyOf(a, Math.max(a.length * 2, n + vs.length));
+            }
+            System.arraycopy(vs, 0, a, n, vs.length);
+            n += vs.length;
+        }
+
+        int[] toArray() {
+            return Arrays.copyOf(a, n);
+        }
+    }
+}

@@ -1,0 +1,221 @@
+package dev.m2q.core.calib;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.m2q.core.InputException;
+import dev.m2q.core.tokenizer.ChatTemplate;
+import dev.m2q.core.tokenizer.Tokenizer;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import java.util.stream.IntStream;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class CalibrationSetTest {
+    static final Path FIXTURE = Path.of("..", "fixtures", "tiny-qwen2");
+
+    static Tokenizer tok;
+    static ChatTemplate chat;
+    static int eot;
+
+    @TempDir
+    Path tmp;
+
+    @BeforeAll
+    static void loadTokenizer() {
+        tok = Tokenizer.load(FIXTURE.resolve("tokenizer.json"));
+        chat = ChatTemplate.load(FIXTURE);
+        eot = tok.tokenId(CalibrationSet.SEPARATOR).orElseThrow();
+    }
+
+    Path write(String name, String content) throws IOException {
+        return Files.writeString(tmp.resolve(name), content, StandardCharsets.UTF_8);
+    }
+
+    static int[] concat(int[]... parts) {
+        return Arrays.stream(parts).flatMapToInt(Arrays::stream).toArray();
+    }
+
+    @Test
+    void textFileIsOneDocumentWithItsTokens() throws IOException {
+        String text = "In the beginning God created the heaven and the earth.\nAnd the earth was without form.\n";
+        CalibrationSet set = CalibrationSet.load(List.of(write("a.txt", text)), tok, chat);
+        assertEquals(1, set.documents());
+        assertArrayEquals(tok.encode(text), set.tokens());
+        assertEquals(tok.encode(text).length, set.totalTokens());
+    }
+
+    @Test
+    void fixtureCalibrationTextLoads() {
+        CalibrationSet set = CalibrationSet.load(List.of(FIXTURE.resolve("calibration.txt")), tok, null);
+        assertEquals(1, set.documents());
+        assertTrue(set.totalTokens() > 30_000 && set.totalTokens() < 45_000, "tokens: " + set.totalTokens());
+        List<int[]> windows = set.sample(16, 512, 7);
+        assertEquals(16, windows.size());
+    }
+
+    @Test
+    void jsonlTextLinesAreSeparatedByEndOfText() throws IOException {
+        Path f = write(
+                "t.jsonl",
+                "{\"text\": \"Let there be light.\", \"id\": 1}\n\n  \n{\"text\": \"And there was light.\"}\n");
+        CalibrationSet set = CalibrationSet.load(List.of(f), tok, null);
+        assertEquals(2, set.documents());
+        assertArrayEquals(
+                concat(tok.encode("Let there be light."), new int[] {eot}, tok.encode("And there was light.")),
+                set.tokens());
+    }
+
+    @Test
+    void jsonlChatIsRenderedThroughTheTemplate() throws IOException {
+        Path f = write(
+                "c.jsonl",
+                "{\"messages\": [{\"role\": \"user\", \"content\": \"Who begat Enos?\"},"
+                        + " {\"role\": \"assistant\", \"content\": \"Seth.\"}]}\n");
+        CalibrationSet set = CalibrationSet.load(List.of(f), tok, chat);
+        String expected = "<|im_start|>user\nWho begat Enos?<|im_end|>\n<|im_start|>assistant\nSeth.<|im_end|>\n";
+        assertEquals(
+                expected,
+                chat.render(
+                        List.of(
+                                new ChatTemplate.Message("user", "Who begat Enos?"),
+                                new ChatTemplate.Message("assistant", "Seth.")),
+                        false));
+        int start = tok.tokenId("<|im_start|>").orElseThrow();
+        int end = tok.tokenId("<|im_end|>").orElseThrow();
+        int[] ids = set.tokens();
+        assertArrayEquals(tok.encode(expected), ids);
+        assertEquals(start, ids[0]);
+        assertEquals(4, Arrays.stream(ids).filter(t -> t == start || t == end).count());
+        assertEquals(1, set.documents());
+    }
+
+    @Test
+    void chatWithoutTemplateIsRefusedNamingTheLine() throws IOException {
+        Path f = write("c.jsonl", "{\"text\": \"x\"}\n{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}\n");
+        InputException e = assertThrows(InputException.class, () -> CalibrationSet.load(List.of(f), tok, null));
+        assertTrue(e.getMessage().startsWith(f + ":2: "), e.getMessage());
+        assertTrue(e.getMessage().contains("chat template"), e.getMessage());
+    }
+
+    @Test
+    void mixedFilesConcatenateInOrder() throws IOException {
+        Path a = write("a.txt", "Abraham begat Isaac");
+        Path b = write(
+                "b.jsonl",
+                "{\"text\": \"Isaac begat Jacob\"}\n"
+                        + "{\"messages\": [{\"role\": \"user\", \"content\": \"and then?\"}]}\n");
+        Path empty = write("e.txt", "");
+        CalibrationSet set = CalibrationSet.load(List.of(a, empty, b), tok, chat);
+        assertEquals(3, set.documents());
+        int[] expected = concat(
+                tok.encode("Abraham begat Isaac"),
+                new int[] {eot},
+                tok.encode("Isaac begat Jacob"),
+                new int[] {eot},
+                tok.encode("<|im_start|>user\nand then?<|im_end|>\n"));
+        assertArrayEquals(expected, set.tokens());
+        CalibrationSet reversed = CalibrationSet.load(List.of(b, a), tok, chat);
+        assertEquals(expected.length, reversed.totalTokens());
+        assertNotEquals(set.hash(), reversed.hash());
+        assertEquals(set.hash(), CalibrationSet.load(List.of(a, b), tok, chat).hash());
+        assertTrue(set.hash().matches("[0-9a-f]{64}"));
+    }
+
+    @Test
+    void seededSamplingIsReproducibleAndSlicesTheStream() {
+        CalibrationSet set = CalibrationSet.load(List.of(FIXTURE.resolve("heldout.txt")), tok, null);
+        int[] all = set.tokens();
+        int n = 8;
+        int len = 64;
+        List<int[]> a = set.sample(n, len, 42);
+        List<int[]> b = set.sample(n, len, 42);
+        List<int[]> c = set.sample(n, len, 43);
+        assertEquals(n, a.size());
+        for (int i = 0; i < n; i++) {
+            assertArrayEquals(a.get(i), b.get(i));
+        }
+        assertFalse(IntStream.range(0, n).allMatch(i -> Arrays.equals(a.get(i), c.get(i))));
+        int[] starts = set.starts(n, len, 42);
+        for (int i = 0; i < n; i++) {
+            assertEquals(len, a.get(i).length);
+            assertArrayEquals(Arrays.copyOfRange(all, starts[i], starts[i] + len), a.get(i));
+        }
+    }
+
+    @Test
+    void windowsNeverOverlapEvenWhenTight() {
+        CalibrationSet set = CalibrationSet.load(List.of(FIXTURE.resolve("heldout.txt")), tok, null);
+        int total = set.totalTokens();
+        int len = 100;
+        int n = total / len;
+        for (long seed = 0; seed < 20; seed++) {
+            int[] sorted = set.starts(n, len, seed);
+            Arrays.sort(sorted);
+            assertTrue(sorted[0] >= 0 && sorted[n - 1] <= total - len, Arrays.toString(sorted));
+            for (int i = 1; i < n; i++) {
+                assertTrue(sorted[i] - sorted[i - 1] >= len, "windows overlap: " + Arrays.toString(sorted));
+            }
+        }
+        assertArrayEquals(set.tokens(), set.sample(1, total, 9).getFirst());
+        int[] order = set.starts(n, len, 3);
+        assertFalse(IntStream.range(1, n).allMatch(i -> order[i] > order[i - 1]), "windows are not shuffled");
+    }
+
+    @Test
+    void tooSmallASetIsRefusedWithBothCounts() throws IOException {
+        Path f = write("s.txt", "And God said, Let there be light: and there was light.");
+        CalibrationSet set = CalibrationSet.load(List.of(f), tok, null);
+        int total = set.totalTokens();
+        InputException e = assertThrows(InputException.class, () -> set.sample(4, total, 1));
+        String m = e.getMessage();
+        assertTrue(m.contains("has " + total + " tokens"), m);
+        assertTrue(m.contains("need " + (4L * total)), m);
+        assertTrue(m.contains("--nsamples") && m.contains("--seqlen"), m);
+        assertEquals(2, set.sample(2, total / 2, 1).size());
+    }
+
+    @Test
+    void malformedJsonlLinesAreNamedByNumber() throws IOException {
+        assertLineError("{\"text\": \"ok\"}\n\n{\"text\": 5}\n", ":3: ", "\"text\" must be a string");
+        assertLineError("{\"text\": \"ok\"}\n{\"text\": \"unterminated}\n", ":2: ", "not a JSON object");
+        assertLineError("[1, 2]\n", ":1: ", "not a JSON object");
+        assertLineError("{\"id\": 3}\n", ":1: ", "found neither");
+        assertLineError("{\"text\": \"a\", \"messages\": []}\n", ":1: ", "found both");
+        assertLineError("{\"messages\": [{\"role\": \"user\"}]}\n", ":1: ", "messages[0]");
+        assertLineError("{\"messages\": []}\n", ":1: ", "non-empty list");
+    }
+
+    void assertLineError(String content, String where, String what) throws IOException {
+        Path f = write("bad.jsonl", content);
+        InputException e = assertThrows(InputException.class, () -> CalibrationSet.load(List.of(f), tok, chat));
+        assertTrue(e.getMessage().startsWith(f + where), e.getMessage());
+        assertTrue(e.getMessage().contains(what), e.getMessage());
+    }
+
+    @Test
+    void invalidUtf8IsRefusedNamingTheFile() throws IOException {
+        Path f = tmp.resolve("latin1.txt");
+        Files.write(f, "line one\nna\u00efve".getBytes(StandardCharsets.ISO_8859_1));
+        InputException e = assertThrows(InputException.class, () -> CalibrationSet.load(List.of(f), tok, null));
+        assertTrue(e.getMessage().startsWith(f + ":2: not valid UTF-8 (byte offset 11)"), e.getMessage());
+    }
+
+    @Test
+    void missingFileAndEmptyListAreRefused() {
+        Path f = tmp.resolve("nope.txt");
+        InputException e = assertThrows(InputException.class, () -> CalibrationSet.load(List.of(f), tok, null));
+        assertTrue(e.getMessage().startsWith(f + ": cannot read"), e.getMessage());
+        assertThrows(InputException.class, () -> CalibrationSet.load(List.of(), tok, null));
+    }
+}
