@@ -1,0 +1,359 @@
+package dev.m2q.core.quant;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.m2q.core.InputException;
+import dev.m2q.core.io.SafetensorsWriter;
+import dev.m2q.core.io.TensorView;
+import dev.m2q.core.json.Json;
+import dev.m2q.core.model.ArchSpec;
+import dev.m2q.core.model.ModelConfig;
+import dev.m2q.core.quant.GptqLayoutCheck.Violation;
+import dev.m2q.core.tensor.DType;
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.function.Consumer;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class GptqLayoutCheckTest {
+    static final Path FIXTURE = Path.of("..", "fixtures", "tiny-qwen2");
+
+    @TempDir
+    Path tmp;
+
+    static List<String> lines(List<Violation> vs) {
+        return vs.stream().map(Violation::toString).toList();
+    }
+
+    @Test
+    void fixtureShapesLoadAtTp1And2ButNot8() {
+        // hidden 256 (q dim 4·64 = 256), kv dim 2·64 = 128, intermediate 768, G = 128.
+        ModelConfig cfg = ModelConfig.load(FIXTURE);
+        assertEquals(List.of(), GptqLayoutCheck.checkPlanned(cfg, 128, List.of(1, 2)));
+        String p = "model.layers.0.";
+        assertEquals(
+                List.of(
+                        p + "self_attn.q_proj: N/tp = 256/8 = 32 is not divisible by the Marlin tile 64 at --tp 8",
+                        p + "self_attn.k_proj: N/tp = 128/8 = 16 is not divisible by the Marlin tile 64 at --tp 8",
+                        p + "self_attn.v_proj: N/tp = 128/8 = 16 is not divisible by the Marlin tile 64 at --tp 8",
+                        p + "self_attn.o_proj: K/tp = 256/8 = 32 is not divisible by group size 128 at --tp 8",
+                        p + "mlp.gate_proj: N/tp = 768/8 = 96 is not divisible by the Marlin tile 64 at --tp 8",
+                        p + "mlp.up_proj: N/tp = 768/8 = 96 is not divisible by the Marlin tile 64 at --tp 8",
+                        p + "mlp.down_proj: K/tp = 768/8 = 96 is not divisible by group size 128 at --tp 8"),
+                lines(GptqLayoutCheck.checkPlanned(cfg, 128, List.of(1, 2, 8))));
+        List<Violation> v = GptqLayoutCheck.checkPlanned(cfg, 128, List.of(8));
+        assertEquals("N/tp % 64", v.getFirst().rule());
+        assertEquals("K/tp % G", v.get(3).rule());
+        // G = -1 (one group per row) has no group rules; Marlin's tiles still hold at tp 2.
+        assertEquals(List.of(), GptqLayoutCheck.checkPlanned(cfg, -1, List.of(1, 2)));
+        // G = 32 passes the group rule at tp 8 (K/tp = 32) but not Marlin's K tile.
+        assertEquals(
+                p + "self_attn.o_proj: K/tp = 256/8 = 32 is not divisible by the Marlin tile 128 at --tp 8",
+                GptqLayoutCheck.checkPlanned(cfg, 32, List.of(8)).get(3).toString());
+    }
+
+    @Test
+    void qwen25_32bShapesLoadAtEveryUsualTp() {
+        // q: N = 40·128 = 5120, K = 5120; k/v: N = 8·128 = 1024; o: K = 5120; gate/up: N = 27648; down: K = 27648.
+        // tp 8: N/tp = 640, 128, 3456 (= 54·64); K/tp = 640 (= 5·128), 3456 (= 27·128): all divide.
+        ModelConfig cfg = new ModelConfig(
+                ArchSpec.forArchitecture("Qwen2ForCausalLM"),
+                5120,
+                27648,
+                64,
+                40,
+                8,
+                128,
+                1e-6,
+                1e6,
+                1.0,
+                32768,
+                152064,
+                false,
+                true,
+                "bfloat16");
+        assertEquals(List.of(), GptqLayoutCheck.checkPlanned(cfg, 128, List.of(1, 2, 4, 8)));
+        // tp 16: o K/tp = 320 = 2.5·128 and down K/tp = 1728 = 13.5·128 do not; N/tp = 320, 64, 1728 do.
+        assertEquals(
+                List.of(
+                        "model.layers.0.self_attn.o_proj: K/tp = 5120/16 = 320 is not divisible by group size 128 at"
+                                + " --tp 16",
+                        "model.layers.0.mlp.down_proj: K/tp = 27648/16 = 1728 is not divisible by group size 128 at"
+                                + " --tp 16"),
+                lines(GptqLayoutCheck.checkPlanned(cfg, 128, List.of(16))));
+    }
+
+    @Test
+    void badOptionsAreRefused() {
+        ModelConfig cfg = ModelConfig.load(FIXTURE);
+        assertTrue(assertThrows(InputException.class, () -> GptqLayoutCheck.checkPlanned(cfg, 0, List.of(1)))
+                .getMessage()
+                .startsWith("--group-size 0"));
+        assertTrue(assertThrows(InputException.class, () -> GptqLayoutCheck.checkPlanned(cfg, 128, List.of(0)))
+                .getMessage()
+                .startsWith("--tp 0"));
+    }
+
+    // A synthetic checkpoint: q_proj W[128, 256] (column-parallel, with bias) and down_proj W[64, 256]
+    // (row-parallel), G = 128, symmetric v1 zeros.
+    static final String Q = "model.layers.0.self_attn.q_proj";
+    static final String DOWN = "model.layers.0.mlp.down_proj";
+    static final int K = 256;
+    static final int G = 128;
+
+    static Map<String, Object> gptqConfig() {
+        Map<String, Object> qc = new LinkedHashMap<>();
+        qc.put("quant_method", "gptq");
+        qc.put("bits", 4L);
+        qc.put("group_size", (long) G);
+        qc.put("sym", true);
+        qc.put("desc_act", false);
+        qc.put("checkpoint_format", "gptq");
+        return qc;
+    }
+
+    static TensorView ints(String name, long[] shape, int[] v) {
+        ByteBuffer b = ByteBuffer.allocate(v.length * 4).order(ByteOrder.LITTLE_ENDIAN);
+        b.asIntBuffer().put(v);
+        return new TensorView(name, DType.I32, shape, MemorySegment.ofArray(b.array()));
+    }
+
+    static TensorView floats(String name, DType dtype, long[] shape, float[] v) {
+        ByteBuffer b = ByteBuffer.allocate(v.length * dtype.bytes()).order(ByteOrder.LITTLE_ENDIAN);
+        for (float f : v) {
+            if (dtype == DType.F16) {
+                b.putShort(Float.floatToFloat16(f));
+            } else {
+                b.putFloat(f);
+            }
+        }
+        return new TensorView(name, dtype, shape, MemorySegment.ofArray(b.array()));
+    }
+
+    /** The tensors of one GPTQ linear W[n, K]: codes drawn from {@code seed}, packed per FORMATS §2. */
+    static void linear(Map<String, TensorView> out, String prefix, int n, boolean bias, long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
+        int[] q = new int[K * n]; // [K, n] codes
+        for (int i = 0; i < q.length; i++) {
+            q[i] = r.nextInt(16);
+        }
+        int[] qweight = new int[K / 8 * n];
+        for (int row = 0; row < K / 8; row++) {
+            for (int c = 0; c < n; c++) {
+                int word = 0;
+                for (int j = 0; j < 8; j++) {
+                    word |= q[(8 * row + j) * n + c] << (4 * j);
+                }
+                qweight[row * n + c] = word;
+            }
+        }
+        int[] qzeros = new int[K / G * n / 8];
+        Arrays.fill(qzeros, 0x77777777);
+        float[] scales = new float[K / G * n];
+        for (int i = 0; i < scales.length; i++) {
+            scales[i] = (float) (0.001 + 0.01 * r.nextDouble());
+        }
+        int[] gIdx = new int[K];
+        for (int k = 0; k < K; k++) {
+            gIdx[k] = k / G;
+        }
+        out.put(prefix + ".qweight", ints(prefix + ".qweight", new long[] {K / 8, n}, qweight));
+        out.put(prefix + ".qzeros", ints(prefix + ".qzeros", new long[] {K / G, n / 8}, qzeros));
+        out.put(prefix + ".scales", floats(prefix + ".scales", DType.F16, new long[] {K / G, n}, scales));
+        out.put(prefix + ".g_idx", ints(prefix + ".g_idx", new long[] {K}, gIdx));
+        if (bias) {
+            out.put(prefix + ".bias", floats(prefix + ".bias", DType.F16, new long[] {n}, new float[n]));
+        }
+    }
+
+    /** Writes the synthetic checkpoint after {@code corrupt} edits its config and tensors; returns its violations. */
+    List<Violation> check(Consumer<Map<String, Object>> editConfig, Consumer<Map<String, TensorView>> corrupt)
+            throws IOException {
+        Path dir = Files.createTempDirectory(tmp, "gptq");
+        Map<String, TensorView> tensors = new LinkedHashMap<>();
+        linear(tensors, Q, 128, true, 1);
+        linear(tensors, DOWN, 64, false, 2);
+        corrupt.accept(tensors);
+        Map<String, Object> qc = gptqConfig();
+        editConfig.accept(qc);
+        Map<String, Object> config = new LinkedHashMap<>();
+        config.put("architectures", List.of("Qwen2ForCausalLM"));
+        config.put("quantization_config", qc);
+        Files.writeString(dir.resolve("config.json"), Json.write(config));
+        SafetensorsWriter.writeFile(
+                dir.resolve("model.safetensors"), new ArrayList<>(tensors.values()), Map.of("format", "pt"));
+        return GptqLayoutCheck.checkCheckpoint(dir, List.of(1, 2));
+    }
+
+    /** Asserts exactly one violation, of {@code rule} on {@code tensor}, whose text contains {@code text}. */
+    static void assertOne(List<Violation> vs, String tensor, String rule, String text) {
+        assertEquals(1, vs.size(), vs.toString());
+        assertEquals(tensor, vs.getFirst().tensor());
+        assertEquals(rule, vs.getFirst().rule());
+        assertTrue(vs.getFirst().toString().contains(text), vs.getFirst().toString());
+    }
+
+    @Test
+    void wellFormedCheckpointPasses() throws IOException {
+        assertEquals(List.of(), check(qc -> {}, t -> {}));
+        assertEquals(
+                List.of(),
+                check(
+                        qc -> {
+                            qc.clear();
+                            qc.put("quant_method", "auto-round");
+                            qc.put("packing_format", "auto_round:auto_gptq");
+                            qc.put("bits", 4L);
+                            qc.put("group_size", (long) G);
+                            qc.put("sym", true);
+                        },
+                        t -> {}));
+    }
+
+    @Test
+    void v2ZerosUnderAGptqLabelAreNamed() throws IOException {
+        assertOne(
+                check(qc -> {}, t -> {
+                    int[] z = new int[K / G * 128 / 8];
+                    Arrays.fill(z, 0x88888888);
+                    t.put(Q + ".qzeros", ints(Q + ".qzeros", new long[] {K / G, 128 / 8}, z));
+                }),
+                Q + ".qzeros",
+                "sym zeros v1",
+                "32 of 32 words are 0x88888888: zero 8 stored as is (the v2 convention)");
+        assertOne(
+                check(qc -> {}, t -> {
+                    int[] z = new int[K / G * 64 / 8];
+                    Arrays.fill(z, 0x77777777);
+                    z[9] = 0x77777787;
+                    t.put(DOWN + ".qzeros", ints(DOWN + ".qzeros", new long[] {K / G, 64 / 8}, z));
+                }),
+                DOWN + ".qzeros",
+                "sym zeros v1",
+                "qzeros[1, 1] is 0x77777787 (1 words differ)");
+    }
+
+    @Test
+    void wrongScaleDtypeIsNamed() throws IOException {
+        assertOne(
+                check(
+                        qc -> {},
+                        t -> t.put(
+                                DOWN + ".scales",
+                                floats(DOWN + ".scales", DType.F32, new long[] {K / G, 64}, new float[K / G * 64]))),
+                DOWN + ".scales",
+                "scales dtype",
+                DOWN + ".scales: dtype F32; the GPTQ layout stores scales as F16");
+    }
+
+    @Test
+    void missingDescActIsNamed() throws IOException {
+        assertOne(
+                check(qc -> qc.remove("desc_act"), t -> {}),
+                "config.json",
+                "desc_act",
+                "config.json: quantization_config has no \"desc_act\"; vLLM selects its Marlin kernel only when");
+    }
+
+    @Test
+    void groupIndexOutOfRangeOrOutOfOrderIsNamed() throws IOException {
+        int[] outOfRange = new int[K];
+        int[] swapped = new int[K];
+        for (int k = 0; k < K; k++) {
+            outOfRange[k] = k / G;
+            swapped[k] = k / G;
+        }
+        outOfRange[5] = 2;
+        swapped[5] = 1;
+        swapped[200] = 0;
+        assertOne(
+                check(qc -> {}, t -> t.put(Q + ".g_idx", ints(Q + ".g_idx", new long[] {K}, outOfRange))),
+                Q + ".g_idx",
+                "g_idx range",
+                "g_idx[5] = 2 is outside [0, 2) (K/G groups)");
+        assertOne(
+                check(qc -> {}, t -> t.put(Q + ".g_idx", ints(Q + ".g_idx", new long[] {K}, swapped))),
+                Q + ".g_idx",
+                "g_idx order",
+                "g_idx[5] = 1, but desc_act is false, which needs g_idx[k] = k / 128 = 0");
+        assertEquals(
+                List.of(),
+                check(
+                        qc -> qc.put("desc_act", true),
+                        t -> t.put(Q + ".g_idx", ints(Q + ".g_idx", new long[] {K}, swapped))));
+    }
+
+    @Test
+    void nonFiniteScaleIsNamed() throws IOException {
+        float[] s = new float[K / G * 128];
+        Arrays.fill(s, 0.01f);
+        s[130] = Float.NaN;
+        assertOne(
+                check(
+                        qc -> {},
+                        t -> t.put(Q + ".scales", floats(Q + ".scales", DType.F16, new long[] {K / G, 128}, s))),
+                Q + ".scales",
+                "scales finite",
+                "scales[1, 2] is NaN");
+    }
+
+    @Test
+    void missingQzerosIsNamed() throws IOException {
+        assertOne(
+                check(qc -> {}, t -> t.remove(DOWN + ".qzeros")),
+                DOWN + ".qzeros",
+                "qzeros missing",
+                DOWN + ".qzeros: missing");
+    }
+
+    @Test
+    void configProblemsAreNamed() throws IOException {
+        assertOne(
+                check(qc -> qc.put("quant_method", "awq"), t -> {}),
+                "config.json",
+                "quant_method",
+                "quant_method is \"awq\"");
+        assertOne(check(qc -> qc.put("bits", 8L), t -> {}), "config.json", "bits", "bits is 8");
+        assertOne(
+                check(qc -> qc.put("checkpoint_format", "gptq_v2"), t -> {}),
+                "config.json",
+                "checkpoint_format",
+                "\"gptq_v2\"");
+        assertOne(
+                check(qc -> qc.clear(), t -> {}).subList(0, 1), "config.json", "quant_method", "quant_method is null");
+    }
+
+    @Test
+    void shapeProblemsOnDiskUseTheSameRulesOncePerModuleKind() throws IOException {
+        // down_proj with K = 192 in layers 0 and 1: 192 % 128 != 0, and at tp 2 K/tp = 96 is not either.
+        String down1 = "model.layers.1.mlp.down_proj";
+        List<Violation> vs = check(qc -> {}, t -> {
+            t.put(DOWN + ".qweight", ints(DOWN + ".qweight", new long[] {192 / 8, 64}, new int[192 / 8 * 64]));
+            t.put(DOWN + ".g_idx", ints(DOWN + ".g_idx", new long[] {192}, new int[192]));
+            t.put(down1 + ".qweight", ints(down1 + ".qweight", new long[] {192 / 8, 64}, new int[192 / 8 * 64]));
+        });
+        assertEquals(
+                List.of(
+                        DOWN + ": K = 192 is not divisible by group size 128 (and 1 more like it)",
+                        DOWN + ": K/tp = 192/2 = 96 is not divisible by group size 128 at --tp 2 (and 1 more like it)",
+                        DOWN + ".g_idx: g_idx[128] = 0, but desc_act is false, which needs g_idx[k] = k / 128 = 1;"
+                                + " write desc_act: true for reordered groups",
+                        down1 + ".qzeros: missing; every qweight needs qzeros",
+                        down1 + ".scales: missing; every qweight needs scales",
+                        down1 + ".g_idx: missing; every qweight needs g_idx"),
+                lines(vs));
+    }
+}
