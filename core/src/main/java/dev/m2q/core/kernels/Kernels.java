@@ -25,6 +25,16 @@ public interface Kernels {
     /** y[yOff + i] += alpha · x[xOff + i] for i in [0, n). */
     void axpy(float alpha, float[] x, int xOff, float[] y, int yOff, int n);
 
+    /**
+     * Symmetric rank-k update of the upper triangle, the Hessian accumulation's inner step: for 0 ≤ i ≤ j < k,
+     * c[i·k + j] += Σ_t x[t·k + i]·x[t·k + j], x [rows, k] and c [k, k] row-major fp32; the strict lower
+     * triangle of c is not touched.
+     *
+     * <p>Every implementation computes each element's chunk sum the same way, so they agree bit for bit: start
+     * from 0f, fold t = 0, 1, … in order with fused multiply-adds, then add the sum to c[i·k + j] once.
+     */
+    void syrkUpper(float[] x, int rows, int k, float[] c);
+
     /** The implementation named by system property {@code m2q.kernels} ("vector", the default, or "scalar"). */
     static Kernels fromProperty() {
         return byName(System.getProperty("m2q.kernels", "vector"));

@@ -42,4 +42,19 @@ public final class ScalarKernels implements Kernels {
             y[yOff + i] += alpha * x[xOff + i];
         }
     }
+
+    @Override
+    public void syrkUpper(float[] x, int rows, int k, float[] c) {
+        Parallel.forRange(k, (long) rows * k / 2, (from, to) -> {
+            for (int i = from; i < to; i++) {
+                for (int j = i; j < k; j++) {
+                    float s = 0f;
+                    for (int t = 0; t < rows; t++) {
+                        s = Math.fma(x[t * k + i], x[t * k + j], s);
+                    }
+                    c[i * k + j] += s;
+                }
+            }
+        });
+    }
 }

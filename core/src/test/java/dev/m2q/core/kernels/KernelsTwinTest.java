@@ -97,6 +97,38 @@ class KernelsTwinTest {
         }
     }
 
+    @ParameterizedTest
+    @CsvSource({"1, 1", "3, 5", "7, 17", "16, 64", "5, 130", "33, 71"})
+    void syrkUpperMatchesScalarBitForBit(int rows, int k) {
+        // Both fold each element's chunk sum in the same order with fused multiply-adds: identical bits, not
+        // merely close. The strict lower triangle must stay exactly as it was.
+        SplittableRandom rnd = new SplittableRandom(17L * rows + k);
+        float[] x = randoms(rnd, rows * k);
+        float[] start = randoms(rnd, k * k);
+        float[] cs = start.clone();
+        float[] cv = start.clone();
+        ScalarKernels.INSTANCE.syrkUpper(x, rows, k, cs);
+        VectorKernels.INSTANCE.syrkUpper(x, rows, k, cv);
+        for (int i = 0; i < k; i++) {
+            for (int j = 0; j < k; j++) {
+                int e = i * k + j;
+                assertEquals(Float.floatToRawIntBits(cs[e]), Float.floatToRawIntBits(cv[e]), "c[" + i + ", " + j + "]");
+                if (j < i) {
+                    assertEquals(Float.floatToRawIntBits(start[e]), Float.floatToRawIntBits(cv[e]), "lower touched");
+                } else {
+                    double exact = start[e];
+                    double mag = Math.abs(start[e]);
+                    for (int t = 0; t < rows; t++) {
+                        exact += (double) x[t * k + i] * x[t * k + j];
+                        mag += Math.abs((double) x[t * k + i] * x[t * k + j]);
+                    }
+                    // rows FMAs (one rounding each) plus the final add: recursive-summation bound.
+                    assertEquals(exact, cv[e], 2 * (rows + 1) * EPS * mag + 1e-30, "vs double at " + i + ", " + j);
+                }
+            }
+        }
+    }
+
     @org.junit.jupiter.api.Test
     void vectorResultsAreTheSameBitsColdAndWarm() {
         // The first calls run in the interpreter (the Vector API's Java fallback), later ones JIT-compiled

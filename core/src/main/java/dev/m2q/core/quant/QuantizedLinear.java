@@ -1,0 +1,88 @@
+package dev.m2q.core.quant;
+
+/**
+ * A linear layer's weight W[N, K] (N = out_features, K = in_features, the PyTorch layout) quantized to 4-bit
+ * symmetric codes with one scale per (group, output channel) and the fixed zero point {@link #ZERO} = 8:
+ * ŵ[n, k] = scales[gIdx[k], n] · (codes[k, n] − 8). This is the GPTQ layout before packing (FORMATS.md §2);
+ * {@link GptqPacking} turns it into qweight / qzeros / scales / g_idx.
+ *
+ * @param outFeatures N
+ * @param inFeatures K
+ * @param groupSize G; K % G == 0
+ * @param codes [K, N] row-major (input-channel major), each in [0, 15]
+ * @param scales [K/G, N] row-major, each finite, ≥ 0 and exactly representable in IEEE fp16 (the format stores
+ *     F16, so an engine dequantizing the file reproduces ŵ bit for bit)
+ * @param gIdx [K], the group of each input channel, in [0, K/G)
+ */
+public record QuantizedLinear(int outFeatures, int inFeatures, int groupSize, int[] codes, float[] scales, int[] gIdx) {
+    /** The symmetric zero point: codes 0..15 map to −8..7 steps. */
+    public static final int ZERO = 8;
+
+    public static final int MAX_CODE = 15;
+
+    public QuantizedLinear {
+        if (outFeatures <= 0 || inFeatures <= 0 || groupSize <= 0) {
+            throw new IllegalArgumentException("bad shape: out " + outFeatures + ", in " + inFeatures + ", group "
+                    + groupSize + " (all must be positive)");
+        }
+        if (inFeatures % groupSize != 0) {
+            throw new IllegalArgumentException(
+                    "in_features " + inFeatures + " is not a multiple of the group size " + groupSize);
+        }
+        long n = outFeatures;
+        long k = inFeatures;
+        int groups = inFeatures / groupSize;
+        requireLength("codes", codes.length, k * n);
+        requireLength("scales", scales.length, (long) groups * n);
+        requireLength("gIdx", gIdx.length, k);
+        for (int i = 0; i < codes.length; i++) {
+            if (codes[i] < 0 || codes[i] > MAX_CODE) {
+                throw new IllegalArgumentException(
+                        "code " + codes[i] + " at [" + i / outFeatures + ", " + i % outFeatures + "] not in [0, 15]");
+            }
+        }
+        for (int i = 0; i < scales.length; i++) {
+            float s = scales[i];
+            if (!(s >= 0) || Float.isInfinite(s) || Float.float16ToFloat(Float.floatToFloat16(s)) != s) {
+                throw new IllegalArgumentException("scale " + s + " at [" + i / outFeatures + ", " + i % outFeatures
+                        + "] is not a finite non-negative fp16 value");
+            }
+        }
+        for (int i = 0; i < gIdx.length; i++) {
+            if (gIdx[i] < 0 || gIdx[i] >= groups) {
+                throw new IllegalArgumentException("g_idx[" + i + "] = " + gIdx[i] + " not in [0, " + groups + ")");
+            }
+        }
+    }
+
+    private static void requireLength(String what, int actual, long expected) {
+        if (actual != expected) {
+            throw new IllegalArgumentException(what + " has " + actual + " values, expected " + expected);
+        }
+    }
+
+    /** Number of groups, K / G. */
+    public int groups() {
+        return inFeatures / groupSize;
+    }
+
+    /** ŵ[n, k] = scales[gIdx[k], n] · (codes[k, n] − 8), in fp32 (the product is what the algorithms produced). */
+    public float dequant(int n, int k) {
+        return scales[gIdx[k] * outFeatures + n] * (codes[k * outFeatures + n] - ZERO);
+    }
+
+    /** Ŵ [N, K] row-major fp32. */
+    public float[] dequantize() {
+        int nn = outFeatures;
+        int kk = inFeatures;
+        float[] w = new float[nn * kk];
+        for (int k = 0; k < kk; k++) {
+            int g = gIdx[k] * nn;
+            int c = k * nn;
+            for (int n = 0; n < nn; n++) {
+                w[n * kk + k] = scales[g + n] * (codes[c + n] - ZERO);
+            }
+        }
+        return w;
+    }
+}
