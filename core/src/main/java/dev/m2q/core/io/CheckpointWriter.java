@@ -100,6 +100,67 @@ public final class CheckpointWriter implements AutoCloseable {
         return new CheckpointWriter(outDir, plan, outputs, Collections.unmodifiableMap(slots));
     }
 
+    /**
+     * Reopens the temporary shards an interrupted writer left in {@code outDir} (it was killed, so it never
+     * closed), for a run that continues where it stopped: the same plan and metadata must give byte-identical
+     * headers, and the tensors in {@code alreadyWritten} (which the caller synced and recorded before the
+     * interruption) count as written.
+     *
+     * @throws InputException when a temporary shard is missing or does not match the plan
+     */
+    public static CheckpointWriter resume(
+            Path outDir, ShardPlan plan, Map<String, String> metadata, Set<String> alreadyWritten) {
+        List<ShardOutput> outputs = new ArrayList<>();
+        Map<String, Slot> slots = new LinkedHashMap<>();
+        try {
+            for (ShardPlan.Shard s : plan.shards()) {
+                ShardOutput out = ShardOutput.reopen(outDir, s.fileName(), s.tensors(), metadata);
+                outputs.add(out);
+                for (TensorSpec t : s.tensors()) {
+                    Slot slot = new Slot(t, out);
+                    if (alreadyWritten.contains(t.name())) {
+                        slot.state = State.WRITTEN;
+                    }
+                    slots.put(t.name(), slot);
+                }
+            }
+        } catch (RuntimeException e) {
+            outputs.forEach(ShardOutput::closeOnly);
+            throw e;
+        }
+        for (String name : alreadyWritten) {
+            if (!slots.containsKey(name)) {
+                outputs.forEach(ShardOutput::closeOnly);
+                throw new InputException(outDir + ": the recorded progress names tensor \"" + name
+                        + "\", which this plan does not hold; cannot resume (start again without --resume)");
+            }
+        }
+        return new CheckpointWriter(outDir, plan, outputs, Collections.unmodifiableMap(slots));
+    }
+
+    /** Forces every byte written so far to the device: call before recording that those tensors are done. */
+    public void sync() {
+        outputs.forEach(ShardOutput::sync);
+    }
+
+    /** Whether tensor {@code name} has been written (in this run or, after {@link #resume}, before it). */
+    public synchronized boolean written(String name) {
+        spec(name);
+        return slots.get(name).state == State.WRITTEN;
+    }
+
+    /**
+     * Closes the files but keeps the temporaries, so a later run can {@link #resume} (used when a run stops on
+     * purpose or fails after progress was recorded).
+     */
+    public synchronized void detach() {
+        if (closed || finished) {
+            return;
+        }
+        closed = true;
+        outputs.forEach(ShardOutput::closeOnly);
+    }
+
     private static void refuseStaleFiles(Path outDir, ShardPlan plan) {
         Set<String> ours = new HashSet<>();
         plan.shards().forEach(s -> ours.add(s.fileName()));

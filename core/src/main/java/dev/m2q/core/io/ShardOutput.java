@@ -1,5 +1,6 @@
 package dev.m2q.core.io;
 
+import dev.m2q.core.InputException;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;
@@ -64,6 +65,52 @@ final class ShardOutput {
         }
     }
 
+    /**
+     * Reopens the temporary file a killed run left behind, without truncating it, after checking that it starts
+     * with exactly the header this plan would write and has the planned length.
+     */
+    static ShardOutput reopen(Path dir, String fileName, List<TensorSpec> tensors, Map<String, String> metadata) {
+        byte[] header = SafetensorsWriter.header(tensors, metadata);
+        Map<String, Long> positions = new LinkedHashMap<>();
+        long pos = header.length;
+        for (TensorSpec t : tensors) {
+            positions.put(t.name(), pos);
+            pos += t.byteSize();
+        }
+        Path tempPath = tempPath(dir, fileName);
+        if (!Files.isRegularFile(tempPath)) {
+            throw new InputException(tempPath + ": missing, cannot resume (start again without --resume)");
+        }
+        FileChannel ch = null;
+        try {
+            ch = FileChannel.open(tempPath, StandardOpenOption.READ, StandardOpenOption.WRITE);
+            ByteBuffer found = ByteBuffer.allocate(header.length);
+            for (int n = 0; found.hasRemaining() && n >= 0; ) {
+                n = ch.read(found, found.position());
+            }
+            if (ch.size() != pos || !java.util.Arrays.equals(found.array(), header)) {
+                throw new InputException(tempPath + ": does not match this run's plan (different options or input);"
+                        + " cannot resume (start again without --resume)");
+            }
+            return new ShardOutput(dir.resolve(fileName), tempPath, ch, positions);
+        } catch (IOException e) {
+            closeQuietly(ch);
+            throw new UncheckedIOException(tempPath + ": cannot reopen: " + e, e);
+        } catch (RuntimeException e) {
+            closeQuietly(ch);
+            throw e;
+        }
+    }
+
+    /** Forces written bytes to the device (before a resume point is recorded). */
+    void sync() {
+        try {
+            channel.force(false);
+        } catch (IOException e) {
+            throw new UncheckedIOException(tempPath + ": sync failed: " + e.getMessage(), e);
+        }
+    }
+
     /** The temporary name of {@code fileName} while it is written: hidden, and never a {@code *.safetensors}. */
     static Path tempPath(Path dir, String fileName) {
         return dir.resolve("." + fileName + ".partial");
@@ -110,6 +157,11 @@ final class ShardOutput {
         } catch (IOException e) {
             throw new UncheckedIOException(finalPath + ": cannot finish: " + e.getMessage(), e);
         }
+    }
+
+    /** Closes the temporary file and keeps it (for a later resume). */
+    void closeOnly() {
+        closeQuietly(channel);
     }
 
     /** Closes and deletes the temporary file; harmless after {@link #commit()}. */

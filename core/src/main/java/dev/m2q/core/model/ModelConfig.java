@@ -32,7 +32,15 @@ public record ModelConfig(
         int vocabSize,
         boolean tieWordEmbeddings,
         boolean attentionBias,
-        String torchDtype) {
+        String torchDtype,
+        Quantization quantization) {
+
+    /**
+     * The {@code quantization_config} of an already quantized checkpoint (null for a bf16 source).
+     *
+     * @param method "gptq" (also auto-round's "auto_round:auto_gptq" packing, which is the same layout)
+     */
+    public record Quantization(String method, int bits, int groupSize, boolean sym, boolean descAct) {}
 
     public ModelConfig {
         positive("hidden_size", hiddenSize);
@@ -170,7 +178,40 @@ public record ModelConfig(
                 intKey(c, "vocab_size", null),
                 Boolean.TRUE.equals(c.getOrDefault("tie_word_embeddings", Boolean.FALSE)),
                 bias,
-                c.get("torch_dtype") instanceof String s ? s : "bfloat16");
+                c.get("torch_dtype") instanceof String s ? s : "bfloat16",
+                quantization(c.get("quantization_config")));
+    }
+
+    private static Quantization quantization(Object v) {
+        if (v == null) {
+            return null;
+        }
+        if (!(v instanceof Map<?, ?> raw)) {
+            throw new InputException("config.json: quantization_config must be an object");
+        }
+        @SuppressWarnings("unchecked")
+        Map<String, Object> q = (Map<String, Object>) raw;
+        Object method = q.get("quant_method");
+        boolean gptqLayout = "gptq".equals(method)
+                || (("auto-round".equals(method) || "intel/auto-round".equals(method))
+                        && String.valueOf(q.get("packing_format")).contains("gptq"));
+        if (!gptqLayout) {
+            throw new InputException("config.json: quantization_config.quant_method \"" + method
+                    + "\" is not a layout m2q reads yet (reads: gptq, auto-round with auto_round:auto_gptq packing)");
+        }
+        for (String key : List.of("bits", "group_size", "sym")) {
+            if (!q.containsKey(key)) {
+                throw new InputException("config.json: quantization_config lacks \"" + key + "\"");
+            }
+        }
+        int bits = intKey(q, "bits", null);
+        boolean sym = Boolean.TRUE.equals(q.get("sym"));
+        if (bits != 4 || !sym) {
+            throw new InputException("config.json: quantization_config has bits=" + bits + ", sym=" + sym
+                    + "; m2q reads 4-bit symmetric GPTQ only");
+        }
+        return new Quantization(
+                "gptq", bits, intKey(q, "group_size", null), true, Boolean.TRUE.equals(q.get("desc_act")));
     }
 
     private static int intKey(Map<String, Object> c, String key, Integer dflt) {

@@ -5,6 +5,8 @@ import dev.m2q.core.io.Checkpoint;
 import dev.m2q.core.io.TensorView;
 import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.kernels.Matrix;
+import dev.m2q.core.quant.GptqFormat;
+import dev.m2q.core.quant.QuantizedLinear;
 import dev.m2q.core.tensor.DType;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -13,7 +15,9 @@ import java.util.List;
 
 /**
  * The reference forward pass of a Qwen2-family causal LM (Qwen2ForCausalLM, LlamaForCausalLM): bf16 weights
- * read in place from the memory-mapped checkpoint, fp32 activations and accumulation. The checkpoint stays open
+ * read in place from the memory-mapped checkpoint, fp32 activations and accumulation. A GPTQ-layout checkpoint
+ * (config.json with a gptq {@code quantization_config}) loads too: its linears are unpacked and dequantized to
+ * fp32 exactly as an engine computes them, scale·(q − 8). The checkpoint stays open
  * (and mapped) until {@link #close()}.
  */
 public final class Qwen2Model implements AutoCloseable {
@@ -192,6 +196,12 @@ public final class Qwen2Model implements AutoCloseable {
         }
 
         Matrix matrix(String name, int rows, int cols) {
+            ModelConfig.Quantization q = cfg.quantization();
+            String prefix = name.substring(0, name.length() - ".weight".length());
+            if (q != null && GptqFormat.quantizedLinears(cfg).containsKey(prefix)) {
+                QuantizedLinear ql = GptqFormat.read(ckpt::tensor, prefix, rows, cols, q.groupSize());
+                return new Matrix.F32(ql.dequantize(), rows, cols);
+            }
             TensorView t = get(name, rows, cols);
             if (t.dtype() == DType.BF16) {
                 return new Matrix.Bf16(t.data(), rows, cols);

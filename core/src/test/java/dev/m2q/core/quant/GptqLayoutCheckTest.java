@@ -84,7 +84,8 @@ class GptqLayoutCheckTest {
                 152064,
                 false,
                 true,
-                "bfloat16");
+                "bfloat16",
+                null);
         assertEquals(List.of(), GptqLayoutCheck.checkPlanned(cfg, 128, List.of(1, 2, 4, 8)));
         // tp 16: o K/tp = 320 = 2.5·128 and down K/tp = 1728 = 13.5·128 do not; N/tp = 320, 64, 1728 do.
         assertEquals(

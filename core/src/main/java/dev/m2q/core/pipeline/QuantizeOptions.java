@@ -1,0 +1,46 @@
+package dev.m2q.core.pipeline;
+
+import dev.m2q.core.InputException;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * What {@link QuantizeJob} needs besides the method.
+ *
+ * @param quantizationConfig the method's keys of config.json's {@code quantization_config} (desc_act,
+ *     static_groups, damp_percent, true_sequential, …) merged over the format's fixed ones
+ * @param commandLine the user's arguments, recorded in the manifest (without --resume and --overwrite, so a
+ *     resumed run writes the same manifest)
+ * @param maxMemoryBytes budget for the two calibration activation buffers; beyond it they spill to files
+ * @param batchSequences calibration sequences run through a layer at once
+ */
+public record QuantizeOptions(
+        Path model,
+        Path out,
+        int groupSize,
+        int nsamples,
+        int seqlen,
+        long seed,
+        long maxMemoryBytes,
+        long maxShardBytes,
+        int batchSequences,
+        boolean overwrite,
+        boolean resume,
+        Map<String, Object> quantizationConfig,
+        List<String> commandLine,
+        String m2qVersion) {
+
+    public QuantizeOptions {
+        if (nsamples < 1 || seqlen < 2) {
+            throw new InputException("--nsamples must be ≥ 1 and --seqlen ≥ 2");
+        }
+        if (maxMemoryBytes < 0 || maxShardBytes < 1 || batchSequences < 1) {
+            throw new InputException("--max-memory must be ≥ 0, --max-shard-size and the batch ≥ 1");
+        }
+        quantizationConfig = Map.copyOf(quantizationConfig);
+        commandLine = commandLine.stream()
+                .filter(a -> !a.equals("--resume") && !a.equals("--overwrite"))
+                .toList();
+    }
+}

@@ -1,0 +1,138 @@
+package dev.m2q.core.quant;
+
+import dev.m2q.core.InputException;
+import dev.m2q.core.io.CheckpointWriter;
+import dev.m2q.core.io.TensorSpec;
+import dev.m2q.core.io.TensorView;
+import dev.m2q.core.model.ModelConfig;
+import dev.m2q.core.tensor.DType;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Function;
+
+/**
+ * The GPTQ checkpoint layout (FORMATS.md §2) for 4-bit symmetric weights: per quantized linear {@code <prefix>}
+ * with W[N, K], {@code qweight} I32 [K/8, N], {@code qzeros} I32 [K/G, N/8] (v1 zeros: every word 0x77777777),
+ * {@code scales} F16 [K/G, N], {@code g_idx} I32 [K] and, where the source has one, {@code bias} F16 [N]. Every
+ * other tensor (embeddings, norms, lm_head) keeps its source dtype and shape.
+ */
+public final class GptqFormat {
+    private GptqFormat() {}
+
+    /** The tensors of the GPTQ checkpoint of {@code cfg}, in source order (what the shard plan lays out). */
+    public static List<TensorSpec> plan(ModelConfig cfg, Function<String, TensorView> source, int groupSize) {
+        List<TensorSpec> out = new ArrayList<>();
+        Map<String, long[]> quantized = quantizedLinears(cfg);
+        for (Map.Entry<String, long[]> e : cfg.expectedShapes().entrySet()) {
+            String name = e.getKey();
+            long[] shape = e.getValue();
+            String prefix = name.endsWith(".weight") ? name.substring(0, name.length() - 7) : null;
+            String biasOf = name.endsWith(".bias") ? name.substring(0, name.length() - 5) : null;
+            if (prefix != null && quantized.containsKey(prefix)) {
+                long n = shape[0];
+                long k = shape[1];
+                if (k % groupSize != 0 || k % 8 != 0 || n % 8 != 0) {
+                    throw new InputException(prefix + ": W[" + n + ", " + k + "] cannot be packed with group size "
+                            + groupSize + " (K must be a multiple of the group size and of 8, N of 8)");
+                }
+                out.add(new TensorSpec(prefix + ".qweight", DType.I32, new long[] {k / 8, n}));
+                out.add(new TensorSpec(prefix + ".qzeros", DType.I32, new long[] {k / groupSize, n / 8}));
+                out.add(new TensorSpec(prefix + ".scales", DType.F16, new long[] {k / groupSize, n}));
+                out.add(new TensorSpec(prefix + ".g_idx", DType.I32, new long[] {k}));
+            } else if (biasOf != null && quantized.containsKey(biasOf)) {
+                out.add(new TensorSpec(name, DType.F16, shape));
+            } else {
+                out.add(new TensorSpec(name, source.apply(name).dtype(), shape));
+            }
+        }
+        return out;
+    }
+
+    /** Every quantized linear's prefix with its [N, K]. */
+    public static Map<String, long[]> quantizedLinears(ModelConfig cfg) {
+        Map<String, long[]> m = new LinkedHashMap<>();
+        Map<String, long[]> shapes = cfg.expectedShapes();
+        for (int l = 0; l < cfg.numLayers(); l++) {
+            for (String rel : cfg.arch().linears()) {
+                String prefix = cfg.arch().module(l, rel);
+                m.put(prefix, shapes.get(prefix + ".weight"));
+            }
+        }
+        return m;
+    }
+
+    /** The packed tensors of one linear, checked before they are written. */
+    public record Packed(int[] qweight, int[] qzeros, short[] scales, int[] gIdx) {}
+
+    /**
+     * Packs {@code q} and checks the result the way a loader will read it: every qzeros word is 0x77777777 and
+     * unpacking qweight and scales gives back exactly the codes and scales the quantizer produced.
+     */
+    public static Packed pack(String prefix, QuantizedLinear q) {
+        int n = q.outFeatures();
+        int k = q.inFeatures();
+        int groups = k / q.groupSize();
+        Packed p = new Packed(
+                GptqPacking.packQweight(q.codes(), k, n),
+                GptqPacking.symmetricQzeros(groups, n),
+                GptqPacking.scalesF16(q.scales()),
+                q.gIdx().clone());
+        for (int i = 0; i < p.qzeros().length; i++) {
+            if (p.qzeros()[i] != 0x77777777) {
+                throw new IllegalStateException(prefix + ".qzeros word " + i + " is 0x"
+                        + Integer.toHexString(p.qzeros()[i]) + ", not the v1 symmetric 0x77777777");
+            }
+        }
+        if (!java.util.Arrays.equals(GptqPacking.unpackQweight(p.qweight(), k, n), q.codes())) {
+            throw new IllegalStateException(prefix + ".qweight does not unpack to the quantizer's codes");
+        }
+        if (!java.util.Arrays.equals(GptqPacking.scalesFromF16(p.scales()), q.scales())) {
+            throw new IllegalStateException(prefix + ".scales are not exactly representable in F16");
+        }
+        return p;
+    }
+
+    /** Writes one quantized linear (and its bias as F16 when it has one). */
+    public static void write(CheckpointWriter w, String prefix, Packed p, float[] bias) {
+        w.writeInts(prefix + ".qweight", p.qweight());
+        w.writeInts(prefix + ".qzeros", p.qzeros());
+        w.writeFloats(prefix + ".scales", GptqPacking.scalesFromF16(p.scales()));
+        w.writeInts(prefix + ".g_idx", p.gIdx());
+        if (bias != null) {
+            w.writeFloats(prefix + ".bias", bias);
+        }
+    }
+
+    /** Reads one quantized linear [N, K] back from GPTQ tensors (symmetric v1 zeros only). */
+    public static QuantizedLinear read(
+            Function<String, TensorView> source, String prefix, int n, int k, int groupSize) {
+        int groups = k / groupSize;
+        int[] qweight = source.apply(prefix + ".qweight")
+                .requireDtype(DType.I32)
+                .requireShape(k / 8, n)
+                .toIntArray();
+        int[] qzeros = source.apply(prefix + ".qzeros")
+                .requireDtype(DType.I32)
+                .requireShape(groups, n / 8)
+                .toIntArray();
+        for (int i = 0; i < qzeros.length; i++) {
+            if (qzeros[i] != 0x77777777) {
+                throw new InputException(prefix + ".qzeros word " + i + " is 0x" + Integer.toHexString(qzeros[i])
+                        + "; only symmetric 4-bit with v1 zeros (0x77777777) is supported");
+            }
+        }
+        TensorView sv = source.apply(prefix + ".scales").requireDtype(DType.F16).requireShape(groups, n);
+        short[] scales = new short[groups * n];
+        for (int i = 0; i < scales.length; i++) {
+            scales[i] = (short) Float.floatToFloat16(sv.getFloat(i));
+        }
+        int[] gIdx = source.apply(prefix + ".g_idx")
+                .requireDtype(DType.I32)
+                .requireShape(k)
+                .toIntArray();
+        return new QuantizedLinear(
+                n, k, groupSize, GptqPacking.unpackQweight(qweight, k, n), GptqPacking.scalesFromF16(scales), gIdx);
+    }
+}
