@@ -14,7 +14,7 @@ import org.junit.jupiter.params.provider.CsvSource;
 
 class DampedCholeskyTest {
     /**
-     * The fp32 blocked path against the textbook route in double: Cholesky of the damped H, its inverse, and the
+     * The fp32 path against the textbook route in double: Cholesky of the damped H, its inverse, and the
      * upper Cholesky factor of that inverse. fp32 factorization and inversion lose about κ(H)·K·2⁻²⁴ relative
      * accuracy; the damped test Hessians have κ of a few hundred, so with K ≤ 96 that is ~5e-4 at worst, and we
      * allow 2e-3 of max|U| (measured errors are far below; a wrong index or a missing term is O(1)).
