@@ -1,0 +1,214 @@
+package dev.m2q.gptq;
+
+import dev.m2q.core.kernels.Kernels;
+import dev.m2q.core.kernels.Matrix;
+import dev.m2q.core.quant.QuantizedLinear;
+import dev.m2q.core.quant.Rtn;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * GPTQ (Frantar et al., 2022; ALGORITHMS.md §2): quantize the columns of W one at a time and push each column's
+ * rounding error onto the columns not yet quantized, weighted by the inverse Hessian, so the layer's output on
+ * the calibration inputs moves as little as possible. Symbols follow the paper: H, U (upper Cholesky factor of
+ * H⁻¹, "Hinv"), B (block), Err1.
+ *
+ * <p>Layout: the loop works on Wᵀ [K, N] (fp32, a copy), so the paper's column w_{:,i} is the contiguous row i.
+ */
+public final class Gptq {
+    /** Rows of the trailing columns per lazy-batch matrix product (bounds its temporary to this × N floats). */
+    private static final int LAZY_CHUNK = 256;
+
+    private Gptq() {}
+
+    /** {@link #quantize(float[], int, int, float[], GptqOptions, Kernels)} with the default kernels. */
+    public static GptqResult quantize(float[] w, int n, int k, float[] h, GptqOptions o) {
+        return quantize(w, n, k, h, o, Kernels.fromProperty());
+    }
+
+    /**
+     * @param w W [N, K] row-major fp32; not modified
+     * @param h H [K, K] row-major fp32, symmetric (from {@link HessianAccumulator}); not modified
+     * @throws IllegalArgumentException on bad shapes (K must be a multiple of G), a non-finite H, or an H that no
+     *     dampening below 1 makes positive definite
+     */
+    public static GptqResult quantize(float[] w, int n, int k, float[] h, GptqOptions o, Kernels kernels) {
+        long start = System.nanoTime();
+        int g = o.groupSize();
+        if (n <= 0 || k <= 0 || w.length != (long) n * k || h.length != (long) k * k || k % g != 0) {
+            throw new IllegalArgumentException("GPTQ needs W [" + n + ", " + k + "] (got " + w.length + " values), H ["
+                    + k + ", " + k + "] (got " + h.length + ") and K a multiple of G = " + g);
+        }
+        List<String> fallbacks = new ArrayList<>();
+        int groups = k / g;
+
+        // W1 = Wᵀ, with dead inputs (H_kk = 0: never active in the calibration data) zeroed.
+        float[] wt = transpose(w, n, k);
+        int[] dead = DampedCholesky.deadColumns(h, k);
+        for (int c : dead) {
+            Arrays.fill(wt, c * n, (c + 1) * n, 0f);
+        }
+        if (dead.length > 0) {
+            fallbacks.add(dead.length + " dead input column" + (dead.length == 1 ? "" : "s") + " zeroed");
+        }
+
+        // Act-order: columns by descending diag(H). Static groups fix their scales first, on original columns.
+        int[] perm = o.actOrder() ? ActOrder.permutation(h, k) : null;
+        boolean staticGroups = o.actOrder() && o.staticGroups();
+        float[] scales = new float[groups * n];
+        if (staticGroups) {
+            for (int gi = 0; gi < groups; gi++) {
+                groupScales(wt, gi * g, g, n, scales, gi * n);
+            }
+        }
+        float[] hp = h;
+        if (perm != null) {
+            wt = ActOrder.permuteRows(wt, k, n, perm);
+            hp = ActOrder.permuteSymmetric(h, k, perm);
+        }
+
+        DampedCholesky.Result chol = DampedCholesky.factor(hp, k, o.damp(), kernels);
+        if (chol.retries() > 0) {
+            fallbacks.add(String.format(
+                    "damp raised from %s to %.2f after %d Cholesky failure%s",
+                    o.damp(), chol.dampUsed(), chol.retries(), chol.retries() == 1 ? "" : "s"));
+        }
+        float[] u = chol.hinvUpper();
+        hp = null;
+
+        int[] codes = new int[k * n];
+        int[] gIdx = new int[k];
+        int b = o.blockSize();
+        float[] err1 = new float[b * n]; // Err1 [B, N]: the scaled errors of the block's columns
+        for (int i1 = 0; i1 < k; i1 += b) {
+            int i2 = Math.min(i1 + b, k);
+            for (int i = i1; i < i2; i++) {
+                int col = perm == null ? i : perm[i]; // original input channel at position i
+                int group;
+                if (staticGroups) {
+                    group = col / g;
+                } else {
+                    group = i / g;
+                    if (i % g == 0) {
+                        // The group's scales, over its current weights: all updates issued so far.
+                        groupScales(wt, i, g, n, scales, group * n);
+                    }
+                }
+                gIdx[col] = group;
+                float uii = u[i * k + i];
+                int row = i * n;
+                int e = (i - i1) * n;
+                for (int c = 0; c < n; c++) {
+                    float s = scales[group * n + c];
+                    int q = Rtn.code(wt[row + c], s);
+                    codes[col * n + c] = q;
+                    err1[e + c] = (wt[row + c] - Rtn.dequant(q, s)) / uii;
+                }
+                // Compensate inside the block: w_j −= err · U_ij for the block's later columns.
+                for (int j = i + 1; j < i2; j++) {
+                    kernels.axpy(-u[i * k + j], err1, e, wt, j * n, n);
+                }
+            }
+            lazyBatchUpdate(wt, u, err1, i1, i2, n, k, kernels);
+        }
+
+        QuantizedLinear q = new QuantizedLinear(n, k, g, codes, scales, gIdx);
+        Duration time = Duration.ofNanos(System.nanoTime() - start);
+        double loss = proxyLoss(w, q.dequantize(), n, k, h, kernels);
+        return new GptqResult(q, loss, chol.dampUsed(), fallbacks, time);
+    }
+
+    /**
+     * W1[i2:, :] −= U[i1:i2, i2:]ᵀ · Err1: the block's errors applied to every later column at once, as one
+     * matrix product (chunks of {@link #LAZY_CHUNK} rows through {@link Kernels#matmul}).
+     */
+    private static void lazyBatchUpdate(
+            float[] wt, float[] u, float[] err1, int i1, int i2, int n, int k, Kernels kernels) {
+        int cnt = i2 - i1;
+        if (i2 >= k) {
+            return;
+        }
+        float[] errT = new float[n * cnt]; // Err1ᵀ [N, cnt]
+        for (int bb = 0; bb < cnt; bb++) {
+            for (int c = 0; c < n; c++) {
+                errT[c * cnt + bb] = err1[bb * n + c];
+            }
+        }
+        Matrix e = new Matrix.F32(errT, n, cnt);
+        int chunk = Math.min(LAZY_CHUNK, k - i2);
+        float[] x = new float[chunk * cnt]; // U[i1:i2, j]ᵀ for a chunk of j: [rows, cnt]
+        float[] y = new float[chunk * n];
+        for (int j0 = i2; j0 < k; j0 += chunk) {
+            int rows = Math.min(chunk, k - j0);
+            for (int r = 0; r < rows; r++) {
+                for (int bb = 0; bb < cnt; bb++) {
+                    x[r * cnt + bb] = u[(i1 + bb) * k + j0 + r];
+                }
+            }
+            kernels.matmul(x, rows, e, null, y);
+            for (int r = 0; r < rows; r++) {
+                kernels.axpy(-1f, y, r * n, wt, (j0 + r) * n, n);
+            }
+        }
+    }
+
+    /** RTN's scale for each output channel over rows [from, from + g) of W1, into scales[at, at + n). */
+    private static void groupScales(float[] wt, int from, int g, int n, float[] scales, int at) {
+        for (int c = 0; c < n; c++) {
+            float absmax = 0f;
+            for (int r = from; r < from + g; r++) {
+                float v = wt[r * n + c];
+                if (!Float.isFinite(v)) {
+                    throw new IllegalArgumentException("weight (input " + r + ", output " + c + ") became " + v
+                            + " during GPTQ; the Hessian is ill-conditioned, try a larger --damp");
+                }
+                absmax = Math.max(absmax, Math.abs(v));
+            }
+            scales[at + c] = Rtn.scale(absmax);
+        }
+    }
+
+    /** {@link #proxyLoss(float[], float[], int, int, float[], Kernels)} with the default kernels. */
+    public static double proxyLoss(float[] w, float[] wq, int n, int k, float[] h) {
+        return proxyLoss(w, wq, n, k, h, Kernels.fromProperty());
+    }
+
+    /**
+     * tr((W − Ŵ)·H·(W − Ŵ)ᵀ)/N, the output error GPTQ minimizes: D = W − Ŵ [N, K], H [K, K] symmetric. D·H in
+     * fp32 through {@link Kernels#matmul} (chunks of rows), the final Σ (D·H)∘D in double.
+     */
+    public static double proxyLoss(float[] w, float[] wq, int n, int k, float[] h, Kernels kernels) {
+        if (w.length != (long) n * k || wq.length != w.length || h.length != (long) k * k) {
+            throw new IllegalArgumentException(
+                    "proxy loss needs W and Ŵ [" + n + ", " + k + "] and H [" + k + ", " + k + "]");
+        }
+        Matrix hm = new Matrix.F32(h, k, k);
+        int chunk = Math.max(1, Math.min(n, (1 << 20) / k));
+        float[] d = new float[chunk * k];
+        float[] y = new float[chunk * k];
+        double total = 0;
+        for (int r0 = 0; r0 < n; r0 += chunk) {
+            int rows = Math.min(chunk, n - r0);
+            for (int i = 0; i < rows * k; i++) {
+                d[i] = w[r0 * k + i] - wq[r0 * k + i];
+            }
+            kernels.matmul(d, rows, hm, null, y);
+            for (int i = 0; i < rows * k; i++) {
+                total += (double) y[i] * d[i];
+            }
+        }
+        return total / n;
+    }
+
+    private static float[] transpose(float[] w, int n, int k) {
+        float[] t = new float[k * n];
+        for (int r = 0; r < n; r++) {
+            for (int c = 0; c < k; c++) {
+                t[c * n + r] = w[r * k + c];
+            }
+        }
+        return t;
+    }
+}

@@ -1,0 +1,56 @@
+package dev.m2q.gptq;
+
+import dev.m2q.core.InputException;
+
+/**
+ * GPTQ settings, with the defaults users of GPTQModel expect ({@link #DEFAULTS}).
+ *
+ * @param bits code width; m2q writes 4 only
+ * @param groupSize G, input channels per scale (K must be a multiple)
+ * @param sym symmetric (zero point 8); m2q writes symmetric only
+ * @param damp λ, the dampening fraction of mean(diag H) added to the diagonal, in [0, 1)
+ * @param blockSize B, columns per lazy-batch block
+ * @param actOrder quantize columns by descending diag(H)
+ * @param staticGroups with act-order, fix the group scales on the original column groups before permuting (g_idx
+ *     stays k / G); ignored without act-order
+ */
+public record GptqOptions(
+        int bits, int groupSize, boolean sym, double damp, int blockSize, boolean actOrder, boolean staticGroups) {
+    public static final GptqOptions DEFAULTS = new GptqOptions(4, 128, true, 0.01, 128, false, true);
+
+    public GptqOptions {
+        if (bits != 4 || !sym) {
+            throw new InputException("m2q writes 4-bit symmetric GPTQ only: got bits " + bits + ", sym " + sym
+                    + " (use --bits 4 and symmetric quantization)");
+        }
+        if (!(damp >= 0 && damp < 1)) {
+            throw new InputException("--damp " + damp + " must be in [0, 1) (default 0.01)");
+        }
+        if (blockSize <= 0) {
+            throw new InputException("GPTQ block size " + blockSize + " must be positive (default 128)");
+        }
+        if (groupSize <= 0) {
+            throw new InputException("--group-size " + groupSize + " must be positive (default 128)");
+        }
+    }
+
+    /** These options with another group size. */
+    public GptqOptions withGroupSize(int g) {
+        return new GptqOptions(bits, g, sym, damp, blockSize, actOrder, staticGroups);
+    }
+
+    /** These options with another block size. */
+    public GptqOptions withBlockSize(int b) {
+        return new GptqOptions(bits, groupSize, sym, damp, b, actOrder, staticGroups);
+    }
+
+    /** These options with act-order on or off and the given static-groups choice. */
+    public GptqOptions withActOrder(boolean on, boolean staticGroupsOn) {
+        return new GptqOptions(bits, groupSize, sym, damp, blockSize, on, staticGroupsOn);
+    }
+
+    /** These options with another dampening fraction. */
+    public GptqOptions withDamp(double d) {
+        return new GptqOptions(bits, groupSize, sym, d, blockSize, actOrder, staticGroups);
+    }
+}

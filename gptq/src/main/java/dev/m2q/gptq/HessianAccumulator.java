@@ -1,0 +1,89 @@
+package dev.m2q.gptq;
+
+import dev.m2q.core.kernels.Kernels;
+
+/**
+ * The GPTQ Hessian of one linear input, H = (2/T)·Σ_t x_t x_tᵀ over all T calibration tokens, accumulated from
+ * chunks of activations as the layer pass produces them. Linears sharing an input (q/k/v; gate/up) share one.
+ *
+ * <p>Memory: one [K, K] fp32 buffer, 4·K² bytes (3.06 GB for K = 27648), and nothing else. fp32 (not fp64)
+ * because fp64 would double that. Only the upper triangle is accumulated ({@link Kernels#syrkUpper}, half the
+ * flops); {@link #hessian()} scales it and mirrors it into the lower triangle, in place.
+ *
+ * <p>Deterministic: each element's sum runs over the chunks in the order they were added and over tokens in
+ * order, whatever the thread count. Adding the same rows in different chunks changes only fp32 rounding.
+ */
+public final class HessianAccumulator {
+    private final int k;
+    private final Kernels kernels;
+    /** [K, K] row-major fp32: Σ x xᵀ, upper triangle; after {@link #hessian()}, the full H. */
+    private final float[] sum;
+
+    private long tokens;
+    private boolean finished;
+
+    public HessianAccumulator(int k) {
+        this(k, Kernels.fromProperty());
+    }
+
+    public HessianAccumulator(int k, Kernels kernels) {
+        if (k <= 0 || (long) k * k > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException("Hessian size K = " + k + " must be in [1, 46340]");
+        }
+        this.k = k;
+        this.kernels = kernels;
+        this.sum = new float[k * k];
+    }
+
+    /** Adds rows x_t, t < rows, of x [rows, K] row-major fp32 (only the first rows·K values are read). */
+    public void add(float[] x, int rows) {
+        if (finished) {
+            throw new IllegalStateException("hessian() already handed out the buffer; create a new accumulator");
+        }
+        if (rows < 0 || x.length < (long) rows * k) {
+            throw new IllegalArgumentException(
+                    "activations [" + rows + ", " + k + "] need " + (long) rows * k + " values, got " + x.length);
+        }
+        if (rows == 0) {
+            return;
+        }
+        kernels.syrkUpper(x, rows, k, sum);
+        tokens += rows;
+    }
+
+    /** T, the number of rows added so far. */
+    public long tokens() {
+        return tokens;
+    }
+
+    /** K. */
+    public int size() {
+        return k;
+    }
+
+    /**
+     * H [K, K] row-major fp32, symmetric: (2/T)·Σ x xᵀ. Finishes the accumulator: the internal buffer is scaled,
+     * mirrored and returned (no second K² copy), and later {@link #add} calls fail.
+     *
+     * @throws IllegalStateException when no tokens were added, or when called twice
+     */
+    public float[] hessian() {
+        if (finished) {
+            throw new IllegalStateException("hessian() was already called");
+        }
+        if (tokens == 0) {
+            throw new IllegalStateException("no calibration tokens were added to this Hessian");
+        }
+        finished = true;
+        float f = (float) (2.0 / tokens);
+        for (int i = 0; i < k; i++) {
+            int row = i * k;
+            for (int j = i; j < k; j++) {
+                float v = sum[row + j] * f;
+                sum[row + j] = v;
+                sum[j * k + i] = v;
+            }
+        }
+        return sum;
+    }
+}

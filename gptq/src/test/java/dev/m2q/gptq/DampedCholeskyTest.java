@@ -1,0 +1,188 @@
+package dev.m2q.gptq;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.m2q.core.kernels.ScalarKernels;
+import dev.m2q.core.kernels.VectorKernels;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+class DampedCholeskyTest {
+    /**
+     * The fp32 path against the textbook route in double: Cholesky of the damped H, its inverse, and the
+     * upper Cholesky factor of that inverse. fp32 factorization and inversion lose about κ(H)·K·2⁻²⁴ relative
+     * accuracy; the damped test Hessians have κ of a few hundred, so with K ≤ 96 that is ~5e-4 at worst, and we
+     * allow 2e-3 of max|U| (measured errors are far below; a wrong index or a missing term is O(1)).
+     */
+    @ParameterizedTest
+    @CsvSource({"1, 4", "7, 20", "33, 80", "96, 200"})
+    void matchesThePlainDoubleReference(int k, int rows) {
+        float[] h = Fixtures.hessian(new SplittableRandom(k), rows, k);
+        float[] before = h.clone();
+        DampedCholesky.Result r = DampedCholesky.factor(h, k, 0.01);
+        assertArrayEquals(before, h, "the caller's H is not modified");
+        assertEquals(0, r.retries());
+        assertEquals(0.01, r.dampUsed());
+        double[] ref = referenceUpper(h, k, 0.01);
+        double max = 0;
+        for (double v : ref) {
+            max = Math.max(max, Math.abs(v));
+        }
+        float[] u = r.hinvUpper();
+        for (int i = 0; i < k; i++) {
+            for (int j = 0; j < k; j++) {
+                if (j < i) {
+                    assertEquals(0f, u[i * k + j], "strict lower triangle is zero");
+                } else {
+                    assertEquals(ref[i * k + j], u[i * k + j], 2e-3 * max, "U[" + i + ", " + j + "]");
+                }
+            }
+        }
+    }
+
+    @Test
+    void repeatsBitForBitAndAgreesWithTheScalarTwin() {
+        // Every element is written by one thread in a fixed order, so a rerun gives the same bits. The vector and
+        // scalar kernels differ in dot-product summation order, so they are compared within fp32 accuracy
+        // (κ·K·2⁻²⁴ relative, as above).
+        int k = 50;
+        float[] h = Fixtures.hessian(new SplittableRandom(9), 120, k);
+        float[] a = DampedCholesky.factor(h, k, 0.01, VectorKernels.INSTANCE).hinvUpper();
+        float[] b = DampedCholesky.factor(h, k, 0.01, VectorKernels.INSTANCE).hinvUpper();
+        assertArrayEquals(a, b);
+        float[] s = DampedCholesky.factor(h, k, 0.01, ScalarKernels.INSTANCE).hinvUpper();
+        for (int e = 0; e < a.length; e++) {
+            assertEquals(s[e], a[e], 1e-3 * Math.abs(s[0]));
+        }
+    }
+
+    @Test
+    void indefiniteHessianRaisesTheDampAndRecordsIt() {
+        // Blocks [[1, 1.025], [1.025, 1]] have eigenvalues 2.025 and −0.025, mean(diag) = 1: λ = 0.01 and 0.02
+        // leave a negative pivot (1.02 − 1.025²/1.02 < 0), λ = 0.03 works (1.03 − 1.025²/1.03 ≈ 0.0099).
+        int k = 4;
+        float[] h = new float[k * k];
+        for (int b = 0; b < k; b += 2) {
+            h[b * k + b] = 1f;
+            h[(b + 1) * k + b + 1] = 1f;
+            h[b * k + b + 1] = 1.025f;
+            h[(b + 1) * k + b] = 1.025f;
+        }
+        DampedCholesky.Result r = DampedCholesky.factor(h, k, 0.01);
+        assertEquals(2, r.retries());
+        assertEquals(0.03, r.dampUsed(), 1e-12);
+        double[] ref = referenceUpper(h, k, r.dampUsed());
+        for (int e = 0; e < ref.length; e++) {
+            // κ of the damped blocks is 2.055/0.005 ≈ 400: fp32 keeps ~κ·2⁻²⁴ ≈ 3e-5 relative.
+            assertEquals(ref[e], r.hinvUpper()[e], 1e-3 * Math.abs(ref[0]) + 1e-3 * Math.abs(ref[e]));
+        }
+    }
+
+    @Test
+    void deadInputsAreReportedAndFactoredAsOne() {
+        int k = 6;
+        float[] h = Fixtures.hessian(new SplittableRandom(4), 40, k);
+        for (int j = 0; j < k; j++) {
+            h[2 * k + j] = 0f;
+            h[j * k + 2] = 0f;
+            h[5 * k + j] = 0f;
+            h[j * k + 5] = 0f;
+        }
+        DampedCholesky.Result r = DampedCholesky.factor(h, k, 0.01);
+        assertArrayEquals(new int[] {2, 5}, r.deadColumns());
+        float[] fixed = h.clone();
+        fixed[2 * k + 2] = 1f;
+        fixed[5 * k + 5] = 1f;
+        double[] ref = referenceUpper(fixed, k, 0.01);
+        for (int e = 0; e < ref.length; e++) {
+            assertEquals(ref[e], r.hinvUpper()[e], 1e-4 * Math.abs(ref[0]) + 1e-4);
+        }
+    }
+
+    @Test
+    void hopelessHessiansFailWithAClearMessage() {
+        float[] nan = Fixtures.identity(3);
+        nan[4] = Float.NaN;
+        IllegalArgumentException e =
+                assertThrows(IllegalArgumentException.class, () -> DampedCholesky.factor(nan, 3, 0.01));
+        assertTrue(e.getMessage().contains("[1, 1] is NaN"), e.getMessage());
+        // Eigenvalues 3 and −1 with mean(diag) 1: no λ < 1 makes it positive definite.
+        float[] indefinite = {1, 2, 2, 1};
+        e = assertThrows(IllegalArgumentException.class, () -> DampedCholesky.factor(indefinite, 2, 0.01));
+        assertTrue(e.getMessage().contains("not positive definite even with damp 0.99"), e.getMessage());
+    }
+
+    /** Lower Cholesky factor in double; throws if not positive definite. */
+    private static double[] cholesky(double[] a, int k) {
+        double[] l = new double[k * k];
+        for (int j = 0; j < k; j++) {
+            double d = a[j * k + j];
+            for (int p = 0; p < j; p++) {
+                d -= l[j * k + p] * l[j * k + p];
+            }
+            assertTrue(d > 0, "reference Cholesky failed");
+            l[j * k + j] = Math.sqrt(d);
+            for (int i = j + 1; i < k; i++) {
+                double s = a[i * k + j];
+                for (int p = 0; p < j; p++) {
+                    s -= l[i * k + p] * l[j * k + p];
+                }
+                l[i * k + j] = s / l[j * k + j];
+            }
+        }
+        return l;
+    }
+
+    /** The textbook route: L = chol(H + λ·mean·I), H⁻¹ = L⁻ᵀL⁻¹, U = chol(H⁻¹)ᵀ, all in double. */
+    static double[] referenceUpper(float[] hf, int k, double damp) {
+        double[] h = new double[k * k];
+        double mean = 0;
+        for (int i = 0; i < k; i++) {
+            mean += hf[i * k + i] == 0 ? 1 : hf[i * k + i];
+        }
+        mean /= k;
+        for (int e = 0; e < h.length; e++) {
+            h[e] = hf[e];
+        }
+        for (int i = 0; i < k; i++) {
+            if (h[i * k + i] == 0) {
+                h[i * k + i] = 1;
+            }
+            h[i * k + i] += damp * mean;
+        }
+        double[] l = cholesky(h, k);
+        double[] linv = new double[k * k]; // forward substitution, column by column
+        for (int c = 0; c < k; c++) {
+            for (int i = c; i < k; i++) {
+                double s = i == c ? 1 : 0;
+                for (int p = c; p < i; p++) {
+                    s -= l[i * k + p] * linv[p * k + c];
+                }
+                linv[i * k + c] = s / l[i * k + i];
+            }
+        }
+        double[] hinv = new double[k * k];
+        for (int i = 0; i < k; i++) {
+            for (int j = 0; j < k; j++) {
+                double s = 0;
+                for (int p = 0; p < k; p++) {
+                    s += linv[p * k + i] * linv[p * k + j];
+                }
+                hinv[i * k + j] = s;
+            }
+        }
+        double[] l2 = cholesky(hinv, k);
+        double[] u = new double[k * k];
+        for (int i = 0; i < k; i++) {
+            for (int j = 0; j < k; j++) {
+                u[i * k + j] = l2[j * k + i];
+            }
+        }
+        return u;
+    }
+}
