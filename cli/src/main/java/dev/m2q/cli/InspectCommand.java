@@ -2,9 +2,12 @@ package dev.m2q.cli;
 
 import dev.m2q.core.InputException;
 import dev.m2q.core.io.Checkpoint;
+import dev.m2q.core.io.TensorSpec;
 import dev.m2q.core.io.TensorView;
 import dev.m2q.core.json.Json;
 import dev.m2q.core.model.ModelConfig;
+import dev.m2q.core.quant.GptqFormat;
+import dev.m2q.core.quant.GptqLayoutCheck;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -30,6 +33,20 @@ final class InspectCommand implements Callable<Integer> {
     @Option(names = "--json", description = "Print JSON instead of a table.")
     boolean json;
 
+    @Option(
+            names = "--check",
+            description = "Check a GPTQ checkpoint (ours or not) against what vLLM/SGLang/transformers load: config"
+                    + " keys, dtypes, shapes, v1 zeros, g_idx, scales, divisibility at --tp. Exit 1 on a violation.")
+    boolean check;
+
+    @Option(
+            names = "--tp",
+            split = ",",
+            defaultValue = "1",
+            paramLabel = "N",
+            description = "Tensor-parallel sizes for --check (default 1).")
+    List<Integer> tp;
+
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
@@ -47,6 +64,16 @@ final class InspectCommand implements Callable<Integer> {
                 checkAgainstConfig(ckpt, cfg);
             }
             var out = spec.commandLine().getOut();
+            if (check) {
+                if (cfg == null) {
+                    throw new InputException(model + ": --check needs a model directory with config.json");
+                }
+                List<GptqLayoutCheck.Violation> v = GptqLayoutCheck.checkCheckpoint(model, tp);
+                v.forEach(out::println);
+                out.printf("%s: %s at --tp %s%n", model, v.isEmpty() ? "loadable" : v.size() + " violation(s)", tp);
+                out.flush();
+                return v.isEmpty() ? Main.EXIT_OK : Main.EXIT_CHECK_FAILED;
+            }
             if (json) {
                 out.print(Json.writePretty(toJson(ckpt, cfg)));
             } else {
@@ -59,7 +86,15 @@ final class InspectCommand implements Callable<Integer> {
 
     /** Every tensor the config implies must exist with its shape: a mismatch is bad input. */
     static void checkAgainstConfig(Checkpoint ckpt, ModelConfig cfg) {
-        for (Map.Entry<String, long[]> e : cfg.expectedShapes().entrySet()) {
+        Map<String, long[]> expected = cfg.expectedShapes();
+        if (cfg.quantization() != null) {
+            expected = new LinkedHashMap<>();
+            for (TensorSpec t :
+                    GptqFormat.plan(cfg, ckpt::tensor, cfg.quantization().groupSize())) {
+                expected.put(t.name(), t.shape());
+            }
+        }
+        for (Map.Entry<String, long[]> e : expected.entrySet()) {
             String name = e.getKey();
             if (!ckpt.contains(name)) {
                 throw new InputException("config.json does not match the weights: tensor \"" + name + "\" is missing");

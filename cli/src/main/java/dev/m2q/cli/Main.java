@@ -5,15 +5,27 @@ import java.io.PrintWriter;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
-/** Entry point: exit 0 on success, 2 on bad input (one-line reason on stderr), 70 on an internal error. */
+/**
+ * Entry point: exit 0 on success, 1 when a check or gate fails, 2 on bad input (one-line reason on stderr), 70 on
+ * an internal error.
+ */
 @Command(
         name = "m2q",
         mixinStandardHelpOptions = true,
         versionProvider = Version.class,
         description = "BF16 Qwen2-family checkpoints to W4 releases that engines load.",
-        subcommands = {InspectCommand.class, TokenizeCommand.class, ValidateCommand.class, BenchCommand.class})
+        subcommands = {
+            QuantizeCommand.class,
+            InspectCommand.class,
+            TokenizeCommand.class,
+            ValidateCommand.class,
+            BenchCommand.class
+        })
 public final class Main {
     public static final int EXIT_OK = 0;
+    /** A check or quality gate found problems (the report says which). */
+    public static final int EXIT_CHECK_FAILED = 1;
+
     public static final int EXIT_BAD_INPUT = 2;
     public static final int EXIT_INTERNAL = 70;
 

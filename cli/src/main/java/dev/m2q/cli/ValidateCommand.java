@@ -42,11 +42,52 @@ final class ValidateCommand implements Callable<Integer> {
             description = "Score only the first N tokens of the text (default: all).")
     Integer maxTokens;
 
+    @Option(
+            names = "--candidate",
+            paramLabel = "DIR",
+            description = "A quantized release of --model (GPTQ layout) to score on the same tokens; prints both"
+                    + " perplexities and the increase.")
+    Path candidate;
+
     @Option(names = "--json", description = "Print JSON instead of a sentence.")
     boolean json;
 
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
+
+    private Map<String, Object> score(Path modelDir, int[] ids) {
+        long t0 = System.nanoTime();
+        Perplexity.Result r;
+        try (Qwen2Model m = Qwen2Model.load(modelDir, kernels.get())) {
+            r = Perplexity.evaluate(m, ids, seqlen);
+        }
+        Map<String, Object> j = new LinkedHashMap<>();
+        j.put("model", modelDir.toString());
+        j.put("text", text.toString());
+        j.put("tokens", r.tokens());
+        j.put("predicted", r.predicted());
+        j.put("windows", r.windows());
+        j.put("seqlen", seqlen);
+        j.put("nll", r.nll());
+        j.put("ppl", r.ppl());
+        j.put("kernels", kernels.get().name());
+        j.put("seconds", (System.nanoTime() - t0) / 1e9);
+        return j;
+    }
+
+    private static String sentence(Map<String, Object> j) {
+        return String.format(
+                java.util.Locale.ROOT,
+                "perplexity %.4f over %d tokens (%d predictions in %d windows of up to %d) [%s, %s kernels, %.1f s]",
+                j.get("ppl"),
+                j.get("tokens"),
+                j.get("predicted"),
+                j.get("windows"),
+                j.get("seqlen"),
+                j.get("model"),
+                j.get("kernels"),
+                j.get("seconds"));
+    }
 
     @Override
     public Integer call() {
@@ -65,36 +106,31 @@ final class ValidateCommand implements Callable<Integer> {
         if (ids.length < 2) {
             throw new InputException(text + ": has " + ids.length + " token(s); perplexity needs at least 2");
         }
-        long t0 = System.nanoTime();
-        Perplexity.Result r;
-        try (Qwen2Model m = Qwen2Model.load(dir, kernels.get())) {
-            r = Perplexity.evaluate(m, ids, seqlen);
-        }
-        double seconds = (System.nanoTime() - t0) / 1e9;
         var out = spec.commandLine().getOut();
-        if (json) {
-            Map<String, Object> j = new LinkedHashMap<>();
-            j.put("model", dir.toString());
-            j.put("text", text.toString());
-            j.put("tokens", r.tokens());
-            j.put("predicted", r.predicted());
-            j.put("windows", r.windows());
-            j.put("seqlen", seqlen);
-            j.put("nll", r.nll());
-            j.put("ppl", r.ppl());
-            j.put("kernels", kernels.get().name());
-            j.put("seconds", seconds);
-            out.print(Json.writePretty(j));
+        Map<String, Object> ref = score(dir, ids);
+        if (candidate == null) {
+            if (json) {
+                out.print(Json.writePretty(ref));
+            } else {
+                out.println(sentence(ref));
+            }
         } else {
-            out.printf(
-                    "perplexity %.4f over %d tokens (%d predictions in %d windows of up to %d) [%s kernels, %.1f s]%n",
-                    r.ppl(),
-                    r.tokens(),
-                    r.predicted(),
-                    r.windows(),
-                    seqlen,
-                    kernels.get().name(),
-                    seconds);
+            if (!java.nio.file.Files.isDirectory(candidate)) {
+                throw new InputException(candidate + ": not a directory (--candidate)");
+            }
+            Map<String, Object> cand = score(candidate, ids);
+            double increase = 100.0 * ((Double) cand.get("ppl") / (Double) ref.get("ppl") - 1);
+            if (json) {
+                Map<String, Object> j = new LinkedHashMap<>();
+                j.put("reference", ref);
+                j.put("candidate", cand);
+                j.put("ppl_increase_percent", increase);
+                out.print(Json.writePretty(j));
+            } else {
+                out.println("reference: " + sentence(ref));
+                out.println("candidate: " + sentence(cand));
+                out.printf("perplexity increase: %+.2f%%%n", increase);
+            }
         }
         out.flush();
         return Main.EXIT_OK;

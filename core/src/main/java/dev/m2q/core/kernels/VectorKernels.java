@@ -39,64 +39,150 @@ public final class VectorKernels implements Kernels {
         }
     }
 
+    /** Row count from which the product is split over token blocks (each reusing x in cache) instead of over W. */
+    private static final int BLOCKED_ROWS = 32;
+    /** Tokens per block: 64 rows of x stay in L1/L2 while every row of W streams past them. */
+    private static final int ROW_BLOCK = 64;
+
     private void matmulBf16(float[] x, int rows, Matrix.Bf16 w, float[] bias, float[] y) {
-        int n = w.rows();
-        int k = w.cols();
-        MemorySegment seg = w.data();
-        int upper = F.loopBound(k);
-        Parallel.forRange(n, (long) rows * k, (from, to) -> {
-            for (int j = from; j < to; j++) {
-                long rowBase = 2L * j * k;
-                float b = bias == null ? 0f : bias[j];
-                int t = 0;
-                for (; t + TILE <= rows; t += TILE) {
-                    int x0 = t * k;
-                    int x1 = x0 + k;
-                    int x2 = x1 + k;
-                    int x3 = x2 + k;
-                    FloatVector a0 = FloatVector.zero(F);
-                    FloatVector a1 = FloatVector.zero(F);
-                    FloatVector a2 = FloatVector.zero(F);
-                    FloatVector a3 = FloatVector.zero(F);
-                    int c = 0;
-                    for (; c < upper; c += F.length()) {
-                        FloatVector wv = widen(seg, rowBase + 2L * c);
-                        a0 = FloatVector.fromArray(F, x, x0 + c).fma(wv, a0);
-                        a1 = FloatVector.fromArray(F, x, x1 + c).fma(wv, a1);
-                        a2 = FloatVector.fromArray(F, x, x2 + c).fma(wv, a2);
-                        a3 = FloatVector.fromArray(F, x, x3 + c).fma(wv, a3);
-                    }
-                    float s0 = sum(a0);
-                    float s1 = sum(a1);
-                    float s2 = sum(a2);
-                    float s3 = sum(a3);
-                    for (; c < k; c++) {
-                        float wc = w.get(j, c);
-                        s0 += x[x0 + c] * wc;
-                        s1 += x[x1 + c] * wc;
-                        s2 += x[x2 + c] * wc;
-                        s3 += x[x3 + c] * wc;
-                    }
-                    y[t * n + j] = s0 + b;
-                    y[(t + 1) * n + j] = s1 + b;
-                    y[(t + 2) * n + j] = s2 + b;
-                    y[(t + 3) * n + j] = s3 + b;
+        schedule(rows, w.rows(), w.cols(), (j, t0, t1) -> bf16Row(x, w, j, t0, t1, bias, y));
+    }
+
+    private void matmulF32(float[] x, int rows, Matrix.F32 w, float[] bias, float[] y) {
+        schedule(rows, w.rows(), w.cols(), (j, t0, t1) -> f32Row(x, w, j, t0, t1, bias, y));
+    }
+
+    /** Computes y[t, j] for t in [t0, t1). */
+    @FunctionalInterface
+    private interface RowKernel {
+        void run(int j, int t0, int t1);
+    }
+
+    /**
+     * Few rows (decoding): split the output columns over threads. Many rows (prefill, calibration): split the
+     * rows into blocks, each sweeping all of W. Either way each y element is one thread's fixed-order sum.
+     */
+    private static void schedule(int rows, int n, int k, RowKernel kernel) {
+        if (rows < BLOCKED_ROWS) {
+            Parallel.forRange(n, (long) rows * k, (from, to) -> {
+                for (int j = from; j < to; j++) {
+                    kernel.run(j, 0, rows);
                 }
-                for (; t < rows; t++) {
-                    int x0 = t * k;
-                    FloatVector a0 = FloatVector.zero(F);
-                    int c = 0;
-                    for (; c < upper; c += F.length()) {
-                        a0 = FloatVector.fromArray(F, x, x0 + c).fma(widen(seg, rowBase + 2L * c), a0);
-                    }
-                    float s0 = sum(a0);
-                    for (; c < k; c++) {
-                        s0 += x[x0 + c] * w.get(j, c);
-                    }
-                    y[t * n + j] = s0 + b;
+            });
+            return;
+        }
+        int blocks = (rows + ROW_BLOCK - 1) / ROW_BLOCK;
+        Parallel.forRange(blocks, (long) ROW_BLOCK * n * k, (from, to) -> {
+            for (int blk = from; blk < to; blk++) {
+                int t0 = blk * ROW_BLOCK;
+                int t1 = Math.min(rows, t0 + ROW_BLOCK);
+                for (int j = 0; j < n; j++) {
+                    kernel.run(j, t0, t1);
                 }
             }
         });
+    }
+
+    private static void bf16Row(float[] x, Matrix.Bf16 w, int j, int t0, int t1, float[] bias, float[] y) {
+        int n = w.rows();
+        int k = w.cols();
+        int upper = F.loopBound(k);
+        MemorySegment seg = w.data();
+        long rowBase = 2L * j * k;
+        float b = bias == null ? 0f : bias[j];
+        int t = t0;
+        for (; t + TILE <= t1; t += TILE) {
+            int x0 = t * k;
+            int x1 = x0 + k;
+            int x2 = x1 + k;
+            int x3 = x2 + k;
+            FloatVector a0 = FloatVector.zero(F);
+            FloatVector a1 = FloatVector.zero(F);
+            FloatVector a2 = FloatVector.zero(F);
+            FloatVector a3 = FloatVector.zero(F);
+            int c = 0;
+            for (; c < upper; c += F.length()) {
+                FloatVector wv = widen(seg, rowBase + 2L * c);
+                a0 = FloatVector.fromArray(F, x, x0 + c).fma(wv, a0);
+                a1 = FloatVector.fromArray(F, x, x1 + c).fma(wv, a1);
+                a2 = FloatVector.fromArray(F, x, x2 + c).fma(wv, a2);
+                a3 = FloatVector.fromArray(F, x, x3 + c).fma(wv, a3);
+            }
+            float s0 = sum(a0);
+            float s1 = sum(a1);
+            float s2 = sum(a2);
+            float s3 = sum(a3);
+            for (; c < k; c++) {
+                float wc = w.get(j, c);
+                s0 += x[x0 + c] * wc;
+                s1 += x[x1 + c] * wc;
+                s2 += x[x2 + c] * wc;
+                s3 += x[x3 + c] * wc;
+            }
+            y[t * n + j] = s0 + b;
+            y[(t + 1) * n + j] = s1 + b;
+            y[(t + 2) * n + j] = s2 + b;
+            y[(t + 3) * n + j] = s3 + b;
+        }
+        for (; t < t1; t++) {
+            int x0 = t * k;
+            FloatVector a0 = FloatVector.zero(F);
+            int c = 0;
+            for (; c < upper; c += F.length()) {
+                a0 = FloatVector.fromArray(F, x, x0 + c).fma(widen(seg, rowBase + 2L * c), a0);
+            }
+            float s0 = sum(a0);
+            for (; c < k; c++) {
+                s0 += x[x0 + c] * w.get(j, c);
+            }
+            y[t * n + j] = s0 + b;
+        }
+    }
+
+    private static void f32Row(float[] x, Matrix.F32 w, int j, int t0, int t1, float[] bias, float[] y) {
+        int n = w.rows();
+        int k = w.cols();
+        int upper = F.loopBound(k);
+        float[] wd = w.data();
+        int rowBase = j * k;
+        float b = bias == null ? 0f : bias[j];
+        int t = t0;
+        for (; t + TILE <= t1; t += TILE) {
+            int x0 = t * k;
+            int x1 = x0 + k;
+            int x2 = x1 + k;
+            int x3 = x2 + k;
+            FloatVector a0 = FloatVector.zero(F);
+            FloatVector a1 = FloatVector.zero(F);
+            FloatVector a2 = FloatVector.zero(F);
+            FloatVector a3 = FloatVector.zero(F);
+            int c = 0;
+            for (; c < upper; c += F.length()) {
+                FloatVector wv = FloatVector.fromArray(F, wd, rowBase + c);
+                a0 = FloatVector.fromArray(F, x, x0 + c).fma(wv, a0);
+                a1 = FloatVector.fromArray(F, x, x1 + c).fma(wv, a1);
+                a2 = FloatVector.fromArray(F, x, x2 + c).fma(wv, a2);
+                a3 = FloatVector.fromArray(F, x, x3 + c).fma(wv, a3);
+            }
+            float s0 = sum(a0);
+            float s1 = sum(a1);
+            float s2 = sum(a2);
+            float s3 = sum(a3);
+            for (; c < k; c++) {
+                float wc = wd[rowBase + c];
+                s0 += x[x0 + c] * wc;
+                s1 += x[x1 + c] * wc;
+                s2 += x[x2 + c] * wc;
+                s3 += x[x3 + c] * wc;
+            }
+            y[t * n + j] = s0 + b;
+            y[(t + 1) * n + j] = s1 + b;
+            y[(t + 2) * n + j] = s2 + b;
+            y[(t + 3) * n + j] = s3 + b;
+        }
+        for (; t < t1; t++) {
+            y[t * n + j] = INSTANCE.dot(x, t * k, wd, rowBase, k) + b;
+        }
     }
 
     /**
@@ -116,20 +202,6 @@ public final class VectorKernels implements Kernels {
         ShortVector s = ShortVector.fromMemorySegment(S, seg, byteOffset, ByteOrder.LITTLE_ENDIAN);
         IntVector i = (IntVector) s.convertShape(VectorOperators.S2I, I, 0);
         return i.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
-    }
-
-    private void matmulF32(float[] x, int rows, Matrix.F32 w, float[] bias, float[] y) {
-        int n = w.rows();
-        int k = w.cols();
-        float[] wd = w.data();
-        Parallel.forRange(n, (long) rows * k, (from, to) -> {
-            for (int j = from; j < to; j++) {
-                float b = bias == null ? 0f : bias[j];
-                for (int t = 0; t < rows; t++) {
-                    y[t * n + j] = dot(x, t * k, wd, j * k, k) + b;
-                }
-            }
-        });
     }
 
     @Override

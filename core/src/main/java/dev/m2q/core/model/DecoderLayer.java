@@ -91,7 +91,8 @@ public final class DecoderLayer {
     /**
      * Runs the layer on {@code nSeq} independent sequences of {@code seqLen} tokens each, the calibration
      * batch shape: x [nSeq·seqLen, hidden] fp32 row-major, positions 0..seqLen−1 in every sequence. Returns a
-     * new array of the same shape; x is not modified.
+     * new array of the same shape (or null when {@code obs} said {@link LayerObserver#enough()}); x is not
+     * modified.
      */
     public float[] forward(float[] x, int nSeq, int seqLen, LayerObserver obs) {
         return forward(x, nSeq, seqLen, 0, null, obs);
@@ -121,6 +122,9 @@ public final class DecoderLayer {
         obs.linearInput("self_attn.q_proj", h, rows, hidden);
         obs.linearInput("self_attn.k_proj", h, rows, hidden);
         obs.linearInput("self_attn.v_proj", h, rows, hidden);
+        if (obs.enough()) {
+            return null;
+        }
         float[] q = new float[rows * qDim];
         float[] k = new float[rows * kvDim];
         float[] v = new float[rows * kvDim];
@@ -152,6 +156,9 @@ public final class DecoderLayer {
         }
 
         obs.linearInput("self_attn.o_proj", attn, rows, qDim);
+        if (obs.enough()) {
+            return null;
+        }
         float[] o = new float[rows * hidden];
         kernels.matmul(attn, rows, w.o(), null, o);
         float[] x2 = new float[rows * hidden];
@@ -163,6 +170,9 @@ public final class DecoderLayer {
         rmsNorm(x2, rows, hidden, w.postNorm(), (float) cfg.rmsNormEps(), h);
         obs.linearInput("mlp.gate_proj", h, rows, hidden);
         obs.linearInput("mlp.up_proj", h, rows, hidden);
+        if (obs.enough()) {
+            return null;
+        }
         float[] g = new float[rows * inter];
         float[] u = new float[rows * inter];
         kernels.matmul(h, rows, w.gate(), null, g);
@@ -172,6 +182,9 @@ public final class DecoderLayer {
             g[i] = gi / (1f + (float) Math.exp(-gi)) * u[i];
         }
         obs.linearInput("mlp.down_proj", g, rows, inter);
+        if (obs.enough()) {
+            return null;
+        }
         kernels.matmul(g, rows, w.down(), null, o);
         for (int i = 0; i < x2.length; i++) {
             x2[i] += o[i];

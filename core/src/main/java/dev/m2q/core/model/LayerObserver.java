@@ -13,5 +13,14 @@ public interface LayerObserver {
      */
     default void keysValues(float[] k, float[] v, int rows, int kvDim) {}
 
+    /**
+     * Asked after each observation: true when this observer has what it needs from the current call, so the
+     * layer may stop early (the forward then returns null). Calibration passes that only need one group's
+     * inputs skip the rest of the layer this way.
+     */
+    default boolean enough() {
+        return false;
+    }
+
     LayerObserver NONE = new LayerObserver() {};
 }

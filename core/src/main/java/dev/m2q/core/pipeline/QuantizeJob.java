@@ -111,7 +111,26 @@ public final class QuantizeJob {
         }
     }
 
+    /**
+     * Refuses, before any work, an existing output without --overwrite, a --resume with nothing to resume, and an
+     * interrupted run that would be silently discarded.
+     */
+    public static void checkOutput(Path out, boolean overwrite, boolean resume) {
+        Path abs = out.toAbsolutePath().normalize();
+        new QuantizeJob(
+                        new QuantizeOptions(
+                                abs, abs, 8, 1, 2, 0, 0, 1, 1, overwrite, resume, Map.of(), List.of(), "check"),
+                        null,
+                        null,
+                        ProgressListener.NONE)
+                .checkOutput(abs, partialDir(abs), false);
+    }
+
     private void checkOutput(Path out, Path partial) {
+        checkOutput(out, partial, true);
+    }
+
+    private void checkOutput(Path out, Path partial, boolean clean) {
         if (Files.exists(out) && !opts.overwrite()) {
             throw new InputException(out + ": already exists; pass --overwrite to replace it (it is replaced only"
                     + " once the new release is complete)");
@@ -124,7 +143,9 @@ public final class QuantizeJob {
                 throw new InputException(partial + ": holds an interrupted run; pass --resume to continue it or"
                         + " --overwrite to start over");
             }
-            deleteTree(partial);
+            if (clean) {
+                deleteTree(partial);
+            }
         }
     }
 

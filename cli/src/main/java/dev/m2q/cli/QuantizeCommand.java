@@ -1,0 +1,264 @@
+package dev.m2q.cli;
+
+import dev.m2q.core.InputException;
+import dev.m2q.core.calib.CalibrationSet;
+import dev.m2q.core.model.ModelConfig;
+import dev.m2q.core.pipeline.LayerMethod;
+import dev.m2q.core.pipeline.QuantizeJob;
+import dev.m2q.core.pipeline.QuantizeOptions;
+import dev.m2q.core.quant.GptqLayoutCheck;
+import dev.m2q.core.tokenizer.ChatTemplate;
+import dev.m2q.core.tokenizer.Tokenizer;
+import dev.m2q.gptq.GptqMethod;
+import dev.m2q.gptq.GptqOptions;
+import dev.m2q.gptq.RtnMethod;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/** {@code m2q quantize}: GPTQ or RTN, 4-bit symmetric, written in the GPTQ layout engines load. */
+@Command(
+        name = "quantize",
+        mixinStandardHelpOptions = true,
+        description = "Quantize a BF16 checkpoint layer by layer (GPTQ or RTN, W4 g128 sym) into a GPTQ checkpoint.")
+final class QuantizeCommand implements Callable<Integer> {
+    enum Method {
+        gptq,
+        rtn
+    }
+
+    @Mixin
+    ModelOptions model;
+
+    @Mixin
+    KernelOptions kernels;
+
+    @Option(
+            names = "--out",
+            required = true,
+            paramLabel = "DIR",
+            description = "Output directory (must not exist"
+                    + " unless --overwrite; built as DIR.m2q-partial and renamed when complete).")
+    Path out;
+
+    @Option(names = "--method", defaultValue = "gptq", description = "gptq (default) or rtn.")
+    Method method;
+
+    @Option(names = "--format", defaultValue = "gptq", description = "Output layout: gptq (default).")
+    String format;
+
+    @Option(names = "--bits", defaultValue = "4", description = "Weight bits; 4 is the scheme engines load.")
+    int bits;
+
+    @Option(names = "--group-size", defaultValue = "128", description = "Input channels per scale group.")
+    int groupSize;
+
+    @Option(
+            names = "--sym",
+            negatable = true,
+            defaultValue = "true",
+            fallbackValue = "true",
+            description = "Symmetric quantization (default; --no-sym is refused: no engine path for it here).")
+    boolean sym;
+
+    @Option(names = "--damp", defaultValue = "0.01", description = "GPTQ dampening λ, as a fraction of mean diag(H).")
+    double damp;
+
+    @Option(names = "--block-size", defaultValue = "128", description = "GPTQ block size (lazy batch width).")
+    int blockSize;
+
+    @Option(names = "--act-order", description = "Quantize columns by descending Hessian diagonal.")
+    boolean actOrder;
+
+    @Option(
+            names = "--static-groups",
+            negatable = true,
+            defaultValue = "true",
+            fallbackValue = "true",
+            description = "With --act-order, fix groups on the original column order (default; keeps desc_act"
+                    + " false and vLLM's fast path).")
+    boolean staticGroups;
+
+    @Option(
+            names = "--true-sequential",
+            negatable = true,
+            defaultValue = "true",
+            fallbackValue = "true",
+            description = "Quantize [q,k,v] → [o] → [gate,up] → [down], re-running the layer between groups (default).")
+    boolean trueSequential;
+
+    @Option(
+            names = "--calib",
+            paramLabel = "FILE",
+            arity = "1..*",
+            description = "Calibration files: .txt, or .jsonl with \"text\" or chat \"messages\". Default: the model"
+                    + " folder's calibration.txt when it has one (the bundled demo model does).")
+    List<Path> calib;
+
+    @Option(names = "--nsamples", defaultValue = "128", description = "Calibration windows (default ${DEFAULT-VALUE}).")
+    int nsamples;
+
+    @Option(names = "--seqlen", defaultValue = "2048", description = "Tokens per window (default ${DEFAULT-VALUE}).")
+    int seqlen;
+
+    @Option(
+            names = "--seed",
+            defaultValue = "0",
+            description = "Seed for drawing the windows (default ${DEFAULT-VALUE}).")
+    long seed;
+
+    @Option(
+            names = "--tp",
+            split = ",",
+            defaultValue = "1",
+            paramLabel = "N",
+            description = "Tensor-parallel sizes the release must load at; shapes are checked first (default 1).")
+    List<Integer> tp;
+
+    @Option(
+            names = "--max-memory",
+            defaultValue = "4g",
+            paramLabel = "SIZE",
+            description = "Budget for calibration activations (e.g. 512m, 8g); beyond it they spill to disk.")
+    String maxMemory;
+
+    @Option(
+            names = "--max-shard-size",
+            defaultValue = "4g",
+            paramLabel = "SIZE",
+            description = "Largest output shard (default ${DEFAULT-VALUE}).")
+    String maxShard;
+
+    @Option(names = "--overwrite", description = "Replace an existing output (only once the new one is complete).")
+    boolean overwrite;
+
+    @Option(names = "--resume", description = "Continue an interrupted run with the same options.")
+    boolean resume;
+
+    @Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() {
+        long t0 = System.nanoTime();
+        Path dir = model.dir();
+        if (bits != 4 || !sym) {
+            throw new InputException("m2q writes 4-bit symmetric GPTQ only (--bits 4 --sym): other schemes have no"
+                    + " engine kernel that loads this layout; got --bits " + bits + (sym ? "" : " --no-sym"));
+        }
+        if (!format.equals("gptq")) {
+            throw new InputException("--format " + format + " is not available yet (available: gptq)");
+        }
+        if (groupSize < 8 || nsamples < 1 || seqlen < 2) {
+            throw new InputException("--group-size must be ≥ 8, --nsamples ≥ 1, --seqlen ≥ 2");
+        }
+        QuantizeJob.checkOutput(out, overwrite, resume);
+        ModelConfig cfg = ModelConfig.load(dir);
+        if (cfg.quantization() != null) {
+            throw new InputException(dir + ": is already quantized (config.json has quantization_config)");
+        }
+        List<GptqLayoutCheck.Violation> problems = GptqLayoutCheck.checkPlanned(cfg, groupSize, tp);
+        if (!problems.isEmpty()) {
+            StringBuilder b = new StringBuilder("the release could not load at --tp " + tp + ":");
+            problems.forEach(p -> b.append("\n  ").append(p));
+            throw new InputException(b.toString());
+        }
+        GptqOptions gptq = new GptqOptions(bits, groupSize, sym, damp, blockSize, actOrder, actOrder && staticGroups);
+        LayerMethod m = method == Method.gptq ? new GptqMethod(gptq, trueSequential) : new RtnMethod(groupSize);
+
+        List<Path> files = calib;
+        if (files == null || files.isEmpty()) {
+            Path bundled = dir.resolve("calibration.txt");
+            if (!Files.isRegularFile(bundled)) {
+                throw new InputException("--calib FILE is required (the model folder has no calibration.txt)");
+            }
+            files = List.of(bundled);
+        }
+        Tokenizer tok = Tokenizer.load(dir.resolve("tokenizer.json"));
+        ChatTemplate chat = Files.isRegularFile(dir.resolve("tokenizer_config.json")) ? chatOrNull(dir) : null;
+        CalibrationSet set = CalibrationSet.load(files, tok, chat);
+        List<int[]> samples = set.sample(nsamples, seqlen, seed);
+
+        Map<String, Object> qc = new LinkedHashMap<>();
+        boolean descAct = actOrder && !staticGroups;
+        qc.put("desc_act", descAct);
+        qc.put("static_groups", actOrder && staticGroups);
+        qc.put("true_sequential", trueSequential);
+        qc.put("damp_percent", damp);
+        if (descAct) {
+            new ConsoleProgress(spec.commandLine().getErr(), false)
+                    .info("note: --act-order without static groups writes desc_act true; vLLM reorders such"
+                            + " weights at load and may not use its fastest kernel");
+        }
+        Map<String, Object> calibration = new LinkedHashMap<>();
+        calibration.put(
+                "files", files.stream().map(p -> p.getFileName().toString()).toList());
+        calibration.put("sha256", set.hash());
+        calibration.put("tokens", set.totalTokens());
+        calibration.put("nsamples", nsamples);
+        calibration.put("seqlen", seqlen);
+
+        QuantizeOptions opts = new QuantizeOptions(
+                dir,
+                out,
+                groupSize,
+                nsamples,
+                seqlen,
+                seed,
+                Sizes.parse(maxMemory, "--max-memory"),
+                Sizes.parse(maxShard, "--max-shard-size"),
+                batch(cfg),
+                overwrite,
+                resume,
+                qc,
+                new ArrayList<>(spec.commandLine().getParseResult().originalArgs()),
+                Version.get());
+        var err = spec.commandLine().getErr();
+        ConsoleProgress progress = new ConsoleProgress(err, ConsoleProgress.isTerminal());
+        progress.info(String.format(
+                Locale.ROOT,
+                "m2q quantize: %s, %d layers, %s W4 g%d sym, %d × %d calibration" + " tokens, %s kernels",
+                dir,
+                cfg.numLayers(),
+                m.name(),
+                groupSize,
+                nsamples,
+                seqlen,
+                kernels.get().name()));
+        QuantizeJob.Summary s = new QuantizeJob(opts, m, kernels.get(), progress).run(samples, calibration);
+        var o = spec.commandLine().getOut();
+        o.printf(
+                Locale.ROOT,
+                "wrote %s (%d files%s) in %.1f s%n",
+                s.out(),
+                s.files().size(),
+                s.resumedLayers() > 0 ? ", " + s.resumedLayers() + " layers replayed from the interrupted run" : "",
+                (System.nanoTime() - t0) / 1e9);
+        o.flush();
+        return Main.EXIT_OK;
+    }
+
+    private static ChatTemplate chatOrNull(Path dir) {
+        try {
+            return ChatTemplate.load(dir);
+        } catch (InputException e) {
+            return null;
+        }
+    }
+
+    /** Sequences per layer pass: keeps one batch's intermediate tensors near 256 MiB. */
+    private int batch(ModelConfig cfg) {
+        long perToken = 4L * (6L * cfg.hiddenSize() + 3L * cfg.intermediateSize() + 2L * cfg.qDim());
+        long perSeq = perToken * seqlen;
+        return (int) Math.max(1, Math.min(nsamples, (256L << 20) / perSeq));
+    }
+}

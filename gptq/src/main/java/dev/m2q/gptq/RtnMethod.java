@@ -1,0 +1,57 @@
+package dev.m2q.gptq;
+
+import dev.m2q.core.kernels.Matrix;
+import dev.m2q.core.pipeline.LayerContext;
+import dev.m2q.core.pipeline.LayerMethod;
+import dev.m2q.core.pipeline.LayerResult;
+import dev.m2q.core.quant.QuantizedLinear;
+import dev.m2q.core.quant.Rtn;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Round-to-nearest: the baseline. Needs no calibration data; its report row gives the mean squared weight error
+ * (there is no Hessian to weigh it with).
+ */
+public final class RtnMethod implements LayerMethod {
+    private final int groupSize;
+
+    public RtnMethod(int groupSize) {
+        this.groupSize = groupSize;
+    }
+
+    @Override
+    public String name() {
+        return "rtn";
+    }
+
+    @Override
+    public LayerResult quantize(LayerContext ctx) {
+        Map<String, QuantizedLinear> done = new LinkedHashMap<>();
+        List<Map<String, Object>> report = new ArrayList<>();
+        for (String module : ctx.config().arch().linears()) {
+            ctx.working(module);
+            long t0 = System.nanoTime();
+            Matrix w = ctx.source().linear(module);
+            float[] wf = GptqMethod.floats(w);
+            QuantizedLinear q = Rtn.quantize(wf, w.rows(), w.cols(), groupSize);
+            float[] dq = q.dequantize();
+            double se = 0;
+            for (int i = 0; i < wf.length; i++) {
+                double d = wf[i] - dq[i];
+                se += d * d;
+            }
+            done.put(module, q);
+            Map<String, Object> row = new LinkedHashMap<>();
+            row.put("layer", ctx.layer());
+            row.put("module", ctx.config().arch().module(ctx.layer(), module));
+            row.put("method", "rtn");
+            row.put("weight_mse", se / wf.length);
+            row.put("time_s", (System.nanoTime() - t0) / 1e9);
+            report.add(row);
+        }
+        return new LayerResult(done, report);
+    }
+}

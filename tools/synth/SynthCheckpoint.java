@@ -1,0 +1,102 @@
+import dev.m2q.core.io.CheckpointWriter;
+import dev.m2q.core.io.ShardPlan;
+import dev.m2q.core.io.TensorSpec;
+import dev.m2q.core.json.Json;
+import dev.m2q.core.tensor.DType;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+/**
+ * Writes a synthetic Qwen2 checkpoint with 32B-shaped decoder layers (hidden 5120, MLP 27648, 40/8 heads,
+ * head_dim 128) for scale runs of m2q quantize: bf16 weights drawn from a Student-t distribution with 4
+ * degrees of freedom (heavy tails like trained LLM weights), scaled by 1/sqrt(fan_in); a small vocabulary keeps
+ * the embeddings cheap. Seeded. Not committed output: regenerate it.
+ *
+ * <pre>
+ * ./mvnw -q -pl core package -DskipTests
+ * java --add-modules jdk.incubator.vector -cp core/target/classes tools/synth/SynthCheckpoint.java OUT [layers=2] [vocab=4096]
+ * cp fixtures/tiny-qwen2/tokenizer*.json OUT/   # any byte-level BPE tokenizer with ids < vocab will do
+ * </pre>
+ */
+public class SynthCheckpoint {
+    static final int HIDDEN = 5120;
+    static final int INTER = 27648;
+    static final int HEADS = 40;
+    static final int KV_HEADS = 8;
+    static final int HEAD_DIM = 128;
+
+    public static void main(String[] args) throws Exception {
+        Path out = Path.of(args[0]);
+        int layers = args.length > 1 ? Integer.parseInt(args[1]) : 2;
+        int vocab = args.length > 2 ? Integer.parseInt(args[2]) : 4096;
+        List<TensorSpec> specs = new ArrayList<>();
+        Map<String, long[]> shapes = new LinkedHashMap<>();
+        shapes.put("model.embed_tokens.weight", new long[] {vocab, HIDDEN});
+        for (int l = 0; l < layers; l++) {
+            String p = "model.layers." + l + ".";
+            shapes.put(p + "input_layernorm.weight", new long[] {HIDDEN});
+            shapes.put(p + "self_attn.q_proj.weight", new long[] {HEADS * HEAD_DIM, HIDDEN});
+            shapes.put(p + "self_attn.q_proj.bias", new long[] {HEADS * HEAD_DIM});
+            shapes.put(p + "self_attn.k_proj.weight", new long[] {KV_HEADS * HEAD_DIM, HIDDEN});
+            shapes.put(p + "self_attn.k_proj.bias", new long[] {KV_HEADS * HEAD_DIM});
+            shapes.put(p + "self_attn.v_proj.weight", new long[] {KV_HEADS * HEAD_DIM, HIDDEN});
+            shapes.put(p + "self_attn.v_proj.bias", new long[] {KV_HEADS * HEAD_DIM});
+            shapes.put(p + "self_attn.o_proj.weight", new long[] {HIDDEN, HEADS * HEAD_DIM});
+            shapes.put(p + "post_attention_layernorm.weight", new long[] {HIDDEN});
+            shapes.put(p + "mlp.gate_proj.weight", new long[] {INTER, HIDDEN});
+            shapes.put(p + "mlp.up_proj.weight", new long[] {INTER, HIDDEN});
+            shapes.put(p + "mlp.down_proj.weight", new long[] {HIDDEN, INTER});
+        }
+        shapes.put("model.norm.weight", new long[] {HIDDEN});
+        shapes.put("lm_head.weight", new long[] {vocab, HIDDEN});
+        shapes.forEach((n, s) -> specs.add(new TensorSpec(n, DType.BF16, s)));
+        SplittableRandom rnd = new SplittableRandom(20261122);
+        try (CheckpointWriter w = CheckpointWriter.create(out, ShardPlan.of(specs, 2L << 30), CheckpointWriter.PT_METADATA)) {
+            for (TensorSpec t : specs) {
+                long[] s = t.shape();
+                float[] v = new float[(int) t.numel()];
+                if (t.name().endsWith("norm.weight")) {
+                    java.util.Arrays.fill(v, 1f);
+                } else {
+                    double scale = s.length == 2 ? 1 / Math.sqrt(s[1]) : 0.02;
+                    for (int i = 0; i < v.length; i++) {
+                        v[i] = (float) (scale * studentT4(rnd));
+                    }
+                }
+                w.writeFloats(t.name(), v);
+            }
+            w.finish();
+        }
+        Map<String, Object> cfg = new LinkedHashMap<>();
+        cfg.put("architectures", List.of("Qwen2ForCausalLM"));
+        cfg.put("model_type", "qwen2");
+        cfg.put("hidden_size", HIDDEN);
+        cfg.put("intermediate_size", INTER);
+        cfg.put("num_hidden_layers", layers);
+        cfg.put("num_attention_heads", HEADS);
+        cfg.put("num_key_value_heads", KV_HEADS);
+        cfg.put("head_dim", HEAD_DIM);
+        cfg.put("rms_norm_eps", 1e-6);
+        cfg.put("rope_theta", 1000000.0);
+        cfg.put("max_position_embeddings", 32768);
+        cfg.put("vocab_size", vocab);
+        cfg.put("tie_word_embeddings", false);
+        cfg.put("torch_dtype", "bfloat16");
+        Files.writeString(out.resolve("config.json"), Json.writePretty(cfg));
+    }
+
+    /** Student-t with 4 degrees of freedom, unit-variance-scaled: z / sqrt(chi²₄ / 4) / sqrt(2). */
+    static double studentT4(SplittableRandom r) {
+        double chi = 0;
+        for (int i = 0; i < 4; i++) {
+            double g = r.nextGaussian();
+            chi += g * g;
+        }
+        return r.nextGaussian() / Math.sqrt(chi / 4) / Math.sqrt(2);
+    }
+}
