@@ -12,28 +12,33 @@ import java.util.Map;
 import java.util.SplittableRandom;
 
 /**
- * Writes a synthetic Qwen2 checkpoint with 32B-shaped decoder layers (hidden 5120, MLP 27648, 40/8 heads,
- * head_dim 128) for scale runs of m2q quantize: bf16 weights drawn from a Student-t distribution with 4
+ * Writes a synthetic Qwen2 checkpoint for scale runs of m2q quantize, by default with 32B-shaped decoder layers
+ * (hidden 5120, MLP 27648, 40/8 heads, head_dim 128): bf16 weights drawn from a Student-t distribution with 4
  * degrees of freedom (heavy tails like trained LLM weights), scaled by 1/sqrt(fan_in); a small vocabulary keeps
- * the embeddings cheap. Seeded. Not committed output: regenerate it.
+ * the embeddings cheap. Seeded. Its output is never committed: regenerate it.
  *
  * <pre>
  * ./mvnw -q -pl core package -DskipTests
- * java --add-modules jdk.incubator.vector -cp core/target/classes tools/synth/SynthCheckpoint.java OUT [layers=2] [vocab=4096]
- * cp fixtures/tiny-qwen2/tokenizer*.json OUT/   # any byte-level BPE tokenizer with ids < vocab will do
+ * java --add-modules jdk.incubator.vector -cp core/target/classes tools/synth/SynthCheckpoint.java \
+ *     OUT [layers=2] [hidden=5120] [intermediate=27648] [heads=40] [kvHeads=8] [vocab=4096]
+ * cp fixtures/tiny-qwen2/tokenizer*.json fixtures/tiny-qwen2/calibration.txt OUT/   # ids stay below 2048
  * </pre>
  */
 public class SynthCheckpoint {
-    static final int HIDDEN = 5120;
-    static final int INTER = 27648;
-    static final int HEADS = 40;
-    static final int KV_HEADS = 8;
     static final int HEAD_DIM = 128;
+    static int HIDDEN;
+    static int INTER;
+    static int HEADS;
+    static int KV_HEADS;
 
     public static void main(String[] args) throws Exception {
         Path out = Path.of(args[0]);
         int layers = args.length > 1 ? Integer.parseInt(args[1]) : 2;
-        int vocab = args.length > 2 ? Integer.parseInt(args[2]) : 4096;
+        HIDDEN = args.length > 2 ? Integer.parseInt(args[2]) : 5120;
+        INTER = args.length > 3 ? Integer.parseInt(args[3]) : 27648;
+        HEADS = args.length > 4 ? Integer.parseInt(args[4]) : 40;
+        KV_HEADS = args.length > 5 ? Integer.parseInt(args[5]) : 8;
+        int vocab = args.length > 6 ? Integer.parseInt(args[6]) : 4096;
         List<TensorSpec> specs = new ArrayList<>();
         Map<String, long[]> shapes = new LinkedHashMap<>();
         shapes.put("model.embed_tokens.weight", new long[] {vocab, HIDDEN});

@@ -255,10 +255,14 @@ final class QuantizeCommand implements Callable<Integer> {
         }
     }
 
-    /** Sequences per layer pass: keeps one batch's intermediate tensors near 256 MiB. */
+    /**
+     * Sequences per layer pass: keeps one batch's intermediate tensors under 256 MiB and an eighth of the heap,
+     * so the heap a run needs depends on one layer, not on the calibration set or the model's depth.
+     */
     private int batch(ModelConfig cfg) {
         long perToken = 4L * (6L * cfg.hiddenSize() + 3L * cfg.intermediateSize() + 2L * cfg.qDim());
         long perSeq = perToken * seqlen;
-        return (int) Math.max(1, Math.min(nsamples, (256L << 20) / perSeq));
+        long budget = Math.min(256L << 20, Runtime.getRuntime().maxMemory() / 8);
+        return (int) Math.max(1, Math.min(nsamples, budget / perSeq));
     }
 }
