@@ -39,13 +39,14 @@ public final class GptqMethod implements LayerMethod {
         DecoderLayer.Weights current = ctx.source();
         Map<String, QuantizedLinear> done = new LinkedHashMap<>();
         List<Map<String, Object>> report = new ArrayList<>();
-        Map<String, float[]> hessians = trueSequential ? Map.of() : hessians(ctx, current, groups);
+        Map<String, Float> amax = new HashMap<>();
+        Map<String, float[]> hessians = trueSequential ? Map.of() : hessians(ctx, current, groups, amax);
         for (List<String> group : groups) {
             String lead = group.getFirst();
             float[] h;
             if (trueSequential) {
                 ctx.working("calibrate " + String.join("+", group));
-                h = hessians(ctx, current, List.of(group)).get(lead);
+                h = hessians(ctx, current, List.of(group), amax).get(lead);
             } else {
                 h = hessians.get(lead);
             }
@@ -63,6 +64,7 @@ public final class GptqMethod implements LayerMethod {
                 row.put("loss", r.proxyLoss());
                 row.put("damp", r.dampUsed());
                 row.put("fallbacks", r.fallbacks());
+                row.put("act_amax", amax.get(lead));
                 row.put("time_s", r.time().toNanos() / 1e9);
                 report.add(row);
             }
@@ -70,9 +72,12 @@ public final class GptqMethod implements LayerMethod {
         return new LayerResult(done, report);
     }
 
-    /** One pass of the layer with {@code weights}, accumulating the input Hessian of each group's lead linear. */
+    /**
+     * One pass of the layer with {@code weights}, accumulating the input Hessian of each group's lead linear and
+     * the absolute maximum of that input over all calibration tokens (into {@code amax}, for the report).
+     */
     private static Map<String, float[]> hessians(
-            LayerContext ctx, DecoderLayer.Weights weights, List<List<String>> groups) {
+            LayerContext ctx, DecoderLayer.Weights weights, List<List<String>> groups, Map<String, Float> amax) {
         Map<String, HessianAccumulator> acc = new HashMap<>();
         for (List<String> g : groups) {
             acc.put(
@@ -85,6 +90,11 @@ public final class GptqMethod implements LayerMethod {
                 HessianAccumulator a = acc.get(module);
                 if (a != null) {
                     a.add(x, rows);
+                    float m = amax.getOrDefault(module, 0f);
+                    for (int i = 0; i < rows * cols; i++) {
+                        m = Math.max(m, Math.abs(x[i]));
+                    }
+                    amax.put(module, m);
                 }
             }
         });
