@@ -2,6 +2,7 @@ package dev.m2q.core.kernels;
 
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
+import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
@@ -233,85 +234,35 @@ public final class VectorKernels implements Kernels {
         }
     }
 
-    /** Rows of c per register tile in {@link #syrkUpper}: each loaded x[t, j…] vector feeds this many FMAs. */
-    private static final int SYRK_ROWS = 4;
+    /** Rows of c per block in {@link #syrkUpper}. */
+    private static final int SYRK_ROWS = 128;
+    /** Columns of c per block in {@link #syrkUpper}. */
+    private static final int SYRK_COLS = 512;
 
     /**
-     * Register-tiled: a tile of 4 rows (i) × 2 vectors (j) of c lives in 8 accumulators while t runs over the
-     * chunk; each lane is an independent in-order FMA chain, so the bits equal the scalar twin's. Tiles are
-     * split over threads by rows of c, each element owned by one thread.
+     * Blocked: c is covered by blocks of {@link #SYRK_ROWS} × {@link #SYRK_COLS} on and above the diagonal; each
+     * block's chunk sums are one {@link #gemmAcc} from zero into a scratch block (Xᵀ read in place through its
+     * strides; register-tiled, cache-blocked over tokens and columns, rows split over threads), so only a
+     * (128 + 512)-column strip of x is read per block, not all of x per 4 rows. Each element is still one
+     * in-order FMA chain from 0f over the tokens, added to c once, so the bits equal the scalar twin's.
      */
     @Override
     public void syrkUpper(float[] x, int rows, int k, float[] c) {
-        int tiles = (k + SYRK_ROWS - 1) / SYRK_ROWS;
-        int v = F.length();
-        Parallel.forRange(tiles, (long) rows * k * SYRK_ROWS / 2, (from, to) -> {
-            float[] lanes = new float[2 * v];
-            for (int tile = from; tile < to; tile++) {
-                int i0 = tile * SYRK_ROWS;
-                if (i0 + SYRK_ROWS > k) {
-                    for (int i = i0; i < k; i++) {
-                        syrkScalar(x, rows, k, c, i, i, k);
+        float[] block = new float[Math.min(SYRK_ROWS, k) * Math.min(SYRK_COLS, k)];
+        for (int i0 = 0; i0 < k; i0 += SYRK_ROWS) {
+            int ib = Math.min(SYRK_ROWS, k - i0);
+            for (int j0 = i0; j0 < k; j0 += SYRK_COLS) {
+                int jb = Math.min(SYRK_COLS, k - j0);
+                Arrays.fill(block, 0, ib * jb, 0f);
+                gemmAcc(ib, jb, rows, x, i0, 1, k, x, j0, k, block, 0, jb);
+                for (int r = 0; r < ib; r++) {
+                    int i = i0 + r;
+                    int row = i * k;
+                    for (int q = Math.max(0, i - j0); q < jb; q++) {
+                        c[row + j0 + q] += block[r * jb + q];
                     }
-                    continue;
-                }
-                int j = i0;
-                for (; j + 2 * v <= k; j += 2 * v) {
-                    FloatVector a00 = FloatVector.zero(F);
-                    FloatVector a01 = FloatVector.zero(F);
-                    FloatVector a10 = FloatVector.zero(F);
-                    FloatVector a11 = FloatVector.zero(F);
-                    FloatVector a20 = FloatVector.zero(F);
-                    FloatVector a21 = FloatVector.zero(F);
-                    FloatVector a30 = FloatVector.zero(F);
-                    FloatVector a31 = FloatVector.zero(F);
-                    for (int t = 0; t < rows; t++) {
-                        int row = t * k;
-                        FloatVector x0 = FloatVector.fromArray(F, x, row + j);
-                        FloatVector x1 = FloatVector.fromArray(F, x, row + j + v);
-                        FloatVector b0 = FloatVector.broadcast(F, x[row + i0]);
-                        FloatVector b1 = FloatVector.broadcast(F, x[row + i0 + 1]);
-                        FloatVector b2 = FloatVector.broadcast(F, x[row + i0 + 2]);
-                        FloatVector b3 = FloatVector.broadcast(F, x[row + i0 + 3]);
-                        a00 = b0.fma(x0, a00);
-                        a01 = b0.fma(x1, a01);
-                        a10 = b1.fma(x0, a10);
-                        a11 = b1.fma(x1, a11);
-                        a20 = b2.fma(x0, a20);
-                        a21 = b2.fma(x1, a21);
-                        a30 = b3.fma(x0, a30);
-                        a31 = b3.fma(x1, a31);
-                    }
-                    addUpper(a00, a01, lanes, c, k, i0, j);
-                    addUpper(a10, a11, lanes, c, k, i0 + 1, j);
-                    addUpper(a20, a21, lanes, c, k, i0 + 2, j);
-                    addUpper(a30, a31, lanes, c, k, i0 + 3, j);
-                }
-                for (int i = i0; i < i0 + SYRK_ROWS; i++) {
-                    syrkScalar(x, rows, k, c, i, Math.max(i, j), k);
                 }
             }
-        });
-    }
-
-    /** Adds the two accumulators (row i, columns j…j+2v) into c, skipping the lower triangle. */
-    private static void addUpper(FloatVector a0, FloatVector a1, float[] lanes, float[] c, int k, int i, int j) {
-        int v = a0.length();
-        a0.intoArray(lanes, 0);
-        a1.intoArray(lanes, v);
-        for (int l = Math.max(0, i - j); l < 2 * v; l++) {
-            c[i * k + j + l] += lanes[l];
-        }
-    }
-
-    /** c[i, j] for j in [jFrom, jTo), one in-order FMA chain each, as in the scalar twin. */
-    private static void syrkScalar(float[] x, int rows, int k, float[] c, int i, int jFrom, int jTo) {
-        for (int j = jFrom; j < jTo; j++) {
-            float s = 0f;
-            for (int t = 0; t < rows; t++) {
-                s = Math.fma(x[t * k + i], x[t * k + j], s);
-            }
-            c[i * k + j] += s;
         }
     }
 
