@@ -1,7 +1,6 @@
 package dev.m2q.gptq;
 
 import dev.m2q.core.kernels.Kernels;
-import dev.m2q.core.kernels.Matrix;
 import dev.m2q.core.quant.QuantizedLinear;
 import dev.m2q.core.quant.Rtn;
 import java.time.Duration;
@@ -18,9 +17,6 @@ import java.util.List;
  * <p>Layout: the loop works on Wᵀ [K, N] (fp32, a copy), so the paper's column w_{:,i} is the contiguous row i.
  */
 public final class Gptq {
-    /** Rows of the trailing columns per lazy-batch matrix product (bounds its temporary to this × N floats). */
-    private static final int LAZY_CHUNK = 256;
-
     private Gptq() {}
 
     /** {@link #quantize(float[], int, int, float[], GptqOptions, Kernels)} with the default kernels. */
@@ -122,7 +118,8 @@ public final class Gptq {
 
     /**
      * W1[i2:, :] −= U[i1:i2, i2:]ᵀ · Err1: the block's errors applied to every later column at once, as one
-     * matrix product (chunks of {@link #LAZY_CHUNK} rows through {@link Kernels#matmul}).
+     * {@link Kernels#gemmAcc} over the rows of W1 (Uᵀ read in place through its strides, −Err1 as B), so each
+     * element of W1 continues one in-order FMA chain over the block's columns.
      */
     private static void lazyBatchUpdate(
             float[] wt, float[] u, float[] err1, int i1, int i2, int n, int k, Kernels kernels) {
@@ -130,28 +127,11 @@ public final class Gptq {
         if (i2 >= k) {
             return;
         }
-        float[] errT = new float[n * cnt]; // Err1ᵀ [N, cnt]
-        for (int bb = 0; bb < cnt; bb++) {
-            for (int c = 0; c < n; c++) {
-                errT[c * cnt + bb] = err1[bb * n + c];
-            }
+        float[] negErr = new float[cnt * n]; // −Err1 [cnt, N]
+        for (int e = 0; e < negErr.length; e++) {
+            negErr[e] = -err1[e];
         }
-        Matrix e = new Matrix.F32(errT, n, cnt);
-        int chunk = Math.min(LAZY_CHUNK, k - i2);
-        float[] x = new float[chunk * cnt]; // U[i1:i2, j]ᵀ for a chunk of j: [rows, cnt]
-        float[] y = new float[chunk * n];
-        for (int j0 = i2; j0 < k; j0 += chunk) {
-            int rows = Math.min(chunk, k - j0);
-            for (int r = 0; r < rows; r++) {
-                for (int bb = 0; bb < cnt; bb++) {
-                    x[r * cnt + bb] = u[(i1 + bb) * k + j0 + r];
-                }
-            }
-            kernels.matmul(x, rows, e, null, y);
-            for (int r = 0; r < rows; r++) {
-                kernels.axpy(-1f, y, r * n, wt, (j0 + r) * n, n);
-            }
-        }
+        kernels.gemmAcc(k - i2, n, cnt, u, i1 * k + i2, 1, k, negErr, 0, n, wt, i2 * n, n);
     }
 
     /** RTN's scale for each output channel over rows [from, from + g) of W1, into scales[at, at + n). */
@@ -177,15 +157,15 @@ public final class Gptq {
 
     /**
      * tr((W − Ŵ)·H·(W − Ŵ)ᵀ)/N, the output error GPTQ minimizes: D = W − Ŵ [N, K], H [K, K] symmetric. D·H in
-     * fp32 through {@link Kernels#matmul} (chunks of rows), the final Σ (D·H)∘D in double.
+     * fp32 through {@link Kernels#gemmAcc} (chunks of rows; H symmetric, so its rows serve as B), the final
+     * Σ (D·H)∘D in double.
      */
     public static double proxyLoss(float[] w, float[] wq, int n, int k, float[] h, Kernels kernels) {
         if (w.length != (long) n * k || wq.length != w.length || h.length != (long) k * k) {
             throw new IllegalArgumentException(
                     "proxy loss needs W and Ŵ [" + n + ", " + k + "] and H [" + k + ", " + k + "]");
         }
-        Matrix hm = new Matrix.F32(h, k, k);
-        int chunk = Math.max(1, Math.min(n, (1 << 20) / k));
+        int chunk = Math.max(1, Math.min(n, (1 << 23) / k));
         float[] d = new float[chunk * k];
         float[] y = new float[chunk * k];
         double total = 0;
@@ -194,7 +174,8 @@ public final class Gptq {
             for (int i = 0; i < rows * k; i++) {
                 d[i] = w[r0 * k + i] - wq[r0 * k + i];
             }
-            kernels.matmul(d, rows, hm, null, y);
+            Arrays.fill(y, 0f);
+            kernels.gemmAcc(rows, k, k, d, 0, k, 1, h, 0, k, y, 0, k);
             for (int i = 0; i < rows * k; i++) {
                 total += (double) y[i] * d[i];
             }

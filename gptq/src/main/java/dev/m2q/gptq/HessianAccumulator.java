@@ -14,6 +14,9 @@ import dev.m2q.core.kernels.Kernels;
  * order, whatever the thread count. Adding the same rows in different chunks changes only fp32 rounding.
  */
 public final class HessianAccumulator {
+    /** Side of the tiles {@link #hessian()} scales and mirrors. */
+    private static final int MIRROR_TILE = 64;
+
     private final int k;
     private final Kernels kernels;
     /** [K, K] row-major fp32: Σ x xᵀ, upper triangle; after {@link #hessian()}, the full H. */
@@ -76,12 +79,19 @@ public final class HessianAccumulator {
         }
         finished = true;
         float f = (float) (2.0 / tokens);
-        for (int i = 0; i < k; i++) {
-            int row = i * k;
-            for (int j = i; j < k; j++) {
-                float v = sum[row + j] * f;
-                sum[row + j] = v;
-                sum[j * k + i] = v;
+        // By MIRROR_TILE² tiles, so the column-wise writes of the mirror stay in cache (K = 27648: 3 GB).
+        for (int i0 = 0; i0 < k; i0 += MIRROR_TILE) {
+            int i1 = Math.min(k, i0 + MIRROR_TILE);
+            for (int j0 = i0; j0 < k; j0 += MIRROR_TILE) {
+                int j1 = Math.min(k, j0 + MIRROR_TILE);
+                for (int i = i0; i < i1; i++) {
+                    int row = i * k;
+                    for (int j = Math.max(i, j0); j < j1; j++) {
+                        float v = sum[row + j] * f;
+                        sum[row + j] = v;
+                        sum[j * k + i] = v;
+                    }
+                }
             }
         }
         return sum;

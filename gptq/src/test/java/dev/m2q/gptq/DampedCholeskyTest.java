@@ -45,6 +45,50 @@ class DampedCholeskyTest {
         }
     }
 
+    /**
+     * The blocked factorization against the unblocked loops it replaced ({@link UnblockedCholesky}), on sizes
+     * around the block (128): a single block, a ragged last block of 1, several blocks. Both are fp32 and differ
+     * only in summation order (slices of 256 and per-block dot products vs one dot per element), so each U entry
+     * may differ by the fp32 forward error of either: at most ~κ(H)·K·2⁻²⁴ relative to max|U|, in practice
+     * ~κ·√K·2⁻²⁴ since rounding errors do not all line up. These Hessians (T = 2K correlated tokens, damp 0.01)
+     * have κ of a few hundred, so we allow 1e-3 of max|U| per entry and 1e-4 RMS; measured: max 2e-5 and RMS
+     * 7e-7 at K = 1000, ≤ 4e-7 for K ≤ 129. A wrong block index or a missing update term is O(1).
+     */
+    @ParameterizedTest
+    @CsvSource({"1", "7", "127", "128", "129", "300", "1000"})
+    void blockedMatchesTheUnblockedLoops(int k) {
+        float[] h = Fixtures.hessian(new SplittableRandom(100 + k), 2 * k + 4, k);
+        DampedCholesky.Result blocked = DampedCholesky.factor(h, k, 0.01);
+        DampedCholesky.Result plain = UnblockedCholesky.factor(h, k, 0.01, VectorKernels.INSTANCE);
+        assertEquals(plain.retries(), blocked.retries());
+        float[] u = blocked.hinvUpper();
+        float[] ref = plain.hinvUpper();
+        double max = 0;
+        for (float v : ref) {
+            max = Math.max(max, Math.abs(v));
+        }
+        double sq = 0;
+        for (int i = 0; i < k; i++) {
+            for (int j = 0; j < k; j++) {
+                int e = i * k + j;
+                if (j < i) {
+                    assertEquals(0f, u[e], "strict lower triangle is zero");
+                } else {
+                    assertTrue(u[e] == ref[e] || Math.abs(u[e] - ref[e]) <= 1e-3 * max, "U[" + i + ", " + j + "]");
+                    sq += (u[e] - ref[e]) * (double) (u[e] - ref[e]);
+                }
+            }
+        }
+        assertTrue(Math.sqrt(sq / (k * (k + 1) / 2.0)) <= 1e-4 * max, "RMS difference");
+        if (k <= 300) {
+            double[] exact = referenceUpper(h, k, 0.01);
+            for (int e = 0; e < exact.length; e++) {
+                assertEquals(exact[e], u[e], 2e-3 * max, "vs double at " + e); // as in matchesThePlainDoubleReference
+            }
+        }
+        assertArrayEquals(u, DampedCholesky.factor(h, k, 0.01).hinvUpper(), "same bits on a rerun");
+    }
+
     @Test
     void repeatsBitForBitAndAgreesWithTheScalarTwin() {
         // Every element is written by one thread in a fixed order, so a rerun gives the same bits. The vector and

@@ -35,6 +35,30 @@ public interface Kernels {
      */
     void syrkUpper(float[] x, int rows, int k, float[] c);
 
+    /**
+     * C += A·B in place, the inner product of the blocked factorizations and of GPTQ's lazy batch update: for
+     * i &lt; m and j &lt; n, c[cOff + i·ldc + j] folds p = 0, 1, …, depth − 1 in order, starting from its current
+     * value, with fused multiply-adds of a[aOff + i·aRow + p·aCol] · b[bOff + p·ldb + j]. A is addressed by
+     * two strides, so a transposed A (aRow = 1) costs nothing.
+     *
+     * <p>Every implementation computes each element exactly so (one FMA chain, no partial sums), so they agree
+     * bit for bit, whatever the thread count or blocking.
+     */
+    void gemmAcc(
+            int m,
+            int n,
+            int depth,
+            float[] a,
+            int aOff,
+            int aRow,
+            int aCol,
+            float[] b,
+            int bOff,
+            int ldb,
+            float[] c,
+            int cOff,
+            int ldc);
+
     /** The implementation named by system property {@code m2q.kernels} ("vector", the default, or "scalar"). */
     static Kernels fromProperty() {
         return byName(System.getProperty("m2q.kernels", "vector"));

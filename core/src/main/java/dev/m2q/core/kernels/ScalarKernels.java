@@ -57,4 +57,32 @@ public final class ScalarKernels implements Kernels {
             }
         });
     }
+
+    @Override
+    public void gemmAcc(
+            int m,
+            int n,
+            int depth,
+            float[] a,
+            int aOff,
+            int aRow,
+            int aCol,
+            float[] b,
+            int bOff,
+            int ldb,
+            float[] c,
+            int cOff,
+            int ldc) {
+        Parallel.forRange(m, (long) n * depth, (from, to) -> {
+            for (int i = from; i < to; i++) {
+                for (int j = 0; j < n; j++) {
+                    float s = c[cOff + i * ldc + j];
+                    for (int p = 0; p < depth; p++) {
+                        s = Math.fma(a[aOff + i * aRow + p * aCol], b[bOff + p * ldb + j], s);
+                    }
+                    c[cOff + i * ldc + j] = s;
+                }
+            }
+        });
+    }
 }

@@ -2,6 +2,7 @@ package dev.m2q.core.kernels;
 
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
+import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
@@ -233,85 +234,216 @@ public final class VectorKernels implements Kernels {
         }
     }
 
-    /** Rows of c per register tile in {@link #syrkUpper}: each loaded x[t, j…] vector feeds this many FMAs. */
-    private static final int SYRK_ROWS = 4;
+    /** Rows of c per block in {@link #syrkUpper}. */
+    private static final int SYRK_ROWS = 128;
+    /** Columns of c per block in {@link #syrkUpper}. */
+    private static final int SYRK_COLS = 512;
 
     /**
-     * Register-tiled: a tile of 4 rows (i) × 2 vectors (j) of c lives in 8 accumulators while t runs over the
-     * chunk; each lane is an independent in-order FMA chain, so the bits equal the scalar twin's. Tiles are
-     * split over threads by rows of c, each element owned by one thread.
+     * Blocked: c is covered by blocks of {@link #SYRK_ROWS} × {@link #SYRK_COLS} on and above the diagonal; each
+     * block's chunk sums are one {@link #gemmAcc} from zero into a scratch block (Xᵀ read in place through its
+     * strides; register-tiled, cache-blocked over tokens and columns, rows split over threads), so only a
+     * (128 + 512)-column strip of x is read per block, not all of x per 4 rows. Each element is still one
+     * in-order FMA chain from 0f over the tokens, added to c once, so the bits equal the scalar twin's.
      */
     @Override
     public void syrkUpper(float[] x, int rows, int k, float[] c) {
-        int tiles = (k + SYRK_ROWS - 1) / SYRK_ROWS;
-        int v = F.length();
-        Parallel.forRange(tiles, (long) rows * k * SYRK_ROWS / 2, (from, to) -> {
-            float[] lanes = new float[2 * v];
-            for (int tile = from; tile < to; tile++) {
-                int i0 = tile * SYRK_ROWS;
-                if (i0 + SYRK_ROWS > k) {
-                    for (int i = i0; i < k; i++) {
-                        syrkScalar(x, rows, k, c, i, i, k);
+        float[] block = new float[Math.min(SYRK_ROWS, k) * Math.min(SYRK_COLS, k)];
+        for (int i0 = 0; i0 < k; i0 += SYRK_ROWS) {
+            int ib = Math.min(SYRK_ROWS, k - i0);
+            for (int j0 = i0; j0 < k; j0 += SYRK_COLS) {
+                int jb = Math.min(SYRK_COLS, k - j0);
+                Arrays.fill(block, 0, ib * jb, 0f);
+                gemmAcc(ib, jb, rows, x, i0, 1, k, x, j0, k, block, 0, jb);
+                for (int r = 0; r < ib; r++) {
+                    int i = i0 + r;
+                    int row = i * k;
+                    for (int q = Math.max(0, i - j0); q < jb; q++) {
+                        c[row + j0 + q] += block[r * jb + q];
                     }
-                    continue;
-                }
-                int j = i0;
-                for (; j + 2 * v <= k; j += 2 * v) {
-                    FloatVector a00 = FloatVector.zero(F);
-                    FloatVector a01 = FloatVector.zero(F);
-                    FloatVector a10 = FloatVector.zero(F);
-                    FloatVector a11 = FloatVector.zero(F);
-                    FloatVector a20 = FloatVector.zero(F);
-                    FloatVector a21 = FloatVector.zero(F);
-                    FloatVector a30 = FloatVector.zero(F);
-                    FloatVector a31 = FloatVector.zero(F);
-                    for (int t = 0; t < rows; t++) {
-                        int row = t * k;
-                        FloatVector x0 = FloatVector.fromArray(F, x, row + j);
-                        FloatVector x1 = FloatVector.fromArray(F, x, row + j + v);
-                        FloatVector b0 = FloatVector.broadcast(F, x[row + i0]);
-                        FloatVector b1 = FloatVector.broadcast(F, x[row + i0 + 1]);
-                        FloatVector b2 = FloatVector.broadcast(F, x[row + i0 + 2]);
-                        FloatVector b3 = FloatVector.broadcast(F, x[row + i0 + 3]);
-                        a00 = b0.fma(x0, a00);
-                        a01 = b0.fma(x1, a01);
-                        a10 = b1.fma(x0, a10);
-                        a11 = b1.fma(x1, a11);
-                        a20 = b2.fma(x0, a20);
-                        a21 = b2.fma(x1, a21);
-                        a30 = b3.fma(x0, a30);
-                        a31 = b3.fma(x1, a31);
-                    }
-                    addUpper(a00, a01, lanes, c, k, i0, j);
-                    addUpper(a10, a11, lanes, c, k, i0 + 1, j);
-                    addUpper(a20, a21, lanes, c, k, i0 + 2, j);
-                    addUpper(a30, a31, lanes, c, k, i0 + 3, j);
-                }
-                for (int i = i0; i < i0 + SYRK_ROWS; i++) {
-                    syrkScalar(x, rows, k, c, i, Math.max(i, j), k);
                 }
             }
-        });
-    }
-
-    /** Adds the two accumulators (row i, columns j…j+2v) into c, skipping the lower triangle. */
-    private static void addUpper(FloatVector a0, FloatVector a1, float[] lanes, float[] c, int k, int i, int j) {
-        int v = a0.length();
-        a0.intoArray(lanes, 0);
-        a1.intoArray(lanes, v);
-        for (int l = Math.max(0, i - j); l < 2 * v; l++) {
-            c[i * k + j + l] += lanes[l];
         }
     }
 
-    /** c[i, j] for j in [jFrom, jTo), one in-order FMA chain each, as in the scalar twin. */
-    private static void syrkScalar(float[] x, int rows, int k, float[] c, int i, int jFrom, int jTo) {
-        for (int j = jFrom; j < jTo; j++) {
-            float s = 0f;
-            for (int t = 0; t < rows; t++) {
-                s = Math.fma(x[t * k + i], x[t * k + j], s);
+    /** Depth per pass of {@link #gemmAcc}: a GEMM_KC × GEMM_NC block of B (256 KiB) stays in L2. */
+    private static final int GEMM_KC = 256;
+    /** Columns per pass of {@link #gemmAcc}. */
+    private static final int GEMM_NC = 256;
+
+    /**
+     * Register-tiled, cache-blocked: a 4 × 4-vector tile of C lives in 16 accumulators while p runs over a
+     * {@link #GEMM_KC} slice, fed by 4 broadcasts of A and 4 loads of B (one row of a B block that stays in
+     * L2). Each lane is one in-order FMA chain continued across slices (stored and reloaded exactly), so the
+     * bits equal the scalar twin's. Row tiles (or, for short C, column tiles) are split over threads.
+     */
+    @Override
+    public void gemmAcc(
+            int m,
+            int n,
+            int depth,
+            float[] a,
+            int aOff,
+            int aRow,
+            int aCol,
+            float[] b,
+            int bOff,
+            int ldb,
+            float[] c,
+            int cOff,
+            int ldc) {
+        if (m <= 0 || n <= 0 || depth <= 0) {
+            return;
+        }
+        Gemm g = new Gemm(depth, a, aOff, aRow, aCol, b, bOff, ldb, c, cOff, ldc);
+        int rowTiles = (m + 3) / 4;
+        if (rowTiles >= 8) {
+            Parallel.forRange(rowTiles, 4L * n * depth, (from, to) -> g.block(4 * from, Math.min(m, 4 * to), 0, n));
+        } else {
+            int width = 4 * F.length();
+            int colTiles = (n + width - 1) / width;
+            Parallel.forRange(
+                    colTiles,
+                    (long) m * width * depth,
+                    (from, to) -> g.block(0, m, width * from, Math.min(n, width * to)));
+        }
+    }
+
+    private record Gemm(
+            int depth,
+            float[] a,
+            int aOff,
+            int aRow,
+            int aCol,
+            float[] b,
+            int bOff,
+            int ldb,
+            float[] c,
+            int cOff,
+            int ldc) {
+        /** C[i0:i1, j0:j1] += A[i0:i1, :]·B[:, j0:j1]. */
+        void block(int i0, int i1, int j0, int j1) {
+            int v = F.length();
+            for (int jc = j0; jc < j1; jc += GEMM_NC) {
+                int jce = Math.min(j1, jc + GEMM_NC);
+                for (int pc = 0; pc < depth; pc += GEMM_KC) {
+                    int pce = Math.min(depth, pc + GEMM_KC);
+                    int i = i0;
+                    for (; i + 4 <= i1; i += 4) {
+                        int j = jc;
+                        for (; j + 4 * v <= jce; j += 4 * v) {
+                            tile4x4(i, j, pc, pce);
+                        }
+                        for (; j + v <= jce; j += v) {
+                            for (int r = i; r < i + 4; r++) {
+                                tile1(r, j, pc, pce);
+                            }
+                        }
+                        for (int r = i; r < i + 4; r++) {
+                            scalar(r, j, jce, pc, pce);
+                        }
+                    }
+                    for (; i < i1; i++) {
+                        int j = jc;
+                        for (; j + v <= jce; j += v) {
+                            tile1(i, j, pc, pce);
+                        }
+                        scalar(i, j, jce, pc, pce);
+                    }
+                }
             }
-            c[i * k + j] += s;
+        }
+
+        private void tile4x4(int i, int j, int p0, int p1) {
+            int v = F.length();
+            int r0 = cOff + i * ldc + j;
+            int r1 = r0 + ldc;
+            int r2 = r1 + ldc;
+            int r3 = r2 + ldc;
+            FloatVector c00 = FloatVector.fromArray(F, c, r0);
+            FloatVector c01 = FloatVector.fromArray(F, c, r0 + v);
+            FloatVector c02 = FloatVector.fromArray(F, c, r0 + 2 * v);
+            FloatVector c03 = FloatVector.fromArray(F, c, r0 + 3 * v);
+            FloatVector c10 = FloatVector.fromArray(F, c, r1);
+            FloatVector c11 = FloatVector.fromArray(F, c, r1 + v);
+            FloatVector c12 = FloatVector.fromArray(F, c, r1 + 2 * v);
+            FloatVector c13 = FloatVector.fromArray(F, c, r1 + 3 * v);
+            FloatVector c20 = FloatVector.fromArray(F, c, r2);
+            FloatVector c21 = FloatVector.fromArray(F, c, r2 + v);
+            FloatVector c22 = FloatVector.fromArray(F, c, r2 + 2 * v);
+            FloatVector c23 = FloatVector.fromArray(F, c, r2 + 3 * v);
+            FloatVector c30 = FloatVector.fromArray(F, c, r3);
+            FloatVector c31 = FloatVector.fromArray(F, c, r3 + v);
+            FloatVector c32 = FloatVector.fromArray(F, c, r3 + 2 * v);
+            FloatVector c33 = FloatVector.fromArray(F, c, r3 + 3 * v);
+            int ai = aOff + i * aRow;
+            for (int p = p0; p < p1; p++) {
+                int bp = bOff + p * ldb + j;
+                FloatVector b0 = FloatVector.fromArray(F, b, bp);
+                FloatVector b1 = FloatVector.fromArray(F, b, bp + v);
+                FloatVector b2 = FloatVector.fromArray(F, b, bp + 2 * v);
+                FloatVector b3 = FloatVector.fromArray(F, b, bp + 3 * v);
+                int ap = ai + p * aCol;
+                FloatVector x = FloatVector.broadcast(F, a[ap]);
+                c00 = x.fma(b0, c00);
+                c01 = x.fma(b1, c01);
+                c02 = x.fma(b2, c02);
+                c03 = x.fma(b3, c03);
+                x = FloatVector.broadcast(F, a[ap + aRow]);
+                c10 = x.fma(b0, c10);
+                c11 = x.fma(b1, c11);
+                c12 = x.fma(b2, c12);
+                c13 = x.fma(b3, c13);
+                x = FloatVector.broadcast(F, a[ap + 2 * aRow]);
+                c20 = x.fma(b0, c20);
+                c21 = x.fma(b1, c21);
+                c22 = x.fma(b2, c22);
+                c23 = x.fma(b3, c23);
+                x = FloatVector.broadcast(F, a[ap + 3 * aRow]);
+                c30 = x.fma(b0, c30);
+                c31 = x.fma(b1, c31);
+                c32 = x.fma(b2, c32);
+                c33 = x.fma(b3, c33);
+            }
+            c00.intoArray(c, r0);
+            c01.intoArray(c, r0 + v);
+            c02.intoArray(c, r0 + 2 * v);
+            c03.intoArray(c, r0 + 3 * v);
+            c10.intoArray(c, r1);
+            c11.intoArray(c, r1 + v);
+            c12.intoArray(c, r1 + 2 * v);
+            c13.intoArray(c, r1 + 3 * v);
+            c20.intoArray(c, r2);
+            c21.intoArray(c, r2 + v);
+            c22.intoArray(c, r2 + 2 * v);
+            c23.intoArray(c, r2 + 3 * v);
+            c30.intoArray(c, r3);
+            c31.intoArray(c, r3 + v);
+            c32.intoArray(c, r3 + 2 * v);
+            c33.intoArray(c, r3 + 3 * v);
+        }
+
+        private void tile1(int i, int j, int p0, int p1) {
+            int r = cOff + i * ldc + j;
+            FloatVector acc = FloatVector.fromArray(F, c, r);
+            int ai = aOff + i * aRow;
+            for (int p = p0; p < p1; p++) {
+                acc = FloatVector.broadcast(F, a[ai + p * aCol])
+                        .fma(FloatVector.fromArray(F, b, bOff + p * ldb + j), acc);
+            }
+            acc.intoArray(c, r);
+        }
+
+        private void scalar(int i, int j0, int j1, int p0, int p1) {
+            int ai = aOff + i * aRow;
+            for (int j = j0; j < j1; j++) {
+                int r = cOff + i * ldc + j;
+                float s = c[r];
+                for (int p = p0; p < p1; p++) {
+                    s = Math.fma(a[ai + p * aCol], b[bOff + p * ldb + j], s);
+                }
+                c[r] = s;
+            }
         }
     }
 }

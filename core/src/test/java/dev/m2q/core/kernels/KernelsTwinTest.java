@@ -98,7 +98,7 @@ class KernelsTwinTest {
     }
 
     @ParameterizedTest
-    @CsvSource({"1, 1", "3, 5", "7, 17", "16, 64", "5, 130", "33, 71"})
+    @CsvSource({"1, 1", "3, 5", "7, 17", "16, 64", "5, 130", "33, 71", "300, 600"})
     void syrkUpperMatchesScalarBitForBit(int rows, int k) {
         // Both fold each element's chunk sum in the same order with fused multiply-adds: identical bits, not
         // merely close. The strict lower triangle must stay exactly as it was.
@@ -125,6 +125,51 @@ class KernelsTwinTest {
                     // rows FMAs (one rounding each) plus the final add: recursive-summation bound.
                     assertEquals(exact, cv[e], 2 * (rows + 1) * EPS * mag + 1e-30, "vs double at " + i + ", " + j);
                 }
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @CsvSource({
+        "1, 1, 1, false",
+        "3, 5, 7, false",
+        "4, 64, 256, false",
+        "9, 130, 300, true",
+        "33, 71, 5, true",
+        "40, 300, 600, false",
+        "2, 513, 40, true"
+    })
+    void gemmAccMatchesScalarBitForBit(int m, int n, int depth, boolean transposedA) {
+        // Both continue each element's value with one in-order FMA chain over p: identical bits, whatever the
+        // tiling, cache blocking (depth > 256 crosses a slice) or thread split. Offsets and padded strides check
+        // the addressing; elements outside C's m × n window must stay untouched.
+        SplittableRandom rnd = new SplittableRandom(31L * m + 7L * n + depth);
+        int aRow = transposedA ? 1 : depth + 3;
+        int aCol = transposedA ? m + 2 : 1;
+        float[] a = randoms(rnd, 5 + m * depth + 3 * depth + 2 * m + 8);
+        int ldb = n + 1;
+        float[] b = randoms(rnd, 2 + depth * ldb);
+        int ldc = n + 4;
+        float[] start = randoms(rnd, 3 + m * ldc);
+        float[] cs = start.clone();
+        float[] cv = start.clone();
+        ScalarKernels.INSTANCE.gemmAcc(m, n, depth, a, 5, aRow, aCol, b, 2, ldb, cs, 3, ldc);
+        VectorKernels.INSTANCE.gemmAcc(m, n, depth, a, 5, aRow, aCol, b, 2, ldb, cv, 3, ldc);
+        for (int e = 0; e < start.length; e++) {
+            assertEquals(Float.floatToRawIntBits(cs[e]), Float.floatToRawIntBits(cv[e]), "c[" + e + "]");
+            int i = (e - 3) / ldc;
+            int j = (e - 3) % ldc;
+            if (e < 3 || j >= n) {
+                assertEquals(Float.floatToRawIntBits(start[e]), Float.floatToRawIntBits(cv[e]), "outside touched");
+            } else {
+                double exact = start[e];
+                double mag = Math.abs(start[e]);
+                for (int p = 0; p < depth; p++) {
+                    double t = (double) a[5 + i * aRow + p * aCol] * b[2 + p * ldb + j];
+                    exact += t;
+                    mag += Math.abs(t);
+                }
+                assertEquals(exact, cv[e], 2 * (depth + 1) * EPS * mag + 1e-30, "vs double at " + i + ", " + j);
             }
         }
     }
