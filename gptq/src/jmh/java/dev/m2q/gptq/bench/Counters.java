@@ -7,9 +7,10 @@ import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
 
 /**
- * Work counters that JMH prints beside each score. Each benchmark adds its work per operation; JMH divides the
- * iteration's total by its time in the output unit (seconds in these benchmarks) and sums over threads, so
- * {@code :gflop} reads as GFLOP/s and {@code :gbyte} as GB/s (10⁹, not 2³⁰).
+ * Work counters that JMH prints beside each score. Each benchmark adds its work per operation; in throughput
+ * mode (all of these benchmarks, unit ops/s) JMH divides the iteration's total by its time and sums over
+ * threads, so {@code :gflop} reads as GFLOP/s and {@code :gbyte} as GB/s (10⁹, not 2³⁰). Time per operation
+ * is 1 / the primary score (per thread, for multi-threaded runs).
  */
 public final class Counters {
     private Counters() {}

@@ -28,7 +28,7 @@ import org.openjdk.jmh.infra.Blackhole;
  * kernels only, since the scalar twin would take minutes per operation there. Both kernel sets use every core
  * (the kernels split rows of C over the common pool), so compare them with the multi-threaded peak.
  */
-@BenchmarkMode(Mode.AverageTime)
+@BenchmarkMode(Mode.Throughput)
 @OutputTimeUnit(TimeUnit.SECONDS)
 @Warmup(iterations = 2, time = 5)
 @Measurement(iterations = 3, time = 10)

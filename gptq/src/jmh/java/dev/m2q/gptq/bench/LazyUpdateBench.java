@@ -31,7 +31,7 @@ import org.openjdk.jmh.infra.Blackhole;
  * <p>Work per operation (both methods): <b>flops = 2·N·B·K_rest</b> (the axpy's N·K_rest subtractions are not
  * counted); JMH prints it as {@code :gflop} (GFLOP/s, see {@link Counters}). The kernels use every core.
  */
-@BenchmarkMode(Mode.AverageTime)
+@BenchmarkMode(Mode.Throughput)
 @OutputTimeUnit(TimeUnit.SECONDS)
 @Warmup(iterations = 2, time = 5)
 @Measurement(iterations = 3, time = 10)

@@ -30,7 +30,7 @@ import org.openjdk.jmh.annotations.Warmup;
  * <p>JMH prints {@code :gflop} as GFLOP/s and {@code :gbyte} as GB/s, summed over threads ({@link Counters}).
  * The species and its lane count are printed by the fork at set-up.
  */
-@BenchmarkMode(Mode.AverageTime)
+@BenchmarkMode(Mode.Throughput)
 @OutputTimeUnit(TimeUnit.SECONDS)
 @Warmup(iterations = 2, time = 2)
 @Measurement(iterations = 3, time = 5)
