@@ -62,10 +62,11 @@ public class LazyUpdateBench {
         float[] u;
         /** Err1 [B, N] row-major fp32. */
         float[] err1;
-        /** For matmulOnly: Err1ᵀ [N, B] and the gathered chunks U[0:B, j…]ᵀ [CHUNK, B]. */
+        /** For matmulOnly: Err1ᵀ [N, B] row-major fp32. */
         Matrix.F32 e;
-
+        /** For matmulOnly: per chunk, U[0:B, j0…j0+CHUNK)ᵀ [CHUNK, B] row-major fp32. */
         float[][] xChunks;
+        /** For matmulOnly: [CHUNK, N] row-major fp32 output. */
         float[] y;
 
         @Setup
