@@ -119,9 +119,11 @@ public final class Gptq {
     /**
      * W1[i2:, :] −= U[i1:i2, i2:]ᵀ · Err1: the block's errors applied to every later column at once, as one
      * {@link Kernels#gemmAcc} over the rows of W1 (Uᵀ read in place through its strides, −Err1 as B), so each
-     * element of W1 continues one in-order FMA chain over the block's columns.
+     * element of W1 continues one in-order FMA chain over the block's columns. Public for the JMH benchmark,
+     * which times exactly this call: wt = W1 [K, N], u = U with row stride K (rows i1..i2 are read), err1 [i2 −
+     * i1, N].
      */
-    private static void lazyBatchUpdate(
+    public static void lazyBatchUpdate(
             float[] wt, float[] u, float[] err1, int i1, int i2, int n, int k, Kernels kernels) {
         int cnt = i2 - i1;
         if (i2 >= k) {
