@@ -64,8 +64,15 @@ class QuantizeEndToEndTest {
         for (Map.Entry<String, Object> e : files.entrySet()) {
             assertEquals(e.getValue(), Sha256.ofFile(gptq.resolve(e.getKey())), e.getKey());
         }
-        // 8 layers × 7 linears, one report row each.
-        assertEquals(56, Files.readAllLines(gptq.resolve("m2q-report.jsonl")).size());
+        // 8 layers × 7 linears, one report row each, with the GPTQ loss and the input's absmax.
+        List<String> rows = Files.readAllLines(gptq.resolve("m2q-report.jsonl"));
+        assertEquals(56, rows.size());
+        for (String line : rows) {
+            Map<String, Object> row = Json.parseObject(line);
+            assertTrue(((Number) row.get("loss")).doubleValue() >= 0, line);
+            assertTrue(((Number) row.get("act_amax")).doubleValue() > 0, line);
+            assertEquals(0.01, ((Number) row.get("damp")).doubleValue(), 0.0, line);
+        }
 
         CliTest.Run check = CliTest.run("inspect", "--check", gptq.toString(), "--tp", "1,2");
         assertEquals(0, check.code(), check.out() + check.err());

@@ -81,7 +81,10 @@ public final class QuantizeJob {
     public Summary run(List<int[]> samples, Map<String, Object> calibration) {
         Path out = opts.out().toAbsolutePath().normalize();
         Path partial = partialDir(out);
-        checkOutput(out, partial);
+        checkOutput(out, opts.overwrite(), opts.resume());
+        if (!opts.resume()) {
+            deleteTree(partial);
+        }
         ModelConfig cfg = ModelConfig.load(opts.model());
         try (Qwen2Model model = Qwen2Model.load(opts.model(), kernels);
                 Checkpoint src = Checkpoint.open(opts.model())) {
@@ -101,11 +104,16 @@ public final class QuantizeJob {
                 writer = CheckpointWriter.create(partial, plan, CheckpointWriter.PT_METADATA);
             }
             try {
-                Summary s = quantize(cfg, model, src, plan, writer, state, partial, samples);
+                int resumed = quantize(cfg, model, src, plan, writer, state, partial, samples);
                 Map<String, String> files = finishRelease(cfg, writer, state, partial, out, inputHashes, calibration);
-                return new Summary(out, files, state.report, s.resumedLayers());
+                return new Summary(out, files, state.report, resumed);
             } catch (RuntimeException | Error e) {
                 writer.detach();
+                if (Files.isRegularFile(partial.resolve(PROGRESS))) {
+                    progress.info(
+                            "stopped; the finished layers are kept in " + partial
+                                    + ": rerun with the same options plus --resume to continue, or with --overwrite to start over");
+                }
                 throw e;
             }
         }
@@ -113,43 +121,26 @@ public final class QuantizeJob {
 
     /**
      * Refuses, before any work, an existing output without --overwrite, a --resume with nothing to resume, and an
-     * interrupted run that would be silently discarded.
+     * interrupted run that would be silently discarded. Changes nothing on disk.
      */
     public static void checkOutput(Path out, boolean overwrite, boolean resume) {
         Path abs = out.toAbsolutePath().normalize();
-        new QuantizeJob(
-                        new QuantizeOptions(
-                                abs, abs, 8, 1, 2, 0, 0, 1, 1, overwrite, resume, Map.of(), List.of(), "check"),
-                        null,
-                        null,
-                        ProgressListener.NONE)
-                .checkOutput(abs, partialDir(abs), false);
-    }
-
-    private void checkOutput(Path out, Path partial) {
-        checkOutput(out, partial, true);
-    }
-
-    private void checkOutput(Path out, Path partial, boolean clean) {
-        if (Files.exists(out) && !opts.overwrite()) {
-            throw new InputException(out + ": already exists; pass --overwrite to replace it (it is replaced only"
+        Path partial = partialDir(abs);
+        if (Files.exists(abs) && !overwrite) {
+            throw new InputException(abs + ": already exists; pass --overwrite to replace it (it is replaced only"
                     + " once the new release is complete)");
         }
-        if (opts.resume() && !Files.isRegularFile(partial.resolve(PROGRESS))) {
+        if (resume && !Files.isRegularFile(partial.resolve(PROGRESS))) {
             throw new InputException(partial + ": no interrupted run to resume (no " + PROGRESS + ")");
         }
-        if (!opts.resume() && Files.exists(partial)) {
-            if (!opts.overwrite()) {
-                throw new InputException(partial + ": holds an interrupted run; pass --resume to continue it or"
-                        + " --overwrite to start over");
-            }
-            if (clean) {
-                deleteTree(partial);
-            }
+        if (!resume && Files.exists(partial) && !overwrite) {
+            throw new InputException(partial + ": holds an interrupted run; pass --resume to continue it or"
+                    + " --overwrite to start over");
         }
     }
 
-    private Summary quantize(
+    /** Runs every layer; returns how many were replayed from an interrupted run. */
+    private int quantize(
             ModelConfig cfg,
             Qwen2Model model,
             Checkpoint src,
@@ -226,7 +217,7 @@ public final class QuantizeJob {
         } finally {
             x.close();
         }
-        return new Summary(null, Map.of(), state.report, resumed);
+        return resumed;
     }
 
     private void writeLayer(

@@ -20,7 +20,17 @@ class KernelsTwinTest {
     private static final double EPS = Math.ulp(1.0f) / 2;
 
     @ParameterizedTest
-    @CsvSource({"1, 8, 16", "3, 7, 33", "4, 64, 256", "5, 96, 129", "9, 130, 768", "17, 31, 1000"})
+    @CsvSource({
+        "1, 8, 16",
+        "3, 7, 33",
+        "4, 64, 256",
+        "5, 96, 129",
+        "9, 130, 768",
+        "17, 31, 1000",
+        "33, 24, 40",
+        "70, 9, 300",
+        "131, 16, 64"
+    })
     void bf16MatmulMatchesScalar(int rows, int n, int k) {
         SplittableRandom rnd = new SplittableRandom(rows * 1000L + n * 10L + k);
         float[] x = randoms(rnd, rows * k);
@@ -38,7 +48,7 @@ class KernelsTwinTest {
     }
 
     @ParameterizedTest
-    @CsvSource({"1, 8, 16", "3, 7, 33", "6, 40, 300"})
+    @CsvSource({"1, 8, 16", "3, 7, 33", "6, 40, 300", "33, 24, 40", "130, 9, 77"})
     void f32MatmulMatchesScalar(int rows, int n, int k) {
         SplittableRandom rnd = new SplittableRandom(7 + rows + n + k);
         float[] x = randoms(rnd, rows * k);
