@@ -5,7 +5,7 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
 /** A weight matrix W[rows, cols] (rows = out_features, cols = in_features, the PyTorch layout), row-major. */
-public sealed interface Matrix permits Matrix.Bf16, Matrix.F32 {
+public sealed interface Matrix permits Matrix.Bf16, Matrix.F32, Matrix.W4 {
     int rows();
 
     int cols();
@@ -58,6 +58,93 @@ public sealed interface Matrix permits Matrix.Bf16, Matrix.F32 {
         @Override
         public void row(int r, float[] dst) {
             System.arraycopy(data, r * cols, dst, 0, cols);
+        }
+    }
+
+    ValueLayout.OfInt LE_INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    /**
+     * A 4-bit symmetric weight kept packed in the GPTQ layout (FORMATS.md §2), never expanded to a full copy:
+     * W[n, k] = scales[gIdx[k], n] · (q[k, n] − 8), where q[k, n] = (qweight[k / 8, n] >>> 4·(k % 8)) &amp; 0xF.
+     * rows = N (out_features), cols = K (in_features).
+     *
+     * @param qweight [K/8, N] little-endian int32 words, row-major; a view of a mapped file or a heap segment
+     * @param scales [K/G, N] row-major, already decoded from F16/BF16 to fp32
+     * @param gIdx [K], the group of each input channel, in [0, K/G); need not be monotonic (desc_act)
+     * @param groupSize G, K % G == 0
+     */
+    record W4(MemorySegment qweight, float[] scales, int[] gIdx, int rows, int cols, int groupSize) implements Matrix {
+        public static final int ZERO = 8;
+
+        public W4 {
+            if (rows <= 0 || cols <= 0 || groupSize <= 0 || cols % 8 != 0 || cols % groupSize != 0) {
+                throw new IllegalArgumentException("W4 matrix [" + rows + ", " + cols + "] with group size " + groupSize
+                        + ": K must be a positive multiple of 8 and of the group size");
+            }
+            if (qweight.byteSize() != 4L * (cols / 8) * rows) {
+                throw new IllegalArgumentException("W4 qweight [" + cols / 8 + ", " + rows + "] needs "
+                        + 4L * (cols / 8) * rows + " bytes, got " + qweight.byteSize());
+            }
+            int groups = cols / groupSize;
+            if (scales.length != (long) groups * rows) {
+                throw new IllegalArgumentException("W4 scales [" + groups + ", " + rows + "] need "
+                        + (long) groups * rows + " values, got " + scales.length);
+            }
+            if (gIdx.length != cols) {
+                throw new IllegalArgumentException("W4 g_idx needs " + cols + " values, got " + gIdx.length);
+            }
+            for (int k = 0; k < cols; k++) {
+                if (gIdx[k] < 0 || gIdx[k] >= groups) {
+                    throw new IllegalArgumentException(
+                            "W4 g_idx[" + k + "] = " + gIdx[k] + " not in [0, " + groups + ")");
+                }
+            }
+        }
+
+        /** The heap-backed form, qweight as an int[] [K/8, N]. */
+        public static W4 of(int[] qweight, float[] scales, int[] gIdx, int rows, int cols, int groupSize) {
+            MemorySegment seg = MemorySegment.ofArray(qweight);
+            if (ByteOrder.nativeOrder() != ByteOrder.LITTLE_ENDIAN) {
+                MemorySegment le = MemorySegment.ofArray(new int[qweight.length]);
+                for (int i = 0; i < qweight.length; i++) {
+                    le.setAtIndex(LE_INT, i, qweight[i]);
+                }
+                seg = le;
+            }
+            return new W4(seg, scales, gIdx, rows, cols, groupSize);
+        }
+
+        /** Code q[k, n] in [0, 15]. */
+        public int code(int n, int k) {
+            int word = qweight.get(LE_INT, 4L * ((long) (k >>> 3) * rows + n));
+            return (word >>> (4 * (k & 7))) & 0xF;
+        }
+
+        @Override
+        public float get(int r, int c) {
+            return scales[gIdx[c] * rows + r] * (code(r, c) - ZERO);
+        }
+
+        @Override
+        public void row(int r, float[] dst) {
+            for (int c = 0; c < cols; c++) {
+                dst[c] = get(r, c);
+            }
+        }
+
+        /** The full dequantized W [rows, cols] fp32: the engines' arithmetic, scale · (q − 8), element by element. */
+        public float[] dequantize() {
+            float[] w = new float[rows * cols];
+            for (int r8 = 0; r8 < cols / 8; r8++) {
+                for (int n = 0; n < rows; n++) {
+                    int word = qweight.get(LE_INT, 4L * ((long) r8 * rows + n));
+                    for (int j = 0; j < 8; j++) {
+                        int k = 8 * r8 + j;
+                        w[n * cols + k] = scales[gIdx[k] * rows + n] * (((word >>> (4 * j)) & 0xF) - ZERO);
+                    }
+                }
+            }
+            return w;
         }
     }
 }

@@ -37,6 +37,7 @@ public final class VectorKernels implements Kernels {
         switch (w) {
             case Matrix.Bf16 b -> matmulBf16(x, rows, b, bias, y);
             case Matrix.F32 f -> matmulF32(x, rows, f, bias, y);
+            case Matrix.W4 q -> ScalarKernels.INSTANCE.matmul(x, rows, q, bias, y);
         }
     }
 
