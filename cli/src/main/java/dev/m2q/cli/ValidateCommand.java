@@ -5,9 +5,16 @@ import dev.m2q.core.json.Json;
 import dev.m2q.core.model.Perplexity;
 import dev.m2q.core.model.Qwen2Model;
 import dev.m2q.core.tokenizer.Tokenizer;
+import dev.m2q.validate.Report;
+import dev.m2q.validate.ValidateOptions;
+import dev.m2q.validate.Validator;
+import java.io.PrintWriter;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -15,14 +22,28 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
-/** {@code m2q validate --model DIR --text FILE}: perplexity of a model over a held-out text. */
+/**
+ * {@code m2q validate --reference BF16DIR --candidate QDIR --text FILE}: the near-lossless proof of a release, read
+ * back from its files; without {@code --candidate}, the perplexity of one model.
+ */
 @Command(
         name = "validate",
         mixinStandardHelpOptions = true,
-        description = "Perplexity of a model over a held-out text, in non-overlapping windows of --seqlen tokens.")
+        description = {
+            "Checks a quantized release against its BF16 reference, from the files on disk: manifest hashes, format"
+                    + " rules, then perplexity, per-token KL(P_ref || P_cand) mean and p99, top-1 agreement,"
+                    + " per-layer output error, batch-1 decode tokens/s, and your gates. Writes validation.json,"
+                    + " validation.md and PNG plots.",
+            "Without --candidate: the perplexity of --reference over the text.",
+            "Exit 0 when everything passes, 1 when a check or gate fails, 2 on bad input."
+        })
 final class ValidateCommand implements Callable<Integer> {
-    @Mixin
-    ModelOptions model;
+    @Option(
+            names = {"--reference", "--model"},
+            required = true,
+            paramLabel = "DIR",
+            description = "The BF16 Hugging Face model directory (config.json, *.safetensors, tokenizer.json).")
+    Path reference;
 
     @Mixin
     KernelOptions kernels;
@@ -45,15 +66,167 @@ final class ValidateCommand implements Callable<Integer> {
     @Option(
             names = "--candidate",
             paramLabel = "DIR",
-            description = "A quantized release of --model (GPTQ layout) to score on the same tokens; prints both"
-                    + " perplexities and the increase.")
+            description = "The quantized release (GPTQ, auto_round or compressed-tensors) to validate.")
     Path candidate;
 
-    @Option(names = "--json", description = "Print JSON instead of a sentence.")
+    @Option(
+            names = "--baseline",
+            paramLabel = "rtn",
+            description = "Also quantize the reference with RTN on the fly (same group size) and report it beside.")
+    String baseline;
+
+    @Option(
+            names = "--w4-kernel",
+            description = "Run the candidate on the packed W4A16 kernel (default: dequantize its linears to fp32 once,"
+                    + " the engines' arithmetic; needs 8x the candidate's weight memory).")
+    boolean w4Kernel;
+
+    @Option(
+            names = "--tp",
+            split = ",",
+            defaultValue = "1",
+            paramLabel = "N",
+            description = "Tensor-parallel sizes the format checks apply (default ${DEFAULT-VALUE}).")
+    List<Integer> tp;
+
+    @Option(
+            names = "--decode-tokens",
+            defaultValue = "32",
+            paramLabel = "N",
+            description = "Tokens generated per model for batch-1 decode tokens/s (default ${DEFAULT-VALUE}; 0 skips).")
+    int decodeTokens;
+
+    @Option(
+            names = "--max-ppl-increase",
+            paramLabel = "PCT",
+            description = "Fail (exit 1) when perplexity rises by more than PCT percent.")
+    Double maxPplIncrease;
+
+    @Option(
+            names = "--max-kl",
+            paramLabel = "NATS",
+            description = "Fail (exit 1) when the mean per-token KL exceeds NATS.")
+    Double maxKl;
+
+    @Option(
+            names = "--min-top1",
+            paramLabel = "FRACTION",
+            description = "Fail (exit 1) when top-1 agreement is below FRACTION (e.g. 0.95).")
+    Double minTop1;
+
+    @Option(
+            names = "--report-dir",
+            paramLabel = "DIR",
+            description = "Where validation.json, validation.md and the plots go (default: the candidate folder).")
+    Path reportDir;
+
+    @Option(names = "--no-report", description = "Write no report files (print only).")
+    boolean noReport;
+
+    @Option(names = "--json", description = "Print the report JSON instead of a summary.")
     boolean json;
 
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() {
+        if (seqlen < 2) {
+            throw new InputException("--seqlen must be at least 2, got " + seqlen);
+        }
+        if (maxTokens != null && maxTokens < 2) {
+            throw new InputException("--max-tokens must be at least 2, got " + maxTokens);
+        }
+        if (!Files.isDirectory(reference)) {
+            throw new InputException(reference + ": not a directory (--reference takes the BF16 model directory)");
+        }
+        if (baseline != null && !baseline.equals("rtn")) {
+            throw new InputException("--baseline " + baseline + ": the only baseline is rtn");
+        }
+        String content = TextFiles.readUtf8(text, "--text");
+        int[] ids = Tokenizer.load(reference.resolve("tokenizer.json")).encode(content);
+        if (maxTokens != null && ids.length > maxTokens) {
+            ids = Arrays.copyOf(ids, maxTokens);
+        }
+        if (ids.length < 2) {
+            throw new InputException(text + ": has " + ids.length + " token(s); perplexity needs at least 2");
+        }
+        PrintWriter out = spec.commandLine().getOut();
+        if (candidate == null) {
+            Map<String, Object> ref = score(reference, ids);
+            if (json) {
+                out.print(Json.writePretty(ref));
+            } else {
+                out.println(sentence(ref));
+            }
+            out.flush();
+            return Main.EXIT_OK;
+        }
+        if (!Files.isDirectory(candidate)) {
+            throw new InputException(candidate + ": not a directory (--candidate)");
+        }
+        ValidateOptions opts = new ValidateOptions(
+                reference,
+                candidate,
+                text,
+                ids,
+                seqlen,
+                kernels.get(),
+                w4Kernel,
+                baseline != null,
+                tp,
+                decodeTokens,
+                new ValidateOptions.Gates(maxPplIncrease, maxKl, minTop1));
+        PrintWriter err = spec.commandLine().getErr();
+        Validator.Outcome o = Validator.run(opts, Version.get(), line -> {
+            if (!json) {
+                err.println(line);
+                err.flush();
+            }
+        });
+        Path dir = reportDir != null ? reportDir : candidate;
+        List<Path> written = noReport ? List.of() : Report.write(dir, o);
+        if (json) {
+            out.print(Json.writePretty(o.json()));
+        } else {
+            summary(out, o);
+            written.forEach(p -> out.println("wrote " + p));
+        }
+        out.flush();
+        return o.passed() ? Main.EXIT_OK : Main.EXIT_CHECK_FAILED;
+    }
+
+    @SuppressWarnings("unchecked")
+    private static void summary(PrintWriter out, Validator.Outcome o) {
+        Map<String, Object> acc = (Map<String, Object>) o.json().get("accuracy");
+        if (acc != null) {
+            out.printf(Locale.ROOT, "reference perplexity %.4f%n", acc.get("reference_ppl"));
+            for (String key : List.of("candidate", "baseline_rtn")) {
+                if (acc.get(key) instanceof Map<?, ?> m) {
+                    out.printf(
+                            Locale.ROOT,
+                            "%-9s perplexity %.4f (%+.3f%%), KL mean %.5f p99 %.5f, top-1 %.2f%%%n",
+                            key.equals("candidate") ? "candidate" : "RTN",
+                            m.get("ppl"),
+                            m.get("ppl_increase_percent"),
+                            m.get("kl_mean"),
+                            m.get("kl_p99"),
+                            100 * (Double) m.get("top1_agreement"));
+                }
+            }
+        }
+        if (!o.throughput().isEmpty()) {
+            StringBuilder b = new StringBuilder("decode batch 1:");
+            o.throughput().forEach((k, v) -> b.append(String.format(Locale.ROOT, " %s %.1f tok/s;", k, v)));
+            out.println(b.substring(0, b.length() - 1));
+        }
+        if (o.passed()) {
+            out.println("PASSED");
+        } else {
+            out.println("FAILED:");
+            o.failures().forEach(f -> out.println("  " + f));
+        }
+    }
 
     private Map<String, Object> score(Path modelDir, int[] ids) {
         long t0 = System.nanoTime();
@@ -77,7 +250,7 @@ final class ValidateCommand implements Callable<Integer> {
 
     private static String sentence(Map<String, Object> j) {
         return String.format(
-                java.util.Locale.ROOT,
+                Locale.ROOT,
                 "perplexity %.4f over %d tokens (%d predictions in %d windows of up to %d) [%s, %s kernels, %.1f s]",
                 j.get("ppl"),
                 j.get("tokens"),
@@ -87,52 +260,5 @@ final class ValidateCommand implements Callable<Integer> {
                 j.get("model"),
                 j.get("kernels"),
                 j.get("seconds"));
-    }
-
-    @Override
-    public Integer call() {
-        if (seqlen < 2) {
-            throw new InputException("--seqlen must be at least 2, got " + seqlen);
-        }
-        if (maxTokens != null && maxTokens < 2) {
-            throw new InputException("--max-tokens must be at least 2, got " + maxTokens);
-        }
-        Path dir = model.dir();
-        String content = TextFiles.readUtf8(text, "--text");
-        int[] ids = Tokenizer.load(dir.resolve("tokenizer.json")).encode(content);
-        if (maxTokens != null && ids.length > maxTokens) {
-            ids = Arrays.copyOf(ids, maxTokens);
-        }
-        if (ids.length < 2) {
-            throw new InputException(text + ": has " + ids.length + " token(s); perplexity needs at least 2");
-        }
-        var out = spec.commandLine().getOut();
-        Map<String, Object> ref = score(dir, ids);
-        if (candidate == null) {
-            if (json) {
-                out.print(Json.writePretty(ref));
-            } else {
-                out.println(sentence(ref));
-            }
-        } else {
-            if (!java.nio.file.Files.isDirectory(candidate)) {
-                throw new InputException(candidate + ": not a directory (--candidate)");
-            }
-            Map<String, Object> cand = score(candidate, ids);
-            double increase = 100.0 * ((Double) cand.get("ppl") / (Double) ref.get("ppl") - 1);
-            if (json) {
-                Map<String, Object> j = new LinkedHashMap<>();
-                j.put("reference", ref);
-                j.put("candidate", cand);
-                j.put("ppl_increase_percent", increase);
-                out.print(Json.writePretty(j));
-            } else {
-                out.println("reference: " + sentence(ref));
-                out.println("candidate: " + sentence(cand));
-                out.printf("perplexity increase: %+.2f%%%n", increase);
-            }
-        }
-        out.flush();
-        return Main.EXIT_OK;
     }
 }

@@ -2,6 +2,7 @@ package dev.m2q.core.io;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
@@ -10,7 +11,7 @@ import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
 
-/** SHA-256 of files, streamed through a small buffer (files of any size, constant memory). */
+/** SHA-256 of files and memory segments, streamed in 1 MiB chunks (any size, constant memory). */
 public final class Sha256 {
     private static final int BUFFER_BYTES = 1 << 20;
 
@@ -28,6 +29,16 @@ public final class Sha256 {
             }
         } catch (IOException e) {
             throw new UncheckedIOException(file + ": cannot read for hashing: " + e.getMessage(), e);
+        }
+        return HexFormat.of().formatHex(md.digest());
+    }
+
+    /** Lower-case hex SHA-256 of a memory segment's bytes (e.g. one tensor of a mapped shard), in chunks. */
+    public static String ofSegment(MemorySegment seg) {
+        MessageDigest md = newDigest();
+        for (long off = 0; off < seg.byteSize(); off += BUFFER_BYTES) {
+            md.update(seg.asSlice(off, Math.min(BUFFER_BYTES, seg.byteSize() - off))
+                    .asByteBuffer());
         }
         return HexFormat.of().formatHex(md.digest());
     }

@@ -38,9 +38,20 @@ public record ModelConfig(
     /**
      * The {@code quantization_config} of an already quantized checkpoint (null for a bf16 source).
      *
-     * @param method "gptq" (also auto-round's "auto_round:auto_gptq" packing, which is the same layout)
+     * @param method {@link #GPTQ}, {@link #AUTO_ROUND} (its "auto_round:auto_gptq" packing is the GPTQ layout) or
+     *     {@link #COMPRESSED_TENSORS} ("pack-quantized": weight_packed / weight_scale / weight_shape)
+     * @param descAct GPTQ's desc_act, or a compressed-tensors actorder that stores a g_idx
      */
-    public record Quantization(String method, int bits, int groupSize, boolean sym, boolean descAct) {}
+    public record Quantization(String method, int bits, int groupSize, boolean sym, boolean descAct) {
+        public static final String GPTQ = "gptq";
+        public static final String AUTO_ROUND = "auto-round";
+        public static final String COMPRESSED_TENSORS = "compressed-tensors";
+
+        /** True for the layouts that store qweight / qzeros / scales / g_idx (GPTQ and AutoRound's GPTQ packing). */
+        public boolean gptqTensors() {
+            return !COMPRESSED_TENSORS.equals(method);
+        }
+    }
 
     public ModelConfig {
         positive("hidden_size", hiddenSize);
@@ -192,12 +203,16 @@ public record ModelConfig(
         @SuppressWarnings("unchecked")
         Map<String, Object> q = (Map<String, Object>) raw;
         Object method = q.get("quant_method");
+        if ("compressed-tensors".equals(method)) {
+            return compressedTensors(q);
+        }
+        boolean autoRound = "auto-round".equals(method) || "intel/auto-round".equals(method);
         boolean gptqLayout = "gptq".equals(method)
-                || (("auto-round".equals(method) || "intel/auto-round".equals(method))
-                        && String.valueOf(q.get("packing_format")).contains("gptq"));
+                || (autoRound && String.valueOf(q.get("packing_format")).contains("gptq"));
         if (!gptqLayout) {
             throw new InputException("config.json: quantization_config.quant_method \"" + method
-                    + "\" is not a layout m2q reads yet (reads: gptq, auto-round with auto_round:auto_gptq packing)");
+                    + "\" is not a layout m2q reads (reads: gptq, auto-round with auto_round:auto_gptq packing,"
+                    + " compressed-tensors pack-quantized)");
         }
         for (String key : List.of("bits", "group_size", "sym")) {
             if (!q.containsKey(key)) {
@@ -208,10 +223,47 @@ public record ModelConfig(
         boolean sym = Boolean.TRUE.equals(q.get("sym"));
         if (bits != 4 || !sym) {
             throw new InputException("config.json: quantization_config has bits=" + bits + ", sym=" + sym
-                    + "; m2q reads 4-bit symmetric GPTQ only");
+                    + "; m2q reads 4-bit symmetric weights only");
         }
         return new Quantization(
-                "gptq", bits, intKey(q, "group_size", null), true, Boolean.TRUE.equals(q.get("desc_act")));
+                autoRound ? Quantization.AUTO_ROUND : Quantization.GPTQ,
+                bits,
+                intKey(q, "group_size", null),
+                true,
+                Boolean.TRUE.equals(q.get("desc_act")));
+    }
+
+    /** compressed-tensors "pack-quantized" with one int4 symmetric group-wise weight scheme (FORMATS.md §4). */
+    private static Quantization compressedTensors(Map<String, Object> q) {
+        String where = "config.json: quantization_config";
+        if (!"pack-quantized".equals(q.get("format"))) {
+            throw new InputException(where + ".format is " + Json.write(q.get("format"))
+                    + "; m2q reads compressed-tensors \"pack-quantized\" only");
+        }
+        if (!(q.get("config_groups") instanceof Map<?, ?> groups) || groups.size() != 1) {
+            throw new InputException(
+                    where + ".config_groups must hold exactly one group (m2q reads one weight scheme)");
+        }
+        Object group = groups.values().iterator().next();
+        if (!(group instanceof Map<?, ?> g) || !(g.get("weights") instanceof Map<?, ?> w)) {
+            throw new InputException(
+                    where + ".config_groups." + groups.keySet().iterator().next() + " has no \"weights\" object");
+        }
+        @SuppressWarnings("unchecked")
+        Map<String, Object> weights = (Map<String, Object>) w;
+        int bits = intKey(weights, "num_bits", null);
+        boolean sym = Boolean.TRUE.equals(weights.get("symmetric"));
+        if (bits != 4 || !sym || !"int".equals(weights.get("type")) || !"group".equals(weights.get("strategy"))) {
+            throw new InputException(where + " weights are " + Json.write(weights)
+                    + "; m2q reads 4-bit symmetric int weights with strategy \"group\" only");
+        }
+        Object actorder = weights.get("actorder");
+        return new Quantization(
+                Quantization.COMPRESSED_TENSORS,
+                bits,
+                intKey(weights, "group_size", null),
+                true,
+                "group".equals(actorder) || "dynamic".equals(actorder));
     }
 
     private static int intKey(Map<String, Object> c, String key, Integer dflt) {

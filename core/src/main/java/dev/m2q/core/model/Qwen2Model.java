@@ -6,7 +6,7 @@ import dev.m2q.core.io.TensorView;
 import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.kernels.Matrix;
 import dev.m2q.core.quant.GptqFormat;
-import dev.m2q.core.quant.QuantizedLinear;
+import dev.m2q.core.quant.PackedLinears;
 import dev.m2q.core.tensor.DType;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -15,9 +15,9 @@ import java.util.List;
 
 /**
  * The reference forward pass of a Qwen2-family causal LM (Qwen2ForCausalLM, LlamaForCausalLM): bf16 weights
- * read in place from the memory-mapped checkpoint, fp32 activations and accumulation. A GPTQ-layout checkpoint
- * (config.json with a gptq {@code quantization_config}) loads too: its linears are unpacked and dequantized to
- * fp32 exactly as an engine computes them, scale·(q − 8). The checkpoint stays open
+ * read in place from the memory-mapped checkpoint, fp32 activations and accumulation. A 4-bit checkpoint (GPTQ,
+ * auto_round or compressed-tensors) loads too: its linears are either dequantized to fp32 exactly as an engine
+ * computes them, scale·(q − 8), or kept packed for the W4A16 kernel ({@link LoadOptions#w4Kernel}). The checkpoint stays open
  * (and mapped) until {@link #close()}.
  */
 public final class Qwen2Model implements AutoCloseable {
@@ -46,12 +46,38 @@ public final class Qwen2Model implements AutoCloseable {
         this.lmHead = lmHead;
     }
 
+    /**
+     * How linears are held once read.
+     *
+     * @param w4Kernel keep 4-bit linears packed ({@link Matrix.W4}) and multiply with the W4A16 kernel; otherwise
+     *     they are dequantized once to fp32 at load (scale·(q − 8), the engines' arithmetic)
+     * @param transform applied to every quantizable linear of a bf16 checkpoint (e.g. on-the-fly RTN), or null
+     */
+    public record LoadOptions(boolean w4Kernel, LinearTransform transform) {
+        public static final LoadOptions DEFAULT = new LoadOptions(false, null);
+    }
+
+    /** Replaces a linear's weight at load, e.g. by its quantized form. */
+    @FunctionalInterface
+    public interface LinearTransform {
+        /** @param prefix the module, e.g. "model.layers.3.mlp.down_proj"; w its weight [out, in] */
+        Matrix apply(String prefix, Matrix w);
+    }
+
     /** Loads {@code dir} (config.json + safetensors), checking every tensor's presence and shape first. */
     public static Qwen2Model load(Path dir, Kernels kernels) {
+        return load(dir, kernels, LoadOptions.DEFAULT);
+    }
+
+    /**
+     * Loads {@code dir} with {@code options}. A quantized checkpoint is read through {@link PackedLinears}
+     * (GPTQ, auto_round or compressed-tensors, from config.json's {@code quantization_config}).
+     */
+    public static Qwen2Model load(Path dir, Kernels kernels, LoadOptions options) {
         ModelConfig cfg = ModelConfig.load(dir);
         Checkpoint ckpt = Checkpoint.open(dir);
         try {
-            Weights w = new Weights(ckpt, cfg);
+            Weights w = new Weights(ckpt, cfg, options);
             Matrix embed = w.matrix("model.embed_tokens.weight", cfg.vocabSize(), cfg.hiddenSize());
             List<DecoderLayer> layers = new ArrayList<>();
             for (int i = 0; i < cfg.numLayers(); i++) {
@@ -69,7 +95,7 @@ public final class Qwen2Model implements AutoCloseable {
 
     /** Reads the weights of decoder layer {@code i} from an open checkpoint (the quantizers' per-layer entry). */
     public static DecoderLayer.Weights layerWeights(Checkpoint ckpt, ModelConfig cfg, int i) {
-        return layerWeights(new Weights(ckpt, cfg), cfg, i);
+        return layerWeights(new Weights(ckpt, cfg, LoadOptions.DEFAULT), cfg, i);
     }
 
     private static DecoderLayer.Weights layerWeights(Weights w, ModelConfig cfg, int i) {
@@ -177,7 +203,7 @@ public final class Qwen2Model implements AutoCloseable {
     }
 
     /** Fetches tensors by name, checking dtype and shape against the config with messages that name both. */
-    private record Weights(Checkpoint ckpt, ModelConfig cfg) {
+    private record Weights(Checkpoint ckpt, ModelConfig cfg, LoadOptions options) {
         TensorView get(String name, long... shape) {
             if (!ckpt.contains(name)) {
                 throw new InputException("checkpoint has no tensor \"" + name + "\" (config.json describes a "
@@ -198,15 +224,22 @@ public final class Qwen2Model implements AutoCloseable {
         Matrix matrix(String name, int rows, int cols) {
             ModelConfig.Quantization q = cfg.quantization();
             String prefix = name.substring(0, name.length() - ".weight".length());
-            if (q != null && GptqFormat.quantizedLinears(cfg).containsKey(prefix)) {
-                QuantizedLinear ql = GptqFormat.read(ckpt::tensor, prefix, rows, cols, q.groupSize());
-                return new Matrix.F32(ql.dequantize(), rows, cols);
+            boolean quantizable = GptqFormat.quantizedLinears(cfg).containsKey(prefix);
+            if (q != null && quantizable) {
+                if (ckpt.contains(name)) {
+                    throw new InputException("tensor \"" + name + "\" is stored unquantized, but config.json's"
+                            + " quantization_config says every decoder linear is 4-bit");
+                }
+                Matrix.W4 w4 = PackedLinears.read(ckpt::tensor, ckpt::contains, q, prefix, rows, cols);
+                return options.w4Kernel() ? w4 : new Matrix.F32(w4.dequantize(), rows, cols);
             }
             TensorView t = get(name, rows, cols);
-            if (t.dtype() == DType.BF16) {
-                return new Matrix.Bf16(t.data(), rows, cols);
-            }
-            return new Matrix.F32(t.toFloatArray(), rows, cols);
+            Matrix m = t.dtype() == DType.BF16
+                    ? new Matrix.Bf16(t.data(), rows, cols)
+                    : new Matrix.F32(t.toFloatArray(), rows, cols);
+            return quantizable && options.transform() != null
+                    ? options.transform().apply(prefix, m)
+                    : m;
         }
 
         float[] vector(String name, int n) {

@@ -3,6 +3,7 @@ package dev.m2q.core.pipeline;
 import dev.m2q.core.InputException;
 import dev.m2q.core.io.Checkpoint;
 import dev.m2q.core.io.CheckpointWriter;
+import dev.m2q.core.io.Manifest;
 import dev.m2q.core.io.SafetensorsFile;
 import dev.m2q.core.io.Sha256;
 import dev.m2q.core.io.ShardPlan;
@@ -308,7 +309,8 @@ public final class QuantizeJob {
             manifest.put("calibration", calibration);
             manifest.put("seed", opts.seed());
             manifest.put("files", new TreeMap<>(files));
-            writeText(partial.resolve("m2q-manifest.json"), Json.writePretty(manifest));
+            manifest.put("tensors", Manifest.tensorHashes(partial));
+            writeText(partial.resolve(Manifest.FILE), Json.writePretty(manifest));
             Files.delete(partial.resolve(PROGRESS));
             replace(partial, out);
         } catch (IOException e) {

@@ -102,6 +102,10 @@ public final class GptqLayoutCheck {
     public static List<Violation> checkCheckpoint(Path dir, List<Integer> tpSizes) {
         requireOptions(1, tpSizes);
         Violations out = new Violations(true);
+        if (CompressedTensors.is(dir)) {
+            CompressedTensors.check(dir, tpSizes, out);
+            return out.list();
+        }
         QuantConfig qc = QuantConfig.read(dir, out);
         if (qc == null) {
             return out.list();
@@ -117,8 +121,35 @@ public final class GptqLayoutCheck {
             for (String prefix : prefixes) {
                 checkLinear(ck, prefix, qc, tpSizes, out);
             }
+            everyModule(dir, ck, ".qweight", out);
         }
         return out.list();
+    }
+
+    /**
+     * Every decoder linear config.json describes is stored quantized ({@code <prefix><marker>} present); one
+     * stored as a bf16 {@code .weight}, or not at all, is named. Skipped when config.json does not describe a
+     * complete model (no layer count or shapes to expect); the reference forward refuses such a folder anyway.
+     */
+    static void everyModule(Path dir, Checkpoint ck, String marker, Violations out) {
+        ModelConfig cfg;
+        try {
+            cfg = ModelConfig.load(dir);
+        } catch (InputException e) {
+            return;
+        }
+        for (String prefix : GptqFormat.quantizedLinears(cfg).keySet()) {
+            if (ck.contains(prefix + marker)) {
+                continue;
+            }
+            String kind = prefix.replaceAll("\\.\\d+\\.", ".*.");
+            String detail = ck.contains(prefix + ".weight")
+                    ? "stored unquantized (" + prefix + ".weight), but quantization_config says every decoder linear"
+                            + " is 4-bit: engines would fail to load it"
+                    : "missing: config.json describes " + cfg.numLayers() + " layers and no " + prefix + marker
+                            + " was written";
+            out.add(prefix, "module quantized", detail, kind, 0);
+        }
     }
 
     /** The parsed {@code quantization_config}; null fields were missing or unusable (already reported). */
@@ -369,8 +400,7 @@ public final class GptqLayoutCheck {
     }
 
     /** The divisibility rules of W[n, k] (see the class comment); {@code g} is -1 for one group per row. */
-    private static void shapeRules(
-            Violations out, String module, String kind, long n, long k, int g, List<Integer> tps) {
+    static void shapeRules(Violations out, String module, String kind, long n, long k, int g, List<Integer> tps) {
         boolean row = module.endsWith("o_proj") || module.endsWith("down_proj");
         if (g > 0 && k % g != 0) {
             out.add(module, "K % G", "K = " + k + " is not divisible by group size " + g, kind, 0);
@@ -430,7 +460,7 @@ public final class GptqLayoutCheck {
     }
 
     /** Violations kept once per (module kind, rule, tp), with a count of the further tensors that repeat one. */
-    private static final class Violations {
+    static final class Violations {
         private final Map<String, Violation> first = new LinkedHashMap<>();
         private final Map<String, Integer> repeats = new LinkedHashMap<>();
         private final boolean countRepeats;

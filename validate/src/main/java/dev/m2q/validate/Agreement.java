@@ -1,0 +1,148 @@
+package dev.m2q.validate;
+
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * How closely one quantized model follows the reference on the same tokens (ALGORITHMS.md §6), accumulated window
+ * by window: next-token NLL (for perplexity), per-token KL(P_ref ‖ P_q), top-1 agreement, and per-layer relative
+ * output error ‖h_q − h_ref‖ / ‖h_ref‖ over all positions (root of summed squares, so long windows weigh by their
+ * tokens). Everything is accumulated in double.
+ */
+final class Agreement {
+    private final String label;
+    private final double[] diffSq;
+    private final double[] refSq;
+    private double[] kl = new double[1024];
+    private int positions;
+    private int top1;
+    private double nll;
+    private long predicted;
+
+    Agreement(String label, int layers) {
+        this.label = label;
+        this.diffSq = new double[layers];
+        this.refSq = new double[layers];
+    }
+
+    String label() {
+        return label;
+    }
+
+    /** Hidden states after layer {@code layer}: h [rows·dim] of both models on the same tokens. */
+    void layer(int layer, float[] ref, float[] q) {
+        double d = 0;
+        double r = 0;
+        for (int i = 0; i < ref.length; i++) {
+            double e = (double) q[i] - ref[i];
+            d += e * e;
+            r += (double) ref[i] * ref[i];
+        }
+        diffSq[layer] += d;
+        refSq[layer] += r;
+    }
+
+    /**
+     * One position's logits of both models; {@code target} is the next token (or −1 at a window's last position,
+     * which has no next token but still counts for KL and top-1).
+     */
+    void position(float[] refLogits, float[] qLogits, int off, int vocab, int target) {
+        double refMax = Double.NEGATIVE_INFINITY;
+        double qMax = Double.NEGATIVE_INFINITY;
+        int refArg = 0;
+        int qArg = 0;
+        for (int i = 0; i < vocab; i++) {
+            float a = refLogits[off + i];
+            float b = qLogits[off + i];
+            if (a > refMax) {
+                refMax = a;
+                refArg = i;
+            }
+            if (b > qMax) {
+                qMax = b;
+                qArg = i;
+            }
+        }
+        double refSum = 0;
+        double qSum = 0;
+        for (int i = 0; i < vocab; i++) {
+            refSum += Math.exp(refLogits[off + i] - refMax);
+            qSum += Math.exp(qLogits[off + i] - qMax);
+        }
+        double refLog = Math.log(refSum);
+        double qLog = Math.log(qSum);
+        double k = 0;
+        for (int i = 0; i < vocab; i++) {
+            double lp = refLogits[off + i] - refMax - refLog;
+            double lq = qLogits[off + i] - qMax - qLog;
+            k += Math.exp(lp) * (lp - lq);
+        }
+        if (positions == kl.length) {
+            kl = Arrays.copyOf(kl, 2 * kl.length);
+        }
+        kl[positions++] = Math.max(0, k);
+        if (refArg == qArg) {
+            top1++;
+        }
+        if (target >= 0) {
+            nll -= qLogits[off + target] - qMax - qLog;
+            predicted++;
+        }
+    }
+
+    double ppl() {
+        return Math.exp(nll / predicted);
+    }
+
+    double[] kl() {
+        return Arrays.copyOf(kl, positions);
+    }
+
+    double klMean() {
+        double s = 0;
+        for (int i = 0; i < positions; i++) {
+            s += kl[i];
+        }
+        return s / positions;
+    }
+
+    /** The 99th percentile, nearest-rank: the smallest value with at least 99% of the positions at or below it. */
+    double klP99() {
+        double[] sorted = kl();
+        Arrays.sort(sorted);
+        int rank = (int) Math.ceil(0.99 * sorted.length);
+        return sorted[Math.max(0, rank - 1)];
+    }
+
+    double top1() {
+        return (double) top1 / positions;
+    }
+
+    double[] layerErrors() {
+        double[] e = new double[diffSq.length];
+        for (int i = 0; i < e.length; i++) {
+            e[i] = Math.sqrt(diffSq[i] / refSq[i]);
+        }
+        return e;
+    }
+
+    /** The figures as report JSON, with the reference perplexity for the increase. */
+    Map<String, Object> json(double refPpl) {
+        Map<String, Object> j = new LinkedHashMap<>();
+        j.put("label", label);
+        j.put("ppl", ppl());
+        j.put("ppl_increase_percent", 100 * (ppl() / refPpl - 1));
+        j.put("kl_mean", klMean());
+        j.put("kl_p99", klP99());
+        j.put("top1_agreement", top1());
+        j.put("positions", positions);
+        j.put("layer_rel_error", Arrays.stream(layerErrors()).boxed().toList());
+        return j;
+    }
+
+    static List<Double> boxed(double[] v) {
+        return Arrays.stream(v).boxed().toList();
+    }
+}

@@ -1,0 +1,198 @@
+package dev.m2q.validate;
+
+import dev.m2q.core.json.Json;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * Writes a validation run (FORMATS.md §6): {@code validation.json} (every figure), {@code validation.md} (the
+ * same for people, with the verdict first) and the PNG plots it embeds. Each file is written to a temporary name
+ * and renamed, so a reader never sees half a report.
+ */
+public final class Report {
+    public static final String JSON = "validation.json";
+    public static final String MARKDOWN = "validation.md";
+    public static final String LAYER_PLOT = "validation-layer-error.png";
+    public static final String KL_PLOT = "validation-kl-histogram.png";
+    public static final String THROUGHPUT_PLOT = "validation-throughput.png";
+
+    private Report() {}
+
+    /** Writes the report files into {@code dir} (created if needed); returns the paths written. */
+    public static List<Path> write(Path dir, Validator.Outcome o) {
+        List<Path> written = new ArrayList<>();
+        try {
+            Files.createDirectories(dir);
+            List<String> plots = new ArrayList<>();
+            Validator.Figures c = o.candidate();
+            Validator.Figures b = o.baseline();
+            if (c != null) {
+                Plots.perLayerError(
+                        dir.resolve(LAYER_PLOT),
+                        c.layerErrors(),
+                        b == null ? null : b.layerErrors(),
+                        c.label(),
+                        b == null ? null : b.label());
+                plots.add(LAYER_PLOT);
+                Plots.klHistogram(
+                        dir.resolve(KL_PLOT),
+                        c.kl(),
+                        b == null ? null : b.kl(),
+                        c.label(),
+                        b == null ? null : b.label());
+                plots.add(KL_PLOT);
+            }
+            if (!o.throughput().isEmpty()) {
+                Plots.throughput(
+                        dir.resolve(THROUGHPUT_PLOT),
+                        new LinkedHashMap<>(o.throughput()),
+                        "Batch-1 decode on the CPU: tokens/s");
+                plots.add(THROUGHPUT_PLOT);
+            }
+            plots.forEach(p -> written.add(dir.resolve(p)));
+            written.add(atomic(dir.resolve(JSON), Json.writePretty(o.json())));
+            written.add(atomic(dir.resolve(MARKDOWN), markdown(o)));
+        } catch (IOException e) {
+            throw new UncheckedIOException(dir + ": cannot write the validation report: " + e.getMessage(), e);
+        }
+        return written;
+    }
+
+    private static Path atomic(Path file, String text) throws IOException {
+        Path tmp = file.resolveSibling("." + file.getFileName() + ".partial");
+        Files.writeString(tmp, text, StandardCharsets.UTF_8);
+        Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        return file;
+    }
+
+    @SuppressWarnings("unchecked")
+    static String markdown(Validator.Outcome o) {
+        Map<String, Object> j = o.json();
+        StringBuilder md = new StringBuilder();
+        md.append("# Validation of ").append(j.get("candidate")).append("\n\n");
+        md.append(o.passed() ? "**PASSED**" : "**FAILED**")
+                .append(" against the BF16 reference `")
+                .append(j.get("reference"))
+                .append("` (m2q ")
+                .append(j.get("m2q_version"))
+                .append(").\n\n");
+        if (!o.passed()) {
+            for (String f : o.failures()) {
+                md.append("- ").append(f).append('\n');
+            }
+            md.append('\n');
+        }
+
+        Map<String, Object> integrity = (Map<String, Object>) j.get("integrity");
+        md.append("## Integrity\n\n");
+        if (Boolean.TRUE.equals(integrity.get("manifest"))) {
+            md.append(fmt(
+                    "%d files hashed against m2q-manifest.json; %d problem(s).%n%n",
+                    integrity.get("files_checked"), ((List<?>) integrity.get("problems")).size()));
+        } else {
+            md.append("No m2q-manifest.json: this is not an m2q release, so file hashes were not verified.\n\n");
+        }
+        Map<String, Object> format = (Map<String, Object>) j.get("format_checks");
+        List<Map<String, Object>> violations = (List<Map<String, Object>>) format.get("violations");
+        md.append("## Format\n\n");
+        md.append(fmt("%d rule(s) broken at tensor-parallel sizes %s", violations.size(), format.get("tp")));
+        md.append(violations.isEmpty() ? ".\n\n" : ":\n\n");
+        for (Map<String, Object> v : violations) {
+            md.append(fmt("- `%s` (%s): %s%n", v.get("tensor"), v.get("rule"), v.get("detail")));
+        }
+        if (!violations.isEmpty()) {
+            md.append('\n');
+        }
+
+        Map<String, Object> acc = (Map<String, Object>) j.get("accuracy");
+        if (acc == null) {
+            md.append("Accuracy was not measured: the candidate failed the checks above.\n");
+            return md.toString();
+        }
+        md.append("## Accuracy\n\n");
+        md.append(fmt(
+                "%s layout, group size %s, candidate run %s with %s kernels; %s tokens of `%s` in %s windows of up to"
+                        + " %s (%s next-token predictions).%n%n",
+                j.get("format"),
+                j.get("group_size"),
+                j.get("candidate_path"),
+                j.get("kernels"),
+                j.get("tokens"),
+                j.get("text"),
+                acc.get("windows"),
+                j.get("seqlen"),
+                acc.get("predictions")));
+        md.append("| model | perplexity | Δ perplexity | KL mean (nats) | KL p99 | top-1 agreement |\n");
+        md.append("|---|---|---|---|---|---|\n");
+        md.append(fmt("| BF16 reference | %.4f | – | – | – | – |%n", acc.get("reference_ppl")));
+        List<Map<String, Object>> rows = new ArrayList<>();
+        rows.add((Map<String, Object>) acc.get("candidate"));
+        if (acc.get("baseline_rtn") != null) {
+            rows.add((Map<String, Object>) acc.get("baseline_rtn"));
+        }
+        for (Map<String, Object> r : rows) {
+            md.append(fmt(
+                    "| %s | %.4f | %+.3f%% | %.6f | %.6f | %.2f%% |%n",
+                    r.get("label").equals("rtn") ? "RTN (on the fly)" : "candidate",
+                    r.get("ppl"),
+                    r.get("ppl_increase_percent"),
+                    r.get("kl_mean"),
+                    r.get("kl_p99"),
+                    100 * (Double) r.get("top1_agreement")));
+        }
+        md.append('\n');
+        if (o.candidate() != null) {
+            md.append("Per-layer relative output error ‖h_q − h_ref‖ / ‖h_ref‖ (hidden states after each layer, both")
+                    .append(" models run on the same tokens):\n\n");
+            md.append("![per-layer error](").append(LAYER_PLOT).append(")\n\n");
+            md.append("| layer | candidate");
+            md.append(o.baseline() != null ? " | RTN |\n|---|---|---|\n" : " |\n|---|---|\n");
+            double[] ce = o.candidate().layerErrors();
+            for (int i = 0; i < ce.length; i++) {
+                md.append(fmt("| %d | %.5f", i, ce[i]));
+                md.append(o.baseline() != null ? fmt(" | %.5f |%n", o.baseline().layerErrors()[i]) : " |\n");
+            }
+            md.append("\nPer-token KL(P_ref ‖ P_cand):\n\n");
+            md.append("![KL histogram](").append(KL_PLOT).append(")\n\n");
+        }
+
+        if (j.get("throughput") instanceof Map<?, ?> t) {
+            md.append("## Throughput\n\n");
+            md.append(fmt(
+                    "Batch-1 greedy decoding, %s-token prompt, %s generated tokens timed after a warm-up, %s kernels"
+                            + " on this machine's CPU.%n%n",
+                    t.get("prompt_tokens"), t.get("decode_tokens"), t.get("kernels")));
+            md.append("| configuration | tokens/s |\n|---|---|\n");
+            o.throughput().forEach((k, v) -> md.append(fmt("| %s | %.1f |%n", k, v)));
+            md.append(fmt("%nW4A16 kernel over BF16: %.2f×.%n%n", t.get("w4_speedup_over_bf16")));
+            md.append("![throughput](").append(THROUGHPUT_PLOT).append(")\n\n");
+        }
+
+        List<Map<String, Object>> gates = (List<Map<String, Object>>) j.get("gates");
+        if (gates != null && !gates.isEmpty()) {
+            md.append("## Gates\n\n| gate | limit | value | result |\n|---|---|---|---|\n");
+            for (Map<String, Object> g : gates) {
+                md.append(fmt(
+                        "| `%s` | %.6g | %.6g | %s |%n",
+                        g.get("gate"),
+                        g.get("limit"),
+                        g.get("value"),
+                        Boolean.TRUE.equals(g.get("passed")) ? "pass" : "**fail**"));
+            }
+        }
+        return md.toString();
+    }
+
+    private static String fmt(String f, Object... args) {
+        return String.format(Locale.ROOT, f, args);
+    }
+}

@@ -1,0 +1,32 @@
+package dev.m2q.validate;
+
+import dev.m2q.core.kernels.Matrix;
+import dev.m2q.core.model.Qwen2Model;
+import dev.m2q.core.quant.GptqPacking;
+import dev.m2q.core.quant.QuantizedLinear;
+import dev.m2q.core.quant.Rtn;
+
+/**
+ * The comparison users expect beside any calibrated method: the reference's linears quantized on the fly with
+ * round-to-nearest (ALGORITHMS.md §1, core's {@link Rtn}, fp16-rounded scales as the GPTQ layout stores them) at
+ * the candidate's group size, kept packed as {@link Matrix.W4}.
+ */
+final class RtnBaseline {
+    private RtnBaseline() {}
+
+    static Qwen2Model.LinearTransform transform(int groupSize) {
+        return (prefix, w) -> {
+            int n = w.rows();
+            int k = w.cols();
+            int g = groupSize == -1 ? k : groupSize;
+            float[] wf = new float[n * k];
+            float[] row = new float[k];
+            for (int r = 0; r < n; r++) {
+                w.row(r, row);
+                System.arraycopy(row, 0, wf, r * k, k);
+            }
+            QuantizedLinear q = Rtn.quantize(wf, n, k, g);
+            return Matrix.W4.of(GptqPacking.packQweight(q.codes(), k, n), q.scales(), q.gIdx(), n, k, g);
+        };
+    }
+}
