@@ -48,6 +48,12 @@ final class BenchCommand implements Callable<Integer> {
             description = "Kernel implementations to measure (default ${DEFAULT-VALUE}).")
     List<String> kernelNames;
 
+    @Option(
+            names = "--w4-kernel",
+            description = "For a 4-bit --model (GPTQ, auto_round, compressed-tensors): keep the linears packed and run"
+                    + " the W4A16 kernel (default: dequantize them to fp32 at load).")
+    boolean w4Kernel;
+
     @Option(names = "--seed", defaultValue = "1234", description = "Seed for the token ids.")
     long seed;
 
@@ -75,7 +81,10 @@ final class BenchCommand implements Callable<Integer> {
             } catch (IllegalArgumentException e) {
                 throw new InputException("--kernels: " + e.getMessage(), e);
             }
-            try (Qwen2Model m = Qwen2Model.load(model.dir(), k)) {
+            try (Qwen2Model m = Qwen2Model.load(model.dir(), k, new Qwen2Model.LoadOptions(w4Kernel, null))) {
+                String weights = m.config().quantization() == null
+                        ? m.config().torchDtype()
+                        : w4Kernel ? "w4a16 packed" : "w4 dequantized to fp32";
                 if (prefill + decode > m.config().maxPositionEmbeddings()) {
                     throw new InputException("--prefill + --decode exceeds max_position_embeddings "
                             + m.config().maxPositionEmbeddings());
@@ -104,13 +113,14 @@ final class BenchCommand implements Callable<Integer> {
                 if (json) {
                     Map<String, Object> r = new LinkedHashMap<>();
                     r.put("kernels", k.name());
+                    r.put("weights", weights);
                     r.put("prefill_tokens", prefill);
                     r.put("prefill_tokens_per_s", p);
                     r.put("decode_tokens", decode);
                     r.put("decode_tokens_per_s", d);
                     rows.add(r);
                 } else {
-                    out.printf("%-7s  %26.1f  %40.1f%n", k.name(), p, d);
+                    out.printf("%-7s  %26.1f  %40.1f  [%s]%n", k.name(), p, d, weights);
                 }
             }
         }
