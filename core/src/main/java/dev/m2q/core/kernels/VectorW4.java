@@ -59,7 +59,16 @@ final class VectorW4 {
         int chunks = n / V;
         if (rows == 1 && groups.contiguous() && w.groupSize() % 8 == 0 && prescalable(x, k)) {
             float[] xs = prescaled(x, k);
-            Parallel.forRange(chunks, (long) k * V, (from, to) -> singleToken(w, xs, sx, bias, y, from * V, to * V));
+            // One slab of N per core: each packed row is then read in runs of N/cores words, long enough for
+            // the prefetchers (8 slabs of 640 words each measured ~20% slower at 5120×5120 from DRAM).
+            int slabs = Math.min(chunks, Runtime.getRuntime().availableProcessors());
+            Parallel.forRange(slabs, (long) k * n / Math.max(1, slabs), (from, to) -> {
+                for (int sl = from; sl < to; sl++) {
+                    int c0 = (int) ((long) chunks * sl / slabs) * V;
+                    int c1 = (int) ((long) chunks * (sl + 1) / slabs) * V;
+                    singleToken(w, xs, sx, bias, y, c0, c1);
+                }
+            });
         } else {
             Parallel.forRange(
                     chunks,
@@ -147,10 +156,10 @@ final class VectorW4 {
             for (int j = 0; j < 7; j++) {
                 int mask = 0xF << (4 * j);
                 FloatVector xb = FloatVector.broadcast(F, xs[kb + j]);
-                a0 = toFloat(w0.lanewise(VectorOperators.AND, mask)).fma(xb, a0);
-                a1 = toFloat(w1.lanewise(VectorOperators.AND, mask)).fma(xb, a1);
-                a2 = toFloat(w2.lanewise(VectorOperators.AND, mask)).fma(xb, a2);
-                a3 = toFloat(w3.lanewise(VectorOperators.AND, mask)).fma(xb, a3);
+                a0 = nibble(w0, mask, xb, a0);
+                a1 = nibble(w1, mask, xb, a1);
+                a2 = nibble(w2, mask, xb, a2);
+                a3 = nibble(w3, mask, xb, a3);
             }
             FloatVector xb = FloatVector.broadcast(F, xs[kb + 7]);
             a0 = toFloat(w0.lanewise(VectorOperators.LSHR, 28)).fma(xb, a0);
@@ -162,6 +171,11 @@ final class VectorW4 {
         scaleInto(a1, scales, sOff + c + V, zeroTerm, out, o + V);
         scaleInto(a2, scales, sOff + c + 2 * V, zeroTerm, out, o + 2 * V);
         scaleInto(a3, scales, sOff + c + 3 * V, zeroTerm, out, o + 3 * V);
+    }
+
+    /** fma(float(word &amp; mask), xb, acc): one nibble in place, q·2^{4j} against xb = x·2^{−4j}. */
+    private static FloatVector nibble(IntVector word, int mask, FloatVector xb, FloatVector acc) {
+        return toFloat(word.lanewise(VectorOperators.AND, mask)).fma(xb, acc);
     }
 
     /** {@link #tile4} for one vector of channels. */
