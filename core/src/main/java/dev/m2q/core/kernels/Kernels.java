@@ -16,6 +16,22 @@ public interface Kernels {
     /**
      * y = x · Wᵀ (+ bias): x [rows, w.cols()] fp32 row-major, y [rows, w.rows()] fp32 row-major, bias
      * [w.rows()] or null. Accumulates in fp32.
+     *
+     * <p>For a {@link Matrix.W4} every implementation computes each y[t, n] by exactly this sequence, so they
+     * agree bit for bit (q = the code in [0, 15], s = the group's scale, all arithmetic fp32):
+     *
+     * <pre>
+     * y = bias == null ? 0f : bias[n]
+     * for g = 0, 1, …, K/G − 1:
+     *     acc = 0f;  sx = 0f
+     *     for k with g_idx[k] == g, in increasing k:
+     *         acc = fma((float) q[k, n], x[t, k], acc)
+     *         sx  = sx + x[t, k]
+     *     y = fma(scales[g, n], acc − 8·sx, y)      // 8·sx is exact, so acc − 8·sx rounds once
+     * y[t, n] = y
+     * </pre>
+     *
+     * The zero point 8 is folded into one correction per group instead of a subtraction per weight.
      */
     void matmul(float[] x, int rows, Matrix w, float[] bias, float[] y);
 

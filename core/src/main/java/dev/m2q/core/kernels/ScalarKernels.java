@@ -13,6 +13,10 @@ public final class ScalarKernels implements Kernels {
 
     @Override
     public void matmul(float[] x, int rows, Matrix w, float[] bias, float[] y) {
+        if (w instanceof Matrix.W4 q) {
+            matmulW4(x, rows, q, bias, y);
+            return;
+        }
         int n = w.rows();
         int k = w.cols();
         Parallel.forRange(n, (long) rows * k, (from, to) -> {
@@ -25,6 +29,46 @@ public final class ScalarKernels implements Kernels {
                 }
             }
         });
+    }
+
+    /** The W4 sequence of {@link Kernels#matmul}, written out as plain loops. */
+    private static void matmulW4(float[] x, int rows, Matrix.W4 w, float[] bias, float[] y) {
+        W4Groups groups = W4Groups.of(w);
+        float[] sx = groups.groupSums(x, rows, w.cols());
+        Parallel.forRange(
+                w.rows(), (long) rows * w.cols(), (from, to) -> w4Columns(x, rows, w, groups, sx, bias, y, from, to));
+    }
+
+    /**
+     * y[t, n] for every token t and n in [n0, n1), by the W4 sequence of {@link Kernels#matmul}; sx from
+     * {@link W4Groups#groupSums}. Also the vector path's ragged tail, so the tail is the twin's by construction.
+     */
+    static void w4Columns(
+            float[] x, int rows, Matrix.W4 w, W4Groups groups, float[] sx, float[] bias, float[] y, int n0, int n1) {
+        int n = w.rows();
+        int k = w.cols();
+        int[] members = groups.members();
+        int[] start = groups.start();
+        int groupCount = groups.groups();
+        float[] scales = w.scales();
+        int[] codes = new int[k];
+        for (int j = n0; j < n1; j++) {
+            for (int c = 0; c < k; c++) {
+                codes[c] = w.code(j, c);
+            }
+            for (int t = 0; t < rows; t++) {
+                float out = bias == null ? 0f : bias[j];
+                for (int g = 0; g < groupCount; g++) {
+                    float acc = 0f;
+                    for (int i = start[g]; i < start[g + 1]; i++) {
+                        int c = members[i];
+                        acc = Math.fma((float) codes[c], x[t * k + c], acc);
+                    }
+                    out = Math.fma(scales[g * n + j], acc - Matrix.W4.ZERO * sx[t * groupCount + g], out);
+                }
+                y[t * n + j] = out;
+            }
+        }
     }
 
     @Override

@@ -13,7 +13,8 @@ import jdk.incubator.vector.VectorSpecies;
 /**
  * Vector API implementation; its twin is {@link ScalarKernels}. bf16 weights are widened in registers
  * (shorts → ints, shifted left 16, reinterpreted as floats), never copied to a float matrix. Results differ
- * from the scalar twin only by fp32 summation order, and are the same bits on every run.
+ * from the scalar twin only by fp32 summation order, and are the same bits on every run. W4 weights go to
+ * {@link VectorW4}, which decodes the packed words in registers and matches the scalar twin bit for bit.
  */
 public final class VectorKernels implements Kernels {
     public static final VectorKernels INSTANCE = new VectorKernels();
@@ -37,7 +38,7 @@ public final class VectorKernels implements Kernels {
         switch (w) {
             case Matrix.Bf16 b -> matmulBf16(x, rows, b, bias, y);
             case Matrix.F32 f -> matmulF32(x, rows, f, bias, y);
-            case Matrix.W4 q -> ScalarKernels.INSTANCE.matmul(x, rows, q, bias, y);
+            case Matrix.W4 q -> VectorW4.matmul(x, rows, q, bias, y);
         }
     }
 
@@ -126,14 +127,27 @@ public final class VectorKernels implements Kernels {
             y[(t + 2) * n + j] = s2 + b;
             y[(t + 3) * n + j] = s3 + b;
         }
+        // Leftover tokens (all of them at batch 1): four chains over c, so one FMA chain's latency does not
+        // bound the row's speed; they are added once at the end.
+        int v = F.length();
+        int upper4 = k - k % (4 * v);
         for (; t < t1; t++) {
             int x0 = t * k;
             FloatVector a0 = FloatVector.zero(F);
+            FloatVector a1 = a0;
+            FloatVector a2 = a0;
+            FloatVector a3 = a0;
             int c = 0;
-            for (; c < upper; c += F.length()) {
+            for (; c < upper4; c += 4 * v) {
+                a0 = FloatVector.fromArray(F, x, x0 + c).fma(widen(seg, rowBase + 2L * c), a0);
+                a1 = FloatVector.fromArray(F, x, x0 + c + v).fma(widen(seg, rowBase + 2L * (c + v)), a1);
+                a2 = FloatVector.fromArray(F, x, x0 + c + 2 * v).fma(widen(seg, rowBase + 2L * (c + 2 * v)), a2);
+                a3 = FloatVector.fromArray(F, x, x0 + c + 3 * v).fma(widen(seg, rowBase + 2L * (c + 3 * v)), a3);
+            }
+            for (; c < upper; c += v) {
                 a0 = FloatVector.fromArray(F, x, x0 + c).fma(widen(seg, rowBase + 2L * c), a0);
             }
-            float s0 = sum(a0);
+            float s0 = sum(a0.add(a1).add(a2.add(a3)));
             for (; c < k; c++) {
                 s0 += x[x0 + c] * w.get(j, c);
             }

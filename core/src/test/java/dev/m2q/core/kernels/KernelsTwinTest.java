@@ -22,6 +22,7 @@ class KernelsTwinTest {
     @ParameterizedTest
     @CsvSource({
         "1, 8, 16",
+        "1, 33, 1000",
         "3, 7, 33",
         "4, 64, 256",
         "5, 96, 129",
