@@ -127,27 +127,14 @@ public final class VectorKernels implements Kernels {
             y[(t + 2) * n + j] = s2 + b;
             y[(t + 3) * n + j] = s3 + b;
         }
-        // Leftover tokens (all of them at batch 1): four chains over c, so one FMA chain's latency does not
-        // bound the row's speed; they are added once at the end.
-        int v = F.length();
-        int upper4 = k - k % (4 * v);
         for (; t < t1; t++) {
             int x0 = t * k;
             FloatVector a0 = FloatVector.zero(F);
-            FloatVector a1 = a0;
-            FloatVector a2 = a0;
-            FloatVector a3 = a0;
             int c = 0;
-            for (; c < upper4; c += 4 * v) {
-                a0 = FloatVector.fromArray(F, x, x0 + c).fma(widen(seg, rowBase + 2L * c), a0);
-                a1 = FloatVector.fromArray(F, x, x0 + c + v).fma(widen(seg, rowBase + 2L * (c + v)), a1);
-                a2 = FloatVector.fromArray(F, x, x0 + c + 2 * v).fma(widen(seg, rowBase + 2L * (c + 2 * v)), a2);
-                a3 = FloatVector.fromArray(F, x, x0 + c + 3 * v).fma(widen(seg, rowBase + 2L * (c + 3 * v)), a3);
-            }
-            for (; c < upper; c += v) {
+            for (; c < upper; c += F.length()) {
                 a0 = FloatVector.fromArray(F, x, x0 + c).fma(widen(seg, rowBase + 2L * c), a0);
             }
-            float s0 = sum(a0.add(a1).add(a2.add(a3)));
+            float s0 = sum(a0);
             for (; c < k; c++) {
                 s0 += x[x0 + c] * w.get(j, c);
             }
