@@ -5,6 +5,7 @@ import dev.m2q.core.json.Json;
 import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.model.KvCache;
 import dev.m2q.core.model.Qwen2Model;
+import dev.m2q.validate.Decode;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -100,7 +101,7 @@ final class BenchCommand implements Callable<Integer> {
                     float[] logits = m.forward(prompt, cache, true);
                     long t1 = System.nanoTime();
                     for (int j = 0; j < decode; j++) {
-                        logits = m.forward(new int[] {argmax(logits)}, cache, true);
+                        logits = m.forward(new int[] {Decode.argmax(logits)}, cache, true);
                     }
                     long t2 = System.nanoTime();
                     if (i >= 0) {
@@ -136,16 +137,6 @@ final class BenchCommand implements Callable<Integer> {
         }
         out.flush();
         return Main.EXIT_OK;
-    }
-
-    private static int argmax(float[] v) {
-        int best = 0;
-        for (int i = 1; i < v.length; i++) {
-            if (v[i] > v[best]) {
-                best = i;
-            }
-        }
-        return best;
     }
 
     private static double median(double[] v) {

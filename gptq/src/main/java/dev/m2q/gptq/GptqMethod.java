@@ -53,7 +53,7 @@ public final class GptqMethod implements LayerMethod {
             for (String module : group) {
                 ctx.working(module);
                 Matrix w = current.linear(module);
-                GptqResult r = Gptq.quantize(floats(w), w.rows(), w.cols(), h, options, ctx.kernels());
+                GptqResult r = Gptq.quantize(w.toFloatArray(), w.rows(), w.cols(), h, options, ctx.kernels());
                 QuantizedLinear q = r.q();
                 done.put(module, q);
                 current = current.with(module, new Matrix.F32(q.dequantize(), q.outFeatures(), q.inFeatures()));
@@ -100,16 +100,6 @@ public final class GptqMethod implements LayerMethod {
         });
         Map<String, float[]> out = new HashMap<>();
         acc.forEach((m, a) -> out.put(m, a.hessian()));
-        return out;
-    }
-
-    static float[] floats(Matrix w) {
-        float[] out = new float[w.rows() * w.cols()];
-        float[] row = new float[w.cols()];
-        for (int r = 0; r < w.rows(); r++) {
-            w.row(r, row);
-            System.arraycopy(row, 0, out, r * w.cols(), w.cols());
-        }
         return out;
     }
 }

@@ -35,7 +35,7 @@ public final class RtnMethod implements LayerMethod {
             ctx.working(module);
             long t0 = System.nanoTime();
             Matrix w = ctx.source().linear(module);
-            float[] wf = GptqMethod.floats(w);
+            float[] wf = w.toFloatArray();
             QuantizedLinear q = Rtn.quantize(wf, w.rows(), w.cols(), groupSize);
             float[] dq = q.dequantize();
             double se = 0;

@@ -2,7 +2,6 @@ package dev.m2q.validate;
 
 import java.util.Arrays;
 import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
 
 /**
@@ -44,50 +43,50 @@ final class Agreement {
         refSq[layer] += r;
     }
 
+    /** A logit row's max, log Σ exp(l − max) and argmax: its log-softmax is l − max − logZ. */
+    record Row(double max, double logZ, int argmax) {
+        static Row of(float[] logits, int off, int n) {
+            double max = Double.NEGATIVE_INFINITY;
+            int arg = 0;
+            for (int i = 0; i < n; i++) {
+                if (logits[off + i] > max) {
+                    max = logits[off + i];
+                    arg = i;
+                }
+            }
+            double sum = 0;
+            for (int i = 0; i < n; i++) {
+                sum += Math.exp(logits[off + i] - max);
+            }
+            return new Row(max, Math.log(sum), arg);
+        }
+
+        double logProb(float[] logits, int off, int i) {
+            return logits[off + i] - max - logZ;
+        }
+    }
+
     /**
-     * One position's logits of both models; {@code target} is the next token (or −1 at a window's last position,
-     * which has no next token but still counts for KL and top-1).
+     * One position: the reference's logits (with their {@link Row}, computed once per position for every model
+     * compared) and this model's; {@code target} is the next token, or −1 at a window's last position, which has
+     * no next token but still counts for KL and top-1.
      */
-    void position(float[] refLogits, float[] qLogits, int off, int vocab, int target) {
-        double refMax = Double.NEGATIVE_INFINITY;
-        double qMax = Double.NEGATIVE_INFINITY;
-        int refArg = 0;
-        int qArg = 0;
-        for (int i = 0; i < vocab; i++) {
-            float a = refLogits[off + i];
-            float b = qLogits[off + i];
-            if (a > refMax) {
-                refMax = a;
-                refArg = i;
-            }
-            if (b > qMax) {
-                qMax = b;
-                qArg = i;
-            }
-        }
-        double refSum = 0;
-        double qSum = 0;
-        for (int i = 0; i < vocab; i++) {
-            refSum += Math.exp(refLogits[off + i] - refMax);
-            qSum += Math.exp(qLogits[off + i] - qMax);
-        }
-        double refLog = Math.log(refSum);
-        double qLog = Math.log(qSum);
+    void position(float[] refLogits, Row ref, float[] qLogits, int off, int vocab, int target) {
+        Row q = Row.of(qLogits, off, vocab);
         double k = 0;
         for (int i = 0; i < vocab; i++) {
-            double lp = refLogits[off + i] - refMax - refLog;
-            double lq = qLogits[off + i] - qMax - qLog;
-            k += Math.exp(lp) * (lp - lq);
+            double lp = ref.logProb(refLogits, off, i);
+            k += Math.exp(lp) * (lp - q.logProb(qLogits, off, i));
         }
         if (positions == kl.length) {
             kl = Arrays.copyOf(kl, 2 * kl.length);
         }
         kl[positions++] = Math.max(0, k);
-        if (refArg == qArg) {
+        if (ref.argmax() == q.argmax()) {
             top1++;
         }
         if (target >= 0) {
-            nll -= qLogits[off + target] - qMax - qLog;
+            nll -= q.logProb(qLogits, off, target);
             predicted++;
         }
     }
@@ -140,9 +139,5 @@ final class Agreement {
         j.put("positions", positions);
         j.put("layer_rel_error", Arrays.stream(layerErrors()).boxed().toList());
         return j;
-    }
-
-    static List<Double> boxed(double[] v) {
-        return Arrays.stream(v).boxed().toList();
     }
 }

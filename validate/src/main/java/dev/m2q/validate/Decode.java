@@ -38,7 +38,8 @@ public final class Decode {
         return out;
     }
 
-    private static int argmax(float[] v) {
+    /** Index of the largest value (the first on ties): greedy decoding's choice. */
+    public static int argmax(float[] v) {
         int best = 0;
         for (int i = 1; i < v.length; i++) {
             if (v[i] > v[best]) {

@@ -19,13 +19,7 @@ final class RtnBaseline {
             int n = w.rows();
             int k = w.cols();
             int g = groupSize == -1 ? k : groupSize;
-            float[] wf = new float[n * k];
-            float[] row = new float[k];
-            for (int r = 0; r < n; r++) {
-                w.row(r, row);
-                System.arraycopy(row, 0, wf, r * k, k);
-            }
-            QuantizedLinear q = Rtn.quantize(wf, n, k, g);
+            QuantizedLinear q = Rtn.quantize(w.toFloatArray(), n, k, g);
             return Matrix.W4.of(GptqPacking.packQweight(q.codes(), k, n), q.scales(), q.gIdx(), n, k, g);
         };
     }

@@ -188,12 +188,13 @@ public final class Validator {
             for (int r = 0; r < rows; r++) {
                 int t = r0 + r;
                 int target = t + 1 < n ? w[t + 1] : -1;
-                cand.position(lr, lq, r * vocab, vocab, target);
+                Agreement.Row refRow = Agreement.Row.of(lr, r * vocab, vocab);
+                cand.position(lr, refRow, lq, r * vocab, vocab, target);
                 if (lb != null) {
-                    base.position(lr, lb, r * vocab, vocab, target);
+                    base.position(lr, refRow, lb, r * vocab, vocab, target);
                 }
                 if (target >= 0) {
-                    nll -= dev.m2q.core.model.Perplexity.logSoftmax(lr, r * vocab, vocab, target);
+                    nll -= refRow.logProb(lr, r * vocab, target);
                 }
             }
         }

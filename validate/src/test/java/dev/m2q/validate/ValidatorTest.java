@@ -64,12 +64,7 @@ class ValidatorTest {
             Map<String, QuantizedLinear> q = new LinkedHashMap<>();
             for (String m : ctx.config().arch().linears()) {
                 Matrix w = ctx.source().linear(m);
-                float[] wf = new float[w.rows() * w.cols()];
-                float[] row = new float[w.cols()];
-                for (int r = 0; r < w.rows(); r++) {
-                    w.row(r, row);
-                    System.arraycopy(row, 0, wf, r * w.cols(), w.cols());
-                }
+                float[] wf = w.toFloatArray();
                 q.put(m, Rtn.quantize(wf, w.rows(), w.cols(), 128));
             }
             return new LayerResult(q, List.of(Map.of("layer", ctx.layer())));
@@ -166,6 +161,11 @@ class ValidatorTest {
                 o.failures().toString());
         assertEquals(2, o.failures().size(), "the file and the one tensor, nothing else: " + o.failures());
         assertNull(o.json().get("accuracy"));
+        // The report of a failed run: the verdict and the findings, no plots of figures never measured.
+        List<Path> written = Report.write(bad.resolve("report"), o);
+        assertEquals(List.of(bad.resolve("report/" + Report.JSON), bad.resolve("report/" + Report.MARKDOWN)), written);
+        String md = Files.readString(bad.resolve("report/" + Report.MARKDOWN));
+        assertTrue(md.contains("**FAILED**") && md.contains(name + ": bytes changed"), md);
     }
 
     @Test

@@ -16,6 +16,17 @@ public sealed interface Matrix permits Matrix.Bf16, Matrix.F32, Matrix.W4 {
     /** Row {@code r} copied into {@code dst[0, cols)} as float. */
     void row(int r, float[] dst);
 
+    /** W [rows, cols] row-major as a new fp32 array (what the quantizers take). */
+    default float[] toFloatArray() {
+        float[] out = new float[rows() * cols()];
+        float[] row = new float[cols()];
+        for (int r = 0; r < rows(); r++) {
+            row(r, row);
+            System.arraycopy(row, 0, out, r * cols(), cols());
+        }
+        return out;
+    }
+
     ValueLayout.OfShort LE_SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     /** [rows, cols] bf16, little-endian; usually a zero-copy view into a memory-mapped safetensors file. */

@@ -4,6 +4,7 @@ import dev.m2q.core.InputException;
 import dev.m2q.core.io.CheckpointWriter;
 import dev.m2q.core.io.TensorSpec;
 import dev.m2q.core.io.TensorView;
+import dev.m2q.core.kernels.Matrix;
 import dev.m2q.core.model.ModelConfig;
 import dev.m2q.core.tensor.DType;
 import java.util.ArrayList;
@@ -105,34 +106,23 @@ public final class GptqFormat {
         }
     }
 
-    /** Reads one quantized linear [N, K] back from GPTQ tensors (symmetric v1 zeros only). */
+    /**
+     * Reads one quantized linear [N, K] back from GPTQ tensors (symmetric v1 zeros only), through the same reader
+     * and rules as validate ({@link PackedLinears}), unpacked to codes.
+     */
     public static QuantizedLinear read(
             Function<String, TensorView> source, String prefix, int n, int k, int groupSize) {
-        int groups = k / groupSize;
-        int[] qweight = source.apply(prefix + ".qweight")
-                .requireDtype(DType.I32)
-                .requireShape(k / 8, n)
-                .toIntArray();
-        int[] qzeros = source.apply(prefix + ".qzeros")
-                .requireDtype(DType.I32)
-                .requireShape(groups, n / 8)
-                .toIntArray();
-        for (int i = 0; i < qzeros.length; i++) {
-            if (qzeros[i] != 0x77777777) {
-                throw new InputException(prefix + ".qzeros word " + i + " is 0x" + Integer.toHexString(qzeros[i])
-                        + "; only symmetric 4-bit with v1 zeros (0x77777777) is supported");
-            }
+        Matrix.W4 w = PackedLinears.read(
+                source,
+                name -> true,
+                new ModelConfig.Quantization(ModelConfig.Quantization.GPTQ, 4, groupSize, true, false),
+                prefix,
+                n,
+                k);
+        int[] qweight = new int[k / 8 * n];
+        for (int i = 0; i < qweight.length; i++) {
+            qweight[i] = w.qweight().getAtIndex(Matrix.LE_INT, i);
         }
-        TensorView sv = source.apply(prefix + ".scales").requireDtype(DType.F16).requireShape(groups, n);
-        short[] scales = new short[groups * n];
-        for (int i = 0; i < scales.length; i++) {
-            scales[i] = (short) Float.floatToFloat16(sv.getFloat(i));
-        }
-        int[] gIdx = source.apply(prefix + ".g_idx")
-                .requireDtype(DType.I32)
-                .requireShape(k)
-                .toIntArray();
-        return new QuantizedLinear(
-                n, k, groupSize, GptqPacking.unpackQweight(qweight, k, n), GptqPacking.scalesFromF16(scales), gIdx);
+        return new QuantizedLinear(n, k, groupSize, GptqPacking.unpackQweight(qweight, k, n), w.scales(), w.gIdx());
     }
 }

@@ -60,12 +60,7 @@ class QuantizeJobTest {
             Map<String, QuantizedLinear> q = new LinkedHashMap<>();
             for (String m : ctx.config().arch().linears()) {
                 Matrix w = ctx.source().linear(m);
-                float[] wf = new float[w.rows() * w.cols()];
-                float[] row = new float[w.cols()];
-                for (int r = 0; r < w.rows(); r++) {
-                    w.row(r, row);
-                    System.arraycopy(row, 0, wf, r * w.cols(), w.cols());
-                }
+                float[] wf = w.toFloatArray();
                 QuantizedLinear ql = Rtn.quantize(wf, w.rows(), w.cols(), 128);
                 q.put(m, ql);
                 all.put(ctx.config().arch().module(ctx.layer(), m), ql);
