@@ -87,6 +87,24 @@ class CliTest {
                         tmp.resolve("x.txt").toString()),
                 "x.txt");
         assertBadInput(run("validate", "--model", FIXTURE.toString()), "--text");
+        String heldout = FIXTURE.resolve("heldout.txt").toString();
+        String ref = FIXTURE.toString();
+        assertBadInput(
+                run("validate", "--reference", ref, "--candidate", ref, "--text", heldout, "--baseline", "awq"),
+                "--baseline");
+        assertBadInput(
+                run("validate", "--reference", ref, "--candidate", ref, "--text", heldout, "--min-top1", "95"),
+                "--min-top1");
+        assertBadInput(
+                run(
+                        "validate",
+                        "--reference",
+                        ref,
+                        "--candidate",
+                        tmp.resolve("none").toString(),
+                        "--text",
+                        heldout),
+                "--candidate");
         assertBadInput(
                 run(
                         "tokenize",
