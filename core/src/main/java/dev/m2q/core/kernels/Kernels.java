@@ -75,6 +75,95 @@ public interface Kernels {
             int cOff,
             int ldc);
 
+    /**
+     * RMSNorm per row: out[r, i] = weight[i] · (x[r, i] · inv_r) with inv_r = 1 / sqrt(fp32(mean_i x[r, i]²) + eps),
+     * the mean of squares accumulated in double, inv_r rounded to fp32. x, out [rows, dim] row-major fp32 (out may
+     * be x), weight [dim].
+     */
+    void rmsNorm(float[] x, int rows, int dim, float[] weight, float eps, float[] out);
+
+    /**
+     * Rotary position embedding in place, Hugging Face's rotate-half convention: x [rows, heads·headDim]; row r
+     * is at position positions[r]; for each head and i &lt; headDim/2, with angle = fp32((float) positions[r] ·
+     * invFreq[i]), c = fp32(cos(angle)), s = fp32(sin(angle)) (cos and sin of the fp32 angle in double):
+     * (a, b) = (x[i], x[i + d/2]) becomes (a·c − b·s, b·c + a·s).
+     */
+    void rope(float[] x, int rows, int heads, int headDim, float[] invFreq, int[] positions);
+
+    /**
+     * Causal grouped-query attention with softmax scale 1/sqrt(headDim), for nSeq sequences of seqLen new
+     * tokens each at positions startPos.. . q, out [nSeq·seqLen, heads·headDim]; k, v [*, kvHeads·headDim],
+     * where sequence s's keys and values occupy rows s·(startPos + seqLen) .. of k and v (the calibration batch:
+     * startPos 0; a KV cache: nSeq 1). Query row t of sequence s, head h, reads kv head h / (heads / kvHeads)
+     * and sees key rows 0 .. startPos + t of its sequence. Scores and the output accumulate in fp32, the
+     * softmax denominator in double. Every element of out is written.
+     */
+    void attention(
+            float[] q,
+            float[] k,
+            float[] v,
+            int nSeq,
+            int seqLen,
+            int startPos,
+            int heads,
+            int kvHeads,
+            int headDim,
+            float[] out);
+
+    /** SwiGLU in place: gate[i] = gate[i] / (1 + fp32(exp(−gate[i]))) · up[i] for i &lt; n. */
+    void swiglu(float[] gate, float[] up, int n);
+
+    /**
+     * Running absolute maximum per column: out[outOff + c] = max(out[outOff + c], max_r |x[xOff + r·cols + c]|)
+     * for x [rows, cols] row-major. A NaN anywhere in a column makes that column's result NaN (the callers
+     * refuse it); the result is otherwise exact, so every implementation agrees bit for bit.
+     */
+    void absMaxColumns(float[] x, int xOff, int rows, int cols, float[] out, int outOff);
+
+    /**
+     * The factorization step of GPTQ's inverse Hessian (see dev.m2q.gptq.DampedCholesky): A + shift·I =
+     * L·Lᵀ, then L⁻¹. A [k, k] symmetric is given by the strict upper triangle of a (row-major) and its
+     * diagonal diag[p]; the lower triangle of a is scratch on entry.
+     *
+     * <p>On success returns true, with L⁻¹ in the lower triangle of a (diagonal included) and the strict upper
+     * triangle zeroed. When a pivot is not positive (or not finite) returns false, leaving the strict upper
+     * triangle and diag unchanged so that the caller can retry with a larger shift. {@code fp64} computes in
+     * double and rounds the result to fp32 once (the fallback after a failure in fp32); otherwise fp32
+     * throughout.
+     */
+    boolean choleskyInverse(float[] a, float[] diag, float shift, int k, boolean fp64);
+
+    /**
+     * GPTQ's column loop with its lazy batch updates (ALGORITHMS.md §2, the loop of dev.m2q.gptq.Gptq): for
+     * each block of {@code blockSize} positions i, quantize row i of W1 with the RTN rule of
+     * dev.m2q.core.quant.Rtn (code, dequant), scale the error by 1/U[i, i], push it onto the block's later
+     * rows with U[i, j], then push the block's errors onto every later row at once.
+     *
+     * @param wt W1 = Wᵀ [k, n] row-major fp32, rows already in act-order (position i holds input channel
+     *     perm[i]) and dead inputs zeroed; overwritten (scratch)
+     * @param u U [k, k] row-major fp32, the upper Cholesky factor of the (permuted, damped) H⁻¹
+     * @param perm position → original input channel, or null for the identity
+     * @param staticGroups true: scales [k/G, n] are given on entry, one group per G original channels (group of
+     *     position i = perm[i] / G); false: each group's scales are computed, with Rtn.scale of the column
+     *     absmax, from the current W1 at the group's first position (group of position i = i / G), into scales
+     * @param scales [k/G, n] fp32, in (static groups) or out
+     * @param codes out [k, n], row c for original input channel c, each in [0, 15]
+     * @param gIdx out [k]: the group of each original input channel
+     * @throws IllegalArgumentException when a weight becomes non-finite (an ill-conditioned Hessian)
+     */
+    void gptqColumns(
+            float[] wt,
+            int k,
+            int n,
+            float[] u,
+            int groupSize,
+            int blockSize,
+            int[] perm,
+            boolean staticGroups,
+            float[] scales,
+            int[] codes,
+            int[] gIdx);
+
     /** The implementation named by system property {@code m2q.kernels} ("vector", the default, or "scalar"). */
     static Kernels fromProperty() {
         return byName(System.getProperty("m2q.kernels", "vector"));

@@ -448,4 +448,60 @@ public final class VectorKernels implements Kernels {
             }
         }
     }
+
+    @Override
+    public void rmsNorm(float[] x, int rows, int dim, float[] weight, float eps, float[] out) {
+        throw new UnsupportedOperationException("pending");
+    }
+
+    @Override
+    public void rope(float[] x, int rows, int heads, int headDim, float[] invFreq, int[] positions) {
+        throw new UnsupportedOperationException("pending");
+    }
+
+    @Override
+    public void attention(
+            float[] q,
+            float[] k,
+            float[] v,
+            int nSeq,
+            int seqLen,
+            int startPos,
+            int heads,
+            int kvHeads,
+            int headDim,
+            float[] out) {
+        throw new UnsupportedOperationException("pending");
+    }
+
+    @Override
+    public void swiglu(float[] gate, float[] up, int n) {
+        throw new UnsupportedOperationException("pending");
+    }
+
+    @Override
+    public void absMaxColumns(float[] x, int xOff, int rows, int cols, float[] out, int outOff) {
+        throw new UnsupportedOperationException("pending");
+    }
+
+    @Override
+    public boolean choleskyInverse(float[] a, float[] diag, float shift, int k, boolean fp64) {
+        throw new UnsupportedOperationException("pending");
+    }
+
+    @Override
+    public void gptqColumns(
+            float[] wt,
+            int k,
+            int n,
+            float[] u,
+            int groupSize,
+            int blockSize,
+            int[] perm,
+            boolean staticGroups,
+            float[] scales,
+            int[] codes,
+            int[] gIdx) {
+        throw new UnsupportedOperationException("pending");
+    }
 }
