@@ -1,8 +1,8 @@
 package dev.m2q.gptq;
 
+import dev.m2q.core.kernels.JavaOps;
 import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.quant.QuantizedLinear;
-import dev.m2q.core.quant.Rtn;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -56,7 +56,7 @@ public final class Gptq {
         float[] scales = new float[groups * n];
         if (staticGroups) {
             for (int gi = 0; gi < groups; gi++) {
-                groupScales(wt, gi * g, g, n, scales, gi * n);
+                JavaOps.groupScales(kernels, wt, gi * g, g, n, scales, gi * n);
             }
         }
         float[] hp = h;
@@ -76,80 +76,12 @@ public final class Gptq {
 
         int[] codes = new int[k * n];
         int[] gIdx = new int[k];
-        int b = o.blockSize();
-        float[] err1 = new float[b * n]; // Err1 [B, N]: the scaled errors of the block's columns
-        for (int i1 = 0; i1 < k; i1 += b) {
-            int i2 = Math.min(i1 + b, k);
-            for (int i = i1; i < i2; i++) {
-                int col = perm == null ? i : perm[i]; // original input channel at position i
-                int group;
-                if (staticGroups) {
-                    group = col / g;
-                } else {
-                    group = i / g;
-                    if (i % g == 0) {
-                        // The group's scales, over its current weights: all updates issued so far.
-                        groupScales(wt, i, g, n, scales, group * n);
-                    }
-                }
-                gIdx[col] = group;
-                float uii = u[i * k + i];
-                int row = i * n;
-                int e = (i - i1) * n;
-                for (int c = 0; c < n; c++) {
-                    float s = scales[group * n + c];
-                    int q = Rtn.code(wt[row + c], s);
-                    codes[col * n + c] = q;
-                    err1[e + c] = (wt[row + c] - Rtn.dequant(q, s)) / uii;
-                }
-                // Compensate inside the block: w_j −= err · U_ij for the block's later columns.
-                for (int j = i + 1; j < i2; j++) {
-                    kernels.axpy(-u[i * k + j], err1, e, wt, j * n, n);
-                }
-            }
-            lazyBatchUpdate(wt, u, err1, i1, i2, n, k, kernels);
-        }
+        kernels.gptqColumns(wt, k, n, u, g, o.blockSize(), perm, staticGroups, scales, codes, gIdx);
 
         QuantizedLinear q = new QuantizedLinear(n, k, g, codes, scales, gIdx);
         Duration time = Duration.ofNanos(System.nanoTime() - start);
         double loss = proxyLoss(w, q.dequantize(), n, k, h, kernels);
         return new GptqResult(q, loss, chol.dampUsed(), fallbacks, time);
-    }
-
-    /**
-     * W1[i2:, :] −= U[i1:i2, i2:]ᵀ · Err1: the block's errors applied to every later column at once, as one
-     * {@link Kernels#gemmAcc} over the rows of W1 (Uᵀ read in place through its strides, −Err1 as B), so each
-     * element of W1 continues one in-order FMA chain over the block's columns. Public for the JMH benchmark,
-     * which times exactly this call: wt = W1 [K, N], u = U with row stride K (rows i1..i2 are read), err1 [i2 −
-     * i1, N].
-     */
-    public static void lazyBatchUpdate(
-            float[] wt, float[] u, float[] err1, int i1, int i2, int n, int k, Kernels kernels) {
-        int cnt = i2 - i1;
-        if (i2 >= k) {
-            return;
-        }
-        float[] negErr = new float[cnt * n]; // −Err1 [cnt, N]
-        for (int e = 0; e < negErr.length; e++) {
-            negErr[e] = -err1[e];
-        }
-        kernels.gemmAcc(k - i2, n, cnt, u, i1 * k + i2, 1, k, negErr, 0, n, wt, i2 * n, n);
-    }
-
-    /** RTN's scale for each output channel over rows [from, from + g) of W1, into scales[at, at + n). */
-    private static void groupScales(float[] wt, int from, int g, int n, float[] scales, int at) {
-        for (int c = 0; c < n; c++) {
-            float absmax = 0f;
-            for (int r = from; r < from + g; r++) {
-                float v = wt[r * n + c];
-                if (!Float.isFinite(v)) {
-                    throw new IllegalArgumentException("weight (input " + r + ", output " + c + ") became " + v
-                            + " during GPTQ; the Hessian is ill-conditioned, try a larger --damp");
-                }
-                absmax = Math.max(absmax, Math.abs(v));
-            }
-            scales[at + c] = Rtn.scale(absmax);
-        }
     }
 
     /** {@link #proxyLoss(float[], float[], int, int, float[], Kernels)} with the default kernels. */

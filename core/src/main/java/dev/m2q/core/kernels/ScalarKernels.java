@@ -132,12 +132,12 @@ public final class ScalarKernels implements Kernels {
 
     @Override
     public void rmsNorm(float[] x, int rows, int dim, float[] weight, float eps, float[] out) {
-        throw new UnsupportedOperationException("pending");
+        JavaOps.rmsNorm(x, rows, dim, weight, eps, out);
     }
 
     @Override
     public void rope(float[] x, int rows, int heads, int headDim, float[] invFreq, int[] positions) {
-        throw new UnsupportedOperationException("pending");
+        JavaOps.rope(x, rows, heads, headDim, invFreq, positions);
     }
 
     @Override
@@ -152,22 +152,22 @@ public final class ScalarKernels implements Kernels {
             int kvHeads,
             int headDim,
             float[] out) {
-        throw new UnsupportedOperationException("pending");
+        JavaOps.attention(this, q, k, v, nSeq, seqLen, startPos, heads, kvHeads, headDim, out);
     }
 
     @Override
     public void swiglu(float[] gate, float[] up, int n) {
-        throw new UnsupportedOperationException("pending");
+        JavaOps.swiglu(gate, up, n);
     }
 
     @Override
     public void absMaxColumns(float[] x, int xOff, int rows, int cols, float[] out, int outOff) {
-        throw new UnsupportedOperationException("pending");
+        JavaOps.absMaxColumns(x, xOff, rows, cols, out, outOff);
     }
 
     @Override
     public boolean choleskyInverse(float[] a, float[] diag, float shift, int k, boolean fp64) {
-        throw new UnsupportedOperationException("pending");
+        return JavaCholesky.choleskyInverse(a, diag, shift, k, fp64, this);
     }
 
     @Override
@@ -183,6 +183,6 @@ public final class ScalarKernels implements Kernels {
             float[] scales,
             int[] codes,
             int[] gIdx) {
-        throw new UnsupportedOperationException("pending");
+        JavaOps.gptqColumns(this, wt, k, n, u, groupSize, blockSize, perm, staticGroups, scales, codes, gIdx);
     }
 }

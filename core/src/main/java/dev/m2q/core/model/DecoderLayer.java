@@ -2,7 +2,6 @@ package dev.m2q.core.model;
 
 import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.kernels.Matrix;
-import dev.m2q.core.kernels.Parallel;
 
 /**
  * One decoder layer of the Qwen2/Llama family, the unit the quantizers work on:
@@ -65,14 +64,14 @@ public final class DecoderLayer {
     private final int index;
     private final Weights w;
     private final Kernels kernels;
-    private final Rope rope;
+    private final float[] invFreq;
 
     public DecoderLayer(ModelConfig cfg, int index, Weights w, Kernels kernels) {
         this.cfg = cfg;
         this.index = index;
         this.w = w;
         this.kernels = kernels;
-        this.rope = new Rope(cfg.headDim(), cfg.ropeTheta(), cfg.ropeScalingFactor());
+        this.invFreq = Rope.inverseFrequencies(cfg.headDim(), cfg.ropeTheta(), cfg.ropeScalingFactor());
     }
 
     public int index() {
@@ -116,9 +115,12 @@ public final class DecoderLayer {
         }
         int qDim = cfg.qDim();
         int kvDim = cfg.kvDim();
+        int heads = cfg.numHeads();
+        int kvHeads = cfg.numKvHeads();
+        int headDim = cfg.headDim();
 
         float[] h = new float[rows * hidden];
-        rmsNorm(x, rows, hidden, w.inputNorm(), (float) cfg.rmsNormEps(), h);
+        kernels.rmsNorm(x, rows, hidden, w.inputNorm(), (float) cfg.rmsNormEps(), h);
         obs.linearInput("self_attn.q_proj", h, rows, hidden);
         obs.linearInput("self_attn.k_proj", h, rows, hidden);
         obs.linearInput("self_attn.v_proj", h, rows, hidden);
@@ -131,13 +133,12 @@ public final class DecoderLayer {
         kernels.matmul(h, rows, w.q(), w.qBias(), q);
         kernels.matmul(h, rows, w.k(), w.kBias(), k);
         kernels.matmul(h, rows, w.v(), w.vBias(), v);
-        float[] cos = new float[cfg.headDim() / 2];
-        float[] sin = new float[cfg.headDim() / 2];
+        int[] positions = new int[rows];
         for (int r = 0; r < rows; r++) {
-            int pos = startPos + r % seqLen;
-            rope.apply(q, r, cfg.numHeads(), pos, cos, sin);
-            rope.apply(k, r, cfg.numKvHeads(), pos, cos, sin);
+            positions[r] = startPos + r % seqLen;
         }
+        kernels.rope(q, rows, heads, headDim, invFreq, positions);
+        kernels.rope(k, rows, kvHeads, headDim, invFreq, positions);
         obs.keysValues(k, v, rows, kvDim);
 
         float[] attn = new float[rows * qDim];
@@ -148,11 +149,10 @@ public final class DecoderLayer {
             }
             System.arraycopy(k, 0, cache.keys(index), startPos * kvDim, seqLen * kvDim);
             System.arraycopy(v, 0, cache.values(index), startPos * kvDim, seqLen * kvDim);
-            attention(q, 0, cache.keys(index), cache.values(index), 0, seqLen, startPos, attn);
+            kernels.attention(
+                    q, cache.keys(index), cache.values(index), 1, seqLen, startPos, heads, kvHeads, headDim, attn);
         } else {
-            for (int s = 0; s < nSeq; s++) {
-                attention(q, s * seqLen, k, v, s * seqLen, seqLen, 0, attn);
-            }
+            kernels.attention(q, k, v, nSeq, seqLen, 0, heads, kvHeads, headDim, attn);
         }
 
         obs.linearInput("self_attn.o_proj", attn, rows, qDim);
@@ -167,7 +167,7 @@ public final class DecoderLayer {
         }
 
         int inter = cfg.intermediateSize();
-        rmsNorm(x2, rows, hidden, w.postNorm(), (float) cfg.rmsNormEps(), h);
+        kernels.rmsNorm(x2, rows, hidden, w.postNorm(), (float) cfg.rmsNormEps(), h);
         obs.linearInput("mlp.gate_proj", h, rows, hidden);
         obs.linearInput("mlp.up_proj", h, rows, hidden);
         if (obs.enough()) {
@@ -177,10 +177,7 @@ public final class DecoderLayer {
         float[] u = new float[rows * inter];
         kernels.matmul(h, rows, w.gate(), null, g);
         kernels.matmul(h, rows, w.up(), null, u);
-        for (int i = 0; i < g.length; i++) {
-            float gi = g[i];
-            g[i] = gi / (1f + (float) Math.exp(-gi)) * u[i];
-        }
+        kernels.swiglu(g, u, g.length);
         obs.linearInput("mlp.down_proj", g, rows, inter);
         if (obs.enough()) {
             return null;
@@ -190,63 +187,5 @@ public final class DecoderLayer {
             x2[i] += o[i];
         }
         return x2;
-    }
-
-    /**
-     * Causal grouped-query attention for {@code seqLen} query rows of one sequence, starting at {@code qRow0}
-     * of q [*, heads·d]; keys/values from row {@code kvRow0} of k, v [*, kvHeads·d], where query row t (position
-     * startPos + t) sees key rows 0..startPos + t. Writes rows qRow0.. of out.
-     */
-    private void attention(
-            float[] q, int qRow0, float[] k, float[] v, int kvRow0, int seqLen, int startPos, float[] out) {
-        int heads = cfg.numHeads();
-        int d = cfg.headDim();
-        int group = heads / cfg.numKvHeads();
-        int qDim = cfg.qDim();
-        int kvDim = cfg.kvDim();
-        float scale = (float) (1.0 / Math.sqrt(d));
-        int total = startPos + seqLen;
-        Parallel.forRange(seqLen * heads, (long) total * d, (from, to) -> {
-            float[] scores = new float[total];
-            for (int item = from; item < to; item++) {
-                int t = item / heads;
-                int h = item % heads;
-                int kvh = h / group;
-                int qOff = (qRow0 + t) * qDim + h * d;
-                int visible = startPos + t + 1;
-                float max = Float.NEGATIVE_INFINITY;
-                for (int s = 0; s < visible; s++) {
-                    float sc = kernels.dot(q, qOff, k, (kvRow0 + s) * kvDim + kvh * d, d) * scale;
-                    scores[s] = sc;
-                    max = Math.max(max, sc);
-                }
-                double sum = 0;
-                for (int s = 0; s < visible; s++) {
-                    float e = (float) Math.exp(scores[s] - max);
-                    scores[s] = e;
-                    sum += e;
-                }
-                float inv = (float) (1.0 / sum);
-                int oOff = (qRow0 + t) * qDim + h * d;
-                for (int s = 0; s < visible; s++) {
-                    kernels.axpy(scores[s] * inv, v, (kvRow0 + s) * kvDim + kvh * d, out, oOff, d);
-                }
-            }
-        });
-    }
-
-    /** out[r] = x[r] / sqrt(mean(x[r]²) + eps) · weight, per row of x [rows, dim]; mean accumulated in double. */
-    static void rmsNorm(float[] x, int rows, int dim, float[] weight, float eps, float[] out) {
-        for (int r = 0; r < rows; r++) {
-            int o = r * dim;
-            double ss = 0;
-            for (int i = 0; i < dim; i++) {
-                ss += (double) x[o + i] * x[o + i];
-            }
-            float inv = (float) (1.0 / Math.sqrt((float) (ss / dim) + eps));
-            for (int i = 0; i < dim; i++) {
-                out[o + i] = weight[i] * (x[o + i] * inv);
-            }
-        }
     }
 }

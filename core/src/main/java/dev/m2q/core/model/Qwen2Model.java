@@ -160,7 +160,7 @@ public final class Qwen2Model implements AutoCloseable {
     public float[] logits(float[] h, int rows) {
         int hd = config.hiddenSize();
         float[] n = new float[rows * hd];
-        DecoderLayer.rmsNorm(h, rows, hd, finalNorm, (float) config.rmsNormEps(), n);
+        kernels.rmsNorm(h, rows, hd, finalNorm, (float) config.rmsNormEps(), n);
         float[] out = new float[rows * config.vocabSize()];
         kernels.matmul(n, rows, lmHead, null, out);
         return out;

@@ -1,46 +1,23 @@
 package dev.m2q.core.model;
 
 /**
- * Rotary position embedding with Hugging Face's rotate-half convention: for i in [0, d/2), with
- * θ_i = p / (factor · theta^(2i/d)), x'[i] = x[i]·cos θ_i − x[i + d/2]·sin θ_i and
- * x'[i + d/2] = x[i + d/2]·cos θ_i + x[i]·sin θ_i. Frequencies and angles are rounded to fp32 as torch computes
- * them, so positions far from 0 agree with the reference to fp32 rounding.
+ * Rotary position embedding's inverse frequencies, Hugging Face's convention: θ_i = p / (factor ·
+ * theta^(2i/d)) for i in [0, d/2), each frequency rounded to fp32 as torch computes it, so positions far from 0
+ * agree with the reference to fp32 rounding. The rotation itself is {@link
+ * dev.m2q.core.kernels.Kernels#rope}.
  */
 final class Rope {
-    private final int headDim;
-    private final float[] invFreq;
+    private Rope() {}
 
-    Rope(int headDim, double theta, double linearFactor) {
-        this.headDim = headDim;
+    /** invFreq [headDim / 2] fp32. */
+    static float[] inverseFrequencies(int headDim, double theta, double linearFactor) {
         int half = headDim / 2;
-        invFreq = new float[half];
+        float[] invFreq = new float[half];
         for (int i = 0; i < half; i++) {
             float exponent = (float) (2 * i) / headDim;
             float f = (float) (1.0 / (float) Math.pow(theta, exponent));
             invFreq[i] = (float) (f / linearFactor);
         }
-    }
-
-    /**
-     * Rotates, in place, row {@code row} of {@code buf} [rows, heads·headDim], every head, for absolute
-     * position {@code pos}.
-     */
-    void apply(float[] buf, int row, int heads, int pos, float[] cos, float[] sin) {
-        int half = headDim / 2;
-        for (int i = 0; i < half; i++) {
-            float angle = (float) pos * invFreq[i];
-            cos[i] = (float) Math.cos(angle);
-            sin[i] = (float) Math.sin(angle);
-        }
-        int base = row * heads * headDim;
-        for (int h = 0; h < heads; h++) {
-            int o = base + h * headDim;
-            for (int i = 0; i < half; i++) {
-                float a = buf[o + i];
-                float b = buf[o + i + half];
-                buf[o + i] = a * cos[i] - b * sin[i];
-                buf[o + i + half] = b * cos[i] + a * sin[i];
-            }
-        }
+        return invFreq;
     }
 }
