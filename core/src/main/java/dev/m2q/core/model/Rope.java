@@ -6,11 +6,11 @@ package dev.m2q.core.model;
  * x'[i + d/2] = x[i + d/2]·cos θ_i + x[i]·sin θ_i. Frequencies and angles are rounded to fp32 as torch computes
  * them, so positions far from 0 agree with the reference to fp32 rounding.
  */
-final class Rope {
+public final class Rope {
     private final int headDim;
     private final float[] invFreq;
 
-    Rope(int headDim, double theta, double linearFactor) {
+    public Rope(int headDim, double theta, double linearFactor) {
         this.headDim = headDim;
         int half = headDim / 2;
         invFreq = new float[half];
@@ -27,11 +27,7 @@ final class Rope {
      */
     void apply(float[] buf, int row, int heads, int pos, float[] cos, float[] sin) {
         int half = headDim / 2;
-        for (int i = 0; i < half; i++) {
-            float angle = (float) pos * invFreq[i];
-            cos[i] = (float) Math.cos(angle);
-            sin[i] = (float) Math.sin(angle);
-        }
+        angles(pos, cos, sin);
         int base = row * heads * headDim;
         for (int h = 0; h < heads; h++) {
             int o = base + h * headDim;
@@ -41,6 +37,18 @@ final class Rope {
                 buf[o + i] = a * cos[i] - b * sin[i];
                 buf[o + i + half] = b * cos[i] + a * sin[i];
             }
+        }
+    }
+
+    /**
+     * cos θ_i and sin θ_i for position {@code pos} into cos, sin [headDim/2], the fp32 values {@link #apply}
+     * rotates with (the backward pass rotates back by the same angles).
+     */
+    public void angles(int pos, float[] cos, float[] sin) {
+        for (int i = 0; i < headDim / 2; i++) {
+            float angle = (float) pos * invFreq[i];
+            cos[i] = (float) Math.cos(angle);
+            sin[i] = (float) Math.sin(angle);
         }
     }
 }
