@@ -1,5 +1,6 @@
 package dev.m2q.core.kernels;
 
+import dev.m2q.core.model.Rope;
 import dev.m2q.core.quant.Rtn;
 
 /**
@@ -36,12 +37,7 @@ public final class JavaOps {
             float[] cos = new float[half];
             float[] sin = new float[half];
             for (int r = from; r < to; r++) {
-                float pos = positions[r];
-                for (int i = 0; i < half; i++) {
-                    float angle = pos * invFreq[i];
-                    cos[i] = (float) Math.cos(angle);
-                    sin[i] = (float) Math.sin(angle);
-                }
+                Rope.angles(invFreq, positions[r], cos, sin);
                 int base = r * heads * headDim;
                 for (int h = 0; h < heads; h++) {
                     int o = base + h * headDim;

@@ -1,0 +1,175 @@
+package dev.m2q.core.grad;
+
+import dev.m2q.core.kernels.Parallel;
+
+/**
+ * SignRound's fake 4-bit quantizer (ALGORITHMS.md §3) with the straight-through round, on W [out, in] in groups of
+ * G consecutive input columns per row. Trainable: V [out, in] inside the rounding, clip factors α, β [out, in/G].
+ * Per group, with a = clamp(α, 0, 1), b = clamp(β, 0, 1), lo = min(w, 0)·a, hi = max(w, 0)·b:
+ *
+ * <pre>
+ * s = fp16(−lo/8) if −lo &gt; hi, else fp16(−hi/8)        the larger clipped extreme lands on code −8
+ * s = sign(s)·max(|s|, τ)                               τ = fp16(1e−5); s = 0 becomes +τ
+ * q = clamp(round(w/s + V), −8, 7)                     round half to even
+ * ŵ = s·q
+ * </pre>
+ *
+ * <p><b>Sign of s.</b> §3 says "m = the extreme of larger magnitude (signed), s = m/8". Taken literally that maps
+ * the extreme m to code +8, which the clamp cuts to 7: every group would lose its largest weight. The rule
+ * above is AutoRound's {@code quant_tensor_sym} (its {@code max_v} is the negated m), which puts the extreme on
+ * −8 and so is "full range": s = −m/8. A tie |lo| = hi takes the positive side, as AutoRound does. The scale is
+ * rounded to fp16 before any code is chosen, as AutoRound and {@code Rtn} do, so the exported fp16 scales and
+ * codes dequantize to exactly this ŵ; τ is AutoRound's floor that keeps s ≠ 0 (α = β = 0, all-zero groups).
+ * In fp32 every step is rounded as torch rounds it, so with V = 0 and α = β = 1 the codes are exactly
+ * {@code Rtn.code(w, s) − 8} and ŵ is {@code Rtn.dequant} of them (RTN with AutoRound's scale rule).
+ *
+ * <p><b>Gradients.</b> round() is taken as the identity (straight-through estimator), and so is the fp16
+ * rounding of s; the clamp to [−8, 7] passes the gradient where −8 ≤ round(w/s + V) ≤ 7 and blocks it outside.
+ * Writing in = [−8 ≤ round(w/s + V) ≤ 7]:
+ *
+ * <pre>
+ * ∂ŵ/∂V = s·in            ∂ŵ/∂s = q − in·w/s
+ * ∂s/∂α = −min(w, 0)/8    when the negative side sets s (else 0)
+ * ∂s/∂β = −max(w, 0)/8    when the positive side sets s (else 0)
+ * </pre>
+ *
+ * and 0 for both when the floor τ set s. Like AutoRound, which clamps the stored α, β into [0, 1] in place before
+ * each use, the gradient is the one at the clamped point (the clamp itself passes it), so a factor pushed past
+ * a bound can come back. V is not bounded here: SignRound's schedule (lr = 1/iters decaying linearly to 0, so
+ * Σ lr ≈ 1/2) keeps |V| within about 0.5 by itself.
+ *
+ * <p><b>Use in SignRound.</b> Per step and per linear: ŵ = {@link #forward}(W, V, α, β); run the layer with ŵ in
+ * place of W ({@link LayerParams#with}); the layer's backward gives ∂L/∂ŵ; {@link #backward} turns it into
+ * ∂L/∂V, ∂L/∂α, ∂L/∂β for the signed-gradient update.
+ */
+public final class FakeQuantizer {
+    public static final int MIN_CODE = -8;
+    public static final int MAX_CODE = 7;
+    /** AutoRound's floor on |s| ({@code q_scale_thresh} 1e−5), as the fp16 value it becomes. */
+    public static final double MIN_SCALE = fp16(1e-5);
+
+    private final int groupSize;
+
+    public FakeQuantizer(int groupSize) {
+        if (groupSize <= 0) {
+            throw new IllegalArgumentException("group size must be positive, got " + groupSize);
+        }
+        this.groupSize = groupSize;
+    }
+
+    /**
+     * A group's scale s and its derivatives ∂s/∂α, ∂s/∂β (through the fp16 rounding as identity; both 0 when the
+     * floor τ set s).
+     */
+    private record Scale(double s, double dAlpha, double dBeta) {}
+
+    private static Scale scale(Tensor w, double wmin, double wmax, double alpha, double beta) {
+        double lo = w.narrow(wmin * Math.clamp(alpha, 0.0, 1.0));
+        double hi = w.narrow(wmax * Math.clamp(beta, 0.0, 1.0));
+        boolean negative = -lo > hi;
+        double s = fp16((negative ? -lo : -hi) / 8);
+        if (Double.isInfinite(s)) {
+            throw new IllegalArgumentException("group extreme " + Math.max(-lo, hi) + " needs a scale beyond fp16");
+        }
+        if (s < 0 ? s > -MIN_SCALE : s < MIN_SCALE) {
+            return new Scale(s < 0 ? -MIN_SCALE : MIN_SCALE, 0, 0);
+        }
+        return negative ? new Scale(s, -wmin / 8, 0) : new Scale(s, 0, -wmax / 8);
+    }
+
+    /** The scales s [out, in/G], w's precision: with ŵ they give the codes to export, q = ŵ/s (exact). */
+    public Tensor scales(Tensor w, Tensor alpha, Tensor beta) {
+        checkShapes(w, w, alpha, beta);
+        Tensor s = alpha.zerosLike();
+        forEachGroup(w, alpha, beta, (from, sc) -> s.set(from / groupSize, sc.s()));
+        return s;
+    }
+
+    /** ŵ [out, in], a new tensor of w's precision. */
+    public Tensor forward(Tensor w, Tensor v, Tensor alpha, Tensor beta) {
+        checkShapes(w, v, alpha, beta);
+        Tensor wq = w.zerosLike();
+        forEachGroup(w, alpha, beta, (from, s) -> {
+            for (int i = from; i < from + groupSize; i++) {
+                wq.set(i, s.s() * Math.clamp(rounded(w, v, i, s.s()), MIN_CODE, MAX_CODE));
+            }
+        });
+        return wq;
+    }
+
+    /**
+     * Adds ∂L/∂V [out, in] into dv and ∂L/∂α, ∂L/∂β [out, in/G] into dAlpha, dBeta, given dwq = ∂L/∂ŵ [out, in]
+     * and the forward's operands.
+     */
+    public void backward(
+            Tensor w, Tensor v, Tensor alpha, Tensor beta, Tensor dwq, Tensor dv, Tensor dAlpha, Tensor dBeta) {
+        checkShapes(w, v, alpha, beta);
+        dwq.requireShape(w.rows(), w.cols(), "dŵ");
+        dv.requireShape(w.rows(), w.cols(), "dV");
+        dAlpha.requireShape(alpha.rows(), alpha.cols(), "dα");
+        dBeta.requireShape(beta.rows(), beta.cols(), "dβ");
+        forEachGroup(w, alpha, beta, (from, s) -> {
+            double ds = 0;
+            for (int i = from; i < from + groupSize; i++) {
+                double u = rounded(w, v, i, s.s());
+                boolean inside = u >= MIN_CODE && u <= MAX_CODE;
+                double g = dwq.get(i);
+                if (inside) {
+                    dv.add(i, g * s.s());
+                }
+                ds += g * (inside ? u - w.get(i) / s.s() : Math.clamp(u, MIN_CODE, MAX_CODE));
+            }
+            dAlpha.add(from / groupSize, ds * s.dAlpha());
+            dBeta.add(from / groupSize, ds * s.dBeta());
+        });
+    }
+
+    /** round(w/s + V) for element i, before the clamp; each step rounded to w's precision, as torch does. */
+    private static double rounded(Tensor w, Tensor v, int i, double s) {
+        return Math.rint(w.narrow(w.narrow(w.get(i) / s) + v.get(i)));
+    }
+
+    private interface GroupBody {
+        void run(int from, Scale s);
+    }
+
+    /**
+     * Calls body once per group with the group's scale (group index = from / G), rows in parallel: a body writes
+     * only its own group's elements.
+     */
+    private void forEachGroup(Tensor w, Tensor alpha, Tensor beta, GroupBody body) {
+        int cols = w.cols();
+        Parallel.forRange(w.rows(), cols, (rowFrom, rowTo) -> {
+            for (int from = rowFrom * cols; from < rowTo * cols; from += groupSize) {
+                double wmin = 0;
+                double wmax = 0;
+                for (int i = from; i < from + groupSize; i++) {
+                    double wi = w.get(i);
+                    if (!Double.isFinite(wi)) {
+                        throw new IllegalArgumentException(
+                                "weight [" + i / cols + ", " + i % cols + "] is " + wi + "; cannot quantize");
+                    }
+                    wmin = Math.min(wmin, wi);
+                    wmax = Math.max(wmax, wi);
+                }
+                int group = from / groupSize;
+                body.run(from, scale(w, wmin, wmax, alpha.get(group), beta.get(group)));
+            }
+        });
+    }
+
+    private void checkShapes(Tensor w, Tensor v, Tensor alpha, Tensor beta) {
+        if (w.cols() % groupSize != 0) {
+            throw new IllegalArgumentException(
+                    "weight [" + w.rows() + ", " + w.cols() + "] is not a whole number of groups of " + groupSize);
+        }
+        v.requireShape(w.rows(), w.cols(), "V");
+        alpha.requireShape(w.rows(), w.cols() / groupSize, "α");
+        beta.requireShape(w.rows(), w.cols() / groupSize, "β");
+    }
+
+    /** x rounded to fp32, then to the nearest fp16 (ties to even), as torch's {@code .to(float16)} of a float. */
+    private static double fp16(double x) {
+        return Float.float16ToFloat(Float.floatToFloat16((float) x));
+    }
+}
