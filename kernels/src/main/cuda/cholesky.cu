@@ -276,10 +276,10 @@ __device__ __forceinline__ void trinv_rowpanel(int k, int p0, T* X) {
             return;                                                                                             \
         }                                                                                                       \
         const int j1 = j0 + NB;                                                                                 \
-        const long long panel = static_cast<long long>(j1) * k + j0;                                            \
+        const int panel = j1 * k + j0;                                            \
         m2q::gemm_tile<T, T, T, BM, BM, 8, TM, TM, Tri::LOWER, true, Mode::CHAIN>(                              \
-                k - j1, k - j1, NB, Operand<T>{M, panel, k, 1}, Operand<T>{M, panel, 1, k}, M,                  \
-                static_cast<long long>(j1) * k + j1, k, nullptr);                                               \
+                k - j1, k - j1, NB, Operand<T>{M, panel, k, 1}, Operand<T>{M, panel, 1, k}, M, j1 * k + j1, k,    \
+                nullptr);                                               \
     }                                                                                                           \
     /* Java twin: DampedCholesky.invertLowerInPlace, diagonal blocks. M [k, k] = L, X [k, k]. */                \
     /* Grid ceil(k/64), block 64. */                                                                            \
@@ -296,8 +296,7 @@ __device__ __forceinline__ void trinv_rowpanel(int k, int p0, T* X) {
     extern "C" __global__ void __launch_bounds__(256) m2q_trinv_update_##SUF(int k, int p0, const T* M, T* X) { \
         const int p1 = p0 + NB;                                                                                 \
         m2q::gemm_tile<T, T, T, BM, BM, 8, TM, TM, Tri::NONE, true, Mode::CHAIN>(                               \
-                k - p1, p1, NB, Operand<T>{M, static_cast<long long>(p1) * k + p0, k, 1},                       \
-                Operand<T>{X, static_cast<long long>(p0) * k, k, 1}, X, static_cast<long long>(p1) * k, k,      \
+                k - p1, p1, NB, Operand<T>{M, p1 * k + p0, k, 1}, Operand<T>{X, p0 * k, k, 1}, X, p1 * k, k,    \
                 nullptr);                                                                                       \
     }
 

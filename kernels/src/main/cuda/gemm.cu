@@ -30,9 +30,9 @@ constexpr int F_TN = 8;
 // for p = 0 .. depth-1 in order. a, b, c: fp32 buffers addressed by the offsets and strides (elements).
 extern "C" __global__ void __launch_bounds__(256) m2q_gemm_acc_f32(
         int m, int n, int depth,
-        const float* a, long long aOff, long long aRow, long long aCol,  // A [m, depth] strided
-        const float* b, long long bOff, long long ldb,                   // B [depth, n] row stride ldb
-        float* c, long long cOff, long long ldc) {                       // C [m, n] row stride ldc
+        const float* a, int aOff, int aRow, int aCol,  // A [m, depth] strided
+        const float* b, int bOff, int ldb,             // B [depth, n] row stride ldb
+        float* c, int cOff, int ldc) {                 // C [m, n] row stride ldc
     m2q::gemm_tile<float, float, float, F_BM, F_BN, F_BK, F_TM, F_TN, Tri::NONE, false, Mode::CHAIN>(
             m, n, depth, Operand<float>{a, aOff, aRow, aCol}, Operand<float>{b, bOff, ldb, 1}, c, cOff, ldc,
             nullptr);
@@ -41,7 +41,7 @@ extern "C" __global__ void __launch_bounds__(256) m2q_gemm_acc_f32(
 // Java twin: VectorKernels.syrkUpper / ScalarKernels.syrkUpper, Kernels#syrkUpper javadoc. Bit for bit.
 // s[i*k + j] = sum over t of x[t*k + i] * x[t*k + j] (from 0f, t in order, FMAs) for i <= j; the strict lower
 // triangle of s is not touched. The host adds s to its c (the SPI's "add the sum to c once").
-extern "C" __global__ void __launch_bounds__(256) m2q_syrk_upper_f32(
+extern "C" __global__ void __launch_bounds__(256, 2) m2q_syrk_upper_f32(
         int rows, int k,
         const float* x,  // [rows, k]
         float* s) {      // [k, k], upper triangle written
@@ -50,7 +50,7 @@ extern "C" __global__ void __launch_bounds__(256) m2q_syrk_upper_f32(
 }
 
 // Java twin: Kernels#syrkUpper with c resident on the device: c[i*k + j] += (chunk sum from 0f) for i <= j.
-extern "C" __global__ void __launch_bounds__(256) m2q_syrk_upper_add_f32(
+extern "C" __global__ void __launch_bounds__(256, 2) m2q_syrk_upper_add_f32(
         int rows, int k,
         const float* x,  // [rows, k]
         float* c) {      // [k, k], upper triangle accumulated
@@ -61,7 +61,7 @@ extern "C" __global__ void __launch_bounds__(256) m2q_syrk_upper_add_f32(
 // Java twin: VectorKernels.matmul (Matrix.F32 path), Kernels#matmul javadoc. fp32 accumulate in another order
 // than the twin's: equal within fp32 summation error.
 // y[t*n + j] = sum_p x[t*k + p] * w[j*k + p] (+ bias[j])
-extern "C" __global__ void __launch_bounds__(256) m2q_matmul_f32w(
+extern "C" __global__ void __launch_bounds__(256, 2) m2q_matmul_f32w(
         int rows, int n, int k,
         const float* x,     // [rows, k]
         const float* w,     // [n, k]
@@ -74,7 +74,7 @@ extern "C" __global__ void __launch_bounds__(256) m2q_matmul_f32w(
 
 // Java twin: VectorKernels.matmul (Matrix.Bf16 path), Kernels#matmul javadoc. fp32 products of the exact bf16
 // weights; equal to the twin within fp32 summation error.
-extern "C" __global__ void __launch_bounds__(256) m2q_matmul_bf16w(
+extern "C" __global__ void __launch_bounds__(256, 2) m2q_matmul_bf16w(
         int rows, int n, int k,
         const float* x,        // [rows, k]
         const uint16_t* w,     // [n, k] bf16 bits

@@ -20,12 +20,14 @@ enum class Tri { NONE, UPPER, LOWER };
 // [j]). ADD: from 0, then C = C + sum (the SPI's syrkUpper: each chunk's sum added to c once).
 enum class Mode { CHAIN, STORE, ADD };
 
+// Element offsets are int: every buffer here holds fewer than 2^31 elements (each mirrors a Java array or is a
+// [k, k] matrix with k*k < 2^31), so in-range offsets fit, and out-of-range elements are never addressed.
 template <typename S>
 struct Operand {
     const S* p;
-    long long off;
-    long long s0;
-    long long s1;
+    int off;
+    int s0;
+    int s1;
 };
 
 __device__ __forceinline__ float widen(float v) { return v; }
@@ -40,18 +42,45 @@ __device__ __forceinline__ bool in_triangle(int i, int j) {
     return TRI == Tri::NONE || (TRI == Tri::UPPER ? i <= j : i >= j);
 }
 
+// Element (r, s) of an operand as T, 0 outside [0, rows) x [0, cols).
+template <typename T, typename S>
+__device__ __forceinline__ T element(const Operand<S>& o, int r, int s, int rows, int cols) {
+    return r < rows && s < cols ? T(widen(o.p[o.off + r * o.s0 + s * o.s1])) : T(0);
+}
+
+// T values per 16-byte shared-memory load: the micro-tile reads of A and B are vectorized.
+template <typename T>
+struct Vec;
+template <>
+struct Vec<float> {
+    using type = float4;
+    static constexpr int N = 4;
+};
+template <>
+struct Vec<double> {
+    using type = double2;
+    static constexpr int N = 2;
+};
+
 // One BM x BN tile of C per thread block (blockIdx.x over columns, blockIdx.y over rows), (BM/TM) x (BN/TN)
-// threads, each owning TM x TN elements strided by the thread grid (rows ty + r * BM/TM, columns tx + c * BN/TN)
-// so that the shared-memory reads of B are consecutive across a warp and those of A are broadcasts.
+// threads. Thread (tx, ty) owns rows (r / V) * (BM / (TM / V)) + ty * V + r % V for r < TM, and the same pattern
+// of columns with tx, V = 16 bytes / sizeof(T): its A and B values of each depth step are 16-byte shared loads,
+// conflict-free across a warp.
 template <typename T, typename SA, typename SB, int BM, int BN, int BK, int TM, int TN, Tri TRI, bool NEG, Mode MODE>
 __device__ __forceinline__ void gemm_tile(
-        int m, int n, int depth, Operand<SA> a, Operand<SB> b, T* c, long long cOff, long long ldc,
-        const float* bias) {
+        int m, int n, int depth, Operand<SA> a, Operand<SB> b, T* c, int cOff, int ldc, const float* bias) {
+    constexpr int V = Vec<T>::N;
+    using VT = typename Vec<T>::type;
     constexpr int NTX = BN / TN;
     constexpr int NTY = BM / TM;
     constexpr int NT = NTX * NTY;
-    __shared__ T As[BK][BM + 1];  // As[p][i], padded: p-fast tile stores spread over banks
-    __shared__ T Bs[BK][BN + 1];  // Bs[p][j]
+    constexpr int PAD = V;  // keeps rows 16-byte aligned; spreads the p-fast tile stores over the banks
+    constexpr int LA = BM * BK / NT;
+    constexpr int LB = BK * BN / NT;
+    static_assert(TM % V == 0 && TN % V == 0, "micro-tile must be whole 16-byte vectors");
+    static_assert((BM * BK) % NT == 0 && (BK * BN) % NT == 0, "tile loads must divide evenly");
+    __shared__ __align__(16) T As[BK][BM + PAD];  // As[p][i]
+    __shared__ __align__(16) T Bs[BK][BN + PAD];  // Bs[p][j]
 
     const int i0 = blockIdx.y * BM;
     const int j0 = blockIdx.x * BN;
@@ -70,72 +99,74 @@ __device__ __forceinline__ void gemm_tile(
     for (int r = 0; r < TM; r++) {
 #pragma unroll
         for (int q = 0; q < TN; q++) {
-            int i = i0 + ty + r * NTY;
-            int j = j0 + tx + q * NTX;
+            int i = i0 + (r / V) * (NTY * V) + ty * V + r % V;
+            int j = j0 + (q / V) * (NTX * V) + tx * V + q % V;
             bool mine = i < m && j < n && in_triangle<TRI>(i, j);
             acc[r][q] = (MODE == Mode::CHAIN && mine) ? c[cOff + i * ldc + j] : T(0);
         }
     }
 
+    // Tile element e of A is (ii, pp) and of B (pp, jj), walking each operand's contiguous index first.
     const bool aPFast = a.s1 == 1;
     const bool bJFast = b.s1 == 1;
-    for (int p0 = 0; p0 < depth; p0 += BK) {
-        for (int e = tid; e < BM * BK; e += NT) {
+    auto load = [&](int p0) {
+#pragma unroll
+        for (int l = 0; l < LA; l++) {
+            int e = tid + l * NT;
             int ii = aPFast ? e / BK : e % BM;
             int pp = aPFast ? e % BK : e / BM;
-            int gi = i0 + ii;
-            int gp = p0 + pp;
-            As[pp][ii] = (gi < m && gp < depth) ? T(widen(a.p[a.off + gi * a.s0 + gp * a.s1])) : T(0);
+            As[pp][ii] = element<T>(a, i0 + ii, p0 + pp, m, depth);
         }
-        for (int e = tid; e < BK * BN; e += NT) {
+#pragma unroll
+        for (int l = 0; l < LB; l++) {
+            int e = tid + l * NT;
             int jj = bJFast ? e % BN : e / BK;
             int pp = bJFast ? e / BN : e % BK;
-            int gj = j0 + jj;
-            int gp = p0 + pp;
-            Bs[pp][jj] = (gj < n && gp < depth) ? T(widen(b.p[b.off + gp * b.s0 + gj * b.s1])) : T(0);
+            Bs[pp][jj] = element<T>(b, p0 + pp, j0 + jj, depth, n);
         }
+    };
+    auto step = [&](int pp) {
+        T av[TM];
+        T bv[TN];
+#pragma unroll
+        for (int r = 0; r < TM; r += V) {
+            VT v = *reinterpret_cast<const VT*>(&As[pp][(r / V) * (NTY * V) + ty * V]);
+            const T* e = reinterpret_cast<const T*>(&v);
+#pragma unroll
+            for (int h = 0; h < V; h++) {
+                av[r + h] = NEG ? -e[h] : e[h];
+            }
+        }
+#pragma unroll
+        for (int q = 0; q < TN; q += V) {
+            VT v = *reinterpret_cast<const VT*>(&Bs[pp][(q / V) * (NTX * V) + tx * V]);
+            const T* e = reinterpret_cast<const T*>(&v);
+#pragma unroll
+            for (int h = 0; h < V; h++) {
+                bv[q + h] = e[h];
+            }
+        }
+#pragma unroll
+        for (int r = 0; r < TM; r++) {
+#pragma unroll
+            for (int q = 0; q < TN; q++) {
+                acc[r][q] = fma_rn(av[r], bv[q], acc[r][q]);
+            }
+        }
+    };
+
+    for (int p0 = 0; p0 < depth; p0 += BK) {
+        load(p0);
         __syncthreads();
         const int pmax = min(BK, depth - p0);
         if (pmax == BK) {
 #pragma unroll
             for (int pp = 0; pp < BK; pp++) {
-                T av[TM];
-                T bv[TN];
-#pragma unroll
-                for (int r = 0; r < TM; r++) {
-                    av[r] = NEG ? -As[pp][ty + r * NTY] : As[pp][ty + r * NTY];
-                }
-#pragma unroll
-                for (int q = 0; q < TN; q++) {
-                    bv[q] = Bs[pp][tx + q * NTX];
-                }
-#pragma unroll
-                for (int r = 0; r < TM; r++) {
-#pragma unroll
-                    for (int q = 0; q < TN; q++) {
-                        acc[r][q] = fma_rn(av[r], bv[q], acc[r][q]);
-                    }
-                }
+                step(pp);
             }
         } else {
             for (int pp = 0; pp < pmax; pp++) {
-                T av[TM];
-                T bv[TN];
-#pragma unroll
-                for (int r = 0; r < TM; r++) {
-                    av[r] = NEG ? -As[pp][ty + r * NTY] : As[pp][ty + r * NTY];
-                }
-#pragma unroll
-                for (int q = 0; q < TN; q++) {
-                    bv[q] = Bs[pp][tx + q * NTX];
-                }
-#pragma unroll
-                for (int r = 0; r < TM; r++) {
-#pragma unroll
-                    for (int q = 0; q < TN; q++) {
-                        acc[r][q] = fma_rn(av[r], bv[q], acc[r][q]);
-                    }
-                }
+                step(pp);
             }
         }
         __syncthreads();
@@ -145,10 +176,10 @@ __device__ __forceinline__ void gemm_tile(
     for (int r = 0; r < TM; r++) {
 #pragma unroll
         for (int q = 0; q < TN; q++) {
-            int i = i0 + ty + r * NTY;
-            int j = j0 + tx + q * NTX;
+            int i = i0 + (r / V) * (NTY * V) + ty * V + r % V;
+            int j = j0 + (q / V) * (NTX * V) + tx * V + q % V;
             if (i < m && j < n && in_triangle<TRI>(i, j)) {
-                long long at = cOff + i * ldc + j;
+                int at = cOff + i * ldc + j;
                 if (MODE == Mode::ADD) {
                     c[at] = c[at] + acc[r][q];
                 } else if (MODE == Mode::STORE && bias != nullptr) {
