@@ -365,7 +365,10 @@ public final class CudaContext {
         check(cuCtxSynchronize(), what);
     }
 
-    /** Milliseconds of device time that {@code work} took: an event recorded before and after, then synchronized. */
+    /**
+     * Milliseconds of device time that {@code work} took: an event recorded before and after, then synchronized.
+     * {@code work} runs on this thread, holding the context (other threads' calls wait).
+     */
     public synchronized float elapsedMillis(Runnable work) {
         enter();
         CUevent start = new CUevent();
@@ -400,6 +403,7 @@ public final class CudaContext {
                     }
                     yield Pointer.to(b.ptr());
                 }
+                case CUdeviceptr p -> Pointer.to(p);
                 case Integer v -> Pointer.to(new int[] {v});
                 case Long v -> Pointer.to(new long[] {v});
                 case Float v -> Pointer.to(new float[] {v});
@@ -407,7 +411,8 @@ public final class CudaContext {
                 case null -> throw new IllegalArgumentException(k.name() + ": argument " + i + " is null");
                 default ->
                     throw new IllegalArgumentException(k.name() + ": argument " + i + " is a "
-                            + args[i].getClass().getName() + "; pass DeviceBuffer, Integer, Long, Float or Double");
+                            + args[i].getClass().getName()
+                            + "; pass DeviceBuffer, CUdeviceptr, Integer, Long, Float or Double");
             };
         }
         enter();

@@ -24,7 +24,7 @@ public final class Kernel {
 
     /**
      * Runs the kernel and waits for it. args: DeviceBuffer (pointer), Integer, Long, Float, Double, in the kernel's
-     * parameter order. Checks cuLaunchKernel's result, then synchronizes and checks, naming the kernel, so an error
+     * parameter order; also a CUdeviceptr, for a pointer into a buffer ({@code buf.ptr().withByteOffset(n)}). Checks cuLaunchKernel's result, then synchronizes and checks, naming the kernel, so an error
      * is attributed to the kernel that caused it.
      *
      * @throws CudaException naming this kernel when the launch or the kernel fails

@@ -67,6 +67,13 @@ class CudaContextGpuTest {
             }
             float ms = ctx.elapsedMillis(() -> fill.launch((n + 255) / 256, 1, 1, 256, 1, 1, 0, out, 0f, n));
             assertTrue(ms >= 0, ms + " ms");
+            // A pointer into the buffer: elements 10 .. 14 only.
+            fill.launch(1, 1, 1, 32, 1, 1, 0, out.ptr().withByteOffset(4L * 10), 7f, 5);
+            float[] head = new float[20];
+            ctx.download(out, 0, head, 0, head.length);
+            for (int i = 0; i < head.length; i++) {
+                assertEquals(i >= 10 && i < 15 ? 7f : 0f, head[i], "element " + i);
+            }
         }
     }
 
