@@ -336,7 +336,7 @@ __device__ __forceinline__ void tc_gemm(
 }  // namespace
 
 // Java twin: VectorKernels.matmul (Matrix.Bf16 path), Kernels#matmul javadoc, with x rounded to bf16 for the
-// tensor cores: |y - y_twin| <= 2^-9 * sum_k |x_k w_k| plus fp32 summation error (bf16 operands, ~1e-3..1e-2).
+// tensor cores: |y - y_twin| <= 2^-8 * sum_k |x_k w_k| plus fp32 summation error (bf16 operands, ~1e-3..1e-2).
 // x [rows, k] fp32, w [n, k] bf16 bits, bias [n] when hasBias, y [rows, n].
 extern "C" __global__ void __launch_bounds__(256) m2q_matmul_bf16w_tc(
         int rows, int n, int k, const float* x, const uint16_t* w, const float* bias, int hasBias, float* y) {

@@ -253,8 +253,8 @@ __device__ __forceinline__ void dequant8(
 }  // namespace
 
 // Java twin: Matrix.W4.dequantize (exact in fp32), then rounded to bf16 (nearest even) for the tensor-core
-// product: each weight within 2^-9 relative. qw [k/8, n], scales [k/G, n], gIdx [k] (original g_idx),
-// w [n, k] bf16 bits. Grid ceil(k/8*n / 256), block 256.
+// product: each weight within 2^-8 relative (bf16 keeps 8 significant bits). qw [k/8, n], scales [k/G, n],
+// gIdx [k] (the original g_idx), w [n, k] bf16 bits. Grid ceil(k/8*n / 256), block 256.
 extern "C" __global__ void m2q_w4_dequant_bf16(
         int n, int k, const int* qw, const float* scales, const int* gIdx, uint16_t* w) {
     long long e = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;

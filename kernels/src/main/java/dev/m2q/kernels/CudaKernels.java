@@ -20,7 +20,7 @@ import java.util.Objects;
  *   <li>to an ulp or two: rmsNorm, rope and swiglu (the same fp32 operations; only reductions in another order,
  *       or a double exp/cos/sin from another library, can differ in the last place);
  *   <li>to fp32 summation error: the fp32 and bf16-weight products, attention, the Cholesky inverse;
- *   <li>to bf16 operand rounding (2⁻⁹ relative per product): the tensor-core paths, taken for bf16 weights with
+ *   <li>to bf16 operand rounding (2⁻⁸ relative per operand, bf16 keeping 8 significant bits): the tensor-core paths, taken for bf16 weights with
  *       16 rows or more, and for W4 with more than 16 rows (dequantized to bf16), when
  *       {@link Policy#bf16TensorCores()} is on.
  * </ul>
