@@ -58,6 +58,18 @@ extern "C" __global__ void __launch_bounds__(256, 2) m2q_syrk_upper_add_f32(
             k, k, rows, Operand<float>{x, 0, 1, k}, Operand<float>{x, 0, k, 1}, c, 0, k, nullptr);
 }
 
+// Java twin: none (a layout step of syrkUpper): the upper triangle of s [k, k] row by row into packed
+// [k(k+1)/2], row i at i*k - i*(i-1)/2, so that only it travels to the host. Grid (ceil(k/256), k), block 256.
+extern "C" __global__ void m2q_pack_upper_f32(int k, const float* s, float* packed) {
+    const int i = blockIdx.y;
+    const int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j < i || j >= k) {
+        return;
+    }
+    const long long row = static_cast<long long>(i) * k - static_cast<long long>(i) * (i - 1) / 2;
+    packed[row + (j - i)] = s[static_cast<long long>(i) * k + j];
+}
+
 // Java twin: VectorKernels.matmul (Matrix.F32 path), Kernels#matmul javadoc. fp32 accumulate in another order
 // than the twin's: equal within fp32 summation error.
 // y[t*n + j] = sum_p x[t*k + p] * w[j*k + p] (+ bias[j])

@@ -119,13 +119,13 @@ public final class CudaKernels implements Kernels {
         cpu.axpy(alpha, x, xOff, y, yOff, n);
     }
 
-    /** Rows of the chunk sums downloaded at once, each added to c on the host. */
+    /** Rows of the packed chunk sums downloaded at once, each added to c on the host. */
     private static final int SYRK_BAND = 128;
 
     /**
-     * On the device the chunk sums S (upper triangle) are computed from 0f and downloaded by bands of rows; the
-     * host adds them to c, c[i·k + j] += S[i, j], the SPI's one addition, so the result is the twin's bits and c
-     * never travels to the device.
+     * On the device the chunk sums S are computed from 0f, their upper triangle packed row by row (half of k²),
+     * and downloaded by bands of rows; the host adds them, c[i·k + j] += S[i, j], the SPI's one addition, so the
+     * result is the twin's bits and c never travels to the device.
      */
     @Override
     public void syrkUpper(float[] x, int rows, int k, float[] c) {
@@ -143,26 +143,34 @@ public final class CudaKernels implements Kernels {
         }
         synchronized (this) {
             try (DeviceBuffer xb = dev.upload(x, 0, rows * k);
-                    DeviceBuffer s = dev.alloc(4L * k * k)) {
+                    DeviceBuffer s = dev.alloc(4L * k * k);
+                    DeviceBuffer packed = dev.alloc(4L * packedRow(k, k))) {
                 dev.kernel("m2q_syrk_upper_f32")
                         .launch(Device.blocks(k, 128), Device.blocks(k, 128), 1, 256, 1, 1, 0, rows, k, xb, s);
+                dev.kernel("m2q_pack_upper_f32").launch(Device.blocks(k, 256), k, 1, 256, 1, 1, 0, k, s, packed);
                 float[] band = new float[Math.min(k, SYRK_BAND) * k];
                 for (int i0 = 0; i0 < k; i0 += SYRK_BAND) {
                     int i1 = Math.min(k, i0 + SYRK_BAND);
-                    int from = i0 * k + i0; // band element (i, j) is at i·k + j − from
-                    dev.ctx.download(s, 4L * from, band, 0, i1 * k - from);
+                    long from = packedRow(k, i0); // row i of the band starts at packedRow(k, i) − from
+                    dev.ctx.download(packed, 4 * from, band, 0, (int) (packedRow(k, i1) - from));
                     int first = i0;
                     Parallel.forRange(i1 - i0, k, (lo, hi) -> {
                         for (int i = first + lo; i < first + hi; i++) {
                             int row = i * k;
+                            int at = (int) (packedRow(k, i) - from) - i;
                             for (int j = i; j < k; j++) {
-                                c[row + j] += band[row + j - from];
+                                c[row + j] += band[at + j];
                             }
                         }
                     });
                 }
             }
         }
+    }
+
+    /** Where row i of a packed upper triangle [k, k] starts: the k − r elements of each row r < i before it. */
+    static long packedRow(int k, int i) {
+        return (long) i * k - (long) i * (i - 1) / 2;
     }
 
     /**

@@ -19,6 +19,10 @@ final class DeviceMatmul {
 
     private final Device dev;
     private final boolean tensorCores;
+    /** Work buffers of the W4 path for ≤ 16 rows (group sums, the act-order gathered x): small, grown, reused. */
+    private DeviceBuffer sums;
+
+    private DeviceBuffer gathered;
 
     DeviceMatmul(Device dev, boolean tensorCores) {
         this.dev = dev;
@@ -163,11 +167,13 @@ final class DeviceMatmul {
             return;
         }
         int groups = p.groups();
-        try (DeviceBuffer sx = dev.alloc(4L * rows * groups);
-                DeviceBuffer gathered = p.contiguous() ? null : dev.alloc(4L * rows * k)) {
-            dev.kernel("m2q_w4_group_sums")
+        sums = grown(sums, 4L * rows * groups);
+        DeviceBuffer xp = xb;
+        if (!p.contiguous()) {
+            gathered = grown(gathered, 4L * rows * k);
+            dev.kernel("m2q_w4_gather")
                     .launch(
-                            Device.blocks((long) rows * groups, 256),
+                            Device.blocks((long) rows * k, 256),
                             1,
                             1,
                             256,
@@ -176,55 +182,63 @@ final class DeviceMatmul {
                             0,
                             rows,
                             k,
-                            groups,
                             xb,
                             p.members(),
-                            p.start(),
-                            sx);
-            DeviceBuffer xp = xb;
-            if (gathered != null) {
-                dev.kernel("m2q_w4_gather")
-                        .launch(
-                                Device.blocks((long) rows * k, 256),
-                                1,
-                                1,
-                                256,
-                                1,
-                                1,
-                                0,
-                                rows,
-                                k,
-                                xb,
-                                p.members(),
-                                gathered);
-                xp = gathered;
-            }
-            int tmax = rows == 1 ? 1 : rows == 2 ? 2 : rows <= 4 ? 4 : rows <= 8 ? 8 : 16;
-            int rounds = (groups + 31) / 32;
-            int lanes = (groups + rounds - 1) / rounds; // groups folded per round, <= 32
-            int shared = (lanes + 1) * tmax * 32 * 4;
-            Kernel kernel = dev.kernel("m2q_w4_matmul_r" + tmax);
-            dev.allowShared(kernel, shared);
-            kernel.launch(
-                    Device.blocks(n, 32),
-                    1,
-                    1,
-                    8 * lanes,
-                    1,
-                    1,
-                    shared,
-                    rows,
-                    n,
-                    k,
-                    groups,
-                    xp,
-                    p.positions(),
-                    p.scales(),
-                    p.start(),
-                    sx,
-                    bb == null ? yb : bb,
-                    bb == null ? 0 : 1,
-                    yb);
+                            gathered);
+            xp = gathered;
         }
+        dev.kernel("m2q_w4_group_sums")
+                .launch(
+                        Device.blocks((long) rows * groups, 256),
+                        1,
+                        1,
+                        256,
+                        1,
+                        1,
+                        0,
+                        rows,
+                        k,
+                        groups,
+                        xb,
+                        p.members(),
+                        p.start(),
+                        sums);
+        int tmax = rows == 1 ? 1 : rows == 2 ? 2 : rows <= 4 ? 4 : rows <= 8 ? 8 : 16;
+        int rounds = (groups + 31) / 32;
+        int lanes = (groups + rounds - 1) / rounds; // groups folded per round, <= 32
+        int shared = (lanes + 1) * tmax * 32 * 4;
+        Kernel kernel = dev.kernel("m2q_w4_matmul_r" + tmax);
+        dev.allowShared(kernel, shared);
+        kernel.launch(
+                Device.blocks(n, 32),
+                1,
+                1,
+                8 * lanes,
+                1,
+                1,
+                shared,
+                rows,
+                n,
+                k,
+                groups,
+                xp,
+                p.positions(),
+                p.scales(),
+                p.start(),
+                sums,
+                bb == null ? yb : bb,
+                bb == null ? 0 : 1,
+                yb);
+    }
+
+    /** b when it holds {@code bytes}, else a new buffer of that size (b freed). */
+    private DeviceBuffer grown(DeviceBuffer b, long bytes) {
+        if (b != null && b.bytes() >= bytes) {
+            return b;
+        }
+        if (b != null) {
+            b.close();
+        }
+        return dev.alloc(bytes);
     }
 }

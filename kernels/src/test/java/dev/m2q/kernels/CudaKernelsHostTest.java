@@ -87,6 +87,18 @@ class CudaKernelsHostTest {
         assertThrows(IllegalStateException.class, () -> DeviceGptq.firstFailure(records(2), 2));
     }
 
+    /** The packed upper triangle syrkUpper downloads: row i starts after the k − r elements of every row r < i. */
+    @Test
+    void packedUpperRowsFollowOneAnother() {
+        for (int k : new int[] {1, 7, 130, 27648}) {
+            assertEquals(0, CudaKernels.packedRow(k, 0));
+            for (int i = 1; i <= Math.min(k, 300); i++) {
+                assertEquals(CudaKernels.packedRow(k, i - 1) + (k - (i - 1)), CudaKernels.packedRow(k, i), "k " + k);
+            }
+            assertEquals((long) k * (k + 1) / 2, CudaKernels.packedRow(k, k), "k " + k);
+        }
+    }
+
     @Test
     void policyRefusesNegativeThresholds() {
         assertThrows(IllegalArgumentException.class, () -> new CudaKernels.Policy(true, -1, 0));
