@@ -260,14 +260,9 @@ __device__ __forceinline__ void tc_gemm(
                 if (gi < m && vec8 && gk + 8 <= k) {
                     float4 lo = *reinterpret_cast<const float4*>(src);
                     float4 hi = *reinterpret_cast<const float4*>(src + 4);
-                    dst[0] = __float2bfloat16_rn(lo.x);
-                    dst[1] = __float2bfloat16_rn(lo.y);
-                    dst[2] = __float2bfloat16_rn(lo.z);
-                    dst[3] = __float2bfloat16_rn(lo.w);
-                    dst[4] = __float2bfloat16_rn(hi.x);
-                    dst[5] = __float2bfloat16_rn(hi.y);
-                    dst[6] = __float2bfloat16_rn(hi.z);
-                    dst[7] = __float2bfloat16_rn(hi.w);
+                    __nv_bfloat162 p[4] = {__floats2bfloat162_rn(lo.x, lo.y), __floats2bfloat162_rn(lo.z, lo.w),
+                                           __floats2bfloat162_rn(hi.x, hi.y), __floats2bfloat162_rn(hi.z, hi.w)};
+                    *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(p);
                 } else {
 #pragma unroll
                     for (int q = 0; q < 8; q++) {
