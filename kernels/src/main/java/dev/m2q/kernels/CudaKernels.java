@@ -17,12 +17,13 @@ import java.util.Objects;
  *   <li>bit for bit: gemmAcc, syrkUpper (one in-order FMA chain per element, as the SPI fixes), the W4 matmul
  *       for 1..16 rows (the SPI's sequence), absMaxColumns, and GPTQ's codes and scales up to ties that a
  *       different in-block rounding would flip;
- *   <li>to an ulp or two: rmsNorm, rope and swiglu (the same fp32 operations; only reductions in another order,
- *       or a double exp/cos/sin from another library, can differ in the last place);
+ *   <li>to a few ulps, and mostly bit for bit: rmsNorm, rope and swiglu (the same fp32 operations; only a
+ *       reduction in another order, or a double exp/cos/sin from another library, can round one intermediate to
+ *       its neighbour);
  *   <li>to fp32 summation error: the fp32 and bf16-weight products, attention, the Cholesky inverse;
- *   <li>to bf16 operand rounding (2⁻⁸ relative per operand, bf16 keeping 8 significant bits): the tensor-core paths, taken for bf16 weights with
- *       16 rows or more, and for W4 with more than 16 rows (dequantized to bf16), when
- *       {@link Policy#bf16TensorCores()} is on.
+ *   <li>to bf16 operand rounding (2⁻⁸ relative per operand, bf16 keeping 8 significant bits): the tensor-core
+ *       paths, taken for bf16 weights with 16 rows or more and for W4 with more than 16 rows (dequantized to
+ *       bf16), when {@link Policy#bf16TensorCores()} is on.
  * </ul>
  *
  * <p>Weights are uploaded once per {@link Matrix} object and cached ({@link WeightCache}); activations are

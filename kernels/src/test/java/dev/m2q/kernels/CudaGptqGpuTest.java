@@ -88,7 +88,7 @@ class CudaGptqGpuTest {
     /**
      * choleskyInverse on an SPD matrix shifted by 5% of its mean diagonal (condition number below ~100), for one
      * block (64), one block plus a row (65), and several ragged blocks. fp32: the blocked factorization and
-     * inversion in another order than the twin's, each within ~κ·k·2⁻²⁴ of the exact L⁻¹, observed ~1e-6
+     * inversion in another order than the twin's, each within ~κ·k·2⁻²⁴ of the exact L⁻¹, expected ~1e-6
      * relative: ‖X − X_exact‖_F / ‖X_exact‖_F ≤ 1e-4, and the same against the twin's result with 2e-4. fp64:
      * the result is the exact one rounded to fp32 once, ≤ 1e-6. The strict upper triangle is exactly 0.
      */

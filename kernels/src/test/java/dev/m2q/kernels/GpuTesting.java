@@ -22,7 +22,7 @@ final class GpuTesting {
 
     private GpuTesting() {}
 
-    /** CudaKernels that run every call on the device, however small (the default policy sends small ones to the CPU). */
+    /** CudaKernels running every call on the device, however small (the default policy sends small ones to the CPU). */
     static CudaKernels cuda(boolean tensorCores) {
         assertEquals(Optional.empty(), CudaContext.unavailableReason(), "CUDA must be usable where gpu tests run");
         return new CudaKernels(CudaContext.get(), TWIN, CudaKernels.Policy.allOnDevice(tensorCores));
