@@ -139,8 +139,8 @@ class CudaLayerGpuTest {
      * Causal GQA, for the calibration shape (several sequences from position 0), a KV cache (one sequence after
      * 40 cached tokens) and odd head sizes. Both the device and the twin round dots of headDim terms, the
      * exponentials and the weighted sums in fp32: each output is within 1e-5·max|v| of the exact attention (the
-     * error expected from random rounding is ~1e-7·max|v|; a wrong key, head or mask moves an output by ~0.1·max|v|), and the two
-     * within twice that of each other.
+     * error expected from random rounding is ~1e-7·max|v|; a wrong key, head or mask moves an output by
+     * ~0.1·max|v|), and the two within twice that of each other.
      */
     @Test
     void attentionWithinFp32RoundingOfTheExactOne() {
