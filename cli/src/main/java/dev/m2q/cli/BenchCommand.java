@@ -2,8 +2,10 @@ package dev.m2q.cli;
 
 import dev.m2q.core.InputException;
 import dev.m2q.core.json.Json;
+import dev.m2q.core.kernels.Devices;
 import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.model.KvCache;
+import dev.m2q.core.model.ModelConfig;
 import dev.m2q.core.model.Qwen2Model;
 import dev.m2q.validate.Decode;
 import java.util.ArrayList;
@@ -19,13 +21,16 @@ import picocli.CommandLine.Spec;
 
 /**
  * {@code m2q bench --model DIR}: tokens/s of the reference forward, prefill (one window) and batch-1
- * decoding with the KV cache, for each Java kernel implementation. Median of --repeat timed runs after
- * --warmup untimed ones; inputs are seeded random ids.
+ * decoding with the KV cache, on the device --device picks: on the CPU for each Java kernel implementation of
+ * --kernels, on a GPU for its kernels. Median of --repeat timed runs after --warmup untimed ones; inputs are seeded
+ * random ids.
  */
 @Command(
         name = "bench",
         mixinStandardHelpOptions = true,
-        description = "Measure forward tokens/s (prefill and batch-1 decode) for the vector and scalar kernels.")
+        description =
+                "Measure forward tokens/s (prefill and batch-1 decode) on the CPU for the vector and scalar kernels,"
+                        + " or on the GPU.")
 final class BenchCommand implements Callable<Integer> {
     @Mixin
     ModelOptions model;
@@ -46,8 +51,12 @@ final class BenchCommand implements Callable<Integer> {
             names = "--kernels",
             split = ",",
             defaultValue = "vector,scalar",
-            description = "Kernel implementations to measure (default ${DEFAULT-VALUE}).")
+            description = "Java kernel implementations to measure on the CPU (default ${DEFAULT-VALUE}); on a GPU, the"
+                    + " first is the one its kernels hand small work to.")
     List<String> kernelNames;
+
+    @Mixin
+    DeviceOptions device;
 
     @Option(
             names = "--w4-kernel",
@@ -69,27 +78,35 @@ final class BenchCommand implements Callable<Integer> {
         if (prefill < 1 || decode < 1 || warmup < 0 || repeat < 1) {
             throw new InputException("--prefill, --decode and --repeat must be ≥ 1 and --warmup ≥ 0");
         }
+        List<Kernels> java = new ArrayList<>();
+        for (String name : kernelNames) {
+            try {
+                java.add(Kernels.byName(name));
+            } catch (IllegalArgumentException e) {
+                throw new InputException("--kernels: " + e.getMessage(), e);
+            }
+        }
+        ModelConfig cfg = ModelConfig.load(model.dir());
+        if (prefill + decode > cfg.maxPositionEmbeddings()) {
+            throw new InputException(
+                    "--prefill + --decode exceeds max_position_embeddings " + cfg.maxPositionEmbeddings());
+        }
+        Devices.Selection sel = device.select(java.getFirst());
+        var err = spec.commandLine().getErr();
+        err.println(sel.line());
+        err.flush();
+        List<Kernels> measured = sel.device().equals("cpu") ? java : List.of(sel.kernels());
         var out = spec.commandLine().getOut();
         List<Object> rows = new ArrayList<>();
         if (!json) {
             out.printf(
                     "kernels  prefill tok/s (%d tokens)  decode tok/s (%d tokens after the prompt)%n", prefill, decode);
         }
-        for (String name : kernelNames) {
-            Kernels k;
-            try {
-                k = Kernels.byName(name);
-            } catch (IllegalArgumentException e) {
-                throw new InputException("--kernels: " + e.getMessage(), e);
-            }
+        for (Kernels k : measured) {
             try (Qwen2Model m = Qwen2Model.load(model.dir(), k, new Qwen2Model.LoadOptions(w4Kernel, null))) {
                 String weights = m.config().quantization() == null
                         ? m.config().torchDtype()
                         : w4Kernel ? "w4a16 packed" : "w4 dequantized to fp32";
-                if (prefill + decode > m.config().maxPositionEmbeddings()) {
-                    throw new InputException("--prefill + --decode exceeds max_position_embeddings "
-                            + m.config().maxPositionEmbeddings());
-                }
                 int[] prompt = new SplittableRandom(seed)
                         .ints(prefill, 0, m.config().vocabSize())
                         .toArray();
@@ -128,6 +145,7 @@ final class BenchCommand implements Callable<Integer> {
         if (json) {
             Map<String, Object> j = new LinkedHashMap<>();
             j.put("model", model.dir().toString());
+            j.put("device", sel.device());
             j.put("cpus", Runtime.getRuntime().availableProcessors());
             j.put("java", Runtime.version().toString());
             j.put("warmup", warmup);

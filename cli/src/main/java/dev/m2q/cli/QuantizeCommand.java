@@ -2,6 +2,7 @@ package dev.m2q.cli;
 
 import dev.m2q.core.InputException;
 import dev.m2q.core.calib.CalibrationSet;
+import dev.m2q.core.kernels.Devices;
 import dev.m2q.core.model.ModelConfig;
 import dev.m2q.core.pipeline.LayerMethod;
 import dev.m2q.core.pipeline.QuantizeJob;
@@ -41,6 +42,9 @@ final class QuantizeCommand implements Callable<Integer> {
 
     @Mixin
     KernelOptions kernels;
+
+    @Mixin
+    DeviceOptions device;
 
     @Option(
             names = "--out",
@@ -172,6 +176,7 @@ final class QuantizeCommand implements Callable<Integer> {
             problems.forEach(p -> b.append("\n  ").append(p));
             throw new InputException(b.toString());
         }
+        Devices.Selection selected = device.select(kernels.get());
         GptqOptions gptq = new GptqOptions(bits, groupSize, sym, damp, blockSize, actOrder, actOrder && staticGroups);
         LayerMethod m = method == Method.gptq ? new GptqMethod(gptq, trueSequential) : new RtnMethod(groupSize);
 
@@ -226,15 +231,15 @@ final class QuantizeCommand implements Callable<Integer> {
         ConsoleProgress progress = new ConsoleProgress(err, ConsoleProgress.isTerminal());
         progress.info(String.format(
                 Locale.ROOT,
-                "m2q quantize: %s, %d layers, %s W4 g%d sym, %d × %d calibration" + " tokens, %s kernels",
+                "m2q quantize: %s, %d layers, %s W4 g%d sym, %d × %d calibration tokens",
                 dir,
                 cfg.numLayers(),
                 m.name(),
                 groupSize,
                 nsamples,
-                seqlen,
-                kernels.get().name()));
-        QuantizeJob.Summary s = new QuantizeJob(opts, m, kernels.get(), progress).run(samples, calibration);
+                seqlen));
+        progress.info(selected.line());
+        QuantizeJob.Summary s = new QuantizeJob(opts, m, selected.kernels(), progress).run(samples, calibration);
         var o = spec.commandLine().getOut();
         o.printf(
                 Locale.ROOT,
