@@ -101,4 +101,14 @@ class DeviceOptionTest {
         CliTest.assertBadInput(
                 CliTest.run("validate", "--model", FIXTURE, "--text", HELDOUT, "--device", "bogus"), "bogus");
     }
+
+    @Test
+    void theKernelSuiteNeedsAGpuAndTheModelSuiteAModel() {
+        CliTest.assertBadInput(CliTest.run("bench", "--repeat", "1"), "--model is required");
+        if (cudaUnavailable().isPresent()) {
+            CliTest.Run r = CliTest.run("bench", "--suite", "kernels", "--device", "auto");
+            CliTest.assertBadInput(r, "--suite kernels times the CUDA kernels and needs a GPU");
+            assertTrue(r.err().contains(cudaUnavailable().get()), r.err());
+        }
+    }
 }
