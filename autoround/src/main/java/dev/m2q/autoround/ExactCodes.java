@@ -8,7 +8,8 @@ import dev.m2q.core.quant.QuantizedLinear;
  * Turns a fake-quantized weight into the codes and scales the GPTQ layout stores. SignRound's ŵ is s·q with q an
  * integer in [−8, 7] and s an fp16 value ({@code FakeQuantizer}), so per element q = ŵ/s is exact and the stored
  * code is q + 8; the product s·(code − 8) is exact in fp32 (an 11-bit mantissa times a 4-bit integer), so every
- * reader gets ŵ back bit for bit. Anything else is a bug and is refused, not rounded.
+ * reader gets ŵ back bit for bit (a zero code included: the quantizer's q is an integer, so its s·0 has the sign
+ * s·(code − 8) has). Anything else is a bug and is refused, not rounded.
  */
 public final class ExactCodes {
     private ExactCodes() {}
@@ -35,7 +36,7 @@ public final class ExactCodes {
                     int q = (int) Math.rint(w / sc);
                     if (q < -QuantizedLinear.ZERO
                             || q > QuantizedLinear.MAX_CODE - QuantizedLinear.ZERO
-                            || sc * q != w) {
+                            || Float.floatToRawIntBits(sc * q) != Float.floatToRawIntBits(w)) {
                         throw new IllegalStateException("ŵ[" + r + ", " + c + "] = " + w + " is not " + sc
                                 + " times an integer in [−8, 7]: the fake quantizer and the export disagree");
                     }

@@ -40,7 +40,7 @@ class AutoRoundMethodTest {
     static final Kernels KERNELS = Kernels.byName("vector");
     static final int G = 128;
     static final int NSAMPLES = 8;
-    static final int SEQLEN = 64;
+    static final int SEQLEN = 32;
 
     /** Passes through to AutoRound and keeps what it returned, by full module name. */
     static final class Recording implements LayerMethod {
@@ -189,8 +189,10 @@ class AutoRoundMethodTest {
     @Test
     @SuppressWarnings("unchecked")
     void tuningLowersEveryLayersBlockLossAndBothFormatsReadBackToTheTunedWeights(@TempDir Path tmp) throws IOException {
-        // 16 steps of 4 of the 8 sequences, lr 1/16: the tuned loss is 30–49% below iteration 0's on every layer
-        // (measured); with so short a schedule the ratio is sensitive to iters (12 steps: 1–29%), but deterministic.
+        // 16 steps of 4 of the 8 sequences, lr 1/16: the tuned loss is 29–47% below iteration 0's on every layer
+        // (measured). Deterministic, but with so short a schedule sensitive to the settings: 12 steps leave two
+        // layers where step 0's batch stays the best (ratio 1), and batches of 2 let a lucky batch pick parameters
+        // worse than iteration 0 on all the data (ratio 1.09): AutoRound's best-of-noisy-batch-losses rule.
         AutoRoundOptions o = AutoRoundOptions.resolve(Recipe.DEFAULT, 16, null, null, 4, G, 5);
         Recording auto = new Recording(o);
         Path ar = tmp.resolve("ar");
