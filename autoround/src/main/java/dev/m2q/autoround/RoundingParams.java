@@ -8,12 +8,11 @@ import java.util.Map;
 
 /**
  * SignRound's trainable parameters of one decoder layer, per quantized linear W [out, in]: the rounding offset
- * V [out, in] and the clip factors α, β [out, in/G] on the group minimum and maximum ({@code FakeQuantizer}). The
- * same shape holds their gradients.
+ * V [out, in] and the clip factors α, β [out, in/G] on the group minimum and maximum ({@code FakeQuantizer}).
  */
 public final class RoundingParams {
     /**
-     * One linear's parameters (or gradients), fp32.
+     * One linear's parameters (or, same shapes, their gradients), fp32.
      *
      * @param v [out, in], the offset added inside the rounding
      * @param alpha [out, in/G], the factor on the group minimum
@@ -47,14 +46,6 @@ public final class RoundingParams {
         return new RoundingParams(m);
     }
 
-    /** Zero tensors of the same shapes: a gradient accumulator. */
-    public RoundingParams zerosLike() {
-        Map<String, Linear> m = new LinkedHashMap<>();
-        byModule.forEach((k, p) -> m.put(
-                k, new Linear(p.v().zerosLike(), p.alpha().zerosLike(), p.beta().zerosLike())));
-        return new RoundingParams(m);
-    }
-
     /** The linears, in the order given at creation. */
     public List<String> modules() {
         return List.copyOf(byModule.keySet());
@@ -66,14 +57,5 @@ public final class RoundingParams {
             throw new IllegalArgumentException("no rounding parameters for " + module + " (have " + modules() + ")");
         }
         return p;
-    }
-
-    /** Sets every value to 0 (gradients, before a step's accumulation). */
-    public void clear() {
-        for (Linear p : byModule.values()) {
-            p.v().clear();
-            p.alpha().clear();
-            p.beta().clear();
-        }
     }
 }

@@ -8,6 +8,7 @@ import dev.m2q.core.grad.Tensor;
 import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.model.ModelConfig;
 import dev.m2q.core.quant.QuantizedLinear;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -23,18 +24,18 @@ import java.util.Map;
  *     B  ← the sampler's next batch of sequences
  *     ŵ  ← FQ(W; V, α, β) for every linear
  *     Lᵢ ← MSE(layer_ŵ(X_B), Y_B);  ∂L/∂ŵ by the layer's backward   (micro-batches, gradients summed)
- *     if Lᵢ < best: best ← Lᵢ, keep ŵ and its scales
+ *     if Lᵢ < best: best ← Lᵢ, keep ŵ's codes and scales
  *     ∂L/∂V, ∂L/∂α, ∂L/∂β ← FQ's straight-through backward
  *     V, α, β ← SignSgd step i (not after the last step: its result would never be measured)
  * </pre>
  *
  * <p>As in AutoRound, "best" compares each step's loss on that step's own batch, and the parameters kept are the
- * ones that loss was measured with. The result's codes dequantize to exactly the kept ŵ ({@link ExactCodes}).
+ * ones that loss was measured with: their ŵ, as codes that dequantize to it exactly ({@link ExactCodes}).
  *
- * <p>Memory, beyond the layer's fp32 weights W: V and its gradient (each the size of W), the current ŵ and, once
- * a later step improves, the best one (two more), the layer's weight gradients (one more), and one micro-batch's
- * training trace ({@link DecoderLayerGrad}). At the 32B shapes (487.6 M weights) that is 6 × 1.95 GB plus the
- * trace.
+ * <p>Memory, beyond the layer's fp32 weights W: V, ŵ (rewritten in place each step) and the layer's weight
+ * gradients, each the size of W; the best step's codes, a byte per weight; ∂L/∂V for one linear at a time; and one
+ * micro-batch's training trace ({@link DecoderLayerGrad}). At the 32B shapes (487.6 M weights) that is
+ * 4 × 1.95 GB + 0.49 GB + 0.69 GB plus the trace.
  */
 public final class SignRound {
     private final ModelConfig cfg;
@@ -84,30 +85,33 @@ public final class SignRound {
      */
     public Result tune(LayerParams base, Calibration data, int microBatch, long seed, Listener listener) {
         List<String> modules = cfg.arch().linears();
-        RoundingParams params = RoundingParams.initial(base, modules, opts.groupSize());
         if (opts.iters() == 0) {
             return new Result(iterationZero(base), Double.NaN, Double.NaN, 0);
         }
-        RoundingParams grads = params.zerosLike();
+        RoundingParams params = RoundingParams.initial(base, modules, opts.groupSize());
         SignSgd sgd = new SignSgd(opts.lr(), opts.minmaxLr(), opts.iters());
         BatchSampler sampler = new BatchSampler(data.samples(), opts.batchSize(), seed);
-        LayerParams weightGrads = null;
-        Map<String, Tensor> best = null;
-        Map<String, Tensor> bestScales = null;
+        Map<String, Tensor> wq = new LinkedHashMap<>();
+        for (String m : modules) {
+            wq.put(m, base.linear(m).zerosLike());
+        }
+        LayerParams p = withWeights(base, wq); // ŵ is rewritten in place each step
+        LayerParams weightGrads = p.map(Tensor::zerosLike);
+        Scratch scratch = new Scratch();
+        Map<String, byte[]> bestCodes = new LinkedHashMap<>();
+        Map<String, Tensor> bestScales = new LinkedHashMap<>();
         double bestLoss = Double.POSITIVE_INFINITY;
         double firstLoss = Double.NaN;
         int bestStep = 0;
         for (int i = 0; i < opts.iters(); i++) {
-            Map<String, Tensor> wq = fakeQuantize(base, params);
-            LayerParams p = withWeights(base, wq);
-            if (weightGrads == null) {
-                weightGrads = p.map(Tensor::zerosLike);
-            } else {
-                weightGrads.tensors().forEach(t -> {
-                    if (t != null) {
-                        t.clear();
-                    }
-                });
+            for (String m : modules) {
+                RoundingParams.Linear x = params.get(m);
+                fq.forward(base.linear(m), x.v(), x.alpha(), x.beta(), wq.get(m));
+            }
+            for (Tensor t : weightGrads.tensors()) {
+                if (t != null) {
+                    t.clear();
+                }
             }
             double loss = lossAndGradients(p, data, sampler.next(), microBatch, weightGrads);
             if (i == 0) {
@@ -116,15 +120,20 @@ public final class SignRound {
             if (loss < bestLoss) {
                 bestLoss = loss;
                 bestStep = i;
-                best = wq;
-                bestScales = scales(base, params);
+                for (String m : modules) {
+                    RoundingParams.Linear x = params.get(m);
+                    Tensor s = fq.scales(base.linear(m), x.alpha(), x.beta());
+                    byte[] codes =
+                            bestCodes.computeIfAbsent(m, k -> new byte[wq.get(k).size()]);
+                    ExactCodes.codes(wq.get(m), s, opts.groupSize(), codes);
+                    bestScales.put(m, s);
+                }
             }
             listener.step(i, loss);
             if (i + 1 < opts.iters()) {
-                grads.clear();
                 for (String m : modules) {
                     RoundingParams.Linear x = params.get(m);
-                    RoundingParams.Linear g = grads.get(m);
+                    RoundingParams.Linear g = scratch.zeroGradients(x);
                     fq.backward(
                             base.linear(m),
                             x.v(),
@@ -134,15 +143,38 @@ public final class SignRound {
                             g.v(),
                             g.alpha(),
                             g.beta());
+                    sgd.step(i, x, g);
                 }
-                sgd.step(i, params, grads);
             }
         }
-        if (!Double.isFinite(bestLoss)) {
+        if (bestCodes.isEmpty()) {
             throw new IllegalStateException("SignRound's block loss is " + firstLoss + " at step 0: the layer's"
                     + " calibration inputs or weights are not finite");
         }
-        return new Result(export(best, bestScales), firstLoss, bestLoss, bestStep);
+        Map<String, QuantizedLinear> out = new LinkedHashMap<>();
+        for (String m : modules) {
+            out.put(m, ExactCodes.of(bestCodes.get(m), bestScales.get(m), opts.groupSize()));
+        }
+        return new Result(out, firstLoss, bestLoss, bestStep);
+    }
+
+    /**
+     * Gradient buffers for one linear at a time, reused across linears and steps: one array per distinct size
+     * (at the 32B shapes 173 M floats for the seven linears' ∂L/∂V, instead of 488 M).
+     */
+    private static final class Scratch {
+        private final Map<Integer, float[]> bySize = new HashMap<>();
+
+        RoundingParams.Linear zeroGradients(RoundingParams.Linear like) {
+            return new RoundingParams.Linear(zeros(like.v()), zeros(like.alpha()), zeros(like.beta()));
+        }
+
+        private Tensor zeros(Tensor like) {
+            float[] data = bySize.computeIfAbsent(like.size(), float[]::new);
+            Tensor t = new Tensor.F32(data, like.rows(), like.cols());
+            t.clear();
+            return t;
+        }
     }
 
     /**

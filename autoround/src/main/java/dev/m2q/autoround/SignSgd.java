@@ -33,16 +33,12 @@ public final class SignSgd {
         return 1.0 - (double) step / steps;
     }
 
-    /** Updates every parameter of {@code p} by step {@code step}'s rate against the sign of {@code grad}. */
-    public void step(int step, RoundingParams p, RoundingParams grad) {
+    /** Updates one linear's parameters {@code p} by step {@code step}'s rates against the signs of {@code grad}. */
+    public void step(int step, RoundingParams.Linear p, RoundingParams.Linear grad) {
         double f = factor(step);
-        for (String module : p.modules()) {
-            RoundingParams.Linear x = p.get(module);
-            RoundingParams.Linear g = grad.get(module);
-            descend(x.v(), g.v(), lr * f, Double.NEGATIVE_INFINITY, Double.POSITIVE_INFINITY);
-            descend(x.alpha(), g.alpha(), minmaxLr * f, 0, 1);
-            descend(x.beta(), g.beta(), minmaxLr * f, 0, 1);
-        }
+        descend(p.v(), grad.v(), lr * f, Double.NEGATIVE_INFINITY, Double.POSITIVE_INFINITY);
+        descend(p.alpha(), grad.alpha(), minmaxLr * f, 0, 1);
+        descend(p.beta(), grad.beta(), minmaxLr * f, 0, 1);
     }
 
     /** p ← clamp(p − rate·sign(g), lo, hi), rows in parallel. */

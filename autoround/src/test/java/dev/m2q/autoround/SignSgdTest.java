@@ -29,8 +29,9 @@ class SignSgdTest {
     void stepMovesBySignAndClampsTheClipFactors() {
         Tensor w = Tensor.f32(2, 4);
         RoundingParams p = RoundingParams.initial(layerWith(w), List.of("mlp.down_proj"), 4);
-        RoundingParams g = p.zerosLike();
-        RoundingParams.Linear gl = g.get("mlp.down_proj");
+        RoundingParams.Linear x = p.get("mlp.down_proj");
+        RoundingParams.Linear gl = new RoundingParams.Linear(
+                x.v().zerosLike(), x.alpha().zerosLike(), x.beta().zerosLike());
         float[] dv = {3f, -1e-9f, 0f, -7f, 1f, 1f, -1f, 0f};
         for (int i = 0; i < dv.length; i++) {
             gl.v().set(i, dv[i]);
@@ -38,8 +39,7 @@ class SignSgdTest {
         gl.alpha().set(0, -5); // would raise α above 1: clamped
         gl.alpha().set(1, 2); // lowers α
         gl.beta().set(0, 0.5); // lowers β
-        new SignSgd(0.1, 0.4, 2).step(1, p, g); // factor 1/2
-        RoundingParams.Linear x = p.get("mlp.down_proj");
+        new SignSgd(0.1, 0.4, 2).step(1, x, gl); // factor 1/2
         float[] want = {-0.05f, 0.05f, 0f, 0.05f, -0.05f, -0.05f, 0.05f, 0f};
         for (int i = 0; i < want.length; i++) {
             assertEquals(want[i], (float) x.v().get(i), 0f, "V[" + i + "]"); // one rounding of 0 ∓ 0.05: exact

@@ -88,15 +88,21 @@ public final class FakeQuantizer {
 
     /** ŵ [out, in], a new tensor of w's precision. */
     public Tensor forward(Tensor w, Tensor v, Tensor alpha, Tensor beta) {
-        checkShapes(w, v, alpha, beta);
         Tensor wq = w.zerosLike();
+        forward(w, v, alpha, beta, wq);
+        return wq;
+    }
+
+    /** Writes ŵ into {@code wq} [out, in] (w's precision; its old values are not read), reusing its storage. */
+    public void forward(Tensor w, Tensor v, Tensor alpha, Tensor beta, Tensor wq) {
+        checkShapes(w, v, alpha, beta);
+        wq.requireShape(w.rows(), w.cols(), "ŵ");
         forEachGroup(w, alpha, beta, (from, s) -> {
             for (int i = from; i < from + groupSize; i++) {
                 int q = (int) Math.clamp(rounded(w, v, i, s.s()), MIN_CODE, MAX_CODE);
                 wq.set(i, s.s() * q);
             }
         });
-        return wq;
     }
 
     /**
