@@ -17,7 +17,10 @@ import java.util.Map;
 /**
  * AutoRound as a pipeline method: per decoder layer, Y = the unquantized (bf16) layer's outputs on the layer's
  * calibration inputs X — the quantized model's hidden states, as the pipeline gives them — then {@link SignRound}
- * tunes all the layer's linears jointly against Y, and the layer is released with the tuned codes.
+ * tunes all the layer's linears jointly against Y, and the layer is released with the tuned codes. (intel/auto-round
+ * takes its target from the BF16 model's own hidden states, so its loss also asks a layer to undo the earlier layers'
+ * error; m2q follows ALGORITHMS.md §3: quantized and BF16 layer on the same X, the pipeline's single activation
+ * stream.)
  *
  * <p><b>Sampling.</b> Layer ℓ's batches come from a {@link BatchSampler} seeded with
  * {@code seed ^ ((ℓ + 1) · 0x9E3779B97F4A7C15)}, so a layer's batches depend only on --seed and its index, and a

@@ -159,18 +159,19 @@ public final class SignRound {
     }
 
     /**
-     * Gradient buffers for one linear at a time, reused across linears and steps: one array per distinct size
-     * (at the 32B shapes 173 M floats for the seven linears' ∂L/∂V, instead of 488 M).
+     * Gradient buffers for one linear at a time, reused across linears and steps: per role (∂L/∂V, ∂L/∂α, ∂L/∂β —
+     * never aliased, though α and β have one shape) one array per distinct size; at the 32B shapes 173 M floats for
+     * the seven linears' ∂L/∂V instead of 488 M.
      */
     private static final class Scratch {
-        private final Map<Integer, float[]> bySize = new HashMap<>();
+        private final List<Map<Integer, float[]>> pools = List.of(new HashMap<>(), new HashMap<>(), new HashMap<>());
 
         RoundingParams.Linear zeroGradients(RoundingParams.Linear like) {
-            return new RoundingParams.Linear(zeros(like.v()), zeros(like.alpha()), zeros(like.beta()));
+            return new RoundingParams.Linear(zeros(0, like.v()), zeros(1, like.alpha()), zeros(2, like.beta()));
         }
 
-        private Tensor zeros(Tensor like) {
-            float[] data = bySize.computeIfAbsent(like.size(), float[]::new);
+        private Tensor zeros(int role, Tensor like) {
+            float[] data = pools.get(role).computeIfAbsent(like.size(), float[]::new);
             Tensor t = new Tensor.F32(data, like.rows(), like.cols());
             t.clear();
             return t;

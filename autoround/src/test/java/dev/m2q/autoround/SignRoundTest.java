@@ -4,7 +4,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.m2q.core.grad.DecoderLayerGrad;
+import dev.m2q.core.grad.FakeQuantizer;
 import dev.m2q.core.grad.LayerParams;
+import dev.m2q.core.grad.MseLoss;
 import dev.m2q.core.grad.Tensor;
 import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.kernels.Matrix;
@@ -179,6 +182,57 @@ class SignRoundTest {
         assertEquals(tuned, res.bestLoss(), 1e-5 * tuned);
         assertTrue(
                 res.bestStep() > 0 && tuned < 0.9 * rtn, "tuned " + tuned + " (step " + res.bestStep() + ") vs " + rtn);
+    }
+
+    /**
+     * The loop against a plain reference written here from ALGORITHMS.md §3 with fresh tensors for everything (no
+     * in-place ŵ, no reused gradient buffers): the same batches (the sampler, same seed), so the same parameters at
+     * every step, bit for bit. The loop reports each loss as its micro-batch means times their counts over the
+     * total (two roundings away from MseLoss.value), hence 1e−12 relative; a step that updated V, α or β wrongly
+     * (aliased buffers, a missed clamp) moves the next losses by far more.
+     */
+    @Test
+    void stepsEqualAPlainReferenceLoop() {
+        SplittableRandom r = new SplittableRandom(73);
+        LayerParams p = layer(r);
+        Data d = Data.of(r, p);
+        int iters = 5;
+        AutoRoundOptions o = new AutoRoundOptions(iters, 0.05, 0.1, SEQUENCES, G, 6);
+        List<Double> got = new ArrayList<>();
+        new SignRound(CFG, KERNELS, o).tune(p, d, SEQUENCES, 6, (i, loss) -> got.add(loss));
+
+        FakeQuantizer fq = new FakeQuantizer(G);
+        DecoderLayerGrad layer = new DecoderLayerGrad(CFG, KERNELS);
+        SignSgd sgd = new SignSgd(0.05, 0.1, iters);
+        BatchSampler sampler = new BatchSampler(SEQUENCES, SEQUENCES, 6);
+        RoundingParams params = RoundingParams.initial(p, CFG.arch().linears(), G);
+        int width = SEQ_LEN * CFG.hiddenSize();
+        for (int i = 0; i < iters; i++) {
+            LayerParams q = p;
+            for (String m : CFG.arch().linears()) {
+                RoundingParams.Linear x = params.get(m);
+                q = q.with(m + ".weight", fq.forward(p.linear(m), x.v(), x.alpha(), x.beta()));
+            }
+            int[] batch = sampler.next();
+            Tensor.F32 x = Tensor.f32(SEQUENCES * SEQ_LEN, CFG.hiddenSize());
+            Tensor.F32 y = Tensor.f32(SEQUENCES * SEQ_LEN, CFG.hiddenSize());
+            for (int s = 0; s < SEQUENCES; s++) {
+                System.arraycopy(d.x().get(batch[s]), 0, x.data(), s * width, width);
+                System.arraycopy(d.y().get(batch[s]), 0, y.data(), s * width, width);
+            }
+            DecoderLayerGrad.Trace t = layer.forward(q, x, SEQUENCES, SEQ_LEN);
+            double loss = MseLoss.value(t.output(), y);
+            assertEquals(loss, got.get(i), 1e-12 * loss, "step " + i);
+            LayerParams g = q.map(Tensor::zerosLike);
+            layer.backward(q, t, MseLoss.gradient(t.output(), y), g);
+            for (String m : CFG.arch().linears()) {
+                RoundingParams.Linear xm = params.get(m);
+                RoundingParams.Linear gm = new RoundingParams.Linear(
+                        xm.v().zerosLike(), xm.alpha().zerosLike(), xm.beta().zerosLike());
+                fq.backward(p.linear(m), xm.v(), xm.alpha(), xm.beta(), g.linear(m), gm.v(), gm.alpha(), gm.beta());
+                sgd.step(i, xm, gm);
+            }
+        }
     }
 
     /**
