@@ -1,5 +1,8 @@
 package dev.m2q.cli;
 
+import dev.m2q.autoround.AutoRoundMethod;
+import dev.m2q.autoround.AutoRoundOptions;
+import dev.m2q.autoround.Recipe;
 import dev.m2q.core.InputException;
 import dev.m2q.core.calib.CalibrationSet;
 import dev.m2q.core.kernels.Devices;
@@ -7,6 +10,7 @@ import dev.m2q.core.model.ModelConfig;
 import dev.m2q.core.pipeline.LayerMethod;
 import dev.m2q.core.pipeline.QuantizeJob;
 import dev.m2q.core.pipeline.QuantizeOptions;
+import dev.m2q.core.pipeline.ReleaseFormat;
 import dev.m2q.core.quant.GptqLayoutCheck;
 import dev.m2q.core.tokenizer.ChatTemplate;
 import dev.m2q.core.tokenizer.Tokenizer;
@@ -26,16 +30,33 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
-/** {@code m2q quantize}: GPTQ or RTN, 4-bit symmetric, written in the GPTQ layout engines load. */
+/**
+ * {@code m2q quantize}: GPTQ, AutoRound or RTN, 4-bit symmetric, written in the GPTQ layout engines load (labelled
+ * gptq or auto_round).
+ */
 @Command(
         name = "quantize",
         mixinStandardHelpOptions = true,
-        description = "Quantize a BF16 checkpoint layer by layer (GPTQ or RTN, W4 g128 sym) into a GPTQ checkpoint.")
+        description = {
+            "Quantize a BF16 checkpoint layer by layer (GPTQ, AutoRound or RTN; W4 g128 sym) into a release in the GPTQ"
+                    + " layout, labelled gptq or auto_round.",
+            "AutoRound settings: an option given explicitly wins; otherwise --recipe's value (light: 50 iters, lr"
+                    + " 5e-3; default: 200 iters; best: 1000 iters, 512 samples; all 128 × 2048 samples unless said,"
+                    + " batch 8); otherwise lr = 1/iters and minmax lr = lr."
+        })
 final class QuantizeCommand implements Callable<Integer> {
     enum Method {
         gptq,
+        autoround,
         rtn
     }
+
+    /** Options that only GPTQ reads, and those that only AutoRound reads: naming one with another method is refused. */
+    private static final List<String> GPTQ_ONLY =
+            List.of("--damp", "--block-size", "--act-order", "--static-groups", "--true-sequential");
+
+    private static final List<String> AUTOROUND_ONLY =
+            List.of("--recipe", "--iters", "--lr", "--minmax-lr", "--batch-size");
 
     @Mixin
     ModelOptions model;
@@ -54,10 +75,14 @@ final class QuantizeCommand implements Callable<Integer> {
                     + " unless --overwrite; built as DIR.m2q-partial and renamed when complete).")
     Path out;
 
-    @Option(names = "--method", defaultValue = "gptq", description = "gptq (default) or rtn.")
+    @Option(names = "--method", defaultValue = "gptq", description = "gptq (default), autoround or rtn.")
     Method method;
 
-    @Option(names = "--format", defaultValue = "gptq", description = "Output layout: gptq (default).")
+    @Option(
+            names = "--format",
+            paramLabel = "FORMAT",
+            description = "Label of the release: gptq (FORMATS §2; the default for gptq and rtn) or auto_round (§3,"
+                    + " AutoRound's \"auto_round:auto_gptq\"; the default for autoround, which can also write gptq).")
     String format;
 
     @Option(names = "--bits", defaultValue = "4", description = "Weight bits; 4 is the scheme engines load.")
@@ -101,6 +126,38 @@ final class QuantizeCommand implements Callable<Integer> {
     boolean trueSequential;
 
     @Option(
+            names = "--recipe",
+            paramLabel = "NAME",
+            description = "AutoRound recipe: light, default (the default) or best; explicit options override it.")
+    String recipe;
+
+    @Option(
+            names = "--iters",
+            paramLabel = "N",
+            description = "AutoRound: SignRound steps per layer (recipe default: 200); 0 is RTN with AutoRound's"
+                    + " scale rule.")
+    Integer iters;
+
+    @Option(
+            names = "--lr",
+            paramLabel = "RATE",
+            description = "AutoRound: learning rate of the rounding offsets at step 0, decaying linearly to 0"
+                    + " (default 1/iters).")
+    Double lr;
+
+    @Option(
+            names = "--minmax-lr",
+            paramLabel = "RATE",
+            description = "AutoRound: learning rate of the clip factors α, β (default: the --lr value).")
+    Double minmaxLr;
+
+    @Option(
+            names = "--batch-size",
+            paramLabel = "N",
+            description = "AutoRound: calibration sequences per step (default 8; at most --nsamples).")
+    Integer batchSize;
+
+    @Option(
             names = "--calib",
             paramLabel = "FILE",
             arity = "1..*",
@@ -108,16 +165,22 @@ final class QuantizeCommand implements Callable<Integer> {
                     + " folder's calibration.txt when it has one (the bundled demo model does).")
     List<Path> calib;
 
-    @Option(names = "--nsamples", defaultValue = "128", description = "Calibration windows (default ${DEFAULT-VALUE}).")
-    int nsamples;
+    @Option(
+            names = "--nsamples",
+            paramLabel = "N",
+            description = "Calibration windows (default 128; AutoRound: the recipe's, 512 for best).")
+    Integer nsamplesOption;
 
-    @Option(names = "--seqlen", defaultValue = "2048", description = "Tokens per window (default ${DEFAULT-VALUE}).")
-    int seqlen;
+    @Option(
+            names = "--seqlen",
+            paramLabel = "N",
+            description = "Tokens per window (default 2048; AutoRound: the recipe's).")
+    Integer seqlenOption;
 
     @Option(
             names = "--seed",
             defaultValue = "0",
-            description = "Seed for drawing the windows (default ${DEFAULT-VALUE}).")
+            description = "Seed for drawing the windows and AutoRound's batches (default ${DEFAULT-VALUE}).")
     long seed;
 
     @Option(
@@ -159,11 +222,28 @@ final class QuantizeCommand implements Callable<Integer> {
             throw new InputException("m2q writes 4-bit symmetric GPTQ only (--bits 4 --sym): other schemes have no"
                     + " engine kernel that loads this layout; got --bits " + bits + (sym ? "" : " --no-sym"));
         }
-        if (!format.equals("gptq")) {
-            throw new InputException("--format " + format + " is not available yet (available: gptq)");
+        boolean autoRound = method == Method.autoround;
+        refuseOptionsOfOtherMethods(autoRound);
+        ReleaseFormat releaseFormat = format != null
+                ? ReleaseFormat.byName(format)
+                : autoRound ? ReleaseFormat.AUTO_ROUND : ReleaseFormat.GPTQ;
+        if (releaseFormat == ReleaseFormat.AUTO_ROUND && !autoRound) {
+            throw new InputException(
+                    "--format auto_round labels AutoRound's output: use it with --method autoround (or write gptq)");
         }
+        Recipe rec = Recipe.byName(recipe == null ? "default" : recipe);
+        int nsamples = nsamplesOption != null ? nsamplesOption : autoRound ? rec.nsamples() : 128;
+        int seqlen = seqlenOption != null ? seqlenOption : autoRound ? rec.seqlen() : 2048;
         if (groupSize < 8 || nsamples < 1 || seqlen < 2) {
             throw new InputException("--group-size must be ≥ 8, --nsamples ≥ 1, --seqlen ≥ 2");
+        }
+        AutoRoundOptions autoRoundOptions = null;
+        if (autoRound) {
+            autoRoundOptions = AutoRoundOptions.resolve(rec, iters, lr, minmaxLr, batchSize, groupSize, seed);
+            if (autoRoundOptions.batchSize() > nsamples) {
+                throw new InputException("--batch-size " + autoRoundOptions.batchSize() + " is more than the "
+                        + nsamples + " calibration samples (--nsamples): pass a smaller --batch-size or more samples");
+            }
         }
         QuantizeJob.checkOutput(out, overwrite, resume);
         ModelConfig cfg = ModelConfig.load(dir);
@@ -177,8 +257,32 @@ final class QuantizeCommand implements Callable<Integer> {
             throw new InputException(b.toString());
         }
         Devices.Selection selected = device.select(kernels.get());
-        GptqOptions gptq = new GptqOptions(bits, groupSize, sym, damp, blockSize, actOrder, actOrder && staticGroups);
-        LayerMethod m = method == Method.gptq ? new GptqMethod(gptq, trueSequential) : new RtnMethod(groupSize);
+        LayerMethod m;
+        Map<String, Object> qc = new LinkedHashMap<>();
+        if (autoRound) {
+            m = new AutoRoundMethod(autoRoundOptions);
+            qc.putAll(autoRoundOptions.configKeys(nsamples, seqlen));
+            if (releaseFormat == ReleaseFormat.GPTQ) {
+                // All linears of a layer are tuned jointly: nothing is sequential, no Hessian is damped.
+                qc.put("desc_act", false);
+                qc.put("static_groups", false);
+                qc.put("true_sequential", false);
+            }
+        } else {
+            GptqOptions gptq =
+                    new GptqOptions(bits, groupSize, sym, damp, blockSize, actOrder, actOrder && staticGroups);
+            m = method == Method.gptq ? new GptqMethod(gptq, trueSequential) : new RtnMethod(groupSize);
+            boolean descAct = actOrder && !staticGroups;
+            qc.put("desc_act", descAct);
+            qc.put("static_groups", actOrder && staticGroups);
+            qc.put("true_sequential", trueSequential);
+            qc.put("damp_percent", damp);
+            if (descAct) {
+                new ConsoleProgress(spec.commandLine().getErr(), false)
+                        .info("note: --act-order without static groups writes desc_act true; vLLM reorders such"
+                                + " weights at load and may not use its fastest kernel");
+            }
+        }
 
         List<Path> files = calib;
         if (files == null || files.isEmpty()) {
@@ -193,17 +297,6 @@ final class QuantizeCommand implements Callable<Integer> {
         CalibrationSet set = CalibrationSet.load(files, tok, chat);
         List<int[]> samples = set.sample(nsamples, seqlen, seed);
 
-        Map<String, Object> qc = new LinkedHashMap<>();
-        boolean descAct = actOrder && !staticGroups;
-        qc.put("desc_act", descAct);
-        qc.put("static_groups", actOrder && staticGroups);
-        qc.put("true_sequential", trueSequential);
-        qc.put("damp_percent", damp);
-        if (descAct) {
-            new ConsoleProgress(spec.commandLine().getErr(), false)
-                    .info("note: --act-order without static groups writes desc_act true; vLLM reorders such"
-                            + " weights at load and may not use its fastest kernel");
-        }
         Map<String, Object> calibration = new LinkedHashMap<>();
         calibration.put(
                 "files", files.stream().map(p -> p.getFileName().toString()).toList());
@@ -221,23 +314,35 @@ final class QuantizeCommand implements Callable<Integer> {
                 seed,
                 Sizes.parse(maxMemory, "--max-memory"),
                 Sizes.parse(maxShard, "--max-shard-size"),
-                batch(cfg),
+                batch(cfg, nsamples, seqlen),
                 overwrite,
                 resume,
                 qc,
                 new ArrayList<>(spec.commandLine().getParseResult().originalArgs()),
-                Version.get());
+                Version.get(),
+                releaseFormat);
         var err = spec.commandLine().getErr();
         ConsoleProgress progress = new ConsoleProgress(err, ConsoleProgress.isTerminal());
         progress.info(String.format(
                 Locale.ROOT,
-                "m2q quantize: %s, %d layers, %s W4 g%d sym, %d × %d calibration tokens",
+                "m2q quantize: %s, %d layers, %s%s W4 g%d sym, %d × %d calibration tokens, %s format, %s kernels",
                 dir,
                 cfg.numLayers(),
                 m.name(),
+                autoRound
+                        ? String.format(
+                                Locale.ROOT,
+                                " (%d iters, lr %.4g, minmax lr %.4g, batch %d)",
+                                autoRoundOptions.iters(),
+                                autoRoundOptions.lr(),
+                                autoRoundOptions.minmaxLr(),
+                                autoRoundOptions.batchSize())
+                        : "",
                 groupSize,
                 nsamples,
-                seqlen));
+                seqlen,
+                releaseFormat.id(),
+                selected.kernels().name()));
         progress.info(selected.line());
         QuantizeJob.Summary s = new QuantizeJob(opts, m, selected.kernels(), progress).run(samples, calibration);
         var o = spec.commandLine().getOut();
@@ -252,6 +357,19 @@ final class QuantizeCommand implements Callable<Integer> {
         return Main.EXIT_OK;
     }
 
+    /** Refuses an option that belongs to another method than the one chosen, naming it: it would be ignored. */
+    private void refuseOptionsOfOtherMethods(boolean autoRound) {
+        var parsed = spec.commandLine().getParseResult();
+        for (String name : autoRound ? GPTQ_ONLY : AUTOROUND_ONLY) {
+            for (String given : List.of(name, "--no-" + name.substring(2))) {
+                if (parsed.originalArgs().stream().anyMatch(a -> a.equals(given) || a.startsWith(given + "="))) {
+                    throw new InputException(given + " applies to --method " + (autoRound ? "gptq" : "autoround")
+                            + " only; it would be ignored with --method " + method);
+                }
+            }
+        }
+    }
+
     private static ChatTemplate chatOrNull(Path dir) {
         try {
             return ChatTemplate.load(dir);
@@ -264,7 +382,7 @@ final class QuantizeCommand implements Callable<Integer> {
      * Sequences per layer pass: keeps one batch's intermediate tensors under 256 MiB and an eighth of the heap,
      * so the heap a run needs depends on one layer, not on the calibration set or the model's depth.
      */
-    private int batch(ModelConfig cfg) {
+    private static int batch(ModelConfig cfg, int nsamples, int seqlen) {
         long perToken = 4L * (6L * cfg.hiddenSize() + 3L * cfg.intermediateSize() + 2L * cfg.qDim());
         long perSeq = perToken * seqlen;
         long budget = Math.min(256L << 20, Runtime.getRuntime().maxMemory() / 8);

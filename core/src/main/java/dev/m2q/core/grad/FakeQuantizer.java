@@ -10,7 +10,7 @@ import dev.m2q.core.kernels.Parallel;
  * <pre>
  * s = fp16(−lo/8) if −lo &gt; hi, else fp16(−hi/8)        the larger clipped extreme lands on code −8
  * s = sign(s)·max(|s|, τ)                               τ = fp16(1e−5); s = 0 becomes +τ
- * q = clamp(round(w/s + V), −8, 7)                     round half to even
+ * q = clamp(round(w/s + V), −8, 7)                     round half to even; an integer (a zero code is +0)
  * ŵ = s·q
  * </pre>
  *
@@ -19,7 +19,8 @@ import dev.m2q.core.kernels.Parallel;
  * above is AutoRound's {@code quant_tensor_sym} (its {@code max_v} is the negated m), which puts the extreme on
  * −8 and so is "full range": s = −m/8. A tie |lo| = hi takes the positive side, as AutoRound does. The scale is
  * rounded to fp16 before any code is chosen, as AutoRound and {@code Rtn} do, so the exported fp16 scales and
- * codes dequantize to exactly this ŵ; τ is AutoRound's floor that keeps s ≠ 0 (α = β = 0, all-zero groups).
+ * codes dequantize to exactly this ŵ, bit for bit (q is an integer, so ŵ = s·0 carries the sign of zero that the
+ * exported s·(code − 8) does); τ is AutoRound's floor that keeps s ≠ 0 (α = β = 0, all-zero groups).
  * In fp32 every step is rounded as torch rounds it, so with V = 0 and α = β = 1 the codes are exactly
  * {@code Rtn.code(w, s) − 8} and ŵ is {@code Rtn.dequant} of them (RTN with AutoRound's scale rule).
  *
@@ -87,14 +88,21 @@ public final class FakeQuantizer {
 
     /** ŵ [out, in], a new tensor of w's precision. */
     public Tensor forward(Tensor w, Tensor v, Tensor alpha, Tensor beta) {
-        checkShapes(w, v, alpha, beta);
         Tensor wq = w.zerosLike();
+        forward(w, v, alpha, beta, wq);
+        return wq;
+    }
+
+    /** Writes ŵ into {@code wq} [out, in] (w's precision; its old values are not read), reusing its storage. */
+    public void forward(Tensor w, Tensor v, Tensor alpha, Tensor beta, Tensor wq) {
+        checkShapes(w, v, alpha, beta);
+        wq.requireShape(w.rows(), w.cols(), "ŵ");
         forEachGroup(w, alpha, beta, (from, s) -> {
             for (int i = from; i < from + groupSize; i++) {
-                wq.set(i, s.s() * Math.clamp(rounded(w, v, i, s.s()), MIN_CODE, MAX_CODE));
+                int q = (int) Math.clamp(rounded(w, v, i, s.s()), MIN_CODE, MAX_CODE);
+                wq.set(i, s.s() * q);
             }
         });
-        return wq;
     }
 
     /**

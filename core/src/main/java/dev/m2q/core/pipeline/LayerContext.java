@@ -4,6 +4,7 @@ import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.model.DecoderLayer;
 import dev.m2q.core.model.LayerObserver;
 import dev.m2q.core.model.ModelConfig;
+import java.nio.file.Path;
 
 /**
  * What a {@link LayerMethod} sees of one layer: its source (bf16) weights, and a way to run the layer, with any
@@ -19,6 +20,8 @@ public final class LayerContext {
     private final int batch;
     private final Kernels kernels;
     private final ProgressListener progress;
+    private final long storeBudget;
+    private final Path spillDir;
 
     LayerContext(
             ModelConfig config,
@@ -28,7 +31,9 @@ public final class LayerContext {
             int seqLen,
             int batch,
             Kernels kernels,
-            ProgressListener progress) {
+            ProgressListener progress,
+            long storeBudget,
+            Path spillDir) {
         this.config = config;
         this.layer = layer;
         this.source = source;
@@ -37,6 +42,8 @@ public final class LayerContext {
         this.batch = batch;
         this.kernels = kernels;
         this.progress = progress;
+        this.storeBudget = storeBudget;
+        this.spillDir = spillDir;
     }
 
     public ModelConfig config() {
@@ -65,6 +72,14 @@ public final class LayerContext {
         return seqLen;
     }
 
+    /**
+     * Calibration sequences the pipeline runs through the layer at once, sized from the heap so one batch's
+     * intermediate tensors fit; a method that keeps more per token (a training trace) should not exceed it.
+     */
+    public int batchSequences() {
+        return batch;
+    }
+
     /** Sample {@code i}'s hidden states entering the layer: [seqLen, hidden] fp32 (a copy). */
     public float[] input(int i) {
         return inputs.get(i);
@@ -73,6 +88,11 @@ public final class LayerContext {
     /** Reports which module the method works on now. */
     public void working(String module) {
         progress.module(layer, config.numLayers(), module);
+    }
+
+    /** A line for the log (a per-layer summary, a fallback taken). */
+    public void info(String line) {
+        progress.info(line);
     }
 
     /**
@@ -87,6 +107,33 @@ public final class LayerContext {
     @FunctionalInterface
     public interface OutputSink {
         void accept(int first, int count, float[] out);
+    }
+
+    /** Runs the layer with {@code weights} over every calibration sample and hands each batch's outputs to sink. */
+    public void forEachOutput(DecoderLayer.Weights weights, OutputSink sink) {
+        forEachBatch(weights, LayerObserver.NONE, sink);
+    }
+
+    /**
+     * The layer's outputs with {@code weights} for every calibration sample, [seqLen, hidden] fp32 each, in a store
+     * under the same memory budget as the pipeline's activations (spilled to disk beyond it). The caller closes it.
+     */
+    public ActivationStore outputs(DecoderLayer.Weights weights) {
+        int width = inputs.width();
+        ActivationStore out = ActivationStore.create(inputs.samples(), width, storeBudget, spillDir);
+        try {
+            forEachOutput(weights, (first, count, rows) -> {
+                for (int s = 0; s < count; s++) {
+                    float[] row = new float[width];
+                    System.arraycopy(rows, s * width, row, 0, width);
+                    out.set(first + s, row);
+                }
+            });
+        } catch (RuntimeException | Error e) {
+            out.close();
+            throw e;
+        }
+        return out;
     }
 
     void forEachBatch(DecoderLayer.Weights weights, LayerObserver observer, OutputSink sink) {

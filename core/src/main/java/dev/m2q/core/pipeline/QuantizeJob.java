@@ -14,7 +14,6 @@ import dev.m2q.core.kernels.Matrix;
 import dev.m2q.core.kernels.ScalarKernels;
 import dev.m2q.core.kernels.VectorKernels;
 import dev.m2q.core.model.DecoderLayer;
-import dev.m2q.core.model.LayerObserver;
 import dev.m2q.core.model.ModelConfig;
 import dev.m2q.core.model.Qwen2Model;
 import dev.m2q.core.quant.GptqFormat;
@@ -36,7 +35,8 @@ import java.util.TreeMap;
 import java.util.stream.Stream;
 
 /**
- * The layer-sequential pipeline (ALGORITHMS.md §0) writing a GPTQ-layout checkpoint (FORMATS.md §2).
+ * The layer-sequential pipeline (ALGORITHMS.md §0) writing a GPTQ-layout checkpoint (FORMATS.md §2), labelled as
+ * GPTQ or as AutoRound's "auto_round:auto_gptq" (§3) by {@link QuantizeOptions#format}.
  *
  * <p>Everything is built in {@code OUT.m2q-partial/} beside the output and renamed to {@code OUT} only when
  * complete. After each layer its tensors are synced and {@code progress.json} records it; {@code --resume}
@@ -180,8 +180,17 @@ public final class QuantizeJob {
             for (int l = 0; l < cfg.numLayers(); l++) {
                 long t0 = System.nanoTime();
                 DecoderLayer.Weights source = model.layer(l).weights();
-                LayerContext ctx =
-                        new LayerContext(cfg, l, source, x, opts.seqlen(), opts.batchSequences(), kernels, progress);
+                LayerContext ctx = new LayerContext(
+                        cfg,
+                        l,
+                        source,
+                        x,
+                        opts.seqlen(),
+                        opts.batchSequences(),
+                        kernels,
+                        progress,
+                        budget,
+                        partial.resolve("spill"));
                 Map<String, QuantizedLinear> linears;
                 boolean fresh = l >= state.layersDone;
                 if (fresh) {
@@ -200,14 +209,7 @@ public final class QuantizeJob {
                             quantized.with(e.getKey(), new Matrix.F32(q.dequantize(), q.outFeatures(), q.inFeatures()));
                 }
                 ctx.working("propagate");
-                ActivationStore next = ActivationStore.create(samples.size(), width, budget, partial.resolve("spill"));
-                ctx.forEachBatch(quantized, LayerObserver.NONE, (first, count, outRows) -> {
-                    for (int s = 0; s < count; s++) {
-                        float[] row = new float[width];
-                        System.arraycopy(outRows, s * width, row, 0, width);
-                        next.set(first + s, row);
-                    }
-                });
+                ActivationStore next = ctx.outputs(quantized);
                 x.close();
                 x = next;
                 if (fresh) {
@@ -285,10 +287,12 @@ public final class QuantizeJob {
             deleteTree(partial.resolve("spill"));
             Map<String, Object> config =
                     Json.parseObject(Files.readString(opts.model().resolve("config.json"), StandardCharsets.UTF_8));
-            Map<String, Object> qc = quantizationConfig();
+            Map<String, Object> qc = opts.format()
+                    .quantizationConfig(opts.groupSize(), opts.quantizationConfig(), method.name(), opts.m2qVersion());
             config.put("quantization_config", qc);
             files.put("config.json", writeText(partial.resolve("config.json"), Json.writePretty(config)));
-            files.put("quantize_config.json", writeText(partial.resolve("quantize_config.json"), Json.writePretty(qc)));
+            String qcFile = opts.format().configFile();
+            files.put(qcFile, writeText(partial.resolve(qcFile), Json.writePretty(qc)));
             for (String name : COPIED) {
                 Path from = opts.model().resolve(name);
                 if (Files.isRegularFile(from)) {
@@ -303,7 +307,7 @@ public final class QuantizeJob {
             files.put("m2q-report.jsonl", writeText(partial.resolve("m2q-report.jsonl"), report.toString()));
             Map<String, Object> manifest = new LinkedHashMap<>();
             manifest.put("m2q_version", opts.m2qVersion());
-            manifest.put("format", "gptq");
+            manifest.put("format", opts.format().id());
             manifest.put("format_version", 1);
             manifest.put("method", method.name());
             manifest.put("command_line", opts.commandLine());
@@ -320,24 +324,6 @@ public final class QuantizeJob {
             throw new UncheckedIOException(partial + ": cannot complete the release: " + e.getMessage(), e);
         }
         return files;
-    }
-
-    private Map<String, Object> quantizationConfig() {
-        Map<String, Object> qc = new LinkedHashMap<>();
-        qc.put("quant_method", "gptq");
-        qc.put("bits", 4);
-        qc.put("group_size", opts.groupSize());
-        qc.put("sym", true);
-        qc.put("desc_act", false);
-        qc.put("static_groups", false);
-        qc.put("true_sequential", true);
-        qc.put("damp_percent", 0.01);
-        qc.put("lm_head", false);
-        qc.putAll(opts.quantizationConfig());
-        qc.put("checkpoint_format", "gptq");
-        qc.put("pack_dtype", "int32");
-        qc.put("meta", Map.of("quantizer", List.of("m2q:" + opts.m2qVersion()), "method", method.name()));
-        return qc;
     }
 
     /** Moves the finished partial directory to {@code out}, replacing an older release only now. */
@@ -380,6 +366,7 @@ public final class QuantizeJob {
         f.put("max_shard_bytes", opts.maxShardBytes());
         f.put("batch_sequences", opts.batchSequences());
         f.put("quantization_config", new TreeMap<>(opts.quantizationConfig()));
+        f.put("format", opts.format().id());
         f.put("kernels", kernelsFingerprint(kernels));
         return f;
     }

@@ -9,11 +9,13 @@ import java.util.Map;
  * What {@link QuantizeJob} needs besides the method.
  *
  * @param quantizationConfig the method's keys of config.json's {@code quantization_config} (desc_act,
- *     static_groups, damp_percent, true_sequential, …) merged over the format's fixed ones
+ *     static_groups, damp_percent, true_sequential, …; for AutoRound iters, lr, …), merged over the format's fixed
+ *     ones by {@link ReleaseFormat#quantizationConfig}
  * @param commandLine the user's arguments, recorded in the manifest (without --resume and --overwrite, so a
  *     resumed run writes the same manifest)
  * @param maxMemoryBytes budget for the two calibration activation buffers; beyond it they spill to files
  * @param batchSequences calibration sequences run through a layer at once
+ * @param format the layout's config (the tensors are the same in every format)
  */
 public record QuantizeOptions(
         Path model,
@@ -29,7 +31,8 @@ public record QuantizeOptions(
         boolean resume,
         Map<String, Object> quantizationConfig,
         List<String> commandLine,
-        String m2qVersion) {
+        String m2qVersion,
+        ReleaseFormat format) {
 
     public QuantizeOptions {
         if (nsamples < 1 || seqlen < 2) {
@@ -42,5 +45,42 @@ public record QuantizeOptions(
         commandLine = commandLine.stream()
                 .filter(a -> !a.equals("--resume") && !a.equals("--overwrite"))
                 .toList();
+        if (format == null) {
+            throw new IllegalArgumentException("a release format is required");
+        }
+    }
+
+    /** Options for a release in the GPTQ layout (FORMATS.md §2). */
+    public QuantizeOptions(
+            Path model,
+            Path out,
+            int groupSize,
+            int nsamples,
+            int seqlen,
+            long seed,
+            long maxMemoryBytes,
+            long maxShardBytes,
+            int batchSequences,
+            boolean overwrite,
+            boolean resume,
+            Map<String, Object> quantizationConfig,
+            List<String> commandLine,
+            String m2qVersion) {
+        this(
+                model,
+                out,
+                groupSize,
+                nsamples,
+                seqlen,
+                seed,
+                maxMemoryBytes,
+                maxShardBytes,
+                batchSequences,
+                overwrite,
+                resume,
+                quantizationConfig,
+                commandLine,
+                m2qVersion,
+                ReleaseFormat.GPTQ);
     }
 }

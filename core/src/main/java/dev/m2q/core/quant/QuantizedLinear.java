@@ -10,8 +10,10 @@ package dev.m2q.core.quant;
  * @param inFeatures K
  * @param groupSize G; K % G == 0
  * @param codes [K, N] row-major (input-channel major), each in [0, 15]
- * @param scales [K/G, N] row-major, each finite, ≥ 0 and exactly representable in IEEE fp16 (the format stores
- *     F16, so an engine dequantizing the file reproduces ŵ bit for bit)
+ * @param scales [K/G, N] row-major, each finite and exactly representable in IEEE fp16 (the format stores F16, so
+ *     an engine dequantizing the file reproduces ŵ bit for bit). RTN and GPTQ write s ≥ 0; AutoRound's full-range
+ *     rule puts a group's dominant extreme on code 0 (q − 8 = −8), so where the positive side dominates its scale is
+ *     negative. The format has no sign rule: engines just multiply.
  * @param gIdx [K], the group of each input channel, in [0, K/G)
  */
 public record QuantizedLinear(int outFeatures, int inFeatures, int groupSize, int[] codes, float[] scales, int[] gIdx) {
@@ -43,9 +45,9 @@ public record QuantizedLinear(int outFeatures, int inFeatures, int groupSize, in
         }
         for (int i = 0; i < scales.length; i++) {
             float s = scales[i];
-            if (!(s >= 0) || Float.isInfinite(s) || Float.float16ToFloat(Float.floatToFloat16(s)) != s) {
+            if (!Float.isFinite(s) || Float.float16ToFloat(Float.floatToFloat16(s)) != s) {
                 throw new IllegalArgumentException("scale " + s + " at [" + i / outFeatures + ", " + i % outFeatures
-                        + "] is not a finite non-negative fp16 value");
+                        + "] is not a finite fp16 value");
             }
         }
         for (int i = 0; i < gIdx.length; i++) {

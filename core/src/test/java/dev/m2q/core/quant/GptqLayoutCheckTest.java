@@ -297,6 +297,20 @@ class GptqLayoutCheckTest {
                         t -> t.put(Q + ".g_idx", ints(Q + ".g_idx", new long[] {K}, swapped))));
     }
 
+    /** Negative finite scales (AutoRound's full-range rule) are legal: engines multiply, the sign is the weight's. */
+    @Test
+    void negativeScalesPass() throws IOException {
+        float[] s = new float[K / G * 128];
+        for (int i = 0; i < s.length; i++) {
+            s[i] = i % 3 == 0 ? -0.01f : 0.01f;
+        }
+        assertEquals(
+                List.of(),
+                check(
+                        qc -> {},
+                        t -> t.put(Q + ".scales", floats(Q + ".scales", DType.F16, new long[] {K / G, 128}, s))));
+    }
+
     @Test
     void nonFiniteScaleIsNamed() throws IOException {
         float[] s = new float[K / G * 128];

@@ -15,6 +15,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
@@ -100,6 +101,30 @@ class PackedLinearsTest {
                 assertEquals(q.codes()[k * N + n], a.code(n, k));
                 assertEquals(q.codes()[k * N + n], b.code(n, k));
             }
+        }
+    }
+
+    /**
+     * AutoRound's full-range scale rule gives a group whose positive side dominates a negative scale (its extreme on
+     * code 0): a legal value in every layout, since engines just multiply. Mixed-sign scales read back bit for bit
+     * from the GPTQ layout, the same tensors under AutoRound's "auto_round:auto_gptq" label, and compressed-tensors,
+     * and QuantizedLinear accepts them. A sign-stripping or sign-refusing reader fails here.
+     */
+    @Test
+    void negativeScalesReadBackBitForBit() {
+        QuantizedLinear base = linear();
+        float[] scales = base.scales().clone();
+        for (int i = 0; i < scales.length; i += 2) {
+            scales[i] = -scales[i];
+        }
+        QuantizedLinear q = new QuantizedLinear(N, K, G, base.codes(), scales, base.gIdx());
+        float[] want = q.dequantize();
+        ModelConfig.Quantization autoRound =
+                new ModelConfig.Quantization(ModelConfig.Quantization.AUTO_ROUND, 4, G, true, false);
+        for (Matrix.W4 w :
+                List.of(read(gptqTensors(q), GPTQ), read(gptqTensors(q), autoRound), read(ctTensors(q), CT))) {
+            assertArrayEquals(scales, w.scales());
+            assertArrayEquals(want, w.dequantize());
         }
     }
 

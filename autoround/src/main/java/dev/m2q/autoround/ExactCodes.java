@@ -1,0 +1,84 @@
+package dev.m2q.autoround;
+
+import dev.m2q.core.grad.Tensor;
+import dev.m2q.core.kernels.Parallel;
+import dev.m2q.core.quant.GptqPacking;
+import dev.m2q.core.quant.QuantizedLinear;
+
+/**
+ * Turns a fake-quantized weight into the codes and scales the GPTQ layout stores. SignRound's ŵ is s·q with q an
+ * integer in [−8, 7] and s an fp16 value ({@code FakeQuantizer}), so per element q = ŵ/s is exact and the stored
+ * code is q + 8; the product s·(code − 8) is exact in fp32 (an 11-bit mantissa times a 4-bit integer), so every
+ * reader gets ŵ back bit for bit (a zero code included: the quantizer's q is an integer, so its s·0 has the sign
+ * s·(code − 8) has). Anything else is a bug and is refused, not rounded.
+ */
+public final class ExactCodes {
+    private ExactCodes() {}
+
+    /** {@link #codes} then {@link #of(byte[], Tensor, int)}. */
+    public static QuantizedLinear of(Tensor wq, Tensor scales, int groupSize) {
+        byte[] codes = new byte[wq.size()];
+        codes(wq, scales, groupSize, codes);
+        return of(codes, scales, groupSize);
+    }
+
+    /**
+     * Writes the codes of ŵ into {@code codes} [out, in] row-major (a byte each, 0..15), rows in parallel.
+     *
+     * @param wq ŵ [out, in]
+     * @param scales s [out, in/G], the group scales ŵ was computed with (may be negative)
+     * @throws IllegalStateException when an element is not s·q for an integer q in [−8, 7], bit for bit
+     */
+    public static void codes(Tensor wq, Tensor scales, int groupSize, byte[] codes) {
+        int k = wq.cols();
+        int groups = k / groupSize;
+        scales.requireShape(wq.rows(), groups, "scales");
+        if (codes.length != wq.size() || k % groupSize != 0) {
+            throw new IllegalArgumentException("codes for ŵ [" + wq.rows() + ", " + k + "] in groups of " + groupSize
+                    + " need " + wq.size() + " bytes and whole groups, got " + codes.length);
+        }
+        Parallel.forRange(wq.rows(), k, (from, to) -> {
+            for (int r = from; r < to; r++) {
+                for (int g = 0; g < groups; g++) {
+                    float sc = (float) scales.get(r * groups + g);
+                    for (int c = g * groupSize; c < (g + 1) * groupSize; c++) {
+                        float w = (float) wq.get(r * k + c);
+                        int q = (int) Math.rint(w / sc);
+                        if (q < -QuantizedLinear.ZERO
+                                || q > QuantizedLinear.MAX_CODE - QuantizedLinear.ZERO
+                                || Float.floatToRawIntBits(sc * q) != Float.floatToRawIntBits(w)) {
+                            throw new IllegalStateException("ŵ[" + r + ", " + c + "] = " + w + " is not " + sc
+                                    + " times an integer in [−8, 7]: the fake quantizer and the export disagree");
+                        }
+                        codes[r * k + c] = (byte) (q + QuantizedLinear.ZERO);
+                    }
+                }
+            }
+        });
+    }
+
+    /**
+     * The layout's linear from codes [out, in] (as {@link #codes} writes them) and scales [out, in/G]: codes
+     * transposed to [in, out], scales to [in/G, out], g_idx = k/G.
+     */
+    public static QuantizedLinear of(byte[] codes, Tensor scales, int groupSize) {
+        int n = scales.rows();
+        int groups = scales.cols();
+        int k = groups * groupSize;
+        if (codes.length != (long) n * k) {
+            throw new IllegalArgumentException(codes.length + " codes do not make W [" + n + ", " + k
+                    + "] with scales [" + n + ", " + groups + "]");
+        }
+        int[] transposed = new int[k * n];
+        float[] s = new float[groups * n];
+        for (int r = 0; r < n; r++) {
+            for (int c = 0; c < k; c++) {
+                transposed[c * n + r] = codes[r * k + c];
+            }
+            for (int g = 0; g < groups; g++) {
+                s[g * n + r] = (float) scales.get(r * groups + g);
+            }
+        }
+        return new QuantizedLinear(n, k, groupSize, transposed, s, GptqPacking.gIdxSequential(k, groupSize));
+    }
+}

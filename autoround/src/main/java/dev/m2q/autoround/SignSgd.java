@@ -1,0 +1,54 @@
+package dev.m2q.autoround;
+
+import dev.m2q.core.grad.Tensor;
+import dev.m2q.core.kernels.Parallel;
+
+/**
+ * Signed gradient descent with AutoRound's schedule (ALGORITHMS.md §3): at step i of n, p ← p − lrᵢ·sign(∂L/∂p)
+ * with lrᵢ = lr·(1 − i/n) — torch's LinearLR from factor 1 to 0 over n steps — for V, and the same with minmax lr
+ * for α and β, which are then clamped into [0, 1] (the quantizer clamps them on use; clamping the stored values
+ * keeps a factor from drifting far past a bound). sign(0) = 0. Each update is computed in double and rounded to
+ * fp32 once.
+ */
+public final class SignSgd {
+    private final double lr;
+    private final double minmaxLr;
+    private final int steps;
+
+    public SignSgd(double lr, double minmaxLr, int steps) {
+        if (steps < 1 || !(lr > 0) || !(minmaxLr > 0)) {
+            throw new IllegalArgumentException(
+                    "SignSGD needs steps ≥ 1 and positive rates, got " + steps + ", " + lr + ", " + minmaxLr);
+        }
+        this.lr = lr;
+        this.minmaxLr = minmaxLr;
+        this.steps = steps;
+    }
+
+    /** The schedule's factor at step i: 1 − i/n, linear from 1 at step 0 to 1/n at the last step. */
+    public double factor(int step) {
+        if (step < 0 || step >= steps) {
+            throw new IllegalArgumentException("step " + step + " outside [0, " + steps + ")");
+        }
+        return 1.0 - (double) step / steps;
+    }
+
+    /** Updates one linear's parameters {@code p} by step {@code step}'s rates against the signs of {@code grad}. */
+    public void step(int step, RoundingParams.Linear p, RoundingParams.Linear grad) {
+        double f = factor(step);
+        descend(p.v(), grad.v(), lr * f, Double.NEGATIVE_INFINITY, Double.POSITIVE_INFINITY);
+        descend(p.alpha(), grad.alpha(), minmaxLr * f, 0, 1);
+        descend(p.beta(), grad.beta(), minmaxLr * f, 0, 1);
+    }
+
+    /** p ← clamp(p − rate·sign(g), lo, hi), rows in parallel. */
+    private static void descend(Tensor p, Tensor g, double rate, double lo, double hi) {
+        g.requireShape(p.rows(), p.cols(), "gradient");
+        int cols = p.cols();
+        Parallel.forRange(p.rows(), cols, (from, to) -> {
+            for (int i = from * cols; i < to * cols; i++) {
+                p.set(i, Math.clamp(p.get(i) - rate * Math.signum(g.get(i)), lo, hi));
+            }
+        });
+    }
+}
