@@ -7,7 +7,9 @@ import dev.m2q.core.model.ModelConfig;
 import dev.m2q.core.pipeline.LayerMethod;
 import dev.m2q.core.pipeline.QuantizeJob;
 import dev.m2q.core.pipeline.QuantizeOptions;
+import dev.m2q.core.pipeline.ReleaseLayout;
 import dev.m2q.core.quant.GptqLayoutCheck;
+import dev.m2q.core.quant.QuantScheme;
 import dev.m2q.core.tokenizer.ChatTemplate;
 import dev.m2q.core.tokenizer.Tokenizer;
 import dev.m2q.gptq.GptqMethod;
@@ -26,11 +28,15 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
-/** {@code m2q quantize}: GPTQ or RTN, 4-bit symmetric, written in the GPTQ layout engines load. */
+/**
+ * {@code m2q quantize}: GPTQ or RTN, 4-bit symmetric, written in the GPTQ layout or as compressed-tensors with 8-bit
+ * activation and FP8 KV-cache scales.
+ */
 @Command(
         name = "quantize",
         mixinStandardHelpOptions = true,
-        description = "Quantize a BF16 checkpoint layer by layer (GPTQ or RTN, W4 g128 sym) into a GPTQ checkpoint.")
+        description = "Quantize a BF16 checkpoint layer by layer (GPTQ or RTN, W4 g128 sym) into a GPTQ or"
+                + " compressed-tensors checkpoint, calibrating 8-bit activation and FP8 KV-cache scales on the way.")
 final class QuantizeCommand implements Callable<Integer> {
     enum Method {
         gptq,
@@ -57,8 +63,14 @@ final class QuantizeCommand implements Callable<Integer> {
     @Option(names = "--method", defaultValue = "gptq", description = "gptq (default) or rtn.")
     Method method;
 
-    @Option(names = "--format", defaultValue = "gptq", description = "Output layout: gptq (default).")
+    @Option(
+            names = "--format",
+            defaultValue = "gptq",
+            description = "Output layout: gptq (default) or compressed-tensors (the one that carries 8-bit scales).")
     String format;
+
+    @Mixin
+    SchemeOptions scheme;
 
     @Option(names = "--bits", defaultValue = "4", description = "Weight bits; 4 is the scheme engines load.")
     int bits;
@@ -159,9 +171,9 @@ final class QuantizeCommand implements Callable<Integer> {
             throw new InputException("m2q writes 4-bit symmetric GPTQ only (--bits 4 --sym): other schemes have no"
                     + " engine kernel that loads this layout; got --bits " + bits + (sym ? "" : " --no-sym"));
         }
-        if (!format.equals("gptq")) {
-            throw new InputException("--format " + format + " is not available yet (available: gptq)");
-        }
+        ReleaseLayout layout = ReleaseLayout.byName(format);
+        QuantScheme qs = scheme.get();
+        QuantizeJob.checkRelease(layout, qs);
         if (groupSize < 8 || nsamples < 1 || seqlen < 2) {
             throw new InputException("--group-size must be ≥ 8, --nsamples ≥ 1, --seqlen ≥ 2");
         }
@@ -231,15 +243,18 @@ final class QuantizeCommand implements Callable<Integer> {
         ConsoleProgress progress = new ConsoleProgress(err, ConsoleProgress.isTerminal());
         progress.info(String.format(
                 Locale.ROOT,
-                "m2q quantize: %s, %d layers, %s W4 g%d sym, %d × %d calibration tokens",
+                "m2q quantize: %s, %d layers, %s W4 g%d sym, %s as %s, %d × %d calibration tokens",
                 dir,
                 cfg.numLayers(),
                 m.name(),
                 groupSize,
+                qs.label(),
+                layout.id(),
                 nsamples,
                 seqlen));
         progress.info(selected.line());
-        QuantizeJob.Summary s = new QuantizeJob(opts, m, selected.kernels(), progress).run(samples, calibration);
+        QuantizeJob.Summary s =
+                new QuantizeJob(opts, layout, qs, m, selected.kernels(), progress).run(samples, calibration);
         var o = spec.commandLine().getOut();
         o.printf(
                 Locale.ROOT,

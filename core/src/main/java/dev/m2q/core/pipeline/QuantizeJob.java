@@ -88,16 +88,25 @@ public final class QuantizeJob {
             LayerMethod method,
             Kernels kernels,
             ProgressListener progress) {
-        if (layout == ReleaseLayout.GPTQ && scheme.activations() != null) {
-            throw new InputException("--scheme " + scheme.label() + " needs --format compressed-tensors: the GPTQ"
-                    + " layout's quantization_config has no activation scheme, so engines would run W4A16");
-        }
+        checkRelease(layout, scheme);
         this.opts = opts;
         this.layout = layout;
         this.scheme = scheme;
         this.method = method;
         this.kernels = kernels;
         this.progress = progress;
+    }
+
+    /**
+     * Refuses a scheme the layout cannot carry: 8-bit activations in the GPTQ layout, whose quantization_config has
+     * no activation scheme (engines would run W4A16).
+     */
+    public static void checkRelease(ReleaseLayout layout, QuantScheme scheme) {
+        if (layout == ReleaseLayout.GPTQ && scheme.activations() != null) {
+            throw new InputException("--scheme " + scheme.label().split(" ")[0].toLowerCase(java.util.Locale.ROOT)
+                    + " needs --format compressed-tensors: the GPTQ layout's quantization_config has no activation"
+                    + " scheme, so engines would run W4A16");
+        }
     }
 
     /** Where an interrupted run of {@code out} keeps its work. */

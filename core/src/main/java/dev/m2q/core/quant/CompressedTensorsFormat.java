@@ -4,10 +4,16 @@ import dev.m2q.core.InputException;
 import dev.m2q.core.io.CheckpointWriter;
 import dev.m2q.core.io.TensorSpec;
 import dev.m2q.core.io.TensorView;
+import dev.m2q.core.json.Json;
+import dev.m2q.core.json.JsonException;
 import dev.m2q.core.kernels.Matrix;
 import dev.m2q.core.model.ModelConfig;
 import dev.m2q.core.tensor.Bf16;
 import dev.m2q.core.tensor.DType;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -284,6 +290,19 @@ public final class CompressedTensorsFormat {
             };
         }
         return new QuantScheme(acts, isStatic, 100, kv);
+    }
+
+    /** The scheme declared by {@code dir}'s config.json ({@link #scheme(Map)}). */
+    public static QuantScheme scheme(Path dir) {
+        Path file = dir.resolve("config.json");
+        try {
+            return scheme((Map<?, ?>) Json.parseObject(Files.readString(file, StandardCharsets.UTF_8))
+                    .get("quantization_config"));
+        } catch (IOException e) {
+            throw new InputException(file + ": cannot read: " + e.getMessage(), e);
+        } catch (JsonException e) {
+            throw new InputException(file + ": malformed JSON: " + e.getMessage(), e);
+        }
     }
 
     private static EightBit eightBit(Map<?, ?> args, String at) {
