@@ -222,7 +222,7 @@ public final class Report {
     }
 
     private static String share(Object fraction) {
-        return fraction == null ? "–" : fmt("%.4f%%", 100 * (Double) fraction);
+        return fraction == null ? "–" : fmt("%.3g%%", 100 * (Double) fraction);
     }
 
     private static String fmt(String f, Object... args) {
