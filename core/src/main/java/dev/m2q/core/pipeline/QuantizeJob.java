@@ -103,7 +103,7 @@ public final class QuantizeJob {
      */
     public static void checkRelease(ReleaseLayout layout, QuantScheme scheme) {
         if (layout == ReleaseLayout.GPTQ && scheme.activations() != null) {
-            throw new InputException("--scheme " + scheme.label().split(" ")[0].toLowerCase(java.util.Locale.ROOT)
+            throw new InputException("--scheme " + scheme.schemeName()
                     + " needs --format compressed-tensors: the GPTQ layout's quantization_config has no activation"
                     + " scheme, so engines would run W4A16");
         }

@@ -85,6 +85,11 @@ public record QuantScheme(
         return activations != null || kvCache != null;
     }
 
+    /** The --scheme name: "w4a16", "w4a8-fp8" or "w4a8-int8". */
+    public String schemeName() {
+        return activations == null ? "w4a16" : "w4a8-" + activations.name().toLowerCase(Locale.ROOT);
+    }
+
     /**
      * A short label for reports: "W4A16", "W4A8-FP8", "W4A8-INT8 static", each followed by " + KV8" (" + KV8 per
      * head") when the KV cache is FP8.

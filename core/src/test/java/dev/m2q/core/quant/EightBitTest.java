@@ -81,11 +81,14 @@ class EightBitTest {
         assertEquals("W4A8-FP8 + KV8", a.label());
         QuantScheme b = QuantScheme.of("w4a8-int8", true, 99.99, "fp8", "head");
         assertEquals("W4A8-INT8 static + KV8 per head", b.label());
+        assertEquals("w4a8-int8", b.schemeName());
+        assertEquals("w4a8-fp8", a.schemeName());
         assertEquals(99.99, b.actClipPercentile());
         QuantScheme c = QuantScheme.of("w4a16", false, null, null, null);
         assertNull(c.activations());
         assertEquals(QuantScheme.W4A16, c);
         assertFalse(c.eightBit());
+        assertEquals("w4a16", c.schemeName());
 
         assertMessage(() -> QuantScheme.of("w4a16", true, null, null, null), "--act-static", "w4a8-fp8");
         assertMessage(() -> QuantScheme.of("w4a16", false, null, null, "head"), "--kv-granularity", "--kv-cache fp8");
