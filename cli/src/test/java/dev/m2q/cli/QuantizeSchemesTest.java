@@ -82,6 +82,7 @@ class QuantizeSchemesTest {
                 ct, "--format", "compressed-tensors", "--scheme", "w4a8-fp8", "--act-static", "--kv-cache", "fp8"));
         assertEquals(0, c.code(), c.err());
         assertTrue(c.err().contains("W4A8-FP8 static + KV8 as compressed-tensors"), c.err());
+        assertTrue(c.err().contains("consumed by vLLM's W8A8 kernels"), c.err());
 
         ModelConfig cfg = ModelConfig.load(FIXTURE);
         try (Checkpoint a = Checkpoint.open(gptq);

@@ -136,6 +136,10 @@ public final class QuantizeJob {
                     + " checkpoints, so they are calibrated and recorded in m2q-report.jsonl only; write"
                     + " --format compressed-tensors to ship them");
         }
+        if (scheme.staticActivations()) {
+            progress.info("note: static input scales (input_scale) are consumed by vLLM's W8A8 kernels; its W4A8"
+                    + " kernels quantize activations per token at run time and ignore them");
+        }
         try (Qwen2Model model = Qwen2Model.load(opts.model(), kernels);
                 Checkpoint src = Checkpoint.open(opts.model())) {
             Map<String, String> inputHashes = inputHashes(src);
