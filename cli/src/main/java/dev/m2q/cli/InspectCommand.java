@@ -6,6 +6,7 @@ import dev.m2q.core.io.TensorSpec;
 import dev.m2q.core.io.TensorView;
 import dev.m2q.core.json.Json;
 import dev.m2q.core.model.ModelConfig;
+import dev.m2q.core.quant.CompressedTensorsFormat;
 import dev.m2q.core.quant.GptqFormat;
 import dev.m2q.core.quant.GptqLayoutCheck;
 import java.nio.file.Files;
@@ -61,7 +62,7 @@ final class InspectCommand implements Callable<Integer> {
         }
         try (Checkpoint ckpt = Checkpoint.open(model)) {
             if (cfg != null) {
-                checkAgainstConfig(ckpt, cfg);
+                checkAgainstConfig(ckpt, cfg, model);
             }
             var out = spec.commandLine().getOut();
             if (check) {
@@ -84,13 +85,20 @@ final class InspectCommand implements Callable<Integer> {
         return Main.EXIT_OK;
     }
 
-    /** Every tensor the config implies must exist with its shape: a mismatch is bad input. */
-    static void checkAgainstConfig(Checkpoint ckpt, ModelConfig cfg) {
+    /**
+     * Every tensor the config implies must exist with its shape (for compressed-tensors, with the scales its
+     * quantization_config declares): a mismatch is bad input.
+     */
+    static void checkAgainstConfig(Checkpoint ckpt, ModelConfig cfg, Path dir) {
         Map<String, long[]> expected = cfg.expectedShapes();
-        if (cfg.quantization() != null) {
+        ModelConfig.Quantization q = cfg.quantization();
+        if (q != null) {
             expected = new LinkedHashMap<>();
-            for (TensorSpec t :
-                    GptqFormat.plan(cfg, ckpt::tensor, cfg.quantization().groupSize())) {
+            List<TensorSpec> plan = q.gptqTensors()
+                    ? GptqFormat.plan(cfg, ckpt::tensor, q.groupSize())
+                    : CompressedTensorsFormat.plan(
+                            cfg, ckpt::tensor, q.groupSize(), CompressedTensorsFormat.scheme(dir), q.descAct());
+            for (TensorSpec t : plan) {
                 expected.put(t.name(), t.shape());
             }
         }

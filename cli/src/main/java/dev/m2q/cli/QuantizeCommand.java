@@ -11,7 +11,9 @@ import dev.m2q.core.pipeline.LayerMethod;
 import dev.m2q.core.pipeline.QuantizeJob;
 import dev.m2q.core.pipeline.QuantizeOptions;
 import dev.m2q.core.pipeline.ReleaseFormat;
+import dev.m2q.core.pipeline.ReleaseLayout;
 import dev.m2q.core.quant.GptqLayoutCheck;
+import dev.m2q.core.quant.QuantScheme;
 import dev.m2q.core.tokenizer.ChatTemplate;
 import dev.m2q.core.tokenizer.Tokenizer;
 import dev.m2q.gptq.GptqMethod;
@@ -32,14 +34,15 @@ import picocli.CommandLine.Spec;
 
 /**
  * {@code m2q quantize}: GPTQ, AutoRound or RTN, 4-bit symmetric, written in the GPTQ layout engines load (labelled
- * gptq or auto_round).
+ * gptq or auto_round) or as compressed-tensors with 8-bit activation and FP8 KV-cache scales.
  */
 @Command(
         name = "quantize",
         mixinStandardHelpOptions = true,
         description = {
             "Quantize a BF16 checkpoint layer by layer (GPTQ, AutoRound or RTN; W4 g128 sym) into a release in the GPTQ"
-                    + " layout, labelled gptq or auto_round.",
+                    + " layout, labelled gptq or auto_round, or as compressed-tensors, calibrating 8-bit activation and"
+                    + " FP8 KV-cache scales on the way.",
             "AutoRound settings: an option given explicitly wins; otherwise --recipe's value (light: 50 iters, lr"
                     + " 5e-3; default: 200 iters; best: 1000 iters, 512 samples; all 128 × 2048 samples unless said,"
                     + " batch 8); otherwise lr = 1/iters and minmax lr = lr."
@@ -81,9 +84,13 @@ final class QuantizeCommand implements Callable<Integer> {
     @Option(
             names = "--format",
             paramLabel = "FORMAT",
-            description = "Label of the release: gptq (FORMATS §2; the default for gptq and rtn) or auto_round (§3,"
-                    + " AutoRound's \"auto_round:auto_gptq\"; the default for autoround, which can also write gptq).")
+            description = "gptq (FORMATS §2; the default for gptq and rtn), auto_round (§3, AutoRound's"
+                    + " \"auto_round:auto_gptq\"; the default for autoround, which can also write gptq), or"
+                    + " compressed-tensors (§4, the one that carries 8-bit activation and KV-cache scales).")
     String format;
+
+    @Mixin
+    SchemeOptions scheme;
 
     @Option(names = "--bits", defaultValue = "4", description = "Weight bits; 4 is the scheme engines load.")
     int bits;
@@ -224,13 +231,17 @@ final class QuantizeCommand implements Callable<Integer> {
         }
         boolean autoRound = method == Method.autoround;
         refuseOptionsOfOtherMethods(autoRound);
-        ReleaseFormat releaseFormat = format != null
+        boolean compressed = ReleaseLayout.COMPRESSED_TENSORS.id().equals(format);
+        ReleaseLayout layout = compressed ? ReleaseLayout.COMPRESSED_TENSORS : ReleaseLayout.GPTQ;
+        ReleaseFormat releaseFormat = format != null && !compressed
                 ? ReleaseFormat.byName(format)
                 : autoRound ? ReleaseFormat.AUTO_ROUND : ReleaseFormat.GPTQ;
         if (releaseFormat == ReleaseFormat.AUTO_ROUND && !autoRound) {
             throw new InputException(
                     "--format auto_round labels AutoRound's output: use it with --method autoround (or write gptq)");
         }
+        QuantScheme qs = scheme.get();
+        QuantizeJob.checkRelease(layout, qs);
         Recipe rec = Recipe.byName(recipe == null ? "default" : recipe);
         int nsamples = nsamplesOption != null ? nsamplesOption : autoRound ? rec.nsamples() : 128;
         int seqlen = seqlenOption != null ? seqlenOption : autoRound ? rec.seqlen() : 2048;
@@ -325,7 +336,7 @@ final class QuantizeCommand implements Callable<Integer> {
         ConsoleProgress progress = new ConsoleProgress(err, ConsoleProgress.isTerminal());
         progress.info(String.format(
                 Locale.ROOT,
-                "m2q quantize: %s, %d layers, %s%s W4 g%d sym, %d × %d calibration tokens, %s format, %s kernels",
+                "m2q quantize: %s, %d layers, %s%s W4 g%d sym, %s as %s, %d × %d calibration tokens, %s kernels",
                 dir,
                 cfg.numLayers(),
                 m.name(),
@@ -339,12 +350,14 @@ final class QuantizeCommand implements Callable<Integer> {
                                 autoRoundOptions.batchSize())
                         : "",
                 groupSize,
+                qs.label(),
+                compressed ? layout.id() : releaseFormat.id(),
                 nsamples,
                 seqlen,
-                releaseFormat.id(),
                 selected.kernels().name()));
         progress.info(selected.line());
-        QuantizeJob.Summary s = new QuantizeJob(opts, m, selected.kernels(), progress).run(samples, calibration);
+        QuantizeJob.Summary s =
+                new QuantizeJob(opts, layout, qs, m, selected.kernels(), progress).run(samples, calibration);
         var o = spec.commandLine().getOut();
         o.printf(
                 Locale.ROOT,

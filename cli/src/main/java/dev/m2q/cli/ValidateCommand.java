@@ -229,6 +229,20 @@ final class ValidateCommand implements Callable<Integer> {
                             100 * (Double) m.get("top1_agreement"));
                 }
             }
+            if (acc.get("simulated_8bit") instanceof List<?> sims) {
+                for (Object x : sims) {
+                    Map<String, Object> m = (Map<String, Object>) x;
+                    out.printf(
+                            Locale.ROOT,
+                            "  %-28s perplexity %.4f (%+.3f%%), KL mean %.5f (%+.5f over W4A16), top-1 %.2f%%%n",
+                            m.get("scheme"),
+                            m.get("ppl"),
+                            m.get("ppl_increase_percent"),
+                            m.get("kl_mean"),
+                            m.get("extra_kl_mean"),
+                            100 * (Double) m.get("top1_agreement"));
+                }
+            }
         }
         if (!o.throughput().isEmpty()) {
             StringBuilder b = new StringBuilder("decode batch 1:");

@@ -64,15 +64,24 @@ class QuantizeEndToEndTest {
         for (Map.Entry<String, Object> e : files.entrySet()) {
             assertEquals(e.getValue(), Sha256.ofFile(gptq.resolve(e.getKey())), e.getKey());
         }
-        // 8 layers × 7 linears, one report row each, with the GPTQ loss and the input's absmax.
+        // 8 layers × 7 linears, one report row each, with the GPTQ loss and the input's absmax per tensor and per
+        // channel, then one row per layer with the keys' and values' absmax.
         List<String> rows = Files.readAllLines(gptq.resolve("m2q-report.jsonl"));
-        assertEquals(56, rows.size());
+        assertEquals(56 + 8, rows.size());
+        int linears = 0;
         for (String line : rows) {
             Map<String, Object> row = Json.parseObject(line);
+            if ("kv_cache".equals(row.get("kind"))) {
+                assertTrue(((Number) row.get("k_amax")).doubleValue() > 0, line);
+                assertEquals(2, ((List<?>) row.get("v_amax_heads")).size(), line);
+                continue;
+            }
+            linears++;
             assertTrue(((Number) row.get("loss")).doubleValue() >= 0, line);
             assertTrue(((Number) row.get("act_amax")).doubleValue() > 0, line);
             assertEquals(0.01, ((Number) row.get("damp")).doubleValue(), 0.0, line);
         }
+        assertEquals(56, linears);
 
         CliTest.Run check = CliTest.run("inspect", "--check", gptq.toString(), "--tp", "1,2");
         assertEquals(0, check.code(), check.out() + check.err());

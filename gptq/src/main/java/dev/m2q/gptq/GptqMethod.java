@@ -39,14 +39,13 @@ public final class GptqMethod implements LayerMethod {
         DecoderLayer.Weights current = ctx.source();
         Map<String, QuantizedLinear> done = new LinkedHashMap<>();
         List<Map<String, Object>> report = new ArrayList<>();
-        Map<String, Float> amax = new HashMap<>();
-        Map<String, float[]> hessians = trueSequential ? Map.of() : hessians(ctx, current, groups, amax);
+        Map<String, float[]> hessians = trueSequential ? Map.of() : hessians(ctx, current, groups);
         for (List<String> group : groups) {
             String lead = group.getFirst();
             float[] h;
             if (trueSequential) {
                 ctx.working("calibrate " + String.join("+", group));
-                h = hessians(ctx, current, List.of(group), amax).get(lead);
+                h = hessians(ctx, current, List.of(group)).get(lead);
             } else {
                 h = hessians.get(lead);
             }
@@ -64,7 +63,6 @@ public final class GptqMethod implements LayerMethod {
                 row.put("loss", r.proxyLoss());
                 row.put("damp", r.dampUsed());
                 row.put("fallbacks", r.fallbacks());
-                row.put("act_amax", amax.get(lead));
                 row.put("time_s", r.time().toNanos() / 1e9);
                 report.add(row);
             }
@@ -73,11 +71,11 @@ public final class GptqMethod implements LayerMethod {
     }
 
     /**
-     * One pass of the layer with {@code weights}, accumulating the input Hessian of each group's lead linear and
-     * the absolute maximum of that input over all calibration tokens (into {@code amax}, for the report).
+     * One pass of the layer with {@code weights}, accumulating the input Hessian of each group's lead linear. (The
+     * inputs' ranges are calibrated by the pipeline itself, for every method.)
      */
     private static Map<String, float[]> hessians(
-            LayerContext ctx, DecoderLayer.Weights weights, List<List<String>> groups, Map<String, Float> amax) {
+            LayerContext ctx, DecoderLayer.Weights weights, List<List<String>> groups) {
         Map<String, HessianAccumulator> acc = new HashMap<>();
         for (List<String> g : groups) {
             acc.put(
@@ -90,13 +88,6 @@ public final class GptqMethod implements LayerMethod {
                 HessianAccumulator a = acc.get(module);
                 if (a != null) {
                     a.add(x, rows);
-                    float[] columns = new float[cols];
-                    ctx.kernels().absMaxColumns(x, 0, rows, cols, columns, 0);
-                    float m = amax.getOrDefault(module, 0f);
-                    for (float c : columns) {
-                        m = Math.max(m, c);
-                    }
-                    amax.put(module, m);
                 }
             }
         });

@@ -150,6 +150,35 @@ public final class Report {
                     100 * (Double) r.get("top1_agreement")));
         }
         md.append('\n');
+        if (acc.get("simulated_8bit") instanceof List<?> sims) {
+            md.append(fmt(
+                    "The candidate declares %s: its 8-bit parts are simulated from the written scales (FP8 e4m3 round to"
+                            + " nearest even, saturating; INT8 rint, clamped), and the same weights run as W4A16 and with"
+                            + " each part alone. Extra = the scheme's figure minus W4A16's; saturation = the share of"
+                            + " values beyond the static scales' range on this text.%n%n",
+                    j.get("scheme")));
+            md.append("| scheme | perplexity | Δ perplexity | KL mean | extra KL over W4A16 | extra Δppl (points) |"
+                    + " top-1 | saturated inputs / keys / values |\n");
+            md.append("|---|---|---|---|---|---|---|---|\n");
+            for (Object x : sims) {
+                Map<String, Object> r = (Map<String, Object>) x;
+                Map<String, Object> sat = (Map<String, Object>) r.get("saturation");
+                md.append(fmt(
+                        "| %s | %.4f | %+.3f%% | %.6f | %+.6f | %+.3f | %.2f%% | %s |%n",
+                        r.get("scheme"),
+                        r.get("ppl"),
+                        r.get("ppl_increase_percent"),
+                        r.get("kl_mean"),
+                        r.get("extra_kl_mean"),
+                        r.get("extra_ppl_increase_points"),
+                        100 * (Double) r.get("top1_agreement"),
+                        sat == null
+                                ? "–"
+                                : share(sat.get("static_inputs")) + " / " + share(sat.get("keys")) + " / "
+                                        + share(sat.get("values"))));
+            }
+            md.append('\n');
+        }
         if (o.candidate() != null) {
             md.append("Per-layer relative output error ‖h_q − h_ref‖ / ‖h_ref‖ (hidden states after each layer, both")
                     .append(" models run on the same tokens):\n\n");
@@ -190,6 +219,10 @@ public final class Report {
             }
         }
         return md.toString();
+    }
+
+    private static String share(Object fraction) {
+        return fraction == null ? "–" : fmt("%.3g%%", 100 * (Double) fraction);
     }
 
     private static String fmt(String f, Object... args) {

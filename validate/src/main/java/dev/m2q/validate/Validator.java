@@ -2,10 +2,14 @@ package dev.m2q.validate;
 
 import dev.m2q.core.InputException;
 import dev.m2q.core.io.Manifest;
+import dev.m2q.core.model.ActivationQuant;
 import dev.m2q.core.model.LayerObserver;
 import dev.m2q.core.model.ModelConfig;
 import dev.m2q.core.model.Qwen2Model;
+import dev.m2q.core.quant.ActivationSimulation;
+import dev.m2q.core.quant.CompressedTensorsFormat;
 import dev.m2q.core.quant.GptqLayoutCheck;
+import dev.m2q.core.quant.QuantScheme;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -22,6 +26,12 @@ import java.util.function.Consumer;
  * <p>The candidate is read only through {@code core}'s readers ({@link Qwen2Model} over {@code PackedLinears}):
  * what is measured is what is on disk. The three models run side by side, layer by layer, on the same window, so
  * the per-layer errors need no stored hidden states and memory stays at one window's activations.
+ *
+ * <p>A compressed-tensors release that declares 8-bit activations or an FP8 KV cache is run as the engines would run
+ * it: its 8-bit parts are simulated from the scales it wrote ({@link ActivationSimulation}), and the candidate's
+ * figures are those of the whole scheme. Beside it the same weights run as W4A16 and with each 8-bit part alone, so
+ * the report gives the extra KL and perplexity each part costs over W4A16 (ALGORITHMS.md §4), and the fraction of
+ * values the static scales saturate on the held-out text.
  */
 public final class Validator {
     /** Logit rows computed at once (bounds the [rows, vocab] buffers for a 152k vocabulary). */
@@ -102,10 +112,14 @@ public final class Validator {
         json.put("tokens", o.ids().length);
         json.put("seqlen", o.seqLen());
 
+        QuantScheme scheme = CompressedTensorsFormat.scheme(o.candidate());
+        json.put("scheme", scheme.label());
         long t0 = System.nanoTime();
         Map<String, Object> accuracy = new LinkedHashMap<>();
         Agreement cand = new Agreement("candidate", refCfg.numLayers());
         Agreement base = o.baselineRtn() ? new Agreement("rtn", refCfg.numLayers()) : null;
+        List<QuantScheme> parts = parts(scheme);
+        List<Simulated> simulated = new ArrayList<>();
         double refNll = 0;
         long predicted = 0;
         int windows = 0;
@@ -121,10 +135,31 @@ public final class Validator {
                                         RtnBaseline.transform(
                                                 candCfg.quantization().groupSize())))
                         : null) {
+            List<Run> runs = new ArrayList<>();
+            ActivationQuant whole = ActivationQuant.NONE;
+            if (scheme.eightBit()) {
+                ActivationSimulation sim = ActivationSimulation.read(o.candidate(), candCfg, scheme);
+                whole = sim;
+                for (QuantScheme part : parts) {
+                    ActivationSimulation ps =
+                            part.eightBit() ? ActivationSimulation.read(o.candidate(), candCfg, part) : null;
+                    Agreement a = new Agreement(part.label(), refCfg.numLayers());
+                    simulated.add(new Simulated(part, a, ps));
+                    runs.add(new Run(q, ps == null ? ActivationQuant.NONE : ps, a));
+                }
+                simulated.add(new Simulated(scheme, cand, sim));
+                log.accept("8-bit: simulating " + scheme.label() + " from the written scales, beside "
+                        + String.join(
+                                ", ", parts.stream().map(QuantScheme::label).toList()));
+            }
+            runs.addFirst(new Run(q, whole, cand));
+            if (rtn != null) {
+                runs.add(new Run(rtn, ActivationQuant.NONE, base));
+            }
             int[] ids = o.ids();
             for (int start = 0; start + 1 < ids.length; start += o.seqLen()) {
                 int[] w = Arrays.copyOfRange(ids, start, Math.min(ids.length, start + o.seqLen()));
-                refNll += window(ref, q, rtn, w, cand, base);
+                refNll += window(ref, runs, w);
                 predicted += w.length - 1;
                 windows++;
                 log.accept(String.format(
@@ -142,6 +177,9 @@ public final class Validator {
         accuracy.put("reference_ppl", refPpl);
         accuracy.put("candidate", cand.json(refPpl));
         accuracy.put("baseline_rtn", base == null ? null : base.json(refPpl));
+        if (!simulated.isEmpty()) {
+            accuracy.put("simulated_8bit", simulatedJson(simulated, refPpl));
+        }
         accuracy.put("seconds", (System.nanoTime() - t0) / 1e9);
         json.put("accuracy", accuracy);
 
@@ -161,20 +199,46 @@ public final class Validator {
                 throughput);
     }
 
+    /** One model compared with the reference: its weights, the activations it simulates, its figures. */
+    private record Run(Qwen2Model model, ActivationQuant activations, Agreement agreement) {}
+
+    /** A scheme simulated on the candidate's weights, with its figures and the simulation (null: W4A16). */
+    private record Simulated(QuantScheme scheme, Agreement agreement, ActivationSimulation simulation) {}
+
+    /**
+     * The parts of a declared 8-bit scheme measured beside it: W4A16, then the KV cache alone and the activations
+     * alone when the scheme has both.
+     */
+    static List<QuantScheme> parts(QuantScheme s) {
+        List<QuantScheme> out = new ArrayList<>();
+        if (!s.eightBit()) {
+            return out;
+        }
+        out.add(QuantScheme.W4A16);
+        if (s.activations() != null && s.kvCache() != null) {
+            out.add(s.withoutActivations());
+            out.add(s.withoutKvCache());
+        }
+        return out;
+    }
+
     /** One window through all models side by side; returns the reference's summed next-token NLL. */
-    private static double window(
-            Qwen2Model ref, Qwen2Model q, Qwen2Model rtn, int[] w, Agreement cand, Agreement base) {
+    private static double window(Qwen2Model ref, List<Run> runs, int[] w) {
         int n = w.length;
         float[] xr = ref.embed(w);
-        float[] xq = q.embed(w);
-        float[] xb = rtn == null ? null : rtn.embed(w);
+        float[][] xs = new float[runs.size()][];
+        for (int j = 0; j < runs.size(); j++) {
+            xs[j] = runs.get(j).model().embed(w);
+        }
         for (int i = 0; i < ref.numLayers(); i++) {
             xr = ref.layer(i).forward(xr, 1, n, LayerObserver.NONE);
-            xq = q.layer(i).forward(xq, 1, n, LayerObserver.NONE);
-            cand.layer(i, xr, xq);
-            if (rtn != null) {
-                xb = rtn.layer(i).forward(xb, 1, n, LayerObserver.NONE);
-                base.layer(i, xr, xb);
+            for (int j = 0; j < runs.size(); j++) {
+                Run run = runs.get(j);
+                xs[j] = run.model()
+                        .layer(i)
+                        .withActivationQuant(run.activations())
+                        .forward(xs[j], 1, n, LayerObserver.NONE);
+                run.agreement().layer(i, xr, xs[j]);
             }
         }
         int hd = ref.config().hiddenSize();
@@ -183,15 +247,16 @@ public final class Validator {
         for (int r0 = 0; r0 < n; r0 += LOGIT_ROWS) {
             int rows = Math.min(LOGIT_ROWS, n - r0);
             float[] lr = ref.logits(Arrays.copyOfRange(xr, r0 * hd, (r0 + rows) * hd), rows);
-            float[] lq = q.logits(Arrays.copyOfRange(xq, r0 * hd, (r0 + rows) * hd), rows);
-            float[] lb = rtn == null ? null : rtn.logits(Arrays.copyOfRange(xb, r0 * hd, (r0 + rows) * hd), rows);
+            float[][] ls = new float[runs.size()][];
+            for (int j = 0; j < runs.size(); j++) {
+                ls[j] = runs.get(j).model().logits(Arrays.copyOfRange(xs[j], r0 * hd, (r0 + rows) * hd), rows);
+            }
             for (int r = 0; r < rows; r++) {
                 int t = r0 + r;
                 int target = t + 1 < n ? w[t + 1] : -1;
                 Agreement.Row refRow = Agreement.Row.of(lr, r * vocab, vocab);
-                cand.position(lr, refRow, lq, r * vocab, vocab, target);
-                if (lb != null) {
-                    base.position(lr, refRow, lb, r * vocab, vocab, target);
+                for (int j = 0; j < runs.size(); j++) {
+                    runs.get(j).agreement().position(lr, refRow, ls[j], r * vocab, vocab, target);
                 }
                 if (target >= 0) {
                     nll -= refRow.logProb(lr, r * vocab, target);
@@ -199,6 +264,47 @@ public final class Validator {
             }
         }
         return nll;
+    }
+
+    /**
+     * Each simulated scheme's figures with what it adds over W4A16 on the same weights: the difference of the mean
+     * KL(P_ref ‖ ·) and of the perplexity increase (in percentage points), and the share of values the static scales
+     * saturate on this text.
+     */
+    private static List<Map<String, Object>> simulatedJson(List<Simulated> simulated, double refPpl) {
+        Agreement w4a16 = simulated.stream()
+                .filter(s -> !s.scheme().eightBit())
+                .findFirst()
+                .orElseThrow()
+                .agreement();
+        double w4Increase = 100 * (w4a16.ppl() / refPpl - 1);
+        List<Map<String, Object>> out = new ArrayList<>();
+        for (Simulated s : simulated) {
+            Map<String, Object> j = new LinkedHashMap<>();
+            Agreement a = s.agreement();
+            j.put("scheme", s.scheme().label());
+            j.put("ppl", a.ppl());
+            j.put("ppl_increase_percent", 100 * (a.ppl() / refPpl - 1));
+            j.put("kl_mean", a.klMean());
+            j.put("kl_p99", a.klP99());
+            j.put("top1_agreement", a.top1());
+            j.put("extra_kl_mean", a.klMean() - w4a16.klMean());
+            j.put("extra_ppl_increase_points", 100 * (a.ppl() / refPpl - 1) - w4Increase);
+            if (s.simulation() != null) {
+                ActivationSimulation.Saturation sat = s.simulation().saturation();
+                Map<String, Object> m = new LinkedHashMap<>();
+                m.put("static_inputs", finiteOrNull(sat.staticInputs()));
+                m.put("keys", finiteOrNull(sat.keys()));
+                m.put("values", finiteOrNull(sat.values()));
+                j.put("saturation", m);
+            }
+            out.add(j);
+        }
+        return out;
+    }
+
+    private static Double finiteOrNull(double v) {
+        return Double.isNaN(v) ? null : v;
     }
 
     private static Map<String, Object> throughput(ValidateOptions o, Map<String, Double> out, Consumer<String> log) {

@@ -2,13 +2,22 @@ package dev.m2q.core.model;
 
 import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.kernels.Matrix;
+import java.util.List;
 
 /**
  * One decoder layer of the Qwen2/Llama family, the unit the quantizers work on:
  * x + o(attn(rope(q(n1(x))), rope(k(n1(x))), v(n1(x)))) then + down(silu(gate(n2(·))) · up(n2(·))).
- * Weights stay bf16 (usually zero-copy views of the mapped checkpoint); activations and accumulation are fp32.
+ * Weights stay bf16 (usually zero-copy views of the mapped checkpoint); activations and accumulation are fp32,
+ * unless an {@link ActivationQuant} simulates lower-precision activations and KV cache.
  */
 public final class DecoderLayer {
+    /** The linears that share each input, in the order the forward computes them. */
+    public static final List<String> QKV = List.of("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj");
+
+    public static final List<String> O = List.of("self_attn.o_proj");
+    public static final List<String> GATE_UP = List.of("mlp.gate_proj", "mlp.up_proj");
+    public static final List<String> DOWN = List.of("mlp.down_proj");
+
     /**
      * A layer's parameters. Norm weights [hidden]; q [qDim, hidden], k and v [kvDim, hidden], o [hidden, qDim],
      * gate and up [intermediate, hidden], down [hidden, intermediate]; biases [out] or null.
@@ -65,13 +74,19 @@ public final class DecoderLayer {
     private final Weights w;
     private final Kernels kernels;
     private final float[] invFreq;
+    private final ActivationQuant activationQuant;
 
     public DecoderLayer(ModelConfig cfg, int index, Weights w, Kernels kernels) {
+        this(cfg, index, w, kernels, ActivationQuant.NONE);
+    }
+
+    private DecoderLayer(ModelConfig cfg, int index, Weights w, Kernels kernels, ActivationQuant activationQuant) {
         this.cfg = cfg;
         this.index = index;
         this.w = w;
         this.kernels = kernels;
         this.invFreq = Rope.inverseFrequencies(cfg.headDim(), cfg.ropeTheta(), cfg.ropeScalingFactor());
+        this.activationQuant = activationQuant;
     }
 
     public int index() {
@@ -84,7 +99,12 @@ public final class DecoderLayer {
 
     /** This layer with other weights (for example quantized ones), same index and kernels. */
     public DecoderLayer withWeights(Weights other) {
-        return new DecoderLayer(cfg, index, other, kernels);
+        return new DecoderLayer(cfg, index, other, kernels, activationQuant);
+    }
+
+    /** This layer (same weights, shared) running its linear inputs and keys/values through {@code aq}. */
+    public DecoderLayer withActivationQuant(ActivationQuant aq) {
+        return new DecoderLayer(cfg, index, w, kernels, aq);
     }
 
     /**
@@ -121,6 +141,7 @@ public final class DecoderLayer {
 
         float[] h = new float[rows * hidden];
         kernels.rmsNorm(x, rows, hidden, w.inputNorm(), (float) cfg.rmsNormEps(), h);
+        activationQuant.linearInput(index, QKV, h, rows, hidden);
         obs.linearInput("self_attn.q_proj", h, rows, hidden);
         obs.linearInput("self_attn.k_proj", h, rows, hidden);
         obs.linearInput("self_attn.v_proj", h, rows, hidden);
@@ -139,6 +160,7 @@ public final class DecoderLayer {
         }
         kernels.rope(q, rows, heads, headDim, invFreq, positions);
         kernels.rope(k, rows, kvHeads, headDim, invFreq, positions);
+        activationQuant.keysValues(index, k, v, rows, kvHeads, headDim);
         obs.keysValues(k, v, rows, kvDim);
 
         float[] attn = new float[rows * qDim];
@@ -155,6 +177,7 @@ public final class DecoderLayer {
             kernels.attention(q, k, v, nSeq, seqLen, 0, heads, kvHeads, headDim, attn);
         }
 
+        activationQuant.linearInput(index, O, attn, rows, qDim);
         obs.linearInput("self_attn.o_proj", attn, rows, qDim);
         if (obs.enough()) {
             return null;
@@ -168,6 +191,7 @@ public final class DecoderLayer {
 
         int inter = cfg.intermediateSize();
         kernels.rmsNorm(x2, rows, hidden, w.postNorm(), (float) cfg.rmsNormEps(), h);
+        activationQuant.linearInput(index, GATE_UP, h, rows, hidden);
         obs.linearInput("mlp.gate_proj", h, rows, hidden);
         obs.linearInput("mlp.up_proj", h, rows, hidden);
         if (obs.enough()) {
@@ -178,6 +202,7 @@ public final class DecoderLayer {
         kernels.matmul(h, rows, w.gate(), null, g);
         kernels.matmul(h, rows, w.up(), null, u);
         kernels.swiglu(g, u, g.length);
+        activationQuant.linearInput(index, DOWN, g, rows, inter);
         obs.linearInput("mlp.down_proj", g, rows, inter);
         if (obs.enough()) {
             return null;

@@ -119,10 +119,15 @@ public final class LayerContext {
      * under the same memory budget as the pipeline's activations (spilled to disk beyond it). The caller closes it.
      */
     public ActivationStore outputs(DecoderLayer.Weights weights) {
+        return outputs(weights, LayerObserver.NONE);
+    }
+
+    /** {@link #outputs(DecoderLayer.Weights)}, showing the layer's inputs to {@code observer} on the way. */
+    public ActivationStore outputs(DecoderLayer.Weights weights, LayerObserver observer) {
         int width = inputs.width();
         ActivationStore out = ActivationStore.create(inputs.samples(), width, storeBudget, spillDir);
         try {
-            forEachOutput(weights, (first, count, rows) -> {
+            forEachBatch(weights, observer, (first, count, rows) -> {
                 for (int s = 0; s < count; s++) {
                     float[] row = new float[width];
                     System.arraycopy(rows, s * width, row, 0, width);

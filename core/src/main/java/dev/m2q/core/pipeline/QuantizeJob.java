@@ -8,15 +8,19 @@ import dev.m2q.core.io.SafetensorsFile;
 import dev.m2q.core.io.Sha256;
 import dev.m2q.core.io.ShardPlan;
 import dev.m2q.core.io.TensorSpec;
+import dev.m2q.core.io.TensorView;
 import dev.m2q.core.json.Json;
 import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.kernels.Matrix;
 import dev.m2q.core.kernels.ScalarKernels;
 import dev.m2q.core.kernels.VectorKernels;
 import dev.m2q.core.model.DecoderLayer;
+import dev.m2q.core.model.LayerObserver;
 import dev.m2q.core.model.ModelConfig;
 import dev.m2q.core.model.Qwen2Model;
+import dev.m2q.core.quant.CompressedTensorsFormat;
 import dev.m2q.core.quant.GptqFormat;
+import dev.m2q.core.quant.QuantScheme;
 import dev.m2q.core.quant.QuantizedLinear;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -32,11 +36,15 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
+import java.util.function.Function;
 import java.util.stream.Stream;
 
 /**
  * The layer-sequential pipeline (ALGORITHMS.md §0) writing a GPTQ-layout checkpoint (FORMATS.md §2), labelled as
- * GPTQ or as AutoRound's "auto_round:auto_gptq" (§3) by {@link QuantizeOptions#format}.
+ * GPTQ or as AutoRound's "auto_round:auto_gptq" (§3) by {@link QuantizeOptions#format}, or a compressed-tensors
+ * checkpoint (§4). Propagating the calibration set through each quantized layer also calibrates its activation
+ * ranges (§4 of ALGORITHMS.md, {@link RangeCalibrator}): every release records them in m2q-report.jsonl, and a
+ * compressed-tensors release of an 8-bit scheme stores the static input scales and the KV-cache scales they give.
  *
  * <p>Everything is built in {@code OUT.m2q-partial/} beside the output and renamed to {@code OUT} only when
  * complete. After each layer its tensors are synced and {@code progress.json} records it; {@code --resume}
@@ -56,15 +64,50 @@ public final class QuantizeJob {
             "added_tokens.json");
 
     private final QuantizeOptions opts;
+    private final ReleaseLayout layout;
+    private final QuantScheme scheme;
     private final LayerMethod method;
     private final Kernels kernels;
     private final ProgressListener progress;
 
+    /** A W4A16 release in the GPTQ layout. */
     public QuantizeJob(QuantizeOptions opts, LayerMethod method, Kernels kernels, ProgressListener progress) {
+        this(opts, ReleaseLayout.GPTQ, QuantScheme.W4A16, method, kernels, progress);
+    }
+
+    /**
+     * A release of {@code scheme} in {@code layout}. 8-bit activations need compressed-tensors (the GPTQ config
+     * has no activation scheme); an FP8 KV cache in the GPTQ layout is calibrated and reported, but its scales are
+     * not written, since engines ignore them there (the run says so).
+     *
+     * @throws InputException for 8-bit activations in the GPTQ layout
+     */
+    public QuantizeJob(
+            QuantizeOptions opts,
+            ReleaseLayout layout,
+            QuantScheme scheme,
+            LayerMethod method,
+            Kernels kernels,
+            ProgressListener progress) {
+        checkRelease(layout, scheme);
         this.opts = opts;
+        this.layout = layout;
+        this.scheme = scheme;
         this.method = method;
         this.kernels = kernels;
         this.progress = progress;
+    }
+
+    /**
+     * Refuses a scheme the layout cannot carry: 8-bit activations in the GPTQ layout, whose quantization_config has
+     * no activation scheme (engines would run W4A16).
+     */
+    public static void checkRelease(ReleaseLayout layout, QuantScheme scheme) {
+        if (layout == ReleaseLayout.GPTQ && scheme.activations() != null) {
+            throw new InputException("--scheme " + scheme.schemeName()
+                    + " needs --format compressed-tensors: the GPTQ layout's quantization_config has no activation"
+                    + " scheme, so engines would run W4A16");
+        }
     }
 
     /** Where an interrupted run of {@code out} keeps its work. */
@@ -89,10 +132,21 @@ public final class QuantizeJob {
             deleteTree(partial);
         }
         ModelConfig cfg = ModelConfig.load(opts.model());
+        if (layout == ReleaseLayout.GPTQ && scheme.kvCache() != null) {
+            progress.info("warning: --kv-cache fp8 with --format gptq: vLLM and SGLang ignore KV-cache scales in GPTQ"
+                    + " checkpoints, so they are calibrated and recorded in m2q-report.jsonl only; write"
+                    + " --format compressed-tensors to ship them");
+        }
+        if (scheme.staticActivations()) {
+            progress.info("note: static input scales (input_scale) are consumed by vLLM's W8A8 kernels; its W4A8"
+                    + " kernels quantize activations per token at run time and ignore them");
+        }
         try (Qwen2Model model = Qwen2Model.load(opts.model(), kernels);
                 Checkpoint src = Checkpoint.open(opts.model())) {
             Map<String, String> inputHashes = inputHashes(src);
-            List<TensorSpec> specs = GptqFormat.plan(cfg, src::tensor, opts.groupSize());
+            List<TensorSpec> specs = layout == ReleaseLayout.GPTQ
+                    ? GptqFormat.plan(cfg, src::tensor, opts.groupSize())
+                    : CompressedTensorsFormat.plan(cfg, src::tensor, opts.groupSize(), scheme, dynamicGroups());
             ShardPlan plan = ShardPlan.of(specs, opts.maxShardBytes());
             Map<String, Object> fingerprint = fingerprint(inputHashes, calibration);
 
@@ -100,7 +154,7 @@ public final class QuantizeJob {
             CheckpointWriter writer;
             if (opts.resume()) {
                 state = Progress.load(partial.resolve(PROGRESS), fingerprint);
-                writer = CheckpointWriter.resume(partial, plan, CheckpointWriter.PT_METADATA, state.written(cfg));
+                writer = CheckpointWriter.resume(partial, plan, CheckpointWriter.PT_METADATA, state.written(cfg, plan));
                 progress.info("resuming " + partial + " after layer " + (state.layersDone - 1));
             } else {
                 state = new Progress(fingerprint);
@@ -193,11 +247,12 @@ public final class QuantizeJob {
                         partial.resolve("spill"));
                 Map<String, QuantizedLinear> linears;
                 boolean fresh = l >= state.layersDone;
+                List<Map<String, Object>> methodRows = List.of();
                 if (fresh) {
                     LayerResult r = method.quantize(ctx);
-                    linears = r.linears();
+                    linears = asWritten(r.linears());
                     writeLayer(cfg, l, src, writer, linears);
-                    state.report.addAll(r.report());
+                    methodRows = r.report();
                 } else {
                     linears = readBack(cfg, l, partial, plan);
                     resumed++;
@@ -209,10 +264,14 @@ public final class QuantizeJob {
                             quantized.with(e.getKey(), new Matrix.F32(q.dequantize(), q.outFeatures(), q.inFeatures()));
                 }
                 ctx.working("propagate");
-                ActivationStore next = ctx.outputs(quantized);
+                RangeCalibrator ranges = new RangeCalibrator(cfg, l, kernels, scheme.actClipPercentile() < 100);
+                ActivationStore next = ctx.outputs(quantized, fresh ? ranges : LayerObserver.NONE);
                 x.close();
                 x = next;
                 if (fresh) {
+                    LayerScales scales = LayerScales.of(cfg, l, ranges.ranges(), scheme);
+                    writeScales(cfg, l, writer, scales);
+                    state.report.addAll(scales.mergeInto(cfg, l, methodRows));
                     writer.sync();
                     state.layersDone = l + 1;
                     state.save(partial.resolve(PROGRESS));
@@ -225,6 +284,24 @@ public final class QuantizeJob {
         return resumed;
     }
 
+    /**
+     * A fresh layer's weights as the release stores them, which is what the job propagates and a resume replays:
+     * unchanged in the GPTQ layout, scales rounded to BF16 in compressed-tensors.
+     */
+    private Map<String, QuantizedLinear> asWritten(Map<String, QuantizedLinear> linears) {
+        if (layout == ReleaseLayout.GPTQ) {
+            return linears;
+        }
+        Map<String, QuantizedLinear> out = new LinkedHashMap<>();
+        linears.forEach((rel, q) -> out.put(rel, CompressedTensorsFormat.asWritten(q)));
+        return out;
+    }
+
+    /** compressed-tensors stores g_idx only for dynamic act-order groups (desc_act). */
+    private boolean dynamicGroups() {
+        return Boolean.TRUE.equals(opts.quantizationConfig().get("desc_act"));
+    }
+
     private void writeLayer(
             ModelConfig cfg, int l, Checkpoint src, CheckpointWriter writer, Map<String, QuantizedLinear> linears) {
         for (String rel : cfg.arch().linears()) {
@@ -234,12 +311,33 @@ public final class QuantizeJob {
             }
             String prefix = cfg.arch().module(l, rel);
             String biasName = prefix + ".bias";
-            float[] bias = src.contains(biasName) ? src.tensor(biasName).toFloatArray() : null;
-            GptqFormat.write(writer, prefix, GptqFormat.pack(prefix, q), bias);
+            if (layout == ReleaseLayout.GPTQ) {
+                float[] bias = src.contains(biasName) ? src.tensor(biasName).toFloatArray() : null;
+                GptqFormat.write(writer, prefix, GptqFormat.pack(prefix, q), bias);
+            } else {
+                CompressedTensorsFormat.write(writer, prefix, q, dynamicGroups());
+                if (src.contains(biasName)) {
+                    writer.write(biasName, src.tensor(biasName));
+                }
+            }
         }
         String p = cfg.arch().layerPrefix() + l + ".";
         for (String norm : List.of("input_layernorm.weight", "post_attention_layernorm.weight")) {
             writer.write(p + norm, src.tensor(p + norm));
+        }
+    }
+
+    /** A compressed-tensors release's static input scales and KV-cache scales; the GPTQ layout stores none. */
+    private void writeScales(ModelConfig cfg, int l, CheckpointWriter writer, LayerScales scales) {
+        if (layout == ReleaseLayout.GPTQ) {
+            return;
+        }
+        scales.inputScales()
+                .forEach((rel, s) -> CompressedTensorsFormat.writeInputScale(
+                        writer, cfg.arch().module(l, rel), s));
+        if (scales.kScale() != null) {
+            CompressedTensorsFormat.writeKvScales(
+                    writer, cfg.arch().module(l, "self_attn"), scales.kScale(), scales.vScale());
         }
     }
 
@@ -250,17 +348,17 @@ public final class QuantizeJob {
             for (String rel : cfg.arch().linears()) {
                 String prefix = cfg.arch().module(l, rel);
                 long[] nk = GptqFormat.quantizedLinears(cfg).get(prefix);
+                Function<String, TensorView> tensor = name -> open.computeIfAbsent(
+                                plan.fileOf(name), f -> SafetensorsFile.open(partial.resolve("." + f + ".partial")))
+                        .tensor(name);
+                int n = (int) nk[0];
+                int k = (int) nk[1];
                 out.put(
                         rel,
-                        GptqFormat.read(
-                                name -> open.computeIfAbsent(
-                                                plan.fileOf(name),
-                                                f -> SafetensorsFile.open(partial.resolve("." + f + ".partial")))
-                                        .tensor(name),
-                                prefix,
-                                (int) nk[0],
-                                (int) nk[1],
-                                opts.groupSize()));
+                        layout == ReleaseLayout.GPTQ
+                                ? GptqFormat.read(tensor, prefix, n, k, opts.groupSize())
+                                : CompressedTensorsFormat.read(
+                                        tensor, plan.specs()::containsKey, prefix, n, k, opts.groupSize()));
             }
         } finally {
             open.values().forEach(SafetensorsFile::close);
@@ -287,12 +385,17 @@ public final class QuantizeJob {
             deleteTree(partial.resolve("spill"));
             Map<String, Object> config =
                     Json.parseObject(Files.readString(opts.model().resolve("config.json"), StandardCharsets.UTF_8));
-            Map<String, Object> qc = opts.format()
-                    .quantizationConfig(opts.groupSize(), opts.quantizationConfig(), method.name(), opts.m2qVersion());
+            Map<String, Object> qc = layout == ReleaseLayout.GPTQ
+                    ? opts.format()
+                            .quantizationConfig(
+                                    opts.groupSize(), opts.quantizationConfig(), method.name(), opts.m2qVersion())
+                    : CompressedTensorsFormat.quantizationConfig(opts.groupSize(), scheme, actorder());
             config.put("quantization_config", qc);
             files.put("config.json", writeText(partial.resolve("config.json"), Json.writePretty(config)));
-            String qcFile = opts.format().configFile();
-            files.put(qcFile, writeText(partial.resolve(qcFile), Json.writePretty(qc)));
+            if (layout == ReleaseLayout.GPTQ) {
+                String qcFile = opts.format().configFile();
+                files.put(qcFile, writeText(partial.resolve(qcFile), Json.writePretty(qc)));
+            }
             for (String name : COPIED) {
                 Path from = opts.model().resolve(name);
                 if (Files.isRegularFile(from)) {
@@ -307,7 +410,8 @@ public final class QuantizeJob {
             files.put("m2q-report.jsonl", writeText(partial.resolve("m2q-report.jsonl"), report.toString()));
             Map<String, Object> manifest = new LinkedHashMap<>();
             manifest.put("m2q_version", opts.m2qVersion());
-            manifest.put("format", opts.format().id());
+            manifest.put("format", layout == ReleaseLayout.GPTQ ? opts.format().id() : layout.id());
+            manifest.put("scheme", scheme.label());
             manifest.put("format_version", 1);
             manifest.put("method", method.name());
             manifest.put("command_line", opts.commandLine());
@@ -324,6 +428,14 @@ public final class QuantizeJob {
             throw new UncheckedIOException(partial + ": cannot complete the release: " + e.getMessage(), e);
         }
         return files;
+    }
+
+    /** compressed-tensors' weights.actorder for the method's act-order options. */
+    private String actorder() {
+        if (dynamicGroups()) {
+            return "group";
+        }
+        return Boolean.TRUE.equals(opts.quantizationConfig().get("static_groups")) ? "weight" : null;
     }
 
     /** Moves the finished partial directory to {@code out}, replacing an older release only now. */
@@ -367,6 +479,9 @@ public final class QuantizeJob {
         f.put("batch_sequences", opts.batchSequences());
         f.put("quantization_config", new TreeMap<>(opts.quantizationConfig()));
         f.put("format", opts.format().id());
+        f.put("layout", layout.id());
+        f.put("scheme", scheme.label());
+        f.put("act_clip", scheme.actClipPercentile());
         f.put("kernels", kernelsFingerprint(kernels));
         return f;
     }
@@ -426,24 +541,17 @@ public final class QuantizeJob {
             return p;
         }
 
-        Set<String> written(ModelConfig cfg) {
+        /** The planned tensors an interrupted run had written: the base ones, then every finished layer's. */
+        Set<String> written(ModelConfig cfg, ShardPlan plan) {
             Set<String> names = new HashSet<>();
             if (baseWritten) {
                 names.addAll(nonLayerTensors(cfg));
             }
-            Map<String, long[]> shapes = cfg.expectedShapes();
             for (int l = 0; l < layersDone; l++) {
                 String p = cfg.arch().layerPrefix() + l + ".";
-                for (String name : shapes.keySet()) {
+                for (String name : plan.specs().keySet()) {
                     if (name.startsWith(p)) {
-                        String base = name.endsWith(".weight") ? name.substring(0, name.length() - 7) : name;
-                        if (cfg.arch().linears().stream().anyMatch(r -> base.equals(p + r))) {
-                            for (String suffix : List.of(".qweight", ".qzeros", ".scales", ".g_idx")) {
-                                names.add(base + suffix);
-                            }
-                        } else {
-                            names.add(name);
-                        }
+                        names.add(name);
                     }
                 }
             }

@@ -5,6 +5,7 @@ import dev.m2q.core.io.Checkpoint;
 import dev.m2q.core.io.TensorView;
 import dev.m2q.core.json.Json;
 import dev.m2q.core.json.JsonException;
+import dev.m2q.core.model.ModelConfig;
 import dev.m2q.core.tensor.DType;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -20,7 +21,11 @@ import java.util.Set;
  * {@link GptqLayoutCheck#checkCheckpoint} as {@link GptqLayoutCheck.Violation}s: the {@code quantization_config}
  * keys vLLM's compressed-tensors loader reads, and per {@code <prefix>.weight_packed} I32 [N, K/8] its
  * weight_scale [N, K/G] (BF16/F16/F32, finite), weight_shape I64 [2] = [N, K], the same tile and tensor-parallel
- * divisibility as the GPTQ layout, and the KV scales' shapes and values when {@code kv_cache_scheme} is set.
+ * divisibility as the GPTQ layout, and the 8-bit parts: input_activations null or 8-bit symmetric float/int args,
+ * per token and dynamic or per tensor and static, and then every linear's input_scale F32 [1], finite and > 0;
+ * with a {@code kv_cache_scheme} (8-bit float, static, strategy "tensor" or "attn_head"), every attention layer's
+ * self_attn.k_scale and v_scale, F32 [1] (tensor) or [num_key_value_heads, 1, 1] (attn_head), finite and > 0. A
+ * missing KV scale is a violation: vLLM would silently run that layer with scale 1.0.
  */
 final class CompressedTensors {
     private static final Set<DType> SCALE_DTYPES = Set.of(DType.BF16, DType.F16, DType.F32);
@@ -46,6 +51,7 @@ final class CompressedTensors {
                     0);
         }
         Long groupSize = null;
+        boolean staticInputs = false;
         if (!(qc.get("config_groups") instanceof Map<?, ?> groups) || groups.isEmpty()) {
             out.add(where, "config_groups", "quantization_config has no config_groups: engines find no scheme", "", 0);
         } else {
@@ -62,6 +68,11 @@ final class CompressedTensors {
                 expect(out, w, at + ".weights", "type", "int");
                 expect(out, w, at + ".weights", "symmetric", true);
                 expect(out, w, at + ".weights", "strategy", "group");
+                if (g.get("input_activations") instanceof Map<?, ?> a) {
+                    staticInputs = activationArgs(out, a, at + ".input_activations");
+                } else if (g.get("input_activations") != null) {
+                    out.add(where, "input_activations", at + ".input_activations must be an object or null", "", 0);
+                }
                 if (w.get("group_size") instanceof Long l && l > 0) {
                     groupSize = l;
                 } else {
@@ -76,9 +87,24 @@ final class CompressedTensors {
             }
         }
         Object kv = qc.get("kv_cache_scheme");
+        String kvStrategy = null;
         if (kv instanceof Map<?, ?> kvs) {
-            expect(out, kvs, "quantization_config.kv_cache_scheme", "num_bits", 8L);
-            expect(out, kvs, "quantization_config.kv_cache_scheme", "type", "float");
+            String at = "quantization_config.kv_cache_scheme";
+            expect(out, kvs, at, "num_bits", 8L);
+            expect(out, kvs, at, "type", "float");
+            expect(out, kvs, at, "dynamic", false);
+            expect(out, kvs, at, "symmetric", true);
+            if ("tensor".equals(kvs.get("strategy")) || "attn_head".equals(kvs.get("strategy"))) {
+                kvStrategy = (String) kvs.get("strategy");
+            } else {
+                out.add(
+                        where,
+                        "strategy",
+                        at + ".strategy is " + Json.write(kvs.get("strategy"))
+                                + "; expected \"tensor\" or \"attn_head\"",
+                        "",
+                        0);
+            }
         } else if (kv != null) {
             out.add(where, "kv_cache_scheme", "quantization_config.kv_cache_scheme must be an object or null", "", 0);
         }
@@ -101,8 +127,13 @@ final class CompressedTensors {
                     linear(ck, prefix, (int) (long) groupSize, tps, out);
                 }
             }
-            if (kv instanceof Map<?, ?>) {
-                kvScales(ck, out);
+            if (staticInputs) {
+                for (String prefix : prefixes) {
+                    inputScale(ck, prefix, out);
+                }
+            }
+            if (kvStrategy != null) {
+                kvScales(dir, ck, kvStrategy, out);
             }
             GptqLayoutCheck.everyModule(dir, ck, ".weight_packed", out);
         }
@@ -177,28 +208,84 @@ final class CompressedTensors {
         }
     }
 
-    private static void kvScales(Checkpoint ck, GptqLayoutCheck.Violations out) {
-        for (String name : ck.names().stream().sorted().toList()) {
-            if (!name.endsWith("self_attn.k_scale") && !name.endsWith("self_attn.v_scale")) {
-                continue;
+    /**
+     * The quantization args of input activations; returns whether they are static (then every linear needs its
+     * input_scale).
+     */
+    private static boolean activationArgs(GptqLayoutCheck.Violations out, Map<?, ?> a, String at) {
+        expect(out, a, at, "num_bits", 8L);
+        expect(out, a, at, "symmetric", true);
+        if (!"float".equals(a.get("type")) && !"int".equals(a.get("type"))) {
+            out.add(
+                    "config.json",
+                    "type",
+                    at + ".type is " + Json.write(a.get("type")) + "; expected float or int",
+                    "",
+                    0);
+        }
+        Object strategy = a.get("strategy");
+        if ("token".equals(strategy)) {
+            expect(out, a, at, "dynamic", true);
+            return false;
+        }
+        if ("tensor".equals(strategy)) {
+            expect(out, a, at, "dynamic", false);
+            return Boolean.FALSE.equals(a.get("dynamic"));
+        }
+        out.add(
+                "config.json",
+                "strategy",
+                at + ".strategy is " + Json.write(strategy) + "; expected \"token\" (dynamic) or \"tensor\" (static)",
+                "",
+                0);
+        return false;
+    }
+
+    private static void inputScale(Checkpoint ck, String prefix, GptqLayoutCheck.Violations out) {
+        String kind = prefix.replaceAll("\\.\\d+\\.", ".*.");
+        scale(ck, prefix + ".input_scale", new long[] {1}, "static input activations", kind, out);
+    }
+
+    /** Every decoder layer's k_scale and v_scale, in the shape of the strategy. */
+    private static void kvScales(Path dir, Checkpoint ck, String strategy, GptqLayoutCheck.Violations out) {
+        ModelConfig cfg;
+        try {
+            cfg = ModelConfig.load(dir);
+        } catch (InputException e) {
+            return;
+        }
+        long[] shape = "attn_head".equals(strategy) ? new long[] {cfg.numKvHeads(), 1, 1} : new long[] {1};
+        for (int l = 0; l < cfg.numLayers(); l++) {
+            for (String which : List.of("k_scale", "v_scale")) {
+                String name = cfg.arch().module(l, "self_attn." + which);
+                scale(ck, name, shape, "kv_cache_scheme strategy \"" + strategy + "\"", "self_attn." + which, out);
             }
-            String kind = name.replaceAll("\\.\\d+\\.", ".*.");
-            TensorView t = ck.tensor(name);
-            if (t.dtype() != DType.F32) {
-                out.add(name, "kv scale dtype", "dtype " + t.dtype() + "; KV scales are F32", kind, 0);
-                continue;
-            }
-            for (long i = 0; i < t.numel(); i++) {
-                float v = t.getFloat(i);
-                if (!(v > 0) || !Float.isFinite(v)) {
-                    out.add(
-                            name,
-                            "kv scale value",
-                            "[" + i + "] is " + v + "; a KV scale must be finite and > 0",
-                            kind,
-                            0);
-                    break;
-                }
+        }
+    }
+
+    /** A scale tensor: present, F32 of {@code shape}, every value finite and > 0. */
+    private static void scale(
+            Checkpoint ck, String name, long[] shape, String why, String kind, GptqLayoutCheck.Violations out) {
+        if (!ck.contains(name)) {
+            out.add(name, "scale missing", "missing; " + why + " needs it (an engine would fall back to 1.0)", kind, 0);
+            return;
+        }
+        TensorView t = ck.tensor(name);
+        if (t.dtype() != DType.F32 || !Arrays.equals(t.shape(), shape)) {
+            out.add(
+                    name,
+                    "scale dtype and shape",
+                    "dtype " + t.dtype() + ", shape " + Arrays.toString(t.shape()) + "; " + why + " needs F32 "
+                            + Arrays.toString(shape),
+                    kind,
+                    0);
+            return;
+        }
+        for (long i = 0; i < t.numel(); i++) {
+            float v = t.getFloat(i);
+            if (!(v > 0) || !Float.isFinite(v)) {
+                out.add(name, "scale value", "[" + i + "] is " + v + "; a scale must be finite and > 0", kind, 0);
+                return;
             }
         }
     }

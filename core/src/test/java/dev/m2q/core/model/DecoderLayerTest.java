@@ -162,4 +162,86 @@ class DecoderLayerTest {
                 .linears()
                 .containsAll(seen.stream().map(s -> s.split(":")[0]).toList()));
     }
+
+    static Matrix.F32 times(Matrix m, float f) {
+        float[] d = m.toFloatArray();
+        for (int i = 0; i < d.length; i++) {
+            d[i] *= f;
+        }
+        return new Matrix.F32(d, m.rows(), m.cols());
+    }
+
+    /**
+     * The hook sees each shared linear input once, then the keys and values, and the layer computes with what the
+     * hook leaves: doubling every linear input and then the values is, bit for bit, the layer with every weight
+     * doubled and v's weight and bias scaled by 4 and 2 (scaling by a power of two is exact, and each product of
+     * the matmul is the same number either way), in the batch and in the cached paths, cache included.
+     */
+    @Test
+    void activationQuantHookFeedsTheLayerWhatItLeaves() {
+        DecoderLayer.Weights w = randomWeights(9);
+        float[] vBias = w.vBias().clone();
+        for (int i = 0; i < vBias.length; i++) {
+            vBias[i] *= 2;
+        }
+        DecoderLayer.Weights doubled = new DecoderLayer.Weights(
+                w.inputNorm(),
+                times(w.q(), 2),
+                w.qBias(),
+                times(w.k(), 2),
+                w.kBias(),
+                times(w.v(), 4),
+                vBias,
+                times(w.o(), 2),
+                w.postNorm(),
+                times(w.gate(), 2),
+                times(w.up(), 2),
+                times(w.down(), 2));
+        List<String> calls = new java.util.ArrayList<>();
+        ActivationQuant twice = new ActivationQuant() {
+            @Override
+            public void linearInput(int layer, List<String> modules, float[] x, int rows, int cols) {
+                calls.add(layer + " " + modules + " " + rows + "x" + cols);
+                for (int i = 0; i < rows * cols; i++) {
+                    x[i] *= 2;
+                }
+            }
+
+            @Override
+            public void keysValues(int layer, float[] k, float[] v, int rows, int kvHeads, int headDim) {
+                calls.add(layer + " kv " + rows + "x" + kvHeads + "x" + headDim);
+                for (int i = 0; i < rows * kvHeads * headDim; i++) {
+                    v[i] *= 2;
+                }
+            }
+        };
+        Kernels k = VectorKernels.INSTANCE;
+        DecoderLayer hooked = new DecoderLayer(CFG, 0, w, k).withActivationQuant(twice);
+        DecoderLayer reference = new DecoderLayer(CFG, 0, doubled, k);
+        float[] x = input(10, 8);
+        float[] a = hooked.forward(x, 2, 4, LayerObserver.NONE);
+        float[] b = reference.forward(x, 2, 4, LayerObserver.NONE);
+        for (int i = 0; i < a.length; i++) {
+            assertEquals(b[i], a[i], 0.0, "element " + i);
+        }
+        assertEquals(
+                List.of(
+                        "0 [self_attn.q_proj, self_attn.k_proj, self_attn.v_proj] 8x32",
+                        "0 kv 8x2x8",
+                        "0 [self_attn.o_proj] 8x32",
+                        "0 [mlp.gate_proj, mlp.up_proj] 8x32",
+                        "0 [mlp.down_proj] 8x96"),
+                calls);
+        KvCache ca = new KvCache(CFG, 4);
+        KvCache cb = new KvCache(CFG, 4);
+        float[] ya =
+                hooked.withWeights(w).forward(Arrays.copyOf(x, 4 * CFG.hiddenSize()), 4, 0, ca, LayerObserver.NONE);
+        float[] yb = reference.forward(Arrays.copyOf(x, 4 * CFG.hiddenSize()), 4, 0, cb, LayerObserver.NONE);
+        for (int i = 0; i < ya.length; i++) {
+            assertEquals(yb[i], ya[i], 0.0, "cached element " + i);
+        }
+        for (int i = 0; i < 4 * CFG.kvDim(); i++) {
+            assertEquals(cb.values(0)[i], ca.values(0)[i], 0.0, "cached value " + i);
+        }
+    }
 }

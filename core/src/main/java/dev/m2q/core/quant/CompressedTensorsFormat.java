@@ -1,0 +1,318 @@
+package dev.m2q.core.quant;
+
+import dev.m2q.core.InputException;
+import dev.m2q.core.io.CheckpointWriter;
+import dev.m2q.core.io.TensorSpec;
+import dev.m2q.core.io.TensorView;
+import dev.m2q.core.json.Json;
+import dev.m2q.core.json.JsonException;
+import dev.m2q.core.kernels.Matrix;
+import dev.m2q.core.model.ModelConfig;
+import dev.m2q.core.tensor.Bf16;
+import dev.m2q.core.tensor.DType;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Function;
+import java.util.function.Predicate;
+
+/**
+ * The compressed-tensors "pack-quantized" layout (FORMATS.md §4), the one format that carries 8-bit activation and
+ * FP8 KV-cache scales to vLLM. Per quantized linear {@code <prefix>} with W[N, K]: {@code weight_packed} I32 [N, K/8],
+ * the GPTQ qweight transposed (codes = signed value + 8, element 0 in the lowest nibble); {@code weight_scale} BF16
+ * [N, K/G] (the model dtype); {@code weight_shape} I64 [2] = [N, K]; {@code weight_g_idx} I32 [K] only for dynamic
+ * act-order groups; {@code input_scale} F32 [1] only for static activations. Per layer with an FP8 KV cache:
+ * {@code self_attn.k_scale} and {@code self_attn.v_scale}, F32 [1] or [kvHeads, 1, 1]. q/k/v biases keep the source
+ * dtype and name; every other tensor is copied.
+ *
+ * <p>The scales are stored in BF16, which has three mantissa bits fewer than the F16 the quantizers round to, so the
+ * job first rounds each scale to BF16 ({@link #asWritten}) and carries on with exactly what the file holds: the next
+ * layer calibrates on it, {@code --resume} replays it and validate measures it. (Engines already run GPTQ
+ * checkpoints of a BF16 model with BF16 scales: vLLM casts the F16 scales to the model dtype at load.)
+ */
+public final class CompressedTensorsFormat {
+    /** config.json's quant_method. */
+    public static final String QUANT_METHOD = "compressed-tensors";
+
+    private CompressedTensorsFormat() {}
+
+    /**
+     * The tensors of the compressed-tensors checkpoint of {@code cfg}, in source order.
+     *
+     * @param gIdx whether to store weight_g_idx (dynamic act-order groups)
+     */
+    public static List<TensorSpec> plan(
+            ModelConfig cfg, Function<String, TensorView> source, int groupSize, QuantScheme scheme, boolean gIdx) {
+        List<TensorSpec> out = new ArrayList<>();
+        Map<String, long[]> quantized = GptqFormat.quantizedLinears(cfg);
+        for (Map.Entry<String, long[]> e : cfg.expectedShapes().entrySet()) {
+            String name = e.getKey();
+            long[] shape = e.getValue();
+            String prefix = name.endsWith(".weight") ? name.substring(0, name.length() - 7) : null;
+            if (prefix != null && quantized.containsKey(prefix)) {
+                long n = shape[0];
+                long k = shape[1];
+                if (k % groupSize != 0 || k % 8 != 0) {
+                    throw new InputException(prefix + ": W[" + n + ", " + k + "] cannot be packed with group size "
+                            + groupSize + " (K must be a multiple of the group size and of 8)");
+                }
+                out.add(new TensorSpec(prefix + ".weight_packed", DType.I32, new long[] {n, k / 8}));
+                out.add(new TensorSpec(prefix + ".weight_scale", DType.BF16, new long[] {n, k / groupSize}));
+                out.add(new TensorSpec(prefix + ".weight_shape", DType.I64, new long[] {2}));
+                if (gIdx) {
+                    out.add(new TensorSpec(prefix + ".weight_g_idx", DType.I32, new long[] {k}));
+                }
+                if (scheme.staticActivations()) {
+                    out.add(new TensorSpec(prefix + ".input_scale", DType.F32, new long[] {1}));
+                }
+                if (scheme.kvCache() != null && prefix.endsWith(".self_attn.v_proj")) {
+                    String attn = prefix.substring(0, prefix.length() - ".v_proj".length());
+                    long[] kvShape = kvScaleShape(cfg, scheme.kvCache());
+                    out.add(new TensorSpec(attn + ".k_scale", DType.F32, kvShape));
+                    out.add(new TensorSpec(attn + ".v_scale", DType.F32, kvShape));
+                }
+            } else {
+                out.add(new TensorSpec(name, source.apply(name).dtype(), shape));
+            }
+        }
+        return out;
+    }
+
+    /** [1] per tensor, [kvHeads, 1, 1] per head. */
+    public static long[] kvScaleShape(ModelConfig cfg, QuantScheme.KvGranularity g) {
+        return g == QuantScheme.KvGranularity.HEAD ? new long[] {cfg.numKvHeads(), 1, 1} : new long[] {1};
+    }
+
+    /**
+     * {@code q} with every scale rounded to BF16 (nearest even), the values the file stores; the codes are kept.
+     *
+     * @throws IllegalStateException when a rounded scale leaves the F16 range (a scale near 65504)
+     */
+    public static QuantizedLinear asWritten(QuantizedLinear q) {
+        float[] s = q.scales().clone();
+        for (int i = 0; i < s.length; i++) {
+            s[i] = Bf16.round(s[i]);
+        }
+        try {
+            return new QuantizedLinear(q.outFeatures(), q.inFeatures(), q.groupSize(), q.codes(), s, q.gIdx());
+        } catch (IllegalArgumentException e) {
+            throw new IllegalStateException("a weight scale rounded to BF16 is out of range: " + e.getMessage(), e);
+        }
+    }
+
+    /** weight_packed [N, K/8]: row n packs codes q[8r .. 8r+7, n] into word r, element 0 lowest. */
+    public static int[] packRows(QuantizedLinear q) {
+        int n = q.outFeatures();
+        int k = q.inFeatures();
+        int[] qweight = GptqPacking.packQweight(q.codes(), k, n);
+        int words = k / 8;
+        int[] packed = new int[n * words];
+        for (int r = 0; r < words; r++) {
+            for (int c = 0; c < n; c++) {
+                packed[c * words + r] = qweight[r * n + c];
+            }
+        }
+        return packed;
+    }
+
+    /**
+     * Writes one linear whose scales are already BF16 values ({@link #asWritten}), and its g_idx when planned.
+     *
+     * @throws IllegalStateException when a scale is not a BF16 value (it would not be stored exactly)
+     */
+    public static void write(CheckpointWriter w, String prefix, QuantizedLinear q, boolean gIdx) {
+        int n = q.outFeatures();
+        int groups = q.inFeatures() / q.groupSize();
+        float[] transposed = new float[n * groups];
+        for (int g = 0; g < groups; g++) {
+            for (int c = 0; c < n; c++) {
+                float s = q.scales()[g * n + c];
+                if (Bf16.round(s) != s) {
+                    throw new IllegalStateException(prefix + ": scale " + s + " at [" + g + ", " + c
+                            + "] is not a BF16 value; round it with asWritten first");
+                }
+                transposed[c * groups + g] = s;
+            }
+        }
+        w.writeInts(prefix + ".weight_packed", packRows(q));
+        w.writeFloats(prefix + ".weight_scale", transposed);
+        w.writeLongs(prefix + ".weight_shape", new long[] {n, q.inFeatures()});
+        if (gIdx) {
+            w.writeInts(prefix + ".weight_g_idx", q.gIdx());
+        }
+    }
+
+    /** Writes a static activation scale. */
+    public static void writeInputScale(CheckpointWriter w, String prefix, float scale) {
+        w.writeFloats(prefix + ".input_scale", new float[] {requirePositive(prefix + ".input_scale", scale)});
+    }
+
+    /** Writes one attention layer's KV scales (one value, or one per KV head) under {@code attnPrefix}. */
+    public static void writeKvScales(CheckpointWriter w, String attnPrefix, float[] k, float[] v) {
+        for (float s : k) {
+            requirePositive(attnPrefix + ".k_scale", s);
+        }
+        for (float s : v) {
+            requirePositive(attnPrefix + ".v_scale", s);
+        }
+        w.writeFloats(attnPrefix + ".k_scale", k);
+        w.writeFloats(attnPrefix + ".v_scale", v);
+    }
+
+    private static float requirePositive(String name, float s) {
+        if (!(s > 0) || Float.isInfinite(s)) {
+            throw new IllegalStateException(name + " is " + s + ": a scale must be finite and > 0");
+        }
+        return s;
+    }
+
+    /**
+     * Reads one linear [N, K] back through the same reader and rules as validate ({@link PackedLinears}), unpacked
+     * to codes.
+     */
+    public static QuantizedLinear read(
+            Function<String, TensorView> source, Predicate<String> has, String prefix, int n, int k, int groupSize) {
+        Matrix.W4 w = PackedLinears.read(
+                source,
+                has,
+                new ModelConfig.Quantization(ModelConfig.Quantization.COMPRESSED_TENSORS, 4, groupSize, true, false),
+                prefix,
+                n,
+                k);
+        int[] qweight = new int[k / 8 * n];
+        for (int i = 0; i < qweight.length; i++) {
+            qweight[i] = w.qweight().getAtIndex(Matrix.LE_INT, i);
+        }
+        return new QuantizedLinear(n, k, groupSize, GptqPacking.unpackQweight(qweight, k, n), w.scales(), w.gIdx());
+    }
+
+    /**
+     * config.json's {@code quantization_config} (FORMATS.md §4): one group targeting every Linear but lm_head with
+     * 4-bit symmetric int weights in groups, the scheme's input activations (null for W4A16) and KV-cache scheme
+     * (null without one).
+     *
+     * @param actorder compressed-tensors' weights.actorder: null (act-order off), "weight" (act-order with static
+     *     groups: no g_idx) or "group" (dynamic groups, weight_g_idx stored)
+     */
+    public static Map<String, Object> quantizationConfig(int groupSize, QuantScheme scheme, String actorder) {
+        Map<String, Object> weights = new LinkedHashMap<>();
+        weights.put("num_bits", 4);
+        weights.put("type", "int");
+        weights.put("symmetric", true);
+        weights.put("strategy", "group");
+        weights.put("group_size", groupSize);
+        weights.put("dynamic", false);
+        weights.put("actorder", actorder);
+        Map<String, Object> group = new LinkedHashMap<>();
+        group.put("targets", List.of("Linear"));
+        group.put("weights", weights);
+        Map<String, Object> acts = null;
+        if (scheme.activations() != null) {
+            acts = new LinkedHashMap<>();
+            acts.put("num_bits", 8);
+            acts.put("type", scheme.activations().type());
+            acts.put("strategy", scheme.staticActivations() ? "tensor" : "token");
+            acts.put("dynamic", !scheme.staticActivations());
+            acts.put("symmetric", true);
+        }
+        group.put("input_activations", acts);
+        group.put("output_activations", null);
+        Map<String, Object> kv = null;
+        if (scheme.kvCache() != null) {
+            kv = new LinkedHashMap<>();
+            kv.put("num_bits", 8);
+            kv.put("type", "float");
+            kv.put("strategy", scheme.kvCache() == QuantScheme.KvGranularity.HEAD ? "attn_head" : "tensor");
+            kv.put("dynamic", false);
+            kv.put("symmetric", true);
+        }
+        Map<String, Object> qc = new LinkedHashMap<>();
+        qc.put("quant_method", QUANT_METHOD);
+        qc.put("format", "pack-quantized");
+        qc.put("quantization_status", "compressed");
+        qc.put("config_groups", Map.of("group_0", group));
+        qc.put("kv_cache_scheme", kv);
+        qc.put("ignore", List.of("lm_head"));
+        return qc;
+    }
+
+    /**
+     * The 8-bit scheme a compressed-tensors {@code quantization_config} declares: its first group's
+     * input_activations and its kv_cache_scheme (W4A16 for any other quant_method). Only what m2q can simulate is
+     * accepted: 8-bit symmetric activations, float or int, per token dynamic or per tensor static, and an 8-bit
+     * float KV cache per tensor or per attention head with static scales.
+     *
+     * @throws InputException for anything else, naming the key
+     */
+    public static QuantScheme scheme(Map<?, ?> qc) {
+        if (qc == null || !QUANT_METHOD.equals(qc.get("quant_method"))) {
+            return QuantScheme.W4A16;
+        }
+        String where = "config.json: quantization_config";
+        EightBit acts = null;
+        boolean isStatic = false;
+        if (qc.get("config_groups") instanceof Map<?, ?> groups
+                && !groups.isEmpty()
+                && groups.values().iterator().next() instanceof Map<?, ?> g
+                && g.get("input_activations") instanceof Map<?, ?> a) {
+            String at = where + ".config_groups.*.input_activations";
+            acts = eightBit(a, at);
+            isStatic = switch (String.valueOf(a.get("strategy"))) {
+                case "token" -> false;
+                case "tensor" -> true;
+                default ->
+                    throw new InputException(at + ".strategy is " + a.get("strategy")
+                            + "; m2q simulates \"token\" (dynamic) or \"tensor\" (static) activations");
+            };
+            if (!Boolean.valueOf(!isStatic).equals(a.get("dynamic"))) {
+                throw new InputException(at + ": strategy " + a.get("strategy") + " needs dynamic " + !isStatic
+                        + ", got " + a.get("dynamic"));
+            }
+        }
+        QuantScheme.KvGranularity kv = null;
+        if (qc.get("kv_cache_scheme") instanceof Map<?, ?> k) {
+            String at = where + ".kv_cache_scheme";
+            if (eightBit(k, at) != EightBit.FP8 || !Boolean.FALSE.equals(k.get("dynamic"))) {
+                throw new InputException(
+                        at + " is " + k + "; m2q simulates an FP8 (float, 8-bit) KV cache with" + " static scales");
+            }
+            kv = switch (String.valueOf(k.get("strategy"))) {
+                case "tensor" -> QuantScheme.KvGranularity.TENSOR;
+                case "attn_head" -> QuantScheme.KvGranularity.HEAD;
+                default ->
+                    throw new InputException(at + ".strategy is " + k.get("strategy")
+                            + "; m2q reads \"tensor\" or \"attn_head\" KV scales");
+            };
+        }
+        return new QuantScheme(acts, isStatic, 100, kv);
+    }
+
+    /** The scheme declared by {@code dir}'s config.json ({@link #scheme(Map)}). */
+    public static QuantScheme scheme(Path dir) {
+        Path file = dir.resolve("config.json");
+        try {
+            return scheme((Map<?, ?>) Json.parseObject(Files.readString(file, StandardCharsets.UTF_8))
+                    .get("quantization_config"));
+        } catch (IOException e) {
+            throw new InputException(file + ": cannot read: " + e.getMessage(), e);
+        } catch (JsonException e) {
+            throw new InputException(file + ": malformed JSON: " + e.getMessage(), e);
+        }
+    }
+
+    private static EightBit eightBit(Map<?, ?> args, String at) {
+        if (!Long.valueOf(8).equals(args.get("num_bits")) || !Boolean.TRUE.equals(args.get("symmetric"))) {
+            throw new InputException(at + " is " + args + "; m2q reads 8-bit symmetric quantization only");
+        }
+        return switch (String.valueOf(args.get("type"))) {
+            case "float" -> EightBit.FP8;
+            case "int" -> EightBit.INT8;
+            default -> throw new InputException(at + ".type is " + args.get("type") + "; expected float or int");
+        };
+    }
+}

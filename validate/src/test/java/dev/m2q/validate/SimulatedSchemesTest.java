@@ -1,0 +1,233 @@
+package dev.m2q.validate;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.m2q.core.io.Checkpoint;
+import dev.m2q.core.model.ActivationQuant;
+import dev.m2q.core.model.LayerObserver;
+import dev.m2q.core.model.ModelConfig;
+import dev.m2q.core.model.Qwen2Model;
+import dev.m2q.core.pipeline.ProgressListener;
+import dev.m2q.core.pipeline.QuantizeJob;
+import dev.m2q.core.pipeline.QuantizeOptions;
+import dev.m2q.core.pipeline.ReleaseLayout;
+import dev.m2q.core.quant.QuantScheme;
+import dev.m2q.core.tensor.Fp8;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code m2q validate} on compressed-tensors releases of the fixture that declare 8-bit parts: the candidate runs as
+ * declared, simulated from its written scales, and the figures of the whole scheme agree with an independent
+ * simulation written here (its own fake quantization around the tested FP8 codec, its own KL); each part's extra KL
+ * over W4A16 is reported.
+ */
+class SimulatedSchemesTest {
+    static final Path FIXTURE = ValidatorTest.FIXTURE;
+
+    @TempDir
+    static Path tmp;
+
+    static int[] ids;
+
+    static Path release(String name, QuantScheme scheme) {
+        Path out = tmp.resolve(name);
+        QuantizeOptions o = new QuantizeOptions(
+                FIXTURE, out, 128, 2, 32, 1, 1L << 30, 4L << 30, 2, false, false, Map.of(), List.of("t"), "test");
+        SplittableRandom r = new SplittableRandom(3);
+        List<int[]> samples =
+                List.of(r.ints(32, 0, 2045).toArray(), r.ints(32, 0, 2045).toArray());
+        new QuantizeJob(
+                        o,
+                        ReleaseLayout.COMPRESSED_TENSORS,
+                        scheme,
+                        new ValidatorTest.PlainRtn(),
+                        ValidatorTest.K,
+                        ProgressListener.NONE)
+                .run(samples, Map.of());
+        return out;
+    }
+
+    @BeforeAll
+    static void tokens() throws Exception {
+        ids = Arrays.copyOf(
+                dev.m2q.core.tokenizer.Tokenizer.load(FIXTURE.resolve("tokenizer.json"))
+                        .encode(java.nio.file.Files.readString(FIXTURE.resolve("heldout.txt"))),
+                256);
+    }
+
+    static Validator.Outcome validate(Path candidate) {
+        return Validator.run(
+                new ValidateOptions(
+                        FIXTURE,
+                        candidate,
+                        FIXTURE.resolve("heldout.txt"),
+                        ids,
+                        128,
+                        ValidatorTest.K,
+                        false,
+                        false,
+                        List.of(1),
+                        0,
+                        ValidateOptions.Gates.NONE),
+                "test",
+                line -> {});
+    }
+
+    /** Static FP8 inputs and a per-tensor FP8 KV cache, written here from the definitions. */
+    static final class Independent implements ActivationQuant {
+        final Checkpoint ck;
+        final ModelConfig cfg;
+
+        Independent(Checkpoint ck, ModelConfig cfg) {
+            this.ck = ck;
+            this.cfg = cfg;
+        }
+
+        static float fp8(float x, float s) {
+            return s * Fp8.e4m3ToFloat(Fp8.floatToE4M3(x / s));
+        }
+
+        @Override
+        public void linearInput(int layer, List<String> modules, float[] x, int rows, int cols) {
+            float s = 0;
+            for (String m : modules) {
+                s = Math.max(
+                        s,
+                        ck.tensor(cfg.arch().module(layer, m) + ".input_scale").getFloat(0));
+            }
+            for (int i = 0; i < rows * cols; i++) {
+                x[i] = fp8(x[i], s);
+            }
+        }
+
+        @Override
+        public void keysValues(int layer, float[] k, float[] v, int rows, int kvHeads, int headDim) {
+            float ks = ck.tensor(cfg.arch().module(layer, "self_attn.k_scale")).getFloat(0);
+            float vs = ck.tensor(cfg.arch().module(layer, "self_attn.v_scale")).getFloat(0);
+            for (int i = 0; i < rows * kvHeads * headDim; i++) {
+                k[i] = fp8(k[i], ks);
+                v[i] = fp8(v[i], vs);
+            }
+        }
+    }
+
+    /** Mean KL(P_ref ‖ P_cand) over windows of 128 tokens, every position, in double. */
+    static double meanKl(Path candidate, ActivationQuant aq) {
+        try (Qwen2Model ref = Qwen2Model.load(FIXTURE, ValidatorTest.K);
+                Qwen2Model cand = Qwen2Model.load(candidate, ValidatorTest.K)) {
+            int vocab = ref.config().vocabSize();
+            double total = 0;
+            int count = 0;
+            for (int start = 0; start < ids.length; start += 128) {
+                int[] w = Arrays.copyOfRange(ids, start, Math.min(ids.length, start + 128));
+                float[] x = cand.embed(w);
+                for (int i = 0; i < cand.numLayers(); i++) {
+                    x = cand.layer(i).withActivationQuant(aq).forward(x, 1, w.length, LayerObserver.NONE);
+                }
+                float[] q = cand.logits(x, w.length);
+                float[] p = ref.forward(w);
+                for (int t = 0; t < w.length; t++) {
+                    double lp0 = lse(p, t * vocab, vocab);
+                    double lq0 = lse(q, t * vocab, vocab);
+                    double kl = 0;
+                    for (int i = 0; i < vocab; i++) {
+                        double lp = p[t * vocab + i] - lp0;
+                        kl += Math.exp(lp) * (lp - (q[t * vocab + i] - lq0));
+                    }
+                    total += Math.max(0, kl);
+                    count++;
+                }
+            }
+            return total / count;
+        }
+    }
+
+    static double lse(float[] x, int off, int n) {
+        double max = Double.NEGATIVE_INFINITY;
+        for (int i = 0; i < n; i++) {
+            max = Math.max(max, x[off + i]);
+        }
+        double s = 0;
+        for (int i = 0; i < n; i++) {
+            s += Math.exp(x[off + i] - max);
+        }
+        return max + Math.log(s);
+    }
+
+    @Test
+    @SuppressWarnings("unchecked")
+    void aStaticFp8ReleaseWithKv8RunsAsDeclaredAndReportsEachPart() {
+        Path ct = release("w4a8-static-kv8", QuantScheme.of("w4a8-fp8", true, null, "fp8", null));
+        Validator.Outcome o = validate(ct);
+        assertTrue(o.passed(), o.failures().toString());
+        assertEquals("W4A8-FP8 static + KV8", o.json().get("scheme"));
+        Map<String, Object> acc = (Map<String, Object>) o.json().get("accuracy");
+        List<Map<String, Object>> sims = (List<Map<String, Object>>) acc.get("simulated_8bit");
+        assertEquals(
+                List.of("W4A16", "W4A16 + KV8", "W4A8-FP8 static", "W4A8-FP8 static + KV8"),
+                sims.stream().map(s -> s.get("scheme")).toList());
+        Map<String, Object> cand = (Map<String, Object>) acc.get("candidate");
+        Map<String, Object> whole = sims.get(3);
+        assertEquals(cand.get("kl_mean"), whole.get("kl_mean"), "the candidate is the whole declared scheme");
+
+        // Against the independent simulation and KL: the same kernels on the same values, so the only difference
+        // is the order the KL terms are summed in (per row here, the same in Agreement): 1e-12 nats is far above
+        // double rounding over 256 positions and far below any real disagreement (8-bit costs ~1e-3 here).
+        double kl;
+        double klW4;
+        try (Checkpoint ck = Checkpoint.open(ct)) {
+            kl = meanKl(ct, new Independent(ck, ModelConfig.load(ct)));
+            klW4 = meanKl(ct, ActivationQuant.NONE);
+        }
+        assertEquals(kl, (Double) whole.get("kl_mean"), 1e-12);
+        assertEquals(klW4, (Double) sims.get(0).get("kl_mean"), 1e-12);
+        assertEquals(kl - klW4, (Double) whole.get("extra_kl_mean"), 1e-12);
+        assertTrue(kl > klW4, "simulating 8-bit parts must cost something: " + kl + " vs " + klW4);
+        assertEquals(0.0, (Double) sims.get(0).get("extra_kl_mean"), 0.0);
+        assertNull(sims.get(0).get("saturation"), "W4A16 simulates nothing");
+        for (Map<String, Object> s : sims.subList(1, 4)) {
+            assertTrue((Double) s.get("extra_kl_mean") > 0, s.toString());
+        }
+        Map<String, Object> sat = (Map<String, Object>) whole.get("saturation");
+        for (String k : List.of("static_inputs", "keys", "values")) {
+            double f = (Double) sat.get(k);
+            assertTrue(f >= 0 && f < 0.01, k + ": held-out values beyond the calibrated ranges are rare: " + f);
+        }
+        assertNull(((Map<String, Object>) sims.get(1).get("saturation")).get("static_inputs"));
+        String md = Report.markdown(o);
+        assertTrue(md.contains("| W4A8-FP8 static + KV8 |"), md);
+        assertTrue(md.contains("extra KL over W4A16"), md);
+    }
+
+    @Test
+    @SuppressWarnings("unchecked")
+    void dynamicInt8PerHeadKvAndPlainW4a16() {
+        Validator.Outcome o = validate(release("int8-head", QuantScheme.of("w4a8-int8", false, null, "fp8", "head")));
+        assertTrue(o.passed(), o.failures().toString());
+        List<Map<String, Object>> sims =
+                (List<Map<String, Object>>) ((Map<String, Object>) o.json().get("accuracy")).get("simulated_8bit");
+        assertEquals(
+                List.of("W4A16", "W4A16 + KV8 per head", "W4A8-INT8", "W4A8-INT8 + KV8 per head"),
+                sims.stream().map(s -> s.get("scheme")).toList());
+        assertNull(((Map<String, Object>) sims.get(3).get("saturation")).get("static_inputs"), "per-token: none");
+
+        Validator.Outcome plain = validate(release("plain", QuantScheme.W4A16));
+        assertEquals("W4A16", plain.json().get("scheme"));
+        assertFalse(((Map<String, Object>) plain.json().get("accuracy")).containsKey("simulated_8bit"));
+        // The weights do not depend on the scheme: W4A16 of both releases is the same model.
+        assertEquals(
+                ((Map<String, Object>) ((Map<String, Object>) plain.json().get("accuracy")).get("candidate"))
+                        .get("kl_mean"),
+                sims.get(0).get("kl_mean"));
+    }
+}
