@@ -2,13 +2,22 @@ package dev.m2q.cli;
 
 import dev.m2q.core.InputException;
 import dev.m2q.core.json.Json;
+import dev.m2q.core.kernels.Devices;
 import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.model.KvCache;
+import dev.m2q.core.model.ModelConfig;
 import dev.m2q.core.model.Qwen2Model;
+import dev.m2q.kernels.CudaBench;
+import dev.m2q.kernels.CudaContext;
 import dev.m2q.validate.Decode;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
@@ -19,16 +28,36 @@ import picocli.CommandLine.Spec;
 
 /**
  * {@code m2q bench --model DIR}: tokens/s of the reference forward, prefill (one window) and batch-1
- * decoding with the KV cache, for each Java kernel implementation. Median of --repeat timed runs after
- * --warmup untimed ones; inputs are seeded random ids.
+ * decoding with the KV cache, on the device --device picks: on the CPU for each Java kernel implementation of
+ * --kernels, on a GPU for its kernels. Median of --repeat timed runs after --warmup untimed ones; inputs are seeded
+ * random ids.
  */
 @Command(
         name = "bench",
         mixinStandardHelpOptions = true,
-        description = "Measure forward tokens/s (prefill and batch-1 decode) for the vector and scalar kernels.")
+        description =
+                "Measure forward tokens/s (prefill and batch-1 decode) on the CPU for the vector and scalar kernels,"
+                        + " or on the GPU.")
 final class BenchCommand implements Callable<Integer> {
-    @Mixin
-    ModelOptions model;
+    enum Suite {
+        model,
+        kernels
+    }
+
+    @Option(
+            names = "--suite",
+            defaultValue = "model",
+            description = "model (default): tokens/s of --model's forward. kernels: each CUDA kernel at Qwen2.5-32B's"
+                    + " shapes against the GPU's measured ceilings (no --model; needs a GPU), and GPTQ's projected"
+                    + " time per 32B layer.")
+    Suite suite;
+
+    @Option(
+            names = "--model",
+            paramLabel = "DIR",
+            description = "Hugging Face model directory (config.json, *.safetensors, tokenizer.json); required by"
+                    + " --suite model.")
+    Path modelDir;
 
     @Option(names = "--prefill", defaultValue = "256", description = "Prompt tokens (default ${DEFAULT-VALUE}).")
     int prefill;
@@ -39,15 +68,23 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--warmup", defaultValue = "2", description = "Untimed runs (default ${DEFAULT-VALUE}).")
     int warmup;
 
-    @Option(names = "--repeat", defaultValue = "5", description = "Timed runs (default ${DEFAULT-VALUE}).")
+    @Option(
+            names = "--repeat",
+            defaultValue = "5",
+            description = "Timed runs, the median is reported (default ${DEFAULT-VALUE}; use 20 or more with --suite"
+                    + " kernels).")
     int repeat;
 
     @Option(
             names = "--kernels",
             split = ",",
             defaultValue = "vector,scalar",
-            description = "Kernel implementations to measure (default ${DEFAULT-VALUE}).")
+            description = "Java kernel implementations to measure on the CPU (default ${DEFAULT-VALUE}); on a GPU, the"
+                    + " first is the one its kernels hand small work to.")
     List<String> kernelNames;
+
+    @Mixin
+    DeviceOptions device;
 
     @Option(
             names = "--w4-kernel",
@@ -66,30 +103,45 @@ final class BenchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        if (suite == Suite.kernels) {
+            return kernelSuite();
+        }
+        if (modelDir == null) {
+            throw new InputException("--model is required (or use --suite kernels)");
+        }
+        Path dir = ModelOptions.check(modelDir);
         if (prefill < 1 || decode < 1 || warmup < 0 || repeat < 1) {
             throw new InputException("--prefill, --decode and --repeat must be ≥ 1 and --warmup ≥ 0");
         }
+        List<Kernels> java = new ArrayList<>();
+        for (String name : kernelNames) {
+            try {
+                java.add(Kernels.byName(name));
+            } catch (IllegalArgumentException e) {
+                throw new InputException("--kernels: " + e.getMessage(), e);
+            }
+        }
+        ModelConfig cfg = ModelConfig.load(dir);
+        if (prefill + decode > cfg.maxPositionEmbeddings()) {
+            throw new InputException(
+                    "--prefill + --decode exceeds max_position_embeddings " + cfg.maxPositionEmbeddings());
+        }
+        Devices.Selection sel = device.select(java.getFirst());
+        var err = spec.commandLine().getErr();
+        err.println(sel.line());
+        err.flush();
+        List<Kernels> measured = sel.device().equals("cpu") ? java : List.of(sel.kernels());
         var out = spec.commandLine().getOut();
         List<Object> rows = new ArrayList<>();
         if (!json) {
             out.printf(
                     "kernels  prefill tok/s (%d tokens)  decode tok/s (%d tokens after the prompt)%n", prefill, decode);
         }
-        for (String name : kernelNames) {
-            Kernels k;
-            try {
-                k = Kernels.byName(name);
-            } catch (IllegalArgumentException e) {
-                throw new InputException("--kernels: " + e.getMessage(), e);
-            }
-            try (Qwen2Model m = Qwen2Model.load(model.dir(), k, new Qwen2Model.LoadOptions(w4Kernel, null))) {
+        for (Kernels k : measured) {
+            try (Qwen2Model m = Qwen2Model.load(dir, k, new Qwen2Model.LoadOptions(w4Kernel, null))) {
                 String weights = m.config().quantization() == null
                         ? m.config().torchDtype()
                         : w4Kernel ? "w4a16 packed" : "w4 dequantized to fp32";
-                if (prefill + decode > m.config().maxPositionEmbeddings()) {
-                    throw new InputException("--prefill + --decode exceeds max_position_embeddings "
-                            + m.config().maxPositionEmbeddings());
-                }
                 int[] prompt = new SplittableRandom(seed)
                         .ints(prefill, 0, m.config().vocabSize())
                         .toArray();
@@ -127,12 +179,54 @@ final class BenchCommand implements Callable<Integer> {
         }
         if (json) {
             Map<String, Object> j = new LinkedHashMap<>();
-            j.put("model", model.dir().toString());
+            j.put("model", dir.toString());
+            j.put("device", sel.device());
             j.put("cpus", Runtime.getRuntime().availableProcessors());
             j.put("java", Runtime.version().toString());
             j.put("warmup", warmup);
             j.put("repeat", repeat);
             j.put("results", rows);
+            out.print(Json.writePretty(j));
+        }
+        out.flush();
+        return Main.EXIT_OK;
+    }
+
+    /** {@code --suite kernels}: {@link CudaBench} on the GPU, its table on stdout (or its rows as JSON). */
+    private int kernelSuite() {
+        if (repeat < 1) {
+            throw new InputException("--repeat must be ≥ 1");
+        }
+        Devices.Selection sel = device.select(Kernels.byName(kernelNames.getFirst()));
+        if (sel.device().equals("cpu")) {
+            throw new InputException("--suite kernels times the CUDA kernels and needs a GPU: " + sel.line());
+        }
+        var err = spec.commandLine().getErr();
+        err.println(sel.line());
+        err.flush();
+        var out = spec.commandLine().getOut();
+        CudaContext ctx = CudaContext.get();
+        ByteArrayOutputStream text = new ByteArrayOutputStream();
+        List<CudaBench.Row> table = CudaBench.run(ctx, repeat, new PrintStream(text, true, StandardCharsets.UTF_8));
+        if (!json) {
+            out.print(text.toString(StandardCharsets.UTF_8));
+        } else {
+            List<Object> rows = new ArrayList<>();
+            for (CudaBench.Row r : table) {
+                Map<String, Object> m = new LinkedHashMap<>();
+                m.put("kind", r.kind().name().toLowerCase(Locale.ROOT));
+                m.put("name", r.name());
+                m.put("ms", r.ms());
+                m.put("bytes", r.bytes());
+                m.put("flops", r.flops());
+                m.put("floor_ms", r.floorMs());
+                m.put("percent_of_ceiling", r.percent());
+                rows.add(m);
+            }
+            Map<String, Object> j = new LinkedHashMap<>();
+            j.put("device", ctx.describe());
+            j.put("repeat", repeat);
+            j.put("rows", rows);
             out.print(Json.writePretty(j));
         }
         out.flush();

@@ -15,6 +15,11 @@ final class ModelOptions {
     Path model;
 
     Path dir() {
+        return check(model);
+    }
+
+    /** {@code dir} when it is a directory; otherwise an InputException that names the option. */
+    static Path check(Path model) {
         if (!Files.isDirectory(model)) {
             throw new InputException(model + ": not a directory (--model takes a Hugging Face model directory)");
         }

@@ -5,6 +5,7 @@ import dev.m2q.autoround.AutoRoundOptions;
 import dev.m2q.autoround.Recipe;
 import dev.m2q.core.InputException;
 import dev.m2q.core.calib.CalibrationSet;
+import dev.m2q.core.kernels.Devices;
 import dev.m2q.core.model.ModelConfig;
 import dev.m2q.core.pipeline.LayerMethod;
 import dev.m2q.core.pipeline.QuantizeJob;
@@ -62,6 +63,9 @@ final class QuantizeCommand implements Callable<Integer> {
 
     @Mixin
     KernelOptions kernels;
+
+    @Mixin
+    DeviceOptions device;
 
     @Option(
             names = "--out",
@@ -252,6 +256,7 @@ final class QuantizeCommand implements Callable<Integer> {
             problems.forEach(p -> b.append("\n  ").append(p));
             throw new InputException(b.toString());
         }
+        Devices.Selection selected = device.select(kernels.get());
         LayerMethod m;
         Map<String, Object> qc = new LinkedHashMap<>();
         if (autoRound) {
@@ -320,7 +325,7 @@ final class QuantizeCommand implements Callable<Integer> {
         ConsoleProgress progress = new ConsoleProgress(err, ConsoleProgress.isTerminal());
         progress.info(String.format(
                 Locale.ROOT,
-                "m2q quantize: %s, %d layers, %s%s W4 g%d sym, %d × %d calibration tokens, %s format, %s kernels",
+                "m2q quantize: %s, %d layers, %s%s W4 g%d sym, %d × %d calibration tokens, %s format",
                 dir,
                 cfg.numLayers(),
                 m.name(),
@@ -336,9 +341,9 @@ final class QuantizeCommand implements Callable<Integer> {
                 groupSize,
                 nsamples,
                 seqlen,
-                releaseFormat.id(),
-                kernels.get().name()));
-        QuantizeJob.Summary s = new QuantizeJob(opts, m, kernels.get(), progress).run(samples, calibration);
+                releaseFormat.id()));
+        progress.info(selected.line());
+        QuantizeJob.Summary s = new QuantizeJob(opts, m, selected.kernels(), progress).run(samples, calibration);
         var o = spec.commandLine().getOut();
         o.printf(
                 Locale.ROOT,

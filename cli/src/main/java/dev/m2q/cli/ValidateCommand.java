@@ -2,6 +2,7 @@ package dev.m2q.cli;
 
 import dev.m2q.core.InputException;
 import dev.m2q.core.json.Json;
+import dev.m2q.core.kernels.Devices;
 import dev.m2q.core.model.Perplexity;
 import dev.m2q.core.model.Qwen2Model;
 import dev.m2q.core.tokenizer.Tokenizer;
@@ -47,6 +48,12 @@ final class ValidateCommand implements Callable<Integer> {
 
     @Mixin
     KernelOptions kernels;
+
+    @Mixin
+    DeviceOptions device;
+
+    /** The kernels chosen by --device and --kernels, once per run. */
+    private Devices.Selection selection;
 
     @Option(names = "--text", required = true, paramLabel = "FILE", description = "Held-out UTF-8 text.")
     Path text;
@@ -144,6 +151,8 @@ final class ValidateCommand implements Callable<Integer> {
             throw new InputException("--baseline " + baseline + ": the only baseline is rtn");
         }
         String content = TextFiles.readUtf8(text, "--text");
+        selection = device.select(kernels.get());
+        PrintWriter err = spec.commandLine().getErr();
         int[] ids = Tokenizer.load(reference.resolve("tokenizer.json")).encode(content);
         if (maxTokens != null && ids.length > maxTokens) {
             ids = Arrays.copyOf(ids, maxTokens);
@@ -153,7 +162,7 @@ final class ValidateCommand implements Callable<Integer> {
         }
         PrintWriter out = spec.commandLine().getOut();
         if (candidate == null) {
-            Map<String, Object> ref = score(reference, ids);
+            Map<String, Object> ref = score(reference, ids, err);
             if (json) {
                 out.print(Json.writePretty(ref));
             } else {
@@ -171,13 +180,13 @@ final class ValidateCommand implements Callable<Integer> {
                 text,
                 ids,
                 seqlen,
-                kernels.get(),
+                selection.kernels(),
                 w4Kernel,
                 baseline != null,
                 tp,
                 decodeTokens,
                 new ValidateOptions.Gates(maxPplIncrease, maxKl, minTop1));
-        PrintWriter err = spec.commandLine().getErr();
+        say(err);
         Validator.Outcome o = Validator.run(opts, Version.get(), line -> {
             if (!json) {
                 err.println(line);
@@ -194,6 +203,12 @@ final class ValidateCommand implements Callable<Integer> {
         }
         out.flush();
         return o.passed() ? Main.EXIT_OK : Main.EXIT_CHECK_FAILED;
+    }
+
+    /** The device line, once the options and the model are known good (bad input gets its one line alone). */
+    private void say(PrintWriter err) {
+        err.println(selection.line());
+        err.flush();
     }
 
     @SuppressWarnings("unchecked")
@@ -228,10 +243,11 @@ final class ValidateCommand implements Callable<Integer> {
         }
     }
 
-    private Map<String, Object> score(Path modelDir, int[] ids) {
+    private Map<String, Object> score(Path modelDir, int[] ids, PrintWriter err) {
         long t0 = System.nanoTime();
         Perplexity.Result r;
-        try (Qwen2Model m = Qwen2Model.load(modelDir, kernels.get())) {
+        try (Qwen2Model m = Qwen2Model.load(modelDir, selection.kernels())) {
+            say(err);
             r = Perplexity.evaluate(m, ids, seqlen);
         }
         Map<String, Object> j = new LinkedHashMap<>();
@@ -243,7 +259,7 @@ final class ValidateCommand implements Callable<Integer> {
         j.put("seqlen", seqlen);
         j.put("nll", r.nll());
         j.put("ppl", r.ppl());
-        j.put("kernels", kernels.get().name());
+        j.put("kernels", selection.kernels().name());
         j.put("seconds", (System.nanoTime() - t0) / 1e9);
         return j;
     }

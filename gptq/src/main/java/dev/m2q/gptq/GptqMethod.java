@@ -82,7 +82,7 @@ public final class GptqMethod implements LayerMethod {
         for (List<String> g : groups) {
             acc.put(
                     g.getFirst(),
-                    new HessianAccumulator(weights.linear(g.getFirst()).cols()));
+                    new HessianAccumulator(weights.linear(g.getFirst()).cols(), ctx.kernels()));
         }
         ctx.run(weights, new LayerObserver() {
             @Override
@@ -90,9 +90,11 @@ public final class GptqMethod implements LayerMethod {
                 HessianAccumulator a = acc.get(module);
                 if (a != null) {
                     a.add(x, rows);
+                    float[] columns = new float[cols];
+                    ctx.kernels().absMaxColumns(x, 0, rows, cols, columns, 0);
                     float m = amax.getOrDefault(module, 0f);
-                    for (int i = 0; i < rows * cols; i++) {
-                        m = Math.max(m, Math.abs(x[i]));
+                    for (float c : columns) {
+                        m = Math.max(m, c);
                     }
                     amax.put(module, m);
                 }

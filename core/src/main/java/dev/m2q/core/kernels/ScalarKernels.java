@@ -1,7 +1,7 @@
 package dev.m2q.core.kernels;
 
 /** Plain loops: the reference every other {@link Kernels} implementation is checked against. */
-public final class ScalarKernels implements Kernels {
+public final class ScalarKernels extends JavaKernels {
     public static final ScalarKernels INSTANCE = new ScalarKernels();
 
     private ScalarKernels() {}
@@ -128,61 +128,5 @@ public final class ScalarKernels implements Kernels {
                 }
             }
         });
-    }
-
-    @Override
-    public void rmsNorm(float[] x, int rows, int dim, float[] weight, float eps, float[] out) {
-        JavaOps.rmsNorm(x, rows, dim, weight, eps, out);
-    }
-
-    @Override
-    public void rope(float[] x, int rows, int heads, int headDim, float[] invFreq, int[] positions) {
-        JavaOps.rope(x, rows, heads, headDim, invFreq, positions);
-    }
-
-    @Override
-    public void attention(
-            float[] q,
-            float[] k,
-            float[] v,
-            int nSeq,
-            int seqLen,
-            int startPos,
-            int heads,
-            int kvHeads,
-            int headDim,
-            float[] out) {
-        JavaOps.attention(this, q, k, v, nSeq, seqLen, startPos, heads, kvHeads, headDim, out);
-    }
-
-    @Override
-    public void swiglu(float[] gate, float[] up, int n) {
-        JavaOps.swiglu(gate, up, n);
-    }
-
-    @Override
-    public void absMaxColumns(float[] x, int xOff, int rows, int cols, float[] out, int outOff) {
-        JavaOps.absMaxColumns(x, xOff, rows, cols, out, outOff);
-    }
-
-    @Override
-    public boolean choleskyInverse(float[] a, float[] diag, float shift, int k, boolean fp64) {
-        return JavaCholesky.choleskyInverse(a, diag, shift, k, fp64, this);
-    }
-
-    @Override
-    public void gptqColumns(
-            float[] wt,
-            int k,
-            int n,
-            float[] u,
-            int groupSize,
-            int blockSize,
-            int[] perm,
-            boolean staticGroups,
-            float[] scales,
-            int[] codes,
-            int[] gIdx) {
-        JavaOps.gptqColumns(this, wt, k, n, u, groupSize, blockSize, perm, staticGroups, scales, codes, gIdx);
     }
 }

@@ -16,7 +16,7 @@ import jdk.incubator.vector.VectorSpecies;
  * from the scalar twin only by fp32 summation order, and are the same bits on every run. W4 weights go to
  * {@link VectorW4}, which decodes the packed words in registers and matches the scalar twin bit for bit.
  */
-public final class VectorKernels implements Kernels {
+public final class VectorKernels extends JavaKernels {
     public static final VectorKernels INSTANCE = new VectorKernels();
 
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
@@ -447,61 +447,5 @@ public final class VectorKernels implements Kernels {
                 c[r] = s;
             }
         }
-    }
-
-    @Override
-    public void rmsNorm(float[] x, int rows, int dim, float[] weight, float eps, float[] out) {
-        JavaOps.rmsNorm(x, rows, dim, weight, eps, out);
-    }
-
-    @Override
-    public void rope(float[] x, int rows, int heads, int headDim, float[] invFreq, int[] positions) {
-        JavaOps.rope(x, rows, heads, headDim, invFreq, positions);
-    }
-
-    @Override
-    public void attention(
-            float[] q,
-            float[] k,
-            float[] v,
-            int nSeq,
-            int seqLen,
-            int startPos,
-            int heads,
-            int kvHeads,
-            int headDim,
-            float[] out) {
-        JavaOps.attention(this, q, k, v, nSeq, seqLen, startPos, heads, kvHeads, headDim, out);
-    }
-
-    @Override
-    public void swiglu(float[] gate, float[] up, int n) {
-        JavaOps.swiglu(gate, up, n);
-    }
-
-    @Override
-    public void absMaxColumns(float[] x, int xOff, int rows, int cols, float[] out, int outOff) {
-        JavaOps.absMaxColumns(x, xOff, rows, cols, out, outOff);
-    }
-
-    @Override
-    public boolean choleskyInverse(float[] a, float[] diag, float shift, int k, boolean fp64) {
-        return JavaCholesky.choleskyInverse(a, diag, shift, k, fp64, this);
-    }
-
-    @Override
-    public void gptqColumns(
-            float[] wt,
-            int k,
-            int n,
-            float[] u,
-            int groupSize,
-            int blockSize,
-            int[] perm,
-            boolean staticGroups,
-            float[] scales,
-            int[] codes,
-            int[] gIdx) {
-        JavaOps.gptqColumns(this, wt, k, n, u, groupSize, blockSize, perm, staticGroups, scales, codes, gIdx);
     }
 }

@@ -11,6 +11,8 @@ import dev.m2q.core.io.TensorSpec;
 import dev.m2q.core.json.Json;
 import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.kernels.Matrix;
+import dev.m2q.core.kernels.ScalarKernels;
+import dev.m2q.core.kernels.VectorKernels;
 import dev.m2q.core.model.DecoderLayer;
 import dev.m2q.core.model.ModelConfig;
 import dev.m2q.core.model.Qwen2Model;
@@ -312,6 +314,7 @@ public final class QuantizeJob {
             manifest.put("input", Map.of("model", opts.model().toString(), "sha256", inputHashes));
             manifest.put("calibration", calibration);
             manifest.put("seed", opts.seed());
+            manifest.put("kernels", kernelsFingerprint(kernels));
             manifest.put("files", new TreeMap<>(files));
             manifest.put("tensors", Manifest.tensorHashes(partial));
             writeText(partial.resolve(Manifest.FILE), Json.writePretty(manifest));
@@ -364,8 +367,17 @@ public final class QuantizeJob {
         f.put("batch_sequences", opts.batchSequences());
         f.put("quantization_config", new TreeMap<>(opts.quantizationConfig()));
         f.put("format", opts.format().id());
-        f.put("kernels", "deterministic-java");
+        f.put("kernels", kernelsFingerprint(kernels));
         return f;
+    }
+
+    /**
+     * Which results the kernels reproduce, for the manifest and for --resume, which replays the finished layers and
+     * needs bit-identical activations: the Java kernels agree with each other bit for bit (the Kernels contract), so
+     * a run may resume on either; another backend (CUDA) reproduces only its own results, named by its name.
+     */
+    static String kernelsFingerprint(Kernels k) {
+        return k instanceof VectorKernels || k instanceof ScalarKernels ? "deterministic-java" : k.name();
     }
 
     static void deleteTree(Path dir) {

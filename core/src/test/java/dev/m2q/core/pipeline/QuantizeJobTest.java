@@ -2,9 +2,12 @@ package dev.m2q.core.pipeline;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.m2q.core.InputException;
 import dev.m2q.core.io.Checkpoint;
+import dev.m2q.core.json.Json;
 import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.kernels.Matrix;
 import dev.m2q.core.model.LayerObserver;
@@ -12,6 +15,8 @@ import dev.m2q.core.model.Qwen2Model;
 import dev.m2q.core.quant.QuantizedLinear;
 import dev.m2q.core.quant.Rtn;
 import java.io.IOException;
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.Proxy;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -109,7 +114,86 @@ class QuantizeJobTest {
         try (Checkpoint c = Checkpoint.open(out)) {
             assertEquals(8 * (7 * 4 + 3 + 2) + 3, c.names().size(), "4 tensors per linear, q/k/v biases, 2 norms");
         }
-        assertTrue(Files.isRegularFile(out.resolve("m2q-manifest.json")));
+        assertEquals(
+                "deterministic-java",
+                Json.parseObject(Files.readString(out.resolve("m2q-manifest.json")))
+                        .get("kernels"));
+    }
+
+    /** The vector kernels under another backend's name: same bits, but nothing tells a resume so. */
+    static Kernels renamed(String name) {
+        Kernels vector = Kernels.byName("vector");
+        return (Kernels)
+                Proxy.newProxyInstance(Kernels.class.getClassLoader(), new Class<?>[] {Kernels.class}, (p, m, a) -> {
+                    if (m.getName().equals("name")) {
+                        return name;
+                    }
+                    try {
+                        return m.invoke(vector, a);
+                    } catch (InvocationTargetException e) {
+                        throw e.getCause();
+                    }
+                });
+    }
+
+    /** RTN that stops after {@code layers} layers, leaving an interrupted run behind. */
+    static final class Interrupted implements LayerMethod {
+        final RecordingRtn rtn = new RecordingRtn();
+        final int layers;
+
+        Interrupted(int layers) {
+            this.layers = layers;
+        }
+
+        @Override
+        public String name() {
+            return "rtn";
+        }
+
+        @Override
+        public LayerResult quantize(LayerContext ctx) {
+            if (ctx.layer() == layers) {
+                throw new IllegalStateException("interrupted at layer " + layers);
+            }
+            return rtn.quantize(ctx);
+        }
+    }
+
+    static QuantizeOptions resuming(Path out) {
+        return new QuantizeOptions(
+                FIXTURE, out, 128, 4, 64, 1, 1L << 30, 4L << 30, 3, false, true, Map.of(), List.of("test"), "test");
+    }
+
+    @Test
+    void aRunResumesOnEitherJavaKernelButNotOnAnotherBackend(@TempDir Path tmp) throws IOException {
+        assertEquals("deterministic-java", QuantizeJob.kernelsFingerprint(Kernels.byName("vector")));
+        assertEquals("deterministic-java", QuantizeJob.kernelsFingerprint(Kernels.byName("scalar")));
+        assertEquals("cuda", QuantizeJob.kernelsFingerprint(renamed("cuda")));
+
+        Path out = tmp.resolve("q");
+        assertThrows(IllegalStateException.class, () -> new QuantizeJob(
+                        options(out, 1L << 30), new Interrupted(2), Kernels.byName("vector"), ProgressListener.NONE)
+                .run(samples(), Map.of()));
+        InputException other = assertThrows(InputException.class, () -> new QuantizeJob(
+                        resuming(out), new RecordingRtn(), renamed("cuda"), ProgressListener.NONE)
+                .run(samples(), Map.of()));
+        assertTrue(other.getMessage().contains("other inputs or options"), other.getMessage());
+        QuantizeJob.Summary s = new QuantizeJob(
+                        resuming(out), new RecordingRtn(), Kernels.byName("scalar"), ProgressListener.NONE)
+                .run(samples(), Map.of());
+        assertEquals(2, s.resumedLayers());
+        assertEquals(
+                "deterministic-java",
+                Json.parseObject(Files.readString(out.resolve("m2q-manifest.json")))
+                        .get("kernels"));
+
+        Path device = tmp.resolve("device");
+        new QuantizeJob(options(device, 1L << 30), new RecordingRtn(), renamed("cuda"), ProgressListener.NONE)
+                .run(samples(), Map.of());
+        assertEquals(
+                "cuda",
+                Json.parseObject(Files.readString(device.resolve("m2q-manifest.json")))
+                        .get("kernels"));
     }
 
     @Test

@@ -1,0 +1,29 @@
+package dev.m2q.kernels;
+
+import dev.m2q.core.kernels.Kernels;
+import dev.m2q.core.kernels.KernelsProvider;
+import java.util.Optional;
+
+/** {@code --device cuda}: {@link CudaKernels} on device 0, found by core's Devices through ServiceLoader. */
+public final class CudaKernelsProvider implements KernelsProvider {
+    @Override
+    public String device() {
+        return "cuda";
+    }
+
+    @Override
+    public Optional<String> unavailableReason() {
+        return CudaContext.unavailableReason();
+    }
+
+    @Override
+    public String describe() {
+        return CudaContext.unavailableReason().map(why -> "unavailable: " + why).orElseGet(() -> CudaContext.get()
+                .describe());
+    }
+
+    @Override
+    public Kernels open(Kernels cpu) {
+        return new CudaKernels(CudaContext.get(), cpu);
+    }
+}
