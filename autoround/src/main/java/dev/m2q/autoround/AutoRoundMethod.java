@@ -95,9 +95,10 @@ public final class AutoRoundMethod implements LayerMethod {
             double seconds = (System.nanoTime() - t0) / 1e9;
             ctx.info(String.format(
                     Locale.ROOT,
-                    "layer %d: block loss %.6g at iteration 0 → %.6g tuned (%+.1f%%; best batch at step %d of %d),"
+                    "layer %d/%d: block loss %.6g at iteration 0 → %.6g tuned (%+.1f%%; best batch at step %d of %d),"
                             + " %.1f s",
-                    ctx.layer(),
+                    ctx.layer() + 1,
+                    ctx.config().numLayers(),
                     lossBefore,
                     lossAfter,
                     100 * (lossAfter - lossBefore) / lossBefore,

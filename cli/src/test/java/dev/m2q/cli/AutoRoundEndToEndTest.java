@@ -46,7 +46,7 @@ class AutoRoundEndToEndTest {
         Path whole = tmp.resolve("whole");
         CliTest.Run w = CliTest.run(args(whole));
         assertEquals(0, w.code(), w.err());
-        assertTrue(w.err().contains("layer 7: block loss"), w.err());
+        assertTrue(w.err().contains("layer 8/8: block loss"), w.err());
 
         Map<String, Object> qc = (Map<String, Object>)
                 Json.parseObject(Files.readString(whole.resolve("config.json"))).get("quantization_config");
