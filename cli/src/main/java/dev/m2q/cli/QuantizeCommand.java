@@ -231,8 +231,8 @@ final class QuantizeCommand implements Callable<Integer> {
         }
         boolean autoRound = method == Method.autoround;
         refuseOptionsOfOtherMethods(autoRound);
-        boolean compressed = ReleaseLayout.COMPRESSED_TENSORS.id().equals(format);
-        ReleaseLayout layout = compressed ? ReleaseLayout.COMPRESSED_TENSORS : ReleaseLayout.GPTQ;
+        ReleaseLayout layout = format == null ? ReleaseLayout.GPTQ : ReleaseLayout.byName(format);
+        boolean compressed = layout == ReleaseLayout.COMPRESSED_TENSORS;
         ReleaseFormat releaseFormat = format != null && !compressed
                 ? ReleaseFormat.byName(format)
                 : autoRound ? ReleaseFormat.AUTO_ROUND : ReleaseFormat.GPTQ;

@@ -56,7 +56,9 @@ class QuantizeSchemesTest {
         CliTest.assertBadInput(
                 CliTest.run(args(out, "--format", "compressed-tensors", "--scheme", "w4a8-int8", "--act-clip", "99.9")),
                 "it needs --scheme w4a8-fp8 or w4a8-int8 with --act-static");
-        CliTest.assertBadInput(CliTest.run(args(out, "--format", "awq")), "--format awq is not a format m2q writes");
+        CliTest.assertBadInput(
+                CliTest.run(args(out, "--format", "awq")),
+                "--format awq is not a format m2q writes (available: gptq, auto_round, compressed-tensors)");
         CliTest.assertBadInput(CliTest.run(args(out, "--scheme", "w4a4")), "--scheme w4a4 is not a scheme");
         CliTest.assertBadInput(CliTest.run(args(out, "--kv-cache", "int8")), "--kv-cache int8 is not available");
         assertFalse(Files.exists(out));

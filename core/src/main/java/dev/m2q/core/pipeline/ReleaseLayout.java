@@ -1,6 +1,8 @@
 package dev.m2q.core.pipeline;
 
 import dev.m2q.core.InputException;
+import java.util.ArrayList;
+import java.util.List;
 
 /** The tensor layout {@link QuantizeJob} writes a 4-bit release in. */
 public enum ReleaseLayout {
@@ -23,14 +25,25 @@ public enum ReleaseLayout {
         return id;
     }
 
-    /** The layout named {@code name}; anything else is bad input naming the choices. */
+    /**
+     * The layout of {@code --format name}: compressed-tensors, or GPTQ for either label of the GPTQ layout
+     * ({@link ReleaseFormat}: gptq, auto_round); anything else is bad input naming every choice.
+     */
     public static ReleaseLayout byName(String name) {
-        for (ReleaseLayout l : values()) {
-            if (l.id.equals(name)) {
-                return l;
+        if (COMPRESSED_TENSORS.id.equals(name)) {
+            return COMPRESSED_TENSORS;
+        }
+        for (ReleaseFormat f : ReleaseFormat.values()) {
+            if (f.id().equals(name)) {
+                return GPTQ;
             }
         }
+        List<String> all = new ArrayList<>();
+        for (ReleaseFormat f : ReleaseFormat.values()) {
+            all.add(f.id());
+        }
+        all.add(COMPRESSED_TENSORS.id);
         throw new InputException(
-                "--format " + name + " is not a format m2q writes (available: gptq," + " compressed-tensors)");
+                "--format " + name + " is not a format m2q writes (available: " + String.join(", ", all) + ")");
     }
 }
