@@ -197,6 +197,55 @@ public final class Qwen2Model implements AutoCloseable {
         return logits(x, ids.length);
     }
 
+    /**
+     * The logits of {@code rows} new positions [rows, vocab] and the residual stream entering each tapped layer
+     * [rows, hidden] (EAGLE-3's features: the state entering layer j is layer j − 1's output).
+     */
+    public record Tapped(float[] logits, float[][] taps, int rows, int hidden) {
+        /** The taps side by side per row, [rows, taps·hidden], in the order asked: what a draft head's fc reads. */
+        public float[] features() {
+            int k = taps.length;
+            float[] f = new float[rows * k * hidden];
+            for (int r = 0; r < rows; r++) {
+                for (int j = 0; j < k; j++) {
+                    System.arraycopy(taps[j], r * hidden, f, (r * k + j) * hidden, hidden);
+                }
+            }
+            return f;
+        }
+    }
+
+    /**
+     * Like {@link #forward(int[], KvCache, boolean)} with every row's logits, and also the residual stream entering
+     * each of {@code tapLayers} (ids in [0, layers)). With a null {@code cache} the ids are a fresh sequence at
+     * positions 0.. .
+     */
+    public Tapped forwardTapped(int[] ids, KvCache cache, int[] tapLayers) {
+        for (int j : tapLayers) {
+            if (j < 0 || j >= layers.size()) {
+                throw new IllegalArgumentException("tap layer " + j + " outside [0, " + layers.size() + ")");
+            }
+        }
+        int start = cache == null ? 0 : cache.length();
+        float[] x = embed(ids);
+        float[][] taps = new float[tapLayers.length][];
+        for (int l = 0; l < layers.size(); l++) {
+            for (int j = 0; j < tapLayers.length; j++) {
+                if (tapLayers[j] == l) {
+                    taps[j] = x.clone();
+                }
+            }
+            DecoderLayer layer = layers.get(l);
+            x = cache == null
+                    ? layer.forward(x, 1, ids.length, LayerObserver.NONE)
+                    : layer.forward(x, ids.length, start, cache, LayerObserver.NONE);
+        }
+        if (cache != null) {
+            cache.advance(ids.length);
+        }
+        return new Tapped(logits(x, ids.length), taps, ids.length, config.hiddenSize());
+    }
+
     @Override
     public void close() {
         checkpoint.close();
