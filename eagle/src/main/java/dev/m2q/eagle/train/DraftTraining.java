@@ -154,6 +154,7 @@ public record DraftTraining(
         fingerprint.put("holdout", holdout);
         fingerprint.put("objective", objectiveName);
 
+        DraftObjective objective = objectives.create(dc, vocab, kernels);
         Path old = abs.resolveSibling(abs.getFileName() + ".m2q-old");
         try {
             if (!resume && Files.exists(abs)) {
@@ -172,7 +173,6 @@ public record DraftTraining(
         DraftTrainer.Result result;
         try (Qwen2Model model = Qwen2Model.load(quantized == null ? target : quantized, kernels)) {
             SequenceSource source = i -> online(model, d.sequences().get(i), taps, maxSeqLen);
-            DraftObjective objective = objectives.create(dc, vocab, kernels);
             result = new DraftTrainer(trainer, objective, source, train, heldOut, abs, log)
                     .run(init, fingerprint, resume);
         }
