@@ -19,7 +19,8 @@ import picocli.CommandLine.Command;
             InspectCommand.class,
             TokenizeCommand.class,
             ValidateCommand.class,
-            BenchCommand.class
+            BenchCommand.class,
+            EagleCommand.class
         })
 public final class Main {
     public static final int EXIT_OK = 0;

@@ -1,0 +1,178 @@
+package dev.m2q.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.m2q.core.draft.DraftHead;
+import dev.m2q.core.grad.Tensor;
+import dev.m2q.core.io.Manifest;
+import dev.m2q.eagle.train.DraftObjective;
+import dev.m2q.eagle.train.StepStats;
+import dev.m2q.eagle.train.TrainingSequence;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+/** m2q eagle end to end on the fixture with a small objective, and exit 2 with one line on bad input. */
+class EagleCliTest {
+    static final Path FIXTURE = CliTest.FIXTURE;
+
+    /** ½‖p‖² over every parameter: a stand-in objective whose gradient is p, so training shrinks the weights. */
+    static final class Shrink implements DraftObjective {
+        @Override
+        public StepStats lossAndGradients(
+                Map<String, Tensor> params, List<TrainingSequence> batch, Map<String, Tensor> grads) {
+            double loss = 0;
+            for (var e : params.entrySet()) {
+                for (int i = 0; i < e.getValue().size(); i++) {
+                    double p = e.getValue().get(i);
+                    loss += 0.5 * p * p;
+                    grads.get(e.getKey()).add(i, p);
+                }
+            }
+            return new StepStats(loss, new double[] {loss}, new long[] {0}, new long[] {batch.size()});
+        }
+
+        @Override
+        public StepStats evaluate(Map<String, Tensor> params, List<TrainingSequence> batch) {
+            return lossAndGradients(params, batch, zeros(params));
+        }
+
+        private static Map<String, Tensor> zeros(Map<String, Tensor> p) {
+            Map<String, Tensor> z = new java.util.LinkedHashMap<>();
+            p.forEach((k, t) -> z.put(k, t.zerosLike()));
+            return z;
+        }
+    }
+
+    static void oneLine(CliTest.Run r, String expected) {
+        assertEquals(Main.EXIT_BAD_INPUT, r.code(), r.err());
+        assertEquals(1, r.err().strip().lines().count(), r.err());
+        assertTrue(r.err().contains(expected), r.err());
+    }
+
+    @Test
+    void dataThenTrainThenAttach(@TempDir Path dir) throws IOException {
+        Path prompts = dir.resolve("p.txt");
+        Files.writeString(prompts, "In the beginning\nAnd the LORD spake\nBlessed are\nThe earth\n");
+        Path data = dir.resolve("d.jsonl");
+        CliTest.Run d = CliTest.run(
+                "eagle",
+                "data",
+                "--target",
+                FIXTURE.toString(),
+                "--prompts",
+                prompts.toString(),
+                "--out",
+                data.toString(),
+                "--max-new-tokens",
+                "4");
+        assertEquals(0, d.code(), d.err());
+        oneLine(
+                CliTest.run(
+                        "eagle",
+                        "data",
+                        "--target",
+                        FIXTURE.toString(),
+                        "--prompts",
+                        prompts.toString(),
+                        "--out",
+                        data.toString()),
+                "already exists");
+
+        Path out = dir.resolve("head");
+        StringWriter err = new StringWriter();
+        CommandLine cl = new CommandLine(new EagleTrainCommand(steps -> (c, v, k) -> new Shrink()));
+        cl.setErr(new PrintWriter(err, true));
+        cl.setOut(new PrintWriter(new StringWriter(), true));
+        int code = cl.execute(
+                "--target",
+                FIXTURE.toString(),
+                "--data",
+                data.toString(),
+                "--out",
+                out.toString(),
+                "--steps",
+                "3",
+                "--draft-vocab",
+                "16",
+                "--holdout",
+                "0.25",
+                "--max-seq-len",
+                "32");
+        assertEquals(0, code, err.toString());
+        DraftHead head = DraftHead.read(out);
+        assertEquals(16, head.vocab().size());
+        assertTrue(Manifest.verify(out).ok(), "the manifest lists config.json, model.safetensors, train-log.jsonl");
+        assertFalse(Files.exists(out.resolve("checkpoint")), "the checkpoint is gone once the head is exported");
+
+        oneLine(
+                CliTest.run(
+                        "eagle",
+                        "train",
+                        "--target",
+                        FIXTURE.toString(),
+                        "--data",
+                        data.toString(),
+                        "--out",
+                        out.toString()),
+                "already exists");
+        oneLine(
+                CliTest.run(
+                        "eagle",
+                        "train",
+                        "--target",
+                        FIXTURE.toString(),
+                        "--data",
+                        dir.resolve("no").toString(),
+                        "--out",
+                        dir.resolve("o2").toString()),
+                "--data");
+        oneLine(
+                CliTest.run(
+                        "eagle",
+                        "train",
+                        "--target",
+                        FIXTURE.toString(),
+                        "--data",
+                        data.toString(),
+                        "--out",
+                        dir.resolve("o3").toString(),
+                        "--resume"),
+                "to resume from");
+        oneLine(
+                CliTest.run(
+                        "eagle",
+                        "train",
+                        "--target",
+                        FIXTURE.toString(),
+                        "--data",
+                        data.toString(),
+                        "--out",
+                        dir.resolve("o4").toString(),
+                        "--holdout",
+                        "1.5"),
+                "--holdout");
+
+        Path release = dir.resolve("release");
+        Files.createDirectories(release);
+        Files.copy(FIXTURE.resolve("config.json"), release.resolve("config.json"));
+        CliTest.Run a = CliTest.run("eagle", "attach", "--draft", out.toString(), "--release", release.toString());
+        assertEquals(0, a.code(), a.err());
+        oneLine(
+                CliTest.run("eagle", "attach", "--draft", out.toString(), "--release", release.toString()),
+                "--overwrite");
+        oneLine(
+                CliTest.run(
+                        "eagle", "attach", "--draft", dir.resolve("none").toString(), "--release", release.toString()),
+                "--draft");
+    }
+}

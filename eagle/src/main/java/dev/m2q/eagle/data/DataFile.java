@@ -1,0 +1,201 @@
+package dev.m2q.eagle.data;
+
+import dev.m2q.core.InputException;
+import dev.m2q.core.json.Json;
+import dev.m2q.core.json.JsonException;
+import java.io.BufferedReader;
+import java.io.BufferedWriter;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * EAGLE-3 training data as m2q writes it ({@code m2q eagle data}): JSONL, the first line a header object, then one
+ * {@code {"ids": [...], "loss_mask": [0|1, ...]}} per sequence. The header names the format and its version, the
+ * target (path, vocabulary size, sha256 of each weight file and of config.json), the prompts file and its sha256,
+ * and the generation settings (temperature, seed, max new tokens, stop ids).
+ *
+ * @param header the header object (always has {@link #FORMAT_KEY}, {@link #VERSION_KEY} and {@code vocab_size})
+ * @param sequences the sequences, in prompt order
+ */
+public record DataFile(Map<String, Object> header, List<Sequence> sequences) {
+    public static final String FORMAT = "m2q-eagle-data";
+    public static final String FORMAT_KEY = "format";
+    public static final String VERSION_KEY = "format_version";
+    public static final int VERSION = 1;
+
+    /**
+     * One chat: prompt and response token ids [T] and the loss mask [T], true on the generated assistant tokens
+     * (including the stop token when the target generated one).
+     */
+    public record Sequence(int[] ids, boolean[] lossMask) {
+        public Sequence {
+            if (ids.length != lossMask.length || ids.length == 0) {
+                throw new IllegalArgumentException(
+                        "sequence of " + ids.length + " ids has a loss mask of " + lossMask.length);
+            }
+        }
+
+        public int length() {
+            return ids.length;
+        }
+
+        public int assistantTokens() {
+            int n = 0;
+            for (boolean b : lossMask) {
+                n += b ? 1 : 0;
+            }
+            return n;
+        }
+    }
+
+    public DataFile {
+        header = new LinkedHashMap<>(header);
+        sequences = List.copyOf(sequences);
+    }
+
+    /** The target vocabulary size the ids were checked against. */
+    public int vocabSize() {
+        return ((Number) header.get("vocab_size")).intValue();
+    }
+
+    /**
+     * Writes {@code file} via a temporary name beside it and a rename, so it is either absent or complete.
+     * {@code header} must hold {@code vocab_size}; the format keys are put first.
+     */
+    public void write(Path file) {
+        Map<String, Object> h = new LinkedHashMap<>();
+        h.put(FORMAT_KEY, FORMAT);
+        h.put(VERSION_KEY, VERSION);
+        h.putAll(header);
+        h.put("sequences", sequences.size());
+        Path abs = file.toAbsolutePath();
+        Path tmp = abs.resolveSibling("." + abs.getFileName() + ".m2q-tmp");
+        try {
+            Files.createDirectories(abs.getParent());
+            try (BufferedWriter w = Files.newBufferedWriter(tmp, StandardCharsets.UTF_8)) {
+                w.write(Json.write(h));
+                w.write('\n');
+                for (Sequence s : sequences) {
+                    int[] mask = new int[s.length()];
+                    for (int t = 0; t < mask.length; t++) {
+                        mask[t] = s.lossMask()[t] ? 1 : 0;
+                    }
+                    Map<String, Object> row = new LinkedHashMap<>();
+                    row.put("ids", s.ids());
+                    row.put("loss_mask", mask);
+                    w.write(Json.write(row));
+                    w.write('\n');
+                }
+            }
+            Files.move(tmp, abs, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        } catch (IOException e) {
+            throw new InputException(file + ": cannot write: " + e.getMessage(), e);
+        } finally {
+            try {
+                Files.deleteIfExists(tmp);
+            } catch (IOException ignored) {
+                // the rename moved it, or the write failed first; either way nothing else refers to it
+            }
+        }
+    }
+
+    /**
+     * Reads and checks {@code file}: the header's format and version, then every line (ids integers in [0,
+     * vocab_size), a 0/1 mask of the same length, at least one assistant token), and the sequence count. Errors
+     * name the file and line.
+     */
+    public static DataFile read(Path file) {
+        if (!Files.isRegularFile(file)) {
+            throw new InputException(file + ": no such data file (write one with m2q eagle data)");
+        }
+        try (BufferedReader r = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
+            String first = r.readLine();
+            if (first == null) {
+                throw new InputException(file + ": empty; expected an " + FORMAT + " header line");
+            }
+            Map<String, Object> header = object(first, file, 1);
+            if (!FORMAT.equals(header.get(FORMAT_KEY))) {
+                throw new InputException(file + ":1: not an " + FORMAT + " file (header \"format\" is "
+                        + header.get(FORMAT_KEY) + "); write one with m2q eagle data");
+            }
+            if (!(header.get(VERSION_KEY) instanceof Long v) || v != VERSION) {
+                throw new InputException(file + ":1: format_version " + header.get(VERSION_KEY)
+                        + " is not supported (this m2q reads version " + VERSION + ")");
+            }
+            if (!(header.get("vocab_size") instanceof Long vocab) || vocab <= 0 || vocab > Integer.MAX_VALUE) {
+                throw new InputException(file + ":1: the header has no positive integer \"vocab_size\"");
+            }
+            List<Sequence> seqs = new ArrayList<>();
+            int lineNo = 1;
+            for (String line = r.readLine(); line != null; line = r.readLine()) {
+                lineNo++;
+                if (line.isBlank()) {
+                    continue;
+                }
+                seqs.add(sequence(object(line, file, lineNo), file + ":" + lineNo + ": ", vocab.intValue()));
+            }
+            if (header.get("sequences") instanceof Long n && n != seqs.size()) {
+                throw new InputException(file + ": the header announces " + n + " sequences but the file holds "
+                        + seqs.size() + " (truncated?)");
+            }
+            if (seqs.isEmpty()) {
+                throw new InputException(file + ": holds no sequences");
+            }
+            return new DataFile(header, seqs);
+        } catch (IOException e) {
+            throw new InputException(file + ": cannot read: " + e.getMessage(), e);
+        }
+    }
+
+    /** Refuses data whose ids were written for another vocabulary than {@code targetVocab}. */
+    public void checkVocab(int targetVocab, Object where) {
+        if (vocabSize() != targetVocab) {
+            throw new InputException(where + ": the data was generated for a vocabulary of " + vocabSize()
+                    + " tokens, the target has " + targetVocab);
+        }
+    }
+
+    private static Map<String, Object> object(String line, Path file, int lineNo) {
+        try {
+            return Json.parseObject(line);
+        } catch (JsonException e) {
+            throw new InputException(file + ":" + lineNo + ": malformed JSON: " + e.getMessage(), e);
+        }
+    }
+
+    private static Sequence sequence(Map<String, Object> row, String where, int vocab) {
+        if (!(row.get("ids") instanceof List<?> ids) || !(row.get("loss_mask") instanceof List<?> mask)) {
+            throw new InputException(where + "each sequence needs \"ids\" and \"loss_mask\" arrays");
+        }
+        if (ids.size() != mask.size() || ids.isEmpty()) {
+            throw new InputException(where + "ids (" + ids.size() + ") and loss_mask (" + mask.size()
+                    + ") differ in length or are empty");
+        }
+        int[] a = new int[ids.size()];
+        boolean[] m = new boolean[ids.size()];
+        boolean any = false;
+        for (int t = 0; t < a.length; t++) {
+            if (!(ids.get(t) instanceof Long id) || id < 0 || id >= vocab) {
+                throw new InputException(
+                        where + "ids[" + t + "] = " + ids.get(t) + " is not a token id in [0, " + vocab + ")");
+            }
+            a[t] = id.intValue();
+            if (!(mask.get(t) instanceof Long b) || (b != 0 && b != 1)) {
+                throw new InputException(where + "loss_mask[" + t + "] = " + mask.get(t) + " is not 0 or 1");
+            }
+            m[t] = b == 1;
+            any |= m[t];
+        }
+        if (!any) {
+            throw new InputException(where + "the sequence has no assistant token (loss_mask is all 0)");
+        }
+        return new Sequence(a, m);
+    }
+}

@@ -1,0 +1,77 @@
+package dev.m2q.eagle.data;
+
+import dev.m2q.core.InputException;
+import dev.m2q.core.io.Sha256;
+import dev.m2q.core.kernels.Kernels;
+import dev.m2q.core.model.Qwen2Model;
+import dev.m2q.core.tokenizer.ChatTemplate;
+import dev.m2q.core.tokenizer.PromptFile;
+import dev.m2q.core.tokenizer.Tokenizer;
+import dev.m2q.eagle.io.Hashes;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Consumer;
+
+/**
+ * {@code m2q eagle data}: renders each prompt through the target's chat template with an open assistant turn, lets
+ * the target answer ({@link ResponseGenerator}) and writes the {@link DataFile}.
+ *
+ * @param target the target model folder (BF16 or a quantized release)
+ * @param prompts a {@link PromptFile}
+ * @param out the data file to write
+ */
+public record DataGeneration(
+        Path target, Path prompts, Path out, int maxNewTokens, double temperature, long seed, boolean overwrite) {
+
+    /** Refuses an existing output unless {@code overwrite}, before any work. */
+    public void checkOutput() {
+        if (Files.exists(out) && !overwrite) {
+            throw new InputException(out + ": already exists; pass --overwrite to replace it (it is replaced only once"
+                    + " the new file is complete)");
+        }
+        if (Files.isDirectory(out)) {
+            throw new InputException(out + ": is a folder; --out names the data file to write");
+        }
+    }
+
+    /** Generates every response and writes the file; {@code log} receives one line per progress report. */
+    public DataFile run(Kernels kernels, Consumer<String> log) {
+        checkOutput();
+        Tokenizer tok = Tokenizer.load(target.resolve("tokenizer.json"));
+        ChatTemplate chat = ChatTemplate.load(target);
+        var conversations = PromptFile.read(prompts);
+        int[] stops = ResponseGenerator.stopIds(target, tok);
+        List<DataFile.Sequence> seqs = new ArrayList<>();
+        try (Qwen2Model model = Qwen2Model.load(target, kernels)) {
+            ResponseGenerator gen = new ResponseGenerator(model, stops, maxNewTokens, temperature, seed);
+            long tokens = 0;
+            for (int i = 0; i < conversations.size(); i++) {
+                int[] prompt = tok.encode(chat.render(conversations.get(i), true));
+                DataFile.Sequence s = gen.answer(prompt, prompts + " prompt " + (i + 1));
+                seqs.add(s);
+                tokens += s.assistantTokens();
+                if ((i + 1) % 16 == 0 || i + 1 == conversations.size()) {
+                    log.accept("eagle data: " + (i + 1) + "/" + conversations.size() + " prompts answered, " + tokens
+                            + " response tokens");
+                }
+            }
+            Map<String, Object> header = new LinkedHashMap<>();
+            header.put("target", target.toAbsolutePath().normalize().toString());
+            header.put("target_sha256", Hashes.ofModel(target));
+            header.put("vocab_size", model.config().vocabSize());
+            header.put("prompts", prompts.toAbsolutePath().normalize().toString());
+            header.put("prompts_sha256", Sha256.ofFile(prompts));
+            header.put("temperature", temperature);
+            header.put("seed", seed);
+            header.put("max_new_tokens", maxNewTokens);
+            header.put("stop_ids", stops);
+            DataFile data = new DataFile(header, seqs);
+            data.write(out);
+            return data;
+        }
+    }
+}

@@ -1,0 +1,304 @@
+package dev.m2q.eagle.train;
+
+import dev.m2q.core.InputException;
+import dev.m2q.core.draft.DraftConfig;
+import dev.m2q.core.draft.DraftHead;
+import dev.m2q.core.draft.DraftVocab;
+import dev.m2q.core.grad.Tensor;
+import dev.m2q.core.io.Manifest;
+import dev.m2q.core.io.Sha256;
+import dev.m2q.core.json.Json;
+import dev.m2q.core.json.JsonException;
+import dev.m2q.core.kernels.Kernels;
+import dev.m2q.core.model.ModelConfig;
+import dev.m2q.core.model.Qwen2Model;
+import dev.m2q.eagle.data.DataFile;
+import dev.m2q.eagle.io.Dirs;
+import dev.m2q.eagle.io.Hashes;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.TreeMap;
+import java.util.function.Consumer;
+
+/**
+ * {@code m2q eagle train}: the whole run. Reads the data, splits off the held-out sequences (seeded, by sequence),
+ * builds the draft vocabulary from the training split's assistant tokens, initializes the head ({@link HeadInit}),
+ * trains it with {@link DraftTrainer} on features the target computes online for each sequence (the quantized
+ * release when given, so the head learns the model it will draft for), and exports the head.
+ *
+ * <p>The run folder is {@code out} itself: while training it holds {@code train-log.jsonl} and {@code checkpoint/};
+ * at the end the head is written into a temporary folder inside it, its files renamed into place, the manifest
+ * written last and the checkpoint deleted. An existing {@code out} is refused unless {@code overwrite} (it is moved
+ * aside to {@code OUT.m2q-old} and deleted once the new head is complete) or {@code resume}.
+ *
+ * @param quantized the release whose forward gives the features and target logits, or null for {@code target}
+ * @param draftVocab V_d, or 0 for min(32000, V)
+ * @param auxLayers pinned taps ("state entering layer j"), or null for 2, L/2, L−3
+ * @param maxSeqLen sequences are cut to this many tokens
+ * @param holdout the fraction of sequences held out for evaluation
+ * @param objectiveName what the objective is, for the manifest and the resume fingerprint
+ */
+public record DraftTraining(
+        Path target,
+        Path quantized,
+        Path data,
+        Path out,
+        int draftVocab,
+        int[] auxLayers,
+        int maxSeqLen,
+        double holdout,
+        DraftTrainer.Options trainer,
+        Map<String, Object> objectiveName,
+        boolean resume,
+        boolean overwrite,
+        List<String> commandLine,
+        String m2qVersion) {
+    public static final int DEFAULT_DRAFT_VOCAB = 32000;
+    public static final String FORMAT = "eagle3-draft";
+
+    /** Builds the objective once the head's config and vocabulary are known. */
+    @FunctionalInterface
+    public interface ObjectiveFactory {
+        DraftObjective create(DraftConfig config, DraftVocab vocab, Kernels kernels);
+    }
+
+    public DraftTraining {
+        if (maxSeqLen < 2) {
+            throw new InputException("--max-seq-len must be at least 2, got " + maxSeqLen);
+        }
+        if (!(holdout >= 0 && holdout < 1)) {
+            throw new InputException("--holdout must be in [0, 1), got " + holdout);
+        }
+        if (draftVocab < 0) {
+            throw new InputException("--draft-vocab must be positive, got " + draftVocab);
+        }
+    }
+
+    /** Refuses, before any work, an output that exists (without --overwrite/--resume) or a resume with nothing. */
+    public void checkOutput() {
+        Path abs = out.toAbsolutePath().normalize();
+        if (resume && !Files.isRegularFile(abs.resolve(TrainCheckpoint.DIR).resolve(TrainCheckpoint.STATE))) {
+            throw new InputException(
+                    abs + ": no " + TrainCheckpoint.DIR + "/" + TrainCheckpoint.STATE + " to resume from");
+        }
+        if (!resume && Files.exists(abs) && !overwrite) {
+            throw new InputException(abs + ": already exists; pass --overwrite to replace it (moved aside until the"
+                    + " new head is complete) or --resume to continue its training");
+        }
+    }
+
+    /** What the run produced. */
+    public record Summary(Path out, DraftHead head, DraftTrainer.Evaluation evaluation, Map<String, String> files) {}
+
+    public Summary run(ObjectiveFactory objectives, Kernels kernels, Consumer<String> log) {
+        checkOutput();
+        Path abs = out.toAbsolutePath().normalize();
+        DataFile d = DataFile.read(data);
+        ModelConfig cfg = ModelConfig.load(target);
+        d.checkVocab(cfg.vocabSize(), data);
+        if (quantized != null) {
+            checkSameModel(cfg, ModelConfig.load(quantized));
+        }
+        int n = d.sequences().size();
+        List<Integer> order = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            order.add(i);
+        }
+        Collections.shuffle(order, new Random(trainer.seed()));
+        int held = (int) Math.round(holdout * n);
+        if (holdout > 0 && held == 0 && n >= 2) {
+            held = 1;
+        }
+        List<Integer> heldOut = order.subList(0, held).stream().sorted().toList();
+        List<Integer> train = order.subList(held, n).stream().sorted().toList();
+        if (train.isEmpty()) {
+            throw new InputException(data + ": " + n + " sequences leave none for training at --holdout " + holdout);
+        }
+        long[] counts = new long[cfg.vocabSize()];
+        for (int i : train) {
+            DataFile.Sequence s = d.sequences().get(i);
+            for (int t = 0; t < s.length(); t++) {
+                if (s.lossMask()[t]) {
+                    counts[s.ids()[t]]++;
+                }
+            }
+        }
+        int vd = draftVocab == 0 ? Math.min(DEFAULT_DRAFT_VOCAB, cfg.vocabSize()) : draftVocab;
+        if (vd > cfg.vocabSize()) {
+            throw new InputException("--draft-vocab " + vd + " exceeds the target's vocabulary of " + cfg.vocabSize());
+        }
+        DraftVocab vocab = DraftVocab.mostFrequent(counts, vd);
+        DraftConfig dc = DraftConfig.forTarget(cfg, rawRopeScaling(target), vd, auxLayers);
+        int[] taps = dc.taps(cfg.numLayers());
+
+        Map<String, String> targetHashes = Hashes.ofModel(target);
+        Map<String, String> quantHashes = quantized == null ? null : Hashes.ofModel(quantized);
+        String dataSha = Sha256.ofFile(data);
+        Map<String, Object> fingerprint = new TreeMap<>();
+        fingerprint.put("target_sha256", targetHashes);
+        fingerprint.put("quantized_sha256", quantHashes);
+        fingerprint.put("data_sha256", dataSha);
+        fingerprint.put("draft_vocab_size", vd);
+        fingerprint.put("taps", taps);
+        fingerprint.put("max_seq_len", maxSeqLen);
+        fingerprint.put("holdout", holdout);
+        fingerprint.put("objective", objectiveName);
+
+        DraftObjective objective = objectives.create(dc, vocab, kernels);
+        Path old = abs.resolveSibling(abs.getFileName() + ".m2q-old");
+        try {
+            if (!resume && Files.exists(abs)) {
+                Dirs.deleteTree(old);
+                Files.move(abs, old);
+            }
+            Files.createDirectories(abs);
+        } catch (IOException e) {
+            throw new InputException(abs + ": cannot prepare the output folder: " + e.getMessage(), e);
+        }
+        log.accept("eagle train: " + train.size() + " training and " + heldOut.size() + " held-out sequences, draft"
+                + " vocabulary " + vd + " of " + cfg.vocabSize() + ", taps " + Arrays.toString(taps)
+                + ", features from "
+                + (quantized == null ? target : quantized));
+        Map<String, Tensor> init = HeadInit.init(dc, vocab, target, trainer.seed());
+        DraftTrainer.Result result;
+        try (Qwen2Model model = Qwen2Model.load(quantized == null ? target : quantized, kernels)) {
+            SequenceSource source = i -> online(model, d.sequences().get(i), taps, maxSeqLen);
+            result = new DraftTrainer(trainer, objective, source, train, heldOut, abs, log)
+                    .run(init, fingerprint, resume);
+        }
+        DraftHead head = new DraftHead(dc, vocab, HeadInit.weights(result.params()));
+        Map<String, String> files = export(head, abs, targetHashes, quantHashes, dataSha, d, result, vd, taps);
+        Dirs.deleteTree(old);
+        return new Summary(abs, head, result.evaluation(), files);
+    }
+
+    /** One sequence through the target: its embeddings, tapped residual streams and logits, cut to maxSeqLen. */
+    static TrainingSequence online(Qwen2Model model, DataFile.Sequence s, int[] taps, int maxSeqLen) {
+        int t = Math.min(s.length(), maxSeqLen);
+        int[] ids = Arrays.copyOf(s.ids(), t);
+        Qwen2Model.Tapped tapped = model.forwardTapped(ids, null, taps);
+        return new TrainingSequence(
+                ids, Arrays.copyOf(s.lossMask(), t), model.embed(ids), tapped.features(), tapped.logits());
+    }
+
+    private Map<String, String> export(
+            DraftHead head,
+            Path abs,
+            Map<String, String> targetHashes,
+            Map<String, String> quantHashes,
+            String dataSha,
+            DataFile d,
+            DraftTrainer.Result result,
+            int vd,
+            int[] taps) {
+        Path tmp = abs.resolve(".export.m2q-partial");
+        Dirs.deleteTree(tmp);
+        Map<String, String> files = new TreeMap<>(head.write(tmp));
+        try {
+            for (String f : files.keySet()) {
+                Files.move(
+                        tmp.resolve(f),
+                        abs.resolve(f),
+                        StandardCopyOption.REPLACE_EXISTING,
+                        StandardCopyOption.ATOMIC_MOVE);
+            }
+            Dirs.deleteTree(tmp);
+            files.put(DraftTrainer.LOG, Sha256.ofFile(abs.resolve(DraftTrainer.LOG)));
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("m2q_version", m2qVersion);
+            m.put("format", FORMAT);
+            m.put("format_version", 1);
+            m.put("command_line", commandLine);
+            Map<String, Object> input = new LinkedHashMap<>();
+            input.put("target", target.toAbsolutePath().normalize().toString());
+            input.put("sha256", targetHashes);
+            if (quantized != null) {
+                input.put("quantized", quantized.toAbsolutePath().normalize().toString());
+                input.put("quantized_sha256", quantHashes);
+            }
+            m.put("input", input);
+            Map<String, Object> dataInfo = new LinkedHashMap<>();
+            dataInfo.put("file", data.toAbsolutePath().normalize().toString());
+            dataInfo.put("sha256", dataSha);
+            dataInfo.put("sequences", d.sequences().size());
+            dataInfo.put("generation", d.header());
+            m.put("data", dataInfo);
+            m.put("seed", trainer.seed());
+            m.put("draft_vocab_size", vd);
+            m.put("taps", taps);
+            m.put("training", trainer.toJson());
+            m.put("objective", objectiveName);
+            m.put(
+                    "init",
+                    "midlayer norms 1; norm and lm_head from the target (its final norm, its lm_head rows of the"
+                            + " draft vocabulary); fc and the layer's linears N(0, " + HeadInit.STD + "^2)");
+            m.put("files", files);
+            Path mf = abs.resolve(Manifest.FILE);
+            Path mtmp = abs.resolve("." + Manifest.FILE + ".tmp");
+            Files.writeString(mtmp, Json.writePretty(m), StandardCharsets.UTF_8);
+            Files.move(mtmp, mf, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        } catch (IOException e) {
+            throw new InputException(abs + ": cannot write the head: " + e.getMessage(), e);
+        }
+        Dirs.deleteTree(abs.resolve(TrainCheckpoint.DIR));
+        return files;
+    }
+
+    /** The quantized release must be the same architecture as the target: every size the head depends on. */
+    static void checkSameModel(ModelConfig target, ModelConfig q) {
+        List<String> bad = new ArrayList<>();
+        int[][] pairs = {
+            {target.hiddenSize(), q.hiddenSize()},
+            {target.intermediateSize(), q.intermediateSize()},
+            {target.numLayers(), q.numLayers()},
+            {target.numHeads(), q.numHeads()},
+            {target.numKvHeads(), q.numKvHeads()},
+            {target.headDim(), q.headDim()},
+            {target.vocabSize(), q.vocabSize()},
+            {target.maxPositionEmbeddings(), q.maxPositionEmbeddings()}
+        };
+        String[] names = {
+            "hidden_size",
+            "intermediate_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "num_key_value_heads",
+            "head_dim",
+            "vocab_size",
+            "max_position_embeddings"
+        };
+        for (int i = 0; i < pairs.length; i++) {
+            if (pairs[i][0] != pairs[i][1]) {
+                bad.add(names[i] + " " + pairs[i][1] + " vs the target's " + pairs[i][0]);
+            }
+        }
+        if (!target.arch().equals(q.arch()) || target.ropeTheta() != q.ropeTheta()) {
+            bad.add("architecture or rope_theta differ");
+        }
+        if (!bad.isEmpty()) {
+            throw new InputException("--quantized is not a release of --target: " + String.join("; ", bad));
+        }
+    }
+
+    /** The target's {@code rope_scaling} as written in its config.json (null when absent). */
+    static Object rawRopeScaling(Path dir) {
+        Path f = dir.resolve("config.json");
+        try {
+            return Json.parseObject(Files.readString(f, StandardCharsets.UTF_8)).get("rope_scaling");
+        } catch (IOException e) {
+            throw new InputException(f + ": cannot read: " + e.getMessage(), e);
+        } catch (JsonException e) {
+            throw new InputException(f + ": malformed JSON: " + e.getMessage(), e);
+        }
+    }
+}
