@@ -1,12 +1,16 @@
 package dev.m2q.cli;
 
 import dev.m2q.core.InputException;
+import dev.m2q.core.draft.DraftHead;
 import dev.m2q.core.json.Json;
 import dev.m2q.core.kernels.Devices;
+import dev.m2q.core.model.ModelConfig;
 import dev.m2q.core.model.Perplexity;
 import dev.m2q.core.model.Qwen2Model;
+import dev.m2q.core.tokenizer.PromptFile;
 import dev.m2q.core.tokenizer.Tokenizer;
 import dev.m2q.validate.Report;
+import dev.m2q.validate.SpecBench;
 import dev.m2q.validate.ValidateOptions;
 import dev.m2q.validate.Validator;
 import java.io.PrintWriter;
@@ -25,7 +29,9 @@ import picocli.CommandLine.Spec;
 
 /**
  * {@code m2q validate --reference BF16DIR --candidate QDIR --text FILE}: the near-lossless proof of a release, read
- * back from its files; without {@code --candidate}, the perplexity of one model.
+ * back from its files; without {@code --candidate}, the perplexity of one model. With {@code --draft DIR --prompts
+ * FILE}: speculative decoding of the candidate with an EAGLE-3 head, beside the accuracy run or, without
+ * {@code --reference}, alone.
  */
 @Command(
         name = "validate",
@@ -36,14 +42,17 @@ import picocli.CommandLine.Spec;
                     + " per-layer output error, batch-1 decode tokens/s, and your gates. Writes validation.json,"
                     + " validation.md and PNG plots.",
             "Without --candidate: the perplexity of --reference over the text.",
+            "With --draft and --prompts: EAGLE-3 speculative decoding of the candidate at batch 1 for each --k (τ,"
+                    + " per-position acceptance, tokens/s with and without the head, measured and predicted speedup);"
+                    + " without --reference only that runs.",
             "Exit 0 when everything passes, 1 when a check or gate fails, 2 on bad input."
         })
 final class ValidateCommand implements Callable<Integer> {
     @Option(
             names = {"--reference", "--model"},
-            required = true,
             paramLabel = "DIR",
-            description = "The BF16 Hugging Face model directory (config.json, *.safetensors, tokenizer.json).")
+            description = "The BF16 Hugging Face model directory (config.json, *.safetensors, tokenizer.json);"
+                    + " required unless --draft runs speculative decoding alone.")
     Path reference;
 
     @Mixin
@@ -55,7 +64,7 @@ final class ValidateCommand implements Callable<Integer> {
     /** The kernels chosen by --device and --kernels, once per run. */
     private Devices.Selection selection;
 
-    @Option(names = "--text", required = true, paramLabel = "FILE", description = "Held-out UTF-8 text.")
+    @Option(names = "--text", paramLabel = "FILE", description = "Held-out UTF-8 text (required with --reference).")
     Path text;
 
     @Option(
@@ -122,6 +131,49 @@ final class ValidateCommand implements Callable<Integer> {
     Double minTop1;
 
     @Option(
+            names = "--draft",
+            paramLabel = "DIR",
+            description = "An EAGLE-3 head for the candidate (m2q eagle's output, or a release's draft/ folder):"
+                    + " measure speculative decoding with it.")
+    Path draft;
+
+    @Option(
+            names = "--prompts",
+            paramLabel = "FILE",
+            description = "Prompts for speculative decoding (.jsonl with messages/prompt/text, or one per line),"
+                    + " rendered with the candidate's chat template.")
+    Path prompts;
+
+    @Option(
+            names = "--k",
+            defaultValue = "1..7",
+            paramLabel = "LIST",
+            description = "Drafts per round to sweep: a list 1,3,5 or a range 1..7 (default ${DEFAULT-VALUE}).")
+    String k;
+
+    @Option(
+            names = "--temperature",
+            defaultValue = "0",
+            paramLabel = "T",
+            description = "Speculative decoding's temperature: 0 greedy (default), > 0 speculative sampling.")
+    double temperature;
+
+    @Option(
+            names = "--spec-tokens",
+            defaultValue = "64",
+            paramLabel = "N",
+            description = "New tokens per prompt for speculative decoding and its plain baseline"
+                    + " (default ${DEFAULT-VALUE}).")
+    int specTokens;
+
+    @Option(
+            names = "--seed",
+            defaultValue = "0",
+            paramLabel = "N",
+            description = "Sampling seed; prompt i uses seed + i (default ${DEFAULT-VALUE}).")
+    long seed;
+
+    @Option(
             names = "--report-dir",
             paramLabel = "DIR",
             description = "Where validation.json, validation.md and the plots go (default: the candidate folder).")
@@ -138,6 +190,17 @@ final class ValidateCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        Speculative sp = speculative();
+        if (reference == null) {
+            if (sp == null) {
+                throw new InputException("--reference is required (or --candidate with --draft and --prompts for a"
+                        + " speculative-only run)");
+            }
+            return speculativeOnly(sp);
+        }
+        if (text == null) {
+            throw new InputException("--text is required with --reference (the held-out text to score)");
+        }
         if (seqlen < 2) {
             throw new InputException("--seqlen must be at least 2, got " + seqlen);
         }
@@ -187,22 +250,133 @@ final class ValidateCommand implements Callable<Integer> {
                 decodeTokens,
                 new ValidateOptions.Gates(maxPplIncrease, maxKl, minTop1));
         say(err);
-        Validator.Outcome o = Validator.run(opts, Version.get(), line -> {
-            if (!json) {
-                err.println(line);
-                err.flush();
+        Validator.Outcome o = Validator.run(opts, Version.get(), log(err));
+        if (sp != null) {
+            if (o.json().get("accuracy") != null) {
+                o.json().put("speculative", runSpeculative(sp, err));
+            } else {
+                o.json().put("speculative", null);
             }
-        });
+        }
         Path dir = reportDir != null ? reportDir : candidate;
         List<Path> written = noReport ? List.of() : Report.write(dir, o);
         if (json) {
             out.print(Json.writePretty(o.json()));
         } else {
             summary(out, o);
+            if (o.json().containsKey("speculative")) {
+                out.println(specSummary(o.json()));
+            }
             written.forEach(p -> out.println("wrote " + p));
         }
         out.flush();
         return o.passed() ? Main.EXIT_OK : Main.EXIT_CHECK_FAILED;
+    }
+
+    /** What --draft asks for, checked before anything runs; null without --draft. */
+    private record Speculative(SpecBench.Options options, DraftHead head) {}
+
+    private Speculative speculative() {
+        if (draft == null) {
+            if (prompts != null) {
+                throw new InputException("--prompts is for speculative decoding: give --draft DIR too");
+            }
+            return null;
+        }
+        if (candidate == null) {
+            throw new InputException("--draft needs --candidate (the release the head drafts for)");
+        }
+        if (prompts == null) {
+            throw new InputException("--draft needs --prompts FILE (the prompts to decode)");
+        }
+        if (!Files.isDirectory(candidate)) {
+            throw new InputException(candidate + ": not a directory (--candidate)");
+        }
+        PromptFile.read(prompts);
+        int[] ks = SpecBench.parseKs(k);
+        SpecBench.Options opts =
+                new SpecBench.Options(candidate, draft, prompts, ks, temperature, specTokens, seed, w4Kernel, null);
+        DraftHead head = SpecBench.readHead(draft, ModelConfig.load(candidate));
+        return new Speculative(opts, head);
+    }
+
+    private int speculativeOnly(Speculative sp) {
+        PrintWriter err = spec.commandLine().getErr();
+        PrintWriter out = spec.commandLine().getOut();
+        Map<String, Object> j = new LinkedHashMap<>();
+        j.put("m2q_version", Version.get());
+        j.put("candidate", candidate.toString());
+        j.put("speculative", runSpeculative(sp, err));
+        j.put("passed", true);
+        j.put("failures", List.of());
+        Validator.Outcome o = new Validator.Outcome(j, List.of(), null, null, Map.of());
+        Path dir = reportDir != null ? reportDir : candidate;
+        List<Path> written = noReport ? List.of() : Report.write(dir, o);
+        if (json) {
+            out.print(Json.writePretty(j));
+        } else {
+            out.println(specSummary(j));
+            written.forEach(p -> out.println("wrote " + p));
+        }
+        out.flush();
+        return Main.EXIT_OK;
+    }
+
+    private Map<String, Object> runSpeculative(Speculative sp, PrintWriter err) {
+        if (selection == null) {
+            selection = device.select(kernels.get());
+            say(err);
+        }
+        SpecBench.Options o = sp.options();
+        SpecBench.Options withKernels = new SpecBench.Options(
+                o.candidate(),
+                o.draft(),
+                o.prompts(),
+                o.ks(),
+                o.temperature(),
+                o.specTokens(),
+                o.seed(),
+                o.w4Kernel(),
+                selection.kernels());
+        return SpecBench.run(withKernels, sp.head(), log(err)).json();
+    }
+
+    private java.util.function.Consumer<String> log(PrintWriter err) {
+        return line -> {
+            if (!json) {
+                err.println(line);
+                err.flush();
+            }
+        };
+    }
+
+    /** One line: the plain baseline and the k with the best measured speedup. */
+    @SuppressWarnings("unchecked")
+    static String specSummary(Map<String, Object> report) {
+        if (!(report.get("speculative") instanceof Map<?, ?> s)) {
+            return "speculative decoding: not measured (the candidate failed its checks)";
+        }
+        Map<String, Object> best = null;
+        for (Object x : (List<?>) s.get("sweep")) {
+            Map<String, Object> r = (Map<String, Object>) x;
+            if (best == null || (Double) r.get("speedup") > (Double) best.get("speedup")) {
+                best = r;
+            }
+        }
+        Object predicted = best.get("predicted_speedup");
+        return String.format(
+                Locale.ROOT,
+                "speculative T=%s, %s prompts: plain %.1f tok/s; best k=%s: τ %.3f, %.1f tok/s, %.2fx (predicted %s), c"
+                        + " %.3f",
+                s.get("temperature"),
+                s.get("prompts"),
+                ((Map<String, Object>) s.get("plain")).get("tokens_per_second"),
+                best.get("k"),
+                best.get("tau"),
+                best.get("tokens_per_second"),
+                best.get("speedup"),
+                predicted == null ? "-" : String.format(Locale.ROOT, "%.2fx", predicted),
+                best.get("c"));
     }
 
     /** The device line, once the options and the model are known good (bad input gets its one line alone). */

@@ -74,11 +74,92 @@ public final class Report {
         return file;
     }
 
-    @SuppressWarnings("unchecked")
+    /** The report: the accuracy sections when a reference was given, then speculative decoding when measured. */
     static String markdown(Validator.Outcome o) {
         Map<String, Object> j = o.json();
         StringBuilder md = new StringBuilder();
         md.append("# Validation of ").append(j.get("candidate")).append("\n\n");
+        if (j.get("reference") != null) {
+            accuracy(md, o);
+        } else {
+            md.append("Speculative decoding only (no `--reference`, so no accuracy checks; m2q ")
+                    .append(j.get("m2q_version"))
+                    .append(").\n\n");
+        }
+        if (j.get("speculative") instanceof Map<?, ?> s) {
+            speculative(md, s);
+        }
+        return md.toString();
+    }
+
+    @SuppressWarnings("unchecked")
+    private static void speculative(StringBuilder md, Map<?, ?> s) {
+        md.append("## Speculative decoding (EAGLE-3)\n\n");
+        Map<String, Object> plain = (Map<String, Object>) s.get("plain");
+        md.append(fmt(
+                "Head `%s` (draft vocabulary %s, taps %s) on `%s`, run %s with %s kernels; batch 1, %s prompts of `%s`"
+                        + " (%.1f tokens on average), %s new tokens each, T = %s, seed %s. Plain decoding on the same"
+                        + " engine: %.1f tokens/s, %.3f ms per target forward.%n%n",
+                s.get("draft"),
+                s.get("draft_vocab_size"),
+                s.get("taps"),
+                s.get("candidate"),
+                s.get("candidate_path"),
+                s.get("kernels"),
+                s.get("prompts"),
+                s.get("prompts_file"),
+                s.get("prompt_tokens_mean"),
+                s.get("spec_tokens"),
+                s.get("temperature"),
+                s.get("seed"),
+                plain.get("tokens_per_second"),
+                plain.get("target_forward_ms")));
+        md.append("τ = tokens emitted per target verify forward; acceptance per draft position j = accepted / verified;"
+                + " α = all accepted / all verified drafts; c = draft time per proposed token / target decode forward;"
+                + " predicted speedup = (1 − α^(k+1)) / ((1 − α)(k·c + 1)).\n\n");
+        md.append("| k | τ | α | per-position acceptance | tokens/s without | tokens/s with | speedup | predicted |"
+                + " c | verify forward (ms) |\n");
+        md.append("|---|---|---|---|---|---|---|---|---|---|\n");
+        for (Object x : (List<?>) s.get("sweep")) {
+            Map<String, Object> r = (Map<String, Object>) x;
+            StringBuilder acc = new StringBuilder();
+            for (Object a : (List<?>) r.get("acceptance")) {
+                acc.append(acc.isEmpty() ? "" : " / ").append(a == null ? "–" : fmt("%.2f", a));
+            }
+            md.append(fmt(
+                    "| %s | %.3f | %s | %s | %.1f | %.1f | %.2f× | %s | %s | %s |%n",
+                    r.get("k"),
+                    r.get("tau"),
+                    num(r.get("alpha"), "%.3f"),
+                    acc,
+                    r.get("plain_tokens_per_second"),
+                    r.get("tokens_per_second"),
+                    r.get("speedup"),
+                    num(r.get("predicted_speedup"), "%.2f×"),
+                    num(r.get("c"), "%.3f"),
+                    num(r.get("verify_forward_ms"), "%.3f")));
+        }
+        md.append("\nThe formula counts a verify forward of k + 1 tokens as one decode forward; where it costs more"
+                + " (compute-bound shapes, as on a CPU), the measured speedup falls below the prediction.\n\n");
+        if (Double.valueOf(0).equals(s.get("temperature"))) {
+            md.append("At T = 0 each speculative output is compared with plain greedy decoding: ");
+            StringBuilder b = new StringBuilder();
+            for (Object x : (List<?>) s.get("sweep")) {
+                Map<String, Object> r = (Map<String, Object>) x;
+                b.append(b.isEmpty() ? "" : ", ")
+                        .append(fmt("k = %s %s/%s", r.get("k"), r.get("greedy_identical_prompts"), s.get("prompts")));
+            }
+            md.append(b).append(" prompts identical.\n\n");
+        }
+    }
+
+    private static String num(Object v, String f) {
+        return v == null ? "–" : fmt(f, v);
+    }
+
+    @SuppressWarnings("unchecked")
+    private static void accuracy(StringBuilder md, Validator.Outcome o) {
+        Map<String, Object> j = o.json();
         md.append(o.passed() ? "**PASSED**" : "**FAILED**")
                 .append(" against the BF16 reference `")
                 .append(j.get("reference"))
@@ -115,8 +196,8 @@ public final class Report {
 
         Map<String, Object> acc = (Map<String, Object>) j.get("accuracy");
         if (acc == null) {
-            md.append("Accuracy was not measured: the candidate failed the checks above.\n");
-            return md.toString();
+            md.append("Accuracy was not measured: the candidate failed the checks above.\n\n");
+            return;
         }
         md.append("## Accuracy\n\n");
         md.append(fmt(
@@ -217,8 +298,8 @@ public final class Report {
                         g.get("value"),
                         Boolean.TRUE.equals(g.get("passed")) ? "pass" : "**fail**"));
             }
+            md.append('\n');
         }
-        return md.toString();
     }
 
     private static String share(Object fraction) {

@@ -1,0 +1,388 @@
+package dev.m2q.validate;
+
+import dev.m2q.core.InputException;
+import dev.m2q.core.draft.DraftHead;
+import dev.m2q.core.draft.DraftModel;
+import dev.m2q.core.json.Json;
+import dev.m2q.core.json.JsonException;
+import dev.m2q.core.kernels.Kernels;
+import dev.m2q.core.model.ModelConfig;
+import dev.m2q.core.model.Qwen2Model;
+import dev.m2q.core.tokenizer.ChatTemplate;
+import dev.m2q.core.tokenizer.PromptFile;
+import dev.m2q.core.tokenizer.Tokenizer;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.TreeSet;
+import java.util.function.Consumer;
+
+/**
+ * The speculative-decoding measurements of {@code m2q validate --draft} (ALGORITHMS §6): for each k of the sweep,
+ * over all prompts, the acceptance length τ, per-position acceptance, tokens/s with and without the head on the same
+ * engine, the measured draft/target cost ratio c, and the formula's speedup beside the measured one.
+ *
+ * <p>Definitions, per k, summed over the prompts:
+ *
+ * <ul>
+ *   <li>τ = tokens emitted by verify rounds / verify forwards (the first token, chosen from the prefill, is in
+ *       neither);
+ *   <li>acceptance_j = accepted_j / reached_j, where reached_j counts the rounds in which draft j was verified;
+ *   <li>α = Σ_j accepted_j / Σ_j reached_j: the maximum-likelihood acceptance rate under the formula's own model
+ *       (each reached draft accepted independently with probability α), so τ's prediction (1 − α^{k+1}) / (1 − α)
+ *       beside the measured τ shows how far acceptance is from that model;
+ *   <li>tokens/s = tokens after the first / decode time (everything after the prefill), for both engines;
+ *   <li>c = (draft time / drafts proposed) / (plain decode time / plain decode forwards): one draft step, with its
+ *       share of the accepted rows' draft pass, against one target decode forward;
+ *   <li>predicted speedup = (1 − α^{k+1}) / ((1 − α)(k·c + 1)), measured speedup = tokens/s with / without.
+ * </ul>
+ *
+ * Prompt i runs with {@code SplittableRandom(seed + i)} on both engines; at T = 0 each speculative output is also
+ * compared with the plain one (they must be equal token for token).
+ */
+public final class SpecBench {
+    private static final int WARMUP_TOKENS = 16;
+    private static final int MAX_K = 64;
+
+    private SpecBench() {}
+
+    /**
+     * What to measure.
+     *
+     * @param candidate the target release (its tokenizer, chat template and eos ids are used)
+     * @param draft the EAGLE-3 head's folder
+     * @param prompts the prompt file ({@link PromptFile})
+     * @param ks the drafts per round to sweep, ascending
+     * @param specTokens new tokens per prompt and engine
+     * @param w4Kernel run the target on the packed W4A16 kernel
+     */
+    public record Options(
+            Path candidate,
+            Path draft,
+            Path prompts,
+            int[] ks,
+            double temperature,
+            int specTokens,
+            long seed,
+            boolean w4Kernel,
+            Kernels kernels) {
+        public Options {
+            if (ks.length == 0) {
+                throw new InputException("--k needs at least one value");
+            }
+            if (!(temperature >= 0) || Double.isInfinite(temperature)) {
+                throw new InputException("--temperature must be a finite number ≥ 0, got " + temperature);
+            }
+            if (specTokens < 2) {
+                throw new InputException("--spec-tokens must be at least 2, got " + specTokens);
+            }
+            ks = ks.clone();
+        }
+    }
+
+    /**
+     * The figures of one k.
+     *
+     * @param proposed [k], reached [k], accepted [k] per draft position, summed over prompts
+     * @param greedyIdentical at T = 0, the prompts whose output equals plain decoding's; null when sampling
+     */
+    public record Row(
+            int k,
+            int rounds,
+            long emitted,
+            long[] proposed,
+            long[] reached,
+            long[] accepted,
+            double tokensPerSecond,
+            double draftNanosPerStep,
+            double targetNanosPerRound,
+            double c,
+            Integer greedyIdentical) {
+        public double tau() {
+            return emitted / (double) rounds;
+        }
+
+        public double alpha() {
+            return alphaOf(reached, accepted);
+        }
+
+        public double[] acceptance() {
+            double[] a = new double[k];
+            for (int j = 0; j < k; j++) {
+                a[j] = reached[j] == 0 ? Double.NaN : accepted[j] / (double) reached[j];
+            }
+            return a;
+        }
+    }
+
+    /** The baseline: plain decoding of every prompt on the same target. */
+    public record Baseline(long tokens, int forwards, long decodeNanos) {
+        public double tokensPerSecond() {
+            return tokens / (decodeNanos / 1e9);
+        }
+
+        public double nanosPerForward() {
+            return decodeNanos / (double) forwards;
+        }
+    }
+
+    public record Outcome(Map<String, Object> json, Baseline baseline, List<Row> rows) {}
+
+    /** Parses {@code --k}: a list "1,3,5", a range "1..7", or both mixed ("1..3,5"); returns the ks ascending. */
+    public static int[] parseKs(String spec) {
+        TreeSet<Integer> ks = new TreeSet<>();
+        for (String part : spec.split(",")) {
+            String p = part.strip();
+            try {
+                int dots = p.indexOf("..");
+                int lo = Integer.parseInt(dots < 0 ? p : p.substring(0, dots).strip());
+                int hi = dots < 0 ? lo : Integer.parseInt(p.substring(dots + 2).strip());
+                if (lo < 1 || hi < lo || hi > MAX_K) {
+                    throw new InputException(
+                            "--k " + spec + ": each k lies in 1.." + MAX_K + " and a range reads lo..hi");
+                }
+                for (int k = lo; k <= hi; k++) {
+                    ks.add(k);
+                }
+            } catch (NumberFormatException e) {
+                throw new InputException("--k " + spec + ": expected a list like 1,3,5 or a range like 1..7", e);
+            }
+        }
+        return ks.stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    /** Reads the head in {@code dir} and refuses it unless it fits {@code target}; messages name the folder. */
+    public static DraftHead readHead(Path dir, ModelConfig target) {
+        if (!Files.isDirectory(dir)) {
+            throw new InputException(dir + ": not a directory (--draft takes an EAGLE-3 head's folder)");
+        }
+        DraftHead head = DraftHead.read(dir);
+        try {
+            head.checkAgainst(target);
+        } catch (InputException e) {
+            throw new InputException(dir + ": " + e.getMessage(), e);
+        }
+        return head;
+    }
+
+    /** The eos ids of a model folder: generation_config.json's eos_token_id, else config.json's (int or list). */
+    public static int[] eosIds(Path dir) {
+        for (String file : List.of("generation_config.json", "config.json")) {
+            Path f = dir.resolve(file);
+            if (!Files.isRegularFile(f)) {
+                continue;
+            }
+            Object eos;
+            try {
+                eos = Json.parseObject(Files.readString(f)).get("eos_token_id");
+            } catch (IOException | JsonException e) {
+                throw new InputException(f + ": cannot read eos_token_id: " + e.getMessage(), e);
+            }
+            if (eos instanceof Number n) {
+                return new int[] {n.intValue()};
+            }
+            if (eos instanceof List<?> l) {
+                return l.stream().mapToInt(x -> ((Number) x).intValue()).toArray();
+            }
+        }
+        return new int[0];
+    }
+
+    /** Loads the target and the head and measures the sweep over the prompt file. */
+    public static Outcome run(Options o, DraftHead head, Consumer<String> log) {
+        ModelConfig cfg = ModelConfig.load(o.candidate());
+        List<int[]> prompts = PromptFile.encode(
+                o.prompts(), Tokenizer.load(o.candidate().resolve("tokenizer.json")), ChatTemplate.load(o.candidate()));
+        int[] eos = eosIds(o.candidate());
+        try (Qwen2Model target =
+                Qwen2Model.load(o.candidate(), o.kernels(), new Qwen2Model.LoadOptions(o.w4Kernel(), null))) {
+            int[] taps = head.config().taps(cfg.numLayers());
+            SpecDecode spec = new SpecDecode(target, taps, new EagleDrafter(new DraftModel(head, o.kernels()), target));
+            Outcome out = measure(spec, prompts, o.ks(), o.temperature(), o.specTokens(), o.seed(), eos, log);
+            Map<String, Object> j = new LinkedHashMap<>();
+            j.put("candidate", o.candidate().toString());
+            j.put("draft", o.draft().toString());
+            j.put("draft_vocab_size", head.config().draftVocabSize());
+            j.put("taps", Arrays.stream(taps).boxed().toList());
+            j.put("prompts_file", o.prompts().toString());
+            j.put("candidate_path", o.w4Kernel() ? "w4a16 kernel (packed)" : "dequantized to fp32");
+            j.put("kernels", o.kernels().name());
+            j.putAll(out.json());
+            return new Outcome(j, out.baseline(), out.rows());
+        }
+    }
+
+    /** The sweep on a ready engine: warm-up, the plain baseline, then each k over all prompts. */
+    public static Outcome measure(
+            SpecDecode spec,
+            List<int[]> prompts,
+            int[] ks,
+            double temperature,
+            int specTokens,
+            long seed,
+            int[] eos,
+            Consumer<String> log) {
+        int kMax = Arrays.stream(ks).max().orElseThrow();
+        SpecDecode.Settings warm = new SpecDecode.Settings(kMax, temperature, Math.min(specTokens, WARMUP_TOKENS), eos);
+        for (int i = 0; i < 2; i++) {
+            spec.plain(prompts.getFirst(), warm, new SplittableRandom(seed));
+            spec.generate(prompts.getFirst(), warm, new SplittableRandom(seed));
+        }
+
+        List<int[]> plainOut = new ArrayList<>();
+        long tokens = 0;
+        int forwards = 0;
+        long nanos = 0;
+        for (int i = 0; i < prompts.size(); i++) {
+            SpecDecode.Settings s = new SpecDecode.Settings(1, temperature, specTokens, eos);
+            SpecDecode.PlainResult r = spec.plain(prompts.get(i), s, new SplittableRandom(seed + i));
+            plainOut.add(r.tokens());
+            tokens += r.tokens().length - 1;
+            forwards += r.forwards();
+            nanos += r.decodeNanos();
+        }
+        Baseline base = new Baseline(tokens, forwards, nanos);
+        log.accept(String.format(
+                Locale.ROOT,
+                "speculative: plain decoding %.1f tok/s, %.3f ms per target forward, %d prompts",
+                base.tokensPerSecond(),
+                base.nanosPerForward() / 1e6,
+                prompts.size()));
+
+        List<Row> rows = new ArrayList<>();
+        for (int k : ks) {
+            long[] proposed = new long[k];
+            long[] reached = new long[k];
+            long[] accepted = new long[k];
+            int rounds = 0;
+            long emitted = 0;
+            long target = 0;
+            long draft = 0;
+            int identical = 0;
+            for (int i = 0; i < prompts.size(); i++) {
+                SpecDecode.Settings s = new SpecDecode.Settings(k, temperature, specTokens, eos);
+                SpecDecode.Result r = spec.generate(prompts.get(i), s, new SplittableRandom(seed + i));
+                rounds += r.rounds();
+                emitted += r.roundTokens();
+                target += r.targetNanos();
+                draft += r.draftNanos();
+                for (int j = 0; j < k; j++) {
+                    proposed[j] += r.proposed()[j];
+                    reached[j] += r.reached()[j];
+                    accepted[j] += r.accepted()[j];
+                }
+                if (Arrays.equals(r.tokens(), plainOut.get(i))) {
+                    identical++;
+                }
+            }
+            long steps = Arrays.stream(proposed).sum();
+            double stepNanos = steps == 0 ? Double.NaN : draft / (double) steps;
+            Row row = new Row(
+                    k,
+                    rounds,
+                    emitted,
+                    proposed,
+                    reached,
+                    accepted,
+                    emitted / ((target + draft) / 1e9),
+                    stepNanos,
+                    rounds == 0 ? Double.NaN : target / (double) rounds,
+                    stepNanos / base.nanosPerForward(),
+                    temperature == 0 ? identical : null);
+            rows.add(row);
+            log.accept(String.format(
+                    Locale.ROOT,
+                    "speculative k=%d: τ %.3f, α %.3f, %.1f tok/s (%.2f×, predicted %.2f×), c %.3f",
+                    k,
+                    row.tau(),
+                    row.alpha(),
+                    row.tokensPerSecond(),
+                    row.tokensPerSecond() / base.tokensPerSecond(),
+                    predictedSpeedup(row.alpha(), k, row.c()),
+                    row.c()));
+        }
+        return new Outcome(json(prompts, temperature, specTokens, seed, base, rows), base, rows);
+    }
+
+    private static Map<String, Object> json(
+            List<int[]> prompts, double temperature, int specTokens, long seed, Baseline base, List<Row> rows) {
+        Map<String, Object> j = new LinkedHashMap<>();
+        j.put("prompts", prompts.size());
+        j.put(
+                "prompt_tokens_mean",
+                prompts.stream().mapToInt(p -> p.length).average().orElse(0));
+        j.put("temperature", temperature);
+        j.put("spec_tokens", specTokens);
+        j.put("seed", seed);
+        j.put(
+                "alpha_estimator",
+                "sum of accepted drafts / sum of drafts reached (verified), the MLE under independent acceptance");
+        Map<String, Object> b = new LinkedHashMap<>();
+        b.put("tokens", base.tokens());
+        b.put("forwards", base.forwards());
+        b.put("tokens_per_second", base.tokensPerSecond());
+        b.put("target_forward_ms", base.nanosPerForward() / 1e6);
+        j.put("plain", b);
+        List<Map<String, Object>> sweep = new ArrayList<>();
+        for (Row r : rows) {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("k", r.k());
+            m.put("rounds", r.rounds());
+            m.put("emitted", r.emitted());
+            m.put("tau", r.tau());
+            m.put("alpha", r.alpha());
+            m.put("predicted_tau", finiteOrNull(predictedTau(r.alpha(), r.k())));
+            m.put(
+                    "acceptance",
+                    Arrays.stream(r.acceptance())
+                            .mapToObj(SpecBench::finiteOrNull)
+                            .toList());
+            m.put("proposed", Arrays.stream(r.proposed()).boxed().toList());
+            m.put("reached", Arrays.stream(r.reached()).boxed().toList());
+            m.put("accepted", Arrays.stream(r.accepted()).boxed().toList());
+            m.put("tokens_per_second", r.tokensPerSecond());
+            m.put("plain_tokens_per_second", base.tokensPerSecond());
+            m.put("speedup", r.tokensPerSecond() / base.tokensPerSecond());
+            m.put("predicted_speedup", finiteOrNull(predictedSpeedup(r.alpha(), r.k(), r.c())));
+            m.put("c", finiteOrNull(r.c()));
+            m.put("draft_step_ms", finiteOrNull(r.draftNanosPerStep() / 1e6));
+            m.put("verify_forward_ms", finiteOrNull(r.targetNanosPerRound() / 1e6));
+            if (r.greedyIdentical() != null) {
+                m.put("greedy_identical_prompts", r.greedyIdentical());
+            }
+            sweep.add(m);
+        }
+        j.put("sweep", sweep);
+        return j;
+    }
+
+    private static Double finiteOrNull(double v) {
+        return Double.isFinite(v) ? v : null;
+    }
+
+    /** Σ accepted / Σ reached over the draft positions; NaN when no draft was verified. */
+    static double alphaOf(long[] reached, long[] accepted) {
+        long r = Arrays.stream(reached).sum();
+        return r == 0 ? Double.NaN : Arrays.stream(accepted).sum() / (double) r;
+    }
+
+    /** (1 − α^{k+1}) / (1 − α), the expected tokens per round at independent acceptance α; k + 1 at α = 1. */
+    static double predictedTau(double alpha, int k) {
+        if (alpha == 1) {
+            return k + 1;
+        }
+        return (1 - Math.pow(alpha, k + 1)) / (1 - alpha);
+    }
+
+    /** (1 − α^{k+1}) / ((1 − α)(k·c + 1)). */
+    static double predictedSpeedup(double alpha, int k, double c) {
+        return predictedTau(alpha, k) / (k * c + 1);
+    }
+}
