@@ -94,11 +94,15 @@ public final class VectorKernels extends JavaKernels {
         long rowBase = 2L * j * k;
         float b = bias == null ? 0f : bias[j];
         int t = t0;
-        for (; t + TILE <= t1; t += TILE) {
+        for (; t + TILE <= t1 || (t + 1 < t1); t += TILE) {
+            // A tile of up to 4 rows reads W's row once for all of them; 2 or 3 rows left over (a speculative
+            // verify of k + 1 tokens) repeat their last row in the spare lanes rather than stream W again. Each
+            // row's sum runs in the same order either way, so the results do not depend on the tiling.
+            int live = Math.min(TILE, t1 - t);
             int x0 = t * k;
-            int x1 = x0 + k;
-            int x2 = x1 + k;
-            int x3 = x2 + k;
+            int x1 = (t + Math.min(1, live - 1)) * k;
+            int x2 = (t + Math.min(2, live - 1)) * k;
+            int x3 = (t + Math.min(3, live - 1)) * k;
             FloatVector a0 = FloatVector.zero(F);
             FloatVector a1 = FloatVector.zero(F);
             FloatVector a2 = FloatVector.zero(F);
@@ -124,8 +128,12 @@ public final class VectorKernels extends JavaKernels {
             }
             y[t * n + j] = s0 + b;
             y[(t + 1) * n + j] = s1 + b;
-            y[(t + 2) * n + j] = s2 + b;
-            y[(t + 3) * n + j] = s3 + b;
+            if (live > 2) {
+                y[(t + 2) * n + j] = s2 + b;
+            }
+            if (live > 3) {
+                y[(t + 3) * n + j] = s3 + b;
+            }
         }
         for (; t < t1; t++) {
             int x0 = t * k;
@@ -150,11 +158,13 @@ public final class VectorKernels extends JavaKernels {
         int rowBase = j * k;
         float b = bias == null ? 0f : bias[j];
         int t = t0;
-        for (; t + TILE <= t1; t += TILE) {
+        for (; t + TILE <= t1 || (t + 1 < t1); t += TILE) {
+            // Up to 4 rows per pass over W's row, as in bf16Row.
+            int live = Math.min(TILE, t1 - t);
             int x0 = t * k;
-            int x1 = x0 + k;
-            int x2 = x1 + k;
-            int x3 = x2 + k;
+            int x1 = (t + Math.min(1, live - 1)) * k;
+            int x2 = (t + Math.min(2, live - 1)) * k;
+            int x3 = (t + Math.min(3, live - 1)) * k;
             FloatVector a0 = FloatVector.zero(F);
             FloatVector a1 = FloatVector.zero(F);
             FloatVector a2 = FloatVector.zero(F);
@@ -180,8 +190,12 @@ public final class VectorKernels extends JavaKernels {
             }
             y[t * n + j] = s0 + b;
             y[(t + 1) * n + j] = s1 + b;
-            y[(t + 2) * n + j] = s2 + b;
-            y[(t + 3) * n + j] = s3 + b;
+            if (live > 2) {
+                y[(t + 2) * n + j] = s2 + b;
+            }
+            if (live > 3) {
+                y[(t + 3) * n + j] = s3 + b;
+            }
         }
         for (; t < t1; t++) {
             y[t * n + j] = INSTANCE.dot(x, t * k, wd, rowBase, k) + b;

@@ -57,6 +57,40 @@ class KernelsTwinTest {
         compare(x, rows, new Matrix.F32(wf, n, k), null, wf);
     }
 
+    /**
+     * Each row's product is the same bits whether it runs alone (decoding) or in a tile with others (a speculative
+     * verify of k + 1 rows, 2 or 3 rows left over): every row's sum runs in one fixed order. Integer-exact claim,
+     * so compared bit for bit.
+     */
+    @ParameterizedTest
+    @CsvSource({"2, 37, 300", "3, 16, 256", "5, 9, 70", "6, 40, 768", "7, 24, 33", "8, 11, 129"})
+    void vectorRowsDoNotDependOnTheirTile(int rows, int n, int k) {
+        SplittableRandom rnd = new SplittableRandom(31L * rows + n + k);
+        float[] x = randoms(rnd, rows * k);
+        float[] wf = randoms(rnd, n * k);
+        float[] bias = randoms(rnd, n);
+        try (Arena arena = Arena.ofShared()) {
+            MemorySegment seg = arena.allocate(2L * n * k);
+            for (int i = 0; i < n * k; i++) {
+                seg.set(Matrix.LE_SHORT, 2L * i, Bf16.fromFloat(wf[i]));
+            }
+            for (Matrix w : new Matrix[] {new Matrix.F32(wf, n, k), new Matrix.Bf16(seg, n, k)}) {
+                float[] all = new float[rows * n];
+                VectorKernels.INSTANCE.matmul(x, rows, w, bias, all);
+                for (int t = 0; t < rows; t++) {
+                    float[] one = new float[n];
+                    VectorKernels.INSTANCE.matmul(java.util.Arrays.copyOfRange(x, t * k, (t + 1) * k), 1, w, bias, one);
+                    for (int j = 0; j < n; j++) {
+                        assertEquals(
+                                Float.floatToRawIntBits(one[j]),
+                                Float.floatToRawIntBits(all[t * n + j]),
+                                w.getClass().getSimpleName() + " row " + t + " of " + rows + ", column " + j);
+                    }
+                }
+            }
+        }
+    }
+
     private static void compare(float[] x, int rows, Matrix w, float[] bias, float[] wf) {
         int n = w.rows();
         int k = w.cols();
