@@ -3,6 +3,8 @@ package dev.m2q.core.draft;
 import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.kernels.Matrix;
 import dev.m2q.core.model.Rope;
+import dev.m2q.core.tensor.Bf16;
+import java.lang.foreign.MemorySegment;
 
 /**
  * The EAGLE-3 draft head's inference forward (ALGORITHMS §5), fp32, on the {@link Kernels}. One layer pass over n
@@ -34,8 +36,15 @@ public final class DraftModel {
     private final Matrix down;
     private final Matrix lmHead;
     private final float[] invFreq;
+    private final boolean packBf16;
 
     public DraftModel(DraftHead head, Kernels kernels) {
+        this(head, kernels, true);
+    }
+
+    /** With {@code packBf16} false every weight stays fp32 (the test of the bf16 packing's exactness). */
+    DraftModel(DraftHead head, Kernels kernels, boolean packBf16) {
+        this.packBf16 = packBf16;
         this.head = head;
         this.cfg = head.config();
         this.kernels = kernels;
@@ -52,8 +61,26 @@ public final class DraftModel {
         invFreq = Rope.inverseFrequencies(cfg.headDim(), cfg.ropeTheta(), cfg.ropeScalingFactor());
     }
 
+    /**
+     * The weight as the kernels read it: bf16 when every value is a bf16 number (a head read from disk), which halves
+     * the bytes each draft step streams and gives the same products bit for bit (the kernels widen bf16 to the same
+     * floats and sum in the same order); fp32 otherwise (a head in training).
+     */
     private Matrix matrix(String name, int rows, int cols) {
-        return new Matrix.F32(head.weight(name), rows, cols);
+        float[] w = head.weight(name);
+        if (!packBf16) {
+            return new Matrix.F32(w, rows, cols);
+        }
+        byte[] bytes = new byte[2 * w.length];
+        for (int i = 0; i < w.length; i++) {
+            if (Bf16.round(w[i]) != w[i] && !Float.isNaN(w[i])) {
+                return new Matrix.F32(w, rows, cols);
+            }
+            short b = Bf16.fromFloat(w[i]);
+            bytes[2 * i] = (byte) b;
+            bytes[2 * i + 1] = (byte) (b >> 8);
+        }
+        return new Matrix.Bf16(MemorySegment.ofArray(bytes), rows, cols);
     }
 
     public DraftHead head() {

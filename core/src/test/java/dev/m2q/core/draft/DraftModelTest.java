@@ -80,6 +80,25 @@ class DraftModelTest {
         }
     }
 
+    @Test
+    void aHeadReadFromDiskRunsOnBf16WeightsWithTheSameBits() {
+        ModelConfig target = ModelConfig.load(FIXTURE);
+        DraftHead head = DraftHeadTest.randomHead(target, null, 9).roundedToBf16();
+        Kernels kernels = Kernels.byName("vector");
+        DraftModel packed = new DraftModel(head, kernels);
+        DraftModel plain = new DraftModel(head, kernels, false);
+        int h = target.hiddenSize();
+        int rows = 3;
+        Random rnd = new Random(13);
+        float[] features = gaussian(rnd, rows * 3 * h, 1.0);
+        float[] emb = gaussian(rnd, rows * h, 0.05);
+        float[] a = packed.step(packed.project(features, rows), emb, rows, packed.newCache(4));
+        float[] b = plain.step(plain.project(features, rows), emb, rows, plain.newCache(4));
+        // bf16 weights widen to exactly the fp32 values, and both kernels sum in the same order: bit for bit.
+        org.junit.jupiter.api.Assertions.assertArrayEquals(b, a);
+        org.junit.jupiter.api.Assertions.assertArrayEquals(plain.logits(b, rows), packed.logits(a, rows));
+    }
+
     private static void assertClose(double[] want, float[] got, String what) {
         assertEquals(want.length, got.length, what);
         double worst = 0;
