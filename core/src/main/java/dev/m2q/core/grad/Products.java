@@ -8,7 +8,7 @@ import dev.m2q.core.kernels.Matrix;
  * {@link Kernels} (matmul, gemmAcc, dot, axpy: fp32 accumulation, parallel, deterministic), fp64 tensors to the
  * plain loops here, which are the float64 reference the gradient checks run on. Mixing precisions is refused.
  */
-final class Products {
+public final class Products {
     private Products() {}
 
     /** y [rows, out] = x [rows, in] · wᵀ + b, with w [out, in] and b [1, out] or null; y is overwritten. */
@@ -84,7 +84,7 @@ final class Products {
     }
 
     /** Σ a[aOff + i] · b[bOff + i] for i in [0, n). */
-    static double dot(Kernels kernels, Tensor a, int aOff, Tensor b, int bOff, int n) {
+    public static double dot(Kernels kernels, Tensor a, int aOff, Tensor b, int bOff, int n) {
         if (a instanceof Tensor.F32 af && b instanceof Tensor.F32 bf) {
             return kernels.dot(af.data(), aOff, bf.data(), bOff, n);
         }
@@ -98,7 +98,7 @@ final class Products {
     }
 
     /** y[yOff + i] += alpha · x[xOff + i] for i in [0, n). */
-    static void axpy(Kernels kernels, double alpha, Tensor x, int xOff, Tensor y, int yOff, int n) {
+    public static void axpy(Kernels kernels, double alpha, Tensor x, int xOff, Tensor y, int yOff, int n) {
         if (x instanceof Tensor.F32 xf && y instanceof Tensor.F32 yf) {
             kernels.axpy((float) alpha, xf.data(), xOff, yf.data(), yOff, n);
             return;

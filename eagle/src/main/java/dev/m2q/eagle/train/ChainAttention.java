@@ -1,5 +1,6 @@
 package dev.m2q.eagle.train;
 
+import dev.m2q.core.grad.Products;
 import dev.m2q.core.grad.Tensor;
 import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.kernels.Parallel;
@@ -67,11 +68,11 @@ public final class ChainAttention {
                 int kvOff = (h / group) * d;
                 double max = Double.NEGATIVE_INFINITY;
                 for (int s = 0; s < prefix; s++) {
-                    scores[s] = scale * TensorOps.dot(kernels, q, qOff, k1, (f + s) * kvDim + kvOff, d);
+                    scores[s] = scale * Products.dot(kernels, q, qOff, k1, (f + s) * kvDim + kvOff, d);
                     max = Math.max(max, scores[s]);
                 }
                 for (int j = 1; j < steps; j++) {
-                    double sc = scale * TensorOps.dot(kernels, q, qOff, keys.get(j), row * kvDim + kvOff, d);
+                    double sc = scale * Products.dot(kernels, q, qOff, keys.get(j), row * kvDim + kvOff, d);
                     scores[prefix + j - 1] = sc;
                     max = Math.max(max, sc);
                 }
@@ -81,10 +82,10 @@ public final class ChainAttention {
                     sum += scores[s];
                 }
                 for (int s = 0; s < prefix; s++) {
-                    TensorOps.axpy(kernels, scores[s] / sum, v1, (f + s) * kvDim + kvOff, out, qOff, d);
+                    Products.axpy(kernels, scores[s] / sum, v1, (f + s) * kvDim + kvOff, out, qOff, d);
                 }
                 for (int j = 1; j < steps; j++) {
-                    TensorOps.axpy(
+                    Products.axpy(
                             kernels, scores[prefix + j - 1] / sum, values.get(j), row * kvDim + kvOff, out, qOff, d);
                 }
                 lse.set(row * heads + h, max + Math.log(sum));
@@ -143,7 +144,7 @@ public final class ChainAttention {
                     for (int row = f; row < end; row++) {
                         int qOff = row * qDim + h * d;
                         double lse = saved.logSumExp().get(row * heads + h);
-                        double dSum = TensorOps.dot(kernels, dOut, qOff, saved.out(), qOff, d);
+                        double dSum = Products.dot(kernels, dOut, qOff, saved.out(), qOff, d);
                         for (int s = f; s <= row; s++) {
                             key(qOff, s * kvDim + kvOff, lse, dSum, scale, dOut, q, k1, v1, dq, dk1, dv1);
                         }
@@ -183,12 +184,12 @@ public final class ChainAttention {
             Tensor dk,
             Tensor dv) {
         int d = headDim;
-        double p = Math.exp(scale * TensorOps.dot(kernels, q, qOff, k, kOff, d) - lse);
-        double dp = TensorOps.dot(kernels, dOut, qOff, v, kOff, d);
+        double p = Math.exp(scale * Products.dot(kernels, q, qOff, k, kOff, d) - lse);
+        double dp = Products.dot(kernels, dOut, qOff, v, kOff, d);
         double ds = p * (dp - dSum);
-        TensorOps.axpy(kernels, scale * ds, k, kOff, dq, qOff, d);
-        TensorOps.axpy(kernels, scale * ds, q, qOff, dk, kOff, d);
-        TensorOps.axpy(kernels, p, dOut, qOff, dv, kOff, d);
+        Products.axpy(kernels, scale * ds, k, kOff, dq, qOff, d);
+        Products.axpy(kernels, scale * ds, q, qOff, dk, kOff, d);
+        Products.axpy(kernels, p, dOut, qOff, dv, kOff, d);
     }
 
     /** For each row, the first row of its sequence. */

@@ -5,6 +5,7 @@ import dev.m2q.core.draft.DraftHead;
 import dev.m2q.core.draft.DraftVocab;
 import dev.m2q.core.grad.Linear;
 import dev.m2q.core.grad.RmsNorm;
+import dev.m2q.core.grad.RotaryEmbedding;
 import dev.m2q.core.grad.SwiGlu;
 import dev.m2q.core.grad.Tensor;
 import dev.m2q.core.kernels.Kernels;
@@ -44,7 +45,7 @@ public final class TttObjective implements DraftObjective {
     private final int steps;
     private final Kernels kernels;
     private final ChainAttention attention;
-    private final Rotary rope;
+    private final RotaryEmbedding rope;
 
     public TttObjective(DraftConfig config, DraftVocab vocab, int steps, Kernels kernels) {
         if (steps < 1) {
@@ -60,7 +61,7 @@ public final class TttObjective implements DraftObjective {
         this.steps = steps;
         this.kernels = kernels;
         this.attention = new ChainAttention(config.numHeads(), config.numKvHeads(), config.headDim(), kernels);
-        this.rope = new Rotary(
+        this.rope = new RotaryEmbedding(
                 Rope.inverseFrequencies(config.headDim(), config.ropeTheta(), config.ropeScalingFactor()),
                 config.headDim());
     }
