@@ -102,6 +102,30 @@ class SpecValidateTest {
         assertTrue(r.err().contains(bad.toString()), r.err());
         assertEquals(1, r.err().strip().lines().count(), r.err());
 
+        // A head whose manifest no longer matches its weights (one byte changed after it was written).
+        Path damaged = tmp.resolve("damaged-draft");
+        Files.createDirectories(damaged);
+        Files.copy(head.resolve(DraftConfig.FILE), damaged.resolve(DraftConfig.FILE));
+        Files.copy(head.resolve(DraftHead.FILE), damaged.resolve(DraftHead.FILE));
+        Files.writeString(
+                damaged.resolve(dev.m2q.core.io.Manifest.FILE),
+                "{\"files\": {\"config.json\": \""
+                        + dev.m2q.core.io.Sha256.ofFile(damaged.resolve(DraftConfig.FILE))
+                        + "\", \"model.safetensors\": \""
+                        + dev.m2q.core.io.Sha256.ofFile(damaged.resolve(DraftHead.FILE)) + "\"}}");
+        byte[] bytes = Files.readAllBytes(damaged.resolve(DraftHead.FILE));
+        bytes[bytes.length - 3] ^= 1;
+        Files.write(damaged.resolve(DraftHead.FILE), bytes);
+        CliTest.Run d = CliTest.run(
+                "validate",
+                "--candidate",
+                release.toString(),
+                "--draft",
+                damaged.toString(),
+                "--prompts",
+                prompts.toString());
+        CliTest.assertBadInput(d, "model.safetensors");
+
         CliTest.assertBadInput(
                 CliTest.run("validate", "--candidate", release.toString(), "--draft", head.toString()), "--prompts");
         CliTest.assertBadInput(CliTest.run("validate", "--candidate", release.toString()), "--reference");

@@ -3,6 +3,7 @@ package dev.m2q.validate;
 import dev.m2q.core.InputException;
 import dev.m2q.core.draft.DraftHead;
 import dev.m2q.core.draft.DraftModel;
+import dev.m2q.core.io.Manifest;
 import dev.m2q.core.json.Json;
 import dev.m2q.core.json.JsonException;
 import dev.m2q.core.kernels.Kernels;
@@ -162,6 +163,13 @@ public final class SpecBench {
     public static DraftHead readHead(Path dir, ModelConfig target) {
         if (!Files.isDirectory(dir)) {
             throw new InputException(dir + ": not a directory (--draft takes an EAGLE-3 head's folder)");
+        }
+        // A head written by m2q (eagle train, eagle attach) lists its files' sha256: a damaged file is named before
+        // any tensor is read. Third-party heads have no manifest.
+        Manifest.Verification v = Manifest.verify(dir);
+        if (v.present() && !v.ok()) {
+            throw new InputException(dir + ": the draft head's files do not match its " + Manifest.FILE + ": "
+                    + v.problems().getFirst());
         }
         DraftHead head = DraftHead.read(dir);
         try {
