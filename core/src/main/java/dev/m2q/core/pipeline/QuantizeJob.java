@@ -3,6 +3,7 @@ package dev.m2q.core.pipeline;
 import dev.m2q.core.InputException;
 import dev.m2q.core.io.Checkpoint;
 import dev.m2q.core.io.CheckpointWriter;
+import dev.m2q.core.io.Dirs;
 import dev.m2q.core.io.Manifest;
 import dev.m2q.core.io.SafetensorsFile;
 import dev.m2q.core.io.Sha256;
@@ -29,7 +30,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -37,7 +37,6 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.function.Function;
-import java.util.stream.Stream;
 
 /**
  * The layer-sequential pipeline (ALGORITHMS.md §0) writing a GPTQ-layout checkpoint (FORMATS.md §2), labelled as
@@ -129,7 +128,7 @@ public final class QuantizeJob {
         Path partial = partialDir(out);
         checkOutput(out, opts.overwrite(), opts.resume());
         if (!opts.resume()) {
-            deleteTree(partial);
+            Dirs.deleteTree(partial);
         }
         ModelConfig cfg = ModelConfig.load(opts.model());
         if (layout == ReleaseLayout.GPTQ && scheme.kvCache() != null) {
@@ -382,7 +381,7 @@ public final class QuantizeJob {
             Map<String, Object> calibration) {
         Map<String, String> files = new TreeMap<>(writer.finish());
         try {
-            deleteTree(partial.resolve("spill"));
+            Dirs.deleteTree(partial.resolve("spill"));
             Map<String, Object> config =
                     Json.parseObject(Files.readString(opts.model().resolve("config.json"), StandardCharsets.UTF_8));
             Map<String, Object> qc = layout == ReleaseLayout.GPTQ
@@ -442,10 +441,10 @@ public final class QuantizeJob {
     private static void replace(Path partial, Path out) throws IOException {
         if (Files.exists(out)) {
             Path old = out.resolveSibling(out.getFileName() + ".m2q-old");
-            deleteTree(old);
+            Dirs.deleteTree(old);
             Files.move(out, old);
             Files.move(partial, out);
-            deleteTree(old);
+            Dirs.deleteTree(old);
         } else {
             Files.move(partial, out);
         }
@@ -493,19 +492,6 @@ public final class QuantizeJob {
      */
     static String kernelsFingerprint(Kernels k) {
         return k instanceof VectorKernels || k instanceof ScalarKernels ? "deterministic-java" : k.name();
-    }
-
-    static void deleteTree(Path dir) {
-        if (!Files.exists(dir)) {
-            return;
-        }
-        try (Stream<Path> walk = Files.walk(dir)) {
-            for (Path p : walk.sorted(Comparator.reverseOrder()).toList()) {
-                Files.delete(p);
-            }
-        } catch (IOException e) {
-            throw new UncheckedIOException(dir + ": cannot delete: " + e.getMessage(), e);
-        }
     }
 
     /** progress.json: what an interrupted run had finished, and the fingerprint of its inputs and options. */

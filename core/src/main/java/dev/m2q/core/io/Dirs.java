@@ -1,4 +1,4 @@
-package dev.m2q.eagle.io;
+package dev.m2q.core.io;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -32,6 +32,6 @@ public final class Dirs {
         } catch (IOException e) {
             throw new UncheckedIOException(to + ": cannot copy " + from + ": " + e.getMessage(), e);
         }
-        return dev.m2q.core.io.Sha256.ofFile(to);
+        return Sha256.ofFile(to);
     }
 }
