@@ -1,6 +1,7 @@
 package dev.m2q.cli;
 
 import dev.m2q.core.InputException;
+import dev.m2q.core.draft.DraftHead;
 import dev.m2q.core.io.Checkpoint;
 import dev.m2q.core.io.TensorSpec;
 import dev.m2q.core.io.TensorView;
@@ -72,8 +73,9 @@ final class InspectCommand implements Callable<Integer> {
                 List<GptqLayoutCheck.Violation> v = GptqLayoutCheck.checkCheckpoint(model, tp);
                 v.forEach(out::println);
                 out.printf("%s: %s at --tp %s%n", model, v.isEmpty() ? "loadable" : v.size() + " violation(s)", tp);
+                boolean draftOk = checkDraft(model.resolve("draft"), cfg, out);
                 out.flush();
-                return v.isEmpty() ? Main.EXIT_OK : Main.EXIT_CHECK_FAILED;
+                return v.isEmpty() && draftOk ? Main.EXIT_OK : Main.EXIT_CHECK_FAILED;
             }
             if (json) {
                 out.print(Json.writePretty(toJson(ckpt, cfg)));
@@ -83,6 +85,30 @@ final class InspectCommand implements Callable<Integer> {
             out.flush();
         }
         return Main.EXIT_OK;
+    }
+
+    /**
+     * A release's {@code draft/} folder (written by {@code m2q eagle attach}): every FORMATS §5 invariant and the fit
+     * to the release's config. True when there is none or it passes.
+     */
+    static boolean checkDraft(Path draft, ModelConfig cfg, java.io.PrintWriter out) {
+        if (!Files.isDirectory(draft)) {
+            return true;
+        }
+        try {
+            DraftHead head = DraftHead.read(draft);
+            head.checkAgainst(cfg);
+            out.printf(
+                    "%s: EAGLE-3 head, draft vocabulary %d of %d, taps %s: loadable%n",
+                    draft,
+                    head.config().draftVocabSize(),
+                    head.config().vocabSize(),
+                    java.util.Arrays.toString(head.config().taps(cfg.numLayers())));
+            return true;
+        } catch (InputException e) {
+            out.printf("%s: EAGLE-3 head: %s%n", draft, e.getMessage());
+            return false;
+        }
     }
 
     /**

@@ -81,6 +81,31 @@ class SpecValidateTest {
         return a.toArray(String[]::new);
     }
 
+    /** inspect --check also checks an attached head (on a copy of the release, so the other tests are unaffected). */
+    @Test
+    void inspectCheckCoversTheAttachedHead() throws IOException {
+        Path copy = tmp.resolve("release-with-draft");
+        Files.createDirectories(copy);
+        try (var files = Files.list(release)) {
+            for (Path f : files.filter(Files::isRegularFile).toList()) {
+                Files.copy(f, copy.resolve(f.getFileName()));
+            }
+        }
+        CliTest.Run a = CliTest.run("eagle", "attach", "--draft", head.toString(), "--release", copy.toString());
+        assertEquals(0, a.code(), a.err());
+        CliTest.Run ok = CliTest.run("inspect", "--check", copy.toString());
+        assertEquals(0, ok.code(), ok.out() + ok.err());
+        assertTrue(
+                ok.out().contains("EAGLE-3 head, draft vocabulary 1024 of 2048, taps [2, 4, 5]: loadable"), ok.out());
+
+        Path cfg = copy.resolve("draft").resolve(DraftConfig.FILE);
+        Files.writeString(
+                cfg, Files.readString(cfg).replace("\"num_key_value_heads\": 2", "\"num_key_value_heads\": 4"));
+        CliTest.Run bad = CliTest.run("inspect", "--check", copy.toString());
+        assertEquals(1, bad.code(), bad.out() + bad.err());
+        assertTrue(bad.out().contains("EAGLE-3 head:"), bad.out());
+    }
+
     @Test
     void aHeadThatDoesNotFitTheCandidateIsRefused() throws IOException {
         Path bad = tmp.resolve("bad-draft");
