@@ -3,6 +3,7 @@ package dev.m2q.cli;
 import dev.m2q.core.InputException;
 import dev.m2q.eagle.train.DraftTrainer;
 import dev.m2q.eagle.train.DraftTraining;
+import dev.m2q.eagle.train.TttObjective;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -119,23 +120,6 @@ final class EagleTrainCommand implements Callable<Integer> {
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
-    /** Builds the objective; the command line's is the training-time test of {@code --ttt-steps}. */
-    private final Objectives objectives;
-
-    /** The objective for a run: given the TTT steps, a factory (tests pass their own). */
-    @FunctionalInterface
-    interface Objectives {
-        DraftTraining.ObjectiveFactory forSteps(int tttSteps);
-    }
-
-    EagleTrainCommand() {
-        this(TttObjectives::forSteps);
-    }
-
-    EagleTrainCommand(Objectives objectives) {
-        this.objectives = objectives;
-    }
-
     @Override
     public Integer call() {
         EagleCommand.dir(target, "--target");
@@ -169,10 +153,11 @@ final class EagleTrainCommand implements Callable<Integer> {
                 Version.get());
         job.checkOutput();
         var err = spec.commandLine().getErr();
-        DraftTraining.Summary s = job.run(objectives.forSteps(tttSteps), kernels.get(), line -> {
-            err.println(line);
-            err.flush();
-        });
+        DraftTraining.Summary s =
+                job.run((config, vocab, k) -> new TttObjective(config, vocab, tttSteps, k), kernels.get(), line -> {
+                    err.println(line);
+                    err.flush();
+                });
         var o = spec.commandLine().getOut();
         o.println("wrote " + s.out() + ": EAGLE-3 head, draft vocabulary "
                 + s.head().vocab().size()

@@ -5,53 +5,16 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.m2q.core.draft.DraftHead;
-import dev.m2q.core.grad.Tensor;
 import dev.m2q.core.io.Manifest;
-import dev.m2q.eagle.train.DraftObjective;
-import dev.m2q.eagle.train.StepStats;
-import dev.m2q.eagle.train.TrainingSequence;
 import java.io.IOException;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.List;
-import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
 
-/** m2q eagle end to end on the fixture with a small objective, and exit 2 with one line on bad input. */
+/** m2q eagle end to end on the fixture (data, a few training steps, attach), and exit 2 with one line on bad input. */
 class EagleCliTest {
     static final Path FIXTURE = CliTest.FIXTURE;
-
-    /** ½‖p‖² over every parameter: a stand-in objective whose gradient is p, so training shrinks the weights. */
-    static final class Shrink implements DraftObjective {
-        @Override
-        public StepStats lossAndGradients(
-                Map<String, Tensor> params, List<TrainingSequence> batch, Map<String, Tensor> grads) {
-            double loss = 0;
-            for (var e : params.entrySet()) {
-                for (int i = 0; i < e.getValue().size(); i++) {
-                    double p = e.getValue().get(i);
-                    loss += 0.5 * p * p;
-                    grads.get(e.getKey()).add(i, p);
-                }
-            }
-            return new StepStats(loss, new double[] {loss}, new long[] {0}, new long[] {batch.size()});
-        }
-
-        @Override
-        public StepStats evaluate(Map<String, Tensor> params, List<TrainingSequence> batch) {
-            return lossAndGradients(params, batch, zeros(params));
-        }
-
-        private static Map<String, Tensor> zeros(Map<String, Tensor> p) {
-            Map<String, Tensor> z = new java.util.LinkedHashMap<>();
-            p.forEach((k, t) -> z.put(k, t.zerosLike()));
-            return z;
-        }
-    }
 
     static void oneLine(CliTest.Run r, String expected) {
         assertEquals(Main.EXIT_BAD_INPUT, r.code(), r.err());
@@ -89,11 +52,10 @@ class EagleCliTest {
                 "already exists");
 
         Path out = dir.resolve("head");
-        StringWriter err = new StringWriter();
-        CommandLine cl = new CommandLine(new EagleTrainCommand(steps -> (c, v, k) -> new Shrink()));
-        cl.setErr(new PrintWriter(err, true));
-        cl.setOut(new PrintWriter(new StringWriter(), true));
-        int code = cl.execute(
+        // The real training-time-test objective, kept tiny: 3 steps over 4 short sequences.
+        CliTest.Run t = CliTest.run(
+                "eagle",
+                "train",
                 "--target",
                 FIXTURE.toString(),
                 "--data",
@@ -108,7 +70,8 @@ class EagleCliTest {
                 "0.25",
                 "--max-seq-len",
                 "32");
-        assertEquals(0, code, err.toString());
+        assertEquals(0, t.code(), t.err());
+        assertTrue(t.err().contains("held-out"), t.err());
         DraftHead head = DraftHead.read(out);
         assertEquals(16, head.vocab().size());
         assertTrue(Manifest.verify(out).ok(), "the manifest lists config.json, model.safetensors, train-log.jsonl");

@@ -184,11 +184,7 @@ public final class CompressedTensorsFormat {
                 prefix,
                 n,
                 k);
-        int[] qweight = new int[k / 8 * n];
-        for (int i = 0; i < qweight.length; i++) {
-            qweight[i] = w.qweight().getAtIndex(Matrix.LE_INT, i);
-        }
-        return new QuantizedLinear(n, k, groupSize, GptqPacking.unpackQweight(qweight, k, n), w.scales(), w.gIdx());
+        return QuantizedLinear.of(w, groupSize);
     }
 
     /**

@@ -1,5 +1,7 @@
 package dev.m2q.core.quant;
 
+import dev.m2q.core.kernels.Matrix;
+
 /**
  * A linear layer's weight W[N, K] (N = out_features, K = in_features, the PyTorch layout) quantized to 4-bit
  * symmetric codes with one scale per (group, output channel) and the fixed zero point {@link #ZERO} = 8:
@@ -55,6 +57,17 @@ public record QuantizedLinear(int outFeatures, int inFeatures, int groupSize, in
                 throw new IllegalArgumentException("g_idx[" + i + "] = " + gIdx[i] + " not in [0, " + groups + ")");
             }
         }
+    }
+
+    /** The codes, scales and g_idx of a packed W4 linear (as {@link PackedLinears} reads any layout). */
+    public static QuantizedLinear of(Matrix.W4 w, int groupSize) {
+        int n = w.rows();
+        int k = w.cols();
+        int[] qweight = new int[k / 8 * n];
+        for (int i = 0; i < qweight.length; i++) {
+            qweight[i] = w.qweight().getAtIndex(Matrix.LE_INT, i);
+        }
+        return new QuantizedLinear(n, k, groupSize, GptqPacking.unpackQweight(qweight, k, n), w.scales(), w.gIdx());
     }
 
     private static void requireLength(String what, int actual, long expected) {
