@@ -15,6 +15,7 @@ import dev.m2q.core.model.ArchSpec;
 import dev.m2q.core.model.DecoderLayer;
 import dev.m2q.core.model.LayerObserver;
 import dev.m2q.core.model.ModelConfig;
+import dev.m2q.core.model.RopeScaling;
 import dev.m2q.core.quant.QuantizedLinear;
 import java.util.ArrayList;
 import java.util.List;
@@ -37,7 +38,7 @@ class SignRoundTest {
             16,
             1e-6,
             10000,
-            1.0,
+            RopeScaling.NONE,
             64,
             32,
             false,

@@ -4,6 +4,7 @@ import dev.m2q.core.InputException;
 import dev.m2q.core.json.Json;
 import dev.m2q.core.json.JsonException;
 import dev.m2q.core.model.ModelConfig;
+import dev.m2q.core.model.RopeScaling;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -18,8 +19,8 @@ import java.util.Map;
  * The {@code config.json} of an EAGLE-3 draft head (FORMATS.md §5): a one-layer Llama whose attention reads 2H
  * features, with a draft vocabulary of {@code draftVocabSize} target tokens.
  *
- * @param ropeScaling the target's {@code rope_scaling} value as written (null, or its JSON object)
- * @param ropeScalingFactor the linear factor it implies (1 when null)
+ * @param ropeScaling the target's {@code rope_scaling} value as written (null, or its JSON object), which the engines
+ *     read from the head's config.json; {@link #scaling()} is what it means
  * @param auxLayers the pinned taps as "state entering target layer j" ids, or null for the engines' default
  *     (2, L/2, L−3), in which case the config names none
  */
@@ -32,7 +33,6 @@ public record DraftConfig(
         double rmsNormEps,
         double ropeTheta,
         Object ropeScaling,
-        double ropeScalingFactor,
         int maxPositionEmbeddings,
         int vocabSize,
         int draftVocabSize,
@@ -69,12 +69,27 @@ public record DraftConfig(
                     "draft config: draft_vocab_size " + draftVocabSize + " exceeds vocab_size " + vocabSize);
         }
         auxLayers = auxLayers == null ? null : auxLayers.clone();
+        RopeScaling.parse(ropeScaling, maxPositionEmbeddings);
     }
 
-    /** A head for {@code target}: its sizes, norms and rotary settings, and a draft vocabulary of {@code draftVocab}. */
+    /** The rotary scaling {@link #ropeScaling} describes (the target's, so the head rotates as the target does). */
+    public RopeScaling scaling() {
+        return RopeScaling.parse(ropeScaling, maxPositionEmbeddings);
+    }
+
+    /**
+     * A head for {@code target}: its sizes, norms and rotary settings, and a draft vocabulary of {@code draftVocab}.
+     * {@code targetRopeScaling} is the target's rope_scaling as written, kept verbatim for the engines (it must mean
+     * what the target's config means); null writes the target's in canonical form.
+     */
     public static DraftConfig forTarget(ModelConfig target, Object targetRopeScaling, int draftVocab, int[] auxLayers) {
         if (auxLayers != null) {
             checkTaps(auxLayers, target.numLayers());
+        }
+        Object rope = targetRopeScaling == null ? target.ropeScaling().toJson() : targetRopeScaling;
+        if (!RopeScaling.parse(rope, target.maxPositionEmbeddings()).equals(target.ropeScaling())) {
+            throw new InputException("draft config: rope_scaling " + Json.write(rope) + " is not the target's ("
+                    + Json.write(target.ropeScaling().toJson()) + ")");
         }
         return new DraftConfig(
                 target.hiddenSize(),
@@ -84,8 +99,7 @@ public record DraftConfig(
                 target.headDim(),
                 target.rmsNormEps(),
                 target.ropeTheta(),
-                targetRopeScaling,
-                target.ropeScalingFactor(),
+                rope,
                 target.maxPositionEmbeddings(),
                 target.vocabSize(),
                 draftVocab,
@@ -141,9 +155,9 @@ public record DraftConfig(
         mismatch(bad, "head_dim", headDim, target.headDim());
         mismatch(bad, "vocab_size", vocabSize, target.vocabSize());
         mismatch(bad, "max_position_embeddings", maxPositionEmbeddings, target.maxPositionEmbeddings());
-        if (ropeTheta != target.ropeTheta() || ropeScalingFactor != target.ropeScalingFactor()) {
-            bad.add("rope_theta/scaling " + ropeTheta + "/" + ropeScalingFactor + " vs the target's "
-                    + target.ropeTheta() + "/" + target.ropeScalingFactor());
+        if (ropeTheta != target.ropeTheta() || !scaling().equals(target.ropeScaling())) {
+            bad.add("rope_theta/scaling " + ropeTheta + "/" + Json.write(scaling().toJson()) + " vs the target's "
+                    + target.ropeTheta() + "/" + Json.write(target.ropeScaling().toJson()));
         }
         if (!bad.isEmpty()) {
             throw new InputException("draft head does not fit the target: " + String.join("; ", bad));
@@ -232,17 +246,15 @@ public record DraftConfig(
         if (!Boolean.FALSE.equals(c.get("tie_word_embeddings"))) {
             throw new InputException(w + "tie_word_embeddings must be false (the head has its own lm_head)");
         }
-        double factor = 1.0;
         Object rs = c.get("rope_scaling");
-        if (rs instanceof Map<?, ?> m) {
-            Object type = m.containsKey("rope_type") ? m.get("rope_type") : m.get("type");
-            if ("linear".equals(type) && m.get("factor") instanceof Number f) {
-                factor = f.doubleValue();
-            } else if (!"default".equals(type)) {
-                throw new InputException(w + "rope_scaling " + rs + " is not supported (null, default or linear)");
-            }
-        } else if (rs != null || !c.containsKey("rope_scaling")) {
+        if (!c.containsKey("rope_scaling")) {
             throw new InputException(w + "rope_scaling must be present, null or an object");
+        }
+        int positions = integer(c, "max_position_embeddings", w);
+        try {
+            RopeScaling.parse(rs, positions);
+        } catch (InputException e) {
+            throw new InputException(w + e.getMessage().replaceFirst("^config\\.json: ", ""), e);
         }
         int[] aux = null;
         if (c.containsKey(AUX_KEY)) {
@@ -267,8 +279,7 @@ public record DraftConfig(
                 number(c, "rms_norm_eps", w),
                 number(c, "rope_theta", w),
                 rs,
-                factor,
-                integer(c, "max_position_embeddings", w),
+                positions,
                 integer(c, "vocab_size", w),
                 integer(c, "draft_vocab_size", w),
                 aux);

@@ -35,7 +35,7 @@ public final class DraftModel {
     private final Matrix up;
     private final Matrix down;
     private final Matrix lmHead;
-    private final float[] invFreq;
+    private final Rope rope;
     private final boolean packBf16;
 
     public DraftModel(DraftHead head, Kernels kernels) {
@@ -58,7 +58,7 @@ public final class DraftModel {
         up = matrix(DraftHead.UP, cfg.intermediateSize(), h);
         down = matrix(DraftHead.DOWN, h, cfg.intermediateSize());
         lmHead = matrix(DraftHead.LM_HEAD, cfg.draftVocabSize(), h);
-        invFreq = Rope.inverseFrequencies(cfg.headDim(), cfg.ropeTheta(), cfg.ropeScalingFactor());
+        rope = Rope.of(cfg.headDim(), cfg.ropeTheta(), cfg.scaling());
     }
 
     /**
@@ -172,8 +172,8 @@ public final class DraftModel {
         for (int r = 0; r < rows; r++) {
             positions[r] = start + r;
         }
-        kernels.rope(qa, rows, cfg.numHeads(), cfg.headDim(), invFreq, positions);
-        kernels.rope(ka, rows, cfg.numKvHeads(), cfg.headDim(), invFreq, positions);
+        rope.apply(kernels, qa, rows, cfg.numHeads(), positions);
+        rope.apply(kernels, ka, rows, cfg.numKvHeads(), positions);
         System.arraycopy(ka, 0, cache.keys, start * kvDim, rows * kvDim);
         System.arraycopy(va, 0, cache.values, start * kvDim, rows * kvDim);
         float[] attn = new float[rows * qDim];

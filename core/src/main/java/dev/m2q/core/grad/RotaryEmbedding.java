@@ -8,25 +8,24 @@ import dev.m2q.core.model.Rope;
  * Rotary position embedding, Hugging Face's rotate-half form, on x [rows, heads·headDim]: per head and i &lt; d/2,
  * (a, b) = (x_i, x_{i+d/2}) becomes (a·cos θ − b·sin θ, b·cos θ + a·sin θ), with the fp32 angles of {@link Rope}
  * (those of the production forward). Row r sits at position r % seqLen (nSeq sequences of seqLen rows), or at
- * positions[r] (EAGLE-3's training-time test puts step i's row t at t + i − 1). The map is a rotation R, so the
- * backward is its transpose, the rotation by −θ: dx = Rᵀ·dy. Both run in place.
+ * positions[r] (EAGLE-3's training-time test puts step i's row t at t + i − 1). With the attention factor m of
+ * {@link Rope} (YaRN's; 1 otherwise) on cos and sin, the map is m·R, R a rotation, so the backward is its transpose
+ * m·Rᵀ, the rotation by −θ scaled by m: dx = m·Rᵀ·dy. Both run in place.
  */
 public final class RotaryEmbedding {
     private final float[] invFreq;
+    private final double attentionFactor;
     private final int headDim;
 
     public RotaryEmbedding(ModelConfig cfg) {
-        this(Rope.inverseFrequencies(cfg.headDim(), cfg.ropeTheta(), cfg.ropeScalingFactor()), cfg.headDim());
+        this(Rope.of(cfg));
     }
 
-    /** With {@link Rope#inverseFrequencies} of a head of {@code headDim}. */
-    public RotaryEmbedding(float[] invFreq, int headDim) {
-        if (invFreq.length != headDim / 2 || headDim % 2 != 0) {
-            throw new IllegalArgumentException(
-                    invFreq.length + " inverse frequencies do not fit an even head_dim " + headDim);
-        }
-        this.invFreq = invFreq.clone();
-        this.headDim = headDim;
+    /** With the tables of {@code rope} (its inverse frequencies and attention factor). */
+    public RotaryEmbedding(Rope rope) {
+        this.invFreq = rope.inverseFrequencies();
+        this.attentionFactor = rope.attentionFactor();
+        this.headDim = 2 * invFreq.length;
     }
 
     /** x = R·x, in place; row r at position r % seqLen. */
@@ -89,8 +88,8 @@ public final class RotaryEmbedding {
                     for (int i = 0; i < half; i++) {
                         double a = x.get(o + i);
                         double b = x.get(o + i + half);
-                        double ci = cos[p + i];
-                        double si = direction * sin[p + i];
+                        double ci = attentionFactor * cos[p + i];
+                        double si = attentionFactor * direction * sin[p + i];
                         x.set(o + i, a * ci - b * si);
                         x.set(o + i + half, b * ci + a * si);
                     }

@@ -73,7 +73,7 @@ public final class DecoderLayer {
     private final int index;
     private final Weights w;
     private final Kernels kernels;
-    private final float[] invFreq;
+    private final Rope rope;
     private final ActivationQuant activationQuant;
 
     public DecoderLayer(ModelConfig cfg, int index, Weights w, Kernels kernels) {
@@ -85,7 +85,7 @@ public final class DecoderLayer {
         this.index = index;
         this.w = w;
         this.kernels = kernels;
-        this.invFreq = Rope.inverseFrequencies(cfg.headDim(), cfg.ropeTheta(), cfg.ropeScalingFactor());
+        this.rope = Rope.of(cfg);
         this.activationQuant = activationQuant;
     }
 
@@ -158,8 +158,8 @@ public final class DecoderLayer {
         for (int r = 0; r < rows; r++) {
             positions[r] = startPos + r % seqLen;
         }
-        kernels.rope(q, rows, heads, headDim, invFreq, positions);
-        kernels.rope(k, rows, kvHeads, headDim, invFreq, positions);
+        rope.apply(kernels, q, rows, heads, positions);
+        rope.apply(kernels, k, rows, kvHeads, positions);
         activationQuant.keysValues(index, k, v, rows, kvHeads, headDim);
         obs.keysValues(k, v, rows, kvDim);
 

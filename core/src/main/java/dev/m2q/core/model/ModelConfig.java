@@ -1,21 +1,27 @@
 package dev.m2q.core.model;
 
 import dev.m2q.core.InputException;
+import dev.m2q.core.io.Checkpoint;
 import dev.m2q.core.json.Json;
 import dev.m2q.core.json.JsonException;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.function.Function;
 
 /**
  * The parts of a Hugging Face {@code config.json} the Qwen2/Llama decoder needs. Validated on construction: a
- * config that cannot describe a working model is refused with the key that is wrong.
+ * config that cannot describe a working model is refused with the key that is wrong. Read, not guessed: a key that
+ * would change the forward's math in transformers but that this forward does not implement is refused by name
+ * ({@link #parse}), and {@link #load} bounds the sizes by the tensors present before anything is sized by them.
  *
- * @param ropeScalingFactor 1 when {@code rope_scaling} is null; the linear factor otherwise
+ * @param ropeScaling {@code rope_scaling} (or v5's {@code rope_parameters}) as {@link Rope} applies it
  */
 public record ModelConfig(
         ArchSpec arch,
@@ -27,7 +33,7 @@ public record ModelConfig(
         int headDim,
         double rmsNormEps,
         double ropeTheta,
-        double ropeScalingFactor,
+        RopeScaling ropeScaling,
         int maxPositionEmbeddings,
         int vocabSize,
         boolean tieWordEmbeddings,
@@ -53,6 +59,9 @@ public record ModelConfig(
         }
     }
 
+    /** The widest row a Java array holds: no tensor dimension of a loadable checkpoint exceeds it. */
+    private static final long MAX_WIDTH = Integer.MAX_VALUE - 8;
+
     public ModelConfig {
         positive("hidden_size", hiddenSize);
         positive("intermediate_size", intermediateSize);
@@ -69,8 +78,16 @@ public record ModelConfig(
         if (headDim % 2 != 0) {
             throw new InputException("config.json: head_dim " + headDim + " must be even for rotary embeddings");
         }
-        if (!(rmsNormEps > 0) || !(ropeTheta > 0) || !(ropeScalingFactor > 0)) {
-            throw new InputException("config.json: rms_norm_eps, rope_theta and the rope scaling factor must be > 0");
+        if ((long) numHeads * headDim > MAX_WIDTH) {
+            throw new InputException("config.json: num_attention_heads × head_dim = " + numHeads + " × " + headDim
+                    + " is beyond any loadable projection");
+        }
+        if (!(rmsNormEps > 0) || !(ropeTheta > 0) || Double.isInfinite(ropeTheta)) {
+            throw new InputException("config.json: rms_norm_eps and rope_theta must be positive numbers, got "
+                    + rmsNormEps + " and " + ropeTheta);
+        }
+        if (ropeScaling == null) {
+            throw new InputException("config.json: no rope scaling (use RopeScaling.NONE)");
         }
     }
 
@@ -117,7 +134,11 @@ public record ModelConfig(
         return m;
     }
 
-    /** Reads {@code dir/config.json}. */
+    /**
+     * Reads {@code dir/config.json} and, when {@code dir} also holds the weights, {@linkplain #checkAgainst checks}
+     * the layer count and sizes against the tensors present: every command (quantize, validate, eagle, inspect, bench)
+     * reads its models through here before any of these sizes an allocation.
+     */
     public static ModelConfig load(Path dir) {
         Path file = Files.isDirectory(dir) ? dir.resolve("config.json") : dir;
         if (!Files.isRegularFile(file)) {
@@ -129,16 +150,121 @@ public record ModelConfig(
         } catch (IOException e) {
             throw new InputException(file + ": cannot read: " + e.getMessage(), e);
         }
+        ModelConfig cfg;
         try {
-            return parse(Json.parseObject(text));
+            cfg = parse(Json.parseObject(text));
         } catch (JsonException e) {
             throw new InputException(file + ": malformed JSON: " + e.getMessage(), e);
         } catch (InputException e) {
             throw new InputException(file + ": " + e.getMessage().replaceFirst("^config\\.json: ", ""), e);
         }
+        if (Files.isDirectory(dir)
+                && (Files.isRegularFile(dir.resolve(Checkpoint.INDEX_FILE))
+                        || Files.isRegularFile(dir.resolve(Checkpoint.SINGLE_FILE)))) {
+            try (Checkpoint ckpt = Checkpoint.open(dir)) {
+                try {
+                    cfg.checkAgainst(ckpt.names(), name -> ckpt.tensor(name).shape());
+                } catch (InputException e) {
+                    throw new InputException(file + ": " + e.getMessage().replaceFirst("^config\\.json: ", ""), e);
+                }
+            }
+        }
+        return cfg;
     }
 
-    /** Builds a config from the parsed {@code config.json} object. */
+    /**
+     * The sizes that size allocations, bounded by the tensors present (bf16, GPTQ or compressed-tensors names): the
+     * decoder layers found under the family's layer prefix must be exactly num_hidden_layers, the embeddings
+     * [vocab_size, hidden_size], layer 0's gate projection intermediate_size wide and its query projection
+     * num_attention_heads·head_dim wide; biases the forward would ignore (o_proj, the MLP's, q/k/v ones the config
+     * does not declare) and a missing untied lm_head are refused naming the key. Everything else (every shape of every
+     * tensor) is checked by the loaders once these bounds hold.
+     */
+    public void checkAgainst(Set<String> names, Function<String, long[]> shape) {
+        String prefix = arch.layerPrefix();
+        int maxLayer = -1;
+        for (String n : names) {
+            if (n.startsWith(prefix)) {
+                int dot = n.indexOf('.', prefix.length());
+                String index = dot < 0 ? "" : n.substring(prefix.length(), dot);
+                if (!index.isEmpty() && index.length() < 10 && index.chars().allMatch(Character::isDigit)) {
+                    maxLayer = Math.max(maxLayer, Integer.parseInt(index));
+                }
+            }
+        }
+        int found = maxLayer + 1;
+        if (found != numLayers) {
+            String held = found == 0
+                    ? "no decoder layers (no " + prefix + "N.* tensor)"
+                    : found + " decoder layers (" + prefix + "0 to " + prefix + maxLayer + ", no " + prefix + found + ")";
+            throw new InputException("config.json: num_hidden_layers is " + numLayers + " but the weights hold " + held
+                    + (found == 0 ? "" : "; set num_hidden_layers to " + found));
+        }
+        long[] embed = names.contains(EMBED) ? shape.apply(EMBED) : null;
+        if (embed != null && (embed.length != 2 || embed[0] != vocabSize || embed[1] != hiddenSize)) {
+            throw new InputException("config.json: vocab_size " + vocabSize + " and hidden_size " + hiddenSize
+                    + " disagree with " + EMBED + " " + Arrays.toString(embed));
+        }
+        String p0 = prefix + "0.";
+        checkWidth(names, shape, p0 + "mlp.gate_proj", "intermediate_size", intermediateSize);
+        checkWidth(names, shape, p0 + "self_attn.q_proj", "num_attention_heads × head_dim", qDim());
+        for (String module : List.of("self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")) {
+            if (names.contains(p0 + module + ".bias")) {
+                throw new InputException("config.json: the weights hold " + p0 + module + ".bias, which this"
+                        + " forward has no place for (no " + module + " bias is implemented)");
+            }
+        }
+        boolean qBias = names.contains(p0 + "self_attn.q_proj.bias");
+        if (qBias && !attentionBias) {
+            throw new InputException("config.json: attention_bias is false but the weights hold " + p0
+                    + "self_attn.q_proj.bias, which the forward would ignore; set attention_bias to true");
+        }
+        if (!qBias && attentionBias) {
+            throw new InputException("config.json: q/k/v biases are implied (attention_bias, or the " + arch.family()
+                    + " default) but the weights hold no " + p0 + "self_attn.q_proj.bias");
+        }
+        if (!tieWordEmbeddings && !names.contains("lm_head.weight") && names.contains(EMBED)) {
+            throw new InputException("config.json: tie_word_embeddings is false but the weights hold no"
+                    + " lm_head.weight; set it to true if the output head shares the embeddings");
+        }
+    }
+
+    private static final String EMBED = "model.embed_tokens.weight";
+
+    /**
+     * The output width of a linear, from whichever layout holds it: bf16 "weight" [out, in], GPTQ "qweight" [in/8,
+     * out] or compressed-tensors "weight_packed" [out, in/8].
+     */
+    private static void checkWidth(
+            Set<String> names, Function<String, long[]> shape, String module, String key, int expected) {
+        long found = -1;
+        if (names.contains(module + ".weight")) {
+            found = first(shape.apply(module + ".weight"), 0);
+        } else if (names.contains(module + ".qweight")) {
+            found = first(shape.apply(module + ".qweight"), 1);
+        } else if (names.contains(module + ".weight_packed")) {
+            found = first(shape.apply(module + ".weight_packed"), 0);
+        }
+        if (found >= 0 && found != expected) {
+            throw new InputException("config.json: " + key + " is " + expected + " but " + module + " is " + found
+                    + " wide in the weights");
+        }
+    }
+
+    private static long first(long[] shape, int axis) {
+        return shape.length == 2 ? shape[axis] : -1;
+    }
+
+    /**
+     * Builds a config from the parsed {@code config.json} object. Keys that change the math of transformers' Qwen2
+     * or Llama forward but not of this one are refused by name: a {@code hidden_act} other than silu, an active
+     * sliding window (Qwen2: {@code use_sliding_window} with a {@code sliding_window} shorter than the positions,
+     * on the layers from {@code max_window_layers} or those {@code layer_types} marks), {@code mlp_bias},
+     * {@code attention_bias} on Llama (it adds an o_proj bias), {@code partial_rotary_factor} ≠ 1, logit
+     * soft-capping, q/k norms, and rope_scaling types other than linear, llama3 and yarn. Keys that do not change
+     * inference ({@code attention_dropout}, {@code initializer_range}, {@code use_cache}, {@code torch_dtype},
+     * {@code pretraining_tp}: transformers' tensor-parallel split of the same products) are read or ignored.
+     */
     public static ModelConfig parse(Map<String, Object> c) {
         Object archs = c.get("architectures");
         if (!(archs instanceof List<?> list) || list.isEmpty() || !(list.getFirst() instanceof String)) {
@@ -148,49 +274,125 @@ public record ModelConfig(
         int hidden = intKey(c, "hidden_size", null);
         int heads = intKey(c, "num_attention_heads", null);
         int kvHeads = intKey(c, "num_key_value_heads", heads);
+        positive("num_attention_heads", heads);
         int headDim = c.get("head_dim") == null ? hidden / heads : intKey(c, "head_dim", null);
         if (c.get("head_dim") == null && hidden % heads != 0) {
             throw new InputException("config.json: hidden_size " + hidden + " is not divisible by num_attention_heads "
                     + heads + " and head_dim is absent");
         }
-        double scaling = 1.0;
-        Object rs = c.get("rope_scaling");
-        if (rs != null) {
-            if (!(rs instanceof Map<?, ?> m)) {
-                throw new InputException("config.json: rope_scaling must be an object or null");
+        int layers = intKey(c, "num_hidden_layers", null);
+        int maxPositions = c.containsKey("max_position_embeddings") ? intKey(c, "max_position_embeddings", null) : 4096;
+        refuseUnimplemented(c, arch, layers, maxPositions);
+        double theta = c.containsKey("rope_theta") ? number(c.get("rope_theta"), "rope_theta") : 10000.0;
+        Object scaling = c.get("rope_scaling");
+        if (c.get("rope_parameters") instanceof Map<?, ?> rp) {
+            // transformers v5 writes rope_theta and the scaling into one object
+            if (rp.get("rope_theta") != null) {
+                double t = number(rp.get("rope_theta"), "rope_parameters.rope_theta");
+                if (c.containsKey("rope_theta") && t != theta) {
+                    throw new InputException("config.json: rope_theta " + theta + " and rope_parameters.rope_theta "
+                            + t + " disagree");
+                }
+                theta = t;
             }
-            Object type = m.containsKey("rope_type") ? m.get("rope_type") : m.get("type");
-            if ("linear".equals(type)) {
-                scaling = number(m.get("factor"), "rope_scaling.factor");
-            } else if (!"default".equals(type)) {
-                throw new InputException("config.json: rope_scaling type \"" + type
-                        + "\" is not supported (supported: null, \"default\", \"linear\")");
+            partialRotary(rp.get("partial_rotary_factor"), "rope_parameters.partial_rotary_factor");
+            if (scaling == null) {
+                scaling = rp;
             }
+        } else if (c.get("rope_parameters") != null) {
+            throw new InputException("config.json: rope_parameters must be an object, got " + c.get("rope_parameters"));
         }
         boolean bias = arch.qkvBias();
         if (c.get("attention_bias") instanceof Boolean b) {
             bias = b;
         }
-        if (Boolean.TRUE.equals(c.get("mlp_bias"))) {
-            throw new InputException("config.json: mlp_bias=true is not supported");
+        if (bias && !arch.qkvBias()) {
+            throw new InputException("config.json: attention_bias=true on " + list.getFirst() + " also puts a bias on"
+                    + " o_proj, which this forward does not implement");
         }
         return new ModelConfig(
                 arch,
                 hidden,
                 intKey(c, "intermediate_size", null),
-                intKey(c, "num_hidden_layers", null),
+                layers,
                 heads,
                 kvHeads,
                 headDim,
                 c.containsKey("rms_norm_eps") ? number(c.get("rms_norm_eps"), "rms_norm_eps") : 1e-6,
-                c.containsKey("rope_theta") ? number(c.get("rope_theta"), "rope_theta") : 10000.0,
-                scaling,
-                c.containsKey("max_position_embeddings") ? intKey(c, "max_position_embeddings", null) : 4096,
+                theta,
+                RopeScaling.parse(scaling, maxPositions),
+                maxPositions,
                 intKey(c, "vocab_size", null),
                 Boolean.TRUE.equals(c.getOrDefault("tie_word_embeddings", Boolean.FALSE)),
                 bias,
                 c.get("torch_dtype") instanceof String s ? s : "bfloat16",
                 quantization(c.get("quantization_config")));
+    }
+
+    /** The keys of {@link #parse}'s refusals, each named with its value and what would make it loadable. */
+    private static void refuseUnimplemented(Map<String, Object> c, ArchSpec arch, int layers, int maxPositions) {
+        for (String key : List.of("hidden_act", "hidden_activation")) {
+            Object act = c.get(key);
+            if (act != null && !"silu".equals(act)) {
+                throw new InputException("config.json: " + key + " is " + Json.write(act)
+                        + "; this forward implements SwiGLU with silu only");
+            }
+        }
+        if (Boolean.TRUE.equals(c.get("mlp_bias"))) {
+            throw new InputException("config.json: mlp_bias is true; this forward has no MLP biases");
+        }
+        partialRotary(c.get("partial_rotary_factor"), "partial_rotary_factor");
+        for (String key : List.of("attn_logit_softcapping", "final_logit_softcapping")) {
+            if (c.get(key) != null) {
+                throw new InputException("config.json: " + key + " is " + c.get(key)
+                        + "; logit soft-capping is not implemented (it must be null or absent)");
+            }
+        }
+        for (String key : List.of("use_qk_norm", "qk_norm", "qk_layernorm")) {
+            if (Boolean.TRUE.equals(c.get(key))) {
+                throw new InputException(
+                        "config.json: " + key + " is true; query/key normalization is not implemented");
+            }
+        }
+        if (arch.family().equals("qwen2")) {
+            slidingWindow(c, layers, maxPositions);
+        }
+    }
+
+    /**
+     * transformers' Qwen2 applies {@code sliding_window} only with {@code use_sliding_window}, and then on the layers
+     * {@code layer_types} marks "sliding_attention" or, without that list, on layers ≥ {@code max_window_layers}
+     * (default 28). A window at least max_position_embeddings long never masks anything and is accepted.
+     */
+    private static void slidingWindow(Map<String, Object> c, int layers, int maxPositions) {
+        if (!Boolean.TRUE.equals(c.get("use_sliding_window")) || c.get("sliding_window") == null) {
+            return;
+        }
+        int window = intKey(c, "sliding_window", null);
+        if (window >= maxPositions) {
+            return;
+        }
+        boolean active;
+        String where;
+        if (c.get("layer_types") instanceof List<?> types) {
+            active = types.contains("sliding_attention");
+            where = "layer_types marks sliding_attention layers";
+        } else {
+            int from = c.containsKey("max_window_layers") ? intKey(c, "max_window_layers", null) : 28;
+            active = from < layers;
+            where = "max_window_layers " + from + " < num_hidden_layers " + layers;
+        }
+        if (active) {
+            throw new InputException("config.json: use_sliding_window is true with sliding_window " + window + " and "
+                    + where + "; sliding-window attention is not implemented (only full attention)");
+        }
+    }
+
+    private static void partialRotary(Object v, String key) {
+        if (v != null && number(v, key) != 1.0) {
+            throw new InputException(
+                    "config.json: " + key + " is " + v + "; only full-width rotary embeddings (1.0) are implemented");
+        }
     }
 
     private static Quantization quantization(Object v) {

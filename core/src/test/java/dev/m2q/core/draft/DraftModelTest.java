@@ -161,7 +161,7 @@ class DraftModelTest {
 
         void rope(double[] x, int rows, int heads, int d) {
             DraftConfig c = head.config();
-            float[] inv = Rope.inverseFrequencies(d, c.ropeTheta(), c.ropeScalingFactor());
+            float[] inv = Rope.of(d, c.ropeTheta(), c.scaling()).inverseFrequencies();
             for (int r = 0; r < rows; r++) {
                 for (int hh = 0; hh < heads; hh++) {
                     int o = (r * heads + hh) * d;

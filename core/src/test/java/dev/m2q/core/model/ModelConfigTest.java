@@ -80,10 +80,10 @@ class ModelConfigTest {
         InputException e = assertThrows(InputException.class, () -> ModelConfig.parse(n));
         assertTrue(e.getMessage().contains("hidden_size"), e.getMessage());
         Map<String, Object> y = qwen32b();
-        y.put("rope_scaling", Map.of("type", "yarn", "factor", 4.0));
+        y.put("rope_scaling", Map.of("type", "dynamic", "factor", 4.0));
         assertTrue(assertThrows(InputException.class, () -> ModelConfig.parse(y))
                 .getMessage()
-                .contains("yarn"));
+                .contains("dynamic"));
         Map<String, Object> s = qwen32b();
         s.put("hidden_size", "5120");
         assertThrows(InputException.class, () -> ModelConfig.parse(s));

@@ -10,6 +10,7 @@ import dev.m2q.core.io.TensorView;
 import dev.m2q.core.json.Json;
 import dev.m2q.core.model.ArchSpec;
 import dev.m2q.core.model.ModelConfig;
+import dev.m2q.core.model.RopeScaling;
 import dev.m2q.core.quant.GptqLayoutCheck.Violation;
 import dev.m2q.core.tensor.DType;
 import java.io.IOException;
@@ -79,7 +80,7 @@ class GptqLayoutCheckTest {
                 128,
                 1e-6,
                 1e6,
-                1.0,
+                RopeScaling.NONE,
                 32768,
                 152064,
                 false,

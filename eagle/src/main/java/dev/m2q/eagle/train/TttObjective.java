@@ -61,9 +61,7 @@ public final class TttObjective implements DraftObjective {
         this.steps = steps;
         this.kernels = kernels;
         this.attention = new ChainAttention(config.numHeads(), config.numKvHeads(), config.headDim(), kernels);
-        this.rope = new RotaryEmbedding(
-                Rope.inverseFrequencies(config.headDim(), config.ropeTheta(), config.ropeScalingFactor()),
-                config.headDim());
+        this.rope = new RotaryEmbedding(Rope.of(config.headDim(), config.ropeTheta(), config.scaling()));
     }
 
     public int steps() {

@@ -14,7 +14,7 @@ final class TttFixtures {
 
     /** H 16, I 24, 2 heads sharing 1 kv head of dimension 8, V 40, V_d 12. */
     static DraftConfig tinyConfig() {
-        return new DraftConfig(16, 24, 2, 1, 8, 1e-6, 10000.0, null, 1.0, 64, 40, 12, null);
+        return new DraftConfig(16, 24, 2, 1, 8, 1e-6, 10000.0, null, 64, 40, 12, null);
     }
 
     /** Target ids 0, 3, 6, ..., 33: every third id of the 40. */
