@@ -156,8 +156,9 @@ public record DraftConfig(
         mismatch(bad, "vocab_size", vocabSize, target.vocabSize());
         mismatch(bad, "max_position_embeddings", maxPositionEmbeddings, target.maxPositionEmbeddings());
         if (ropeTheta != target.ropeTheta() || !scaling().equals(target.ropeScaling())) {
-            bad.add("rope_theta/scaling " + ropeTheta + "/" + Json.write(scaling().toJson()) + " vs the target's "
-                    + target.ropeTheta() + "/" + Json.write(target.ropeScaling().toJson()));
+            bad.add("rope_theta/scaling " + ropeTheta + "/"
+                    + Json.write(scaling().toJson()) + " vs the target's " + target.ropeTheta() + "/"
+                    + Json.write(target.ropeScaling().toJson()));
         }
         if (!bad.isEmpty()) {
             throw new InputException("draft head does not fit the target: " + String.join("; ", bad));

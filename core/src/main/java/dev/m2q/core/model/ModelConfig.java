@@ -196,7 +196,8 @@ public record ModelConfig(
         if (found != numLayers) {
             String held = found == 0
                     ? "no decoder layers (no " + prefix + "N.* tensor)"
-                    : found + " decoder layers (" + prefix + "0 to " + prefix + maxLayer + ", no " + prefix + found + ")";
+                    : found + " decoder layers (" + prefix + "0 to " + prefix + maxLayer + ", no " + prefix + found
+                            + ")";
             throw new InputException("config.json: num_hidden_layers is " + numLayers + " but the weights hold " + held
                     + (found == 0 ? "" : "; set num_hidden_layers to " + found));
         }
@@ -290,8 +291,8 @@ public record ModelConfig(
             if (rp.get("rope_theta") != null) {
                 double t = number(rp.get("rope_theta"), "rope_parameters.rope_theta");
                 if (c.containsKey("rope_theta") && t != theta) {
-                    throw new InputException("config.json: rope_theta " + theta + " and rope_parameters.rope_theta "
-                            + t + " disagree");
+                    throw new InputException(
+                            "config.json: rope_theta " + theta + " and rope_parameters.rope_theta " + t + " disagree");
                 }
                 theta = t;
             }

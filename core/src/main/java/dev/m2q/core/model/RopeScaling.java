@@ -201,9 +201,11 @@ public sealed interface RopeScaling {
             throw new InputException("config.json: rope_scaling must be an object or null, got " + raw);
         }
         Object typeValue = m.containsKey("rope_type") ? m.get("rope_type") : m.get("type");
-        if (m.containsKey("rope_type") && m.containsKey("type") && !m.get("type").equals(typeValue)) {
-            throw new InputException("config.json: rope_scaling names two types, rope_type " + typeValue
-                    + " and type " + m.get("type"));
+        if (m.containsKey("rope_type")
+                && m.containsKey("type")
+                && !m.get("type").equals(typeValue)) {
+            throw new InputException(
+                    "config.json: rope_scaling names two types, rope_type " + typeValue + " and type " + m.get("type"));
         }
         if (!(typeValue instanceof String type)) {
             throw new InputException("config.json: rope_scaling has no \"rope_type\" (or \"type\") string: " + raw);

@@ -12,6 +12,7 @@ import dev.m2q.core.io.SafetensorsWriter;
 import dev.m2q.core.io.TensorView;
 import dev.m2q.core.json.Json;
 import dev.m2q.core.model.ModelConfig;
+import dev.m2q.core.model.Rope;
 import dev.m2q.core.tensor.DType;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
@@ -187,6 +188,43 @@ class DraftHeadTest {
         assertTrue(assertThrows(InputException.class, () -> DraftHead.read(cfgBad))
                 .getMessage()
                 .contains("draft_vocab_size"));
+    }
+
+    /**
+     * A Llama-3.1-style target (rope_scaling llama3): the head writes the target's scaling, reads it back to the same
+     * rule, rotates with the target's scaled table, and is refused against a target without that scaling.
+     */
+    @Test
+    void headCarriesTheTargetsRopeScaling(@TempDir Path dir) throws IOException {
+        Map<String, Object> llama3 = new LinkedHashMap<>();
+        llama3.put("rope_type", "llama3");
+        llama3.put("factor", 8.0);
+        llama3.put("low_freq_factor", 1.0);
+        llama3.put("high_freq_factor", 4.0);
+        llama3.put("original_max_position_embeddings", 16L);
+        Map<String, Object> t = Json.parseObject(Files.readString(FIXTURE.resolve("config.json")));
+        t.put("rope_scaling", llama3);
+        ModelConfig target = ModelConfig.parse(t);
+        DraftHead head = randomHead(target, null, 5);
+        head.write(dir.resolve("head"));
+        Map<String, Object> written = Json.parseObject(Files.readString(dir.resolve("head/config.json")));
+        assertEquals(llama3, written.get("rope_scaling"));
+        DraftConfig back = DraftHead.read(dir.resolve("head")).config();
+        assertEquals(target.ropeScaling(), back.scaling());
+        back.checkAgainst(target);
+        assertArrayEquals(
+                Rope.of(target).inverseFrequencies(),
+                Rope.of(back.headDim(), back.ropeTheta(), back.scaling()).inverseFrequencies());
+        InputException e = assertThrows(InputException.class, () -> back.checkAgainst(ModelConfig.load(FIXTURE)));
+        assertTrue(e.getMessage().contains("rope_theta/scaling"), e.getMessage());
+        InputException wrong = assertThrows(
+                InputException.class,
+                () -> DraftConfig.forTarget(target, Map.of("rope_type", "linear", "factor", 8.0), 10, null));
+        assertTrue(wrong.getMessage().contains("is not the target's"), wrong.getMessage());
+        Map<String, Object> dynamic = new LinkedHashMap<>(back.toJson());
+        dynamic.put("rope_scaling", Map.of("rope_type", "dynamic", "factor", 2.0));
+        InputException refused = assertThrows(InputException.class, () -> DraftConfig.parse(dynamic, "head"));
+        assertTrue(refused.getMessage().startsWith("head: rope_scaling type \"dynamic\""), refused.getMessage());
     }
 
     @Test

@@ -197,10 +197,7 @@ class ConfigContractTest {
                 loadRefusal(tmp, c -> c.put("head_dim", 128L)),
                 "num_attention_heads × head_dim is 512",
                 "model.layers.0.self_attn.q_proj is 256 wide");
-        assertNames(
-                loadRefusal(tmp, c -> c.put("attention_bias", false)),
-                "attention_bias is false",
-                "q_proj.bias");
+        assertNames(loadRefusal(tmp, c -> c.put("attention_bias", false)), "attention_bias is false", "q_proj.bias");
         // the untouched copy loads
         assertEquals(8, ModelConfig.load(fixtureWith(tmp, "same", c -> {})).numLayers());
     }

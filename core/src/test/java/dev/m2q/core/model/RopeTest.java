@@ -117,7 +117,9 @@ class RopeTest {
     void linearAndDefault() {
         float[] none = Rope.of(64, 10000.0, RopeScaling.NONE).inverseFrequencies();
         assertArrayEquals(
-                none, Rope.of(64, 10000.0, RopeScaling.parse(Map.of("rope_type", "default"), 2048)).inverseFrequencies());
+                none,
+                Rope.of(64, 10000.0, RopeScaling.parse(Map.of("rope_type", "default"), 2048))
+                        .inverseFrequencies());
         float[] lin = Rope.of(64, 10000.0, RopeScaling.parse(Map.of("type", "linear", "factor", 2.0), 2048))
                 .inverseFrequencies();
         for (int i = 0; i < none.length; i++) {
@@ -169,13 +171,11 @@ class RopeTest {
     void refusesTheTypesItDoesNotImplementByName() {
         for (String type : List.of("dynamic", "longrope", "su", "mrope")) {
             InputException e = assertThrows(
-                    InputException.class,
-                    () -> RopeScaling.parse(Map.of("rope_type", type, "factor", 2.0), 2048));
+                    InputException.class, () -> RopeScaling.parse(Map.of("rope_type", type, "factor", 2.0), 2048));
             assertTrue(e.getMessage().contains("\"" + type + "\""), e.getMessage());
         }
         InputException missing = assertThrows(
-                InputException.class,
-                () -> RopeScaling.parse(Map.of("rope_type", "llama3", "factor", 8.0), 2048));
+                InputException.class, () -> RopeScaling.parse(Map.of("rope_type", "llama3", "factor", 8.0), 2048));
         assertTrue(missing.getMessage().contains("rope_scaling.low_freq_factor"), missing.getMessage());
     }
 
