@@ -12,6 +12,7 @@ import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Set;
 import java.util.function.Function;
 
@@ -86,9 +87,7 @@ public record ModelConfig(
             throw new InputException("config.json: rms_norm_eps and rope_theta must be positive numbers, got "
                     + rmsNormEps + " and " + ropeTheta);
         }
-        if (ropeScaling == null) {
-            throw new InputException("config.json: no rope scaling (use RopeScaling.NONE)");
-        }
+        Objects.requireNonNull(ropeScaling, "ropeScaling (RopeScaling.NONE for none)");
     }
 
     /** Width of the query projection output: heads × head_dim. */

@@ -14,6 +14,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Consumer;
@@ -200,6 +201,40 @@ class ConfigContractTest {
         assertNames(loadRefusal(tmp, c -> c.put("attention_bias", false)), "attention_bias is false", "q_proj.bias");
         // the untouched copy loads
         assertEquals(8, ModelConfig.load(fixtureWith(tmp, "same", c -> {})).numLayers());
+    }
+
+    /** The same bounds on tensor names alone: biases the forward has no place for, a missing untied head, GPTQ. */
+    @Test
+    void checkAgainstReadsEveryLayout() {
+        ModelConfig c = ModelConfig.parse(ModelConfigTest.qwen32b());
+        Map<String, long[]> shapes = new LinkedHashMap<>(c.expectedShapes());
+        c.checkAgainst(shapes.keySet(), shapes::get);
+        Map<String, long[]> withOBias = new LinkedHashMap<>(shapes);
+        withOBias.put("model.layers.0.self_attn.o_proj.bias", new long[] {5120});
+        assertNames(
+                assertThrows(InputException.class, () -> c.checkAgainst(withOBias.keySet(), withOBias::get))
+                        .getMessage(),
+                "model.layers.0.self_attn.o_proj.bias");
+        Map<String, long[]> noHead = new LinkedHashMap<>(shapes);
+        noHead.remove("lm_head.weight");
+        assertNames(
+                assertThrows(InputException.class, () -> c.checkAgainst(noHead.keySet(), noHead::get))
+                        .getMessage(),
+                "tie_word_embeddings is false",
+                "lm_head.weight");
+        // GPTQ's qweight [in/8, out]: a gate projection 27648 wide, an intermediate_size of 27647 is refused
+        Map<String, long[]> gptq = new LinkedHashMap<>(shapes);
+        gptq.remove("model.layers.0.mlp.gate_proj.weight");
+        gptq.put("model.layers.0.mlp.gate_proj.qweight", new long[] {5120 / 8, 27648});
+        c.checkAgainst(gptq.keySet(), gptq::get);
+        Map<String, Object> m = ModelConfigTest.qwen32b();
+        m.put("intermediate_size", 27647L);
+        ModelConfig narrower = ModelConfig.parse(m);
+        assertNames(
+                assertThrows(InputException.class, () -> narrower.checkAgainst(gptq.keySet(), gptq::get))
+                        .getMessage(),
+                "intermediate_size is 27647",
+                "27648 wide");
     }
 
     /**

@@ -287,8 +287,10 @@ public record DraftTraining(
                 bad.add(names[i] + " " + pairs[i][1] + " vs the target's " + pairs[i][0]);
             }
         }
-        if (!target.arch().equals(q.arch()) || target.ropeTheta() != q.ropeTheta()) {
-            bad.add("architecture or rope_theta differ");
+        if (!target.arch().equals(q.arch())
+                || target.ropeTheta() != q.ropeTheta()
+                || !target.ropeScaling().equals(q.ropeScaling())) {
+            bad.add("architecture, rope_theta or rope_scaling differ");
         }
         if (!bad.isEmpty()) {
             throw new InputException("--quantized is not a release of --target: " + String.join("; ", bad));
