@@ -258,11 +258,21 @@ class ConfigContractTest {
                 "llama3", RopeTest.llama3(8.0, 1.0, 4.0, 16L),
                 "yarn", Map.of("rope_type", "yarn", "factor", 4.0, "original_max_position_embeddings", 256L),
                 "default", Map.of("rope_type", "default"));
+        int vocab = 2048;
         for (Map.Entry<String, Map<String, Object>> e : scalings.entrySet()) {
             Path dir = fixtureWith(tmp, e.getKey(), c -> c.put("rope_scaling", e.getValue()));
             try (Qwen2Model m = Qwen2Model.load(dir, k)) {
                 assertEquals(e.getKey(), m.config().ropeScaling().type());
                 float[] logits = m.forward(ids);
+                // the KV cache holds keys rotated (and scaled) at their own positions: decoding the second half after
+                // the first gives the one-pass logits of the last position (fp32 rounding of the split sums only)
+                KvCache cache = m.newCache(ids.length);
+                m.forward(Arrays.copyOfRange(ids, 0, 13), cache, true);
+                float[] last = m.forward(Arrays.copyOfRange(ids, 13, ids.length), cache, true);
+                for (int v = 0; v < vocab; v++) {
+                    float want = logits[(ids.length - 1) * vocab + v];
+                    assertEquals(want, last[v], 1e-4 * (1 + Math.abs(want)), e.getKey() + ": cached logit " + v);
+                }
                 assertEquals(plain.length, logits.length);
                 for (float v : logits) {
                     assertTrue(Float.isFinite(v), e.getKey() + ": non-finite logit");
