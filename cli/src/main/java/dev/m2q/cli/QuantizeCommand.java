@@ -278,12 +278,13 @@ final class QuantizeCommand implements Callable<Integer> {
                     .append(GptqLayoutCheck.loadsAt(cfg, groupSize));
             throw new InputException(b.toString());
         }
-        var notes = new ConsoleProgress(spec.commandLine().getErr(), false);
+        // Printed once the inputs are all accepted, so a refusal stays one line on stderr.
+        List<String> notes = new ArrayList<>();
         String marlin = GroupSize.marlinWarning(groupSize);
         if (marlin != null) {
-            notes.info("warning: " + marlin);
+            notes.add("warning: " + marlin);
         }
-        seqlen = capSeqlen(seqlen, cfg, notes);
+        seqlen = capSeqlen(seqlen, seqlenOption != null, cfg.maxPositionEmbeddings(), notes);
         Devices.Selection selected = device.select(kernels.get());
         LayerMethod m;
         Map<String, Object> qc = new LinkedHashMap<>();
@@ -311,7 +312,7 @@ final class QuantizeCommand implements Callable<Integer> {
                 qc.put("damp_percent", damp);
             }
             if (descAct) {
-                notes.info("note: --act-order without static groups writes desc_act true; vLLM reorders such"
+                notes.add("note: --act-order without static groups writes desc_act true; vLLM reorders such"
                         + " weights at load and may not use its fastest kernel");
             }
         }
@@ -355,6 +356,7 @@ final class QuantizeCommand implements Callable<Integer> {
                 releaseFormat);
         var err = spec.commandLine().getErr();
         ConsoleProgress progress = new ConsoleProgress(err, ConsoleProgress.isTerminal());
+        notes.forEach(progress::info);
         progress.info(String.format(
                 Locale.ROOT,
                 "m2q quantize: %s, %d layers, %s%s W4 %s sym, %s as %s, %d × %d calibration tokens, %s kernels",
@@ -419,21 +421,21 @@ final class QuantizeCommand implements Callable<Integer> {
     /**
      * The calibration window length against the positions the model was trained on: a default (2048, or
      * AutoRound's recipe value) above max_position_embeddings is lowered to it with a note; an explicit --seqlen
-     * above it is honoured, because the user asked, with a warning that those positions were never seen.
+     * above it is honoured, because the user asked, with a warning that those positions were never seen. Notes go
+     * to {@code notes}.
      */
-    private int capSeqlen(int seqlen, ModelConfig cfg, ConsoleProgress notes) {
-        int max = cfg.maxPositionEmbeddings();
-        if (seqlen <= max) {
+    static int capSeqlen(int seqlen, boolean explicit, int maxPositions, List<String> notes) {
+        if (seqlen <= maxPositions) {
             return seqlen;
         }
-        if (seqlenOption == null) {
-            notes.info("note: calibrating at --seqlen " + max + ", the model's max_position_embeddings (the default "
-                    + seqlen + " is longer than any position the model was trained on)");
-            return max;
+        if (!explicit) {
+            notes.add("note: calibrating at --seqlen " + maxPositions + ", the model's max_position_embeddings (the"
+                    + " default " + seqlen + " is longer than any position the model was trained on)");
+            return maxPositions;
         }
-        notes.info("warning: --seqlen " + seqlen + " is above the model's max_position_embeddings " + max
-                + ": calibration runs at positions the model never saw; pass --seqlen " + max + " or less unless"
-                + " that is what you want");
+        notes.add("warning: --seqlen " + seqlen + " is above the model's max_position_embeddings " + maxPositions
+                + ": calibration runs at positions the model never saw; pass --seqlen " + maxPositions
+                + " or less unless that is what you want");
         return seqlen;
     }
 
