@@ -80,13 +80,12 @@ final class InspectCommand implements Callable<Integer> {
                 }
                 String loads = v.isEmpty() || cfg.quantization() == null
                         ? ""
-                        : "; it " + GptqLayoutCheck.loadsAt(cfg, cfg.quantization().groupSize());
+                        : "; it "
+                                + GptqLayoutCheck.loadsAt(
+                                        cfg, cfg.quantization().groupSize());
                 out.printf(
                         "%s: %s at --tp %s%s%n",
-                        model,
-                        v.isEmpty() ? "loadable" : v.size() + " violation(s)",
-                        tp,
-                        loads);
+                        model, v.isEmpty() ? "loadable" : v.size() + " violation(s)", tp, loads);
                 boolean draftOk = checkDraft(model.resolve("draft"), cfg, out);
                 out.flush();
                 return v.isEmpty() && draftOk ? Main.EXIT_OK : Main.EXIT_CHECK_FAILED;

@@ -274,7 +274,9 @@ final class QuantizeCommand implements Callable<Integer> {
         if (!problems.isEmpty()) {
             StringBuilder b = new StringBuilder("the release could not load at --tp " + tp + ":");
             problems.forEach(p -> b.append("\n  ").append(p));
-            b.append("\n  with --group-size ").append(groupSize).append(" it ")
+            b.append("\n  with --group-size ")
+                    .append(groupSize)
+                    .append(" it ")
                     .append(GptqLayoutCheck.loadsAt(cfg, groupSize));
             throw new InputException(b.toString());
         }

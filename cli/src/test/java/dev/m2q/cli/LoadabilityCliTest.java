@@ -48,7 +48,8 @@ class LoadabilityCliTest {
         Path out = tmp.resolve("rtn-1");
         CliTest.Run q = CliTest.run(quantize(out, "--method", "rtn", "--group-size", "-1"));
         assertEquals(0, q.code(), q.err());
-        assertTrue(q.err().contains("note: calibrating at --seqlen 1024, the model's max_position_embeddings"), q.err());
+        assertTrue(
+                q.err().contains("note: calibrating at --seqlen 1024, the model's max_position_embeddings"), q.err());
         assertTrue(q.err().contains("rtn W4 per-row (g -1) sym"), q.err());
         Map<String, Object> qc = (Map<String, Object>)
                 Json.parseObject(Files.readString(out.resolve("config.json"))).get("quantization_config");
@@ -165,8 +166,7 @@ class LoadabilityCliTest {
         CliTest.assertBadInput(
                 CliTest.run(quantize(out, "--method", "rtn", "--iters", "3")),
                 "--iters applies to --method autoround only; it would be ignored with --method rtn");
-        CliTest.assertBadInput(
-                CliTest.run(quantize(out, "--lr=0.1")), "--lr applies to --method autoround only");
+        CliTest.assertBadInput(CliTest.run(quantize(out, "--lr=0.1")), "--lr applies to --method autoround only");
         CliTest.assertBadInput(
                 CliTest.run(quantize(out, "--method", "autoround", "--block-size", "64")),
                 "--block-size applies to --method gptq only; it would be ignored with --method autoround");

@@ -114,13 +114,16 @@ class GptqTest {
         float[] h = Fixtures.hessian(rnd, 128, k);
         GptqOptions perRow = GptqOptions.DEFAULTS.withGroupSize(-1).withBlockSize(16);
         QuantizedLinear plain = Gptq.quantize(w, n, k, h, perRow).q();
-        QuantizedLinear whole = Gptq.quantize(w, n, k, h, perRow.withGroupSize(k)).q();
+        QuantizedLinear whole =
+                Gptq.quantize(w, n, k, h, perRow.withGroupSize(k)).q();
         assertEquals(k, plain.groupSize());
         assertArrayEquals(whole.codes(), plain.codes());
         assertArrayEquals(whole.scales(), plain.scales());
         assertArrayEquals(new int[k], plain.gIdx());
-        QuantizedLinear staticGroups = Gptq.quantize(w, n, k, h, perRow.withActOrder(true, true)).q();
-        QuantizedLinear dynamicGroups = Gptq.quantize(w, n, k, h, perRow.withActOrder(true, false)).q();
+        QuantizedLinear staticGroups =
+                Gptq.quantize(w, n, k, h, perRow.withActOrder(true, true)).q();
+        QuantizedLinear dynamicGroups =
+                Gptq.quantize(w, n, k, h, perRow.withActOrder(true, false)).q();
         assertArrayEquals(staticGroups.codes(), dynamicGroups.codes());
         assertArrayEquals(staticGroups.scales(), dynamicGroups.scales());
         assertArrayEquals(new int[k], staticGroups.gIdx());

@@ -136,7 +136,8 @@ public final class GptqLayoutCheck {
         if (ok.isEmpty()) {
             return "no --tp from 1 to " + MAX_TP + " loads it";
         }
-        return "loads at --tp " + String.join(", ", ok.stream().map(String::valueOf).toList());
+        return "loads at --tp "
+                + String.join(", ", ok.stream().map(String::valueOf).toList());
     }
 
     /**
@@ -502,17 +503,31 @@ public final class GptqLayoutCheck {
                 if (n % tp != 0) {
                     out.add(module, "N % tp", "N = " + n + " is not divisible by " + tp + at, kind, tp);
                 } else if (n / tp % TILE_N != 0) {
-                    out.add(module, "N/tp % 64", "N/tp = " + n + "/" + tp + " = " + n / tp
-                            + " is not divisible by the Marlin tile " + TILE_N + at, kind, tp);
+                    out.add(
+                            module,
+                            "N/tp % 64",
+                            "N/tp = " + n + "/" + tp + " = " + n / tp + " is not divisible by the Marlin tile " + TILE_N
+                                    + at,
+                            kind,
+                            tp);
                 }
             } else if (k % tp != 0) {
                 out.add(module, "K % tp", "K = " + k + " is not divisible by " + tp + at, kind, tp);
             } else if (g > 0 && g < k && k / tp % g != 0) {
-                out.add(module, "K/tp % G", "K/tp = " + k + "/" + tp + " = " + k / tp
-                        + " is not divisible by group size " + g + at, kind, tp);
+                out.add(
+                        module,
+                        "K/tp % G",
+                        "K/tp = " + k + "/" + tp + " = " + k / tp + " is not divisible by group size " + g + at,
+                        kind,
+                        tp);
             } else if (k / tp % TILE_K != 0) {
-                out.add(module, "K/tp % 128", "K/tp = " + k + "/" + tp + " = " + k / tp
-                        + " is not divisible by the Marlin tile " + TILE_K + at, kind, tp);
+                out.add(
+                        module,
+                        "K/tp % 128",
+                        "K/tp = " + k + "/" + tp + " = " + k / tp + " is not divisible by the Marlin tile " + TILE_K
+                                + at,
+                        kind,
+                        tp);
             }
         }
     }
@@ -532,37 +547,67 @@ public final class GptqLayoutCheck {
             String attn = layers + "self_attn";
             boolean headsSplit = true;
             if (heads % tp != 0) {
-                out.add(attn, "heads % tp", "num_attention_heads = " + heads + " is not divisible by " + tp + at
-                        + " (vLLM gives every rank the same number of query heads)", "attn", tp);
+                out.add(
+                        attn,
+                        "heads % tp",
+                        "num_attention_heads = " + heads + " is not divisible by " + tp + at
+                                + " (vLLM gives every rank the same number of query heads)",
+                        "attn",
+                        tp);
                 headsSplit = false;
             }
             if (kv >= tp && kv % tp != 0) {
-                out.add(attn, "kv heads % tp", "num_key_value_heads = " + kv + " is not divisible by " + tp + at
-                        + " (vLLM splits KV heads evenly when tp ≤ KV heads)", "attn", tp);
+                out.add(
+                        attn,
+                        "kv heads % tp",
+                        "num_key_value_heads = " + kv + " is not divisible by " + tp + at
+                                + " (vLLM splits KV heads evenly when tp ≤ KV heads)",
+                        "attn",
+                        tp);
                 headsSplit = false;
             } else if (kv < tp && tp % kv != 0) {
-                out.add(attn, "tp % kv heads", "--tp " + tp + " is not a multiple of num_key_value_heads = " + kv
-                        + " (vLLM replicates KV heads only a whole number of times)" , "attn", tp);
+                out.add(
+                        attn,
+                        "tp % kv heads",
+                        "--tp " + tp + " is not a multiple of num_key_value_heads = " + kv
+                                + " (vLLM replicates KV heads only a whole number of times)",
+                        "attn",
+                        tp);
                 headsSplit = false;
             }
             if (headsSplit) {
                 long qkv = (heads / tp + 2 * Math.max(1, kv / tp)) * d;
                 if (qkv % TILE_N != 0) {
-                    out.add(attn + ".{q,k,v}_proj", "qkv N/tp % 64", "the fused q/k/v output per rank, (" + heads + "/"
-                            + tp + " + 2·" + Math.max(1, kv / tp) + ")·" + d + " = " + qkv
-                            + ", is not divisible by the Marlin tile " + TILE_N + at, "attn", tp);
+                    out.add(
+                            attn + ".{q,k,v}_proj",
+                            "qkv N/tp % 64",
+                            "the fused q/k/v output per rank, (" + heads + "/"
+                                    + tp + " + 2·" + Math.max(1, kv / tp) + ")·" + d + " = " + qkv
+                                    + ", is not divisible by the Marlin tile " + TILE_N + at,
+                            "attn",
+                            tp);
                 }
                 rowRule(out, attn + ".o_proj", heads * d, tp, g, "o_proj");
             }
             String mlp = layers + "mlp";
             if (inter % tp != 0) {
-                out.add(mlp, "intermediate % tp", "intermediate_size = " + inter + " is not divisible by " + tp + at,
-                        "mlp", tp);
+                out.add(
+                        mlp,
+                        "intermediate % tp",
+                        "intermediate_size = " + inter + " is not divisible by " + tp + at,
+                        "mlp",
+                        tp);
             } else {
                 if (2 * inter / tp % TILE_N != 0) {
-                    out.add(mlp + ".{gate,up}_proj", "gate_up N/tp % 64", "the fused gate/up output per rank, 2·"
-                            + inter + "/" + tp + " = " + 2 * inter / tp + ", is not divisible by the Marlin tile "
-                            + TILE_N + at, "mlp", tp);
+                    out.add(
+                            mlp + ".{gate,up}_proj",
+                            "gate_up N/tp % 64",
+                            "the fused gate/up output per rank, 2·"
+                                    + inter + "/" + tp + " = " + 2 * inter / tp
+                                    + ", is not divisible by the Marlin tile "
+                                    + TILE_N + at,
+                            "mlp",
+                            tp);
                 }
                 rowRule(out, mlp + ".down_proj", inter, tp, g, "down_proj");
             }
@@ -575,11 +620,19 @@ public final class GptqLayoutCheck {
         if (k % tp != 0) {
             out.add(module, "K % tp", "K = " + k + " is not divisible by " + tp + at, kind, tp);
         } else if (g > 0 && g < k && k / tp % g != 0) {
-            out.add(module, "K/tp % G", "K/tp = " + k + "/" + tp + " = " + k / tp
-                    + " is not divisible by group size " + g + at, kind, tp);
+            out.add(
+                    module,
+                    "K/tp % G",
+                    "K/tp = " + k + "/" + tp + " = " + k / tp + " is not divisible by group size " + g + at,
+                    kind,
+                    tp);
         } else if (k / tp % TILE_K != 0) {
-            out.add(module, "K/tp % 128", "K/tp = " + k + "/" + tp + " = " + k / tp
-                    + " is not divisible by the Marlin tile " + TILE_K + at, kind, tp);
+            out.add(
+                    module,
+                    "K/tp % 128",
+                    "K/tp = " + k + "/" + tp + " = " + k / tp + " is not divisible by the Marlin tile " + TILE_K + at,
+                    kind,
+                    tp);
         }
     }
 

@@ -65,8 +65,8 @@ public final class GroupSize {
      */
     public static int require(int groupSize) {
         if (groupSize != PER_ROW && groupSize < MIN) {
-            throw new InputException("--group-size " + groupSize + ": must be -1 (one group per row) or at least "
-                    + MIN + "; 128 is the usual choice");
+            throw new InputException("--group-size " + groupSize + ": must be -1 (one group per row) or at least " + MIN
+                    + "; 128 is the usual choice");
         }
         return groupSize;
     }
