@@ -44,7 +44,9 @@ import java.util.Map;
  *   <li><b>intermediate % tp</b>, then <b>gate_up N/tp % 64</b>: gate and up are one MergedColumnParallelLinear
  *       of per-rank width 2·intermediate/tp.
  *   <li>Row-parallel o_proj (K = heads·head_dim) and down_proj (K = intermediate) are split along K:
- *       <b>K/tp % G</b> when G is smaller than K, then <b>K/tp % 128</b>. With G = −1 each rank keeps the whole
+ *       <b>K/tp % G</b>, then <b>K/tp % 128</b> (Marlin checks K/tp % G only for G &lt; K, but a group as wide as
+ *       K would leave a rank K/tp // G = 0 rows of scales, and compressed-tensors' CompressedTensorsWNA16 asserts
+ *       K/tp % G for every G). With G = −1 each rank keeps the whole
  *       row's scales (marlin_repeat_scales_on_all_ranks), so K splits freely.
  * </ul>
  *
@@ -513,7 +515,7 @@ public final class GptqLayoutCheck {
                 }
             } else if (k % tp != 0) {
                 out.add(module, "K % tp", "K = " + k + " is not divisible by " + tp + at, kind, tp);
-            } else if (g > 0 && g < k && k / tp % g != 0) {
+            } else if (g > 0 && k / tp % g != 0) {
                 out.add(
                         module,
                         "K/tp % G",
@@ -614,12 +616,12 @@ public final class GptqLayoutCheck {
         }
     }
 
-    /** A row-parallel linear with K input channels split over tp ranks: K % tp, K/tp % G (G &lt; K), K/tp % 128. */
+    /** A row-parallel linear with K input channels split over tp ranks: K % tp, K/tp % G (G &gt; 0), K/tp % 128. */
     private static void rowRule(Violations out, String module, long k, int tp, int g, String kind) {
         String at = " at --tp " + tp;
         if (k % tp != 0) {
             out.add(module, "K % tp", "K = " + k + " is not divisible by " + tp + at, kind, tp);
-        } else if (g > 0 && g < k && k / tp % g != 0) {
+        } else if (g > 0 && k / tp % g != 0) {
             out.add(
                     module,
                     "K/tp % G",
