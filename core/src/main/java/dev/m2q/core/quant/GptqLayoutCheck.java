@@ -131,12 +131,13 @@ public final class GptqLayoutCheck {
     }
 
     /**
-     * What a refusal ends with: "loads at --tp 1, 2, 4, 8", or that no size from 1 to {@value #MAX_TP} does.
+     * What a refusal ends with: "loads at --tp 1, 2, 4, 8", or "loads at no --tp from 1 to 16" when a shape rule
+     * fails even unsplit.
      */
     public static String loadsAt(ModelConfig cfg, int groupSize) {
         List<Integer> ok = loadableTps(cfg, groupSize);
         if (ok.isEmpty()) {
-            return "no --tp from 1 to " + MAX_TP + " loads it";
+            return "loads at no --tp from 1 to " + MAX_TP;
         }
         return "loads at --tp "
                 + String.join(", ", ok.stream().map(String::valueOf).toList());

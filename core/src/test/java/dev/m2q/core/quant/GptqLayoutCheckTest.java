@@ -70,6 +70,9 @@ class GptqLayoutCheckTest {
         assertEquals(List.of(1, 2), GptqLayoutCheck.loadableTps(cfg, 128));
         assertEquals(List.of(1, 2), GptqLayoutCheck.loadableTps(cfg, -1));
         assertEquals("loads at --tp 1, 2", GptqLayoutCheck.loadsAt(cfg, 128));
+        // G = 96 does not divide K = 256 even unsplit: no tp helps.
+        assertEquals(List.of(), GptqLayoutCheck.loadableTps(cfg, 96));
+        assertEquals("loads at no --tp from 1 to 16", GptqLayoutCheck.loadsAt(cfg, 96));
     }
 
     /** Qwen2.5-32B: 64 layers, hidden 5120, intermediate 27648, 40 query heads / 8 KV heads of 128. */
