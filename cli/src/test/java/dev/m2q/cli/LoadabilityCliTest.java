@@ -130,12 +130,13 @@ class LoadabilityCliTest {
         assertEquals(0, check.code(), check.out());
         assertTrue(check.out().contains(warning), check.out());
         assertTrue(check.out().contains("loadable at --tp [1]"), check.out());
-        // At tp 2 down_proj's K/tp = 768/2 = 384 is not a whole number of groups of 256: a violation, and the
-        // summary says where it does load.
+        // At tp 2 neither row-parallel K splits into whole groups of 256: o_proj's 256/2 = 128 (each rank would
+        // hold no row of scales) and down_proj's 768/2 = 384. The summary says where it does load.
         CliTest.Run tp2 = CliTest.run("inspect", "--check", out.toString(), "--tp", "2");
         assertEquals(1, tp2.code(), tp2.out());
+        assertTrue(tp2.out().contains("K/tp = 256/2 = 128 is not divisible by group size 256 at --tp 2"), tp2.out());
         assertTrue(tp2.out().contains("K/tp = 768/2 = 384 is not divisible by group size 256 at --tp 2"), tp2.out());
-        assertTrue(tp2.out().contains("1 violation(s) at --tp [2]; it loads at --tp 1"), tp2.out());
+        assertTrue(tp2.out().contains("2 violation(s) at --tp [2]; it loads at --tp 1"), tp2.out());
     }
 
     /** A tp that cannot load is refused before any work, in one message that ends with the tp values that would. */
