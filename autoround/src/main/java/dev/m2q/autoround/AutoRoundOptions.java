@@ -1,6 +1,7 @@
 package dev.m2q.autoround;
 
 import dev.m2q.core.InputException;
+import dev.m2q.core.quant.GroupSize;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -12,7 +13,7 @@ import java.util.Map;
  *     iters is 0
  * @param minmaxLr the clip factors' learning rate at step 0, same decay; 0 only when iters is 0
  * @param batchSize calibration sequences per step
- * @param groupSize G, input columns per scale
+ * @param groupSize G, input columns per scale, or -1 ({@link GroupSize#PER_ROW}) for one group per row
  * @param seed seeds each layer's batch sampler ({@link AutoRoundMethod} says how)
  */
 public record AutoRoundOptions(int iters, double lr, double minmaxLr, int batchSize, int groupSize, long seed) {
@@ -24,8 +25,9 @@ public record AutoRoundOptions(int iters, double lr, double minmaxLr, int batchS
         if (batchSize < 1) {
             throw new InputException("--batch-size " + batchSize + " must be ≥ 1 (default 8)");
         }
-        if (groupSize < 1) {
-            throw new InputException("--group-size " + groupSize + " must be positive (default 128)");
+        if (groupSize < 1 && groupSize != GroupSize.PER_ROW) {
+            throw new InputException(
+                    "--group-size " + groupSize + " must be positive, or -1 for one group per row (default 128)");
         }
         requireRate("--lr", lr, iters);
         requireRate("--minmax-lr", minmaxLr, iters);

@@ -3,6 +3,7 @@ package dev.m2q.autoround;
 import dev.m2q.core.grad.Tensor;
 import dev.m2q.core.kernels.Parallel;
 import dev.m2q.core.quant.GptqPacking;
+import dev.m2q.core.quant.GroupSize;
 import dev.m2q.core.quant.QuantizedLinear;
 
 /**
@@ -27,10 +28,13 @@ public final class ExactCodes {
      *
      * @param wq ŵ [out, in]
      * @param scales s [out, in/G], the group scales ŵ was computed with (may be negative)
+     * @param groupSize G, or {@link GroupSize#PER_ROW} for one group of the whole row
      * @throws IllegalStateException when an element is not s·q for an integer q in [−8, 7], bit for bit
      */
     public static void codes(Tensor wq, Tensor scales, int groupSize, byte[] codes) {
         int k = wq.cols();
+        groupSize = GroupSize.resolve(groupSize, k);
+        int g1 = groupSize;
         int groups = k / groupSize;
         scales.requireShape(wq.rows(), groups, "scales");
         if (codes.length != wq.size() || k % groupSize != 0) {
@@ -41,7 +45,7 @@ public final class ExactCodes {
             for (int r = from; r < to; r++) {
                 for (int g = 0; g < groups; g++) {
                     float sc = (float) scales.get(r * groups + g);
-                    for (int c = g * groupSize; c < (g + 1) * groupSize; c++) {
+                    for (int c = g * g1; c < (g + 1) * g1; c++) {
                         float w = (float) wq.get(r * k + c);
                         int q = (int) Math.rint(w / sc);
                         if (q < -QuantizedLinear.ZERO
@@ -59,11 +63,15 @@ public final class ExactCodes {
 
     /**
      * The layout's linear from codes [out, in] (as {@link #codes} writes them) and scales [out, in/G]: codes
-     * transposed to [in, out], scales to [in/G, out], g_idx = k/G.
+     * transposed to [in, out], scales to [in/G, out], g_idx = k/G. With {@link GroupSize#PER_ROW} the scales have
+     * one column and K is the codes' row length.
      */
     public static QuantizedLinear of(byte[] codes, Tensor scales, int groupSize) {
         int n = scales.rows();
         int groups = scales.cols();
+        if (groupSize == GroupSize.PER_ROW && groups == 1) {
+            groupSize = codes.length / n;
+        }
         int k = groups * groupSize;
         if (codes.length != (long) n * k) {
             throw new IllegalArgumentException(codes.length + " codes do not make W [" + n + ", " + k

@@ -2,6 +2,7 @@ package dev.m2q.autoround;
 
 import dev.m2q.core.grad.LayerParams;
 import dev.m2q.core.grad.Tensor;
+import dev.m2q.core.quant.GroupSize;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -31,11 +32,12 @@ public final class RoundingParams {
         Map<String, Linear> m = new LinkedHashMap<>();
         for (String module : modules) {
             Tensor w = layer.linear(module);
-            if (w.cols() % groupSize != 0) {
+            int g = GroupSize.resolve(groupSize, w.cols());
+            if (w.cols() % g != 0) {
                 throw new IllegalArgumentException(
-                        module + ": in_features " + w.cols() + " is not a multiple of the group size " + groupSize);
+                        module + ": in_features " + w.cols() + " is not a multiple of the group size " + g);
             }
-            Tensor alpha = Tensor.f32(w.rows(), w.cols() / groupSize);
+            Tensor alpha = Tensor.f32(w.rows(), w.cols() / g);
             Tensor beta = alpha.zerosLike();
             for (int i = 0; i < alpha.size(); i++) {
                 alpha.set(i, 1);

@@ -1,5 +1,6 @@
 package dev.m2q.autoround;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -183,6 +184,30 @@ class SignRoundTest {
         assertEquals(tuned, res.bestLoss(), 1e-5 * tuned);
         assertTrue(
                 res.bestStep() > 0 && tuned < 0.9 * rtn, "tuned " + tuned + " (step " + res.bestStep() + ") vs " + rtn);
+    }
+
+    /**
+     * Group size −1, one group per row of each linear (K = 64 for q/k/v/o/gate/up, 128 for down): every exported
+     * linear has a single group (G = K, g_idx all 0), and its codes reproduce the tuned loss the loop reported, to
+     * the fp32 rounding between the training and production forwards (1e−5 relative, as above).
+     */
+    @Test
+    void perRowGroupsTuneAndExportOneGroupPerRow() {
+        SplittableRandom r = new SplittableRandom(74);
+        LayerParams p = layer(r);
+        Data d = Data.of(r, p);
+        SignRound sr = new SignRound(CFG, KERNELS, new AutoRoundOptions(10, 0.1, 0.1, SEQUENCES, -1, 5));
+        SignRound.Result res = sr.tune(p, d, SEQUENCES, 5, (i, loss) -> {});
+        for (Map.Entry<String, QuantizedLinear> e : res.linears().entrySet()) {
+            QuantizedLinear q = e.getValue();
+            assertEquals(q.inFeatures(), q.groupSize(), e.getKey());
+            assertEquals(1, q.groups(), e.getKey());
+            assertArrayEquals(new int[q.inFeatures()], q.gIdx(), e.getKey());
+        }
+        assertEquals(128, res.linears().get("mlp.down_proj").inFeatures());
+        double tuned = blockLoss(p, res.linears(), d);
+        assertEquals(tuned, res.bestLoss(), 1e-5 * tuned);
+        assertTrue(res.bestLoss() <= res.firstLoss(), res.bestLoss() + " vs " + res.firstLoss());
     }
 
     /**

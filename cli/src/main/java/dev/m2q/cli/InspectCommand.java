@@ -38,7 +38,9 @@ final class InspectCommand implements Callable<Integer> {
     @Option(
             names = "--check",
             description = "Check a GPTQ checkpoint (ours or not) against what vLLM/SGLang/transformers load: config"
-                    + " keys, dtypes, shapes, v1 zeros, g_idx, scales, divisibility at --tp. Exit 1 on a violation.")
+                    + " keys, dtypes, shapes, v1 zeros, g_idx, scales, vLLM's tensor-parallel rules at --tp (heads,"
+                    + " KV-head replication, Marlin tiles). Exit 1 on a violation, naming the --tp values that would"
+                    + " load; a group size Marlin lacks is a warning.")
     boolean check;
 
     @Option(
@@ -72,7 +74,18 @@ final class InspectCommand implements Callable<Integer> {
                 }
                 List<GptqLayoutCheck.Violation> v = GptqLayoutCheck.checkCheckpoint(model, tp);
                 v.forEach(out::println);
-                out.printf("%s: %s at --tp %s%n", model, v.isEmpty() ? "loadable" : v.size() + " violation(s)", tp);
+                String marlin = GptqLayoutCheck.marlinWarning(model);
+                if (marlin != null) {
+                    out.println("warning: " + marlin);
+                }
+                String loads = v.isEmpty() || cfg.quantization() == null
+                        ? ""
+                        : "; it "
+                                + GptqLayoutCheck.loadsAt(
+                                        cfg, cfg.quantization().groupSize());
+                out.printf(
+                        "%s: %s at --tp %s%s%n",
+                        model, v.isEmpty() ? "loadable" : v.size() + " violation(s)", tp, loads);
                 boolean draftOk = checkDraft(model.resolve("draft"), cfg, out);
                 out.flush();
                 return v.isEmpty() && draftOk ? Main.EXIT_OK : Main.EXIT_CHECK_FAILED;

@@ -13,6 +13,7 @@ import dev.m2q.core.pipeline.QuantizeOptions;
 import dev.m2q.core.pipeline.ReleaseFormat;
 import dev.m2q.core.pipeline.ReleaseLayout;
 import dev.m2q.core.quant.GptqLayoutCheck;
+import dev.m2q.core.quant.GroupSize;
 import dev.m2q.core.quant.QuantScheme;
 import dev.m2q.core.tokenizer.ChatTemplate;
 import dev.m2q.core.tokenizer.Tokenizer;
@@ -54,7 +55,10 @@ final class QuantizeCommand implements Callable<Integer> {
         rtn
     }
 
-    /** Options that only GPTQ reads, and those that only AutoRound reads: naming one with another method is refused. */
+    /**
+     * Options that only GPTQ reads, and those that only AutoRound reads: naming one with another method (RTN reads
+     * neither) is refused.
+     */
     private static final List<String> GPTQ_ONLY =
             List.of("--damp", "--block-size", "--act-order", "--static-groups", "--true-sequential");
 
@@ -95,7 +99,11 @@ final class QuantizeCommand implements Callable<Integer> {
     @Option(names = "--bits", defaultValue = "4", description = "Weight bits; 4 is the scheme engines load.")
     int bits;
 
-    @Option(names = "--group-size", defaultValue = "128", description = "Input channels per scale group.")
+    @Option(
+            names = "--group-size",
+            defaultValue = "128",
+            description = "Input channels per scale group (default 128), or -1 for one group per row. vLLM's Marlin"
+                    + " kernels take -1, 32, 64 and 128; other sizes load on a slower kernel (warned).")
     int groupSize;
 
     @Option(
@@ -230,7 +238,7 @@ final class QuantizeCommand implements Callable<Integer> {
                     + " engine kernel that loads this layout; got --bits " + bits + (sym ? "" : " --no-sym"));
         }
         boolean autoRound = method == Method.autoround;
-        refuseOptionsOfOtherMethods(autoRound);
+        refuseOptionsOfOtherMethods();
         ReleaseLayout layout = format == null ? ReleaseLayout.GPTQ : ReleaseLayout.byName(format);
         boolean compressed = layout == ReleaseLayout.COMPRESSED_TENSORS;
         ReleaseFormat releaseFormat = format != null && !compressed
@@ -245,8 +253,9 @@ final class QuantizeCommand implements Callable<Integer> {
         Recipe rec = Recipe.byName(recipe == null ? "default" : recipe);
         int nsamples = nsamplesOption != null ? nsamplesOption : autoRound ? rec.nsamples() : 128;
         int seqlen = seqlenOption != null ? seqlenOption : autoRound ? rec.seqlen() : 2048;
-        if (groupSize < 8 || nsamples < 1 || seqlen < 2) {
-            throw new InputException("--group-size must be ≥ 8, --nsamples ≥ 1, --seqlen ≥ 2");
+        GroupSize.require(groupSize);
+        if (nsamples < 1 || seqlen < 2) {
+            throw new InputException("--nsamples must be ≥ 1 and --seqlen ≥ 2");
         }
         AutoRoundOptions autoRoundOptions = null;
         if (autoRound) {
@@ -265,8 +274,19 @@ final class QuantizeCommand implements Callable<Integer> {
         if (!problems.isEmpty()) {
             StringBuilder b = new StringBuilder("the release could not load at --tp " + tp + ":");
             problems.forEach(p -> b.append("\n  ").append(p));
+            b.append("\n  with --group-size ")
+                    .append(groupSize)
+                    .append(" it ")
+                    .append(GptqLayoutCheck.loadsAt(cfg, groupSize));
             throw new InputException(b.toString());
         }
+        // Printed once the inputs are all accepted, so a refusal stays one line on stderr.
+        List<String> notes = new ArrayList<>();
+        String marlin = GroupSize.marlinWarning(groupSize);
+        if (marlin != null) {
+            notes.add("warning: " + marlin);
+        }
+        seqlen = capSeqlen(seqlen, seqlenOption != null, cfg.maxPositionEmbeddings(), notes);
         Devices.Selection selected = device.select(kernels.get());
         LayerMethod m;
         Map<String, Object> qc = new LinkedHashMap<>();
@@ -280,18 +300,22 @@ final class QuantizeCommand implements Callable<Integer> {
                 qc.put("true_sequential", false);
             }
         } else {
-            GptqOptions gptq =
-                    new GptqOptions(bits, groupSize, sym, damp, blockSize, actOrder, actOrder && staticGroups);
+            // With one group per row, static and dynamic groups are the same single group: g_idx is all 0 and
+            // desc_act false either way (vLLM's gptq_marlin.py also drops desc_act when group_size is -1).
+            boolean perRow = groupSize == GroupSize.PER_ROW;
+            boolean staticOn = actOrder && (staticGroups || perRow);
+            GptqOptions gptq = new GptqOptions(bits, groupSize, sym, damp, blockSize, actOrder, staticOn);
             m = method == Method.gptq ? new GptqMethod(gptq, trueSequential) : new RtnMethod(groupSize);
-            boolean descAct = actOrder && !staticGroups;
+            boolean descAct = actOrder && !staticOn;
             qc.put("desc_act", descAct);
-            qc.put("static_groups", actOrder && staticGroups);
-            qc.put("true_sequential", trueSequential);
-            qc.put("damp_percent", damp);
+            qc.put("static_groups", staticOn && !perRow);
+            if (method == Method.gptq) {
+                qc.put("true_sequential", trueSequential);
+                qc.put("damp_percent", damp);
+            }
             if (descAct) {
-                new ConsoleProgress(spec.commandLine().getErr(), false)
-                        .info("note: --act-order without static groups writes desc_act true; vLLM reorders such"
-                                + " weights at load and may not use its fastest kernel");
+                notes.add("note: --act-order without static groups writes desc_act true; vLLM reorders such"
+                        + " weights at load and may not use its fastest kernel");
             }
         }
 
@@ -334,9 +358,10 @@ final class QuantizeCommand implements Callable<Integer> {
                 releaseFormat);
         var err = spec.commandLine().getErr();
         ConsoleProgress progress = new ConsoleProgress(err, ConsoleProgress.isTerminal());
+        notes.forEach(progress::info);
         progress.info(String.format(
                 Locale.ROOT,
-                "m2q quantize: %s, %d layers, %s%s W4 g%d sym, %s as %s, %d × %d calibration tokens, %s kernels",
+                "m2q quantize: %s, %d layers, %s%s W4 %s sym, %s as %s, %d × %d calibration tokens, %s kernels",
                 dir,
                 cfg.numLayers(),
                 m.name(),
@@ -349,7 +374,7 @@ final class QuantizeCommand implements Callable<Integer> {
                                 autoRoundOptions.minmaxLr(),
                                 autoRoundOptions.batchSize())
                         : "",
-                groupSize,
+                GroupSize.label(groupSize),
                 qs.label(),
                 compressed ? layout.id() : releaseFormat.id(),
                 nsamples,
@@ -370,17 +395,50 @@ final class QuantizeCommand implements Callable<Integer> {
         return Main.EXIT_OK;
     }
 
-    /** Refuses an option that belongs to another method than the one chosen, naming it: it would be ignored. */
-    private void refuseOptionsOfOtherMethods(boolean autoRound) {
-        var parsed = spec.commandLine().getParseResult();
-        for (String name : autoRound ? GPTQ_ONLY : AUTOROUND_ONLY) {
+    /**
+     * Refuses an option that belongs to another method than the one chosen, naming it: it would be ignored (and,
+     * before this check, was even recorded in quantize_config.json for RTN weights). RTN reads neither GPTQ's nor
+     * AutoRound's options.
+     */
+    private void refuseOptionsOfOtherMethods() {
+        var args = spec.commandLine().getParseResult().originalArgs();
+        Map<String, String> owner = new LinkedHashMap<>();
+        if (method != Method.gptq) {
+            GPTQ_ONLY.forEach(o -> owner.put(o, "gptq"));
+        }
+        if (method != Method.autoround) {
+            AUTOROUND_ONLY.forEach(o -> owner.put(o, "autoround"));
+        }
+        for (Map.Entry<String, String> e : owner.entrySet()) {
+            String name = e.getKey();
             for (String given : List.of(name, "--no-" + name.substring(2))) {
-                if (parsed.originalArgs().stream().anyMatch(a -> a.equals(given) || a.startsWith(given + "="))) {
-                    throw new InputException(given + " applies to --method " + (autoRound ? "gptq" : "autoround")
-                            + " only; it would be ignored with --method " + method);
+                if (args.stream().anyMatch(a -> a.equals(given) || a.startsWith(given + "="))) {
+                    throw new InputException(given + " applies to --method " + e.getValue()
+                            + " only; it would be ignored with --method " + method + ": drop it");
                 }
             }
         }
+    }
+
+    /**
+     * The calibration window length against the positions the model was trained on: a default (2048, or
+     * AutoRound's recipe value) above max_position_embeddings is lowered to it with a note; an explicit --seqlen
+     * above it is honoured, because the user asked, with a warning that those positions were never seen. Notes go
+     * to {@code notes}.
+     */
+    static int capSeqlen(int seqlen, boolean explicit, int maxPositions, List<String> notes) {
+        if (seqlen <= maxPositions) {
+            return seqlen;
+        }
+        if (!explicit) {
+            notes.add("note: calibrating at --seqlen " + maxPositions + ", the model's max_position_embeddings (the"
+                    + " default " + seqlen + " is longer than any position the model was trained on)");
+            return maxPositions;
+        }
+        notes.add("warning: --seqlen " + seqlen + " is above the model's max_position_embeddings " + maxPositions
+                + ": calibration runs at positions the model never saw; pass --seqlen " + maxPositions
+                + " or less unless that is what you want");
+        return seqlen;
     }
 
     private static ChatTemplate chatOrNull(Path dir) {

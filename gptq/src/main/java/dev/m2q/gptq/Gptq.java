@@ -2,6 +2,7 @@ package dev.m2q.gptq;
 
 import dev.m2q.core.kernels.JavaOps;
 import dev.m2q.core.kernels.Kernels;
+import dev.m2q.core.quant.GroupSize;
 import dev.m2q.core.quant.QuantizedLinear;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -32,7 +33,7 @@ public final class Gptq {
      */
     public static GptqResult quantize(float[] w, int n, int k, float[] h, GptqOptions o, Kernels kernels) {
         long start = System.nanoTime();
-        int g = o.groupSize();
+        int g = GroupSize.resolve(o.groupSize(), k);
         if (n <= 0 || k <= 0 || w.length != (long) n * k || h.length != (long) k * k || k % g != 0) {
             throw new IllegalArgumentException("GPTQ needs W [" + n + ", " + k + "] (got " + w.length + " values), H ["
                     + k + ", " + k + "] (got " + h.length + ") and K a multiple of G = " + g);

@@ -1,12 +1,14 @@
 package dev.m2q.gptq;
 
 import dev.m2q.core.InputException;
+import dev.m2q.core.quant.GroupSize;
 
 /**
  * GPTQ settings, with the defaults users of GPTQModel expect ({@link #DEFAULTS}).
  *
  * @param bits code width; m2q writes 4 only
- * @param groupSize G, input channels per scale (K must be a multiple)
+ * @param groupSize G, input channels per scale (K must be a multiple), or -1 ({@link GroupSize#PER_ROW}): one group
+ *     of the whole row, where static groups and act-order's dynamic groups coincide (g_idx all 0)
  * @param sym symmetric (zero point 8); m2q writes symmetric only
  * @param damp λ, the dampening fraction of mean(diag H) added to the diagonal, in [0, 1)
  * @param blockSize B, columns per lazy-batch block
@@ -29,8 +31,9 @@ public record GptqOptions(
         if (blockSize <= 0) {
             throw new InputException("GPTQ block size " + blockSize + " must be positive (default 128)");
         }
-        if (groupSize <= 0) {
-            throw new InputException("--group-size " + groupSize + " must be positive (default 128)");
+        if (groupSize <= 0 && groupSize != GroupSize.PER_ROW) {
+            throw new InputException(
+                    "--group-size " + groupSize + " must be positive, or -1 for one group per row (default 128)");
         }
     }
 

@@ -4,6 +4,7 @@ import dev.m2q.core.kernels.Matrix;
 import dev.m2q.core.pipeline.LayerContext;
 import dev.m2q.core.pipeline.LayerMethod;
 import dev.m2q.core.pipeline.LayerResult;
+import dev.m2q.core.quant.GroupSize;
 import dev.m2q.core.quant.QuantizedLinear;
 import dev.m2q.core.quant.Rtn;
 import java.util.ArrayList;
@@ -18,6 +19,7 @@ import java.util.Map;
 public final class RtnMethod implements LayerMethod {
     private final int groupSize;
 
+    /** @param groupSize G, or -1 ({@link GroupSize#PER_ROW}): one group of each linear's whole row */
     public RtnMethod(int groupSize) {
         this.groupSize = groupSize;
     }
@@ -36,7 +38,7 @@ public final class RtnMethod implements LayerMethod {
             long t0 = System.nanoTime();
             Matrix w = ctx.source().linear(module);
             float[] wf = w.toFloatArray();
-            QuantizedLinear q = Rtn.quantize(wf, w.rows(), w.cols(), groupSize);
+            QuantizedLinear q = Rtn.quantize(wf, w.rows(), w.cols(), GroupSize.resolve(groupSize, w.cols()));
             float[] dq = q.dequantize();
             double se = 0;
             for (int i = 0; i < wf.length; i++) {

@@ -100,6 +100,37 @@ class GptqTest {
         assertEquals(ref / n, Gptq.proxyLoss(w, wq, n, k, h), 1e-4 * Math.abs(ref / n));
     }
 
+    /**
+     * Group size −1 is one group of the whole row: GPTQ with it equals GPTQ with G = K bit for bit, and with
+     * act-order the static and dynamic groups coincide (the single group's scale is taken before any column is
+     * quantized either way), g_idx all 0, so desc_act can stay false.
+     */
+    @Test
+    void perRowGroupIsGroupSizeKAndMakesActOrderGroupsMoot() {
+        int n = 16;
+        int k = 64;
+        SplittableRandom rnd = new SplittableRandom(43);
+        float[] w = Fixtures.heavyTailedWeights(rnd, n, k);
+        float[] h = Fixtures.hessian(rnd, 128, k);
+        GptqOptions perRow = GptqOptions.DEFAULTS.withGroupSize(-1).withBlockSize(16);
+        QuantizedLinear plain = Gptq.quantize(w, n, k, h, perRow).q();
+        QuantizedLinear whole =
+                Gptq.quantize(w, n, k, h, perRow.withGroupSize(k)).q();
+        assertEquals(k, plain.groupSize());
+        assertArrayEquals(whole.codes(), plain.codes());
+        assertArrayEquals(whole.scales(), plain.scales());
+        assertArrayEquals(new int[k], plain.gIdx());
+        QuantizedLinear staticGroups =
+                Gptq.quantize(w, n, k, h, perRow.withActOrder(true, true)).q();
+        QuantizedLinear dynamicGroups =
+                Gptq.quantize(w, n, k, h, perRow.withActOrder(true, false)).q();
+        assertArrayEquals(staticGroups.codes(), dynamicGroups.codes());
+        assertArrayEquals(staticGroups.scales(), dynamicGroups.scales());
+        assertArrayEquals(new int[k], staticGroups.gIdx());
+        assertArrayEquals(new int[k], dynamicGroups.gIdx());
+        assertPackedFileReproducesQ(dynamicGroups);
+    }
+
     @Test
     void dynamicActOrderGroupsFollowThePermutedOrder() {
         int n = 16;

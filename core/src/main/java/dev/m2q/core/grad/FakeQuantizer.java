@@ -51,11 +51,17 @@ public final class FakeQuantizer {
 
     private final int groupSize;
 
+    /** @param groupSize G, or −1 ({@code GroupSize.PER_ROW}): one group of each weight's whole row */
     public FakeQuantizer(int groupSize) {
-        if (groupSize <= 0) {
-            throw new IllegalArgumentException("group size must be positive, got " + groupSize);
+        if (groupSize <= 0 && groupSize != -1) {
+            throw new IllegalArgumentException("group size must be positive or -1 (per row), got " + groupSize);
         }
         this.groupSize = groupSize;
+    }
+
+    /** G for a weight with {@code cols} input columns: cols itself for one group per row. */
+    private int group(int cols) {
+        return groupSize == -1 ? cols : groupSize;
     }
 
     /**
@@ -82,7 +88,8 @@ public final class FakeQuantizer {
     public Tensor scales(Tensor w, Tensor alpha, Tensor beta) {
         checkShapes(w, w, alpha, beta);
         Tensor s = alpha.zerosLike();
-        forEachGroup(w, alpha, beta, (from, sc) -> s.set(from / groupSize, sc.s()));
+        int g = group(w.cols());
+        forEachGroup(w, alpha, beta, (from, sc) -> s.set(from / g, sc.s()));
         return s;
     }
 
@@ -97,8 +104,9 @@ public final class FakeQuantizer {
     public void forward(Tensor w, Tensor v, Tensor alpha, Tensor beta, Tensor wq) {
         checkShapes(w, v, alpha, beta);
         wq.requireShape(w.rows(), w.cols(), "ŵ");
+        int g = group(w.cols());
         forEachGroup(w, alpha, beta, (from, s) -> {
-            for (int i = from; i < from + groupSize; i++) {
+            for (int i = from; i < from + g; i++) {
                 int q = (int) Math.clamp(rounded(w, v, i, s.s()), MIN_CODE, MAX_CODE);
                 wq.set(i, s.s() * q);
             }
@@ -116,9 +124,10 @@ public final class FakeQuantizer {
         dv.requireShape(w.rows(), w.cols(), "dV");
         dAlpha.requireShape(alpha.rows(), alpha.cols(), "dα");
         dBeta.requireShape(beta.rows(), beta.cols(), "dβ");
+        int gs = group(w.cols());
         forEachGroup(w, alpha, beta, (from, s) -> {
             double ds = 0;
-            for (int i = from; i < from + groupSize; i++) {
+            for (int i = from; i < from + gs; i++) {
                 double u = rounded(w, v, i, s.s());
                 boolean inside = u >= MIN_CODE && u <= MAX_CODE;
                 double g = dwq.get(i);
@@ -127,8 +136,8 @@ public final class FakeQuantizer {
                 }
                 ds += g * (inside ? u - w.get(i) / s.s() : Math.clamp(u, MIN_CODE, MAX_CODE));
             }
-            dAlpha.add(from / groupSize, ds * s.dAlpha());
-            dBeta.add(from / groupSize, ds * s.dBeta());
+            dAlpha.add(from / gs, ds * s.dAlpha());
+            dBeta.add(from / gs, ds * s.dBeta());
         });
     }
 
@@ -147,11 +156,12 @@ public final class FakeQuantizer {
      */
     private void forEachGroup(Tensor w, Tensor alpha, Tensor beta, GroupBody body) {
         int cols = w.cols();
+        int g = group(cols);
         Parallel.forRange(w.rows(), cols, (rowFrom, rowTo) -> {
-            for (int from = rowFrom * cols; from < rowTo * cols; from += groupSize) {
+            for (int from = rowFrom * cols; from < rowTo * cols; from += g) {
                 double wmin = 0;
                 double wmax = 0;
-                for (int i = from; i < from + groupSize; i++) {
+                for (int i = from; i < from + g; i++) {
                     double wi = w.get(i);
                     if (!Double.isFinite(wi)) {
                         throw new IllegalArgumentException(
@@ -160,20 +170,21 @@ public final class FakeQuantizer {
                     wmin = Math.min(wmin, wi);
                     wmax = Math.max(wmax, wi);
                 }
-                int group = from / groupSize;
+                int group = from / g;
                 body.run(from, scale(w, wmin, wmax, alpha.get(group), beta.get(group)));
             }
         });
     }
 
     private void checkShapes(Tensor w, Tensor v, Tensor alpha, Tensor beta) {
-        if (w.cols() % groupSize != 0) {
+        int g = group(w.cols());
+        if (w.cols() % g != 0) {
             throw new IllegalArgumentException(
-                    "weight [" + w.rows() + ", " + w.cols() + "] is not a whole number of groups of " + groupSize);
+                    "weight [" + w.rows() + ", " + w.cols() + "] is not a whole number of groups of " + g);
         }
         v.requireShape(w.rows(), w.cols(), "V");
-        alpha.requireShape(w.rows(), w.cols() / groupSize, "α");
-        beta.requireShape(w.rows(), w.cols() / groupSize, "β");
+        alpha.requireShape(w.rows(), w.cols() / g, "α");
+        beta.requireShape(w.rows(), w.cols() / g, "β");
     }
 
     /** x rounded to fp32, then to the nearest fp16 (ties to even), as torch's {@code .to(float16)} of a float. */

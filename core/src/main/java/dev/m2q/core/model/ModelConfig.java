@@ -455,15 +455,20 @@ public record ModelConfig(
         Map<String, Object> weights = (Map<String, Object>) w;
         int bits = intKey(weights, "num_bits", null);
         boolean sym = Boolean.TRUE.equals(weights.get("symmetric"));
-        if (bits != 4 || !sym || !"int".equals(weights.get("type")) || !"group".equals(weights.get("strategy"))) {
+        // "channel": one scale per output channel (weight_scale [N, 1]), stored here as group size -1.
+        boolean channel = "channel".equals(weights.get("strategy"));
+        if (bits != 4
+                || !sym
+                || !"int".equals(weights.get("type"))
+                || !(channel || "group".equals(weights.get("strategy")))) {
             throw new InputException(where + " weights are " + Json.write(weights)
-                    + "; m2q reads 4-bit symmetric int weights with strategy \"group\" only");
+                    + "; m2q reads 4-bit symmetric int weights with strategy \"group\" or \"channel\" only");
         }
         Object actorder = weights.get("actorder");
         return new Quantization(
                 Quantization.COMPRESSED_TENSORS,
                 bits,
-                intKey(weights, "group_size", null),
+                channel ? -1 : intKey(weights, "group_size", null),
                 true,
                 "group".equals(actorder) || "dynamic".equals(actorder));
     }

@@ -20,8 +20,8 @@ import java.util.Set;
  * The loadability rules of a compressed-tensors "pack-quantized" checkpoint (FORMATS.md §4), reported through
  * {@link GptqLayoutCheck#checkCheckpoint} as {@link GptqLayoutCheck.Violation}s: the {@code quantization_config}
  * keys vLLM's compressed-tensors loader reads, and per {@code <prefix>.weight_packed} I32 [N, K/8] its
- * weight_scale [N, K/G] (BF16/F16/F32, finite), weight_shape I64 [2] = [N, K], the same tile and tensor-parallel
- * divisibility as the GPTQ layout, and the 8-bit parts: input_activations null or 8-bit symmetric float/int args,
+ * weight_scale [N, K/G] (BF16/F16/F32, finite; [N, 1] with the "channel" strategy), weight_shape I64 [2] = [N, K],
+ * the same tile and tensor-parallel divisibility as the GPTQ layout, and the 8-bit parts: input_activations null or 8-bit symmetric float/int args,
  * per token and dynamic or per tensor and static, and then every linear's input_scale F32 [1], finite and > 0;
  * with a {@code kv_cache_scheme} (8-bit float, static, strategy "tensor" or "attn_head"), every attention layer's
  * self_attn.k_scale and v_scale, F32 [1] (tensor) or [num_key_value_heads, 1, 1] (attn_head), finite and > 0. A
@@ -67,13 +67,24 @@ final class CompressedTensors {
                 expect(out, w, at + ".weights", "num_bits", 4L);
                 expect(out, w, at + ".weights", "type", "int");
                 expect(out, w, at + ".weights", "symmetric", true);
-                expect(out, w, at + ".weights", "strategy", "group");
+
                 if (g.get("input_activations") instanceof Map<?, ?> a) {
                     staticInputs = activationArgs(out, a, at + ".input_activations");
                 } else if (g.get("input_activations") != null) {
                     out.add(where, "input_activations", at + ".input_activations must be an object or null", "", 0);
                 }
-                if (w.get("group_size") instanceof Long l && l > 0) {
+                if ("channel".equals(w.get("strategy"))) {
+                    // One scale per output channel: vLLM's CompressedTensorsWNA16 runs it as group size -1.
+                    groupSize = (long) GroupSize.PER_ROW;
+                } else if (!"group".equals(w.get("strategy"))) {
+                    out.add(
+                            where,
+                            "strategy",
+                            at + ".weights.strategy is " + Json.write(w.get("strategy"))
+                                    + "; expected \"group\" or \"channel\"",
+                            "",
+                            0);
+                } else if (w.get("group_size") instanceof Long l && l > 0) {
                     groupSize = l;
                 } else {
                     out.add(
@@ -154,7 +165,8 @@ final class CompressedTensors {
         }
         long n = packed.dim(0);
         long k = packed.dim(1) * 8;
-        GptqLayoutCheck.shapeRules(out, prefix, kind, n, k, g, tps);
+        GptqLayoutCheck.shapeRules(out, prefix, kind, n, k, g);
+        GptqLayoutCheck.tensorSplit(out, prefix, kind, n, k, g, tps);
         String shapeName = prefix + ".weight_shape";
         if (!ck.contains(shapeName)) {
             out.add(shapeName, "weight_shape missing", "missing; every weight_packed needs its weight_shape", kind, 0);
@@ -183,7 +195,7 @@ final class CompressedTensors {
             return;
         }
         TensorView scale = ck.tensor(scaleName);
-        long groups = k / g;
+        long groups = k / GroupSize.resolve(g, (int) k);
         if (!SCALE_DTYPES.contains(scale.dtype()) || !Arrays.equals(scale.shape(), new long[] {n, groups})) {
             out.add(
                     scaleName,

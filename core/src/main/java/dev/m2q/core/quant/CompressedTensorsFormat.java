@@ -44,6 +44,7 @@ public final class CompressedTensorsFormat {
     /**
      * The tensors of the compressed-tensors checkpoint of {@code cfg}, in source order.
      *
+     * @param groupSize G, or −1 ({@link GroupSize#PER_ROW}): the "channel" strategy, weight_scale [N, 1]
      * @param gIdx whether to store weight_g_idx (dynamic act-order groups)
      */
     public static List<TensorSpec> plan(
@@ -57,12 +58,13 @@ public final class CompressedTensorsFormat {
             if (prefix != null && quantized.containsKey(prefix)) {
                 long n = shape[0];
                 long k = shape[1];
-                if (k % groupSize != 0 || k % 8 != 0) {
+                long g = GroupSize.resolve(groupSize, (int) k);
+                if (k % g != 0 || k % 8 != 0) {
                     throw new InputException(prefix + ": W[" + n + ", " + k + "] cannot be packed with group size "
                             + groupSize + " (K must be a multiple of the group size and of 8)");
                 }
                 out.add(new TensorSpec(prefix + ".weight_packed", DType.I32, new long[] {n, k / 8}));
-                out.add(new TensorSpec(prefix + ".weight_scale", DType.BF16, new long[] {n, k / groupSize}));
+                out.add(new TensorSpec(prefix + ".weight_scale", DType.BF16, new long[] {n, k / g}));
                 out.add(new TensorSpec(prefix + ".weight_shape", DType.I64, new long[] {2}));
                 if (gIdx) {
                     out.add(new TensorSpec(prefix + ".weight_g_idx", DType.I32, new long[] {k}));
@@ -192,18 +194,27 @@ public final class CompressedTensorsFormat {
      * 4-bit symmetric int weights in groups, the scheme's input activations (null for W4A16) and KV-cache scheme
      * (null without one).
      *
+     * <p>With {@code groupSize} −1 ({@link GroupSize#PER_ROW}) the weights use compressed-tensors' "channel"
+     * strategy (one scale per output channel, weight_scale [N, 1], no group_size key; vLLM's CompressedTensorsWNA16
+     * reads it, with group_size −1 for its Marlin kernel) and actorder is null whatever is passed: compressed-tensors
+     * allows activation ordering with the group strategy only, and with one group per row it changes nothing in
+     * the stored tensors.
+     *
      * @param actorder compressed-tensors' weights.actorder: null (act-order off), "weight" (act-order with static
      *     groups: no g_idx) or "group" (dynamic groups, weight_g_idx stored)
      */
     public static Map<String, Object> quantizationConfig(int groupSize, QuantScheme scheme, String actorder) {
+        boolean channel = groupSize == GroupSize.PER_ROW;
         Map<String, Object> weights = new LinkedHashMap<>();
         weights.put("num_bits", 4);
         weights.put("type", "int");
         weights.put("symmetric", true);
-        weights.put("strategy", "group");
-        weights.put("group_size", groupSize);
+        weights.put("strategy", channel ? "channel" : "group");
+        if (!channel) {
+            weights.put("group_size", groupSize);
+        }
         weights.put("dynamic", false);
-        weights.put("actorder", actorder);
+        weights.put("actorder", channel ? null : actorder);
         Map<String, Object> group = new LinkedHashMap<>();
         group.put("targets", List.of("Linear"));
         group.put("weights", weights);

@@ -22,7 +22,10 @@ import java.util.function.Function;
 public final class GptqFormat {
     private GptqFormat() {}
 
-    /** The tensors of the GPTQ checkpoint of {@code cfg}, in source order (what the shard plan lays out). */
+    /**
+     * The tensors of the GPTQ checkpoint of {@code cfg}, in source order (what the shard plan lays out); with
+     * {@code groupSize} −1 ({@link GroupSize#PER_ROW}) qzeros and scales have one row.
+     */
     public static List<TensorSpec> plan(ModelConfig cfg, Function<String, TensorView> source, int groupSize) {
         List<TensorSpec> out = new ArrayList<>();
         Map<String, long[]> quantized = quantizedLinears(cfg);
@@ -34,13 +37,14 @@ public final class GptqFormat {
             if (prefix != null && quantized.containsKey(prefix)) {
                 long n = shape[0];
                 long k = shape[1];
-                if (k % groupSize != 0 || k % 8 != 0 || n % 8 != 0) {
+                long g = GroupSize.resolve(groupSize, (int) k);
+                if (k % g != 0 || k % 8 != 0 || n % 8 != 0) {
                     throw new InputException(prefix + ": W[" + n + ", " + k + "] cannot be packed with group size "
                             + groupSize + " (K must be a multiple of the group size and of 8, N of 8)");
                 }
                 out.add(new TensorSpec(prefix + ".qweight", DType.I32, new long[] {k / 8, n}));
-                out.add(new TensorSpec(prefix + ".qzeros", DType.I32, new long[] {k / groupSize, n / 8}));
-                out.add(new TensorSpec(prefix + ".scales", DType.F16, new long[] {k / groupSize, n}));
+                out.add(new TensorSpec(prefix + ".qzeros", DType.I32, new long[] {k / g, n / 8}));
+                out.add(new TensorSpec(prefix + ".scales", DType.F16, new long[] {k / g, n}));
                 out.add(new TensorSpec(prefix + ".g_idx", DType.I32, new long[] {k}));
             } else if (biasOf != null && quantized.containsKey(biasOf)) {
                 out.add(new TensorSpec(name, DType.F16, shape));

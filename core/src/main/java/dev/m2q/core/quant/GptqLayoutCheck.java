@@ -22,18 +22,37 @@ import java.util.Map;
  * from the source shapes and the requested options ({@link #checkPlanned}), and on any GPTQ checkpoint on disk
  * ({@link #checkCheckpoint}).
  *
- * <p>The rules, for a linear W[N, K] (N = out, K = in), group size G and each tensor-parallel size tp:
+ * <p>The rules, for a linear W[N, K] (N = out, K = in), group size G (−1: one group per row):
  *
  * <ul>
- *   <li><b>K % G</b>: every group is whole (G = -1, one group per row, has no such rule).
- *   <li><b>K % 128</b>, <b>N % 64</b>: Marlin's tiles ({@value #TILE_K} input, {@value #TILE_N} output channels).
- *   <li>Column-parallel linears (q, k, v, gate, up, and any other not named below) are split along N:
- *       <b>N % tp</b>, then <b>N/tp % 64</b>.
- *   <li>Row-parallel linears (o_proj, down_proj) are split along K: <b>K % tp</b>, then <b>K/tp % G</b>, then
- *       <b>K/tp % 128</b>.
+ *   <li><b>K % G</b>: every group is whole (G = −1 has no such rule).
+ *   <li><b>K % 128</b>, <b>N % 64</b>: Marlin's tiles ({@value #TILE_K} input, {@value #TILE_N} output channels;
+ *       GPTQ_MARLIN_MIN_THREAD_K / _N in vLLM's marlin_utils.py).
  * </ul>
  *
- * A K rule that follows one that failed is not reported (a K not divisible by G = 128 is not also reported as not
+ * and for each tensor-parallel size tp &gt; 1, vLLM's rules for a Qwen2/Llama decoder (checked on the model, not
+ * per tensor, because vLLM splits fused layers):
+ *
+ * <ul>
+ *   <li><b>heads % tp</b>: vLLM's Qwen2Attention / LlamaAttention (models/qwen2.py, llama.py) require
+ *       num_attention_heads % tp == 0.
+ *   <li><b>KV heads</b>: with tp ≤ num_key_value_heads, kv_heads % tp == 0; with more ranks than KV heads, tp %
+ *       kv_heads == 0 and every KV head is replicated tp / kv_heads times (QKVParallelLinear's
+ *       num_kv_head_replicas in layers/linear.py), so each rank holds one.
+ *   <li><b>qkv N/tp % 64</b>: q, k and v are one fused QKVParallelLinear; Marlin checks its per-rank output width
+ *       (heads/tp + 2·max(1, kv_heads/tp))·head_dim (check_marlin_supports_shape in marlin_utils.py).
+ *   <li><b>intermediate % tp</b>, then <b>gate_up N/tp % 64</b>: gate and up are one MergedColumnParallelLinear
+ *       of per-rank width 2·intermediate/tp.
+ *   <li>Row-parallel o_proj (K = heads·head_dim) and down_proj (K = intermediate) are split along K:
+ *       <b>K/tp % G</b>, then <b>K/tp % 128</b> (Marlin checks K/tp % G only for G &lt; K, but a group as wide as
+ *       K would leave a rank K/tp // G = 0 rows of scales, and compressed-tensors' CompressedTensorsWNA16 asserts
+ *       K/tp % G for every G). With G = −1 each rank keeps the whole
+ *       row's scales (marlin_repeat_scales_on_all_ranks), so K splits freely.
+ * </ul>
+ *
+ * {@link #loadableTps} lists the tp values from 1 to {@value #MAX_TP} that pass, so a refusal can say what would load.
+ *
+ * A rule that follows one that failed is not reported (a K not divisible by G = 128 is not also reported as not
  * divisible by 128); tp = 1 adds nothing to the unsplit rules. On disk, in addition: {@code quantization_config} is
  * present with quant_method "gptq" (or "auto-round" with packing_format "auto_round:auto_gptq"), bits 4, and
  * group_size, sym and desc_act all present (vLLM picks Marlin only then; AutoRound's config may omit desc_act, which
@@ -56,6 +75,9 @@ public final class GptqLayoutCheck {
 
     /** The same zeros stored without the −1 (the v2 convention). */
     public static final int V2_SYM_ZEROS = 0x88888888;
+
+    /** The largest tensor-parallel size {@link #loadableTps} tries (one node of 16 GPUs). */
+    public static final int MAX_TP = 16;
 
     private GptqLayoutCheck() {}
 
@@ -87,10 +109,50 @@ public final class GptqLayoutCheck {
         for (int layer = 0; layer < cfg.numLayers(); layer++) {
             for (String linear : cfg.arch().linears()) {
                 long[] shape = shapes.get(cfg.arch().module(layer, linear) + ".weight");
-                shapeRules(out, cfg.arch().module(layer, linear), linear, shape[0], shape[1], groupSize, tpSizes);
+                shapeRules(out, cfg.arch().module(layer, linear), linear, shape[0], shape[1], groupSize);
             }
         }
+        tensorParallel(out, cfg, groupSize, tpSizes);
         return out.list();
+    }
+
+    /**
+     * The tensor-parallel sizes from 1 to {@value #MAX_TP} at which a GPTQ export of {@code cfg} with {@code
+     * groupSize} loads ({@link #checkPlanned} finds nothing); empty when a shape rule fails even unsplit.
+     */
+    public static List<Integer> loadableTps(ModelConfig cfg, int groupSize) {
+        List<Integer> ok = new ArrayList<>();
+        for (int tp = 1; tp <= MAX_TP; tp++) {
+            if (checkPlanned(cfg, groupSize, List.of(tp)).isEmpty()) {
+                ok.add(tp);
+            }
+        }
+        return List.copyOf(ok);
+    }
+
+    /**
+     * What a refusal ends with: "loads at --tp 1, 2, 4, 8", or "loads at no --tp from 1 to 16" when a shape rule
+     * fails even unsplit.
+     */
+    public static String loadsAt(ModelConfig cfg, int groupSize) {
+        List<Integer> ok = loadableTps(cfg, groupSize);
+        if (ok.isEmpty()) {
+            return "loads at no --tp from 1 to " + MAX_TP;
+        }
+        return "loads at --tp "
+                + String.join(", ", ok.stream().map(String::valueOf).toList());
+    }
+
+    /**
+     * The note for a group size Marlin lacks in the checkpoint in {@code dir} ({@link GroupSize#marlinWarning}), or
+     * null: such a release loads, on a slower kernel, so this is a warning and not a violation.
+     */
+    public static String marlinWarning(Path dir) {
+        ModelConfig cfg = configOrNull(dir);
+        if (cfg == null || cfg.quantization() == null) {
+            return null;
+        }
+        return GroupSize.marlinWarning(cfg.quantization().groupSize());
     }
 
     /**
@@ -102,8 +164,16 @@ public final class GptqLayoutCheck {
     public static List<Violation> checkCheckpoint(Path dir, List<Integer> tpSizes) {
         requireOptions(1, tpSizes);
         Violations out = new Violations(true);
+        ModelConfig cfg = configOrNull(dir);
+        // vLLM's rules need the model's heads and sizes; without a complete config.json, each tensor is checked
+        // as split on its own (see tensorSplit).
+        boolean modelRules = cfg != null && cfg.quantization() != null;
+        if (modelRules) {
+            tensorParallel(out, cfg, cfg.quantization().groupSize(), tpSizes);
+        }
+        List<Integer> perTensorTps = modelRules ? List.of() : tpSizes;
         if (CompressedTensors.is(dir)) {
-            CompressedTensors.check(dir, tpSizes, out);
+            CompressedTensors.check(dir, perTensorTps, out);
             return out.list();
         }
         QuantConfig qc = QuantConfig.read(dir, out);
@@ -119,11 +189,19 @@ public final class GptqLayoutCheck {
                 out.add(dir.toString(), "qweight", "no <prefix>.qweight tensor: this is not a GPTQ checkpoint", "", 0);
             }
             for (String prefix : prefixes) {
-                checkLinear(ck, prefix, qc, tpSizes, out);
+                checkLinear(ck, prefix, qc, perTensorTps, out);
             }
             everyModule(dir, ck, ".qweight", out);
         }
         return out.list();
+    }
+
+    private static ModelConfig configOrNull(Path dir) {
+        try {
+            return ModelConfig.load(dir);
+        } catch (InputException e) {
+            return null;
+        }
     }
 
     /**
@@ -264,7 +342,8 @@ public final class GptqLayoutCheck {
         }
         long k = qweight.dim(0) * 8;
         long n = qweight.dim(1);
-        shapeRules(out, prefix, kind, n, k, qc.groupSize(), tps);
+        shapeRules(out, prefix, kind, n, k, qc.groupSize());
+        tensorSplit(out, prefix, kind, n, k, qc.groupSize(), tps);
         long g = qc.groupSize() == -1 ? k : qc.groupSize();
         long groups = (k + g - 1) / g;
 
@@ -399,9 +478,8 @@ public final class GptqLayoutCheck {
         }
     }
 
-    /** The divisibility rules of W[n, k] (see the class comment); {@code g} is -1 for one group per row. */
-    static void shapeRules(Violations out, String module, String kind, long n, long k, int g, List<Integer> tps) {
-        boolean row = module.endsWith("o_proj") || module.endsWith("down_proj");
+    /** The unsplit divisibility rules of W[n, k] (see the class comment); {@code g} is -1 for one group per row. */
+    static void shapeRules(Violations out, String module, String kind, long n, long k, int g) {
         if (g > 0 && k % g != 0) {
             out.add(module, "K % G", "K = " + k + " is not divisible by group size " + g, kind, 0);
         } else if (k % TILE_K != 0) {
@@ -410,6 +488,15 @@ public final class GptqLayoutCheck {
         if (n % TILE_N != 0) {
             out.add(module, "N % 64", "N = " + n + " is not divisible by the Marlin tile " + TILE_N, kind, 0);
         }
+    }
+
+    /**
+     * The fallback when config.json does not describe the model (so {@link #tensorParallel} cannot run): each
+     * tensor W[n, k] split on its own, column-parallel along N (N % tp, N/tp % 64) or, for o_proj and down_proj,
+     * row-parallel along K (K % tp, K/tp % G, K/tp % 128).
+     */
+    static void tensorSplit(Violations out, String module, String kind, long n, long k, int g, List<Integer> tps) {
+        boolean row = module.endsWith("o_proj") || module.endsWith("down_proj");
         for (int tp : tps) {
             if (tp == 1) {
                 continue;
@@ -445,6 +532,110 @@ public final class GptqLayoutCheck {
                         kind,
                         tp);
             }
+        }
+    }
+
+    /** vLLM's tensor-parallel rules for {@code cfg} at each tp &gt; 1 (see the class comment). */
+    static void tensorParallel(Violations out, ModelConfig cfg, int g, List<Integer> tps) {
+        String layers = cfg.arch().layerPrefix() + "*.";
+        long heads = cfg.numHeads();
+        long kv = cfg.numKvHeads();
+        long d = cfg.headDim();
+        long inter = cfg.intermediateSize();
+        for (int tp : tps) {
+            if (tp == 1) {
+                continue;
+            }
+            String at = " at --tp " + tp;
+            String attn = layers + "self_attn";
+            boolean headsSplit = true;
+            if (heads % tp != 0) {
+                out.add(
+                        attn,
+                        "heads % tp",
+                        "num_attention_heads = " + heads + " is not divisible by " + tp + at
+                                + " (vLLM gives every rank the same number of query heads)",
+                        "attn",
+                        tp);
+                headsSplit = false;
+            }
+            if (kv >= tp && kv % tp != 0) {
+                out.add(
+                        attn,
+                        "kv heads % tp",
+                        "num_key_value_heads = " + kv + " is not divisible by " + tp + at
+                                + " (vLLM splits KV heads evenly when tp ≤ KV heads)",
+                        "attn",
+                        tp);
+                headsSplit = false;
+            } else if (kv < tp && tp % kv != 0) {
+                out.add(
+                        attn,
+                        "tp % kv heads",
+                        "--tp " + tp + " is not a multiple of num_key_value_heads = " + kv
+                                + " (vLLM replicates KV heads only a whole number of times)",
+                        "attn",
+                        tp);
+                headsSplit = false;
+            }
+            if (headsSplit) {
+                long qkv = (heads / tp + 2 * Math.max(1, kv / tp)) * d;
+                if (qkv % TILE_N != 0) {
+                    out.add(
+                            attn + ".{q,k,v}_proj",
+                            "qkv N/tp % 64",
+                            "the fused q/k/v output per rank, (" + heads + "/"
+                                    + tp + " + 2·" + Math.max(1, kv / tp) + ")·" + d + " = " + qkv
+                                    + ", is not divisible by the Marlin tile " + TILE_N + at,
+                            "attn",
+                            tp);
+                }
+                rowRule(out, attn + ".o_proj", heads * d, tp, g, "o_proj");
+            }
+            String mlp = layers + "mlp";
+            if (inter % tp != 0) {
+                out.add(
+                        mlp,
+                        "intermediate % tp",
+                        "intermediate_size = " + inter + " is not divisible by " + tp + at,
+                        "mlp",
+                        tp);
+            } else {
+                if (2 * inter / tp % TILE_N != 0) {
+                    out.add(
+                            mlp + ".{gate,up}_proj",
+                            "gate_up N/tp % 64",
+                            "the fused gate/up output per rank, 2·"
+                                    + inter + "/" + tp + " = " + 2 * inter / tp
+                                    + ", is not divisible by the Marlin tile "
+                                    + TILE_N + at,
+                            "mlp",
+                            tp);
+                }
+                rowRule(out, mlp + ".down_proj", inter, tp, g, "down_proj");
+            }
+        }
+    }
+
+    /** A row-parallel linear with K input channels split over tp ranks: K % tp, K/tp % G (G &gt; 0), K/tp % 128. */
+    private static void rowRule(Violations out, String module, long k, int tp, int g, String kind) {
+        String at = " at --tp " + tp;
+        if (k % tp != 0) {
+            out.add(module, "K % tp", "K = " + k + " is not divisible by " + tp + at, kind, tp);
+        } else if (g > 0 && k / tp % g != 0) {
+            out.add(
+                    module,
+                    "K/tp % G",
+                    "K/tp = " + k + "/" + tp + " = " + k / tp + " is not divisible by group size " + g + at,
+                    kind,
+                    tp);
+        } else if (k / tp % TILE_K != 0) {
+            out.add(
+                    module,
+                    "K/tp % 128",
+                    "K/tp = " + k + "/" + tp + " = " + k / tp + " is not divisible by the Marlin tile " + TILE_K + at,
+                    kind,
+                    tp);
         }
     }
 

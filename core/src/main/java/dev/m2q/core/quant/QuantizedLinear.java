@@ -10,7 +10,7 @@ import dev.m2q.core.kernels.Matrix;
  *
  * @param outFeatures N
  * @param inFeatures K
- * @param groupSize G; K % G == 0
+ * @param groupSize G; K % G == 0 (a written group_size of −1, one group per row, is G = K here: {@link GroupSize})
  * @param codes [K, N] row-major (input-channel major), each in [0, 15]
  * @param scales [K/G, N] row-major, each finite and exactly representable in IEEE fp16 (the format stores F16, so
  *     an engine dequantizing the file reproduces ŵ bit for bit). RTN and GPTQ write s ≥ 0; AutoRound's full-range
@@ -59,10 +59,14 @@ public record QuantizedLinear(int outFeatures, int inFeatures, int groupSize, in
         }
     }
 
-    /** The codes, scales and g_idx of a packed W4 linear (as {@link PackedLinears} reads any layout). */
+    /**
+     * The codes, scales and g_idx of a packed W4 linear (as {@link PackedLinears} reads any layout); {@code
+     * groupSize} may be {@link GroupSize#PER_ROW}, which is K here.
+     */
     public static QuantizedLinear of(Matrix.W4 w, int groupSize) {
         int n = w.rows();
         int k = w.cols();
+        groupSize = GroupSize.resolve(groupSize, k);
         int[] qweight = new int[k / 8 * n];
         for (int i = 0; i < qweight.length; i++) {
             qweight[i] = w.qweight().getAtIndex(Matrix.LE_INT, i);

@@ -233,4 +233,41 @@ class FakeQuantizerTest {
         assertNotEquals(0.0, grads[0], "the negative side (−3) sets the scale, so α has a gradient");
         assertEquals(grads[0], grads[1], 0.0);
     }
+
+    /**
+     * Group size −1 (one group per row) is group size K, element for element: the same ŵ, scales and gradients,
+     * bit for bit, on a seeded weight with non-trivial V, α, β and upstream gradient.
+     */
+    @Test
+    void perRowIsGroupSizeK() {
+        int rows = 4;
+        int cols = 96;
+        SplittableRandom r = new SplittableRandom(17);
+        Tensor.F32 w = GradCheck.random(r, rows, cols, 0, 0.02).toF32();
+        Tensor.F32 v = GradCheck.random(r, rows, cols, 0, 0.1).toF32();
+        Tensor.F32 dwq = GradCheck.random(r, rows, cols, 0, 1).toF32();
+        Tensor alpha = Tensor.f32(rows, 1);
+        Tensor beta = Tensor.f32(rows, 1);
+        for (int i = 0; i < rows; i++) {
+            alpha.set(i, 0.7 + 0.05 * i);
+            beta.set(i, 0.9 - 0.05 * i);
+        }
+        FakeQuantizer perRow = new FakeQuantizer(-1);
+        FakeQuantizer whole = new FakeQuantizer(cols);
+        assertArrayEquals(
+                ((Tensor.F32) whole.forward(w, v, alpha, beta)).data(),
+                ((Tensor.F32) perRow.forward(w, v, alpha, beta)).data(),
+                0f);
+        assertArrayEquals(
+                ((Tensor.F32) whole.scales(w, alpha, beta)).data(),
+                ((Tensor.F32) perRow.scales(w, alpha, beta)).data(),
+                0f);
+        Tensor.F32[] a = {Tensor.f32(rows, cols), Tensor.f32(rows, 1), Tensor.f32(rows, 1)};
+        Tensor.F32[] b = {Tensor.f32(rows, cols), Tensor.f32(rows, 1), Tensor.f32(rows, 1)};
+        whole.backward(w, v, alpha, beta, dwq, a[0], a[1], a[2]);
+        perRow.backward(w, v, alpha, beta, dwq, b[0], b[1], b[2]);
+        for (int i = 0; i < 3; i++) {
+            assertArrayEquals(a[i].data(), b[i].data(), 0f);
+        }
+    }
 }

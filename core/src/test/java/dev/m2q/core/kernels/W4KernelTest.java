@@ -44,7 +44,10 @@ class W4KernelTest {
         "17, 48, 256, 64, PERMUTED, true, false",
         "64, 200, 256, 32, MONOTONIC, true, false",
         "64, 16, 384, 128, RANDOM, true, false",
-        "70, 37, 128, 32, PERMUTED, false, true"
+        "70, 37, 128, 32, PERMUTED, false, true",
+        // G = K: one group per row (--group-size -1 resolves to this), on the one-token path and the batched one
+        "1, 64, 768, 768, MONOTONIC, true, false",
+        "5, 64, 256, 256, MONOTONIC, false, false"
     })
     void vectorEqualsScalarBitForBit(int rows, int n, int k, int g, GIdx kind, boolean withBias, boolean tinyX) {
         SplittableRandom rnd = new SplittableRandom(31L * rows + 7L * n + k + g + kind.ordinal());

@@ -41,36 +41,44 @@ class GptqLayoutCheckTest {
 
     @Test
     void fixtureShapesLoadAtTp1And2ButNot8() {
-        // hidden 256 (q dim 4·64 = 256), kv dim 2·64 = 128, intermediate 768, G = 128.
+        // hidden 256, 4 heads / 2 KV heads of 64, intermediate 768, G = 128.
         ModelConfig cfg = ModelConfig.load(FIXTURE);
         assertEquals(List.of(), GptqLayoutCheck.checkPlanned(cfg, 128, List.of(1, 2)));
-        String p = "model.layers.0.";
+        // tp 8: 4 heads cannot be split 8 ways (so the attention's per-rank widths are not checked further);
+        // the MLP splits (768/8 = 96, fused gate/up 192 = 3·64) but down_proj's K/tp = 96 is not a whole group.
         assertEquals(
                 List.of(
-                        p + "self_attn.q_proj: N/tp = 256/8 = 32 is not divisible by the Marlin tile 64 at --tp 8",
-                        p + "self_attn.k_proj: N/tp = 128/8 = 16 is not divisible by the Marlin tile 64 at --tp 8",
-                        p + "self_attn.v_proj: N/tp = 128/8 = 16 is not divisible by the Marlin tile 64 at --tp 8",
-                        p + "self_attn.o_proj: K/tp = 256/8 = 32 is not divisible by group size 128 at --tp 8",
-                        p + "mlp.gate_proj: N/tp = 768/8 = 96 is not divisible by the Marlin tile 64 at --tp 8",
-                        p + "mlp.up_proj: N/tp = 768/8 = 96 is not divisible by the Marlin tile 64 at --tp 8",
-                        p + "mlp.down_proj: K/tp = 768/8 = 96 is not divisible by group size 128 at --tp 8"),
+                        "model.layers.*.self_attn: num_attention_heads = 4 is not divisible by 8 at --tp 8 (vLLM"
+                                + " gives every rank the same number of query heads)",
+                        "model.layers.*.mlp.down_proj: K/tp = 768/8 = 96 is not divisible by group size 128 at --tp 8"),
                 lines(GptqLayoutCheck.checkPlanned(cfg, 128, List.of(1, 2, 8))));
         List<Violation> v = GptqLayoutCheck.checkPlanned(cfg, 128, List.of(8));
-        assertEquals("N/tp % 64", v.getFirst().rule());
-        assertEquals("K/tp % G", v.get(3).rule());
+        assertEquals("heads % tp", v.getFirst().rule());
+        assertEquals("K/tp % G", v.get(1).rule());
         // G = -1 (one group per row) has no group rules; Marlin's tiles still hold at tp 2.
         assertEquals(List.of(), GptqLayoutCheck.checkPlanned(cfg, -1, List.of(1, 2)));
-        // G = 32 passes the group rule at tp 8 (K/tp = 32) but not Marlin's K tile.
+        // G = 32 passes the group rule at tp 4 (o_proj K/tp = 256/4 = 64, down_proj 768/4 = 192 = 6·32) but not
+        // Marlin's K tile (192 = 1.5·128); the KV heads (2 < 4) are replicated twice, so the fused q/k/v per rank,
+        // (1 + 2·1)·64 = 192 = 3·64, passes.
         assertEquals(
-                p + "self_attn.o_proj: K/tp = 256/8 = 32 is not divisible by the Marlin tile 128 at --tp 8",
-                GptqLayoutCheck.checkPlanned(cfg, 32, List.of(8)).get(3).toString());
+                List.of(
+                        "model.layers.*.self_attn.o_proj: K/tp = 256/4 = 64 is not divisible by the Marlin tile 128"
+                                + " at --tp 4",
+                        "model.layers.*.mlp.down_proj: K/tp = 768/4 = 192 is not divisible by the Marlin tile 128"
+                                + " at --tp 4"),
+                lines(GptqLayoutCheck.checkPlanned(cfg, 32, List.of(4))));
+        // tp 3 breaks heads % tp; tp 4 and up break o_proj's K/tp % 128 (or heads): only 1 and 2 load.
+        assertEquals(List.of(1, 2), GptqLayoutCheck.loadableTps(cfg, 128));
+        assertEquals(List.of(1, 2), GptqLayoutCheck.loadableTps(cfg, -1));
+        assertEquals("loads at --tp 1, 2", GptqLayoutCheck.loadsAt(cfg, 128));
+        // G = 96 does not divide K = 256 even unsplit: no tp helps.
+        assertEquals(List.of(), GptqLayoutCheck.loadableTps(cfg, 96));
+        assertEquals("loads at no --tp from 1 to 16", GptqLayoutCheck.loadsAt(cfg, 96));
     }
 
-    @Test
-    void qwen25_32bShapesLoadAtEveryUsualTp() {
-        // q: N = 40·128 = 5120, K = 5120; k/v: N = 8·128 = 1024; o: K = 5120; gate/up: N = 27648; down: K = 27648.
-        // tp 8: N/tp = 640, 128, 3456 (= 54·64); K/tp = 640 (= 5·128), 3456 (= 27·128): all divide.
-        ModelConfig cfg = new ModelConfig(
+    /** Qwen2.5-32B: 64 layers, hidden 5120, intermediate 27648, 40 query heads / 8 KV heads of 128. */
+    static ModelConfig qwen25_32b() {
+        return new ModelConfig(
                 ArchSpec.forArchitecture("Qwen2ForCausalLM"),
                 5120,
                 27648,
@@ -87,15 +95,90 @@ class GptqLayoutCheckTest {
                 true,
                 "bfloat16",
                 null);
+    }
+
+    /** Llama-3-8B: 32 layers, hidden 4096, intermediate 14336, 32 query heads / 8 KV heads of 128. */
+    static ModelConfig llama3_8b() {
+        return new ModelConfig(
+                ArchSpec.forArchitecture("LlamaForCausalLM"),
+                4096,
+                14336,
+                32,
+                32,
+                8,
+                128,
+                1e-5,
+                5e5,
+                1.0,
+                8192,
+                128256,
+                false,
+                false,
+                "bfloat16",
+                null);
+    }
+
+    @Test
+    void qwen25_32bLoadsAtTp1To8() {
+        ModelConfig cfg = qwen25_32b();
+        // Among 1..16, 40 heads divide only by 1, 2, 4, 5, 8, 10. tp 5: 8 KV heads ≥ 5 but 8 % 5 != 0. tp 10: more
+        // ranks than KV heads, but 10 is not a multiple of 8, so they cannot be replicated evenly. At tp 2, 4, 8
+        // everything divides: fused q/k/v per rank (20 + 2·4)·128, (10 + 2·2)·128, (5 + 2·1)·128 = 896 = 14·64;
+        // o_proj K/tp = 2560, 1280, 640 = 5·128; intermediate/tp = 13824, 6912, 3456 = 27·128 (down_proj K/tp,
+        // a multiple of G = 128 too) and fused gate/up 2·3456 = 108·64. With G = -1 only the group rules go, and
+        // none of them was the binding one, so the list is the same.
+        assertEquals(List.of(1, 2, 4, 8), GptqLayoutCheck.loadableTps(cfg, 128));
+        assertEquals(List.of(1, 2, 4, 8), GptqLayoutCheck.loadableTps(cfg, -1));
         assertEquals(List.of(), GptqLayoutCheck.checkPlanned(cfg, 128, List.of(1, 2, 4, 8)));
-        // tp 16: o K/tp = 320 = 2.5·128 and down K/tp = 1728 = 13.5·128 do not; N/tp = 320, 64, 1728 do.
+        // tp 16: 40 % 16 != 0 (vLLM refuses the attention), and down_proj's K/tp = 1728 = 13.5·128.
         assertEquals(
                 List.of(
-                        "model.layers.0.self_attn.o_proj: K/tp = 5120/16 = 320 is not divisible by group size 128 at"
-                                + " --tp 16",
-                        "model.layers.0.mlp.down_proj: K/tp = 27648/16 = 1728 is not divisible by group size 128 at"
+                        "model.layers.*.self_attn: num_attention_heads = 40 is not divisible by 16 at --tp 16 (vLLM"
+                                + " gives every rank the same number of query heads)",
+                        "model.layers.*.mlp.down_proj: K/tp = 27648/16 = 1728 is not divisible by group size 128 at"
                                 + " --tp 16"),
                 lines(GptqLayoutCheck.checkPlanned(cfg, 128, List.of(16))));
+        // tp 10: the heads split (4 per rank) but 8 KV heads cannot be replicated over 10 ranks.
+        assertEquals(
+                List.of("kv heads % tp", "tp % kv heads"),
+                GptqLayoutCheck.checkPlanned(cfg, 128, List.of(5, 10)).stream()
+                        .map(Violation::rule)
+                        .filter(r -> r.contains("kv"))
+                        .toList());
+        assertEquals("loads at --tp 1, 2, 4, 8", GptqLayoutCheck.loadsAt(cfg, 128));
+    }
+
+    @Test
+    void llama3_8bLoadsAtTp16WithReplicatedKvHeads() {
+        ModelConfig cfg = llama3_8b();
+        // 32 heads divide by 1, 2, 4, 8, 16. tp ≤ 8: 8 KV heads split evenly. tp 16: 16 % 8 == 0, so vLLM keeps
+        // each KV head on 16/8 = 2 ranks; each rank holds 2 query heads and 1 KV head: fused q/k/v (2 + 2·1)·128 =
+        // 512 = 8·64. o_proj K/tp = 4096/16 = 256 = 2·128; intermediate/tp = 14336/16 = 896 = 7·128 (down_proj
+        // K/tp, a multiple of G = 128), fused gate/up 1792 = 28·64. Every other tp in 1..16 breaks heads % tp.
+        assertEquals(List.of(1, 2, 4, 8, 16), GptqLayoutCheck.loadableTps(cfg, 128));
+        assertEquals(List.of(1, 2, 4, 8, 16), GptqLayoutCheck.loadableTps(cfg, -1));
+        assertEquals(List.of(), GptqLayoutCheck.checkPlanned(cfg, 128, List.of(16)));
+        // A 40/8-head variant of the same sizes is refused at 16 for its heads alone.
+        ModelConfig heads40 = new ModelConfig(
+                cfg.arch(), 5120, 14336, 1, 40, 8, 128, 1e-5, 5e5, 1.0, 8192, 128256, false, false, "bfloat16", null);
+        assertEquals(
+                List.of("heads % tp"),
+                GptqLayoutCheck.checkPlanned(heads40, 128, List.of(16)).stream()
+                        .map(Violation::rule)
+                        .toList());
+    }
+
+    @Test
+    void rowParallelGroupRuleFollowsTheGroupSize() {
+        // down_proj K = 14336 at tp 8: K/tp = 1792 = 7·256 = 14·128, so G = 256 passes; G = 512 does not
+        // (1792 = 3.5·512), while G = -1 keeps every rank's scales whole and has no such rule.
+        ModelConfig cfg = llama3_8b();
+        assertEquals(List.of(), GptqLayoutCheck.checkPlanned(cfg, 256, List.of(8)));
+        assertEquals(
+                List.of("model.layers.*.mlp.down_proj: K/tp = 14336/8 = 1792 is not divisible by group size 512 at"
+                        + " --tp 8"),
+                lines(GptqLayoutCheck.checkPlanned(cfg, 512, List.of(8))));
+        assertEquals(List.of(), GptqLayoutCheck.checkPlanned(cfg, -1, List.of(8)));
     }
 
     @Test
