@@ -12,6 +12,7 @@ import dev.m2q.core.pipeline.QuantizeJob;
 import dev.m2q.core.pipeline.QuantizeOptions;
 import dev.m2q.core.pipeline.ReleaseFormat;
 import dev.m2q.core.pipeline.ReleaseLayout;
+import dev.m2q.core.pipeline.WeightScan;
 import dev.m2q.core.quant.GptqLayoutCheck;
 import dev.m2q.core.quant.QuantScheme;
 import dev.m2q.core.tokenizer.ChatTemplate;
@@ -267,6 +268,7 @@ final class QuantizeCommand implements Callable<Integer> {
             problems.forEach(p -> b.append("\n  ").append(p));
             throw new InputException(b.toString());
         }
+        WeightScan.check(dir, cfg, layout); // NaN, Inf or fp16-overflowing weights: exit 2 before anything is written
         Devices.Selection selected = device.select(kernels.get());
         LayerMethod m;
         Map<String, Object> qc = new LinkedHashMap<>();
