@@ -308,6 +308,7 @@ final class QuantizeCommand implements Callable<Integer> {
         Tokenizer tok = Tokenizer.load(dir.resolve("tokenizer.json"));
         ChatTemplate chat = Files.isRegularFile(dir.resolve("tokenizer_config.json")) ? chatOrNull(dir) : null;
         CalibrationSet set = CalibrationSet.load(files, tok, chat);
+        set.capped().ifPresent(note -> spec.commandLine().getErr().println("m2q: note: " + note));
         List<int[]> samples = set.sample(nsamples, seqlen, seed);
 
         Map<String, Object> calibration = new LinkedHashMap<>();
