@@ -168,10 +168,12 @@ public final class WeightScan {
                             + " biases; write --format compressed-tensors, which keeps biases in the model's dtype"
                             + others;
                 case LINEAR_GPTQ, LINEAR_COMPRESSED ->
-                    at + " is " + value + where + ": its group's 4-bit scale 2·|w|/15 = "
+                    at + " is " + value + where + ": the 4-bit scale of its group, 2·|w|/15 = "
                             + String.format(Locale.ROOT, "%.6g", 2 * Math.abs(x) / 15)
-                            + " overflows fp16 (max 65504), the precision scales are computed in"
-                            + (layout == ReleaseLayout.GPTQ ? " and stored as" : "")
+                            + ", overflows fp16 (max 65504), "
+                            + (layout == ReleaseLayout.GPTQ
+                                    ? "in which the GPTQ layout stores scales"
+                                    : "to which the quantizer rounds scales")
                             + "; a weight this large cannot be quantized to 4 bits (is the checkpoint damaged?)"
                             + others;
                 case FINITE -> throw new IllegalStateException("a finite value fails only a range rule: " + at);
