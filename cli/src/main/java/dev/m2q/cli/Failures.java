@@ -273,7 +273,8 @@ final class Failures {
             w.println("command: m2q " + String.join(" ", args));
             w.println("java: " + Runtime.version() + " (" + System.getProperty("java.vm.name") + "), "
                     + System.getProperty("os.name") + " " + System.getProperty("os.arch") + ", heap max "
-                    + (Runtime.getRuntime().maxMemory() >> 20) + " MiB, " + Runtime.getRuntime().availableProcessors()
+                    + (Runtime.getRuntime().maxMemory() >> 20) + " MiB, "
+                    + Runtime.getRuntime().availableProcessors()
                     + " processors");
             w.println();
             failure.printStackTrace(w);

@@ -58,8 +58,7 @@ public final class Main {
                 err.println("Run '" + ex.getCommandLine().getCommandSpec().qualifiedName() + " --help' for usage.");
                 return EXIT_BAD_INPUT;
             });
-            cl.setExecutionExceptionHandler(
-                    (ex, cmd, parsed) -> Failures.report(ex, err, crashDir(), List.of(args)));
+            cl.setExecutionExceptionHandler((ex, cmd, parsed) -> Failures.report(ex, err, crashDir(), List.of(args)));
             return cl.execute(args);
         } catch (Throwable e) { // picocli hands only Exceptions to the handler: an Error arrives here
             return Failures.report(e, err, crashDir(), List.of(args));

@@ -175,7 +175,10 @@ class FailuresTest {
                 "m2q: internal error: java.lang.ArithmeticException: / by zero");
         // Every crash gets its own file, even several in one second.
         try (var files = Files.list(tmp)) {
-            assertEquals(7, files.filter(p -> p.getFileName().toString().startsWith("m2q-crash-")).count());
+            assertEquals(
+                    7,
+                    files.filter(p -> p.getFileName().toString().startsWith("m2q-crash-"))
+                            .count());
         }
     }
 
@@ -249,7 +252,12 @@ class FailuresTest {
     @Test
     void realBadInputAndIoFailuresExitTwoWithOneLine(@TempDir Path tmp) throws IOException {
         Path file = Files.writeString(tmp.resolve("model.bin"), "not a model");
-        CliTest.Run r = CliTest.run("quantize", "--model", file.toString(), "--out", tmp.resolve("o").toString());
+        CliTest.Run r = CliTest.run(
+                "quantize",
+                "--model",
+                file.toString(),
+                "--out",
+                tmp.resolve("o").toString());
         assertEquals(2, r.code(), r.err());
         assertEquals(1, r.err().lines().count(), r.err());
         assertTrue(r.err().startsWith("m2q: ") && r.err().contains(file.toString()), r.err());

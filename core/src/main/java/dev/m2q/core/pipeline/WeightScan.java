@@ -16,9 +16,9 @@ import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.EnumMap;
 import java.util.List;
 import java.util.Locale;
-import java.util.EnumMap;
 import java.util.Map;
 import java.util.Set;
 
@@ -331,12 +331,13 @@ public final class WeightScan {
      */
     private static int largestAccepted(DType d, Rule r) {
         int lo = 0; // accepted
-        int hi = switch (d) {
-            case BF16 -> 0x7F80;
-            case F16 -> 0x7C00;
-            case F32 -> 0x7F80_0000;
-            default -> throw new IllegalArgumentException(d.toString());
-        }; // infinity: refused
+        int hi =
+                switch (d) {
+                    case BF16 -> 0x7F80;
+                    case F16 -> 0x7C00;
+                    case F32 -> 0x7F80_0000;
+                    default -> throw new IllegalArgumentException(d.toString());
+                }; // infinity: refused
         while (hi - lo > 1) {
             int mid = lo + (hi - lo) / 2;
             if (r.accepts(decode(d, mid))) {

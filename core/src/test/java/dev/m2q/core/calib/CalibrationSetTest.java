@@ -265,7 +265,8 @@ class CalibrationSetTest {
         CalibrationSet again = CalibrationSet.load(List.of(big, later), tok, chat, 10_000);
         assertEquals(set.hash(), again.hash());
         assertArrayEquals(
-                set.sample(4, 64, 3).toArray(int[][]::new), again.sample(4, 64, 3).toArray(int[][]::new));
+                set.sample(4, 64, 3).toArray(int[][]::new),
+                again.sample(4, 64, 3).toArray(int[][]::new));
 
         // The budget is shared: a first file under it leaves the rest for the second.
         Path small = write("small.txt", lines(4000));

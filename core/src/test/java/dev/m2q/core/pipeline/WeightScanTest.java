@@ -107,11 +107,9 @@ class WeightScanTest {
     void nonFiniteValuesAreNamedByTensorAndElement(@TempDir Path tmp) throws IOException {
         // down_proj is W [16, 32]: flat 5·32 + 17 is [5, 17]. The later NaN must not be the one named.
         String m = refusal(
-                model(
-                        tmp.resolve("nan"),
-                        Map.of("model.layers.0.mlp.down_proj.weight", new float[][] {
-                            {5 * 32 + 17, Float.NaN}, {9 * 32 + 1, Float.NaN}
-                        })),
+                model(tmp.resolve("nan"), Map.of("model.layers.0.mlp.down_proj.weight", new float[][] {
+                    {5 * 32 + 17, Float.NaN}, {9 * 32 + 1, Float.NaN}
+                })),
                 ReleaseLayout.GPTQ);
         assertMentions(m, "model.layers.0.mlp.down_proj.weight[5, 17] is NaN", "model.safetensors", "re-download");
         assertTrue(!m.contains("other tensor"), m);
@@ -163,8 +161,8 @@ class WeightScanTest {
 
     @Test
     void linearWeightsWhoseScaleOverflowsFp16AreRefused(@TempDir Path tmp) throws IOException {
-        Path dir = model(
-                tmp.resolve("big"), Map.of("model.layers.0.self_attn.o_proj.weight", new float[][] {{17, 6e5f}}));
+        Path dir =
+                model(tmp.resolve("big"), Map.of("model.layers.0.self_attn.o_proj.weight", new float[][] {{17, 6e5f}}));
         for (ReleaseLayout layout : ReleaseLayout.values()) {
             assertMentions(
                     refusal(dir, layout),
