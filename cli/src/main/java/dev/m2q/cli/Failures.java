@@ -38,7 +38,8 @@ import java.util.concurrent.ExecutionException;
  *       disk, a file where a folder is expected): exit 2, naming the path and the reason in plain words; m2q's own
  *       wrappers already say what it was doing ("OUT: cannot create the output directory: …"), so their message is
  *       kept and only the JVM's reason is translated;
- *   <li>anything else: exit 70, an internal error.
+ *   <li>anything else: exit 70, an internal error; a GPU that ran out of memory (CUDA_ERROR_OUT_OF_MEMORY) says
+ *       what to try, as an OutOfMemoryError does.
  * </ul>
  *
  * The cause chain is searched, not just the top, because a failure inside a worker thread can reach the command
@@ -98,6 +99,14 @@ final class Failures {
             }
         }
         String file = crashFile(failure, crashDir, args);
+        for (Throwable t : chain) {
+            if (String.valueOf(t.getMessage()).contains("CUDA_ERROR_OUT_OF_MEMORY")) {
+                return new Outcome(
+                        Main.EXIT_INTERNAL,
+                        "m2q: the GPU ran out of memory (" + oneLine(t.getMessage()) + "): lower --nsamples, --seqlen"
+                                + " or --batch-size, or run with --device cpu; the stack trace is in " + file);
+            }
+        }
         Throwable shown = unwrapped(failure);
         return new Outcome(
                 Main.EXIT_INTERNAL,

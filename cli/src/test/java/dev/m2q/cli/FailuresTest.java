@@ -173,10 +173,17 @@ class FailuresTest {
                 new CompletionException(new ArithmeticException("/ by zero")),
                 tmp,
                 "m2q: internal error: java.lang.ArithmeticException: / by zero");
+        assertInternal(
+                new IllegalStateException(
+                        "alloc 512 MiB",
+                        new RuntimeException("cuMemAlloc failed: CUDA_ERROR_OUT_OF_MEMORY (out of memory)")),
+                tmp,
+                "m2q: the GPU ran out of memory (cuMemAlloc failed: CUDA_ERROR_OUT_OF_MEMORY (out of memory))",
+                "--device cpu");
         // Every crash gets its own file, even several in one second.
         try (var files = Files.list(tmp)) {
             assertEquals(
-                    7,
+                    8,
                     files.filter(p -> p.getFileName().toString().startsWith("m2q-crash-"))
                             .count());
         }
