@@ -32,14 +32,16 @@ mkdir -p "$out/bin" "$out/lib"
 "$jdk/bin/jlink" --add-modules "$modules" --strip-debug --no-man-pages --no-header-files --compress zip-6 \
   --output "$out/runtime"
 cp "$jar" "$out/lib/m2q.jar"
+cp "$here/tools/launch-java.sh" "$out/lib/launch-java.sh"
 
-# The same JVM flags as the repository's ./m2q launcher.
+# The same JVM flags and stderr filter (lib/launch-java.sh) as the repository's ./m2q launcher.
 cat >"$out/bin/m2q" <<'EOF'
 #!/usr/bin/env bash
 # m2q with its own Java runtime (runtime/, jlinked by tools/dist.sh); the GPU needs only the NVIDIA driver.
 set -euo pipefail
 home="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
-exec "$home/runtime/bin/java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED \
+source "$home/lib/launch-java.sh"
+m2q_run_java "$home/runtime/bin/java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED \
   -Djava.awt.headless=true -XX:+UseParallelGC ${M2Q_JAVA_OPTS:-} -jar "$home/lib/m2q.jar" "$@"
 EOF
 chmod +x "$out/bin/m2q"

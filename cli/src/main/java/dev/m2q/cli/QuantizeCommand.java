@@ -12,6 +12,7 @@ import dev.m2q.core.pipeline.QuantizeJob;
 import dev.m2q.core.pipeline.QuantizeOptions;
 import dev.m2q.core.pipeline.ReleaseFormat;
 import dev.m2q.core.pipeline.ReleaseLayout;
+import dev.m2q.core.pipeline.WeightScan;
 import dev.m2q.core.quant.GptqLayoutCheck;
 import dev.m2q.core.quant.GroupSize;
 import dev.m2q.core.quant.QuantScheme;
@@ -280,6 +281,7 @@ final class QuantizeCommand implements Callable<Integer> {
                     .append(GptqLayoutCheck.loadsAt(cfg, groupSize));
             throw new InputException(b.toString());
         }
+        WeightScan.check(dir, cfg, layout); // NaN, Inf or fp16-overflowing weights: exit 2 before anything is written
         // Printed once the inputs are all accepted, so a refusal stays one line on stderr.
         List<String> notes = new ArrayList<>();
         String marlin = GroupSize.marlinWarning(groupSize);
@@ -330,6 +332,7 @@ final class QuantizeCommand implements Callable<Integer> {
         Tokenizer tok = Tokenizer.load(dir.resolve("tokenizer.json"));
         ChatTemplate chat = Files.isRegularFile(dir.resolve("tokenizer_config.json")) ? chatOrNull(dir) : null;
         CalibrationSet set = CalibrationSet.load(files, tok, chat);
+        set.capped().ifPresent(note -> spec.commandLine().getErr().println("m2q: note: " + note));
         List<int[]> samples = set.sample(nsamples, seqlen, seed);
 
         Map<String, Object> calibration = new LinkedHashMap<>();

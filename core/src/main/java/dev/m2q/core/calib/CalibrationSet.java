@@ -6,6 +6,7 @@ import dev.m2q.core.json.JsonException;
 import dev.m2q.core.tokenizer.ChatTemplate;
 import dev.m2q.core.tokenizer.Tokenizer;
 import java.io.IOException;
+import java.io.InputStream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.CharBuffer;
@@ -23,6 +24,7 @@ import java.util.HexFormat;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Optional;
 import java.util.OptionalInt;
 import java.util.SplittableRandom;
 
@@ -38,37 +40,75 @@ import java.util.SplittableRandom;
  * tokenizer has an {@value #SEPARATOR} token, its id is placed between consecutive documents (not before the
  * first nor after the last), as Qwen2's pretraining packs documents; a tokenizer without it gets no separator.
  * Documents that encode to no tokens are skipped and not counted.
+ *
+ * <p><b>Cap:</b> at most {@link #MAX_TEXT_BYTES} bytes of text are read, over all files in order, so that a
+ * calibration file larger than the heap is not read whole (it used to end in an OutOfMemoryError). The file that
+ * crosses the cap is read up to its last complete line within it, and later files are not read; {@link #capped()}
+ * then says so in one line. The cut depends only on the files' bytes, so the same files and options give the same
+ * samples, and a set under the cap is read exactly as before.
  */
 public final class CalibrationSet {
     /** The token placed between documents when the tokenizer has it. */
     public static final String SEPARATOR = "<|endoftext|>";
+
+    /**
+     * 32 MiB of text, about 8 million tokens: 32 times what the default 128 samples × 2048 tokens draw (and twice
+     * 1024 × 4096), so the draw still spreads over plenty of text, while reading and tokenizing it fits the JVM's
+     * default heap on any machine that can quantize a model. Measured on one 200 MiB file: 32 MiB tokenizes in a
+     * 512 MiB heap (not in 384 MiB: the pre-tokenizer holds each word of a document as a string); 64 MiB needed
+     * more than 256 MiB.
+     */
+    public static final long MAX_TEXT_BYTES = 32L << 20;
 
     /** The whole stream, documents and separators. */
     private final int[] tokens;
 
     private final int documents;
 
-    private CalibrationSet(int[] tokens, int documents) {
+    /** What the cap left out, or null when every file was read whole. */
+    private final String capped;
+
+    private CalibrationSet(int[] tokens, int documents, String capped) {
         this.tokens = tokens;
         this.documents = documents;
+        this.capped = capped;
     }
 
     /**
-     * Reads, renders and tokenizes {@code files} in order.
+     * Reads, renders and tokenizes {@code files} in order, up to {@link #MAX_TEXT_BYTES} of text.
      *
      * @param chat the model's chat template, or null when it has none (then a conversation line is refused)
      * @throws InputException naming the file (and line) for a missing or unreadable file, invalid UTF-8, a malformed
      *     JSONL line, or a conversation when {@code chat} is null
      */
     public static CalibrationSet load(List<Path> files, Tokenizer tok, ChatTemplate chat) {
+        return load(files, tok, chat, MAX_TEXT_BYTES);
+    }
+
+    /** As {@link #load(List, Tokenizer, ChatTemplate)} with another cap (tests use a small one). */
+    static CalibrationSet load(List<Path> files, Tokenizer tok, ChatTemplate chat, long maxTextBytes) {
         if (files.isEmpty()) {
             throw new InputException("--calib: no calibration files given (pass a .txt or .jsonl file)");
         }
         OptionalInt separator = tok.tokenId(SEPARATOR);
         IntStream stream = new IntStream();
         int documents = 0;
+        long budget = maxTextBytes;
+        String cut = null;
+        List<String> unread = new ArrayList<>();
         for (Path file : files) {
-            for (String doc : documentsOf(file, chat)) {
+            if (budget == 0) {
+                unread.add(file.toString());
+                continue;
+            }
+            Text text = readUtf8(file, budget);
+            budget -= text.bytesRead();
+            if (text.cut()) {
+                budget = 0;
+                cut = "read the first " + mib(text.bytesRead()) + " of " + file + " (" + text.size()
+                        + "), up to its last complete line";
+            }
+            for (String doc : documentsOf(file, text.text(), chat)) {
                 int[] ids = tok.encode(doc);
                 if (ids.length == 0) {
                     continue;
@@ -80,7 +120,22 @@ public final class CalibrationSet {
                 documents++;
             }
         }
-        return new CalibrationSet(stream.toArray(), documents);
+        String capped = cut == null && unread.isEmpty()
+                ? null
+                : "calibration text is capped at " + mib(maxTextBytes) + ": "
+                        + (cut == null ? "" : cut + (unread.isEmpty() ? "" : "; "))
+                        + (unread.isEmpty() ? "" : "not read: " + String.join(", ", unread))
+                        + "; to calibrate on other text, pass a smaller file or a part of it";
+        return new CalibrationSet(stream.toArray(), documents, capped);
+    }
+
+    /** One line saying what {@link #MAX_TEXT_BYTES} left out, when it left something out. */
+    public Optional<String> capped() {
+        return Optional.ofNullable(capped);
+    }
+
+    private static String mib(long bytes) {
+        return String.format(Locale.ROOT, "%.1f MiB", bytes / (double) (1 << 20));
     }
 
     /** Tokens in the stream, separators included. */
@@ -161,8 +216,7 @@ public final class CalibrationSet {
         return starts;
     }
 
-    private static List<String> documentsOf(Path file, ChatTemplate chat) {
-        String text = readUtf8(file);
+    private static List<String> documentsOf(Path file, String text, ChatTemplate chat) {
         if (!file.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".jsonl")) {
             return List.of(text);
         }
@@ -218,13 +272,41 @@ public final class CalibrationSet {
         return chat.render(messages, false);
     }
 
-    /** The file's text; invalid UTF-8 is refused with its byte offset and line. A leading BOM is dropped. */
-    private static String readUtf8(Path file) {
+    /**
+     * Text read from a file: {@code bytesRead} bytes of it, all of it unless {@code cut}; {@code size} describes the
+     * whole file.
+     */
+    private record Text(String text, long bytesRead, boolean cut, String size) {}
+
+    /**
+     * The file's text, or when it holds more than {@code budget} bytes its first {@code budget} bytes up to the last
+     * line break among them (up to the last whole UTF-8 character when there is none); invalid UTF-8 is refused
+     * with its byte offset and line. A leading BOM is dropped.
+     */
+    private static Text readUtf8(Path file, long budget) {
         byte[] bytes;
-        try {
-            bytes = Files.readAllBytes(file);
+        try (InputStream in = Files.newInputStream(file)) {
+            bytes = in.readNBytes((int) Math.min(budget, Integer.MAX_VALUE - 9) + 1);
         } catch (IOException e) {
             throw new InputException(file + ": cannot read calibration file: " + e, e);
+        }
+        boolean cut = bytes.length > budget;
+        String size = "";
+        if (cut) {
+            int end = (int) budget;
+            int newline = end - 1;
+            while (newline >= 0 && bytes[newline] != '\n') {
+                newline--;
+            }
+            if (newline >= 0) {
+                end = newline + 1;
+            } else {
+                while (end > 0 && (bytes[end] & 0xC0) == 0x80) {
+                    end--; // bytes[end] continues a character: cut before the character starts
+                }
+            }
+            bytes = Arrays.copyOf(bytes, end);
+            size = sizeOf(file);
         }
         CharsetDecoder decoder = StandardCharsets.UTF_8
                 .newDecoder()
@@ -247,7 +329,18 @@ public final class CalibrationSet {
         }
         out.flip();
         String text = out.toString();
-        return text.startsWith("\uFEFF") ? text.substring(1) : text;
+        return new Text(text.startsWith("\uFEFF") ? text.substring(1) : text, bytes.length, cut, size);
+    }
+
+    private static String sizeOf(Path file) {
+        try {
+            long size = Files.size(file);
+            return size >= 1L << 30
+                    ? String.format(Locale.ROOT, "%.1f GiB", size / (double) (1L << 30))
+                    : size > 0 ? mib(size) : "size unknown";
+        } catch (IOException e) {
+            return "size unknown";
+        }
     }
 
     /** A growable int array. */

@@ -218,4 +218,80 @@ class CalibrationSetTest {
         assertTrue(e.getMessage().startsWith(f + ": cannot read"), e.getMessage());
         assertThrows(InputException.class, () -> CalibrationSet.load(List.of(), tok, null));
     }
+
+    /** Numbered lines of {@code bytes} bytes in all: each line is "line N: …\n". */
+    static String lines(int bytes) {
+        StringBuilder b = new StringBuilder();
+        for (int i = 0; b.length() < bytes; i++) {
+            b.append("line ").append(i).append(": the quick brown fox jumps over the lazy dog\n");
+        }
+        return b.substring(0, bytes);
+    }
+
+    @Test
+    void textUnderTheCapIsReadWholeAndUnchanged() throws IOException {
+        Path a = write("a.txt", lines(5000));
+        Path b = write("b.jsonl", "{\"text\": \"one\"}\n{\"text\": \"two\"}\n");
+        long both = Files.size(a) + Files.size(b);
+        CalibrationSet uncapped = CalibrationSet.load(List.of(a, b), tok, chat, Long.MAX_VALUE);
+        // A cap equal to the text is not crossed.
+        for (long cap : new long[] {CalibrationSet.MAX_TEXT_BYTES, both}) {
+            CalibrationSet set = CalibrationSet.load(List.of(a, b), tok, chat, cap);
+            assertArrayEquals(uncapped.tokens(), set.tokens());
+            assertTrue(set.capped().isEmpty(), set.capped().toString());
+        }
+        assertArrayEquals(
+                concat(tok.encode(lines(5000)), new int[] {eot}, tok.encode("one"), new int[] {eot}, tok.encode("two")),
+                uncapped.tokens());
+    }
+
+    @Test
+    void aFileOverTheCapIsReadUpToItsLastLineWithinIt() throws IOException {
+        // 2 MB of text against a 10 000-byte cap: only the complete lines in the first 10 000 bytes are tokenized,
+        // later files are not read, and the note says both.
+        String text = lines(2_000_000);
+        Path big = write("big.txt", text);
+        Path later = write("later.txt", "never read");
+        CalibrationSet set = CalibrationSet.load(List.of(big, later), tok, chat, 10_000);
+        String kept = text.substring(0, text.lastIndexOf('\n', 9_999) + 1);
+        assertTrue(kept.length() > 9_900 && kept.length() <= 10_000, "cut at a line end: " + kept.length());
+        assertArrayEquals(tok.encode(kept), set.tokens());
+        assertEquals(1, set.documents());
+        String note = set.capped().orElseThrow();
+        assertTrue(note.startsWith("calibration text is capped at 0.0 MiB: read the first"), note);
+        assertTrue(note.contains(big.toString()) && note.contains("1.9 MiB"), note);
+        assertTrue(note.contains("not read: " + later), note);
+        // Deterministic: the same files and cap give the same stream and the same samples.
+        CalibrationSet again = CalibrationSet.load(List.of(big, later), tok, chat, 10_000);
+        assertEquals(set.hash(), again.hash());
+        assertArrayEquals(
+                set.sample(4, 64, 3).toArray(int[][]::new),
+                again.sample(4, 64, 3).toArray(int[][]::new));
+
+        // The budget is shared: a first file under it leaves the rest for the second.
+        Path small = write("small.txt", lines(4000));
+        CalibrationSet shared = CalibrationSet.load(List.of(small, big), tok, chat, 10_000);
+        String rest = text.substring(0, text.lastIndexOf('\n', 5_999) + 1);
+        assertArrayEquals(concat(tok.encode(lines(4000)), new int[] {eot}, tok.encode(rest)), shared.tokens());
+    }
+
+    @Test
+    void theCapDropsAPartialJsonlLineAndNeverSplitsACharacter() throws IOException {
+        StringBuilder jsonl = new StringBuilder();
+        for (int i = 0; i < 1000; i++) {
+            jsonl.append("{\"text\": \"document ").append(i).append("\"}\n");
+        }
+        Path f = write("docs.jsonl", jsonl.toString());
+        // Each line is 26 or 27 bytes: a 1000-byte cap keeps the lines that end within it, and none is cut.
+        CalibrationSet set = CalibrationSet.load(List.of(f), tok, chat, 1000);
+        int whole = jsonl.substring(0, 1000).lastIndexOf('\n') + 1;
+        long lines = jsonl.substring(0, whole).lines().count();
+        assertEquals(lines, set.documents());
+        assertTrue(set.capped().isPresent());
+
+        // No line break within the cap: cut before the character that crosses it (é is 2 bytes in UTF-8).
+        Path accents = write("accents.txt", "é".repeat(5000));
+        CalibrationSet cut = CalibrationSet.load(List.of(accents), tok, chat, 1001);
+        assertArrayEquals(tok.encode("é".repeat(500)), cut.tokens());
+    }
 }

@@ -23,9 +23,10 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * Seeded fuzzing of the reader: corrupted and truncated variants of one valid small file must either open with
  * consistent, fully readable tensors or fail with a SafetensorsFormatException; any other throwable is a bug.
+ * 10 000 cases run in about 5 s on 2 cores.
  */
 class FuzzTest {
-    private static final int CASES = 2000;
+    private static final int CASES = 10_000;
     private static final long SEED = 0x5AFE7E45L;
     private static final String DEEP = "@@DEEP@@";
 
@@ -74,15 +75,16 @@ class FuzzTest {
         byte[] data = new byte[(int) dataBytes(baseHeader())];
         rnd.nextBytes(data);
         byte[] base = TestFiles.raw(Json.write(baseHeader()), data);
-        Path file = dir.resolve("fuzz.safetensors");
-        checkOpens(TestFiles.write(file, base), "the unmutated base");
+        checkOpens(TestFiles.write(dir.resolve("base.safetensors"), base), "the unmutated base");
 
         int opened = 0;
         int rejected = 0;
         for (int i = 0; i < CASES; i++) {
             StringBuilder what = new StringBuilder("case " + i + ":");
             byte[] bytes = mutate(rnd, base, data, what);
-            Files.write(file, bytes);
+            // A new file per case, deleted after: rewriting one file in place truncates it each time, which costs
+            // ~2 ms on ext4 (40 times a new file) and would make the run 5 times longer.
+            Path file = TestFiles.write(dir.resolve("case-" + i + ".safetensors"), bytes);
             try {
                 checkOpens(file, what.toString());
                 opened++;
@@ -91,10 +93,12 @@ class FuzzTest {
                 rejected++;
             } catch (Throwable t) {
                 fail(what + " threw " + t, t);
+            } finally {
+                Files.delete(file);
             }
         }
         assertEquals(CASES, opened + rejected);
-        assertTrue(opened > 50 && rejected > 1000, "mutations should both pass and fail: " + opened + " opened");
+        assertTrue(opened > 250 && rejected > 5000, "mutations should both pass and fail: " + opened + " opened");
     }
 
     /** Opens, then reads every element of every tensor through the getter of its dtype. */

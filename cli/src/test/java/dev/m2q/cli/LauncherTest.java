@@ -1,0 +1,79 @@
+package dev.m2q.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The launchers' stderr filter (tools/launch-java.sh, used by ./m2q and the dist's bin/m2q) around a stand-in for
+ * the JVM, a bash one-liner, so the test needs no JVM start: the incubator warning is dropped, every other byte of
+ * stderr and stdout passes in order, and the exit status is the stand-in's.
+ */
+class LauncherTest {
+    static final Path SCRIPT =
+            Path.of("..", "tools", "launch-java.sh").toAbsolutePath().normalize();
+    static final String WARNING = "WARNING: Using incubator modules: jdk.incubator.vector";
+
+    record Result(int code, String out, String err) {}
+
+    /** Runs {@code fakeJava} (bash) through m2q_run_java. */
+    static Result launch(String fakeJava) throws IOException, InterruptedException {
+        Process p = new ProcessBuilder(
+                        "bash",
+                        "-c",
+                        "set -euo pipefail; source \"$1\"; m2q_run_java bash -c \"$2\"",
+                        "launcher",
+                        SCRIPT.toString(),
+                        fakeJava)
+                .start();
+        p.getOutputStream().close();
+        byte[] out = p.getInputStream().readAllBytes();
+        byte[] err = p.getErrorStream().readAllBytes();
+        if (!p.waitFor(30, TimeUnit.SECONDS)) {
+            p.destroyForcibly();
+            throw new AssertionError("the launcher did not finish");
+        }
+        return new Result(
+                p.exitValue(), new String(out, StandardCharsets.UTF_8), new String(err, StandardCharsets.UTF_8));
+    }
+
+    static String err(String line) {
+        return "echo '" + line + "' >&2; ";
+    }
+
+    @Test
+    void theWarningIsDroppedAndEverythingElseKept() throws Exception {
+        Result r = launch(err(WARNING) + "echo out; " + err("m2q: bad input") + "exit 2");
+        assertEquals(new Result(2, "out\n", "m2q: bad input\n"), r);
+
+        // Progress redrawn with \r and a last line without a newline pass unchanged; the status is kept.
+        r = launch(err(WARNING) + "printf 'layer 1\\rlayer 2\\r' >&2; printf 'last' >&2; exit 70");
+        assertEquals(new Result(70, "", "layer 1\rlayer 2\rlast"), r);
+
+        r = launch(err(WARNING) + "echo ok");
+        assertEquals(new Result(0, "ok\n", ""), r);
+    }
+
+    @Test
+    void onlyTheJvmsOwnStartupLineIsDropped() throws Exception {
+        // The JVM's notes and warnings before it stay; a second copy later is the program's own and stays too.
+        Result r = launch(err("NOTE: Picked up JDK_JAVA_OPTIONS: -Xmx1g")
+                + err(WARNING)
+                + err("m2q: one line")
+                + err(WARNING)
+                + "exit 1");
+        assertEquals(
+                new Result(1, "", "NOTE: Picked up JDK_JAVA_OPTIONS: -Xmx1g\nm2q: one line\n" + WARNING + "\n"), r);
+
+        // Without the warning first (a JVM that fails to start, say), nothing is dropped.
+        r = launch(err("Error: Could not create the Java Virtual Machine.") + err(WARNING) + "exit 1");
+        assertEquals(new Result(1, "", "Error: Could not create the Java Virtual Machine.\n" + WARNING + "\n"), r);
+
+        r = launch("exit 3");
+        assertEquals(new Result(3, "", ""), r);
+    }
+}

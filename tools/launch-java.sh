@@ -1,0 +1,65 @@
+# Sourced by ./m2q and by the dist's bin/m2q (tools/dist.sh copies it to lib/): m2q_run_java runs the JVM and
+# exits with its status, with stderr passed through a filter that drops the line
+#   WARNING: Using incubator modules: jdk.incubator.vector
+# which the JVM prints at every start when the Vector API module is added. JDK 25 has no option to silence it
+# (checked: -XX:-PrintWarnings, -Xlog:disable and JDK_JAVA_OPTIONS leave it; it is printed by the module system
+# before main), and with it no failure of m2q would be the one line the exit-code contract promises.
+#
+# What stays as it was: stdout and stdin are the JVM's own (untouched, so terminal detection is unchanged); every
+# other stderr byte passes in order and unbuffered (progress bars redrawn with \r included); the exit status is the
+# JVM's. INT, TERM and HUP sent to the launcher are forwarded to the JVM, which runs its shutdown as before (a
+# Ctrl-C reaches both through the terminal's process group; the JVM handles a second INT as a no-op), and the
+# filter ignores them so that it relays the JVM's last lines. The launcher returns only once the filter has
+# written everything. Needs bash 4.4 or later (waiting for a process substitution).
+
+# The filter: looks for the warning among the JVM's own start-up lines (JAVA_TOOL_OPTIONS / JDK_JAVA_OPTIONS
+# notes, VM warnings), passes those and everything else through, and becomes a plain cat after the warning or the
+# first line that is not the JVM's.
+m2q_drop_incubator_warning() {
+  trap '' INT TERM HUP QUIT
+  local line
+  while IFS= read -r line; do
+    case "$line" in
+      "WARNING: Using incubator modules: jdk.incubator.vector") exec cat ;;
+      "NOTE: Picked up "* | "Picked up "* | *" VM warning: "* | "WARNING: "*) printf '%s\n' "$line" ;;
+      *) printf '%s\n' "$line"; exec cat ;;
+    esac
+  done
+  printf '%s' "$line" # the end of the input: a last line without a newline, if there is one
+}
+
+# m2q_run_java JAVA [ARG...]: runs JAVA ARG... as described above and exits with its status.
+m2q_run_java() {
+  set +e
+  local err_fd filter_pid java_pid rc status signalled
+  exec {err_fd}> >(m2q_drop_incubator_warning >&2)
+  filter_pid=$!
+  # An asynchronous command of a non-interactive shell starts with INT and QUIT ignored and stdin from /dev/null;
+  # the JVM must have neither (it installs its shutdown handler only for a signal that is not ignored).
+  (
+    trap - INT QUIT
+    exec "$@" 2>&"$err_fd" {err_fd}>&-
+  ) <&0 &
+  java_pid=$!
+  exec {err_fd}>&-
+  trap 'signalled=1; kill -INT "$java_pid" 2>/dev/null' INT
+  trap 'signalled=1; kill -TERM "$java_pid" 2>/dev/null' TERM
+  trap 'signalled=1; kill -HUP "$java_pid" 2>/dev/null' HUP
+  # wait returns early (status > 128) when a trapped signal arrives; then wait again. A signal that arrives just
+  # after the JVM's status was collected makes the next wait find no such child (127; bash 5.2 answers -1): then
+  # the status already collected is the JVM's.
+  rc=""
+  while :; do
+    signalled=""
+    wait "$java_pid"
+    status=$?
+    if [ -z "$signalled" ]; then
+      if [ -z "$rc" ] || { [ "$status" -ge 0 ] && [ "$status" -ne 127 ]; }; then rc=$status; fi
+      break
+    fi
+    rc=$status
+  done
+  trap - INT TERM HUP
+  wait "$filter_pid"
+  exit "$rc"
+}
