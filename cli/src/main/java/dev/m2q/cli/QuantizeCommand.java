@@ -258,7 +258,7 @@ final class QuantizeCommand implements Callable<Integer> {
             }
         }
         List<PathGuard.Named> inputs = new ArrayList<>(PathGuard.of("--model", dir));
-        inputs.addAll(PathGuard.of("--calib", calib));
+        inputs.addAll(PathGuard.ofEach("--calib", calib));
         PathGuard.check(PathGuard.staged("--out", out), inputs);
         QuantizeJob.checkOutput(out, overwrite, resume);
         ModelConfig cfg = ModelConfig.load(dir);

@@ -40,7 +40,7 @@ public final class PathGuard {
     }
 
     /** Each of {@code paths} under {@code option} (null or empty: nothing). */
-    public static List<Named> of(String option, List<Path> paths) {
+    public static List<Named> ofEach(String option, List<Path> paths) {
         List<Named> out = new ArrayList<>();
         if (paths != null) {
             paths.forEach(p -> out.add(new Named(option, p)));
