@@ -171,6 +171,11 @@ public final class QuantizeJob {
             progress.info("note: static input scales (input_scale) are consumed by vLLM's W8A8 kernels; its W4A8"
                     + " kernels quantize activations per token at run time and ignore them");
         }
+        // Locked before the long reads (hashing the weights): a second run on the same output stops at once.
+        StagedDir staged = StagedDir.open(out, opts.overwrite(), opts.resume(), PROGRESS);
+        Path partial = staged.dir();
+        Progress state = null;
+        CheckpointWriter writer = null;
         try (Qwen2Model model = Qwen2Model.load(opts.model(), kernels);
                 Checkpoint src = Checkpoint.open(opts.model())) {
             Map<String, String> inputHashes = inputHashes(src);
@@ -179,48 +184,49 @@ public final class QuantizeJob {
                     : CompressedTensorsFormat.plan(cfg, src::tensor, opts.groupSize(), scheme, dynamicGroups());
             ShardPlan plan = ShardPlan.of(specs, opts.maxShardBytes());
             Map<String, Object> fingerprint = fingerprint(inputHashes, calibration);
-
-            StagedDir staged = StagedDir.open(out, opts.overwrite(), opts.resume(), PROGRESS);
-            Path partial = staged.dir();
-            Progress state = null;
-            CheckpointWriter writer = null;
-            try {
-                if (opts.resume()) {
-                    state = Progress.load(partial.resolve(PROGRESS), fingerprint);
-                    if (state.layersDone > cfg.numLayers()) {
-                        throw new InputException(partial.resolve(PROGRESS) + ": records " + state.layersDone
-                                + " finished layers, the model has " + cfg.numLayers() + "; start over with"
-                                + " --overwrite instead of --resume");
-                    }
-                    writer = CheckpointWriter.resume(
-                            partial, plan, CheckpointWriter.PT_METADATA, state.written(cfg, plan));
-                    progress.info("resuming " + partial + " after layer " + (state.layersDone - 1));
-                } else {
-                    staged.requireSpace(plan.totalBytes(), "the release's tensors");
-                    state = new Progress(fingerprint);
-                    writer = CheckpointWriter.create(partial, plan, CheckpointWriter.PT_METADATA);
+            if (opts.resume()) {
+                state = Progress.load(partial.resolve(PROGRESS), fingerprint);
+                if (state.layersDone > cfg.numLayers()) {
+                    throw new InputException(partial.resolve(PROGRESS) + ": records " + state.layersDone
+                            + " finished layers, the model has " + cfg.numLayers() + "; start over with"
+                            + " --overwrite instead of --resume");
                 }
-                int resumed = quantize(cfg, model, src, plan, writer, state, partial, samples);
-                Finished f = finishRelease(cfg, writer, state, staged, inputHashes, calibration);
-                return new Summary(out, f.files(), state.report, resumed, f.violations());
-            } catch (RuntimeException | Error e) {
-                if (writer != null) {
-                    writer.detach();
-                }
-                boolean badInput = e instanceof InputException && !(e instanceof OutputException);
-                boolean resumable = Files.isRegularFile(partial.resolve(PROGRESS))
-                        && (opts.resume() || (!badInput && state != null && state.layersDone > 0));
-                if (resumable) {
-                    staged.close();
-                    progress.info("stopped; the finished layers are kept in " + partial + ": rerun with the same"
-                            + " options plus --resume to continue, or with --overwrite to start over");
-                } else if (opts.resume()) {
-                    staged.close();
-                } else {
-                    staged.discard();
-                }
-                throw e;
+                writer = CheckpointWriter.resume(partial, plan, CheckpointWriter.PT_METADATA, state.written(cfg, plan));
+                progress.info("resuming " + partial + " after layer " + (state.layersDone - 1));
+            } else {
+                staged.requireSpace(plan.totalBytes(), "the release's tensors");
+                state = new Progress(fingerprint);
+                writer = CheckpointWriter.create(partial, plan, CheckpointWriter.PT_METADATA);
             }
+            int resumed = quantize(cfg, model, src, plan, writer, state, partial, samples);
+            Finished f = finishRelease(cfg, writer, state, staged, inputHashes, calibration);
+            return new Summary(out, f.files(), state.report, resumed, f.violations());
+        } catch (RuntimeException | Error e) {
+            if (writer != null) {
+                writer.detach();
+            }
+            boolean badInput = e instanceof InputException && !(e instanceof OutputException);
+            boolean hasProgress = Files.isRegularFile(partial.resolve(PROGRESS));
+            // What a --resume run was given is never deleted; a fresh run keeps only finished layers.
+            boolean resumable =
+                    hasProgress && !badInput && (opts.resume() || (state != null && state.layersDone > 0));
+            if (opts.resume() || resumable) {
+                staged.close();
+            } else {
+                staged.discard();
+            }
+            String kept = resumable
+                    ? "the finished layers are kept in " + partial + ": rerun with the same options plus --resume"
+                            + " to continue, or with --overwrite to start over"
+                    : "";
+            if (e instanceof UncheckedIOException || e instanceof OutputException) {
+                // A read-only or full disk, a folder in the way: one line, exit 2, and what is kept.
+                throw new OutputException(e.getMessage() + (kept.isEmpty() ? "" : "; " + kept), e);
+            }
+            if (resumable) {
+                progress.info("stopped; " + kept);
+            }
+            throw e;
         }
     }
 

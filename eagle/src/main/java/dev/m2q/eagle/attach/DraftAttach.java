@@ -38,7 +38,7 @@ public final class DraftAttach {
     public static Map<String, String> attach(Path draft, Path release, boolean overwrite, String m2qVersion) {
         Path rel = release.toAbsolutePath().normalize();
         Path dest = rel.resolve(DIR);
-        PathGuard.check(PathGuard.staged("--release's " + DIR + "/", dest), PathGuard.of("--draft", draft));
+        PathGuard.check(PathGuard.staged("--release (its " + DIR + "/ folder)", dest), PathGuard.of("--draft", draft));
         StagedDir.check(dest, overwrite, false, null);
         if (Files.isRegularFile(draft.resolve("model.safetensors.index.json"))) {
             throw new InputException(draft + ": a sharded head; attach takes a single model.safetensors");

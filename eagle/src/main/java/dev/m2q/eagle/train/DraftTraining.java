@@ -19,6 +19,7 @@ import dev.m2q.core.model.Qwen2Model;
 import dev.m2q.eagle.data.DataFile;
 import dev.m2q.eagle.io.Hashes;
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -185,12 +186,22 @@ public record DraftTraining(
             return new Summary(staged.out(), head, result.evaluation(), files);
         } catch (RuntimeException | Error e) {
             boolean badInput = e instanceof InputException && !(e instanceof OutputException);
-            if (resume || (!badInput && Files.isRegularFile(runDir.resolve(RESUME_MARKER)))) {
+            boolean resumable = !badInput && Files.isRegularFile(runDir.resolve(RESUME_MARKER));
+            if (resume || resumable) {
                 staged.close();
-                log.accept("eagle train: stopped; the run folder " + runDir + " keeps its last checkpoint: rerun"
-                        + " with the same options plus --resume to continue, or with --overwrite to start over");
             } else {
                 staged.discard();
+            }
+            String kept = resumable
+                    ? "the run folder " + runDir + " keeps its last checkpoint: rerun with the same options plus"
+                            + " --resume to continue, or with --overwrite to start over"
+                    : "";
+            if (e instanceof UncheckedIOException || e instanceof OutputException) {
+                // A read-only or full disk, a folder in the way: one line, exit 2, and what is kept.
+                throw new OutputException(e.getMessage() + (kept.isEmpty() ? "" : "; " + kept), e);
+            }
+            if (resumable) {
+                log.accept("eagle train: stopped; " + kept);
             }
             throw e;
         }
