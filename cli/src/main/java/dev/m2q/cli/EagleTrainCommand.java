@@ -105,9 +105,7 @@ final class EagleTrainCommand implements Callable<Integer> {
             description = "Checkpoint into OUT.m2q-partial/checkpoint/ every N steps (0: never). Default 200.")
     int checkpointEvery;
 
-    @Option(
-            names = "--resume",
-            description = "Continue the interrupted run from its checkpoint in OUT.m2q-partial/.")
+    @Option(names = "--resume", description = "Continue the interrupted run from its checkpoint in OUT.m2q-partial/.")
     boolean resume;
 
     @Option(names = "--seed", defaultValue = "0", paramLabel = "N", description = "Init, split and order seed.")

@@ -82,12 +82,24 @@ class OutputSafetyTest {
                 quantize("--model", m.toString(), "--out", link.toString(), "--overwrite"),
                 "--out " + link + " (" + m.toRealPath() + ") is the same path as --model");
         refused(
-                quantize("--model", link.toString(), "--out", m.getParent().resolve("model").toString(), "--overwrite"),
+                quantize(
+                        "--model",
+                        link.toString(),
+                        "--out",
+                        m.getParent().resolve("model").toString(),
+                        "--overwrite"),
                 "is the same path as --model " + link);
         Path release = Files.createDirectories(tmp.resolve("release"));
         Path calib = Files.copy(m.resolve("calibration.txt"), release.resolve("calib.txt"));
         refused(
-                quantize("--model", m.toString(), "--out", release.toString(), "--overwrite", "--calib", calib.toString()),
+                quantize(
+                        "--model",
+                        m.toString(),
+                        "--out",
+                        release.toString(),
+                        "--overwrite",
+                        "--calib",
+                        calib.toString()),
                 "--out " + release + " contains --calib " + calib);
         Map<String, String> after = snapshot(tmp);
         after.remove("release/calib.txt");
@@ -99,8 +111,8 @@ class OutputSafetyTest {
     void eagleCommandsNeverWriteOverTheirInputs(@TempDir Path tmp) throws IOException {
         Path m = model(tmp);
         Path prompts = Files.writeString(tmp.resolve("p.txt"), "In the beginning\nThe earth\n");
-        Path release = Files.createDirectories(tmp.resolve("release").resolve("draft"))
-                .getParent();
+        Path release =
+                Files.createDirectories(tmp.resolve("release").resolve("draft")).getParent();
         Files.copy(m.resolve("config.json"), release.resolve("config.json"));
         Map<String, String> before = snapshot(tmp);
         refused(
@@ -139,7 +151,13 @@ class OutputSafetyTest {
                 "is the same path as --draft");
         refused(
                 CliTest.run(
-                        "eagle", "attach", "--draft", release.toString(), "--release", release.toString(), "--overwrite"),
+                        "eagle",
+                        "attach",
+                        "--draft",
+                        release.toString(),
+                        "--release",
+                        release.toString(),
+                        "--overwrite"),
                 "lies inside --draft " + release);
         refused(
                 CliTest.run(
@@ -194,8 +212,13 @@ class OutputSafetyTest {
         assertTrue(Manifest.verify(out).ok());
         // A run that fails (a calibration file that is not there) leaves the release as it was, and nothing else.
         CliTest.Run failed = quantize(
-                "--model", m.toString(), "--out", out.toString(), "--overwrite", "--calib", tmp.resolve("no.txt")
-                        .toString());
+                "--model",
+                m.toString(),
+                "--out",
+                out.toString(),
+                "--overwrite",
+                "--calib",
+                tmp.resolve("no.txt").toString());
         assertNotEquals(0, failed.code());
         assertEquals(release, snapshot(out));
         CliTest.Run again =
@@ -226,6 +249,27 @@ class OutputSafetyTest {
                 "--max-new-tokens",
                 "4");
         assertEquals(0, d.code(), d.err());
+        String[] again = {
+            "eagle",
+            "data",
+            "--target",
+            CliTest.FIXTURE.toString(),
+            "--prompts",
+            prompts.toString(),
+            "--out",
+            data.toString(),
+            "--max-new-tokens",
+            "3",
+            "--overwrite"
+        };
+        CliTest.Run replaced = CliTest.run(again);
+        assertEquals(0, replaced.code(), replaced.err());
+        assertTrue(Files.readString(data).contains("\"max_new_tokens\":3"), "the file was replaced");
+        try (Stream<Path> s = Files.list(tmp)) {
+            assertEquals(
+                    List.of("d.jsonl", "p.txt"),
+                    s.map(p -> p.getFileName().toString()).sorted().toList());
+        }
         Path out = Files.createDirectories(tmp.resolve("head"));
         Files.writeString(out.resolve("previous-head.txt"), "the previous head");
         // A learning rate of 1e30 makes step 2's loss non-finite: the run fails after training started.

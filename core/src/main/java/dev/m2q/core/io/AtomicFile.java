@@ -1,6 +1,5 @@
 package dev.m2q.core.io;
 
-import dev.m2q.core.InputException;
 import java.io.BufferedWriter;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;

@@ -49,8 +49,7 @@ public final class StagedDir implements AutoCloseable {
     private final Mover mover;
     private boolean done;
 
-    private StagedDir(
-            Path out, Path partial, boolean singleFile, FileChannel lockChannel, FileLock lock, Mover mover) {
+    private StagedDir(Path out, Path partial, boolean singleFile, FileChannel lockChannel, FileLock lock, Mover mover) {
         this.out = out;
         this.partial = partial;
         this.singleFile = singleFile;
@@ -137,17 +136,23 @@ public final class StagedDir implements AutoCloseable {
             throw new InputException(abs + ": is a folder; the output is one file");
         }
         Path partial = partialOf(abs);
-        if (Files.exists(partial, LinkOption.NOFOLLOW_LINKS) && !Files.isDirectory(partial, LinkOption.NOFOLLOW_LINKS)) {
+        if (Files.exists(partial, LinkOption.NOFOLLOW_LINKS)
+                && !Files.isDirectory(partial, LinkOption.NOFOLLOW_LINKS)) {
             throw new InputException(partial + ": is a file where m2q builds its output folder; remove it");
         }
         FileChannel ch;
         try {
             Files.createDirectories(partial);
             ch = FileChannel.open(
-                    partial.resolve(LOCK), StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE);
+                    partial.resolve(LOCK),
+                    StandardOpenOption.CREATE,
+                    StandardOpenOption.READ,
+                    StandardOpenOption.WRITE);
         } catch (IOException e) {
-            throw new OutputException(partial + ": cannot create (" + AtomicFile.reason(e) + "); choose a writable"
-                    + " location for " + abs.getFileName(), e);
+            throw new OutputException(
+                    partial + ": cannot create (" + AtomicFile.reason(e) + "); choose a writable" + " location for "
+                            + abs.getFileName(),
+                    e);
         }
         FileLock lock;
         try {
@@ -167,8 +172,7 @@ public final class StagedDir implements AutoCloseable {
         StagedDir staged = new StagedDir(abs, partial, singleFile, ch, lock, mover);
         try {
             ch.truncate(0);
-            ch.write(ByteBuffer.wrap(
-                    (ProcessHandle.current().pid() + "\n").getBytes(StandardCharsets.US_ASCII)), 0);
+            ch.write(ByteBuffer.wrap((ProcessHandle.current().pid() + "\n").getBytes(StandardCharsets.US_ASCII)), 0);
             if (!resume) {
                 staged.clearPartial();
             }
@@ -244,8 +248,10 @@ public final class StagedDir implements AutoCloseable {
             }
         } catch (IOException | UncheckedIOException e) {
             close();
-            throw new OutputException(out + ": cannot move the previous output aside to " + old + " (" + message(e)
-                    + "); it is unchanged, the new one is in " + partial, e);
+            throw new OutputException(
+                    out + ": cannot move the previous output aside to " + old + " (" + message(e)
+                            + "); it is unchanged, the new one is in " + partial,
+                    e);
         }
         try {
             mover.move(built, out);
@@ -261,7 +267,8 @@ public final class StagedDir implements AutoCloseable {
                 }
             }
             close();
-            throw new OutputException(out + ": cannot move the new output into place (" + message(e) + "); " + where, e);
+            throw new OutputException(
+                    out + ": cannot move the new output into place (" + message(e) + "); " + where, e);
         }
         done = true;
         try {

@@ -208,8 +208,7 @@ public final class QuantizeJob {
             boolean badInput = e instanceof InputException && !(e instanceof OutputException);
             boolean hasProgress = Files.isRegularFile(partial.resolve(PROGRESS));
             // What a --resume run was given is never deleted; a fresh run keeps only finished layers.
-            boolean resumable =
-                    hasProgress && !badInput && (opts.resume() || (state != null && state.layersDone > 0));
+            boolean resumable = hasProgress && !badInput && (opts.resume() || (state != null && state.layersDone > 0));
             if (opts.resume() || resumable) {
                 staged.close();
             } else {
@@ -436,7 +435,8 @@ public final class QuantizeJob {
         }
         Map<String, Object> qc = layout == ReleaseLayout.GPTQ
                 ? opts.format()
-                        .quantizationConfig(opts.groupSize(), opts.quantizationConfig(), method.name(), opts.m2qVersion())
+                        .quantizationConfig(
+                                opts.groupSize(), opts.quantizationConfig(), method.name(), opts.m2qVersion())
                 : CompressedTensorsFormat.quantizationConfig(opts.groupSize(), scheme, actorder());
         config.put("quantization_config", qc);
         files.put("config.json", staged.writeAtomically("config.json", Json.writePretty(config)));

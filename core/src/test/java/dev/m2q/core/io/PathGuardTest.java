@@ -57,7 +57,9 @@ class PathGuardTest {
         // a sibling whose name merely starts with the input's name is not inside it
         assertDoesNotThrow(() -> PathGuard.check(
                 PathGuard.staged("--out", tmp.resolve("m-q4")),
-                PathGuard.all(PathGuard.of("--model", model), PathGuard.ofEach("--calib", List.of(tmp.resolve("c.txt"))))));
-        assertDoesNotThrow(() -> PathGuard.check(PathGuard.of("--report-dir", (Path) null), PathGuard.of("--model", model)));
+                PathGuard.all(
+                        PathGuard.of("--model", model), PathGuard.ofEach("--calib", List.of(tmp.resolve("c.txt"))))));
+        assertDoesNotThrow(
+                () -> PathGuard.check(PathGuard.of("--report-dir", (Path) null), PathGuard.of("--model", model)));
     }
 }

@@ -130,8 +130,7 @@ class StagedDirTest {
         Path out = previous(tmp);
         StagedDir first = StagedDir.open(out, true, false, null);
         first.writeAtomically("layer0", "work");
-        OutputException e =
-                assertThrows(OutputException.class, () -> StagedDir.open(out, true, false, null));
+        OutputException e = assertThrows(OutputException.class, () -> StagedDir.open(out, true, false, null));
         assertEquals(
                 out + " is being written by pid " + ProcessHandle.current().pid()
                         + " (its out.m2q-partial folder is locked); wait for that run to finish or stop it",
@@ -154,8 +153,10 @@ class StagedDirTest {
         InputException interrupted = assertThrows(
                 InputException.class, () -> StagedDir.check(tmp.resolve("fresh"), false, false, "progress.json"));
         assertTrue(
-                interrupted.getMessage().contains("holds an interrupted run; pass --resume to continue it or pass"
-                        + " --overwrite to start over"),
+                interrupted
+                        .getMessage()
+                        .contains("holds an interrupted run; pass --resume to continue it or pass"
+                                + " --overwrite to start over"),
                 interrupted.getMessage());
         Path blocked = Files.writeString(tmp.resolve("file"), "x");
         InputException underFile = assertThrows(
@@ -167,8 +168,10 @@ class StagedDirTest {
     @Test
     void tooLittleFreeSpaceIsRefusedNamingTheNeed(@TempDir Path tmp) throws IOException {
         try (StagedDir s = StagedDir.open(tmp.resolve("out"), false, false, null)) {
-            OutputException e = assertThrows(OutputException.class, () -> s.requireSpace(Long.MAX_VALUE, "the tensors"));
-            assertTrue(e.getMessage().startsWith(tmp + ": the tensors need about 8589934592.0 GiB, but only "),
+            OutputException e =
+                    assertThrows(OutputException.class, () -> s.requireSpace(Long.MAX_VALUE, "the tensors"));
+            assertTrue(
+                    e.getMessage().startsWith(tmp + ": the tensors need about 8589934592.0 GiB, but only "),
                     e.getMessage());
             s.requireSpace(1, "one byte");
         }

@@ -47,7 +47,8 @@ class QuantizeJobOutputTest {
     }
 
     static QuantizeJob job(Path out, boolean overwrite, boolean resume, LayerMethod method) {
-        return new QuantizeJob(options(out, overwrite, resume), method, Kernels.byName("vector"), ProgressListener.NONE);
+        return new QuantizeJob(
+                options(out, overwrite, resume), method, Kernels.byName("vector"), ProgressListener.NONE);
     }
 
     @Test
@@ -71,15 +72,17 @@ class QuantizeJobOutputTest {
                 })
                 .run(QuantizeJobTest.samples(), Map.of());
         assertEquals(1, s.violations().size(), s.violations().toString());
-        assertTrue(s.violations().getFirst().contains("quantization_config"), s.violations().toString());
+        assertTrue(
+                s.violations().getFirst().contains("quantization_config"),
+                s.violations().toString());
         assertEquals(List.of("previous.txt"), list(out), "the previous release is untouched");
         Path partial = QuantizeJob.partialDir(out);
         assertTrue(Files.isRegularFile(partial.resolve("model.safetensors")), "the release as written stays there");
         assertFalse(Files.exists(partial.resolve("progress.json")), "and is not offered for --resume");
 
         // The same run with the unmodified check passes it and replaces the old output.
-        QuantizeJob.Summary ok = job(out, true, false, new QuantizeJobTest.RecordingRtn())
-                .run(QuantizeJobTest.samples(), Map.of());
+        QuantizeJob.Summary ok =
+                job(out, true, false, new QuantizeJobTest.RecordingRtn()).run(QuantizeJobTest.samples(), Map.of());
         assertEquals(List.of(), ok.violations());
         assertTrue(Manifest.verify(out).ok());
         assertFalse(Files.exists(out.resolve("previous.txt")));
@@ -110,15 +113,15 @@ class QuantizeJobOutputTest {
         Map<String, Object> j = Json.parseObject(Files.readString(progress));
         j.put("layers_done", "two");
         Files.writeString(progress, Json.writePretty(j));
-        InputException shape = assertThrows(
-                InputException.class,
-                () -> job(out, false, true, new QuantizeJobTest.RecordingRtn()).run(QuantizeJobTest.samples(), Map.of()));
+        InputException shape =
+                assertThrows(InputException.class, () -> job(out, false, true, new QuantizeJobTest.RecordingRtn())
+                        .run(QuantizeJobTest.samples(), Map.of()));
         assertTrue(shape.getMessage().startsWith(progress + ": not an m2q progress record"), shape.getMessage());
 
         Files.writeString(progress, "[1, 2]");
-        InputException garbage = assertThrows(
-                InputException.class,
-                () -> job(out, false, true, new QuantizeJobTest.RecordingRtn()).run(QuantizeJobTest.samples(), Map.of()));
+        InputException garbage =
+                assertThrows(InputException.class, () -> job(out, false, true, new QuantizeJobTest.RecordingRtn())
+                        .run(QuantizeJobTest.samples(), Map.of()));
         assertTrue(garbage.getMessage().startsWith(progress + ": unreadable"), garbage.getMessage());
         assertTrue(Files.isRegularFile(progress), "a --resume run never deletes the interrupted run it was given");
     }
@@ -154,16 +157,16 @@ class QuantizeJobOutputTest {
     void aRunThatStopsWhileFinishingResumes(@TempDir Path tmp) throws IOException {
         Path out = tmp.resolve("q");
         Path partial = QuantizeJob.partialDir(out);
-        OutputException e = assertThrows(
-                OutputException.class,
-                () -> job(out, false, false, new ObstructedFinish(partial)).run(QuantizeJobTest.samples(), Map.of()));
+        OutputException e =
+                assertThrows(OutputException.class, () -> job(out, false, false, new ObstructedFinish(partial))
+                        .run(QuantizeJobTest.samples(), Map.of()));
         assertTrue(e.getMessage().startsWith(partial.resolve("config.json") + ": cannot write"), e.getMessage());
         assertTrue(Files.isRegularFile(partial.resolve("model.safetensors")), "the shards were already committed");
         assertTrue(Files.isRegularFile(partial.resolve("progress.json")));
 
         Dirs.deleteTree(partial.resolve("config.json"));
-        QuantizeJob.Summary s = job(out, false, true, new QuantizeJobTest.RecordingRtn())
-                .run(QuantizeJobTest.samples(), Map.of());
+        QuantizeJob.Summary s =
+                job(out, false, true, new QuantizeJobTest.RecordingRtn()).run(QuantizeJobTest.samples(), Map.of());
         assertEquals(8, s.resumedLayers());
         assertTrue(Manifest.verify(out).ok());
         assertFalse(Files.exists(partial));
