@@ -3,8 +3,14 @@ package dev.m2q.core.io;
 import java.io.BufferedWriter;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.AccessDeniedException;
 import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.DirectoryNotEmptyException;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.FileSystemException;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.NotDirectoryException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 
@@ -52,10 +58,25 @@ public final class AtomicFile {
         return Sha256.ofFile(abs);
     }
 
-    /** The exception's own words: the JDK's message for a file-system error is the path, then the reason. */
+    /**
+     * What went wrong, without repeating the path (the caller's message starts with it): the file system's reason
+     * ("Read-only file system", "No space left on device") or the kind of failure.
+     */
     static String reason(IOException e) {
-        String s = e.getClass().getSimpleName() + (e.getMessage() == null ? "" : ": " + e.getMessage());
-        return s.replace("java.nio.file.", "");
+        if (e instanceof FileSystemException f) {
+            if (f.getReason() != null) {
+                return f.getReason();
+            }
+            return switch (e) {
+                case AccessDeniedException a -> "permission denied";
+                case NoSuchFileException n -> "no such file or folder";
+                case FileAlreadyExistsException x -> "something is already there";
+                case DirectoryNotEmptyException d -> "a folder that is not empty is in the way";
+                case NotDirectoryException n -> "a file is where a folder is needed";
+                default -> e.getClass().getSimpleName();
+            };
+        }
+        return e.getMessage() != null ? e.getMessage() : e.getClass().getSimpleName();
     }
 
     private static void deleteQuietly(Path p) {
