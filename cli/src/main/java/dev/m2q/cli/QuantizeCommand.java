@@ -75,8 +75,9 @@ final class QuantizeCommand implements Callable<Integer> {
             names = "--out",
             required = true,
             paramLabel = "DIR",
-            description = "Output directory (must not exist"
-                    + " unless --overwrite; built as DIR.m2q-partial and renamed when complete).")
+            description = "Output directory (must not exist unless --overwrite, and may not be, contain or lie inside"
+                    + " --model or a --calib file; built as DIR.m2q-partial by one run at a time, checked as inspect"
+                    + " --check does, and only then swapped in).")
     Path out;
 
     @Option(names = "--method", defaultValue = "gptq", description = "gptq (default), autoround or rtn.")
