@@ -102,16 +102,16 @@ final class EagleTrainCommand implements Callable<Integer> {
             names = "--checkpoint-every",
             defaultValue = "200",
             paramLabel = "N",
-            description = "Checkpoint into OUT/checkpoint/ every N steps (0: never). Default 200.")
+            description = "Checkpoint into OUT.m2q-partial/checkpoint/ every N steps (0: never). Default 200.")
     int checkpointEvery;
 
-    @Option(names = "--resume", description = "Continue the interrupted run in --out from its checkpoint.")
+    @Option(names = "--resume", description = "Continue the interrupted run from its checkpoint in OUT.m2q-partial/.")
     boolean resume;
 
     @Option(names = "--seed", defaultValue = "0", paramLabel = "N", description = "Init, split and order seed.")
     long seed;
 
-    @Option(names = "--overwrite", description = "Replace an existing --out (kept aside until the new head is done).")
+    @Option(names = "--overwrite", description = "Replace an existing --out (only once the new head is complete).")
     boolean overwrite;
 
     @Mixin

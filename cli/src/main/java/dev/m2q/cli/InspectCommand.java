@@ -101,6 +101,23 @@ final class InspectCommand implements Callable<Integer> {
     }
 
     /**
+     * What {@code --check} finds wrong with the release in {@code dir} at {@code tp}, one line each: the config
+     * against the weights, then every loadability rule. {@code m2q quantize} runs it on a new release before
+     * swapping it in.
+     */
+    static List<String> releaseViolations(Path dir, List<Integer> tp) {
+        List<String> out = new ArrayList<>();
+        try (Checkpoint ckpt = Checkpoint.open(dir)) {
+            checkAgainstConfig(ckpt, ModelConfig.load(dir), dir);
+        } catch (InputException e) {
+            out.add(e.getMessage());
+            return out;
+        }
+        GptqLayoutCheck.checkCheckpoint(dir, tp).forEach(v -> out.add(v.toString()));
+        return out;
+    }
+
+    /**
      * A release's {@code draft/} folder (written by {@code m2q eagle attach}): every FORMATS §5 invariant and the fit
      * to the release's config. True when there is none or it passes.
      */

@@ -5,6 +5,7 @@ import dev.m2q.autoround.AutoRoundOptions;
 import dev.m2q.autoround.Recipe;
 import dev.m2q.core.InputException;
 import dev.m2q.core.calib.CalibrationSet;
+import dev.m2q.core.io.PathGuard;
 import dev.m2q.core.kernels.Devices;
 import dev.m2q.core.model.ModelConfig;
 import dev.m2q.core.pipeline.LayerMethod;
@@ -79,8 +80,9 @@ final class QuantizeCommand implements Callable<Integer> {
             names = "--out",
             required = true,
             paramLabel = "DIR",
-            description = "Output directory (must not exist"
-                    + " unless --overwrite; built as DIR.m2q-partial and renamed when complete).")
+            description = "Output directory (must not exist unless --overwrite, and may not be, contain or lie inside"
+                    + " --model or a --calib file; built as DIR.m2q-partial by one run at a time, checked as inspect"
+                    + " --check does, and only then swapped in).")
     Path out;
 
     @Option(names = "--method", defaultValue = "gptq", description = "gptq (default), autoround or rtn.")
@@ -266,6 +268,9 @@ final class QuantizeCommand implements Callable<Integer> {
                         + nsamples + " calibration samples (--nsamples): pass a smaller --batch-size or more samples");
             }
         }
+        List<PathGuard.Named> inputs = new ArrayList<>(PathGuard.of("--model", dir));
+        inputs.addAll(PathGuard.ofEach("--calib", calib));
+        PathGuard.check(PathGuard.staged("--out", out), inputs);
         QuantizeJob.checkOutput(out, overwrite, resume);
         ModelConfig cfg = ModelConfig.load(dir);
         if (cfg.quantization() != null) {
@@ -384,8 +389,17 @@ final class QuantizeCommand implements Callable<Integer> {
                 seqlen,
                 selected.kernels().name()));
         progress.info(selected.line());
-        QuantizeJob.Summary s =
-                new QuantizeJob(opts, layout, qs, m, selected.kernels(), progress).run(samples, calibration);
+        QuantizeJob.Summary s = new QuantizeJob(opts, layout, qs, m, selected.kernels(), progress)
+                .checkedBy(release -> InspectCommand.releaseViolations(release, tp))
+                .run(samples, calibration);
+        if (!s.violations().isEmpty()) {
+            s.violations().forEach(v -> err.println("  " + v));
+            err.println("m2q: " + s.out() + ": the new release fails m2q inspect --check at --tp " + tp + " ("
+                    + s.violations().size() + " violation(s), listed above); nothing was replaced, the release as"
+                    + " written is in " + QuantizeJob.partialDir(s.out()) + " for inspection");
+            err.flush();
+            return Main.EXIT_CHECK_FAILED;
+        }
         var o = spec.commandLine().getOut();
         o.printf(
                 Locale.ROOT,

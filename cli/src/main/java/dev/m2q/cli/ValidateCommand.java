@@ -2,6 +2,7 @@ package dev.m2q.cli;
 
 import dev.m2q.core.InputException;
 import dev.m2q.core.draft.DraftHead;
+import dev.m2q.core.io.PathGuard;
 import dev.m2q.core.json.Json;
 import dev.m2q.core.kernels.Devices;
 import dev.m2q.core.model.ModelConfig;
@@ -190,6 +191,14 @@ final class ValidateCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        // The report may go into the candidate (the default) but into no other input; it writes only its own files.
+        PathGuard.check(
+                PathGuard.of("--report-dir", reportDir),
+                PathGuard.all(
+                        PathGuard.of("--reference", reference),
+                        PathGuard.of("--text", text),
+                        PathGuard.of("--draft", draft),
+                        PathGuard.of("--prompts", prompts)));
         Speculative sp = speculative();
         if (reference == null) {
             if (sp == null) {

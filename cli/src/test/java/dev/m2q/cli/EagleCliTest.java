@@ -110,7 +110,7 @@ class EagleCliTest {
                         "--out",
                         dir.resolve("o3").toString(),
                         "--resume"),
-                "to resume from");
+                "no interrupted run to resume");
         oneLine(
                 CliTest.run(
                         "eagle",

@@ -78,6 +78,16 @@ final class ShardOutput {
             pos += t.byteSize();
         }
         Path tempPath = tempPath(dir, fileName);
+        Path finalPath = dir.resolve(fileName);
+        if (!Files.isRegularFile(tempPath) && Files.isRegularFile(finalPath)) {
+            // A run that stopped while finishing (a full disk writing config.json) had already synced and renamed
+            // its shards: take the file back under its temporary name; the header check below still applies.
+            try {
+                Files.move(finalPath, tempPath);
+            } catch (IOException e) {
+                throw new UncheckedIOException(finalPath + ": cannot reopen for --resume: " + e.getMessage(), e);
+            }
+        }
         if (!Files.isRegularFile(tempPath)) {
             throw new InputException(tempPath + ": missing, cannot resume (start again without --resume)");
         }

@@ -1,13 +1,17 @@
 package dev.m2q.core.pipeline;
 
 import dev.m2q.core.InputException;
+import dev.m2q.core.io.AtomicFile;
 import dev.m2q.core.io.Checkpoint;
 import dev.m2q.core.io.CheckpointWriter;
 import dev.m2q.core.io.Dirs;
 import dev.m2q.core.io.Manifest;
+import dev.m2q.core.io.OutputException;
+import dev.m2q.core.io.PathGuard;
 import dev.m2q.core.io.SafetensorsFile;
 import dev.m2q.core.io.Sha256;
 import dev.m2q.core.io.ShardPlan;
+import dev.m2q.core.io.StagedDir;
 import dev.m2q.core.io.TensorSpec;
 import dev.m2q.core.io.TensorView;
 import dev.m2q.core.json.Json;
@@ -21,6 +25,7 @@ import dev.m2q.core.model.ModelConfig;
 import dev.m2q.core.model.Qwen2Model;
 import dev.m2q.core.quant.CompressedTensorsFormat;
 import dev.m2q.core.quant.GptqFormat;
+import dev.m2q.core.quant.GptqLayoutCheck;
 import dev.m2q.core.quant.QuantScheme;
 import dev.m2q.core.quant.QuantizedLinear;
 import java.io.IOException;
@@ -28,7 +33,6 @@ import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
@@ -45,13 +49,15 @@ import java.util.function.Function;
  * ranges (§4 of ALGORITHMS.md, {@link RangeCalibrator}): every release records them in m2q-report.jsonl, and a
  * compressed-tensors release of an 8-bit scheme stores the static input scales and the KV-cache scales they give.
  *
- * <p>Everything is built in {@code OUT.m2q-partial/} beside the output and renamed to {@code OUT} only when
- * complete. After each layer its tensors are synced and {@code progress.json} records it; {@code --resume}
- * reopens the partial shards, replays the finished layers from what was written (dequantized, so the
- * calibration activations are bit-identical to the interrupted run's) and continues with the next layer.
+ * <p>Everything is built in {@code OUT.m2q-partial/} beside the output ({@link StagedDir}: one writer at a time,
+ * the old output replaced only by a complete new one) and swapped in only once the release passes the loadability
+ * check {@code m2q inspect --check} runs. After each layer its tensors are synced and {@code progress.json}
+ * records it; {@code --resume} reopens the partial shards, replays the finished layers from what was written
+ * (dequantized, so the calibration activations are bit-identical to the interrupted run's) and continues with the
+ * next layer. A fresh run that stops before finishing a layer, or on bad input, deletes its partial folder; one
+ * that stops later for another reason keeps it for {@code --resume}.
  */
 public final class QuantizeJob {
-    private static final String PARTIAL_SUFFIX = ".m2q-partial";
     private static final String PROGRESS = "progress.json";
     private static final List<String> COPIED = List.of(
             "tokenizer.json",
@@ -68,6 +74,19 @@ public final class QuantizeJob {
     private final LayerMethod method;
     private final Kernels kernels;
     private final ProgressListener progress;
+    private ReleaseCheck releaseCheck = dir -> GptqLayoutCheck.checkCheckpoint(dir, List.of(1)).stream()
+            .map(Object::toString)
+            .toList();
+
+    /**
+     * The loadability check a finished release must pass before it replaces anything: the violations found in the
+     * release folder {@code dir} (empty when it loads). The command line passes what {@code m2q inspect --check}
+     * runs, at the user's {@code --tp}.
+     */
+    @FunctionalInterface
+    public interface ReleaseCheck {
+        List<String> violations(Path dir);
+    }
 
     /** A W4A16 release in the GPTQ layout. */
     public QuantizeJob(QuantizeOptions opts, LayerMethod method, Kernels kernels, ProgressListener progress) {
@@ -109,14 +128,29 @@ public final class QuantizeJob {
         }
     }
 
-    /** Where an interrupted run of {@code out} keeps its work. */
-    public static Path partialDir(Path out) {
-        Path abs = out.toAbsolutePath().normalize();
-        return abs.resolveSibling(abs.getFileName() + PARTIAL_SUFFIX);
+    /** Checks the finished release with {@code check} (default: {@link GptqLayoutCheck} at tp 1) before the swap. */
+    public QuantizeJob checkedBy(ReleaseCheck check) {
+        this.releaseCheck = check;
+        return this;
     }
 
-    /** What the run wrote. */
-    public record Summary(Path out, Map<String, String> files, List<Map<String, Object>> report, int resumedLayers) {}
+    /** Where an interrupted run of {@code out} keeps its work. */
+    public static Path partialDir(Path out) {
+        return StagedDir.partialOf(out);
+    }
+
+    /**
+     * What the run wrote.
+     *
+     * @param violations what the release check found; when not empty nothing was replaced, {@code out} is as it was
+     *     and the release as written stays in {@link #partialDir} for inspection
+     */
+    public record Summary(
+            Path out,
+            Map<String, String> files,
+            List<Map<String, Object>> report,
+            int resumedLayers,
+            List<String> violations) {}
 
     /**
      * Quantizes the model over {@code samples} (each exactly seqlen token ids) and writes the release.
@@ -125,11 +159,8 @@ public final class QuantizeJob {
      */
     public Summary run(List<int[]> samples, Map<String, Object> calibration) {
         Path out = opts.out().toAbsolutePath().normalize();
-        Path partial = partialDir(out);
+        PathGuard.check(PathGuard.staged("--out", out), PathGuard.of("--model", opts.model()));
         checkOutput(out, opts.overwrite(), opts.resume());
-        if (!opts.resume()) {
-            Dirs.deleteTree(partial);
-        }
         ModelConfig cfg = ModelConfig.load(opts.model());
         if (layout == ReleaseLayout.GPTQ && scheme.kvCache() != null) {
             progress.info("warning: --kv-cache fp8 with --format gptq: vLLM and SGLang ignore KV-cache scales in GPTQ"
@@ -140,6 +171,11 @@ public final class QuantizeJob {
             progress.info("note: static input scales (input_scale) are consumed by vLLM's W8A8 kernels; its W4A8"
                     + " kernels quantize activations per token at run time and ignore them");
         }
+        // Locked before the long reads (hashing the weights): a second run on the same output stops at once.
+        StagedDir staged = StagedDir.open(out, opts.overwrite(), opts.resume(), PROGRESS);
+        Path partial = staged.dir();
+        Progress state = null;
+        CheckpointWriter writer = null;
         try (Qwen2Model model = Qwen2Model.load(opts.model(), kernels);
                 Checkpoint src = Checkpoint.open(opts.model())) {
             Map<String, String> inputHashes = inputHashes(src);
@@ -148,30 +184,48 @@ public final class QuantizeJob {
                     : CompressedTensorsFormat.plan(cfg, src::tensor, opts.groupSize(), scheme, dynamicGroups());
             ShardPlan plan = ShardPlan.of(specs, opts.maxShardBytes());
             Map<String, Object> fingerprint = fingerprint(inputHashes, calibration);
-
-            Progress state;
-            CheckpointWriter writer;
             if (opts.resume()) {
                 state = Progress.load(partial.resolve(PROGRESS), fingerprint);
+                if (state.layersDone > cfg.numLayers()) {
+                    throw new InputException(partial.resolve(PROGRESS) + ": records " + state.layersDone
+                            + " finished layers, the model has " + cfg.numLayers() + "; start over with"
+                            + " --overwrite instead of --resume");
+                }
                 writer = CheckpointWriter.resume(partial, plan, CheckpointWriter.PT_METADATA, state.written(cfg, plan));
                 progress.info("resuming " + partial + " after layer " + (state.layersDone - 1));
             } else {
+                staged.requireSpace(plan.totalBytes(), "the release's tensors");
                 state = new Progress(fingerprint);
                 writer = CheckpointWriter.create(partial, plan, CheckpointWriter.PT_METADATA);
             }
-            try {
-                int resumed = quantize(cfg, model, src, plan, writer, state, partial, samples);
-                Map<String, String> files = finishRelease(cfg, writer, state, partial, out, inputHashes, calibration);
-                return new Summary(out, files, state.report, resumed);
-            } catch (RuntimeException | Error e) {
+            int resumed = quantize(cfg, model, src, plan, writer, state, partial, samples);
+            Finished f = finishRelease(cfg, writer, state, staged, inputHashes, calibration);
+            return new Summary(out, f.files(), state.report, resumed, f.violations());
+        } catch (RuntimeException | Error e) {
+            if (writer != null) {
                 writer.detach();
-                if (Files.isRegularFile(partial.resolve(PROGRESS))) {
-                    progress.info(
-                            "stopped; the finished layers are kept in " + partial
-                                    + ": rerun with the same options plus --resume to continue, or with --overwrite to start over");
-                }
-                throw e;
             }
+            boolean badInput = e instanceof InputException && !(e instanceof OutputException);
+            boolean hasProgress = Files.isRegularFile(partial.resolve(PROGRESS));
+            // What a --resume run was given is never deleted; a fresh run keeps only finished layers.
+            boolean resumable = hasProgress && !badInput && (opts.resume() || (state != null && state.layersDone > 0));
+            if (opts.resume() || resumable) {
+                staged.close();
+            } else {
+                staged.discard();
+            }
+            String kept = resumable
+                    ? "the finished layers are kept in " + partial + ": rerun with the same options plus --resume"
+                            + " to continue, or with --overwrite to start over"
+                    : "";
+            if (e instanceof UncheckedIOException || e instanceof OutputException) {
+                // A read-only or full disk, a folder in the way: one line, exit 2, and what is kept.
+                throw new OutputException(e.getMessage() + (kept.isEmpty() ? "" : "; " + kept), e);
+            }
+            if (resumable) {
+                progress.info("stopped; " + kept);
+            }
+            throw e;
         }
     }
 
@@ -180,19 +234,7 @@ public final class QuantizeJob {
      * interrupted run that would be silently discarded. Changes nothing on disk.
      */
     public static void checkOutput(Path out, boolean overwrite, boolean resume) {
-        Path abs = out.toAbsolutePath().normalize();
-        Path partial = partialDir(abs);
-        if (Files.exists(abs) && !overwrite) {
-            throw new InputException(abs + ": already exists; pass --overwrite to replace it (it is replaced only"
-                    + " once the new release is complete)");
-        }
-        if (resume && !Files.isRegularFile(partial.resolve(PROGRESS))) {
-            throw new InputException(partial + ": no interrupted run to resume (no " + PROGRESS + ")");
-        }
-        if (!resume && Files.exists(partial) && !overwrite) {
-            throw new InputException(partial + ": holds an interrupted run; pass --resume to continue it or"
-                    + " --overwrite to start over");
-        }
+        StagedDir.check(out, overwrite, resume, PROGRESS);
     }
 
     /** Runs every layer; returns how many were replayed from an interrupted run. */
@@ -371,62 +413,74 @@ public final class QuantizeJob {
                 .toList();
     }
 
-    private Map<String, String> finishRelease(
+    /** The files of a finished release with their sha256, and the release check's violations (empty: swapped in). */
+    private record Finished(Map<String, String> files, List<String> violations) {}
+
+    private Finished finishRelease(
             ModelConfig cfg,
             CheckpointWriter writer,
             Progress state,
-            Path partial,
-            Path out,
+            StagedDir staged,
             Map<String, String> inputHashes,
             Map<String, Object> calibration) {
+        Path partial = staged.dir();
         Map<String, String> files = new TreeMap<>(writer.finish());
+        Dirs.deleteTree(partial.resolve("spill"));
+        Map<String, Object> config;
+        Path configFile = opts.model().resolve("config.json");
         try {
-            Dirs.deleteTree(partial.resolve("spill"));
-            Map<String, Object> config =
-                    Json.parseObject(Files.readString(opts.model().resolve("config.json"), StandardCharsets.UTF_8));
-            Map<String, Object> qc = layout == ReleaseLayout.GPTQ
-                    ? opts.format()
-                            .quantizationConfig(
-                                    opts.groupSize(), opts.quantizationConfig(), method.name(), opts.m2qVersion())
-                    : CompressedTensorsFormat.quantizationConfig(opts.groupSize(), scheme, actorder());
-            config.put("quantization_config", qc);
-            files.put("config.json", writeText(partial.resolve("config.json"), Json.writePretty(config)));
-            if (layout == ReleaseLayout.GPTQ) {
-                String qcFile = opts.format().configFile();
-                files.put(qcFile, writeText(partial.resolve(qcFile), Json.writePretty(qc)));
-            }
-            for (String name : COPIED) {
-                Path from = opts.model().resolve(name);
-                if (Files.isRegularFile(from)) {
-                    Files.copy(from, partial.resolve(name), StandardCopyOption.REPLACE_EXISTING);
-                    files.put(name, Sha256.ofFile(partial.resolve(name)));
-                }
-            }
-            StringBuilder report = new StringBuilder();
-            for (Map<String, Object> row : state.report) {
-                report.append(Json.write(row)).append('\n');
-            }
-            files.put("m2q-report.jsonl", writeText(partial.resolve("m2q-report.jsonl"), report.toString()));
-            Map<String, Object> manifest = new LinkedHashMap<>();
-            manifest.put("m2q_version", opts.m2qVersion());
-            manifest.put("format", layout == ReleaseLayout.GPTQ ? opts.format().id() : layout.id());
-            manifest.put("scheme", scheme.label());
-            manifest.put("format_version", 1);
-            manifest.put("method", method.name());
-            manifest.put("command_line", opts.commandLine());
-            manifest.put("input", Map.of("model", opts.model().toString(), "sha256", inputHashes));
-            manifest.put("calibration", calibration);
-            manifest.put("seed", opts.seed());
-            manifest.put("kernels", kernelsFingerprint(kernels));
-            manifest.put("files", new TreeMap<>(files));
-            manifest.put("tensors", Manifest.tensorHashes(partial));
-            writeText(partial.resolve(Manifest.FILE), Json.writePretty(manifest));
-            Files.delete(partial.resolve(PROGRESS));
-            replace(partial, out);
+            config = Json.parseObject(Files.readString(configFile, StandardCharsets.UTF_8));
         } catch (IOException e) {
-            throw new UncheckedIOException(partial + ": cannot complete the release: " + e.getMessage(), e);
+            throw new UncheckedIOException(configFile + ": cannot read: " + e.getMessage(), e);
         }
-        return files;
+        Map<String, Object> qc = layout == ReleaseLayout.GPTQ
+                ? opts.format()
+                        .quantizationConfig(
+                                opts.groupSize(), opts.quantizationConfig(), method.name(), opts.m2qVersion())
+                : CompressedTensorsFormat.quantizationConfig(opts.groupSize(), scheme, actorder());
+        config.put("quantization_config", qc);
+        files.put("config.json", staged.writeAtomically("config.json", Json.writePretty(config)));
+        if (layout == ReleaseLayout.GPTQ) {
+            String qcFile = opts.format().configFile();
+            files.put(qcFile, staged.writeAtomically(qcFile, Json.writePretty(qc)));
+        }
+        for (String name : COPIED) {
+            Path from = opts.model().resolve(name);
+            if (Files.isRegularFile(from)) {
+                files.put(name, Dirs.copy(from, partial.resolve(name)));
+            }
+        }
+        StringBuilder report = new StringBuilder();
+        for (Map<String, Object> row : state.report) {
+            report.append(Json.write(row)).append('\n');
+        }
+        files.put("m2q-report.jsonl", staged.writeAtomically("m2q-report.jsonl", report.toString()));
+        Map<String, Object> manifest = new LinkedHashMap<>();
+        manifest.put("m2q_version", opts.m2qVersion());
+        manifest.put("format", layout == ReleaseLayout.GPTQ ? opts.format().id() : layout.id());
+        manifest.put("scheme", scheme.label());
+        manifest.put("format_version", 1);
+        manifest.put("method", method.name());
+        manifest.put("command_line", opts.commandLine());
+        manifest.put("input", Map.of("model", opts.model().toString(), "sha256", inputHashes));
+        manifest.put("calibration", calibration);
+        manifest.put("seed", opts.seed());
+        manifest.put("kernels", kernelsFingerprint(kernels));
+        manifest.put("files", new TreeMap<>(files));
+        manifest.put("tensors", Manifest.tensorHashes(partial));
+        staged.writeAtomically(Manifest.FILE, Json.writePretty(manifest));
+        List<String> violations = releaseCheck.violations(partial);
+        try {
+            Files.delete(partial.resolve(PROGRESS));
+        } catch (IOException e) {
+            throw new UncheckedIOException(partial.resolve(PROGRESS) + ": cannot delete: " + e.getMessage(), e);
+        }
+        if (violations.isEmpty()) {
+            staged.commit();
+        } else {
+            staged.close();
+        }
+        return new Finished(files, violations);
     }
 
     /** compressed-tensors' weights.actorder for the method's act-order options. */
@@ -435,26 +489,6 @@ public final class QuantizeJob {
             return "group";
         }
         return Boolean.TRUE.equals(opts.quantizationConfig().get("static_groups")) ? "weight" : null;
-    }
-
-    /** Moves the finished partial directory to {@code out}, replacing an older release only now. */
-    private static void replace(Path partial, Path out) throws IOException {
-        if (Files.exists(out)) {
-            Path old = out.resolveSibling(out.getFileName() + ".m2q-old");
-            Dirs.deleteTree(old);
-            Files.move(out, old);
-            Files.move(partial, out);
-            Dirs.deleteTree(old);
-        } else {
-            Files.move(partial, out);
-        }
-    }
-
-    private static String writeText(Path file, String text) throws IOException {
-        Path tmp = file.resolveSibling("." + file.getFileName() + ".tmp");
-        Files.writeString(tmp, text, StandardCharsets.UTF_8);
-        Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-        return Sha256.ofFile(file);
     }
 
     private Map<String, String> inputHashes(Checkpoint src) {
@@ -511,17 +545,27 @@ public final class QuantizeJob {
             try {
                 j = Json.parseObject(Files.readString(file, StandardCharsets.UTF_8));
             } catch (IOException | IllegalArgumentException e) {
-                throw new InputException(file + ": unreadable (" + e.getMessage() + "); start again without --resume");
+                throw new InputException(file + ": unreadable (" + e.getMessage() + "); start over with --overwrite"
+                        + " instead of --resume");
             }
             Object recorded = j.get("fingerprint");
             if (!Json.write(expected).equals(Json.write(recorded))) {
                 throw new InputException(file + ": the interrupted run used other inputs or options; rerun it with"
                         + " the same command line plus --resume, or start over with --overwrite");
             }
+            if (!(j.get("base_written") instanceof Boolean base)
+                    || !(j.get("layers_done") instanceof Long done)
+                    || done < 0
+                    || !(j.get("report") instanceof List<?> rows)
+                    || !rows.stream().allMatch(r -> r instanceof Map)) {
+                throw new InputException(file + ": not an m2q progress record (needs base_written true/false,"
+                        + " layers_done ≥ 0 and a report list of objects); start over with --overwrite instead of"
+                        + " --resume");
+            }
             Progress p = new Progress(expected);
-            p.baseWritten = Boolean.TRUE.equals(j.get("base_written"));
-            p.layersDone = ((Number) j.get("layers_done")).intValue();
-            for (Object row : (List<Object>) j.get("report")) {
+            p.baseWritten = base;
+            p.layersDone = (int) Math.min(done, Integer.MAX_VALUE);
+            for (Object row : rows) {
                 p.report.add((Map<String, Object>) row);
             }
             return p;
@@ -550,11 +594,7 @@ public final class QuantizeJob {
             j.put("base_written", baseWritten);
             j.put("layers_done", layersDone);
             j.put("report", report);
-            try {
-                writeText(file, Json.writePretty(j));
-            } catch (IOException e) {
-                throw new UncheckedIOException(file + ": cannot record progress: " + e.getMessage(), e);
-            }
+            AtomicFile.writeText(file, Json.writePretty(j));
         }
     }
 }

@@ -5,11 +5,11 @@ import dev.m2q.core.draft.DraftConfig;
 import dev.m2q.core.draft.DraftHead;
 import dev.m2q.core.io.Dirs;
 import dev.m2q.core.io.Manifest;
+import dev.m2q.core.io.PathGuard;
 import dev.m2q.core.io.Sha256;
+import dev.m2q.core.io.StagedDir;
 import dev.m2q.core.json.Json;
 import dev.m2q.core.model.ModelConfig;
-import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
@@ -21,8 +21,9 @@ import java.util.TreeMap;
  * {@code m2q eagle attach}: puts a trained draft head into a release as {@code QDIR/draft/}. The head is read with
  * every invariant checked ({@link DraftHead#read}: config keys, tensor names, shapes and dtypes, d2t/t2d) and
  * checked against the release's config ({@link DraftHead#checkAgainst}); only then are its files copied, byte for
- * byte, into {@code QDIR/.draft.m2q-partial/} with a {@code m2q-manifest.json} listing their sha256 and the source,
- * and that folder renamed to {@code draft/}. Any refusal leaves the release as it was.
+ * byte, into {@code QDIR/draft.m2q-partial/} with a {@code m2q-manifest.json} listing their sha256 and the source,
+ * and that folder swapped in as {@code draft/} ({@link StagedDir}). Any refusal or failure leaves the release as it
+ * was. The head may not be, contain or lie inside the {@code draft/} folder it would replace ({@link PathGuard}).
  */
 public final class DraftAttach {
     public static final String DIR = "draft";
@@ -37,9 +38,8 @@ public final class DraftAttach {
     public static Map<String, String> attach(Path draft, Path release, boolean overwrite, String m2qVersion) {
         Path rel = release.toAbsolutePath().normalize();
         Path dest = rel.resolve(DIR);
-        if (Files.exists(dest) && !overwrite) {
-            throw new InputException(dest + ": already exists; pass --overwrite to replace it");
-        }
+        PathGuard.check(PathGuard.staged("--release (its " + DIR + "/ folder)", dest), PathGuard.of("--draft", draft));
+        StagedDir.check(dest, overwrite, false, null);
         if (Files.isRegularFile(draft.resolve("model.safetensors.index.json"))) {
             throw new InputException(draft + ": a sharded head; attach takes a single model.safetensors");
         }
@@ -50,13 +50,11 @@ public final class DraftAttach {
         } catch (InputException e) {
             throw new InputException(draft + " does not fit " + rel + ": " + e.getMessage(), e);
         }
-        Path partial = rel.resolve(".draft.m2q-partial");
-        Path old = rel.resolve(".draft.m2q-old");
-        Dirs.deleteTree(partial);
+        StagedDir staged = StagedDir.open(dest, overwrite, false, null);
+        Path partial = staged.dir();
         Map<String, String> files = new TreeMap<>();
         Map<String, String> source = new TreeMap<>();
         try {
-            Files.createDirectories(partial);
             for (String f : FILES) {
                 Path from = draft.resolve(f);
                 if (Files.isRegularFile(from)) {
@@ -77,18 +75,11 @@ public final class DraftAttach {
             m.put("draft_vocab_size", head.config().draftVocabSize());
             m.put("taps", head.config().taps(target.numLayers()));
             m.put("files", files);
-            Path mtmp = partial.resolve("." + Manifest.FILE + ".tmp");
-            Files.writeString(mtmp, Json.writePretty(m), StandardCharsets.UTF_8);
-            Files.move(mtmp, partial.resolve(Manifest.FILE));
-            Dirs.deleteTree(old);
-            if (Files.exists(dest)) {
-                Files.move(dest, old);
-            }
-            Files.move(partial, dest);
-            Dirs.deleteTree(old);
-        } catch (IOException e) {
-            Dirs.deleteTree(partial);
-            throw new InputException(dest + ": cannot write: " + e.getMessage(), e);
+            staged.writeAtomically(Manifest.FILE, Json.writePretty(m));
+            staged.commit();
+        } catch (RuntimeException | Error e) {
+            staged.discard();
+            throw e;
         }
         return files;
     }

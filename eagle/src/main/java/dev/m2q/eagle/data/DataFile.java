@@ -1,15 +1,14 @@
 package dev.m2q.eagle.data;
 
 import dev.m2q.core.InputException;
+import dev.m2q.core.io.AtomicFile;
 import dev.m2q.core.json.Json;
 import dev.m2q.core.json.JsonException;
 import java.io.BufferedReader;
-import java.io.BufferedWriter;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -66,7 +65,8 @@ public record DataFile(Map<String, Object> header, List<Sequence> sequences) {
     }
 
     /**
-     * Writes {@code file} via a temporary name beside it and a rename, so it is either absent or complete.
+     * Writes {@code file} via a temporary name beside it and a rename ({@link AtomicFile}), so it is either absent or
+     * complete.
      * {@code header} must hold {@code vocab_size}; the format keys are put first.
      */
     public void write(Path file) {
@@ -75,35 +75,21 @@ public record DataFile(Map<String, Object> header, List<Sequence> sequences) {
         h.put(VERSION_KEY, VERSION);
         h.putAll(header);
         h.put("sequences", sequences.size());
-        Path abs = file.toAbsolutePath();
-        Path tmp = abs.resolveSibling("." + abs.getFileName() + ".m2q-tmp");
-        try {
-            Files.createDirectories(abs.getParent());
-            try (BufferedWriter w = Files.newBufferedWriter(tmp, StandardCharsets.UTF_8)) {
-                w.write(Json.write(h));
-                w.write('\n');
-                for (Sequence s : sequences) {
-                    int[] mask = new int[s.length()];
-                    for (int t = 0; t < mask.length; t++) {
-                        mask[t] = s.lossMask()[t] ? 1 : 0;
-                    }
-                    Map<String, Object> row = new LinkedHashMap<>();
-                    row.put("ids", s.ids());
-                    row.put("loss_mask", mask);
-                    w.write(Json.write(row));
-                    w.write('\n');
+        AtomicFile.write(file, w -> {
+            w.write(Json.write(h));
+            w.write('\n');
+            for (Sequence s : sequences) {
+                int[] mask = new int[s.length()];
+                for (int t = 0; t < mask.length; t++) {
+                    mask[t] = s.lossMask()[t] ? 1 : 0;
                 }
+                Map<String, Object> row = new LinkedHashMap<>();
+                row.put("ids", s.ids());
+                row.put("loss_mask", mask);
+                w.write(Json.write(row));
+                w.write('\n');
             }
-            Files.move(tmp, abs, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-        } catch (IOException e) {
-            throw new InputException(file + ": cannot write: " + e.getMessage(), e);
-        } finally {
-            try {
-                Files.deleteIfExists(tmp);
-            } catch (IOException ignored) {
-                // the rename moved it, or the write failed first; either way nothing else refers to it
-            }
-        }
+        });
     }
 
     /**

@@ -1,7 +1,9 @@
 package dev.m2q.eagle.data;
 
 import dev.m2q.core.InputException;
+import dev.m2q.core.io.PathGuard;
 import dev.m2q.core.io.Sha256;
+import dev.m2q.core.io.StagedDir;
 import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.model.Qwen2Model;
 import dev.m2q.core.tokenizer.ChatTemplate;
@@ -27,18 +29,25 @@ import java.util.function.Consumer;
 public record DataGeneration(
         Path target, Path prompts, Path out, int maxNewTokens, double temperature, long seed, boolean overwrite) {
 
-    /** Refuses an existing output unless {@code overwrite}, before any work. */
+    /**
+     * Refuses, before any work: an output that is, contains or lies inside --target or --prompts ({@link PathGuard}),
+     * an existing output unless {@code overwrite}, and a folder as the output.
+     */
     public void checkOutput() {
-        if (Files.exists(out) && !overwrite) {
-            throw new InputException(out + ": already exists; pass --overwrite to replace it (it is replaced only once"
-                    + " the new file is complete)");
-        }
+        List<PathGuard.Named> inputs = new ArrayList<>(PathGuard.of("--target", target));
+        inputs.addAll(PathGuard.of("--prompts", prompts));
+        PathGuard.check(PathGuard.staged("--out", out), inputs);
+        StagedDir.check(out, overwrite, false, null);
         if (Files.isDirectory(out)) {
             throw new InputException(out + ": is a folder; --out names the data file to write");
         }
     }
 
-    /** Generates every response and writes the file; {@code log} receives one line per progress report. */
+    /**
+     * Generates every response and writes the file, built in {@code OUT.m2q-partial/} and moved over {@code out} only
+     * when complete ({@link StagedDir}: a failure leaves the previous file as it was and nothing else behind);
+     * {@code log} receives one line per progress report.
+     */
     public DataFile run(Kernels kernels, Consumer<String> log) {
         checkOutput();
         Tokenizer tok = Tokenizer.load(target.resolve("tokenizer.json"));
@@ -46,6 +55,7 @@ public record DataGeneration(
         var conversations = PromptFile.read(prompts);
         int[] stops = ResponseGenerator.stopIds(target, tok);
         List<DataFile.Sequence> seqs = new ArrayList<>();
+        StagedDir staged = StagedDir.openFile(out, overwrite);
         try (Qwen2Model model = Qwen2Model.load(target, kernels)) {
             ResponseGenerator gen = new ResponseGenerator(model, stops, maxNewTokens, temperature, seed);
             long tokens = 0;
@@ -70,8 +80,12 @@ public record DataGeneration(
             header.put("max_new_tokens", maxNewTokens);
             header.put("stop_ids", stops);
             DataFile data = new DataFile(header, seqs);
-            data.write(out);
+            data.write(staged.path());
+            staged.commit();
             return data;
+        } catch (RuntimeException | Error e) {
+            staged.discard();
+            throw e;
         }
     }
 }

@@ -7,7 +7,10 @@ import dev.m2q.core.draft.DraftVocab;
 import dev.m2q.core.grad.Tensor;
 import dev.m2q.core.io.Dirs;
 import dev.m2q.core.io.Manifest;
+import dev.m2q.core.io.OutputException;
+import dev.m2q.core.io.PathGuard;
 import dev.m2q.core.io.Sha256;
+import dev.m2q.core.io.StagedDir;
 import dev.m2q.core.json.Json;
 import dev.m2q.core.json.JsonException;
 import dev.m2q.core.kernels.Kernels;
@@ -16,10 +19,10 @@ import dev.m2q.core.model.Qwen2Model;
 import dev.m2q.eagle.data.DataFile;
 import dev.m2q.eagle.io.Hashes;
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
@@ -36,10 +39,11 @@ import java.util.function.Consumer;
  * trains it with {@link DraftTrainer} on features the target computes online for each sequence (the quantized
  * release when given, so the head learns the model it will draft for), and exports the head.
  *
- * <p>The run folder is {@code out} itself: while training it holds {@code train-log.jsonl} and {@code checkpoint/};
- * at the end the head is written into a temporary folder inside it, its files renamed into place, the manifest
- * written last and the checkpoint deleted. An existing {@code out} is refused unless {@code overwrite} (it is moved
- * aside to {@code OUT.m2q-old} and deleted once the new head is complete) or {@code resume}.
+ * <p>The run folder is {@code OUT.m2q-partial/} beside {@code out} ({@link StagedDir}, locked against a second
+ * run): while training it holds {@code train-log.jsonl} and {@code checkpoint/}; at the end the head and its
+ * manifest are written there, the checkpoint deleted, and the folder swapped in as {@code out}. An existing
+ * {@code out} is refused unless {@code overwrite}, and stays as it is until the new head is complete: a run that
+ * fails leaves it untouched, and keeps its run folder for {@code --resume} once it has written a checkpoint.
  *
  * @param quantized the release whose forward gives the features and target logits, or null for {@code target}
  * @param draftVocab V_d, or 0 for min(32000, V)
@@ -84,17 +88,19 @@ public record DraftTraining(
         }
     }
 
-    /** Refuses, before any work, an output that exists (without --overwrite/--resume) or a resume with nothing. */
+    /** The file an interrupted run leaves in its run folder when it can be resumed. */
+    private static final String RESUME_MARKER = TrainCheckpoint.DIR + "/" + TrainCheckpoint.STATE;
+
+    /**
+     * Refuses, before any work: an output that is, contains or lies inside --target, --quantized or --data
+     * ({@link PathGuard}); an output that exists without --overwrite; a --resume with no checkpoint to resume from.
+     */
     public void checkOutput() {
-        Path abs = out.toAbsolutePath().normalize();
-        if (resume && !Files.isRegularFile(abs.resolve(TrainCheckpoint.DIR).resolve(TrainCheckpoint.STATE))) {
-            throw new InputException(
-                    abs + ": no " + TrainCheckpoint.DIR + "/" + TrainCheckpoint.STATE + " to resume from");
-        }
-        if (!resume && Files.exists(abs) && !overwrite) {
-            throw new InputException(abs + ": already exists; pass --overwrite to replace it (moved aside until the"
-                    + " new head is complete) or --resume to continue its training");
-        }
+        List<PathGuard.Named> inputs = new ArrayList<>(PathGuard.of("--target", target));
+        inputs.addAll(PathGuard.of("--quantized", quantized));
+        inputs.addAll(PathGuard.of("--data", data));
+        PathGuard.check(PathGuard.staged("--out", out), inputs);
+        StagedDir.check(out, overwrite, resume, RESUME_MARKER);
     }
 
     /** What the run produced. */
@@ -160,31 +166,45 @@ public record DraftTraining(
         fingerprint.put("objective", objectiveName);
 
         DraftObjective objective = objectives.create(dc, vocab, kernels);
-        Path old = abs.resolveSibling(abs.getFileName() + ".m2q-old");
+        StagedDir staged = StagedDir.open(abs, overwrite, resume, RESUME_MARKER);
+        Path runDir = staged.dir();
         try {
-            if (!resume && Files.exists(abs)) {
-                Dirs.deleteTree(old);
-                Files.move(abs, old);
+            log.accept("eagle train: " + train.size() + " training and " + heldOut.size() + " held-out sequences, draft"
+                    + " vocabulary " + vd + " of " + cfg.vocabSize() + ", taps " + Arrays.toString(taps)
+                    + ", features from "
+                    + (quantized == null ? target : quantized));
+            Map<String, Tensor> init = HeadInit.init(dc, vocab, target, trainer.seed());
+            DraftTrainer.Result result;
+            try (Qwen2Model model = Qwen2Model.load(quantized == null ? target : quantized, kernels)) {
+                SequenceSource source = i -> online(model, d.sequences().get(i), taps, maxSeqLen);
+                result = new DraftTrainer(trainer, objective, source, train, heldOut, runDir, log)
+                        .run(init, fingerprint, resume);
             }
-            Files.createDirectories(abs);
-        } catch (IOException e) {
-            throw new InputException(abs + ": cannot prepare the output folder: " + e.getMessage(), e);
+            DraftHead head = new DraftHead(dc, vocab, HeadInit.weights(result.params()));
+            Map<String, String> files = export(head, staged, targetHashes, quantHashes, dataSha, d, result, vd, taps);
+            staged.commit();
+            return new Summary(staged.out(), head, result.evaluation(), files);
+        } catch (RuntimeException | Error e) {
+            boolean badInput = e instanceof InputException && !(e instanceof OutputException);
+            boolean resumable = !badInput && Files.isRegularFile(runDir.resolve(RESUME_MARKER));
+            if (resume || resumable) {
+                staged.close();
+            } else {
+                staged.discard();
+            }
+            String kept = resumable
+                    ? "the run folder " + runDir + " keeps its last checkpoint: rerun with the same options plus"
+                            + " --resume to continue, or with --overwrite to start over"
+                    : "";
+            if (e instanceof UncheckedIOException || e instanceof OutputException) {
+                // A read-only or full disk, a folder in the way: one line, exit 2, and what is kept.
+                throw new OutputException(e.getMessage() + (kept.isEmpty() ? "" : "; " + kept), e);
+            }
+            if (resumable) {
+                log.accept("eagle train: stopped; " + kept);
+            }
+            throw e;
         }
-        log.accept("eagle train: " + train.size() + " training and " + heldOut.size() + " held-out sequences, draft"
-                + " vocabulary " + vd + " of " + cfg.vocabSize() + ", taps " + Arrays.toString(taps)
-                + ", features from "
-                + (quantized == null ? target : quantized));
-        Map<String, Tensor> init = HeadInit.init(dc, vocab, target, trainer.seed());
-        DraftTrainer.Result result;
-        try (Qwen2Model model = Qwen2Model.load(quantized == null ? target : quantized, kernels)) {
-            SequenceSource source = i -> online(model, d.sequences().get(i), taps, maxSeqLen);
-            result = new DraftTrainer(trainer, objective, source, train, heldOut, abs, log)
-                    .run(init, fingerprint, resume);
-        }
-        DraftHead head = new DraftHead(dc, vocab, HeadInit.weights(result.params()));
-        Map<String, String> files = export(head, abs, targetHashes, quantHashes, dataSha, d, result, vd, taps);
-        Dirs.deleteTree(old);
-        return new Summary(abs, head, result.evaluation(), files);
     }
 
     /** One sequence through the target: its embeddings, tapped residual streams and logits, cut to maxSeqLen. */
@@ -196,9 +216,13 @@ public record DraftTraining(
                 ids, Arrays.copyOf(s.lossMask(), t), model.embed(ids), tapped.features(), tapped.logits());
     }
 
+    /**
+     * Writes the head and its manifest (last) into the run folder and deletes the checkpoint. The files need no
+     * temporary names of their own: the whole folder becomes the output only after this returns.
+     */
     private Map<String, String> export(
             DraftHead head,
-            Path abs,
+            StagedDir staged,
             Map<String, String> targetHashes,
             Map<String, String> quantHashes,
             String dataSha,
@@ -206,56 +230,40 @@ public record DraftTraining(
             DraftTrainer.Result result,
             int vd,
             int[] taps) {
-        Path tmp = abs.resolve(".export.m2q-partial");
-        Dirs.deleteTree(tmp);
-        Map<String, String> files = new TreeMap<>(head.write(tmp));
-        try {
-            for (String f : files.keySet()) {
-                Files.move(
-                        tmp.resolve(f),
-                        abs.resolve(f),
-                        StandardCopyOption.REPLACE_EXISTING,
-                        StandardCopyOption.ATOMIC_MOVE);
-            }
-            Dirs.deleteTree(tmp);
-            files.put(DraftTrainer.LOG, Sha256.ofFile(abs.resolve(DraftTrainer.LOG)));
-            Map<String, Object> m = new LinkedHashMap<>();
-            m.put("m2q_version", m2qVersion);
-            m.put("format", FORMAT);
-            m.put("format_version", 1);
-            m.put("command_line", commandLine);
-            Map<String, Object> input = new LinkedHashMap<>();
-            input.put("target", target.toAbsolutePath().normalize().toString());
-            input.put("sha256", targetHashes);
-            if (quantized != null) {
-                input.put("quantized", quantized.toAbsolutePath().normalize().toString());
-                input.put("quantized_sha256", quantHashes);
-            }
-            m.put("input", input);
-            Map<String, Object> dataInfo = new LinkedHashMap<>();
-            dataInfo.put("file", data.toAbsolutePath().normalize().toString());
-            dataInfo.put("sha256", dataSha);
-            dataInfo.put("sequences", d.sequences().size());
-            dataInfo.put("generation", d.header());
-            m.put("data", dataInfo);
-            m.put("seed", trainer.seed());
-            m.put("draft_vocab_size", vd);
-            m.put("taps", taps);
-            m.put("training", trainer.toJson());
-            m.put("objective", objectiveName);
-            m.put(
-                    "init",
-                    "midlayer norms 1; norm and lm_head from the target (its final norm, its lm_head rows of the"
-                            + " draft vocabulary); fc and the layer's linears N(0, " + HeadInit.STD + "^2)");
-            m.put("files", files);
-            Path mf = abs.resolve(Manifest.FILE);
-            Path mtmp = abs.resolve("." + Manifest.FILE + ".tmp");
-            Files.writeString(mtmp, Json.writePretty(m), StandardCharsets.UTF_8);
-            Files.move(mtmp, mf, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-        } catch (IOException e) {
-            throw new InputException(abs + ": cannot write the head: " + e.getMessage(), e);
+        Path runDir = staged.dir();
+        Map<String, String> files = new TreeMap<>(head.write(runDir));
+        files.put(DraftTrainer.LOG, Sha256.ofFile(runDir.resolve(DraftTrainer.LOG)));
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("m2q_version", m2qVersion);
+        m.put("format", FORMAT);
+        m.put("format_version", 1);
+        m.put("command_line", commandLine);
+        Map<String, Object> input = new LinkedHashMap<>();
+        input.put("target", target.toAbsolutePath().normalize().toString());
+        input.put("sha256", targetHashes);
+        if (quantized != null) {
+            input.put("quantized", quantized.toAbsolutePath().normalize().toString());
+            input.put("quantized_sha256", quantHashes);
         }
-        Dirs.deleteTree(abs.resolve(TrainCheckpoint.DIR));
+        m.put("input", input);
+        Map<String, Object> dataInfo = new LinkedHashMap<>();
+        dataInfo.put("file", data.toAbsolutePath().normalize().toString());
+        dataInfo.put("sha256", dataSha);
+        dataInfo.put("sequences", d.sequences().size());
+        dataInfo.put("generation", d.header());
+        m.put("data", dataInfo);
+        m.put("seed", trainer.seed());
+        m.put("draft_vocab_size", vd);
+        m.put("taps", taps);
+        m.put("training", trainer.toJson());
+        m.put("objective", objectiveName);
+        m.put(
+                "init",
+                "midlayer norms 1; norm and lm_head from the target (its final norm, its lm_head rows of the"
+                        + " draft vocabulary); fc and the layer's linears N(0, " + HeadInit.STD + "^2)");
+        m.put("files", files);
+        staged.writeAtomically(Manifest.FILE, Json.writePretty(m));
+        Dirs.deleteTree(runDir.resolve(TrainCheckpoint.DIR));
         return files;
     }
 

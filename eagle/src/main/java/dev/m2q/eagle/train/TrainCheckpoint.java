@@ -2,7 +2,9 @@ package dev.m2q.eagle.train;
 
 import dev.m2q.core.InputException;
 import dev.m2q.core.grad.Tensor;
+import dev.m2q.core.io.AtomicFile;
 import dev.m2q.core.io.Checkpoint;
+import dev.m2q.core.io.OutputException;
 import dev.m2q.core.io.SafetensorsWriter;
 import dev.m2q.core.io.Sha256;
 import dev.m2q.core.io.TensorView;
@@ -16,7 +18,6 @@ import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -66,10 +67,8 @@ public record TrainCheckpoint(
         state.put("tensors", name);
         state.put("tensors_sha256", sha);
         state.put("fingerprint", fingerprint);
-        Path tmp = dir.resolve("." + STATE + ".tmp");
+        AtomicFile.writeText(dir.resolve(STATE), Json.writePretty(state));
         try {
-            Files.writeString(tmp, Json.writePretty(state), StandardCharsets.UTF_8);
-            Files.move(tmp, dir.resolve(STATE), StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
             try (Stream<Path> old = Files.list(dir)) {
                 for (Path f : old.toList()) {
                     String n = f.getFileName().toString();
@@ -79,7 +78,7 @@ public record TrainCheckpoint(
                 }
             }
         } catch (IOException e) {
-            throw new InputException(dir + ": cannot write the checkpoint: " + e.getMessage(), e);
+            throw new OutputException(dir + ": cannot delete an older checkpoint: " + e.getMessage(), e);
         }
     }
 
