@@ -100,7 +100,10 @@ public final class Report {
             written.add(atomic(dir.resolve(JSON), Json.writePretty(o.json())));
             written.add(atomic(dir.resolve(MARKDOWN), markdown(o)));
         } catch (IOException e) {
-            throw new UncheckedIOException(dir + ": cannot write the validation report: " + e.getMessage(), e);
+            throw new UncheckedIOException(
+                    dir + ": cannot write the validation report ("
+                            + e.getClass().getSimpleName() + ": " + e.getMessage() + ")",
+                    e);
         }
         return written;
     }
