@@ -15,6 +15,7 @@ import dev.m2q.validate.SpecBench;
 import dev.m2q.validate.ValidateOptions;
 import dev.m2q.validate.Validator;
 import java.io.PrintWriter;
+import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -46,7 +47,11 @@ import picocli.CommandLine.Spec;
             "With --draft and --prompts: EAGLE-3 speculative decoding of the candidate at batch 1 for each --k (τ,"
                     + " per-position acceptance, tokens/s with and without the head, measured and predicted speedup);"
                     + " without --reference only that runs.",
-            "Exit 0 when everything passes, 1 when a check or gate fails, 2 on bad input."
+            "Without gate options the default gates apply (--max-ppl-increase 5, --max-kl 0.1, --min-top1 0.85); an"
+                    + " option given overrides only its own default; --no-gates turns them all off and the verdict says"
+                    + " \"accuracy not gated\".",
+            "Exit 0 when everything passes, 1 when a check or gate fails, 2 on bad input (including a report folder"
+                    + " that cannot be written)."
         })
 final class ValidateCommand implements Callable<Integer> {
     @Option(
@@ -116,20 +121,26 @@ final class ValidateCommand implements Callable<Integer> {
     @Option(
             names = "--max-ppl-increase",
             paramLabel = "PCT",
-            description = "Fail (exit 1) when perplexity rises by more than PCT percent.")
+            description = "Fail (exit 1) when perplexity rises by more than PCT percent (default 5).")
     Double maxPplIncrease;
 
     @Option(
             names = "--max-kl",
             paramLabel = "NATS",
-            description = "Fail (exit 1) when the mean per-token KL exceeds NATS.")
+            description = "Fail (exit 1) when the mean per-token KL exceeds NATS (default 0.1).")
     Double maxKl;
 
     @Option(
             names = "--min-top1",
             paramLabel = "FRACTION",
-            description = "Fail (exit 1) when top-1 agreement is below FRACTION (e.g. 0.95).")
+            description = "Fail (exit 1) when top-1 agreement is below FRACTION (default 0.85).")
     Double minTop1;
+
+    @Option(
+            names = "--no-gates",
+            description = "Apply no accuracy gate (not even the defaults): the figures are reported and the verdict"
+                    + " says \"accuracy not gated\" instead of PASSED.")
+    boolean noGates;
 
     @Option(
             names = "--draft",
@@ -222,6 +233,13 @@ final class ValidateCommand implements Callable<Integer> {
         if (baseline != null && !baseline.equals("rtn")) {
             throw new InputException("--baseline " + baseline + ": the only baseline is rtn");
         }
+        ValidateOptions.Gates gates = ValidateOptions.Gates.of(maxPplIncrease, maxKl, minTop1, noGates);
+        if (candidate != null) {
+            if (!Files.isDirectory(candidate)) {
+                throw new InputException(candidate + ": not a directory (--candidate)");
+            }
+            requireReportDir();
+        }
         String content = TextFiles.readUtf8(text, "--text");
         selection = device.select(kernels.get());
         PrintWriter err = spec.commandLine().getErr();
@@ -241,10 +259,13 @@ final class ValidateCommand implements Callable<Integer> {
                 out.println(sentence(ref));
             }
             out.flush();
+            if (ref.get("ppl") == null) {
+                err.println("m2q: " + reference + ": the perplexity is not a finite number (the model's logits"
+                        + " overflowed or are NaN)");
+                err.flush();
+                return Main.EXIT_CHECK_FAILED;
+            }
             return Main.EXIT_OK;
-        }
-        if (!Files.isDirectory(candidate)) {
-            throw new InputException(candidate + ": not a directory (--candidate)");
         }
         ValidateOptions opts = new ValidateOptions(
                 reference,
@@ -257,7 +278,7 @@ final class ValidateCommand implements Callable<Integer> {
                 baseline != null,
                 tp,
                 decodeTokens,
-                new ValidateOptions.Gates(maxPplIncrease, maxKl, minTop1));
+                gates);
         say(err);
         Validator.Outcome o = Validator.run(opts, Version.get(), log(err));
         if (sp != null) {
@@ -267,19 +288,62 @@ final class ValidateCommand implements Callable<Integer> {
                 o.json().put("speculative", null);
             }
         }
-        Path dir = reportDir != null ? reportDir : candidate;
-        List<Path> written = noReport ? List.of() : Report.write(dir, o);
-        if (json) {
-            out.print(Json.writePretty(o.json()));
-        } else {
-            summary(out, o);
-            if (o.json().containsKey("speculative")) {
-                out.println(specSummary(o.json()));
+        List<Path> written = writeReport(o, () -> {
+            if (json) {
+                out.print(Json.writePretty(o.json()));
+            } else {
+                summary(out, o);
+                if (o.json().containsKey("speculative")) {
+                    out.println(specSummary(o.json()));
+                }
             }
+            out.flush();
+        });
+        if (!json) {
             written.forEach(p -> out.println("wrote " + p));
         }
         out.flush();
         return o.passed() ? Main.EXIT_OK : Main.EXIT_CHECK_FAILED;
+    }
+
+    /** Where the report goes: --report-dir, else the candidate folder. */
+    private Path reportFolder() {
+        return reportDir != null ? reportDir : candidate;
+    }
+
+    /**
+     * Before any work: the report folder can be written (a file given as --report-dir, or a read-only candidate
+     * folder, would otherwise be found only after the whole run).
+     */
+    private void requireReportDir() {
+        if (!noReport) {
+            Report.requireWritable(
+                    reportFolder(),
+                    reportDir != null ? "--report-dir" : "the candidate folder (where the report goes by default)");
+        }
+    }
+
+    /**
+     * Prints the figures ({@code print}) and writes the report; when writing fails (a full disk, a folder that
+     * changed since the check), the figures are printed all the same and the failure is one line, exit 2.
+     */
+    private List<Path> writeReport(Validator.Outcome o, Runnable print) {
+        if (noReport) {
+            print.run();
+            return List.of();
+        }
+        List<Path> written;
+        try {
+            written = Report.write(reportFolder(), o);
+        } catch (UncheckedIOException e) {
+            print.run();
+            throw new InputException(
+                    e.getMessage() + " (the figures are printed above; free space or pass --report-dir DIR or"
+                            + " --no-report)",
+                    e);
+        }
+        print.run();
+        return written;
     }
 
     /** What --draft asks for, checked before anything runs; null without --draft. */
@@ -310,6 +374,7 @@ final class ValidateCommand implements Callable<Integer> {
     }
 
     private int speculativeOnly(Speculative sp) {
+        requireReportDir();
         PrintWriter err = spec.commandLine().getErr();
         PrintWriter out = spec.commandLine().getOut();
         Map<String, Object> j = new LinkedHashMap<>();
@@ -319,12 +384,15 @@ final class ValidateCommand implements Callable<Integer> {
         j.put("passed", true);
         j.put("failures", List.of());
         Validator.Outcome o = new Validator.Outcome(j, List.of(), null, null, Map.of());
-        Path dir = reportDir != null ? reportDir : candidate;
-        List<Path> written = noReport ? List.of() : Report.write(dir, o);
-        if (json) {
-            out.print(Json.writePretty(j));
-        } else {
-            out.println(specSummary(j));
+        List<Path> written = writeReport(o, () -> {
+            if (json) {
+                out.print(Json.writePretty(j));
+            } else {
+                out.println(specSummary(j));
+            }
+            out.flush();
+        });
+        if (!json) {
             written.forEach(p -> out.println("wrote " + p));
         }
         out.flush();
@@ -398,18 +466,18 @@ final class ValidateCommand implements Callable<Integer> {
     private static void summary(PrintWriter out, Validator.Outcome o) {
         Map<String, Object> acc = (Map<String, Object>) o.json().get("accuracy");
         if (acc != null) {
-            out.printf(Locale.ROOT, "reference perplexity %.4f%n", acc.get("reference_ppl"));
+            out.printf(Locale.ROOT, "reference perplexity %s%n", num(acc.get("reference_ppl"), "%.4f"));
             for (String key : List.of("candidate", "baseline_rtn")) {
                 if (acc.get(key) instanceof Map<?, ?> m) {
                     out.printf(
                             Locale.ROOT,
-                            "%-9s perplexity %.4f (%+.3f%%), KL mean %.5f p99 %.5f, top-1 %.2f%%%n",
+                            "%-9s perplexity %s (%s), KL mean %s p99 %s, top-1 %s%n",
                             key.equals("candidate") ? "candidate" : "RTN",
-                            m.get("ppl"),
-                            m.get("ppl_increase_percent"),
-                            m.get("kl_mean"),
-                            m.get("kl_p99"),
-                            100 * (Double) m.get("top1_agreement"));
+                            num(m.get("ppl"), "%.4f"),
+                            num(m.get("ppl_increase_percent"), "%+.3f%%"),
+                            num(m.get("kl_mean"), "%.5f"),
+                            num(m.get("kl_p99"), "%.5f"),
+                            percent(m.get("top1_agreement")));
                 }
             }
             if (acc.get("simulated_8bit") instanceof List<?> sims) {
@@ -417,13 +485,13 @@ final class ValidateCommand implements Callable<Integer> {
                     Map<String, Object> m = (Map<String, Object>) x;
                     out.printf(
                             Locale.ROOT,
-                            "  %-28s perplexity %.4f (%+.3f%%), KL mean %.5f (%+.5f over W4A16), top-1 %.2f%%%n",
+                            "  %-28s perplexity %s (%s), KL mean %s (%s over W4A16), top-1 %s%n",
                             m.get("scheme"),
-                            m.get("ppl"),
-                            m.get("ppl_increase_percent"),
-                            m.get("kl_mean"),
-                            m.get("extra_kl_mean"),
-                            100 * (Double) m.get("top1_agreement"));
+                            num(m.get("ppl"), "%.4f"),
+                            num(m.get("ppl_increase_percent"), "%+.3f%%"),
+                            num(m.get("kl_mean"), "%.5f"),
+                            num(m.get("extra_kl_mean"), "%+.5f"),
+                            percent(m.get("top1_agreement")));
                 }
             }
         }
@@ -432,12 +500,17 @@ final class ValidateCommand implements Callable<Integer> {
             o.throughput().forEach((k, v) -> b.append(String.format(Locale.ROOT, " %s %.1f tok/s;", k, v)));
             out.println(b.substring(0, b.length() - 1));
         }
-        if (o.passed()) {
-            out.println("PASSED");
-        } else {
-            out.println("FAILED:");
-            o.failures().forEach(f -> out.println("  " + f));
-        }
+        out.println(o.json().get("verdict"));
+        o.failures().forEach(f -> out.println("  " + f));
+    }
+
+    /** A figure that may be null (not finite), formatted, or "n/a". */
+    private static String num(Object v, String format) {
+        return v == null ? "n/a" : String.format(Locale.ROOT, format, v);
+    }
+
+    private static String percent(Object fraction) {
+        return fraction == null ? "n/a" : String.format(Locale.ROOT, "%.2f%%", 100 * (Double) fraction);
     }
 
     private Map<String, Object> score(Path modelDir, int[] ids, PrintWriter err) {
@@ -454,8 +527,8 @@ final class ValidateCommand implements Callable<Integer> {
         j.put("predicted", r.predicted());
         j.put("windows", r.windows());
         j.put("seqlen", seqlen);
-        j.put("nll", r.nll());
-        j.put("ppl", r.ppl());
+        j.put("nll", Json.finiteOrNull(r.nll()));
+        j.put("ppl", Json.finiteOrNull(r.ppl()));
         j.put("kernels", selection.kernels().name());
         j.put("seconds", (System.nanoTime() - t0) / 1e9);
         return j;
@@ -464,8 +537,8 @@ final class ValidateCommand implements Callable<Integer> {
     private static String sentence(Map<String, Object> j) {
         return String.format(
                 Locale.ROOT,
-                "perplexity %.4f over %d tokens (%d predictions in %d windows of up to %d) [%s, %s kernels, %.1f s]",
-                j.get("ppl"),
+                "perplexity %s over %d tokens (%d predictions in %d windows of up to %d) [%s, %s kernels, %.1f s]",
+                num(j.get("ppl"), "%.4f"),
                 j.get("tokens"),
                 j.get("predicted"),
                 j.get("windows"),

@@ -1,5 +1,6 @@
 package dev.m2q.validate;
 
+import dev.m2q.core.json.Json;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -131,13 +132,15 @@ final class Agreement {
     Map<String, Object> json(double refPpl) {
         Map<String, Object> j = new LinkedHashMap<>();
         j.put("label", label);
-        j.put("ppl", ppl());
-        j.put("ppl_increase_percent", 100 * (ppl() / refPpl - 1));
-        j.put("kl_mean", klMean());
-        j.put("kl_p99", klP99());
-        j.put("top1_agreement", top1());
+        j.put("ppl", Json.finiteOrNull(ppl()));
+        j.put("ppl_increase_percent", Json.finiteOrNull(100 * (ppl() / refPpl - 1)));
+        j.put("kl_mean", Json.finiteOrNull(klMean()));
+        j.put("kl_p99", Json.finiteOrNull(klP99()));
+        j.put("top1_agreement", Json.finiteOrNull(top1()));
         j.put("positions", positions);
-        j.put("layer_rel_error", Arrays.stream(layerErrors()).boxed().toList());
+        j.put(
+                "layer_rel_error",
+                Arrays.stream(layerErrors()).mapToObj(Json::finiteOrNull).toList());
         return j;
     }
 }

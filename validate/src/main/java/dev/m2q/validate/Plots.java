@@ -3,9 +3,8 @@ package dev.m2q.validate;
 import java.awt.BasicStroke;
 import java.awt.Color;
 import java.awt.Font;
-import java.io.BufferedOutputStream;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.OutputStream;
 import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -17,6 +16,7 @@ import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.ThreadLocalRandom;
+import javax.imageio.ImageIO;
 import org.jfree.chart.ChartUtils;
 import org.jfree.chart.JFreeChart;
 import org.jfree.chart.axis.Axis;
@@ -66,6 +66,7 @@ public final class Plots {
         if (System.getProperty("java.awt.headless") == null) {
             System.setProperty("java.awt.headless", "true");
         }
+        ImageIO.setUseCache(false);
     }
 
     public static final int WIDTH = 960;
@@ -327,17 +328,20 @@ public final class Plots {
         return t;
     }
 
-    /** Renders to a hidden temporary file in the target's folder, then renames it over {@code png}. */
+    /**
+     * Renders into memory, writes a hidden temporary file in the target's folder, then renames it over {@code png}.
+     * Encoding in memory (ImageIO without its file cache) keeps a failing disk away from ImageIO: a write error is
+     * a plain IOException here, not a half-closed ImageIO cache stream that prints a stack trace when the JVM exits.
+     */
     private static void write(Path png, JFreeChart chart) throws IOException {
+        ByteArrayOutputStream encoded = new ByteArrayOutputStream();
+        ChartUtils.writeChartAsPNG(encoded, chart, WIDTH, HEIGHT);
         Path target = png.toAbsolutePath();
         Path dir = target.getParent();
         Path tmp = dir.resolve("." + target.getFileName() + "."
                 + Long.toHexString(ThreadLocalRandom.current().nextLong()) + ".tmp");
         try {
-            try (OutputStream out = new BufferedOutputStream(
-                    Files.newOutputStream(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE))) {
-                ChartUtils.writeChartAsPNG(out, chart, WIDTH, HEIGHT);
-            }
+            Files.write(tmp, encoded.toByteArray(), StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
             try {
                 Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
             } catch (AtomicMoveNotSupportedException e) {

@@ -1,5 +1,6 @@
 package dev.m2q.validate;
 
+import dev.m2q.core.InputException;
 import dev.m2q.core.json.Json;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -8,6 +9,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -27,7 +29,43 @@ public final class Report {
 
     private Report() {}
 
-    /** Writes the report files into {@code dir} (created if needed); returns the paths written. */
+    /**
+     * Checks, before any work, that the report can be written to {@code dir}: it is a directory, or does not exist
+     * yet under a directory, and a file can be created there (probed with a hidden temporary file, removed at once).
+     *
+     * @param what how the user named the folder, for the message ("--report-dir", "the candidate folder")
+     * @throws InputException naming the folder and the two ways out (--report-dir DIR, --no-report)
+     */
+    public static void requireWritable(Path dir, String what) {
+        String fix = "; pass --report-dir DIR (a writable folder) or --no-report";
+        Path existing = dir.toAbsolutePath().normalize();
+        while (existing != null && !Files.exists(existing)) {
+            existing = existing.getParent();
+        }
+        if (existing == null) {
+            throw new InputException(dir + ": " + what + " has no existing parent folder" + fix);
+        }
+        if (!Files.isDirectory(existing)) {
+            throw new InputException(dir + ": " + what + " is not a directory ("
+                    + (existing.equals(dir.toAbsolutePath().normalize()) ? "it is a file" : existing + " is a file")
+                    + "), so the validation report cannot be written there" + fix);
+        }
+        try {
+            Path probe = Files.createTempFile(existing, ".m2q-write-probe", ".tmp");
+            Files.delete(probe);
+        } catch (IOException e) {
+            throw new InputException(
+                    dir + ": " + what + " is not writable (" + e.getClass().getSimpleName() + ": " + e.getMessage()
+                            + "), so the validation report cannot be written there" + fix,
+                    e);
+        }
+    }
+
+    /**
+     * Writes the report files into {@code dir} (created if needed); returns the paths written. Plots are drawn only
+     * from finite figures (the plots refuse NaN by design); a run whose figures are not finite gets its JSON and
+     * markdown, which say so.
+     */
     public static List<Path> write(Path dir, Validator.Outcome o) {
         List<Path> written = new ArrayList<>();
         try {
@@ -35,7 +73,7 @@ public final class Report {
             List<String> plots = new ArrayList<>();
             Validator.Figures c = o.candidate();
             Validator.Figures b = o.baseline();
-            if (c != null) {
+            if (c != null && plottable(o)) {
                 Plots.perLayerError(
                         dir.resolve(LAYER_PLOT),
                         c.layerErrors(),
@@ -62,9 +100,24 @@ public final class Report {
             written.add(atomic(dir.resolve(JSON), Json.writePretty(o.json())));
             written.add(atomic(dir.resolve(MARKDOWN), markdown(o)));
         } catch (IOException e) {
-            throw new UncheckedIOException(dir + ": cannot write the validation report: " + e.getMessage(), e);
+            throw new UncheckedIOException(
+                    dir + ": cannot write the validation report ("
+                            + e.getClass().getSimpleName() + ": " + e.getMessage() + ")",
+                    e);
         }
         return written;
+    }
+
+    /** Whether every series a plot would draw is finite. */
+    static boolean plottable(Validator.Outcome o) {
+        for (Validator.Figures f : new Validator.Figures[] {o.candidate(), o.baseline()}) {
+            if (f != null
+                    && !(Arrays.stream(f.kl()).allMatch(Double::isFinite)
+                            && Arrays.stream(f.layerErrors()).allMatch(Double::isFinite))) {
+                return false;
+            }
+        }
+        return true;
     }
 
     private static Path atomic(Path file, String text) throws IOException {
@@ -160,8 +213,13 @@ public final class Report {
     @SuppressWarnings("unchecked")
     private static void accuracy(StringBuilder md, Validator.Outcome o) {
         Map<String, Object> j = o.json();
-        md.append(o.passed() ? "**PASSED**" : "**FAILED**")
-                .append(" against the BF16 reference `")
+        String verdict = String.valueOf(j.get("verdict"));
+        int colon = verdict.indexOf(':');
+        md.append("**")
+                .append(colon < 0 ? verdict : verdict.substring(0, colon))
+                .append("**")
+                .append(colon < 0 ? "" : verdict.substring(colon))
+                .append(" — against the BF16 reference `")
                 .append(j.get("reference"))
                 .append("` (m2q ")
                 .append(j.get("m2q_version"))
@@ -177,8 +235,18 @@ public final class Report {
         md.append("## Integrity\n\n");
         if (Boolean.TRUE.equals(integrity.get("manifest"))) {
             md.append(fmt(
-                    "%d files hashed against m2q-manifest.json; %d problem(s).%n%n",
-                    integrity.get("files_checked"), ((List<?>) integrity.get("problems")).size()));
+                    "%d files and %d tensors hashed against m2q-manifest.json (every weight, config and tokenizer file"
+                            + " must be listed); %d problem(s).%n%n",
+                    integrity.get("files_checked"),
+                    integrity.get("tensors_checked"),
+                    ((List<?>) integrity.get("problems")).size()));
+            for (Object x : (List<?>) integrity.get("problems")) {
+                Map<String, Object> p = (Map<String, Object>) x;
+                md.append(fmt("- `%s` (%s): %s%n", p.get("name"), p.get("rule"), p.get("detail")));
+            }
+            if (!((List<?>) integrity.get("problems")).isEmpty()) {
+                md.append('\n');
+            }
         } else {
             md.append("No m2q-manifest.json: this is not an m2q release, so file hashes were not verified.\n\n");
         }
@@ -214,7 +282,7 @@ public final class Report {
                 acc.get("predictions")));
         md.append("| model | perplexity | Δ perplexity | KL mean (nats) | KL p99 | top-1 agreement |\n");
         md.append("|---|---|---|---|---|---|\n");
-        md.append(fmt("| BF16 reference | %.4f | – | – | – | – |%n", acc.get("reference_ppl")));
+        md.append(fmt("| BF16 reference | %s | – | – | – | – |%n", num(acc.get("reference_ppl"), "%.4f")));
         List<Map<String, Object>> rows = new ArrayList<>();
         rows.add((Map<String, Object>) acc.get("candidate"));
         if (acc.get("baseline_rtn") != null) {
@@ -222,13 +290,13 @@ public final class Report {
         }
         for (Map<String, Object> r : rows) {
             md.append(fmt(
-                    "| %s | %.4f | %+.3f%% | %.6f | %.6f | %.2f%% |%n",
+                    "| %s | %s | %s | %s | %s | %s |%n",
                     r.get("label").equals("rtn") ? "RTN (on the fly)" : "candidate",
-                    r.get("ppl"),
-                    r.get("ppl_increase_percent"),
-                    r.get("kl_mean"),
-                    r.get("kl_p99"),
-                    100 * (Double) r.get("top1_agreement")));
+                    num(r.get("ppl"), "%.4f"),
+                    num(r.get("ppl_increase_percent"), "%+.3f%%"),
+                    num(r.get("kl_mean"), "%.6f"),
+                    num(r.get("kl_p99"), "%.6f"),
+                    percent(r.get("top1_agreement"))));
         }
         md.append('\n');
         if (acc.get("simulated_8bit") instanceof List<?> sims) {
@@ -245,14 +313,14 @@ public final class Report {
                 Map<String, Object> r = (Map<String, Object>) x;
                 Map<String, Object> sat = (Map<String, Object>) r.get("saturation");
                 md.append(fmt(
-                        "| %s | %.4f | %+.3f%% | %.6f | %+.6f | %+.3f | %.2f%% | %s |%n",
+                        "| %s | %s | %s | %s | %s | %s | %s | %s |%n",
                         r.get("scheme"),
-                        r.get("ppl"),
-                        r.get("ppl_increase_percent"),
-                        r.get("kl_mean"),
-                        r.get("extra_kl_mean"),
-                        r.get("extra_ppl_increase_points"),
-                        100 * (Double) r.get("top1_agreement"),
+                        num(r.get("ppl"), "%.4f"),
+                        num(r.get("ppl_increase_percent"), "%+.3f%%"),
+                        num(r.get("kl_mean"), "%.6f"),
+                        num(r.get("extra_kl_mean"), "%+.6f"),
+                        num(r.get("extra_ppl_increase_points"), "%+.3f"),
+                        percent(r.get("top1_agreement")),
                         sat == null
                                 ? "–"
                                 : share(sat.get("static_inputs")) + " / " + share(sat.get("keys")) + " / "
@@ -260,7 +328,10 @@ public final class Report {
             }
             md.append('\n');
         }
-        if (o.candidate() != null) {
+        if (o.candidate() != null && !plottable(o)) {
+            md.append("No plots: some figures are not finite numbers (NaN or infinite; null in validation.json).\n\n");
+        }
+        if (o.candidate() != null && plottable(o)) {
             md.append("Per-layer relative output error ‖h_q − h_ref‖ / ‖h_ref‖ (hidden states after each layer, both")
                     .append(" models run on the same tokens):\n\n");
             md.append("![per-layer error](").append(LAYER_PLOT).append(")\n\n");
@@ -288,18 +359,26 @@ public final class Report {
         }
 
         List<Map<String, Object>> gates = (List<Map<String, Object>>) j.get("gates");
-        if (gates != null && !gates.isEmpty()) {
-            md.append("## Gates\n\n| gate | limit | value | result |\n|---|---|---|---|\n");
+        md.append("## Gates\n\n");
+        if (gates == null || gates.isEmpty()) {
+            md.append("None: accuracy not gated (`--no-gates`).\n\n");
+        } else {
+            md.append("| gate | limit | set by | value | result |\n|---|---|---|---|---|\n");
             for (Map<String, Object> g : gates) {
                 md.append(fmt(
-                        "| `%s` | %.6g | %.6g | %s |%n",
+                        "| `%s` | %.6g | %s | %s | %s |%n",
                         g.get("gate"),
                         g.get("limit"),
-                        g.get("value"),
+                        Boolean.TRUE.equals(g.get("default")) ? "default" : "option",
+                        num(g.get("value"), "%.6g"),
                         Boolean.TRUE.equals(g.get("passed")) ? "pass" : "**fail**"));
             }
             md.append('\n');
         }
+    }
+
+    private static String percent(Object fraction) {
+        return fraction == null ? "–" : fmt("%.2f%%", 100 * (Double) fraction);
     }
 
     private static String share(Object fraction) {

@@ -382,23 +382,21 @@ public final class SpecBench {
             m.put("rounds", r.rounds());
             m.put("emitted", r.emitted());
             m.put("tau", r.tau());
-            m.put("alpha", r.alpha());
-            m.put("predicted_tau", finiteOrNull(predictedTau(r.alpha(), r.k())));
+            m.put("alpha", Json.finiteOrNull(r.alpha()));
+            m.put("predicted_tau", Json.finiteOrNull(predictedTau(r.alpha(), r.k())));
             m.put(
                     "acceptance",
-                    Arrays.stream(r.acceptance())
-                            .mapToObj(SpecBench::finiteOrNull)
-                            .toList());
+                    Arrays.stream(r.acceptance()).mapToObj(Json::finiteOrNull).toList());
             m.put("proposed", Arrays.stream(r.proposed()).boxed().toList());
             m.put("reached", Arrays.stream(r.reached()).boxed().toList());
             m.put("accepted", Arrays.stream(r.accepted()).boxed().toList());
             m.put("tokens_per_second", r.tokensPerSecond());
             m.put("plain_tokens_per_second", base.tokensPerSecond());
             m.put("speedup", r.tokensPerSecond() / base.tokensPerSecond());
-            m.put("predicted_speedup", finiteOrNull(predictedSpeedup(r.alpha(), r.k(), r.c())));
-            m.put("c", finiteOrNull(r.c()));
-            m.put("draft_step_ms", finiteOrNull(r.draftNanosPerStep() / 1e6));
-            m.put("verify_forward_ms", finiteOrNull(r.targetNanosPerRound() / 1e6));
+            m.put("predicted_speedup", Json.finiteOrNull(predictedSpeedup(r.alpha(), r.k(), r.c())));
+            m.put("c", Json.finiteOrNull(r.c()));
+            m.put("draft_step_ms", Json.finiteOrNull(r.draftNanosPerStep() / 1e6));
+            m.put("verify_forward_ms", Json.finiteOrNull(r.targetNanosPerRound() / 1e6));
             if (r.greedyIdentical() != null) {
                 m.put("greedy_identical_prompts", r.greedyIdentical());
             }
@@ -406,10 +404,6 @@ public final class SpecBench {
         }
         j.put("sweep", sweep);
         return j;
-    }
-
-    private static Double finiteOrNull(double v) {
-        return Double.isFinite(v) ? v : null;
     }
 
     /** Σ accepted / Σ reached over the draft positions; NaN when no draft was verified. */

@@ -2,6 +2,7 @@ package dev.m2q.validate;
 
 import dev.m2q.core.InputException;
 import dev.m2q.core.io.Manifest;
+import dev.m2q.core.json.Json;
 import dev.m2q.core.model.ActivationQuant;
 import dev.m2q.core.model.LayerObserver;
 import dev.m2q.core.model.ModelConfig;
@@ -71,7 +72,7 @@ public final class Validator {
         json.put("candidate", o.candidate().toString());
         List<String> failures = new ArrayList<>();
 
-        Manifest.Verification v = Manifest.verify(o.candidate());
+        Manifest.Verification v = Manifest.verifyRelease(o.candidate());
         Map<String, Object> integrity = new LinkedHashMap<>();
         integrity.put("manifest", v.present());
         integrity.put("files_checked", v.files());
@@ -80,8 +81,8 @@ public final class Validator {
         json.put("integrity", integrity);
         log.accept(
                 v.present()
-                        ? "integrity: " + v.files() + " files checked against " + Manifest.FILE + ", "
-                                + v.problems().size() + " problem(s)"
+                        ? "integrity: " + v.files() + " files and " + v.tensors() + " tensors checked against "
+                                + Manifest.FILE + ", " + v.problems().size() + " problem(s)"
                         : "integrity: no " + Manifest.FILE + " (not an m2q release): file hashes not verified");
         v.problems().forEach(p -> failures.add("integrity: " + p));
 
@@ -96,8 +97,10 @@ public final class Validator {
         if (!failures.isEmpty()) {
             json.put("accuracy", null);
             json.put("skipped", "accuracy was not measured: the candidate failed the integrity or format checks");
+            json.put("gates", gatesJson(o.gates()));
             json.put("passed", false);
             json.put("failures", failures);
+            json.put("verdict", verdict(json, failures, o.gates()));
             return new Outcome(json, List.copyOf(failures), null, null, Map.of());
         }
 
@@ -174,7 +177,7 @@ public final class Validator {
         double refPpl = Math.exp(refNll / predicted);
         accuracy.put("windows", windows);
         accuracy.put("predictions", predicted);
-        accuracy.put("reference_ppl", refPpl);
+        accuracy.put("reference_ppl", Json.finiteOrNull(refPpl));
         accuracy.put("candidate", cand.json(refPpl));
         accuracy.put("baseline_rtn", base == null ? null : base.json(refPpl));
         if (!simulated.isEmpty()) {
@@ -188,9 +191,11 @@ public final class Validator {
             json.put("throughput", throughput(o, throughput, log));
         }
 
+        nonFinite(refPpl, cand, failures);
         gates(o.gates(), refPpl, cand, failures, json);
         json.put("passed", failures.isEmpty());
         json.put("failures", failures);
+        json.put("verdict", verdict(json, failures, o.gates()));
         return new Outcome(
                 json,
                 List.copyOf(failures),
@@ -283,28 +288,24 @@ public final class Validator {
             Map<String, Object> j = new LinkedHashMap<>();
             Agreement a = s.agreement();
             j.put("scheme", s.scheme().label());
-            j.put("ppl", a.ppl());
-            j.put("ppl_increase_percent", 100 * (a.ppl() / refPpl - 1));
-            j.put("kl_mean", a.klMean());
-            j.put("kl_p99", a.klP99());
-            j.put("top1_agreement", a.top1());
-            j.put("extra_kl_mean", a.klMean() - w4a16.klMean());
-            j.put("extra_ppl_increase_points", 100 * (a.ppl() / refPpl - 1) - w4Increase);
+            j.put("ppl", Json.finiteOrNull(a.ppl()));
+            j.put("ppl_increase_percent", Json.finiteOrNull(100 * (a.ppl() / refPpl - 1)));
+            j.put("kl_mean", Json.finiteOrNull(a.klMean()));
+            j.put("kl_p99", Json.finiteOrNull(a.klP99()));
+            j.put("top1_agreement", Json.finiteOrNull(a.top1()));
+            j.put("extra_kl_mean", Json.finiteOrNull(a.klMean() - w4a16.klMean()));
+            j.put("extra_ppl_increase_points", Json.finiteOrNull(100 * (a.ppl() / refPpl - 1) - w4Increase));
             if (s.simulation() != null) {
                 ActivationSimulation.Saturation sat = s.simulation().saturation();
                 Map<String, Object> m = new LinkedHashMap<>();
-                m.put("static_inputs", finiteOrNull(sat.staticInputs()));
-                m.put("keys", finiteOrNull(sat.keys()));
-                m.put("values", finiteOrNull(sat.values()));
+                m.put("static_inputs", Json.finiteOrNull(sat.staticInputs()));
+                m.put("keys", Json.finiteOrNull(sat.keys()));
+                m.put("values", Json.finiteOrNull(sat.values()));
                 j.put("saturation", m);
             }
             out.add(j);
         }
         return out;
-    }
-
-    private static Double finiteOrNull(double v) {
-        return Double.isNaN(v) ? null : v;
     }
 
     private static Map<String, Object> throughput(ValidateOptions o, Map<String, Double> out, Consumer<String> log) {
@@ -326,7 +327,7 @@ public final class Validator {
             }
         }
         j.put("tokens_per_second", out);
-        j.put("w4_speedup_over_bf16", out.get("W4A16 kernel") / out.get("BF16"));
+        j.put("w4_speedup_over_bf16", Json.finiteOrNull(out.get("W4A16 kernel") / out.get("BF16")));
         log.accept(String.format(
                 Locale.ROOT,
                 "decode batch 1: BF16 %.1f tok/s, W4A16 kernel %.1f tok/s",
@@ -335,53 +336,114 @@ public final class Validator {
         return j;
     }
 
-    private static void gates(
+    /**
+     * A candidate whose figures are not numbers has failed, gated or not: NaN or infinite logits mean a weight, scale
+     * or activation overflowed, and no limit can be checked against them.
+     */
+    static void nonFinite(double refPpl, Agreement cand, List<String> failures) {
+        if (!Double.isFinite(refPpl)) {
+            failures.add("accuracy: the reference's perplexity is " + refPpl + " (its logits are not finite numbers)");
+        }
+        double[][] figures = {{cand.ppl()}, {cand.klMean()}, {cand.top1()}};
+        String[] names = {"perplexity", "mean KL", "top-1 agreement"};
+        for (int i = 0; i < names.length; i++) {
+            double v = figures[i][0];
+            if (!Double.isFinite(v)) {
+                failures.add("accuracy: the candidate's " + names[i] + " is " + v
+                        + " (its logits are not finite numbers: a weight, scale or activation overflowed)");
+            }
+        }
+    }
+
+    static void gates(
             ValidateOptions.Gates g, double refPpl, Agreement cand, List<String> failures, Map<String, Object> json) {
-        List<Map<String, Object>> list = new ArrayList<>();
-        double increase = 100 * (cand.ppl() / refPpl - 1);
-        if (g.maxPplIncreasePercent() != null) {
-            gate(
-                    list,
-                    failures,
-                    "--max-ppl-increase",
-                    "%",
-                    increase,
-                    g.maxPplIncreasePercent(),
-                    increase <= g.maxPplIncreasePercent());
-        }
-        if (g.maxKl() != null) {
-            gate(list, failures, "--max-kl", "", cand.klMean(), g.maxKl(), cand.klMean() <= g.maxKl());
-        }
-        if (g.minTop1() != null) {
-            gate(list, failures, "--min-top1", "", cand.top1(), g.minTop1(), cand.top1() >= g.minTop1());
+        List<Map<String, Object>> list = gatesJson(g);
+        for (int i = 0; i < g.list().size(); i++) {
+            ValidateOptions.Gate gate = g.list().get(i);
+            double value =
+                    switch (gate.kind()) {
+                        case MAX_PPL_INCREASE -> 100 * (cand.ppl() / refPpl - 1);
+                        case MAX_KL -> cand.klMean();
+                        case MIN_TOP1 -> cand.top1();
+                    };
+            boolean passed = gate.kind().passes(value, gate.limit());
+            list.get(i).put("value", Json.finiteOrNull(value));
+            list.get(i).put("passed", passed);
+            if (!passed) {
+                ValidateOptions.GateKind k = gate.kind();
+                failures.add(String.format(
+                        Locale.ROOT,
+                        "gate %s%s: %s is %s, limit %s%s",
+                        k.option(),
+                        gate.byDefault() ? " (default)" : "",
+                        k.what(),
+                        Double.isFinite(value) ? String.format(Locale.ROOT, "%.6g%s", value, k.unit()) : value,
+                        limit(gate.limit()),
+                        k.unit()));
+            }
         }
         json.put("gates", list);
     }
 
-    private static void gate(
-            List<Map<String, Object>> list,
-            List<String> failures,
-            String option,
-            String unit,
-            double value,
-            double limit,
-            boolean passed) {
-        Map<String, Object> j = new LinkedHashMap<>();
-        j.put("gate", option);
-        j.put("limit", limit);
-        j.put("value", value);
-        j.put("passed", passed);
-        list.add(j);
-        if (!passed) {
-            String what =
-                    switch (option) {
-                        case "--max-ppl-increase" -> "perplexity increase";
-                        case "--max-kl" -> "mean KL";
-                        default -> "top-1 agreement";
-                    };
-            failures.add(String.format(
-                    Locale.ROOT, "gate %s: %s is %.6g%s, limit %.6g%s", option, what, value, unit, limit, unit));
+    /** A limit as the user would type it: 5, 0.1, 0.85 (no trailing zeros, no exponent). */
+    private static String limit(double v) {
+        return java.math.BigDecimal.valueOf(v).stripTrailingZeros().toPlainString();
+    }
+
+    /** The gates that apply, each with its limit and whether it is the default; value and result come later. */
+    private static List<Map<String, Object>> gatesJson(ValidateOptions.Gates g) {
+        List<Map<String, Object>> list = new ArrayList<>();
+        for (ValidateOptions.Gate gate : g.list()) {
+            Map<String, Object> j = new LinkedHashMap<>();
+            j.put("gate", gate.kind().option());
+            j.put("limit", gate.limit());
+            j.put("default", gate.byDefault());
+            list.add(j);
         }
+        return list;
+    }
+
+    /**
+     * The verdict line, naming what it covers: PASSED only when the integrity and format checks passed and at least
+     * one accuracy gate applied; with {@code --no-gates} "accuracy not gated"; a folder without a manifest says its
+     * files were not verified.
+     */
+    @SuppressWarnings("unchecked")
+    static String verdict(Map<String, Object> json, List<String> failures, ValidateOptions.Gates g) {
+        if (!failures.isEmpty()) {
+            return "FAILED: " + failures.size() + " check(s) or gate(s)";
+        }
+        Map<String, Object> integrity = (Map<String, Object>) json.get("integrity");
+        Map<String, Object> format = (Map<String, Object>) json.get("format_checks");
+        List<String> covered = new ArrayList<>();
+        covered.add(
+                Boolean.TRUE.equals(integrity.get("manifest"))
+                        ? "integrity (" + integrity.get("files_checked") + " files, " + integrity.get("tensors_checked")
+                                + " tensors match " + Manifest.FILE + ")"
+                        : "integrity NOT verified (no " + Manifest.FILE + ")");
+        covered.add("format rules at --tp "
+                + String.join(
+                        ",",
+                        ((List<?>) format.get("tp"))
+                                .stream().map(String::valueOf).toList()));
+        if (g.list().isEmpty()) {
+            return "accuracy not gated (--no-gates): " + String.join(", ", covered) + "; the figures are not held to"
+                    + " any limit";
+        }
+        List<String> limits = new ArrayList<>();
+        for (ValidateOptions.Gate gate : g.list()) {
+            ValidateOptions.GateKind k = gate.kind();
+            limits.add(String.format(
+                    Locale.ROOT,
+                    "%s %s %s%s%s",
+                    k.what(),
+                    k == ValidateOptions.GateKind.MIN_TOP1 ? "≥" : "≤",
+                    limit(gate.limit()),
+                    k.unit(),
+                    gate.byDefault() ? " (default)" : ""));
+        }
+        covered.add("gates " + String.join(", ", limits));
+        return "PASSED: " + String.join(", ", covered);
     }
 
     private static void requireSameModel(ModelConfig ref, ModelConfig cand, ValidateOptions o) {

@@ -137,7 +137,7 @@ class ValidatorTest {
 
     @Test
     void gatesFailWithTheirFigures() {
-        Validator.Outcome o = run(options(release, true, false, 0, new ValidateOptions.Gates(1000.0, 0.0, 0.5)));
+        Validator.Outcome o = run(options(release, true, false, 0, ValidateOptions.Gates.only(1000.0, 0.0, 0.5)));
         assertFalse(o.passed());
         assertEquals(1, o.failures().size(), o.failures().toString());
         assertTrue(
@@ -208,7 +208,7 @@ class ValidatorTest {
 
     @Test
     void theReportIsWrittenWithItsPlots() throws IOException {
-        Validator.Outcome o = run(options(release, true, true, 2, new ValidateOptions.Gates(null, 10.0, null)));
+        Validator.Outcome o = run(options(release, true, true, 2, ValidateOptions.Gates.only(null, 10.0, null)));
         Path dir = tmp.resolve("report");
         List<Path> written = Report.write(dir, o);
         assertEquals(5, written.size(), written.toString());

@@ -344,6 +344,15 @@ public final class Json {
         }
     }
 
+    /**
+     * {@code v} boxed, or null when it is NaN or infinite: for report figures that can legitimately be undefined (a
+     * mean over nothing, a perplexity that overflowed), which JSON can only say as null. The writers themselves refuse
+     * non-finite numbers, so that a value nobody expected to be undefined fails loudly instead of turning into null.
+     */
+    public static Double finiteOrNull(double v) {
+        return Double.isFinite(v) ? v : null;
+    }
+
     private static String finite(double d) {
         if (Double.isNaN(d) || Double.isInfinite(d)) {
             throw new IllegalArgumentException("JSON has no representation for " + d);

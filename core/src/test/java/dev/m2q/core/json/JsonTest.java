@@ -56,4 +56,14 @@ class JsonTest {
             assertThrows(JsonException.class, () -> Json.parse(bad), bad);
         }
     }
+
+    @Test
+    void nonFiniteFiguresBecomeNullAndTheWriterStillRefusesThemRaw() {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("nan", Json.finiteOrNull(Double.NaN));
+        m.put("inf", Json.finiteOrNull(Double.NEGATIVE_INFINITY));
+        m.put("x", Json.finiteOrNull(0.25));
+        assertEquals("{\"nan\":null,\"inf\":null,\"x\":0.25}", Json.write(m));
+        assertThrows(IllegalArgumentException.class, () -> Json.write(List.of(Double.NaN)));
+    }
 }
