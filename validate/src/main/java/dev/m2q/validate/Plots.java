@@ -1,21 +1,17 @@
 package dev.m2q.validate;
 
+import dev.m2q.core.io.AtomicFile;
 import java.awt.BasicStroke;
 import java.awt.Color;
 import java.awt.Font;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.nio.file.AtomicMoveNotSupportedException;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.text.DecimalFormat;
 import java.text.DecimalFormatSymbols;
 import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
-import java.util.concurrent.ThreadLocalRandom;
 import javax.imageio.ImageIO;
 import org.jfree.chart.ChartUtils;
 import org.jfree.chart.JFreeChart;
@@ -329,27 +325,14 @@ public final class Plots {
     }
 
     /**
-     * Renders into memory, writes a hidden temporary file in the target's folder, then renames it over {@code png}.
-     * Encoding in memory (ImageIO without its file cache) keeps a failing disk away from ImageIO: a write error is
-     * a plain IOException here, not a half-closed ImageIO cache stream that prints a stack trace when the JVM exits.
+     * Renders into memory, then replaces {@code png} atomically. Encoding in memory (ImageIO without its file cache)
+     * keeps a failing disk away from ImageIO: a write error is one plain exception here, not a half-closed ImageIO
+     * cache stream that prints a stack trace when the JVM exits.
      */
     private static void write(Path png, JFreeChart chart) throws IOException {
         ByteArrayOutputStream encoded = new ByteArrayOutputStream();
         ChartUtils.writeChartAsPNG(encoded, chart, WIDTH, HEIGHT);
-        Path target = png.toAbsolutePath();
-        Path dir = target.getParent();
-        Path tmp = dir.resolve("." + target.getFileName() + "."
-                + Long.toHexString(ThreadLocalRandom.current().nextLong()) + ".tmp");
-        try {
-            Files.write(tmp, encoded.toByteArray(), StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
-            try {
-                Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING);
-            }
-        } finally {
-            Files.deleteIfExists(tmp);
-        }
+        AtomicFile.writeBytes(png, encoded.toByteArray());
     }
 
     private static void requireFinite(String name, double[] values) {

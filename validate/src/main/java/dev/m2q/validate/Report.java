@@ -1,13 +1,12 @@
 package dev.m2q.validate;
 
 import dev.m2q.core.InputException;
+import dev.m2q.core.io.AtomicFile;
 import dev.m2q.core.json.Json;
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -120,10 +119,8 @@ public final class Report {
         return true;
     }
 
-    private static Path atomic(Path file, String text) throws IOException {
-        Path tmp = file.resolveSibling("." + file.getFileName() + ".partial");
-        Files.writeString(tmp, text, StandardCharsets.UTF_8);
-        Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+    private static Path atomic(Path file, String text) {
+        AtomicFile.writeText(file, text);
         return file;
     }
 

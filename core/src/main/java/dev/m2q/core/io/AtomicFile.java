@@ -46,16 +46,34 @@ public final class AtomicFile {
             try (BufferedWriter w = Files.newBufferedWriter(tmp, StandardCharsets.UTF_8)) {
                 body.write(w);
             }
-            try {
-                Files.move(tmp, abs, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(tmp, abs, StandardCopyOption.REPLACE_EXISTING);
-            }
+            move(tmp, abs);
         } catch (IOException e) {
             deleteQuietly(tmp);
             throw new OutputException(abs + ": cannot write (" + reason(e) + ")", e);
         }
         return Sha256.ofFile(abs);
+    }
+
+    /** Replaces {@code file} with {@code bytes} (an encoded image, say); returns the new file's sha256. */
+    public static String writeBytes(Path file, byte[] bytes) {
+        Path abs = file.toAbsolutePath();
+        Path tmp = abs.resolveSibling("." + abs.getFileName() + ".m2q-tmp");
+        try {
+            Files.write(tmp, bytes);
+            move(tmp, abs);
+        } catch (IOException e) {
+            deleteQuietly(tmp);
+            throw new OutputException(abs + ": cannot write (" + reason(e) + ")", e);
+        }
+        return Sha256.ofFile(abs);
+    }
+
+    private static void move(Path tmp, Path abs) throws IOException {
+        try {
+            Files.move(tmp, abs, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        } catch (AtomicMoveNotSupportedException e) {
+            Files.move(tmp, abs, StandardCopyOption.REPLACE_EXISTING);
+        }
     }
 
     /**

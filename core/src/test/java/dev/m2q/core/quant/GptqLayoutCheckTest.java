@@ -109,7 +109,7 @@ class GptqLayoutCheckTest {
                 128,
                 1e-5,
                 5e5,
-                1.0,
+                RopeScaling.NONE,
                 8192,
                 128256,
                 false,
@@ -160,7 +160,22 @@ class GptqLayoutCheckTest {
         assertEquals(List.of(), GptqLayoutCheck.checkPlanned(cfg, 128, List.of(16)));
         // A 40/8-head variant of the same sizes is refused at 16 for its heads alone.
         ModelConfig heads40 = new ModelConfig(
-                cfg.arch(), 5120, 14336, 1, 40, 8, 128, 1e-5, 5e5, 1.0, 8192, 128256, false, false, "bfloat16", null);
+                cfg.arch(),
+                5120,
+                14336,
+                1,
+                40,
+                8,
+                128,
+                1e-5,
+                5e5,
+                RopeScaling.NONE,
+                8192,
+                128256,
+                false,
+                false,
+                "bfloat16",
+                null);
         assertEquals(
                 List.of("heads % tp"),
                 GptqLayoutCheck.checkPlanned(heads40, 128, List.of(16)).stream()

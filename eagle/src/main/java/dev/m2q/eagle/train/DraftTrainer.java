@@ -9,6 +9,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -265,17 +266,12 @@ public final class DraftTrainer {
         return t;
     }
 
-    /** JSON has no NaN: a value that is not finite is written as null. */
     private static Object finite(double v) {
-        return Double.isFinite(v) ? v : null;
+        return Json.finiteOrNull(v);
     }
 
     private static List<Object> finite(double[] v) {
-        List<Object> out = new ArrayList<>();
-        for (double x : v) {
-            out.add(finite(x));
-        }
-        return out;
+        return Arrays.stream(v).<Object>mapToObj(Json::finiteOrNull).toList();
     }
 
     private static void writeLog(Path file, List<Map<String, Object>> rows, boolean append) {
