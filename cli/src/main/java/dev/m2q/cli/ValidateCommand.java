@@ -2,7 +2,6 @@ package dev.m2q.cli;
 
 import dev.m2q.core.InputException;
 import dev.m2q.core.draft.DraftHead;
-import dev.m2q.core.io.OutputException;
 import dev.m2q.core.io.PathGuard;
 import dev.m2q.core.json.Json;
 import dev.m2q.core.kernels.Devices;
@@ -336,7 +335,7 @@ final class ValidateCommand implements Callable<Integer> {
         List<Path> written;
         try {
             written = Report.write(reportFolder(), o);
-        } catch (UncheckedIOException | OutputException e) {
+        } catch (UncheckedIOException e) {
             print.run();
             throw new InputException(
                     e.getMessage() + " (the figures are printed above; free space or pass --report-dir DIR or"

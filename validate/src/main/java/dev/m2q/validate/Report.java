@@ -2,6 +2,7 @@ package dev.m2q.validate;
 
 import dev.m2q.core.InputException;
 import dev.m2q.core.io.AtomicFile;
+import dev.m2q.core.io.OutputException;
 import dev.m2q.core.json.Json;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -98,6 +99,10 @@ public final class Report {
             plots.forEach(p -> written.add(dir.resolve(p)));
             written.add(atomic(dir.resolve(JSON), Json.writePretty(o.json())));
             written.add(atomic(dir.resolve(MARKDOWN), markdown(o)));
+        } catch (OutputException e) {
+            throw new UncheckedIOException(
+                    dir + ": cannot write the validation report (" + e.getMessage() + ")",
+                    e.getCause() instanceof IOException io ? io : new IOException(e));
         } catch (IOException e) {
             throw new UncheckedIOException(
                     dir + ": cannot write the validation report ("
