@@ -14,6 +14,7 @@ import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.Locale;
+import java.util.function.Consumer;
 import java.util.stream.Stream;
 
 /**
@@ -298,6 +299,38 @@ public final class StagedDir implements AutoCloseable {
         } finally {
             release();
         }
+    }
+
+    /**
+     * Ends a run that failed with {@code e} and returns what to throw. The partial folder is kept (unlocked) when
+     * {@code keep} — it was given to --resume, or holds finished work that --resume can continue — and deleted
+     * otherwise, so bad input found after work started leaves nothing behind. An I/O failure (a read-only or full
+     * disk, a folder in the way) becomes one {@link OutputException} line that says what was kept; any other
+     * failure is returned as it is, after {@code log} has said what was kept. An Error is rethrown here.
+     *
+     * @param whatIsKept how the kept work is continued, or null when there is none worth continuing
+     */
+    public RuntimeException failed(Throwable e, boolean keep, String whatIsKept, Consumer<String> log) {
+        if (keep) {
+            close();
+        } else {
+            discard();
+        }
+        if (e instanceof UncheckedIOException || e instanceof OutputException) {
+            return new OutputException(e.getMessage() + (whatIsKept == null ? "" : "; " + whatIsKept), e);
+        }
+        if (whatIsKept != null) {
+            log.accept("stopped; " + whatIsKept);
+        }
+        if (e instanceof Error err) {
+            throw err;
+        }
+        return (RuntimeException) e;
+    }
+
+    /** Whether {@code e} is bad input (found after work started), as opposed to an output-side or internal failure. */
+    public static boolean isBadInput(Throwable e) {
+        return e instanceof InputException && !(e instanceof OutputException);
     }
 
     /** Releases the lock and keeps the partial folder as it is (for --resume); nothing after commit or discard. */

@@ -6,7 +6,6 @@ import dev.m2q.core.io.Checkpoint;
 import dev.m2q.core.io.CheckpointWriter;
 import dev.m2q.core.io.Dirs;
 import dev.m2q.core.io.Manifest;
-import dev.m2q.core.io.OutputException;
 import dev.m2q.core.io.PathGuard;
 import dev.m2q.core.io.SafetensorsFile;
 import dev.m2q.core.io.Sha256;
@@ -205,27 +204,19 @@ public final class QuantizeJob {
             if (writer != null) {
                 writer.detach();
             }
-            boolean badInput = e instanceof InputException && !(e instanceof OutputException);
             boolean hasProgress = Files.isRegularFile(partial.resolve(PROGRESS));
             // What a --resume run was given is never deleted; a fresh run keeps only finished layers.
-            boolean resumable = hasProgress && !badInput && (opts.resume() || (state != null && state.layersDone > 0));
-            if (opts.resume() || resumable) {
-                staged.close();
-            } else {
-                staged.discard();
-            }
-            String kept = resumable
-                    ? "the finished layers are kept in " + partial + ": rerun with the same options plus --resume"
-                            + " to continue, or with --overwrite to start over"
-                    : "";
-            if (e instanceof UncheckedIOException || e instanceof OutputException) {
-                // A read-only or full disk, a folder in the way: one line, exit 2, and what is kept.
-                throw new OutputException(e.getMessage() + (kept.isEmpty() ? "" : "; " + kept), e);
-            }
-            if (resumable) {
-                progress.info("stopped; " + kept);
-            }
-            throw e;
+            boolean resumable = hasProgress
+                    && !StagedDir.isBadInput(e)
+                    && (opts.resume() || (state != null && state.layersDone > 0));
+            throw staged.failed(
+                    e,
+                    opts.resume() || resumable,
+                    resumable
+                            ? "the finished layers are kept in " + partial + ": rerun with the same options plus"
+                                    + " --resume to continue, or with --overwrite to start over"
+                            : null,
+                    progress::info);
         }
     }
 

@@ -7,7 +7,6 @@ import dev.m2q.core.draft.DraftVocab;
 import dev.m2q.core.grad.Tensor;
 import dev.m2q.core.io.Dirs;
 import dev.m2q.core.io.Manifest;
-import dev.m2q.core.io.OutputException;
 import dev.m2q.core.io.PathGuard;
 import dev.m2q.core.io.Sha256;
 import dev.m2q.core.io.StagedDir;
@@ -19,7 +18,6 @@ import dev.m2q.core.model.Qwen2Model;
 import dev.m2q.eagle.data.DataFile;
 import dev.m2q.eagle.io.Hashes;
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -185,25 +183,15 @@ public record DraftTraining(
             staged.commit();
             return new Summary(staged.out(), head, result.evaluation(), files);
         } catch (RuntimeException | Error e) {
-            boolean badInput = e instanceof InputException && !(e instanceof OutputException);
-            boolean resumable = !badInput && Files.isRegularFile(runDir.resolve(RESUME_MARKER));
-            if (resume || resumable) {
-                staged.close();
-            } else {
-                staged.discard();
-            }
-            String kept = resumable
-                    ? "the run folder " + runDir + " keeps its last checkpoint: rerun with the same options plus"
-                            + " --resume to continue, or with --overwrite to start over"
-                    : "";
-            if (e instanceof UncheckedIOException || e instanceof OutputException) {
-                // A read-only or full disk, a folder in the way: one line, exit 2, and what is kept.
-                throw new OutputException(e.getMessage() + (kept.isEmpty() ? "" : "; " + kept), e);
-            }
-            if (resumable) {
-                log.accept("eagle train: stopped; " + kept);
-            }
-            throw e;
+            boolean resumable = !StagedDir.isBadInput(e) && Files.isRegularFile(runDir.resolve(RESUME_MARKER));
+            throw staged.failed(
+                    e,
+                    resume || resumable,
+                    resumable
+                            ? "the run folder " + runDir + " keeps its last checkpoint: rerun with the same options"
+                                    + " plus --resume to continue, or with --overwrite to start over"
+                            : null,
+                    m -> log.accept("eagle train: " + m));
         }
     }
 
