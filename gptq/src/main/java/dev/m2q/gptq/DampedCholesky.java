@@ -15,7 +15,7 @@ import java.util.stream.IntStream;
  * factorization and one triangular inversion, and the only step that can fail is the first.
  *
  * <p>In place in a single K² buffer (the copy of H that becomes U): the strict upper triangle holds JHJ and is
- * only read, the lower triangle receives L⁻¹ from {@link Kernels#choleskyInverse} (fp32 at the first λ, fp64
+ * only read, the lower triangle receives L⁻¹ from {@link GptqKernels#choleskyInverse} (fp32 at the first λ, fp64
  * once λ has had to rise), and a retry needs only the saved diagonal. Every implementation writes each output
  * element from one thread in a fixed order, so the result is the same bits whatever the thread count.
  */
@@ -33,9 +33,14 @@ public final class DampedCholesky {
 
     private DampedCholesky() {}
 
-    /** {@link #factor(float[], int, double, Kernels)} with the default kernels. */
+    /** {@link #factor(float[], int, double, GptqKernels)} with the default kernels. */
     public static Result factor(float[] h, int k, double damp) {
         return factor(h, k, damp, Kernels.fromProperty());
+    }
+
+    /** {@link #factor(float[], int, double, GptqKernels)} with the GPTQ kernels of {@code kernels}. */
+    public static Result factor(float[] h, int k, double damp, Kernels kernels) {
+        return factor(h, k, damp, GptqKernels.of(kernels));
     }
 
     /**
@@ -44,7 +49,7 @@ public final class DampedCholesky {
      * @throws IllegalArgumentException when H has a non-finite entry, or stays non-positive-definite for every
      *     λ below 1
      */
-    public static Result factor(float[] h, int k, double damp, Kernels kernels) {
+    public static Result factor(float[] h, int k, double damp, GptqKernels kernels) {
         if (k <= 0 || h.length != (long) k * k) {
             throw new IllegalArgumentException("H must be [" + k + ", " + k + "], got " + h.length + " values");
         }

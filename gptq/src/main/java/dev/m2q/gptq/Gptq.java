@@ -1,6 +1,5 @@
 package dev.m2q.gptq;
 
-import dev.m2q.core.kernels.JavaOps;
 import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.quant.GroupSize;
 import dev.m2q.core.quant.QuantizedLinear;
@@ -13,7 +12,8 @@ import java.util.List;
  * GPTQ (Frantar et al., 2022; ALGORITHMS.md §2): quantize the columns of W one at a time and push each column's
  * rounding error onto the columns not yet quantized, weighted by the inverse Hessian, so the layer's output on
  * the calibration inputs moves as little as possible. Symbols follow the paper: H, U (upper Cholesky factor of
- * H⁻¹, "Hinv"), B (block), Err1.
+ * H⁻¹, "Hinv"), B (block), Err1. The loop itself is {@link GptqLoop}; it and the Cholesky inverse run on
+ * the backend's {@link GptqKernels}.
  *
  * <p>Layout: the loop works on Wᵀ [K, N] (fp32, a copy), so the paper's column w_{:,i} is the contiguous row i.
  */
@@ -54,10 +54,10 @@ public final class Gptq {
         // Act-order: columns by descending diag(H). Static groups fix their scales first, on original columns.
         int[] perm = o.actOrder() ? ActOrder.permutation(h, k) : null;
         boolean staticGroups = o.actOrder() && o.staticGroups();
-        float[] scales = new float[groups * n];
+        float[] staticScales = staticGroups ? new float[groups * n] : null;
         if (staticGroups) {
             for (int gi = 0; gi < groups; gi++) {
-                JavaOps.groupScales(kernels, wt, gi * g, g, n, scales, gi * n);
+                GptqLoop.groupScales(kernels, wt, gi * g, g, n, staticScales, gi * n);
             }
         }
         float[] hp = h;
@@ -66,7 +66,8 @@ public final class Gptq {
             hp = ActOrder.permuteSymmetric(h, k, perm);
         }
 
-        DampedCholesky.Result chol = DampedCholesky.factor(hp, k, o.damp(), kernels);
+        GptqKernels gptqKernels = GptqKernels.of(kernels);
+        DampedCholesky.Result chol = DampedCholesky.factor(hp, k, o.damp(), gptqKernels);
         if (chol.retries() > 0) {
             fallbacks.add(String.format(
                     "damp raised from %s to %.2f after %d Cholesky failure%s",
@@ -75,11 +76,10 @@ public final class Gptq {
         float[] u = chol.hinvUpper();
         hp = null;
 
-        int[] codes = new int[k * n];
-        int[] gIdx = new int[k];
-        kernels.gptqColumns(wt, k, n, u, g, o.blockSize(), perm, staticGroups, scales, codes, gIdx);
+        GptqCodes c = gptqKernels.columnLoop(
+                new GptqProblem(wt, u, k, n, g, o.blockSize(), perm, staticScales));
 
-        QuantizedLinear q = new QuantizedLinear(n, k, g, codes, scales, gIdx);
+        QuantizedLinear q = new QuantizedLinear(n, k, g, c.codes(), c.scales(), c.gIdx());
         Duration time = Duration.ofNanos(System.nanoTime() - start);
         double loss = proxyLoss(w, q.dequantize(), n, k, h, kernels);
         return new GptqResult(q, loss, chol.dampUsed(), fallbacks, time);

@@ -3,7 +3,9 @@ package dev.m2q.kernels;
 import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.kernels.Matrix;
 import dev.m2q.core.kernels.Parallel;
+import dev.m2q.gptq.GptqKernels;
 import java.util.Objects;
+import java.util.Optional;
 
 /**
  * {@link Kernels} on an NVIDIA GPU through {@link CudaContext}: every operation runs on the device (the .cu files
@@ -15,8 +17,8 @@ import java.util.Objects;
  *
  * <ul>
  *   <li>bit for bit: gemmAcc, syrkUpper (one in-order FMA chain per element, as the SPI fixes), the W4 matmul
- *       for 1..16 rows (the SPI's sequence), absMaxColumns, and GPTQ's codes and scales up to ties that a
- *       different in-block rounding would flip;
+ *       for 1..16 rows (the SPI's sequence), absMaxColumns, and GPTQ's codes and scales ({@link
+ *       CudaGptqKernels}) up to ties that a different in-block rounding would flip;
  *   <li>to a few ulps, and mostly bit for bit: rmsNorm, rope and swiglu (the same fp32 operations; only a
  *       reduction in another order, or a double exp/cos/sin from another library, can round one intermediate to
  *       its neighbour);
@@ -441,67 +443,24 @@ public final class CudaKernels implements Kernels {
         }
     }
 
+    /** GPTQ's column loop and Cholesky inverse on this device ({@link CudaGptqKernels}); nothing else. */
     @Override
-    public boolean choleskyInverse(float[] a, float[] diag, float shift, int k, boolean fp64) {
-        require(k > 0, "choleskyInverse: k " + k + " must be > 0");
-        require(a.length >= (long) k * k, "choleskyInverse: a needs [" + k + ", " + k + "] values");
-        require(diag.length >= k, "choleskyInverse: diag has fewer than " + k + " values");
-        if (small((long) k * k * k / 3)) {
-            return cpu.choleskyInverse(a, diag, shift, k, fp64);
-        }
-        synchronized (this) {
-            return DeviceCholesky.run(dev, a, diag, shift, k, fp64);
-        }
+    public <T> Optional<T> capability(Class<T> type) {
+        return type == GptqKernels.class ? Optional.of(type.cast(new CudaGptqKernels(this))) : Optional.empty();
     }
 
-    @Override
-    public void gptqColumns(
-            float[] wt,
-            int k,
-            int n,
-            float[] u,
-            int groupSize,
-            int blockSize,
-            int[] perm,
-            boolean staticGroups,
-            float[] scales,
-            int[] codes,
-            int[] gIdx) {
-        require(
-                k > 0 && n > 0 && groupSize > 0 && k % groupSize == 0 && blockSize > 0,
-                "gptqColumns: k " + k + " must be a positive multiple of the group size " + groupSize + ", n " + n
-                        + " and the block size " + blockSize + " positive");
-        require(wt.length >= (long) k * n, "gptqColumns: wt needs [" + k + ", " + n + "] values");
-        require(u.length >= (long) k * k, "gptqColumns: u needs [" + k + ", " + k + "] values");
-        require(
-                scales.length >= (long) (k / groupSize) * n,
-                "gptqColumns: scales needs [" + k / groupSize + ", " + n + "] values");
-        require(codes.length >= (long) k * n, "gptqColumns: codes needs [" + k + ", " + n + "] values");
-        require(gIdx.length >= k, "gptqColumns: gIdx needs " + k + " values");
-        if (perm != null) {
-            requirePermutation(perm, k);
-        }
-        if (small((long) k * k * n / 2)) {
-            cpu.gptqColumns(wt, k, n, u, groupSize, blockSize, perm, staticGroups, scales, codes, gIdx);
-            return;
-        }
-        synchronized (this) {
-            DeviceGptq.run(dev, wt, k, n, u, groupSize, blockSize, perm, staticGroups, scales, codes, gIdx);
-        }
+    /** The device, for {@link CudaGptqKernels}; used under this object's lock, as every call here is. */
+    Device device() {
+        return dev;
     }
 
-    private boolean small(long work) {
+    /** The Java kernels that small calls go to. */
+    Kernels cpu() {
+        return cpu;
+    }
+
+    boolean small(long work) {
         return work < policy.minDeviceWork();
-    }
-
-    private static void requirePermutation(int[] perm, int k) {
-        require(perm.length >= k, "gptqColumns: perm has fewer than " + k + " values");
-        boolean[] seen = new boolean[k];
-        for (int i = 0; i < k; i++) {
-            int p = perm[i];
-            require(p >= 0 && p < k && !seen[p], "gptqColumns: perm is not a permutation of [0, " + k + ") at " + i);
-            seen[p] = true;
-        }
     }
 
     private static void checkLast(float[] arr, long last, String name) {

@@ -1,7 +1,7 @@
 package dev.m2q.kernels;
 
 /**
- * {@link dev.m2q.core.kernels.Kernels#choleskyInverse} on the device (cholesky.cu): A + shift·I = L·Lᵀ by blocks
+ * {@link dev.m2q.gptq.GptqKernels#choleskyInverse} on the device (cholesky.cu): A + shift·I = L·Lᵀ by blocks
  * of 64 columns (factor the diagonal block, solve the panel below it, update the trailing lower triangle), then
  * L⁻¹ by block rows. In fp32, or in fp64 with one rounding to fp32 at the end.
  *

@@ -4,7 +4,7 @@ import dev.m2q.core.quant.Rtn;
 import java.util.Arrays;
 
 /**
- * {@link dev.m2q.core.kernels.Kernels#gptqColumns} on the device (gptq.cu): per block of B positions one launch
+ * {@link dev.m2q.gptq.GptqKernels#columnLoop} on the device (gptq.cu): per block of B positions one launch
  * of m2q_gptq_block (a thread per output column walks the block's positions), then the lazy batch update
  * W1[i2:, :] −= U[i1:i2, i2:]ᵀ·Err1 as one m2q_gemm_acc_f32 (Uᵀ read in place through its strides, the block's
  * −Err1 as B). W1, U, the codes, the scales and Err1 stay on the device for the whole call: one upload of W1

@@ -5,6 +5,7 @@ import static dev.m2q.kernels.GpuTesting.uniform;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -13,6 +14,10 @@ import dev.m2q.core.quant.Rtn;
 import dev.m2q.gptq.ActOrder;
 import dev.m2q.gptq.DampedCholesky;
 import dev.m2q.gptq.Gptq;
+import dev.m2q.gptq.GptqCodes;
+import dev.m2q.gptq.GptqKernels;
+import dev.m2q.gptq.GptqProblem;
+import dev.m2q.gptq.JavaGptqKernels;
 import java.util.Arrays;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Tag;
@@ -21,6 +26,14 @@ import org.junit.jupiter.api.Test;
 /** GPTQ's device steps against their Java twins: the Cholesky inverse and the column loop. */
 @Tag("gpu")
 class CudaGptqGpuTest {
+    /** The Java twin of the GPTQ kernels, over GpuTesting's twin. */
+    static final GptqKernels GPTQ_TWIN = new JavaGptqKernels(TWIN);
+
+    /** The GPTQ kernels the CUDA backend offers, everything on the device. */
+    static GptqKernels cudaGptq() {
+        return assertInstanceOf(CudaGptqKernels.class, GptqKernels.of(GpuTesting.cuda(true)));
+    }
+
     /** H = GᵀG / rows for G [k + 8, k] uniform: symmetric positive definite, [k, k] row-major. */
     static float[] spd(SplittableRandom r, int k) {
         int rows = k + 8;
@@ -94,7 +107,7 @@ class CudaGptqGpuTest {
      */
     @Test
     void choleskyInverseMatchesTheExactFactorInBothPrecisions() {
-        CudaKernels cuda = GpuTesting.cuda(true);
+        GptqKernels cuda = cudaGptq();
         SplittableRandom r = new SplittableRandom(31);
         for (int k : new int[] {64, 65, 200, 333}) {
             float[] h = spd(r, k);
@@ -118,7 +131,7 @@ class CudaGptqGpuTest {
                 double rel = frobeniusRelative(a, exact);
                 assertTrue(rel <= (fp64 ? 1e-6 : 1e-4), what + ": relative error " + rel);
                 float[] twin = withScratchLower(h, k, r);
-                assertTrue(TWIN.choleskyInverse(twin, diag.clone(), shift, k, fp64), what + " (twin)");
+                assertTrue(GPTQ_TWIN.choleskyInverse(twin, diag.clone(), shift, k, fp64), what + " (twin)");
                 double[] twinD = new double[twin.length];
                 for (int i = 0; i < twin.length; i++) {
                     twinD[i] = twin[i];
@@ -135,7 +148,7 @@ class CudaGptqGpuTest {
      */
     @Test
     void choleskyInverseRefusesAnIndefiniteMatrixAndLeavesItsInput() {
-        CudaKernels cuda = GpuTesting.cuda(true);
+        GptqKernels cuda = cudaGptq();
         SplittableRandom r = new SplittableRandom(32);
         for (int k : new int[] {65, 200}) {
             float[] h = spd(r, k);
@@ -197,25 +210,17 @@ class CudaGptqGpuTest {
     }
 
     record Columns(int[] codes, float[] scales, int[] gIdx) {
-        static Columns run(dev.m2q.core.kernels.Kernels kernels, Problem p, int blockSize, boolean staticGroups) {
-            float[] scales = staticGroups ? p.staticScales() : new float[p.k() / p.groupSize() * p.n()];
-            int[] codes = new int[p.k() * p.n()];
-            Arrays.fill(codes, -1);
-            int[] gIdx = new int[p.k()];
-            Arrays.fill(gIdx, -1);
-            kernels.gptqColumns(
+        static Columns run(GptqKernels kernels, Problem p, int blockSize, boolean staticGroups) {
+            GptqCodes c = kernels.columnLoop(new GptqProblem(
                     p.wt().clone(),
+                    p.u(),
                     p.k(),
                     p.n(),
-                    p.u(),
                     p.groupSize(),
                     blockSize,
                     p.perm(),
-                    staticGroups,
-                    scales,
-                    codes,
-                    gIdx);
-            return new Columns(codes, scales, gIdx);
+                    staticGroups ? p.staticScales() : null));
+            return new Columns(c.codes(), c.scales(), c.gIdx());
         }
 
         double proxyLoss(Problem p) {
@@ -235,7 +240,7 @@ class CudaGptqGpuTest {
      */
     @Test
     void columnLoopMatchesTheTwin() {
-        CudaKernels cuda = GpuTesting.cuda(true);
+        GptqKernels cuda = cudaGptq();
         SplittableRandom r = new SplittableRandom(33);
         // n, k, G, B, actOrder, staticGroups
         int[][] cases = {
@@ -244,9 +249,9 @@ class CudaGptqGpuTest {
         for (int[] s : cases) {
             Problem p = Problem.of(r, s[0], s[1], s[2], s[4] == 1);
             boolean staticGroups = s[5] == 1;
-            Columns want = Columns.run(TWIN, p, s[3], staticGroups);
+            Columns want = Columns.run(GPTQ_TWIN, p, s[3], staticGroups);
             Columns got = Columns.run(cuda, p, s[3], staticGroups);
-            String what = "gptqColumns " + Arrays.toString(s);
+            String what = "columnLoop " + Arrays.toString(s);
             assertArrayEquals(want.gIdx(), got.gIdx(), what + ": g_idx");
             int differ = 0;
             for (int i = 0; i < want.codes().length; i++) {
@@ -268,7 +273,7 @@ class CudaGptqGpuTest {
      */
     @Test
     void nonFiniteWeightsAndOverflowingScalesFailLikeTheJavaLoop() {
-        CudaKernels cuda = GpuTesting.cuda(true);
+        GptqKernels cuda = cudaGptq();
         SplittableRandom r = new SplittableRandom(34);
         Problem p = Problem.of(r, 40, 256, 128, false);
         float[] wt = p.wt().clone();
@@ -276,18 +281,7 @@ class CudaGptqGpuTest {
         wt[200 * p.n() + 3] = Float.POSITIVE_INFINITY; // same group, later position, earlier output
         IllegalArgumentException e = assertThrows(
                 IllegalArgumentException.class,
-                () -> cuda.gptqColumns(
-                        wt,
-                        p.k(),
-                        p.n(),
-                        p.u(),
-                        128,
-                        128,
-                        null,
-                        false,
-                        new float[2 * p.n()],
-                        new int[256 * p.n()],
-                        new int[256]));
+                () -> cuda.columnLoop(new GptqProblem(wt, p.u(), p.k(), p.n(), 128, 128, null, null)));
         assertEquals(
                 "weight (input 200, output 3) became Infinity during GPTQ; the Hessian is ill-conditioned, try a"
                         + " larger --damp",
@@ -299,18 +293,7 @@ class CudaGptqGpuTest {
                 .getMessage();
         IllegalArgumentException o = assertThrows(
                 IllegalArgumentException.class,
-                () -> cuda.gptqColumns(
-                        big,
-                        p.k(),
-                        p.n(),
-                        p.u(),
-                        128,
-                        128,
-                        null,
-                        false,
-                        new float[2 * p.n()],
-                        new int[256 * p.n()],
-                        new int[256]));
+                () -> cuda.columnLoop(new GptqProblem(big, p.u(), p.k(), p.n(), 128, 128, null, null)));
         assertEquals(rtn, o.getMessage());
     }
 }

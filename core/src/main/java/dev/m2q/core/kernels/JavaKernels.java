@@ -1,9 +1,8 @@
 package dev.m2q.core.kernels;
 
 /**
- * What the two Java kernels share: the operations written once in {@link JavaOps} and {@link JavaCholesky},
- * which leave their vector-sized steps ({@link #dot}, {@link #axpy}, {@link #gemmAcc}) and the products
- * to the subclass, so {@link ScalarKernels} and {@link VectorKernels} differ only there.
+ * What the two Java kernels share: the operations written once in {@link JavaOps}, which leave their
+ * vector-sized steps ({@link #dot}, {@link #axpy}) and the products to the subclass, so {@link ScalarKernels} and {@link VectorKernels} differ only there.
  */
 abstract sealed class JavaKernels implements Kernels permits ScalarKernels, VectorKernels {
 
@@ -40,26 +39,5 @@ abstract sealed class JavaKernels implements Kernels permits ScalarKernels, Vect
     @Override
     public final void absMaxColumns(float[] x, int xOff, int rows, int cols, float[] out, int outOff) {
         JavaOps.absMaxColumns(x, xOff, rows, cols, out, outOff);
-    }
-
-    @Override
-    public final boolean choleskyInverse(float[] a, float[] diag, float shift, int k, boolean fp64) {
-        return JavaCholesky.choleskyInverse(a, diag, shift, k, fp64, this);
-    }
-
-    @Override
-    public final void gptqColumns(
-            float[] wt,
-            int k,
-            int n,
-            float[] u,
-            int groupSize,
-            int blockSize,
-            int[] perm,
-            boolean staticGroups,
-            float[] scales,
-            int[] codes,
-            int[] gIdx) {
-        JavaOps.gptqColumns(this, wt, k, n, u, groupSize, blockSize, perm, staticGroups, scales, codes, gIdx);
     }
 }

@@ -1,6 +1,7 @@
 package dev.m2q.core.kernels;
 
 import java.util.Locale;
+import java.util.Optional;
 
 /**
  * The operations m2q runs on large data. The Java implementations are the reference: {@link ScalarKernels} is
@@ -121,48 +122,15 @@ public interface Kernels {
     void absMaxColumns(float[] x, int xOff, int rows, int cols, float[] out, int outOff);
 
     /**
-     * The factorization step of GPTQ's inverse Hessian (see dev.m2q.gptq.DampedCholesky): A + shift·I =
-     * L·Lᵀ, then L⁻¹. A [k, k] symmetric is given by the strict upper triangle of a (row-major) and its
-     * diagonal diag[p]; the lower triangle of a is scratch on entry.
-     *
-     * <p>On success returns true, with L⁻¹ in the lower triangle of a (diagonal included) and the strict upper
-     * triangle zeroed. When a pivot is not positive (or not finite) returns false, leaving the strict upper
-     * triangle and diag unchanged so that the caller can retry with a larger shift. {@code fp64} computes in
-     * double and rounds the result to fp32 once (the fallback after a failure in fp32); otherwise fp32
-     * throughout.
+     * An optional capability of this backend beyond these operations, looked up by the interface that a method
+     * module owns and core cannot name (such as the GPTQ module's column loop and Cholesky inverse): a
+     * device backend returns its implementation, so the loop stays on the device; empty, the default, tells the
+     * caller to run its Java implementation over these operations. A wrapper around another backend forwards
+     * this call.
      */
-    boolean choleskyInverse(float[] a, float[] diag, float shift, int k, boolean fp64);
-
-    /**
-     * GPTQ's column loop with its lazy batch updates (ALGORITHMS.md §2, the loop of dev.m2q.gptq.Gptq): for
-     * each block of {@code blockSize} positions i, quantize row i of W1 with the RTN rule of
-     * dev.m2q.core.quant.Rtn (code, dequant), scale the error by 1/U[i, i], push it onto the block's later
-     * rows with U[i, j], then push the block's errors onto every later row at once.
-     *
-     * @param wt W1 = Wᵀ [k, n] row-major fp32, rows already in act-order (position i holds input channel
-     *     perm[i]) and dead inputs zeroed; overwritten (scratch)
-     * @param u U [k, k] row-major fp32, the upper Cholesky factor of the (permuted, damped) H⁻¹
-     * @param perm position → original input channel, or null for the identity
-     * @param staticGroups true: scales [k/G, n] are given on entry, one group per G original channels (group of
-     *     position i = perm[i] / G); false: each group's scales are computed, with Rtn.scale of the column
-     *     absmax, from the current W1 at the group's first position (group of position i = i / G), into scales
-     * @param scales [k/G, n] fp32, in (static groups) or out
-     * @param codes out [k, n], row c for original input channel c, each in [0, 15]
-     * @param gIdx out [k]: the group of each original input channel
-     * @throws IllegalArgumentException when a weight becomes non-finite (an ill-conditioned Hessian)
-     */
-    void gptqColumns(
-            float[] wt,
-            int k,
-            int n,
-            float[] u,
-            int groupSize,
-            int blockSize,
-            int[] perm,
-            boolean staticGroups,
-            float[] scales,
-            int[] codes,
-            int[] gIdx);
+    default <T> Optional<T> capability(Class<T> type) {
+        return Optional.empty();
+    }
 
     /** The implementation named by system property {@code m2q.kernels} ("vector", the default, or "scalar"). */
     static Kernels fromProperty() {

@@ -1,8 +1,6 @@
 package dev.m2q.core.kernels;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.Arrays;
@@ -12,7 +10,7 @@ import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
- * The layer operations, the absmax reduction and the Cholesky inverse of {@link Kernels}, in both Java kernels,
+ * The layer operations and the absmax reduction of {@link Kernels}, in both Java kernels,
  * against references written here in double from the definitions (not from {@link JavaOps}).
  */
 class JavaOpsTest {
@@ -140,111 +138,6 @@ class JavaOpsTest {
             kern.absMaxColumns(poisoned, 3, rows, cols, out2, 0);
             assertTrue(Float.isNaN(out2[0]), "a NaN in column 0 must make its absmax NaN");
         }
-    }
-
-    @ParameterizedTest
-    @CsvSource({"1, false", "5, false", "5, true", "130, false", "130, true", "300, true"})
-    void choleskyInverseGivesTheInverseFactor(int k, boolean fp64) {
-        SplittableRandom rnd = new SplittableRandom(k);
-        double[] spd = spd(rnd, k);
-        float shift = 0.05f;
-        for (Kernels kern : BOTH) {
-            float[] a = new float[k * k];
-            float[] diag = new float[k];
-            for (int i = 0; i < k; i++) {
-                diag[i] = (float) spd[i * k + i];
-                for (int j = 0; j < k; j++) {
-                    a[i * k + j] = j > i ? (float) spd[i * k + j] : Float.NaN; // lower triangle: scratch
-                }
-            }
-            assertTrue(kern.choleskyInverse(a, diag, shift, k, fp64));
-            // X = L⁻¹ with L·Lᵀ = A + shift·I means X·(A + shift·I)·Xᵀ = I. A is built with eigenvalues in
-            // [0.5, 2], so κ ≤ 4 and fp32 keeps I to ~k·2⁻²⁴·κ ≈ 1e-4 at k = 300; fp64 rounds X to fp32 once.
-            double tol = fp64 ? 1e-5 : 2e-4;
-            double[] xa = new double[k * k];
-            for (int i = 0; i < k; i++) {
-                for (int j = 0; j < k; j++) {
-                    assertEquals(0f, j > i ? a[i * k + j] : 0f, "strict upper triangle zeroed");
-                    double s = 0;
-                    for (int p = 0; p <= i; p++) {
-                        s += a[i * k + p]
-                                * (spd[p * k + j] + (p == j ? (double) (diag[p] + shift) - spd[p * k + p] : 0));
-                    }
-                    xa[i * k + j] = s;
-                }
-            }
-            for (int i = 0; i < k; i++) {
-                for (int j = 0; j < k; j++) {
-                    double s = 0;
-                    for (int p = 0; p <= j; p++) {
-                        s += xa[i * k + p] * a[j * k + p];
-                    }
-                    assertEquals(i == j ? 1 : 0, s, tol, kern.name() + " (" + i + ", " + j + ")");
-                }
-            }
-        }
-    }
-
-    @ParameterizedTest
-    @ValueSource(booleans = {false, true})
-    void aFailedCholeskyLeavesItsInputsForTheRetry(boolean fp64) {
-        // [[1, 2], [2, 1]] has eigenvalues 3 and −1: no shift below 1 makes it positive definite.
-        int k = 130;
-        float[] a = new float[k * k];
-        float[] diag = new float[k];
-        for (int i = 0; i < k; i++) {
-            diag[i] = 1f;
-            if (i % 2 == 0) {
-                a[i * k + i + 1] = 2f;
-            }
-        }
-        for (Kernels kern : BOTH) {
-            float[] copy = a.clone();
-            float[] diagCopy = diag.clone();
-            assertFalse(kern.choleskyInverse(copy, diagCopy, 0.5f, k, fp64));
-            assertArrayEquals(diag, diagCopy);
-            for (int i = 0; i < k; i++) {
-                for (int j = i + 1; j < k; j++) {
-                    assertEquals(a[i * k + j], copy[i * k + j], 0f, "upper (" + i + ", " + j + ")");
-                }
-            }
-        }
-    }
-
-    /** Q·diag(λ)·Qᵀ with λ in [0.5, 2] and Q from Householder reflections: symmetric positive definite. */
-    private static double[] spd(SplittableRandom rnd, int k) {
-        double[] m = new double[k * k];
-        for (int i = 0; i < k; i++) {
-            m[i * k + i] = 0.5 + 1.5 * rnd.nextDouble();
-        }
-        for (int r = 0; r < 3; r++) {
-            double[] v = new double[k];
-            double norm = 0;
-            for (int i = 0; i < k; i++) {
-                v[i] = rnd.nextGaussian();
-                norm += v[i] * v[i];
-            }
-            for (int i = 0; i < k; i++) {
-                v[i] /= Math.sqrt(norm);
-            }
-            // M ← H·M·H with H = I − 2vvᵀ.
-            double[] mv = new double[k];
-            for (int i = 0; i < k; i++) {
-                for (int j = 0; j < k; j++) {
-                    mv[i] += m[i * k + j] * v[j];
-                }
-            }
-            double vmv = 0;
-            for (int i = 0; i < k; i++) {
-                vmv += v[i] * mv[i];
-            }
-            for (int i = 0; i < k; i++) {
-                for (int j = 0; j < k; j++) {
-                    m[i * k + j] += -2 * v[i] * mv[j] - 2 * mv[i] * v[j] + 4 * vmv * v[i] * v[j];
-                }
-            }
-        }
-        return m;
     }
 
     private static float[] randoms(SplittableRandom rnd, int n) {

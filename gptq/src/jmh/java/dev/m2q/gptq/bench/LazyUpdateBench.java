@@ -1,7 +1,7 @@
 package dev.m2q.gptq.bench;
 
-import dev.m2q.core.kernels.JavaOps;
 import dev.m2q.core.kernels.Kernels;
+import dev.m2q.gptq.GptqLoop;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -21,7 +21,7 @@ import org.openjdk.jmh.infra.Blackhole;
  * GPTQ's lazy-batch update after one block of B = 128 columns, on the shape of a 7B-class linear (N = 5120
  * outputs): W_rest[N, K_rest] −= Err[N, B]·U[B, K_rest], K_rest = K − B. Gptq keeps the transposed working copy
  * W1 = Wᵀ [K, N], so the update is W1[i2:, :] −= U[i1:i2, i2:]ᵀ·Err1: one {@link Kernels#gemmAcc} with Uᵀ
- * read in place through its strides. {@link #lazyUpdate} calls {@link JavaOps#lazyBatchUpdate} itself, so it
+ * read in place through its strides. {@link #lazyUpdate} calls {@link GptqLoop#lazyBatchUpdate} itself, so it
  * times exactly what the GPTQ loop runs.
  *
  * <p>Work per operation: <b>flops = 2·N·B·K_rest</b> (the negation of Err1, N·B, is not counted); JMH prints it
@@ -69,7 +69,7 @@ public class LazyUpdateBench {
 
     @Benchmark
     public void lazyUpdate(Shape s, Counters.Flops flops, Blackhole bh) {
-        JavaOps.lazyBatchUpdate(s.impl, s.wt, s.u, s.err1, 0, B, N, s.k);
+        GptqLoop.lazyBatchUpdate(s.impl, s.wt, s.u, s.err1, 0, B, N, s.k);
         bh.consume(s.wt);
         flops.gflop += flops(s.k) * 1e-9;
     }

@@ -1,11 +1,13 @@
-package dev.m2q.core.kernels;
+package dev.m2q.gptq;
 
+import dev.m2q.core.kernels.Kernels;
+import dev.m2q.core.kernels.Parallel;
 import java.util.Arrays;
 import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * {@link Kernels#choleskyInverse} in Java: A + shift·I = L·Lᵀ, then L⁻¹, in the lower triangle of one K² buffer
+ * {@link GptqKernels#choleskyInverse} in Java: A + shift·I = L·Lᵀ, then L⁻¹, in the lower triangle of one K² buffer
  * whose strict upper triangle holds A (only read until success). fp32 is blocked (K³/6 multiply-adds each,
  * nearly all in {@link Kernels#gemmAcc}); fp64, the fallback after an fp32 failure, is the row-oriented
  * textbook loop in double with lane-parallel dot products, written to a separate buffer and rounded into the
@@ -14,7 +16,7 @@ import jdk.incubator.vector.VectorSpecies;
 final class JavaCholesky {
     private JavaCholesky() {}
 
-    /** {@link Kernels#choleskyInverse}. */
+    /** {@link GptqKernels#choleskyInverse}, its products on {@code kernels}. */
     static boolean choleskyInverse(float[] a, float[] diag, float shift, int k, boolean fp64, Kernels kernels) {
         if (fp64) {
             return choleskyInverse64(a, diag, shift, k);
