@@ -1,4 +1,4 @@
-// Kernels#choleskyInverse on the device, in fp32 or fp64 (each kernel instantiated for both, suffix _f32/_f64):
+// GptqKernels#choleskyInverse on the device, in fp32 or fp64 (each kernel instantiated for both, suffix _f32/_f64):
 // A + shift*I = L*L^T by a blocked right-looking Cholesky, then X = L^-1 by blocked forward substitution.
 //
 // Buffers (all [k, k] row-major): M holds A's lower triangle and becomes L (the strict upper triangle stays 0);
@@ -13,7 +13,7 @@
 // Inverse: m2q_trinv_diag writes every X[P, P] = L[P, P]^-1 at once; then for each block row P in order
 //   m2q_trinv_rowpanel  X[P, :p0] = X[P, P] . R_P, R_P being what X[P, :p0] holds: -sum_{Q<P} L[P, Q] X[Q, :p0]
 //   m2q_trinv_update    X[p1:, :p1] -= L[p1:, P] . X[P, :p1]   (the tiled product)
-// The Java twin (DampedCholesky's loops) is left-looking with Crout dots, so the results agree to within the
+// The Java twin (JavaCholesky's loops) is left-looking with Crout dots, so the results agree to within the
 // rounding of either order, a few ulps times the condition number: the tests state that tolerance.
 #include "m2q_common.cuh"
 #include "m2q_gemm_tile.cuh"
@@ -255,21 +255,21 @@ __device__ __forceinline__ void trinv_rowpanel(int k, int p0, T* X) {
 }  // namespace
 
 #define M2Q_CHOL(SUF, T, BM, TM)                                                                                \
-    /* Java twin: DampedCholesky.choleskyLower's input (A from the strict upper triangle and diag + shift). */  \
+    /* Java twin: JavaCholesky.choleskyLower's input (A from the strict upper triangle and diag + shift). */    \
     /* a [k, k] fp32, diag [k], M [k, k]. Grid (ceil(k/32), ceil(k/32)), block (32, 8). */                      \
     extern "C" __global__ void m2q_chol_init_##SUF(int k, const float* a, const float* diag, float shift, T* M) { \
         chol_init<T>(k, a, diag, shift, M);                                                                     \
     }                                                                                                           \
-    /* Java twin: DampedCholesky.choleskyLower, diagonal block. M [k, k], flag [1]. Grid 1, block 256. */       \
+    /* Java twin: JavaCholesky.choleskyLower, diagonal block. M [k, k], flag [1]. Grid 1, block 256. */         \
     extern "C" __global__ void __launch_bounds__(256) m2q_chol_diag_##SUF(int k, int j0, T* M, int* flag) {    \
         chol_diag<T>(k, j0, M, flag);                                                                           \
     }                                                                                                           \
-    /* Java twin: DampedCholesky.choleskyLower, rows below the diagonal block. */                               \
+    /* Java twin: JavaCholesky.choleskyLower, rows below the diagonal block. */                                 \
     /* M [k, k], flag [1]. Grid ceil((k - j0 - 64)/64), block 64. */                                            \
     extern "C" __global__ void __launch_bounds__(64) m2q_chol_panel_##SUF(int k, int j0, T* M, const int* flag) { \
         chol_panel<T>(k, j0, M, flag);                                                                          \
     }                                                                                                           \
-    /* Java twin: DampedCholesky.choleskyLower, the panel product. M [k, k] (on and below the diagonal of */    \
+    /* Java twin: JavaCholesky.choleskyLower, the panel product. M [k, k] (on and below the diagonal of */      \
     /* M[j1:, j1:]), flag [1]. Grid (ceil((k-j1)/BM), ceil((k-j1)/BM)), block 256. */                           \
     extern "C" __global__ void __launch_bounds__(256) m2q_chol_trailing_##SUF(int k, int j0, T* M, const int* flag) { \
         if (*flag != 0) {                                                                                       \
@@ -281,17 +281,17 @@ __device__ __forceinline__ void trinv_rowpanel(int k, int p0, T* X) {
                 k - j1, k - j1, NB, Operand<T>{M, panel, k, 1}, Operand<T>{M, panel, 1, k}, M, j1 * k + j1, k,    \
                 nullptr);                                               \
     }                                                                                                           \
-    /* Java twin: DampedCholesky.invertLowerInPlace, diagonal blocks. M [k, k] = L, X [k, k]. */                \
+    /* Java twin: JavaCholesky.invertLowerInPlace, diagonal blocks. M [k, k] = L, X [k, k]. */                  \
     /* Grid ceil(k/64), block 64. */                                                                            \
     extern "C" __global__ void __launch_bounds__(64) m2q_trinv_diag_##SUF(int k, const T* M, T* X) {           \
         trinv_diag<T>(k, M, X);                                                                                 \
     }                                                                                                           \
-    /* Java twin: DampedCholesky.invertLowerInPlace, block row p0 left of its diagonal block. X [k, k]. */      \
+    /* Java twin: JavaCholesky.invertLowerInPlace, block row p0 left of its diagonal block. X [k, k]. */        \
     /* Grid ceil(p0/32), block 256. */                                                                          \
     extern "C" __global__ void __launch_bounds__(256) m2q_trinv_rowpanel_##SUF(int k, int p0, T* X) {          \
         trinv_rowpanel<T>(k, p0, X);                                                                            \
     }                                                                                                           \
-    /* Java twin: DampedCholesky.invertLowerInPlace, the product pushing block row p0 down. */                  \
+    /* Java twin: JavaCholesky.invertLowerInPlace, the product pushing block row p0 down. */                    \
     /* M [k, k] = L, X [k, k]. Grid (ceil(p1/BM), ceil((k-p1)/BM)), block 256. */                               \
     extern "C" __global__ void __launch_bounds__(256) m2q_trinv_update_##SUF(int k, int p0, const T* M, T* X) { \
         const int p1 = p0 + NB;                                                                                 \
@@ -303,7 +303,7 @@ __device__ __forceinline__ void trinv_rowpanel(int k, int p0, T* X) {
 M2Q_CHOL(f32, float, 128, 8)
 M2Q_CHOL(f64, double, 64, 4)
 
-// Java twin: the SPI's "rounds the result to fp32 once" of choleskyInverse(fp64). out[e] = (float) x[e].
+// Java twin: GptqKernels#choleskyInverse's "rounds the result to fp32 once" (fp64). out[e] = (float) x[e].
 // Grid ceil(count/256), block 256.
 extern "C" __global__ void m2q_convert_f64_f32(long long count, const double* x, float* out) {
     long long e = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;

@@ -1,4 +1,4 @@
-// GPTQ's column loop (Kernels#gptqColumns): one launch per block of B positions quantizes the block with one
+// GPTQ's column loop (GptqKernels#columnLoop): one launch per block of B positions quantizes the block with one
 // thread per output column; the lazy batch update that follows is m2q_gemm_acc_f32 (gemm.cu) on the same
 // device-resident W1, U and -Err1.
 #include "m2q_common.cuh"
@@ -20,14 +20,14 @@ __device__ __forceinline__ void fail(int* errRec, int* errAny, int c, int pos, i
 }
 }  // namespace
 
-// Java twin: Gptq.quantize's column loop (and the SPI twin gptqColumns), Kernels#gptqColumns javadoc.
+// Java twin: GptqLoop.run, GptqKernels#columnLoop javadoc.
 // For positions i in [i1, i2), column c = this thread: the group's scale (static: scales[(perm[i]/G)*n + c];
 // dynamic: at i % G == 0, Rtn.scale of max |W1[r, c]| over r in [i, i + G), the rows of this block as this
 // block has updated them and the later rows as the earlier blocks left them, exactly as the Java loop sees
 // them), q = Rtn.code, codes[perm[i]*n + c] = q, err = (w - Rtn.dequant(q, s)) / U[i, i], -err into negErr row
 // i - i1, then w_j = fma(-U[i, j], err, w_j) for the block's later rows j: each W1 element receives the errors
 // of earlier positions in position order, one FMA each, as the lazy update's FMA chain continues it.
-// Failures follow Gptq.groupScales / Rtn.scale (dynamic groups, at a group start) or any quantized weight that is
+// Failures follow GptqLoop.groupScales / Rtn.scale (dynamic groups, at a group start) or any quantized weight that is
 // not finite (static groups): recorded per column, the host reports the first in the Java loop's order.
 //
 // wt [k, n] W1 (rows of this block and later), u [k, k] U, perm [k] position -> original channel, scales [k/G, n],

@@ -3,7 +3,7 @@
 // so nvcc cannot contract it into an FMA the twin does not do.
 #include "m2q_common.cuh"
 
-// Java twin: Kernels#rmsNorm javadoc (DecoderLayer.rmsNorm). One block per row, 256 threads.
+// Java twin: JavaOps.rmsNorm, Kernels#rmsNorm javadoc. One block per row, 256 threads.
 // out[r, i] = weight[i] * (x[r, i] * inv_r), inv_r = fp32(1 / sqrt(fp32(sum_i x^2 / dim) + eps)). The sum of
 // squares is a double tree reduction (the twin sums left to right): the double sums differ by ~1e-16 relative,
 // so inv_r, rounded to fp32, is the twin's except when a sum falls within that of an fp32 rounding boundary
@@ -37,7 +37,7 @@ extern "C" __global__ void __launch_bounds__(256) m2q_rmsnorm(
     }
 }
 
-// Java twin: Kernels#rope javadoc (Rope.apply). Bit for bit except where CUDA's and Java's double cos/sin round
+// Java twin: JavaOps.rope, Kernels#rope javadoc. Bit for bit except where CUDA's and Java's double cos/sin round
 // to different fp32 values (both are within an ulp of the double result; a flip changes the output by at most
 // ~2^-24 * (|a| + |b|)). One thread per (row, i < headDim/2), looping over the heads.
 // x [rows, heads*headDim] in place, invFreq [headDim/2], positions [rows].
@@ -95,7 +95,7 @@ __device__ __forceinline__ float score(
 
 }  // namespace
 
-// Java twin: Kernels#attention javadoc (DecoderLayer.attention). One block of 4 warps per (query row, head).
+// Java twin: JavaOps.attention, Kernels#attention javadoc. One block of 4 warps per (query row, head).
 // Pass 1: the scores' maximum (warps take keys round robin, a lane-parallel dot each). Pass 2: the same scores
 // again, e = fp32(exp(double(score - max))), the denominator summed in double, the output sum_s e * v_s in fp32;
 // then out = sum * fp32(1 / denominator). The twin scales each e before its axpy and sums in another order:
@@ -189,7 +189,7 @@ extern "C" __global__ void __launch_bounds__(128) m2q_attention(
     }
 }
 
-// Java twin: Kernels#swiglu javadoc (DecoderLayer's MLP). gate[i] = gate[i] / (1 + fp32(exp(-gate[i]))) * up[i],
+// Java twin: JavaOps.swiglu, Kernels#swiglu javadoc. gate[i] = gate[i] / (1 + fp32(exp(-gate[i]))) * up[i],
 // each fp32 operation rounded as the twin; exp in double, so equal to the twin except where CUDA's and Java's
 // double exp round to different fp32 values (one ulp of the exp). gate, up [n]. Grid ceil(n/256), block 256.
 extern "C" __global__ void m2q_swiglu(long long n, float* gate, const float* up) {
