@@ -76,8 +76,7 @@ public final class Gptq {
         float[] u = chol.hinvUpper();
         hp = null;
 
-        GptqCodes c = gptqKernels.columnLoop(
-                new GptqProblem(wt, u, k, n, g, o.blockSize(), perm, staticScales));
+        GptqCodes c = gptqKernels.columnLoop(new GptqProblem(wt, u, k, n, g, o.blockSize(), perm, staticScales));
 
         QuantizedLinear q = new QuantizedLinear(n, k, g, c.codes(), c.scales(), c.gIdx());
         Duration time = Duration.ofNanos(System.nanoTime() - start);

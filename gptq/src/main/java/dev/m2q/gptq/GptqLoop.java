@@ -76,7 +76,8 @@ public final class GptqLoop {
      * {@link Kernels#gemmAcc} over the rows of W1 (Uᵀ read in place through its strides, −Err1 as B), so each
      * element of W1 continues one in-order FMA chain over the block's columns. Public for the JMH benchmark.
      */
-    public static void lazyBatchUpdate(Kernels kern, float[] w1, float[] u, float[] err1, int i1, int i2, int n, int k) {
+    public static void lazyBatchUpdate(
+            Kernels kern, float[] w1, float[] u, float[] err1, int i1, int i2, int n, int k) {
         int cnt = i2 - i1;
         if (i2 >= k) {
             return;

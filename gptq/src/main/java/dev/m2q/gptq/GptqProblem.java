@@ -20,8 +20,8 @@ public record GptqProblem(
     public GptqProblem {
         require(
                 k > 0 && n > 0 && groupSize > 0 && k % groupSize == 0 && blockSize > 0,
-                "GPTQ column loop: K " + k + " must be a positive multiple of the group size " + groupSize + ", N "
-                        + n + " and the block size " + blockSize + " positive");
+                "GPTQ column loop: K " + k + " must be a positive multiple of the group size " + groupSize + ", N " + n
+                        + " and the block size " + blockSize + " positive");
         require(w1.length >= (long) k * n, "GPTQ column loop: W1 needs [" + k + ", " + n + "] values");
         require(u.length >= (long) k * k, "GPTQ column loop: U needs [" + k + ", " + k + "] values");
         require(

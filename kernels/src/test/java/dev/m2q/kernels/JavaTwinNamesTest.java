@@ -209,17 +209,20 @@ class JavaTwinNamesTest {
         for (URL url : Collections.list(loader.getResources("dev/m2q"))) {
             Path root = root(url);
             try (Stream<Path> s = Files.walk(root)) {
-                s.map(p -> root.relativize(p).toString().replace(root.getFileSystem().getSeparator(), "/"))
+                s.map(p -> root.relativize(p)
+                                .toString()
+                                .replace(root.getFileSystem().getSeparator(), "/"))
                         .filter(p -> p.endsWith(".class") && !p.contains("$") && !p.endsWith("package-info.class"))
-                        .forEach(p -> names.add("dev.m2q." + p.substring(0, p.length() - ".class".length())
-                                .replace('/', '.')));
+                        .forEach(p -> names.add("dev.m2q."
+                                + p.substring(0, p.length() - ".class".length()).replace('/', '.')));
             }
         }
         Map<String, List<Class<?>>> bySimple = new TreeMap<>();
         for (String n : names) {
             try {
                 Class<?> c = Class.forName(n, false, loader);
-                bySimple.computeIfAbsent(c.getSimpleName(), x -> new ArrayList<>()).add(c);
+                bySimple.computeIfAbsent(c.getSimpleName(), x -> new ArrayList<>())
+                        .add(c);
             } catch (ClassNotFoundException | LinkageError e) {
                 throw new IllegalStateException("cannot load " + n + " from the test class path: " + e, e);
             }

@@ -2,7 +2,8 @@ package dev.m2q.core.kernels;
 
 /**
  * What the two Java kernels share: the operations written once in {@link JavaOps}, which leave their
- * vector-sized steps ({@link #dot}, {@link #axpy}) and the products to the subclass, so {@link ScalarKernels} and {@link VectorKernels} differ only there.
+ * vector-sized steps ({@link #dot}, {@link #axpy}) and the products to the subclass, so {@link ScalarKernels}
+ * and {@link VectorKernels} differ only there.
  */
 abstract sealed class JavaKernels implements Kernels permits ScalarKernels, VectorKernels {
 
