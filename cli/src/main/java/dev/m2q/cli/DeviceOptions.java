@@ -17,14 +17,16 @@ final class DeviceOptions {
             paramLabel = "DEVICE",
             defaultValue = "auto",
             description = "Where the kernels run: cuda (fails when it cannot), cpu (the Java kernels), or auto, the"
-                    + " default: cuda when a GPU, its driver and this build's CUDA kernels are usable, else cpu."
-                    + " The first log line says which and why.")
+                    + " default: cuda when a GPU, its driver and this build's CUDA kernels are usable and pass a"
+                    + " self-check against the Java kernels (under 2 s), else cpu. The first log line says which and"
+                    + " why; cuda exits 2 naming the kernel that failed the self-check.")
     Choice device;
 
     /**
      * Devices.select with {@code cpu}, the Java kernels that run on the CPU and that a device hands small work to.
      *
-     * @throws dev.m2q.core.InputException for --device cuda where CUDA cannot run, with the reason
+     * @throws dev.m2q.core.InputException for --device cuda where CUDA cannot run or fails its self-check, with
+     *     the reason
      */
     Devices.Selection select(Kernels cpu) {
         return Devices.select(device.name(), cpu);

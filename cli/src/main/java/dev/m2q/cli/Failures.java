@@ -1,5 +1,6 @@
 package dev.m2q.cli;
 
+import dev.m2q.core.CheckFailedException;
 import dev.m2q.core.InputException;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -33,6 +34,8 @@ import java.util.concurrent.ExecutionException;
  * <ul>
  *   <li>an {@link InputException} anywhere in the cause chain: exit 2 with its message (it names the file, tensor
  *       or option and the fix);
+ *   <li>a {@link CheckFailedException} (a check of m2q's own results failed mid-run, e.g. --verify-device): exit
+ *       1, as for a failed gate, with its message;
  *   <li>an {@link Error} (OutOfMemoryError, StackOverflowError, …): exit 70, with what to try;
  *   <li>an I/O failure ({@link IOException} or {@link UncheckedIOException} anywhere in the chain: a read-only or full
  *       disk, a file where a folder is expected): exit 2, naming the path and the reason in plain words; m2q's own
@@ -81,6 +84,11 @@ final class Failures {
         for (Throwable t : chain) {
             if (t instanceof InputException) {
                 return new Outcome(Main.EXIT_BAD_INPUT, "m2q: " + t.getMessage());
+            }
+        }
+        for (Throwable t : chain) {
+            if (t instanceof CheckFailedException) {
+                return new Outcome(Main.EXIT_CHECK_FAILED, "m2q: " + t.getMessage());
             }
         }
         Error error = null; // the innermost: a fork-join copy of an OutOfMemoryError has no message, its cause has

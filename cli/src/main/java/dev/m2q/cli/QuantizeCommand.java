@@ -229,6 +229,13 @@ final class QuantizeCommand implements Callable<Integer> {
     @Option(names = "--resume", description = "Continue an interrupted run with the same options.")
     boolean resume;
 
+    @Option(
+            names = "--verify-device",
+            description = "Quantize every layer a second time with the Java kernels on the same inputs and stop"
+                    + " (exit 1) when more than 5% of its codes differ from the device's (more than rounding ties"
+                    + " flip). Doubles the work: a diagnostic for a GPU in doubt.")
+    boolean verifyDevice;
+
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
@@ -389,9 +396,12 @@ final class QuantizeCommand implements Callable<Integer> {
                 seqlen,
                 selected.kernels().name()));
         progress.info(selected.line());
-        QuantizeJob.Summary s = new QuantizeJob(opts, layout, qs, m, selected.kernels(), progress)
-                .checkedBy(release -> InspectCommand.releaseViolations(release, tp))
-                .run(samples, calibration);
+        QuantizeJob job = new QuantizeJob(opts, layout, qs, m, selected.kernels(), progress)
+                .checkedBy(release -> InspectCommand.releaseViolations(release, tp));
+        if (verifyDevice) {
+            job.verifiedOn(kernels.get());
+        }
+        QuantizeJob.Summary s = job.run(samples, calibration);
         if (!s.violations().isEmpty()) {
             s.violations().forEach(v -> err.println("  " + v));
             err.println("m2q: " + s.out() + ": the new release fails m2q inspect --check at --tp " + tp + " ("

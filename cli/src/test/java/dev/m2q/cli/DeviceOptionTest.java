@@ -70,6 +70,26 @@ class DeviceOptionTest {
     }
 
     @Test
+    void verifyDeviceOnTheCpuHasNothingToVerify(@TempDir Path tmp) {
+        CliTest.Run r = CliTest.run(
+                "quantize",
+                "--model",
+                FIXTURE,
+                "--out",
+                tmp.resolve("q").toString(),
+                "--nsamples",
+                "2",
+                "--seqlen",
+                "32",
+                "--device",
+                "cpu",
+                "--verify-device");
+        assertEquals(0, r.code(), r.err());
+        assertTrue(
+                r.err().contains("verify-device: the run is on the Java kernels already; nothing to verify"), r.err());
+    }
+
+    @Test
     @SuppressWarnings("unchecked")
     void autoSaysOnceOnStderrWhereItRunsAndKeepsJsonClean() throws IOException {
         CliTest.Run r = CliTest.run(bench("auto", "--kernels", "vector", "--json"));

@@ -86,6 +86,16 @@ class FailuresTest {
     }
 
     @Test
+    void aFailedCheckOfOurOwnResultsIsOneWithItsMessage(@TempDir Path tmp) {
+        dev.m2q.core.CheckFailedException failed = new dev.m2q.core.CheckFailedException(
+                "--verify-device: layer 3: 51 of 1000 codes (5.100%) differ from the CPU's on the same inputs");
+        String line = "m2q: " + failed.getMessage();
+        assertOutcome(1, line, failed, tmp);
+        assertOutcome(1, line, new CompletionException(failed), tmp);
+        assertOutcome(1, line, new IllegalStateException(new RuntimeException(failed)), tmp);
+    }
+
+    @Test
     void ioFailuresAreTwoWithThePathAndThePlainReason(@TempDir Path tmp) {
         String denied = "permission denied (read-only, or owned by another user?)";
         // m2q's wrappers say what they were doing; only the JVM's reason is translated.

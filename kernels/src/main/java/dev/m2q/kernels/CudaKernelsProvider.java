@@ -26,4 +26,11 @@ public final class CudaKernelsProvider implements KernelsProvider {
     public Kernels open(Kernels cpu) {
         return new CudaKernels(CudaContext.get(), cpu);
     }
+
+    /** Every call on the device, as a run's would be at full size, tensor cores as {@link #open} has them. */
+    @Override
+    public Kernels openForSelfCheck(Kernels cpu) {
+        return new CudaKernels(
+                CudaContext.get(), cpu, CudaKernels.Policy.allOnDevice(CudaKernels.Policy.DEFAULT.bf16TensorCores()));
+    }
 }

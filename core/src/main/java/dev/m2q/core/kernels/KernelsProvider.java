@@ -26,4 +26,14 @@ public interface KernelsProvider {
      * backend's tests state. Only called when {@link #unavailableReason()} is empty.
      */
     Kernels open(Kernels cpu);
+
+    /**
+     * The same kernels for {@link KernelSelfCheck}: every call on the device, whatever its size, with the same
+     * numerics as {@link #open} otherwise (the same tensor-core choice). The check's inputs are tiny, and a backend
+     * that hands small calls to {@code cpu} would otherwise check the CPU against itself. The default, for a
+     * backend that runs everything it is given, is {@link #open}.
+     */
+    default Kernels openForSelfCheck(Kernels cpu) {
+        return open(cpu);
+    }
 }

@@ -73,6 +73,9 @@ public final class QuantizeJob {
     private final LayerMethod method;
     private final Kernels kernels;
     private final ProgressListener progress;
+    /** The Java kernels that --verify-device recomputes each layer with; null when off. */
+    private Kernels verifyOn;
+
     private ReleaseCheck releaseCheck = dir -> GptqLayoutCheck.checkCheckpoint(dir, List.of(1)).stream()
             .map(Object::toString)
             .toList();
@@ -130,6 +133,16 @@ public final class QuantizeJob {
     /** Checks the finished release with {@code check} (default: {@link GptqLayoutCheck} at tp 1) before the swap. */
     public QuantizeJob checkedBy(ReleaseCheck check) {
         this.releaseCheck = check;
+        return this;
+    }
+
+    /**
+     * {@code --verify-device}: after each fresh layer, quantizes it again with {@code cpu} (the Java kernels) on the
+     * same calibration inputs and stops with a {@link dev.m2q.core.CheckFailedException} when too many codes differ
+     * ({@link DeviceVerify}). Nothing to do when the job's kernels are the Java ones.
+     */
+    public QuantizeJob verifiedOn(Kernels cpu) {
+        this.verifyOn = cpu;
         return this;
     }
 
@@ -262,6 +275,10 @@ public final class QuantizeJob {
             x.set(i, model.embed(samples.get(i)));
         }
         int resumed = 0;
+        boolean verify = verifyOn != null && !kernelsFingerprint(kernels).equals(JAVA_KERNELS);
+        if (verifyOn != null && !verify) {
+            progress.info("verify-device: the run is on the Java kernels already; nothing to verify");
+        }
         try {
             for (int l = 0; l < cfg.numLayers(); l++) {
                 long t0 = System.nanoTime();
@@ -282,6 +299,25 @@ public final class QuantizeJob {
                 List<Map<String, Object>> methodRows = List.of();
                 if (fresh) {
                     LayerResult r = method.quantize(ctx);
+                    if (verify) {
+                        ctx.working("verify-device");
+                        LayerContext onCpu = new LayerContext(
+                                cfg,
+                                l,
+                                source,
+                                x,
+                                opts.seqlen(),
+                                opts.batchSequences(),
+                                verifyOn,
+                                progress,
+                                budget,
+                                partial.resolve("spill"));
+                        progress.info(DeviceVerify.compare(
+                                l,
+                                kernels.name(),
+                                r.linears(),
+                                method.quantize(onCpu).linears()));
+                    }
                     linears = asWritten(r.linears());
                     writeLayer(cfg, l, src, writer, linears);
                     methodRows = r.report();
@@ -515,8 +551,10 @@ public final class QuantizeJob {
      * needs bit-identical activations: the Java kernels agree with each other bit for bit (the Kernels contract), so
      * a run may resume on either; another backend (CUDA) reproduces only its own results, named by its name.
      */
+    private static final String JAVA_KERNELS = "deterministic-java";
+
     static String kernelsFingerprint(Kernels k) {
-        return k instanceof VectorKernels || k instanceof ScalarKernels ? "deterministic-java" : k.name();
+        return k instanceof VectorKernels || k instanceof ScalarKernels ? JAVA_KERNELS : k.name();
     }
 
     /** progress.json: what an interrupted run had finished, and the fingerprint of its inputs and options. */
