@@ -178,25 +178,4 @@ final class WrongKernels implements Kernels {
             out[outOff + c] = m;
         }
     }
-
-    /** Not probed by core's self-check (GPTQ's kernels get their own probes); without @Override, see the class. */
-    public boolean choleskyInverse(float[] a, float[] diag, float shift, int k, boolean fp64) {
-        throw new UnsupportedOperationException("core's self-check does not call choleskyInverse");
-    }
-
-    /** Not probed by core's self-check, like {@link #choleskyInverse}. */
-    public void gptqColumns(
-            float[] wt,
-            int k,
-            int n,
-            float[] u,
-            int groupSize,
-            int blockSize,
-            int[] perm,
-            boolean staticGroups,
-            float[] scales,
-            int[] codes,
-            int[] gIdx) {
-        throw new UnsupportedOperationException("core's self-check does not call gptqColumns");
-    }
 }
