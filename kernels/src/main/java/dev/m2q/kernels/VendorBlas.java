@@ -38,19 +38,17 @@ final class VendorBlas {
 
     private final CudaContext ctx;
     private final MethodHandle create;
-    private final MethodHandle getVersion;
     private final MethodHandle gemmEx;
     private final MethodHandle sgemm;
     private final MethodHandle ssyrk;
     private final MethodHandle scopy;
     private final MethodHandle dcopy;
-    private MemorySegment handle;
-    private int version;
+    /** Created once, under the context's lock; read without it afterwards. */
+    private volatile MemorySegment handle;
 
     VendorBlas(CudaContext ctx, SymbolLookup lib) {
         this.ctx = ctx;
         this.create = bind(lib, "cublasCreate_v2", ADDRESS);
-        this.getVersion = bind(lib, "cublasGetVersion_v2", ADDRESS, ADDRESS);
         this.gemmEx = bind(
                 lib,
                 "cublasGemmEx",
@@ -106,12 +104,6 @@ final class VendorBlas {
                 JAVA_INT); // ldc
         this.scopy = bind(lib, "cublasScopy_v2", ADDRESS, JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT);
         this.dcopy = bind(lib, "cublasDcopy_v2", ADDRESS, JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT);
-    }
-
-    /** cuBLAS's version, e.g. 120801 for 12.8.1 (creates the handle). */
-    int version() {
-        handle();
-        return version;
     }
 
     /**
@@ -240,14 +232,13 @@ final class VendorBlas {
     private MemorySegment handle() {
         if (handle == null) {
             ctx.vendorCall("cublasCreate_v2", () -> {
+                if (handle != null) {
+                    return; // another thread created it while this one waited for the context
+                }
                 try (Arena a = Arena.ofConfined()) {
                     MemorySegment out = a.allocate(ADDRESS);
                     status("cublasCreate_v2", (int) create.invokeExact(out));
-                    MemorySegment h = out.get(ADDRESS, 0);
-                    MemorySegment v = a.allocate(JAVA_INT);
-                    status("cublasGetVersion_v2", (int) getVersion.invokeExact(h, v));
-                    version = v.get(JAVA_INT, 0);
-                    handle = h;
+                    handle = out.get(ADDRESS, 0);
                 }
             });
         }

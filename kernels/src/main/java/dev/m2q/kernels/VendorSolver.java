@@ -36,7 +36,8 @@ final class VendorSolver {
     private final MethodHandle dpotrf;
     private final Optional<MethodHandle> trtriBuffer;
     private final Optional<MethodHandle> trtri;
-    private MemorySegment handle;
+    /** Created once, under the context's lock; read without it afterwards. */
+    private volatile MemorySegment handle;
 
     VendorSolver(CudaContext ctx, SymbolLookup lib) {
         this.ctx = ctx;
@@ -239,6 +240,9 @@ final class VendorSolver {
     private MemorySegment handle() {
         if (handle == null) {
             ctx.vendorCall("cusolverDnCreate", () -> {
+                if (handle != null) {
+                    return; // another thread created it while this one waited for the context
+                }
                 try (Arena a = Arena.ofConfined()) {
                     MemorySegment out = a.allocate(ADDRESS);
                     VendorBlas.status("cusolverDnCreate", (int) create.invokeExact(out));
