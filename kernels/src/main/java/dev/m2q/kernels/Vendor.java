@@ -33,7 +33,7 @@ record Vendor(Optional<VendorBlas> blas, Optional<VendorSolver> solver, String d
         }
         VendorBlas blas;
         try {
-            blas = new VendorBlas(ctx, libs.blas().get());
+            blas = new VendorBlas(ctx::vendorCall, libs.blas().get());
         } catch (RuntimeException e) {
             return new Vendor(Optional.empty(), Optional.empty(), "m2q kernels (cuBLAS: " + e.getMessage() + ")");
         }
@@ -41,7 +41,8 @@ record Vendor(Optional<VendorBlas> blas, Optional<VendorSolver> solver, String d
             return new Vendor(Optional.of(blas), Optional.empty(), libs.describe());
         }
         try {
-            VendorSolver solver = new VendorSolver(ctx, libs.solver().get());
+            VendorSolver solver =
+                    new VendorSolver(ctx::vendorCall, libs.solver().get());
             String line = libs.describe() + (solver.invertsToo() ? "" : " (factor only: no cusolverDnXtrtri)");
             return new Vendor(Optional.of(blas), Optional.of(solver), line);
         } catch (RuntimeException e) {

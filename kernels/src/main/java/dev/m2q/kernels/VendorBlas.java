@@ -36,7 +36,7 @@ final class VendorBlas {
     static final int CUBLAS_COMPUTE_32F = 68;
     static final int CUBLAS_GEMM_DEFAULT = -1;
 
-    private final CudaContext ctx;
+    private final Caller caller;
     private final MethodHandle create;
     private final MethodHandle gemmEx;
     private final MethodHandle sgemm;
@@ -46,8 +46,8 @@ final class VendorBlas {
     /** Created once, under the context's lock; read without it afterwards. */
     private volatile MemorySegment handle;
 
-    VendorBlas(CudaContext ctx, SymbolLookup lib) {
-        this.ctx = ctx;
+    VendorBlas(Caller caller, SymbolLookup lib) {
+        this.caller = caller;
         this.create = bind(lib, "cublasCreate_v2", ADDRESS);
         this.gemmEx = bind(
                 lib,
@@ -111,7 +111,7 @@ final class VendorBlas {
      * accumulation (CUBLAS_COMPUTE_32F, the tensor cores' bf16 path).
      */
     void gemmBf16(GemmPlan p, long first, long second, float beta, long c) {
-        ctx.vendorCall("cublasGemmEx", () -> {
+        caller.call("cublasGemmEx", () -> {
             try (Arena a = Arena.ofConfined()) {
                 status("cublasGemmEx", (int) gemmEx.invokeExact(
                         handle(),
@@ -139,7 +139,7 @@ final class VendorBlas {
 
     /** Column-major C [m, n] = alpha·op(A)·op(B) + beta·C in fp32 (cublasSgemm_v2). */
     void gemmF32(GemmPlan p, long first, long second, float beta, long c) {
-        ctx.vendorCall("cublasSgemm_v2", () -> {
+        caller.call("cublasSgemm_v2", () -> {
             try (Arena a = Arena.ofConfined()) {
                 status("cublasSgemm_v2", (int) sgemm.invokeExact(
                         handle(),
@@ -200,7 +200,7 @@ final class VendorBlas {
 
     /** C += X·Xᵀ on C's {@code s.lower()} triangle, fp32 (cublasSsyrk_v2 with alpha = beta = 1). */
     void syrk(GemmPlan.Syrk s, long x, long c) {
-        ctx.vendorCall("cublasSsyrk_v2", () -> {
+        caller.call("cublasSsyrk_v2", () -> {
             try (Arena a = Arena.ofConfined()) {
                 MemorySegment one = a.allocateFrom(JAVA_FLOAT, 1f);
                 status("cublasSsyrk_v2", (int) ssyrk.invokeExact(
@@ -222,7 +222,7 @@ final class VendorBlas {
     /** y[i·incy] = x[i·incx] for i &lt; n, fp32 or fp64 elements (cublasScopy_v2 / cublasDcopy_v2). */
     void copy(boolean fp64, int n, long x, int incx, long y, int incy) {
         String what = fp64 ? "cublasDcopy_v2" : "cublasScopy_v2";
-        ctx.vendorCall(
+        caller.call(
                 what,
                 () -> status(what, (int) (fp64 ? dcopy : scopy)
                         .invokeExact(handle(), n, MemorySegment.ofAddress(x), incx, MemorySegment.ofAddress(y), incy)));
@@ -231,7 +231,7 @@ final class VendorBlas {
     /** The handle, created on first use with the context current (cublasCreate_v2 binds it to that context). */
     private MemorySegment handle() {
         if (handle == null) {
-            ctx.vendorCall("cublasCreate_v2", () -> {
+            caller.call("cublasCreate_v2", () -> {
                 if (handle != null) {
                     return; // another thread created it while this one waited for the context
                 }
@@ -249,6 +249,12 @@ final class VendorBlas {
     @FunctionalInterface
     interface Call {
         void run() throws Throwable;
+    }
+
+    /** Runs a {@link Call} with the context current, then checks the device: {@link CudaContext#vendorCall}. */
+    @FunctionalInterface
+    interface Caller {
+        void call(String what, Call call);
     }
 
     /** The device address of {@code p} (a DeviceBuffer's CUdeviceptr, or one with a byte offset). */

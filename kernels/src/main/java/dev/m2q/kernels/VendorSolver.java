@@ -28,7 +28,7 @@ final class VendorSolver {
     private static final int FILL_UPPER = VendorBlas.FILL_UPPER;
     private static final int DIAG_NON_UNIT = 0;
 
-    private final CudaContext ctx;
+    private final VendorBlas.Caller caller;
     private final MethodHandle create;
     private final MethodHandle spotrfBuffer;
     private final MethodHandle spotrf;
@@ -39,8 +39,8 @@ final class VendorSolver {
     /** Created once, under the context's lock; read without it afterwards. */
     private volatile MemorySegment handle;
 
-    VendorSolver(CudaContext ctx, SymbolLookup lib) {
-        this.ctx = ctx;
+    VendorSolver(VendorBlas.Caller caller, SymbolLookup lib) {
+        this.caller = caller;
         this.create = VendorBlas.bind(lib, "cusolverDnCreate", ADDRESS);
         // (handle, uplo, n, A, lda, int* Lwork)
         this.spotrfBuffer = VendorBlas.bind(
@@ -133,36 +133,56 @@ final class VendorSolver {
     }
 
     private void potrf(Device dev, boolean fp64, int k, long mat, DeviceBuffer info) {
-        String name = fp64 ? "cusolverDnDpotrf" : "cusolverDnSpotrf";
-        int[] lwork = new int[1];
-        ctx.vendorCall(name + "_bufferSize", () -> {
-            try (Arena a = Arena.ofConfined()) {
-                MemorySegment out = a.allocate(JAVA_INT);
-                VendorBlas.status(name + "_bufferSize", (int) (fp64 ? dpotrfBuffer : spotrfBuffer)
-                        .invokeExact(handle(), FILL_UPPER, k, MemorySegment.ofAddress(mat), k, out));
-                lwork[0] = out.get(JAVA_INT, 0);
-            }
-        });
-        try (DeviceBuffer work = dev.alloc((fp64 ? 8L : 4L) * Math.max(1, lwork[0]))) {
-            ctx.vendorCall(
-                    name,
-                    () -> VendorBlas.status(name, (int) (fp64 ? dpotrf : spotrf)
-                            .invokeExact(
-                                    handle(),
-                                    FILL_UPPER,
-                                    k,
-                                    MemorySegment.ofAddress(mat),
-                                    k,
-                                    MemorySegment.ofAddress(VendorBlas.address(work.ptr())),
-                                    lwork[0],
-                                    MemorySegment.ofAddress(VendorBlas.address(info.ptr())))));
+        int lwork = potrfBufferSize(fp64, k, mat);
+        try (DeviceBuffer work = dev.alloc((fp64 ? 8L : 4L) * Math.max(1, lwork))) {
+            potrf(fp64, k, mat, VendorBlas.address(work.ptr()), lwork, VendorBlas.address(info.ptr()));
         }
     }
 
     private void invert(Device dev, boolean fp64, int k, long mat, DeviceBuffer info) {
+        long[] bytes = trtriBufferSize(fp64, k, mat);
+        try (DeviceBuffer work = dev.alloc(Math.max(1, bytes[0]))) {
+            trtri(fp64, k, mat, VendorBlas.address(work.ptr()), bytes[0], bytes[1], VendorBlas.address(info.ptr()));
+        }
+    }
+
+    /** potrf's workspace in elements for the k × k matrix at {@code mat}, UPPER. */
+    int potrfBufferSize(boolean fp64, int k, long mat) {
+        String name = (fp64 ? "cusolverDnDpotrf" : "cusolverDnSpotrf") + "_bufferSize";
+        int[] lwork = new int[1];
+        caller.call(name, () -> {
+            try (Arena a = Arena.ofConfined()) {
+                MemorySegment out = a.allocate(JAVA_INT);
+                VendorBlas.status(name, (int) (fp64 ? dpotrfBuffer : spotrfBuffer)
+                        .invokeExact(handle(), FILL_UPPER, k, MemorySegment.ofAddress(mat), k, out));
+                lwork[0] = out.get(JAVA_INT, 0);
+            }
+        });
+        return lwork[0];
+    }
+
+    /** Factors the column-major upper triangle at {@code mat} in place; devInfo at {@code info}. */
+    void potrf(boolean fp64, int k, long mat, long work, int lwork, long info) {
+        String name = fp64 ? "cusolverDnDpotrf" : "cusolverDnSpotrf";
+        caller.call(
+                name,
+                () -> VendorBlas.status(name, (int) (fp64 ? dpotrf : spotrf)
+                        .invokeExact(
+                                handle(),
+                                FILL_UPPER,
+                                k,
+                                MemorySegment.ofAddress(mat),
+                                k,
+                                MemorySegment.ofAddress(work),
+                                lwork,
+                                MemorySegment.ofAddress(info))));
+    }
+
+    /** Xtrtri's workspace in bytes: {device, host}. */
+    long[] trtriBufferSize(boolean fp64, int k, long mat) {
         int type = fp64 ? VendorBlas.CUDA_R_64F : VendorBlas.CUDA_R_32F;
-        long[] bytes = new long[2]; // device, host
-        ctx.vendorCall("cusolverDnXtrtri_bufferSize", () -> {
+        long[] bytes = new long[2];
+        caller.call("cusolverDnXtrtri_bufferSize", () -> {
             try (Arena a = Arena.ofConfined()) {
                 MemorySegment device = a.allocate(JAVA_LONG);
                 MemorySegment host = a.allocate(JAVA_LONG);
@@ -182,26 +202,31 @@ final class VendorSolver {
                 bytes[1] = host.get(JAVA_LONG, 0);
             }
         });
-        try (DeviceBuffer work = dev.alloc(Math.max(1, bytes[0]));
-                Arena a = Arena.ofConfined()) {
-            MemorySegment hostWork = a.allocate(Math.max(1, bytes[1]), 16);
-            ctx.vendorCall(
-                    "cusolverDnXtrtri",
-                    () -> VendorBlas.status("cusolverDnXtrtri", (int) trtri.orElseThrow()
-                            .invokeExact(
-                                    handle(),
-                                    FILL_UPPER,
-                                    DIAG_NON_UNIT,
-                                    (long) k,
-                                    type,
-                                    MemorySegment.ofAddress(mat),
-                                    (long) k,
-                                    MemorySegment.ofAddress(VendorBlas.address(work.ptr())),
-                                    bytes[0],
-                                    hostWork,
-                                    bytes[1],
-                                    MemorySegment.ofAddress(VendorBlas.address(info.ptr())))));
-        }
+        return bytes;
+    }
+
+    /** Inverts the column-major upper triangle at {@code mat} in place (non-unit diagonal); devInfo at {@code info}. */
+    void trtri(boolean fp64, int k, long mat, long work, long deviceBytes, long hostBytes, long info) {
+        int type = fp64 ? VendorBlas.CUDA_R_64F : VendorBlas.CUDA_R_32F;
+        caller.call("cusolverDnXtrtri", () -> {
+            try (Arena a = Arena.ofConfined()) {
+                MemorySegment hostWork = a.allocate(Math.max(1, hostBytes), 16);
+                VendorBlas.status("cusolverDnXtrtri", (int) trtri.orElseThrow()
+                        .invokeExact(
+                                handle(),
+                                FILL_UPPER,
+                                DIAG_NON_UNIT,
+                                (long) k,
+                                type,
+                                MemorySegment.ofAddress(mat),
+                                (long) k,
+                                MemorySegment.ofAddress(work),
+                                deviceBytes,
+                                hostWork,
+                                hostBytes,
+                                MemorySegment.ofAddress(info)));
+            }
+        });
     }
 
     /** devInfo: 0 success, &gt; 0 the order of the failing minor (or zero pivot); &lt; 0 a wrong argument (a bug). */
@@ -239,7 +264,7 @@ final class VendorSolver {
     /** The handle, created on first use with the context current. */
     private MemorySegment handle() {
         if (handle == null) {
-            ctx.vendorCall("cusolverDnCreate", () -> {
+            caller.call("cusolverDnCreate", () -> {
                 if (handle != null) {
                     return; // another thread created it while this one waited for the context
                 }
