@@ -96,7 +96,16 @@ class VendorGpuTest {
         SplittableRandom r = new SplittableRandom(41);
         CudaKernels cublas = withVendor(true);
         CudaKernels own = ownKernels(true);
-        for (int[] s : new int[][] {{16, 130, 200}, {33, 257, 96}, {130, 129, 100}, {256, 384, 512}, {9, 64, 1000}}) {
+        // the last shape takes two chunks of VendorBlas.BF16_ROWS rows
+        int[][] shapes = {
+            {16, 130, 200},
+            {33, 257, 96},
+            {130, 129, 100},
+            {256, 384, 512},
+            {9, 64, 1000},
+            {VendorBlas.BF16_ROWS + 9, 40, 72}
+        };
+        for (int[] s : shapes) {
             int rows = s[0];
             int n = s[1];
             int k = s[2];

@@ -105,6 +105,10 @@ class VendorLibrariesTest {
         assertTrue(old.reason().startsWith("the driver (CUDA 11.8) is older than CUDA 12"), old.reason());
     }
 
+    /**
+     * dlopen refuses the text file; HotSpot first prints a warning about the stack guard of a library it cannot
+     * read as ELF, which is expected here (it changes nothing when the load fails).
+     */
     @Test
     void aFileThatIsNotALibraryLeavesTheWorkToM2qKernelsSayingWhich() throws IOException {
         Path fake = lib("a", "libcublas.so.12");
