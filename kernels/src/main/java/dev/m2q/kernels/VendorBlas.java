@@ -11,6 +11,7 @@ import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SymbolLookup;
 import java.lang.invoke.MethodHandle;
+import java.util.Arrays;
 import jcuda.Pointer;
 
 /**
@@ -163,8 +164,8 @@ final class VendorBlas {
     /**
      * The linear layer y [rows, n] = x [rows, k]·Wᵀ (+ bias [n] unless null) on the device, W [n, k] bf16 bits or
      * fp32: bf16 W meets x rounded to bf16 (m2q_convert_f32_bf16) in cublasGemmEx with fp32 accumulation, fp32 W
-     * goes through cublasSgemm_v2. x is rounded in chunks of {@link #BF16_ROWS} rows. A bias first fills y's rows through the rank-1 product bias·1ᵀ (each element
-     * bias[j]·1, exact), then the product adds to it (beta = 1).
+     * goes through cublasSgemm_v2; x is rounded in chunks of {@link #BF16_ROWS} rows. A bias first fills y's rows
+     * through the rank-1 product bias·1ᵀ (each element bias[j]·1, exact), then the product adds to it (beta = 1).
      */
     void linear(
             Device dev,
@@ -181,7 +182,7 @@ final class VendorBlas {
         float beta = 0f;
         if (bias != null) {
             float[] ones = new float[rows];
-            java.util.Arrays.fill(ones, 1f);
+            Arrays.fill(ones, 1f);
             try (DeviceBuffer ob = dev.upload(ones, 0, rows)) {
                 gemmF32(GemmPlan.rowMajor(rows, n, 1, false, false), address(bias.ptr()), address(ob.ptr()), 0f, y);
             }

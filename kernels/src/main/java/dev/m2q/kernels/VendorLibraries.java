@@ -25,6 +25,7 @@ import java.util.stream.Stream;
  * PyTorch install's site-packages (a virtualenv, conda, ~/.local, /usr/local/lib, /usr/lib, /opt/conda). The
  * libraries a library needs (cuBLASLt for cuBLAS; nvJitLink and cuSPARSE for cuSOLVER) are loaded first from
  * the same list, because a wheel's folders are not on the loader's path; the loader then matches them by soname.
+ * Those and cuSOLVER are looked for in cuBLAS's folder first, so that one installation's libraries go together.
  */
 final class VendorLibraries {
     static final String OVERRIDE_PROPERTY = "m2q.cuda.libs";
@@ -157,12 +158,15 @@ final class VendorLibraries {
             if (blas.isEmpty()) {
                 continue;
             }
+            // the rest from cuBLAS's folder first: one installation's libraries match each other's versions
+            List<Path> near = new ArrayList<>(List.of(blas.get().getParent()));
+            near.addAll(dirs);
             return new Found(
                     r,
-                    all(dirs, r.blasDeps(), exists),
+                    all(near, r.blasDeps(), exists),
                     blas.get(),
-                    all(dirs, r.solverDeps(), exists),
-                    first(dirs, r.cusolver(), exists));
+                    all(near, r.solverDeps(), exists),
+                    first(near, r.cusolver(), exists));
         }
         if (tried.isEmpty()) {
             return new Missing("the driver (CUDA " + KernelBuild.version(driverVersion) + ") is older than CUDA "

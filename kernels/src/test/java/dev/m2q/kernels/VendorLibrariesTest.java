@@ -30,7 +30,8 @@ class VendorLibrariesTest {
         Path b13 = lib("b", "libcublas.so.13");
         lib("c", "libcublas.so.13");
         Path lt13 = lib("c", "libcublasLt.so.13");
-        Path solver = lib("c", "libcusolver.so.12");
+        lib("a", "libcusolver.so.12");
+        Path solver = lib("b", "libcusolver.so.12");
         List<Path> dirs = List.of(tmp.resolve("a"), tmp.resolve("b"), tmp.resolve("c"));
         VendorLibraries.Found f = assertInstanceOf(
                 VendorLibraries.Found.class,
@@ -39,7 +40,7 @@ class VendorLibrariesTest {
         assertEquals(
                 b13, f.blas(), "libcublas.so.13 from the first folder that has it, before .so.12 in an earlier one");
         assertEquals(List.of(lt13), f.blasDeps());
-        assertEquals(Optional.of(solver), f.solver());
+        assertEquals(Optional.of(solver), f.solver(), "cuSOLVER from cuBLAS's folder first");
     }
 
     @Test
