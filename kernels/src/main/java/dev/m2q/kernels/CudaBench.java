@@ -12,8 +12,9 @@ import java.util.function.IntConsumer;
  * measured ceilings, and projects GPTQ's time per 32B layer from them.
  *
  * <p>Ceilings first: a 1 GiB device-to-device copy (bytes read plus written), a large fp32 product on the SIMT
- * units (m2q_gemm_acc_f32, 8192³) and a large bf16 product on the tensor cores (m2q_gemm_bf16_tc, 8192³). Both
- * products are m2q's own kernels, so their rates are lower bounds of what the chip can do, not datasheet peaks.
+ * units (m2q_gemm_acc_f32, 8192³) and a large bf16 product on the tensor cores (m2q_gemm_bf16_tc, 8192³), and
+ * the same two products through cuBLAS when it is loaded (the faster of each pair is the ceiling used). These
+ * rates are lower bounds of what the chip can do, not datasheet peaks.
  * Host↔device copies are timed too, since the SPI moves host arrays.
  *
  * <p>Each kernel: warm-up runs, then the median of {@code repeats} runs timed with device events around the
@@ -144,6 +145,21 @@ public final class CudaBench {
             fp32Tflops = flops / ms / 1e9;
             rows.add(new Row(
                     Kind.CEILING, "fp32 SIMT product 8192³ (m2q_gemm_acc_f32)", ms, 0, flops, Unit.FP32, 0, 100));
+            if (dev.vendor.blas().isPresent()) {
+                VendorBlas blas = dev.vendor.blas().get();
+                GemmPlan plan = GemmPlan.rowMajor(s, s, s, false, false);
+                double vendorMs = median(
+                        i -> blas.gemmF32(
+                                plan,
+                                VendorBlas.address(b.ptr()),
+                                VendorBlas.address(a.ptr()),
+                                1f,
+                                VendorBlas.address(c.ptr())),
+                        i -> {});
+                fp32Tflops = Math.max(fp32Tflops, flops / vendorMs / 1e9);
+                rows.add(new Row(
+                        Kind.CEILING, "fp32 product 8192³ (cublasSgemm_v2)", vendorMs, 0, flops, Unit.FP32, 0, 100));
+            }
         }
         try (DeviceBuffer a = dev.alloc(2L * s * s);
                 DeviceBuffer w = dev.alloc(2L * s * s);
@@ -162,6 +178,28 @@ public final class CudaBench {
                     Unit.BF16_TENSOR,
                     0,
                     100));
+            if (dev.vendor.blas().isPresent()) {
+                VendorBlas blas = dev.vendor.blas().get();
+                GemmPlan plan = GemmPlan.linear(s, s, s);
+                double vendorMs = median(
+                        i -> blas.gemmBf16(
+                                plan,
+                                VendorBlas.address(w.ptr()),
+                                VendorBlas.address(a.ptr()),
+                                0f,
+                                VendorBlas.address(y.ptr())),
+                        i -> {});
+                bf16Tflops = Math.max(bf16Tflops, flops / vendorMs / 1e9);
+                rows.add(new Row(
+                        Kind.CEILING,
+                        "bf16 tensor-core product 8192³ (cublasGemmEx)",
+                        vendorMs,
+                        0,
+                        flops,
+                        Unit.BF16_TENSOR,
+                        0,
+                        100));
+            }
         }
         float[] host = new float[64 << 20];
         Arrays.fill(host, 1.5f);
@@ -369,8 +407,8 @@ public final class CudaBench {
     private void print() {
         out.printf(
                 Locale.ROOT,
-                "ceilings: copy %.0f GB/s, fp32 SIMT %.1f TFLOP/s, bf16 tensor %.1f TFLOP/s (m2q's own products: lower"
-                        + " bounds), host→device %.1f GB/s, device→host %.1f GB/s%n",
+                "ceilings: copy %.0f GB/s, fp32 SIMT %.1f TFLOP/s, bf16 tensor %.1f TFLOP/s (m2q's own products, or"
+                        + " cuBLAS's where faster: lower bounds), host→device %.1f GB/s, device→host %.1f GB/s%n",
                 copyGBps,
                 fp32Tflops,
                 bf16Tflops,

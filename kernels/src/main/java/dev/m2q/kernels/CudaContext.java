@@ -203,6 +203,28 @@ public final class CudaContext {
                 build.cudaVersion());
     }
 
+    /** cuDriverGetVersion: 13000 for CUDA 13.0. */
+    public int driverVersion() {
+        return driverVersion;
+    }
+
+    /**
+     * Runs a cuBLAS or cuSOLVER call with this context current on the calling thread and held (those libraries
+     * work in the current context), then cuCtxSynchronize, so that an asynchronous failure names {@code what} as
+     * after m2q's own launches. A failure of the call itself throws {@link CudaException} naming it.
+     */
+    synchronized void vendorCall(String what, VendorBlas.Call call) {
+        enter();
+        try {
+            call.run();
+        } catch (CudaException | IllegalArgumentException | IllegalStateException e) {
+            throw e;
+        } catch (Throwable e) {
+            throw new CudaException(what + ": " + e);
+        }
+        check(cuCtxSynchronize(), what);
+    }
+
     /** Major·10 + minor: 90 for an H100, 89 for an L4. */
     public int computeCapability() {
         return computeCapability;

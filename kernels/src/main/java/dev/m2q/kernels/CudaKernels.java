@@ -69,7 +69,12 @@ public final class CudaKernels implements Kernels {
     }
 
     public CudaKernels(CudaContext ctx, Kernels cpu, Policy policy) {
-        this.dev = new Device(Objects.requireNonNull(ctx));
+        this(ctx, cpu, policy, Vendor.of(Objects.requireNonNull(ctx)));
+    }
+
+    /** With the given vendor libraries; {@link Vendor#NONE} runs m2q's kernels only (the gpu tests compare both). */
+    CudaKernels(CudaContext ctx, Kernels cpu, Policy policy, Vendor vendor) {
+        this.dev = new Device(Objects.requireNonNull(ctx), Objects.requireNonNull(vendor));
         this.cpu = Objects.requireNonNull(cpu);
         this.policy = Objects.requireNonNull(policy);
         this.matmuls = new DeviceMatmul(dev, policy.bf16TensorCores());

@@ -18,8 +18,10 @@ public final class CudaKernelsProvider implements KernelsProvider {
 
     @Override
     public String describe() {
-        return CudaContext.unavailableReason().map(why -> "unavailable: " + why).orElseGet(() -> CudaContext.get()
-                .describe());
+        return CudaContext.unavailableReason().map(why -> "unavailable: " + why).orElseGet(() -> {
+            CudaContext ctx = CudaContext.get();
+            return ctx.describe() + "; BLAS: " + Vendor.of(ctx).describe();
+        });
     }
 
     @Override

@@ -15,10 +15,18 @@ final class Device {
 
     final CudaContext ctx;
     final WeightCache weights = new WeightCache();
+    /** cuBLAS / cuSOLVER when this process found them, else empty (m2q's kernels run). */
+    final Vendor vendor;
+
     private final Map<String, Integer> sharedAllowed = new HashMap<>();
 
     Device(CudaContext ctx) {
+        this(ctx, Vendor.of(ctx));
+    }
+
+    Device(CudaContext ctx, Vendor vendor) {
         this.ctx = ctx;
+        this.vendor = vendor;
     }
 
     /** ctx.alloc, evicting cached weights (least recently used first) while the device is out of memory. */

@@ -15,7 +15,14 @@ final class DeviceCholesky {
 
     private DeviceCholesky() {}
 
+    /** cuSOLVER's potrf and trtri when loaded ({@link VendorSolver}), else m2q's blocked kernels. */
     static boolean run(Device dev, float[] a, float[] diag, float shift, int k, boolean fp64) {
+        if (dev.vendor.solver().isPresent()) {
+            return dev.vendor
+                    .solver()
+                    .get()
+                    .choleskyInverse(dev, dev.vendor.blas().orElseThrow(), a, diag, shift, k, fp64);
+        }
         int kk = k * k;
         try (DeviceBuffer in = dev.upload(a, 0, kk);
                 DeviceBuffer d = dev.upload(diag, 0, k);
@@ -45,8 +52,7 @@ final class DeviceCholesky {
             boolean fp64) {
         String suffix = fp64 ? "_f64" : "_f32";
         int tile = fp64 ? 64 : 128; // the product kernels' tile side
-        dev.kernel("m2q_chol_init" + suffix)
-                .launch(Device.blocks(k, 32), Device.blocks(k, 32), 1, 32, 8, 1, 0, k, in, d, shift, m);
+        init(dev, in, d, shift, m, k, fp64);
         Kernel diagonal = dev.kernel("m2q_chol_diag" + suffix);
         Kernel panel = dev.kernel("m2q_chol_panel" + suffix);
         Kernel trailing = dev.kernel("m2q_chol_trailing" + suffix);
@@ -65,6 +71,15 @@ final class DeviceCholesky {
         int[] failed = new int[1];
         dev.ctx.download(flag, 0, failed, 0, 1);
         return failed[0] == 0;
+    }
+
+    /**
+     * m [k, k] (working type) = A + shift·I on and below the diagonal, zeros above: A's strict lower part from the
+     * strict upper triangle of in [k, k] fp32, its diagonal from d [k].
+     */
+    static void init(Device dev, DeviceBuffer in, DeviceBuffer d, float shift, DeviceBuffer m, int k, boolean fp64) {
+        dev.kernel("m2q_chol_init" + (fp64 ? "_f64" : "_f32"))
+                .launch(Device.blocks(k, 32), Device.blocks(k, 32), 1, 32, 8, 1, 0, k, in, d, shift, m);
     }
 
     /**

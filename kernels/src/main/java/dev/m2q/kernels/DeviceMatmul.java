@@ -12,6 +12,9 @@ import dev.m2q.core.kernels.Matrix;
  *   <li>W4, 1..16 rows: m2q_w4_matmul_r* from the packed words, bit for bit the Java twins;
  *   <li>W4, more rows: dequantized per call (bf16 with tensor cores, else fp32, which is exact), then as above.
  * </ul>
+ *
+ * When cuBLAS is loaded ({@link Vendor}), the tiled products (fp32 W from 9 rows, bf16 W with tensor cores from
+ * 16) run in it instead ({@link VendorBlas#linear}), with the same operand precisions.
  */
 final class DeviceMatmul {
     /** Rows per launch of the tiled products: gridDim.y stays within 65535 blocks of 128 rows. */
@@ -119,7 +122,12 @@ final class DeviceMatmul {
                     .launch(Device.blocks(n, 8), 1, 1, 256, 1, 1, 0, rows, n, k, xb, w, bias, hasBias, yb);
             return;
         }
-        String name = bf16 && tensorCores && rows >= 16 ? "m2q_matmul_bf16w_tc" : "m2q_matmul_" + type;
+        boolean tc = bf16 && tensorCores && rows >= 16;
+        if (dev.vendor.blas().isPresent() && (tc || !bf16)) {
+            dev.vendor.blas().get().linear(dev, xb, rows, n, k, w, bf16, bb, yb);
+            return;
+        }
+        String name = tc ? "m2q_matmul_bf16w_tc" : "m2q_matmul_" + type;
         Kernel kernel = dev.kernel(name);
         for (int r0 = 0; r0 < rows; r0 += MAX_TILE_ROWS) {
             int r = Math.min(MAX_TILE_ROWS, rows - r0);
