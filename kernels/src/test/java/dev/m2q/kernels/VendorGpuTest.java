@@ -13,6 +13,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.m2q.core.kernels.Matrix;
+import dev.m2q.gptq.GptqKernels;
+import dev.m2q.gptq.JavaGptqKernels;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
@@ -246,16 +248,20 @@ class VendorGpuTest {
             for (boolean fp64 : new boolean[] {false, true}) {
                 String what = "cuSOLVER choleskyInverse k " + k + (fp64 ? " fp64" : " fp32");
                 float[] a = withScratchLower(h, k, r);
-                assertTrue(cusolver.choleskyInverse(a, diag.clone(), shift, k, fp64), what);
+                assertTrue(GptqKernels.of(cusolver).choleskyInverse(a, diag.clone(), shift, k, fp64), what);
                 for (int i = 0; i < k; i++) {
                     for (int j = i + 1; j < k; j++) {
                         assertEquals(0f, a[i * k + j], what + ": strict upper [" + i + ", " + j + "]");
                     }
                 }
                 float[] mine = withScratchLower(h, k, r);
-                assertTrue(own.choleskyInverse(mine, diag.clone(), shift, k, fp64), what + " (m2q's kernels)");
+                assertTrue(
+                        GptqKernels.of(own).choleskyInverse(mine, diag.clone(), shift, k, fp64),
+                        what + " (m2q's kernels)");
                 float[] twin = withScratchLower(h, k, r);
-                assertTrue(TWIN.choleskyInverse(twin, diag.clone(), shift, k, fp64), what + " (twin)");
+                assertTrue(
+                        new JavaGptqKernels(TWIN).choleskyInverse(twin, diag.clone(), shift, k, fp64),
+                        what + " (twin)");
                 double bound = fp64 ? 2e-6 : 2e-4;
                 double vsOwn = GpuTesting.relativeNorm(a, widened(mine));
                 double vsTwin = GpuTesting.relativeNorm(a, widened(twin));
@@ -290,7 +296,7 @@ class VendorGpuTest {
                 float[] before = a.clone();
                 float[] d = c[1].clone();
                 String what = (c[1] == negative ? "negative pivot" : "NaN at [5, 150]") + (fp64 ? " fp64" : " fp32");
-                assertFalse(cusolver.choleskyInverse(a, d, 0f, k, fp64), what);
+                assertFalse(GptqKernels.of(cusolver).choleskyInverse(a, d, 0f, k, fp64), what);
                 assertArrayEquals(c[1], d, what + ": diag unchanged");
                 for (int i = 0; i < k; i++) {
                     for (int j = i + 1; j < k; j++) {
