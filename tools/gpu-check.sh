@@ -60,6 +60,7 @@ step() {
   mkdir -p "$steps/$name"
   if [ "$left" -lt 15 ]; then
     printf 'skipped\nbudget spent (%ss left of %ss)\n' "$left" "$budget" >"$steps/$name/status"
+    echo 0 >"$steps/$name/seconds"
     echo "== $name: skipped, budget spent" | tee -a "$log"
     return
   fi
@@ -95,7 +96,17 @@ run() {
   return $rc
 }
 skip() { echo "$1" >"$STEP_DIR/skip"; exit 0; }
-export -f run skip
+# `junit [JVM OPTION...] LAUNCHER OPTION...`: the console launcher with the tests on the JVM's own class path (not
+# the launcher's -cp), so that a test that starts a child JVM with java.class.path (CudaContextGpuTest) finds them.
+junit() {
+  local jvm=()
+  while [ $# -gt 0 ] && [ "${1#-X}" != "$1" ]; do jvm+=("$1"); shift; done
+  "$java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED "${jvm[@]}" \
+    -cp "$lib/junit-platform-console-standalone.jar:$lib/m2q.jar:$lib/m2q-kernels-tests.jar" \
+    org.junit.platform.console.ConsoleLauncher execute --disable-banner --disable-ansi-colors --details=tree \
+    --reports-dir "$STEP_DIR/reports" "$@"
+}
+export -f run skip junit
 
 if [ "$device" = cpu ]; then
   # the smallest settings: the same commands, small enough for 2 cores
@@ -115,19 +126,13 @@ step 1-nvidia-smi 20 '
 step 2-gpu-tests "$TEST_BOX" '
   [ "$device" = cuda ] || skip "no GPU: --cpu-dry-run ran the launcher on KernelBuildTest instead"
   mkdir -p "$work/tests/kernels" && ln -sfn "$repo/fixtures" "$work/tests/fixtures" && cd "$work/tests/kernels"
-  run tests "$java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xmx8g \
-    -jar "$lib/junit-platform-console-standalone.jar" execute --disable-banner --details=tree \
-    -cp "$lib/m2q.jar:$lib/m2q-kernels-tests.jar" --select-package dev.m2q.kernels --include-tag gpu \
-    --reports-dir "$STEP_DIR/reports"
-  rc=$?; cp "$STEP_DIR"/reports/*.xml "$out/" 2>/dev/null; exit $rc'
+  run tests junit -Xmx8g --select-package dev.m2q.kernels --include-tag gpu
+  rc=$?; cp "$STEP_DIR"/reports/TEST-junit-jupiter.xml "$out/" 2>/dev/null; exit $rc'
 if [ "$device" = cpu ]; then
   # the launcher, the class path and the runtime, proven on a CPU test (it reads src/main/cuda beside kernels/)
   step 2b-launcher-cpu 60 '
     mkdir -p "$work/cpu-tests" && cd "$work/cpu-tests" && ln -sfn "$repo/kernels/src" src
-    run tests "$java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED \
-      -jar "$lib/junit-platform-console-standalone.jar" execute --disable-banner --details=tree \
-      -cp "$lib/m2q.jar:$lib/m2q-kernels-tests.jar" --select-class dev.m2q.kernels.KernelBuildTest \
-      --exclude-tag gpu --reports-dir "$STEP_DIR/reports"'
+    run tests junit --select-class dev.m2q.kernels.KernelBuildTest --exclude-tag gpu'
 fi
 
 step 3-bench-kernels 90 '
