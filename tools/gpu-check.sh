@@ -10,7 +10,8 @@
 # Each step has a time box, and the whole run a budget (default 450 s, so it ends inside 8 minutes); a step whose
 # box does not fit in what is left is skipped and says so. A failed step records its last stderr lines.
 #
-#   m2q/bin/gpu-check [--out DIR] [--budget SECONDS] [--cpu-dry-run]
+#   m2q/bin/gpu-check [--out DIR] [--budget SECONDS] [--cpu-dry-run] [--keep]
+# --keep leaves the scratch folder (/tmp/gpu-check.*: the releases, the synthetic layer, each step's output).
 # --cpu-dry-run (or GPU_CHECK_DEVICE=cpu): every step on the CPU at the smallest settings, to test the script and
 # the package where there is no GPU; the steps that need one (the gpu tests, the kernels suite) say "skipped".
 set -uo pipefail
@@ -18,12 +19,14 @@ home="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
 out="${OUT:-$PWD/gpu-check-out}"
 budget=450
 device="${GPU_CHECK_DEVICE:-cuda}"
+keep=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) out="$2"; shift 2 ;;
     --budget) budget="$2"; shift 2 ;;
     --cpu-dry-run) device=cpu; shift ;;
-    -h | --help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --keep) keep=1; shift ;;
+    -h | --help) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "gpu-check: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -219,5 +222,6 @@ else
   { echo "| step | status |"; echo "| --- | --- |"
     for d in "$steps"/*/; do echo "| $(basename "$d") | $(head -1 "$d/status") |"; done; } >"$out/gpu-check.md"
 fi
+[ "$keep" = 1 ] || rm -rf "$work"
 echo "gpu-check: $((end - start))s; $out/gpu-check.json, $out/gpu-check.md" | tee -a "$log"
 cat "$out/gpu-check.md"
