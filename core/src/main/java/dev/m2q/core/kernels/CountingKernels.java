@@ -24,7 +24,7 @@ import java.util.Set;
  *
  * <ul>
  *   <li>weights ({@link Matrix} operands of matmul) count once per distinct {@code Matrix} object, on its first
- *       use: the CUDA backend's {@code WeightCache} keys its device copies by the matrix's identity and keeps
+ *       use, under their own operation "weights" (one call per distinct weight; matmul counts x, bias and y): the CUDA backend's {@code WeightCache} keys its device copies by the matrix's identity and keeps
  *       them while the object lives, so a weight crosses once (eviction under memory pressure is not modelled).
  *       A weight's bytes are those of its SPI form: bf16 2 per element, fp32 4, W4 its packed qweight (K/8 · N
  *       words), scales (K/G · N floats) and g_idx (K ints); the CUDA backend also uploads the W4 layout it
@@ -173,7 +173,7 @@ public final class CountingKernels implements Kernels {
         long in = 4L * rows * w.cols() + (bias == null ? 0 : 4L * w.rows());
         synchronized (this) {
             if (firstUse(w)) {
-                in += weightBytes(w);
+                record("weights", weightBytes(w), 0);
             }
             record("matmul", in, 4L * rows * w.rows());
         }

@@ -1,0 +1,132 @@
+package dev.m2q.gptq;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import dev.m2q.core.kernels.CountingKernels;
+import dev.m2q.core.kernels.Kernels;
+import dev.m2q.core.model.KvCache;
+import dev.m2q.core.model.Qwen2Model;
+import dev.m2q.core.pipeline.ProgressListener;
+import dev.m2q.core.pipeline.QuantizeJob;
+import dev.m2q.core.pipeline.QuantizeOptions;
+import dev.m2q.core.pipeline.ReleaseLayout;
+import dev.m2q.core.quant.QuantScheme;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The bytes that would cross the host ↔ backend boundary today (issue 14 item 2), counted by {@link
+ * CountingKernels} on the fixture: these are the BEFORE figures. Item 1 (backend-resident buffers) must bring
+ * them down to, per layer pass, the layer's weights once, its input activations once and its outputs once plus
+ * the results (codes, scales, g_idx, statistics), and per decode step O(hidden + vocab) bytes (today the step
+ * moves every layer's activations and the whole KV cache). When item 1 lands these expectations change on
+ * purpose: assert the AFTER figures here and keep the BEFORE ones in docs/BENCHMARKS.md.
+ *
+ * <p>The counts are exact integers of a deterministic call sequence, so any change in how the model or the
+ * pipeline calls the kernels shows here; {@link BoundaryFormulas} must then be updated with it (the formulas
+ * give the 32B figures).
+ */
+class BoundaryBytesTest {
+    static final Path FIXTURE = Path.of("..", "fixtures", "tiny-qwen2");
+
+    /** Batch 1: the 9th token after a prompt of 8, through the KV cache. */
+    static final String DECODE_STEP =
+            """
+            attention 8 81920 8192
+            matmul 57 91136 90112
+            rmsNorm 17 34816 17408
+            rope 16 14400 12288
+            swiglu 8 49152 24576""";
+
+    /** One layer's GPTQ pass over one batch of 2 × 64 tokens (every layer of the fixture counts the same). */
+    static final String LAYER_PASS =
+            """
+            absMaxColumns 6 924672 7168
+            attention 5 1310720 655360
+            gemmAcc 7 10223616 3145728
+            gptq.choleskyInverse 7 3941376 3932188
+            gptq.columnLoop 7 7077888 3179520
+            matmul 35 5908480 6553600
+            rmsNorm 10 1320960 1310720
+            rope 10 989440 983040
+            swiglu 5 3932160 1966080
+            syrkUpper 4 786432 1575936
+            weights 20 7077888 0""";
+
+    @Test
+    void oneDecodeStep() {
+        CountingKernels ck = new CountingKernels(Kernels.byName("vector"));
+        try (Qwen2Model m = Qwen2Model.load(FIXTURE, ck)) {
+            KvCache cache = m.newCache(16);
+            m.forward(new int[] {1, 2, 3, 4, 5, 6, 7, 8}, cache, true);
+            ck.reset(false); // the prompt brought the weights; a device backend's cache holds them now
+            m.forward(new int[] {9}, cache, true);
+            String got = BoundaryFormulas.summary(ck.counts());
+            assertEquals(DECODE_STEP, got, ck.table());
+            assertEquals(BoundaryFormulas.summary(BoundaryFormulas.FIXTURE.decodeStep(8, 8)), got);
+        }
+    }
+
+    /** Per layer, counted between the pipeline's layerDone calls; tallies and weights are per layer. */
+    static List<String> layerPasses(Path out, int nsamples, int batchSequences) {
+        CountingKernels ck = new CountingKernels(Kernels.byName("vector"));
+        List<String> perLayer = new ArrayList<>();
+        ProgressListener split = new ProgressListener() {
+            @Override
+            public void layerDone(int layer, int layers, double seconds) {
+                perLayer.add(BoundaryFormulas.summary(ck.counts()));
+                ck.reset(false);
+            }
+        };
+        QuantizeOptions opts = new QuantizeOptions(
+                FIXTURE, out, 128, nsamples, 64, 1, 1L << 30, 4L << 30, batchSequences, false, false, Map.of(),
+                List.of("t"), "t");
+        SplittableRandom r = new SplittableRandom(9);
+        List<int[]> samples = new ArrayList<>();
+        for (int i = 0; i < nsamples; i++) {
+            samples.add(r.ints(64, 0, 2045).toArray());
+        }
+        new QuantizeJob(
+                        opts,
+                        ReleaseLayout.GPTQ,
+                        QuantScheme.W4A16,
+                        new GptqMethod(GptqOptions.DEFAULTS, true),
+                        ck,
+                        split)
+                .run(samples, Map.of());
+        return perLayer;
+    }
+
+    @Test
+    void oneQuantizeLayerPass(@TempDir Path tmp) {
+        List<String> perLayer = layerPasses(tmp.resolve("out"), 2, 2);
+        assertEquals(8, perLayer.size());
+        for (int l = 0; l < 8; l++) {
+            assertEquals(LAYER_PASS, perLayer.get(l), "layer " + l);
+        }
+        assertEquals(BoundaryFormulas.summary(BoundaryFormulas.FIXTURE.layerPass(128, 1, 128)), LAYER_PASS);
+    }
+
+    /** Two batches of 2 × 64 tokens: the formulas' dependence on the batch count, measured. */
+    @Test
+    void layerPassOverTwoBatchesMatchesTheFormulas(@TempDir Path tmp) {
+        List<String> perLayer = layerPasses(tmp.resolve("out"), 4, 2);
+        assertEquals(BoundaryFormulas.summary(BoundaryFormulas.FIXTURE.layerPass(128, 2, 128)), perLayer.get(1));
+    }
+
+    /** The 32B figures of docs/BENCHMARKS.md, from the formulas the tests above check (printed for the doc). */
+    @Test
+    void figuresAt32B() {
+        BoundaryFormulas f = BoundaryFormulas.QWEN25_32B;
+        var decode = f.decodeStep(64, 2048);
+        var layer = f.layerPass(2048, 128, 128);
+        System.out.println("32B decode step (64 layers, 2048 cached):\n" + BoundaryFormulas.markdown(decode));
+        System.out.println("32B GPTQ layer pass (128 batches of 2048 tokens):\n" + BoundaryFormulas.markdown(layer));
+        assertEquals(f.params() * 64, 64L * (5120L * 5120 * 2 + 1024L * 5120 * 2 + 3 * 27648L * 5120));
+    }
+}
