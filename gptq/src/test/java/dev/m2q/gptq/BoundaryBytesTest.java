@@ -35,8 +35,7 @@ class BoundaryBytesTest {
     static final Path FIXTURE = Path.of("..", "fixtures", "tiny-qwen2");
 
     /** Batch 1: the 9th token after a prompt of 8, through the KV cache. */
-    static final String DECODE_STEP =
-            """
+    static final String DECODE_STEP = """
             attention 8 81920 8192
             matmul 57 91136 90112
             rmsNorm 17 34816 17408
@@ -44,8 +43,7 @@ class BoundaryBytesTest {
             swiglu 8 49152 24576""";
 
     /** One layer's GPTQ pass over one batch of 2 × 64 tokens (every layer of the fixture counts the same). */
-    static final String LAYER_PASS =
-            """
+    static final String LAYER_PASS = """
             absMaxColumns 6 924672 7168
             attention 5 1310720 655360
             gemmAcc 7 10223616 3145728
@@ -84,8 +82,20 @@ class BoundaryBytesTest {
             }
         };
         QuantizeOptions opts = new QuantizeOptions(
-                FIXTURE, out, 128, nsamples, 64, 1, 1L << 30, 4L << 30, batchSequences, false, false, Map.of(),
-                List.of("t"), "t");
+                FIXTURE,
+                out,
+                128,
+                nsamples,
+                64,
+                1,
+                1L << 30,
+                4L << 30,
+                batchSequences,
+                false,
+                false,
+                Map.of(),
+                List.of("t"),
+                "t");
         SplittableRandom r = new SplittableRandom(9);
         List<int[]> samples = new ArrayList<>();
         for (int i = 0; i < nsamples; i++) {

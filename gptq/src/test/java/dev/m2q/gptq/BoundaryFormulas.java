@@ -70,10 +70,13 @@ record BoundaryFormulas(int hidden, int inter, int heads, int kvHeads, int headD
         long p = params();
         List<OpCount> out = new ArrayList<>();
         out.add(new OpCount("rmsNorm", 2 * f, 2 * f * (4 * t * h + 4 * h), 2 * f * 4 * t * h));
-        out.add(new OpCount("syrkUpper", 4 * batches, batches * 4 * t * (h + q + h + i),
-                batches * 4 * (3 * tri(h) + tri(i))));
+        out.add(new OpCount(
+                "syrkUpper", 4 * batches, batches * 4 * t * (h + q + h + i), batches * 4 * (3 * tri(h) + tri(i))));
         out.add(new OpCount("weights", 7 + 6 + 7, 2 * p + 4 * (p - h * i) + 4 * p, 0));
-        out.add(new OpCount("matmul", 7 * f, f * 4 * (t * (3 * h + q + 2 * h + i) + q + 2 * kv),
+        out.add(new OpCount(
+                "matmul",
+                7 * f,
+                f * 4 * (t * (3 * h + q + 2 * h + i) + q + 2 * kv),
                 f * 4 * t * (q + 2 * kv + h + 2 * i + h)));
         out.add(new OpCount("rope", 2 * f, f * (4 * t * (q + kv) + 2 * (2 * d) + 8 * t), f * 4 * t * (q + kv)));
         out.add(new OpCount("attention", f, f * 4 * t * (q + 2 * kv), f * 4 * t * q));
@@ -126,8 +129,8 @@ record BoundaryFormulas(int hidden, int inter, int heads, int kvHeads, int headD
         List<OpCount> rows = new ArrayList<>(counts);
         rows.add(total(counts));
         for (OpCount c : rows) {
-            sb.append(String.format(Locale.ROOT, "| %s | %d | %s | %s |%n", c.op(), c.calls(), size(c.bytesIn()),
-                    size(c.bytesOut())));
+            sb.append(String.format(
+                    Locale.ROOT, "| %s | %d | %s | %s |%n", c.op(), c.calls(), size(c.bytesIn()), size(c.bytesOut())));
         }
         return sb.toString();
     }

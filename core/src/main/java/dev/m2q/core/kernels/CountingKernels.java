@@ -148,11 +148,11 @@ public final class CountingKernels implements Kernels {
     public String table() {
         List<OpCount> rows = new ArrayList<>(counts());
         rows.add(total());
-        StringBuilder sb = new StringBuilder(String.format(
-                Locale.ROOT, "%-20s %10s %16s %16s%n", "operation", "calls", "bytes in", "bytes out"));
+        StringBuilder sb = new StringBuilder(
+                String.format(Locale.ROOT, "%-20s %10s %16s %16s%n", "operation", "calls", "bytes in", "bytes out"));
         for (OpCount r : rows) {
-            sb.append(String.format(
-                    Locale.ROOT, "%-20s %10d %16d %16d%n", r.op(), r.calls(), r.bytesIn(), r.bytesOut()));
+            sb.append(
+                    String.format(Locale.ROOT, "%-20s %10d %16d %16d%n", r.op(), r.calls(), r.bytesIn(), r.bytesOut()));
         }
         return sb.toString();
     }

@@ -52,8 +52,10 @@ class CountingKernelsTest {
         int[] q = new int[(16 / 8) * 3]; // K 16, N 3: 6 words
         Matrix.W4 w4 = Matrix.W4.of(q, new float[2 * 3], new int[16], 3, 16, 8); // K/G 2
         assertEquals(6 * 4 + 6 * 4 + 16 * 4, CountingKernels.weightBytes(w4));
-        assertEquals(2 * 3 * 4, CountingKernels.weightBytes(new Matrix.Bf16(
-                java.lang.foreign.MemorySegment.ofArray(new short[12]), 3, 4)));
+        assertEquals(
+                2 * 3 * 4,
+                CountingKernels.weightBytes(
+                        new Matrix.Bf16(java.lang.foreign.MemorySegment.ofArray(new short[12]), 3, 4)));
     }
 
     @Test
@@ -81,7 +83,8 @@ class CountingKernelsTest {
         expect("absMaxColumns", 1, (20 + 5) * 4, 5 * 4);
         CountingKernels.OpCount t = ck.total();
         assertEquals(9, t.calls());
-        assertEquals(ck.counts().stream().mapToLong(CountingKernels.OpCount::bytesIn).sum(), t.bytesIn());
+        assertEquals(
+                ck.counts().stream().mapToLong(CountingKernels.OpCount::bytesIn).sum(), t.bytesIn());
         assertTrue(ck.table().contains("absMaxColumns") && ck.table().contains("total"), ck.table());
     }
 
