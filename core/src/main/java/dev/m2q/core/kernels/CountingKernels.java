@@ -24,11 +24,13 @@ import java.util.Set;
  *
  * <ul>
  *   <li>weights ({@link Matrix} operands of matmul) count once per distinct {@code Matrix} object, on its first
- *       use, under their own operation "weights" (one call per distinct weight; matmul counts x, bias and y): the CUDA backend's {@code WeightCache} keys its device copies by the matrix's identity and keeps
- *       them while the object lives, so a weight crosses once (eviction under memory pressure is not modelled).
+ *       use, under their own operation "weights" (one call per distinct weight; matmul counts x, bias and y):
+ *       the CUDA backend's {@code WeightCache} keys its device copies by the matrix's identity and keeps them
+ *       while the object lives, so a weight crosses once (eviction under memory pressure is not modelled).
  *       A weight's bytes are those of its SPI form: bf16 2 per element, fp32 4, W4 its packed qweight (K/8 · N
  *       words), scales (K/G · N floats) and g_idx (K ints); the CUDA backend also uploads the W4 layout it
- *       derives from g_idx (members, group starts: about 4·K more), which is not counted;
+ *       derives from g_idx (members and group starts, 4·K + 4·(K/G + 1) bytes, and a repacked copy of qweight when
+ *       g_idx is not contiguous), which is not counted;
  *   <li>every other array (activations, norm weights, biases, invFreq, positions) counts on every call, only
  *       the part that the call's shape and offsets address;
  *   <li>syrkUpper counts x in and the k·(k+1)/2 upper-triangle sums out, not c in: the CUDA backend computes
