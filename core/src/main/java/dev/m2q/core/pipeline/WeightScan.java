@@ -255,43 +255,33 @@ public final class WeightScan {
         };
     }
 
-    /**
-     * The first 16-bit element in [from, to) whose magnitude bits exceed {@code limit}, or −1. Four elements per
-     * 64-bit load: with every lane masked to its magnitude (≤ 0x7FFF), adding 0x7FFF − limit to each lane sets the
-     * lane's top bit exactly when the lane exceeds the limit, and never carries into the next lane (the sum stays
-     * ≤ 0xFFFE).
-     */
+    /** {@link #firstOver} for 16-bit elements (bf16, fp16). */
     static long first16(MemorySegment data, long from, long to, int limit) {
-        final long mask = 0x7FFF_7FFF_7FFF_7FFFL;
-        final long add = (0x7FFFL - limit) * 0x0001_0001_0001_0001L;
-        final long top = 0x8000_8000_8000_8000L;
-        long i = from;
-        for (; i + 16 <= to; i += 16) {
-            long off = i * 2;
-            long hit = ((data.get(I64, off) & mask) + add)
-                    | ((data.get(I64, off + 8) & mask) + add)
-                    | ((data.get(I64, off + 16) & mask) + add)
-                    | ((data.get(I64, off + 24) & mask) + add);
-            if ((hit & top) != 0) {
-                break;
-            }
-        }
-        for (; i < to; i++) {
-            if ((data.get(I16, i * 2) & 0x7FFF) > limit) {
-                return i;
-            }
-        }
-        return -1;
+        return firstOver(data, from, to, limit, 2);
     }
 
-    /** As {@link #first16} for 32-bit elements, two per 64-bit load (lanes ≤ 0x7FFFFFFF). */
+    /** {@link #firstOver} for 32-bit elements (fp32). */
     static long first32(MemorySegment data, long from, long to, int limit) {
-        final long mask = 0x7FFF_FFFF_7FFF_FFFFL;
-        final long add = (0x7FFF_FFFFL - limit) * 0x0000_0001_0000_0001L;
-        final long top = 0x8000_0000_8000_0000L;
+        return firstOver(data, from, to, limit, 4);
+    }
+
+    /**
+     * The first element of {@code width} bytes (2 or 4) in [from, to) whose magnitude bits exceed {@code limit},
+     * or −1. Four 64-bit loads per step, each holding 8/width lanes: with every lane masked to its magnitude (at
+     * most M = 2^(8·width−1) − 1), adding M − limit to each lane sets the lane's top bit exactly when the lane
+     * exceeds the limit, and never carries into the next lane (the sum stays ≤ 2M). A step that hits is rescanned
+     * one element at a time to find the first.
+     */
+    static long firstOver(MemorySegment data, long from, long to, int limit, int width) {
+        long laneMax = (1L << (8 * width - 1)) - 1;
+        long ones = width == 2 ? 0x0001_0001_0001_0001L : 0x0000_0001_0000_0001L;
+        long mask = laneMax * ones;
+        long add = (laneMax - limit) * ones;
+        long top = (laneMax + 1) * ones;
+        int step = 4 * (8 / width);
         long i = from;
-        for (; i + 8 <= to; i += 8) {
-            long off = i * 4;
+        for (; i + step <= to; i += step) {
+            long off = i * width;
             long hit = ((data.get(I64, off) & mask) + add)
                     | ((data.get(I64, off + 8) & mask) + add)
                     | ((data.get(I64, off + 16) & mask) + add)
@@ -301,7 +291,8 @@ public final class WeightScan {
             }
         }
         for (; i < to; i++) {
-            if ((data.get(I32, i * 4) & 0x7FFF_FFFF) > limit) {
+            long magnitude = width == 2 ? data.get(I16, i * 2) & 0x7FFF : data.get(I32, i * 4) & 0x7FFF_FFFFL;
+            if (magnitude > limit) {
                 return i;
             }
         }
