@@ -53,27 +53,6 @@ class VendorGpuTest {
                 new CudaKernelsProvider().describe().contains("BLAS: cuBLAS /"), new CudaKernelsProvider().describe());
     }
 
-    /** y = x·Wᵀ + b in double, and Σ|x·w| + |b| per element: the scale of every rounding error. */
-    static void exact(float[] x, int rows, Matrix w, float[] bias, double[] want, double[] scale) {
-        int n = w.rows();
-        int k = w.cols();
-        float[] wr = new float[k];
-        for (int j = 0; j < n; j++) {
-            w.row(j, wr);
-            for (int t = 0; t < rows; t++) {
-                double s = bias == null ? 0 : bias[j];
-                double a = bias == null ? 0 : Math.abs(bias[j]);
-                for (int c = 0; c < k; c++) {
-                    double p = (double) x[t * k + c] * wr[c];
-                    s += p;
-                    a += Math.abs(p);
-                }
-                want[t * n + j] = s;
-                scale[t * n + j] = a;
-            }
-        }
-    }
-
     static double[] widened(float[] a) {
         double[] d = new double[a.length];
         for (int i = 0; i < a.length; i++) {
@@ -121,7 +100,7 @@ class VendorGpuTest {
                 String what = (bf16 ? "cublasGemmEx bf16" : "cublasSgemm_v2") + " [" + rows + ", " + n + ", " + k + "]";
                 double[] want = new double[rows * n];
                 double[] scale = new double[rows * n];
-                exact(x, rows, w, bias, want, scale);
+                CudaProductsGpuTest.exact(x, rows, w, bias, want, scale);
                 double[] tol = new double[rows * n];
                 for (int i = 0; i < tol.length; i++) {
                     tol[i] = (bf16 ? U_BF16 + 2.0 * (k + 2) * U32 : 1.01 * (k + 2) * U32) * scale[i];
