@@ -79,6 +79,7 @@ public final class CountingKernels implements Kernels {
 
     private final Kernels inner;
     private final Map<String, long[]> tallies = new LinkedHashMap<>();
+    private Backend backend;
     private final Set<Object> seenWeights = Collections.newSetFromMap(new IdentityHashMap<>());
 
     public CountingKernels(Kernels inner) {
@@ -265,6 +266,15 @@ public final class CountingKernels implements Kernels {
     public void absMaxColumns(float[] x, int xOff, int rows, int cols, float[] out, int outOff) {
         inner.absMaxColumns(x, xOff, rows, cols, out, outOff);
         record("absMaxColumns", 4L * rows * cols + 4L * cols, 4L * cols);
+    }
+
+    /** The wrapped kernels' {@link Backend}, its crossings counted in these tallies ({@link CountingBackend}). */
+    @Override
+    public synchronized Backend backend() {
+        if (backend == null) {
+            backend = new CountingBackend(inner.backend(), this);
+        }
+        return backend;
     }
 
     /**

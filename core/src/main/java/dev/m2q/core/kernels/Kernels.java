@@ -132,6 +132,15 @@ public interface Kernels {
         return Optional.empty();
     }
 
+    /**
+     * This backend's operations on data it owns ({@link Backend}): the layer pass and decoding run there, so that a
+     * device backend moves weights once and activations only at a pass's ends. The default is the Java backend over
+     * these kernels (heap arrays, no copy). A device backend returns its own; a wrapper forwards the call.
+     */
+    default Backend backend() {
+        return new JavaBackend(this);
+    }
+
     /** The implementation named by system property {@code m2q.kernels} ("vector", the default, or "scalar"). */
     static Kernels fromProperty() {
         return byName(System.getProperty("m2q.kernels", "vector"));

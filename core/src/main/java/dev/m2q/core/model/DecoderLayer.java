@@ -1,5 +1,8 @@
 package dev.m2q.core.model;
 
+import dev.m2q.core.kernels.Backend;
+import dev.m2q.core.kernels.Backend.Buf;
+import dev.m2q.core.kernels.JavaBackend;
 import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.kernels.Matrix;
 import java.util.List;
@@ -9,8 +12,13 @@ import java.util.List;
  * x + o(attn(rope(q(n1(x))), rope(k(n1(x))), v(n1(x)))) then + down(silu(gate(n2(·))) · up(n2(·))).
  * Weights stay bf16 (usually zero-copy views of the mapped checkpoint); activations and accumulation are fp32,
  * unless an {@link ActivationQuant} simulates lower-precision activations and KV cache.
+ *
+ * <p>The forward runs on the kernels' {@link Backend}: the weights are made resident once ({@link Resident}, kept
+ * until {@link #close()}), activations stay there between the operations, and only the layer's input and output
+ * cross (and the KV cache never does). The host-array forwards wrap their input and take their output, which on the
+ * Java backend copies nothing.
  */
-public final class DecoderLayer {
+public final class DecoderLayer implements AutoCloseable {
     /** The linears that share each input, in the order the forward computes them. */
     public static final List<String> QKV = List.of("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj");
 
@@ -69,22 +77,111 @@ public final class DecoderLayer {
         }
     }
 
+    /**
+     * A layer's weights resident on a {@link Backend}: the linears as {@link Backend.Weight}s, norms and biases as
+     * buffers (biases null when the model has none). {@link #close()} frees them all.
+     */
+    public record Resident(
+            Buf inputNorm,
+            Backend.Weight q,
+            Buf qBias,
+            Backend.Weight k,
+            Buf kBias,
+            Backend.Weight v,
+            Buf vBias,
+            Backend.Weight o,
+            Buf postNorm,
+            Backend.Weight gate,
+            Backend.Weight up,
+            Backend.Weight down)
+            implements AutoCloseable {
+
+        /** Uploads {@code w} to {@code backend}: each matrix and vector crosses once. */
+        public static Resident upload(Backend backend, Weights w) {
+            return new Resident(
+                    backend.wrap(w.inputNorm().clone()),
+                    backend.weight(w.q()),
+                    w.qBias() == null ? null : backend.wrap(w.qBias().clone()),
+                    backend.weight(w.k()),
+                    w.kBias() == null ? null : backend.wrap(w.kBias().clone()),
+                    backend.weight(w.v()),
+                    w.vBias() == null ? null : backend.wrap(w.vBias().clone()),
+                    backend.weight(w.o()),
+                    backend.wrap(w.postNorm().clone()),
+                    backend.weight(w.gate()),
+                    backend.weight(w.up()),
+                    backend.weight(w.down()));
+        }
+
+        /**
+         * The same weights with linear {@code module} replaced by {@code m} (the old one is not closed: the caller
+         * owns both).
+         */
+        public Resident with(String module, Backend.Weight m) {
+            return switch (module) {
+                case "self_attn.q_proj" ->
+                    new Resident(inputNorm, m, qBias, k, kBias, v, vBias, o, postNorm, gate, up, down);
+                case "self_attn.k_proj" ->
+                    new Resident(inputNorm, q, qBias, m, kBias, v, vBias, o, postNorm, gate, up, down);
+                case "self_attn.v_proj" ->
+                    new Resident(inputNorm, q, qBias, k, kBias, m, vBias, o, postNorm, gate, up, down);
+                case "self_attn.o_proj" ->
+                    new Resident(inputNorm, q, qBias, k, kBias, v, vBias, m, postNorm, gate, up, down);
+                case "mlp.gate_proj" -> new Resident(inputNorm, q, qBias, k, kBias, v, vBias, o, postNorm, m, up, down);
+                case "mlp.up_proj" -> new Resident(inputNorm, q, qBias, k, kBias, v, vBias, o, postNorm, gate, m, down);
+                case "mlp.down_proj" -> new Resident(inputNorm, q, qBias, k, kBias, v, vBias, o, postNorm, gate, up, m);
+                default -> throw new IllegalArgumentException("no linear \"" + module + "\" in a decoder layer");
+            };
+        }
+
+        /** Linear {@code module} by its name relative to the layer. */
+        public Backend.Weight linear(String module) {
+            return switch (module) {
+                case "self_attn.q_proj" -> q;
+                case "self_attn.k_proj" -> k;
+                case "self_attn.v_proj" -> v;
+                case "self_attn.o_proj" -> o;
+                case "mlp.gate_proj" -> gate;
+                case "mlp.up_proj" -> up;
+                case "mlp.down_proj" -> down;
+                default -> throw new IllegalArgumentException("no linear \"" + module + "\" in a decoder layer");
+            };
+        }
+
+        @Override
+        public void close() {
+            for (AutoCloseable c :
+                    new AutoCloseable[] {inputNorm, q, qBias, k, kBias, v, vBias, o, postNorm, gate, up, down}) {
+                if (c instanceof Buf b) {
+                    b.close();
+                } else if (c instanceof Backend.Weight x) {
+                    x.close();
+                }
+            }
+        }
+    }
+
     private final ModelConfig cfg;
     private final int index;
     private final Weights w;
     private final Kernels kernels;
+    private final Backend backend;
     private final Rope rope;
     private final ActivationQuant activationQuant;
+    private Resident resident;
+    private Buf invFreq;
 
     public DecoderLayer(ModelConfig cfg, int index, Weights w, Kernels kernels) {
-        this(cfg, index, w, kernels, ActivationQuant.NONE);
+        this(cfg, index, w, kernels, kernels.backend(), ActivationQuant.NONE);
     }
 
-    private DecoderLayer(ModelConfig cfg, int index, Weights w, Kernels kernels, ActivationQuant activationQuant) {
+    private DecoderLayer(
+            ModelConfig cfg, int index, Weights w, Kernels kernels, Backend backend, ActivationQuant activationQuant) {
         this.cfg = cfg;
         this.index = index;
         this.w = w;
         this.kernels = kernels;
+        this.backend = backend;
         this.rope = Rope.of(cfg);
         this.activationQuant = activationQuant;
     }
@@ -97,14 +194,40 @@ public final class DecoderLayer {
         return w;
     }
 
+    /** The backend this layer runs on. */
+    public Backend backend() {
+        return backend;
+    }
+
     /** This layer with other weights (for example quantized ones), same index and kernels. */
     public DecoderLayer withWeights(Weights other) {
-        return new DecoderLayer(cfg, index, other, kernels, activationQuant);
+        return new DecoderLayer(cfg, index, other, kernels, backend, activationQuant);
     }
 
     /** This layer (same weights, shared) running its linear inputs and keys/values through {@code aq}. */
     public DecoderLayer withActivationQuant(ActivationQuant aq) {
-        return new DecoderLayer(cfg, index, w, kernels, aq);
+        return new DecoderLayer(cfg, index, w, kernels, backend, aq);
+    }
+
+    /** The weights resident on {@link #backend()}, uploaded on first use and kept until {@link #close()}. */
+    public synchronized Resident resident() {
+        if (resident == null) {
+            resident = Resident.upload(backend, w);
+        }
+        return resident;
+    }
+
+    /** Frees the resident weights (the next forward uploads them again). */
+    @Override
+    public synchronized void close() {
+        if (resident != null) {
+            resident.close();
+            resident = null;
+        }
+        if (invFreq != null) {
+            invFreq.close();
+            invFreq = null;
+        }
     }
 
     /**
@@ -114,7 +237,7 @@ public final class DecoderLayer {
      * modified.
      */
     public float[] forward(float[] x, int nSeq, int seqLen, LayerObserver obs) {
-        return forward(x, nSeq, seqLen, 0, null, obs);
+        return hostForward(x, nSeq, seqLen, 0, null, obs);
     }
 
     /**
@@ -123,94 +246,159 @@ public final class DecoderLayer {
      * after the last layer). x [seqLen, hidden].
      */
     public float[] forward(float[] x, int seqLen, int startPos, KvCache cache, LayerObserver obs) {
-        return forward(x, 1, seqLen, startPos, cache, obs);
+        return hostForward(x, 1, seqLen, startPos, cache, obs);
     }
 
-    private float[] forward(float[] x, int nSeq, int seqLen, int startPos, KvCache cache, LayerObserver obs) {
+    private float[] hostForward(float[] x, int nSeq, int seqLen, int startPos, KvCache cache, LayerObserver obs) {
+        checkInput(x.length, nSeq * seqLen);
+        // The resident forward never writes its input, so the Java backend may hold x itself.
+        Buf in = backend.wrap(backend instanceof JavaBackend ? x : x.clone());
+        try {
+            Buf out = forward(resident(), in, nSeq, seqLen, startPos, cache, obs);
+            return out == null ? null : backend.take(out);
+        } finally {
+            in.close();
+        }
+    }
+
+    private void checkInput(long values, int rows) {
+        if (values != (long) rows * cfg.hiddenSize()) {
+            throw new IllegalArgumentException(
+                    "layer input has " + values + " values, expected [" + rows + ", " + cfg.hiddenSize() + "]");
+        }
+    }
+
+    /**
+     * The forward on resident data: {@code x} [nSeq·seqLen, hidden] on {@link #backend()} (not written), weights
+     * {@code rw} (this layer's {@link #resident()} or a variant of it, such as with a quantized linear), and, for
+     * incremental decoding, a {@code cache} on the same backend (nSeq 1) that it extends at startPos. Returns a new
+     * buffer [nSeq·seqLen, hidden] that the caller closes, or null when {@code obs} said enough. Nothing crosses
+     * the boundary unless {@code obs} or an {@link ActivationQuant} asks for host arrays.
+     */
+    public Buf forward(Resident rw, Buf x, int nSeq, int seqLen, int startPos, KvCache cache, LayerObserver obs) {
         int hidden = cfg.hiddenSize();
         int rows = nSeq * seqLen;
-        if (x.length != (long) rows * hidden) {
-            throw new IllegalArgumentException(
-                    "layer input has " + x.length + " values, expected [" + rows + ", " + hidden + "]");
+        checkInput(x.length(), rows);
+        if (cache != null && nSeq != 1) {
+            throw new IllegalArgumentException("a KV cache serves one sequence, not " + nSeq);
         }
         int qDim = cfg.qDim();
         int kvDim = cfg.kvDim();
         int heads = cfg.numHeads();
         int kvHeads = cfg.numKvHeads();
         int headDim = cfg.headDim();
+        float eps = (float) cfg.rmsNormEps();
+        long ld = (long) rows;
 
-        float[] h = new float[rows * hidden];
-        kernels.rmsNorm(x, rows, hidden, w.inputNorm(), (float) cfg.rmsNormEps(), h);
-        activationQuant.linearInput(index, QKV, h, rows, hidden);
-        obs.linearInput("self_attn.q_proj", h, rows, hidden);
-        obs.linearInput("self_attn.k_proj", h, rows, hidden);
-        obs.linearInput("self_attn.v_proj", h, rows, hidden);
-        if (obs.enough()) {
-            return null;
-        }
-        float[] q = new float[rows * qDim];
-        float[] k = new float[rows * kvDim];
-        float[] v = new float[rows * kvDim];
-        kernels.matmul(h, rows, w.q(), w.qBias(), q);
-        kernels.matmul(h, rows, w.k(), w.kBias(), k);
-        kernels.matmul(h, rows, w.v(), w.vBias(), v);
-        int[] positions = new int[rows];
-        for (int r = 0; r < rows; r++) {
-            positions[r] = startPos + r % seqLen;
-        }
-        rope.apply(kernels, q, rows, heads, positions);
-        rope.apply(kernels, k, rows, kvHeads, positions);
-        activationQuant.keysValues(index, k, v, rows, kvHeads, headDim);
-        obs.keysValues(k, v, rows, kvDim);
-
-        float[] attn = new float[rows * qDim];
-        if (cache != null) {
-            if (startPos + seqLen > cache.capacity()) {
-                throw new IllegalArgumentException(
-                        "KV cache of " + cache.capacity() + " tokens cannot hold " + (startPos + seqLen));
+        try (Buf h = backend.alloc(ld * hidden)) {
+            backend.rmsNorm(x, rows, hidden, rw.inputNorm(), eps, h);
+            quantizeInput(QKV, h, rows, hidden);
+            for (String m : QKV) {
+                obs.linearInput(m, backend, h, rows, hidden);
             }
-            System.arraycopy(k, 0, cache.keys(index), startPos * kvDim, seqLen * kvDim);
-            System.arraycopy(v, 0, cache.values(index), startPos * kvDim, seqLen * kvDim);
-            kernels.attention(
-                    q, cache.keys(index), cache.values(index), 1, seqLen, startPos, heads, kvHeads, headDim, attn);
-        } else {
-            kernels.attention(q, k, v, nSeq, seqLen, 0, heads, kvHeads, headDim, attn);
+            if (obs.enough()) {
+                return null;
+            }
+            Buf x2;
+            try (Buf q = backend.alloc(ld * qDim);
+                    Buf k = backend.alloc(ld * kvDim);
+                    Buf v = backend.alloc(ld * kvDim);
+                    Buf attn = backend.alloc(ld * qDim)) {
+                backend.matmul(h, rows, rw.q(), rw.qBias(), q);
+                backend.matmul(h, rows, rw.k(), rw.kBias(), k);
+                backend.matmul(h, rows, rw.v(), rw.vBias(), v);
+                rope(q, rows, heads, startPos, seqLen);
+                rope(k, rows, kvHeads, startPos, seqLen);
+                if (activationQuant != ActivationQuant.NONE) {
+                    backend.update(
+                            k,
+                            kh -> backend.update(
+                                    v, vh -> activationQuant.keysValues(index, kh, vh, rows, kvHeads, headDim)));
+                }
+                obs.keysValues(backend, k, v, rows, kvDim);
+                if (cache != null) {
+                    if (startPos + seqLen > cache.capacity()) {
+                        throw new IllegalArgumentException(
+                                "KV cache of " + cache.capacity() + " tokens cannot hold " + (startPos + seqLen));
+                    }
+                    backend.copy(k, 0, cache.keys(index), (long) startPos * kvDim, ld * kvDim);
+                    backend.copy(v, 0, cache.values(index), (long) startPos * kvDim, ld * kvDim);
+                    backend.attention(
+                            q,
+                            cache.keys(index),
+                            cache.values(index),
+                            1,
+                            seqLen,
+                            startPos,
+                            heads,
+                            kvHeads,
+                            headDim,
+                            attn);
+                } else {
+                    backend.attention(q, k, v, nSeq, seqLen, 0, heads, kvHeads, headDim, attn);
+                }
+                quantizeInput(O, attn, rows, qDim);
+                obs.linearInput("self_attn.o_proj", backend, attn, rows, qDim);
+                if (obs.enough()) {
+                    return null;
+                }
+                x2 = backend.alloc(ld * hidden);
+                backend.matmul(attn, rows, rw.o(), null, x2);
+            }
+            boolean done = false;
+            try {
+                backend.add(x, x2, x2, ld * hidden);
+                int inter = cfg.intermediateSize();
+                backend.rmsNorm(x2, rows, hidden, rw.postNorm(), eps, h);
+                quantizeInput(GATE_UP, h, rows, hidden);
+                for (String m : GATE_UP) {
+                    obs.linearInput(m, backend, h, rows, hidden);
+                }
+                if (obs.enough()) {
+                    return null;
+                }
+                try (Buf g = backend.alloc(ld * inter);
+                        Buf u = backend.alloc(ld * inter);
+                        Buf o = backend.alloc(ld * hidden)) {
+                    backend.matmul(h, rows, rw.gate(), null, g);
+                    backend.matmul(h, rows, rw.up(), null, u);
+                    backend.swiglu(g, u, ld * inter);
+                    quantizeInput(DOWN, g, rows, inter);
+                    obs.linearInput("mlp.down_proj", backend, g, rows, inter);
+                    if (obs.enough()) {
+                        return null;
+                    }
+                    backend.matmul(g, rows, rw.down(), null, o);
+                    backend.add(x2, o, x2, ld * hidden);
+                }
+                done = true;
+                return x2;
+            } finally {
+                if (!done) {
+                    x2.close();
+                }
+            }
         }
+    }
 
-        activationQuant.linearInput(index, O, attn, rows, qDim);
-        obs.linearInput("self_attn.o_proj", attn, rows, qDim);
-        if (obs.enough()) {
-            return null;
+    private void rope(Buf x, int rows, int heads, int startPos, int seqLen) {
+        Buf f;
+        synchronized (this) {
+            if (invFreq == null) {
+                invFreq = backend.wrap(rope.inverseFrequencies());
+            }
+            f = invFreq;
         }
-        float[] o = new float[rows * hidden];
-        kernels.matmul(attn, rows, w.o(), null, o);
-        float[] x2 = new float[rows * hidden];
-        for (int i = 0; i < x2.length; i++) {
-            x2[i] = x[i] + o[i];
+        int headDim = 2 * rope.pairs();
+        backend.rope(x, rows, heads, headDim, f, startPos, seqLen);
+        if (rope.attentionFactor() != 1f) {
+            backend.scale(x, (long) rows * heads * headDim, rope.attentionFactor());
         }
+    }
 
-        int inter = cfg.intermediateSize();
-        kernels.rmsNorm(x2, rows, hidden, w.postNorm(), (float) cfg.rmsNormEps(), h);
-        activationQuant.linearInput(index, GATE_UP, h, rows, hidden);
-        obs.linearInput("mlp.gate_proj", h, rows, hidden);
-        obs.linearInput("mlp.up_proj", h, rows, hidden);
-        if (obs.enough()) {
-            return null;
+    private void quantizeInput(List<String> modules, Buf x, int rows, int cols) {
+        if (activationQuant != ActivationQuant.NONE) {
+            backend.update(x, a -> activationQuant.linearInput(index, modules, a, rows, cols));
         }
-        float[] g = new float[rows * inter];
-        float[] u = new float[rows * inter];
-        kernels.matmul(h, rows, w.gate(), null, g);
-        kernels.matmul(h, rows, w.up(), null, u);
-        kernels.swiglu(g, u, g.length);
-        activationQuant.linearInput(index, DOWN, g, rows, inter);
-        obs.linearInput("mlp.down_proj", g, rows, inter);
-        if (obs.enough()) {
-            return null;
-        }
-        kernels.matmul(g, rows, w.down(), null, o);
-        for (int i = 0; i < x2.length; i++) {
-            x2[i] += o[i];
-        }
-        return x2;
     }
 }

@@ -1,27 +1,43 @@
 package dev.m2q.core.model;
 
+import dev.m2q.core.kernels.Backend;
+import dev.m2q.core.kernels.Kernels;
+
 /**
- * Keys (after RoPE) and values of the tokens seen so far, for incremental decoding of one sequence.
- * Per layer: k, v [capacity, kvHeads·headDim] fp32 row-major.
+ * Keys (after RoPE) and values of the tokens seen so far, for incremental decoding of one sequence, resident on a
+ * {@link Backend} (device memory under CUDA): they never cross to the host. Per layer: k, v [capacity,
+ * kvHeads·headDim] fp32 row-major. {@link #close()} frees them.
  */
-public final class KvCache {
-    private final float[][] keys;
-    private final float[][] values;
+public final class KvCache implements AutoCloseable {
+    private final Backend backend;
+    private final Backend.Buf[] keys;
+    private final Backend.Buf[] values;
     private final int capacity;
     private final int kvDim;
     private int length;
 
+    /** A cache on the Java backend of {@link Kernels#fromProperty()}. */
     public KvCache(ModelConfig config, int capacity) {
+        this(Kernels.fromProperty().backend(), config, capacity);
+    }
+
+    public KvCache(Backend backend, ModelConfig config, int capacity) {
         if (capacity <= 0) {
             throw new IllegalArgumentException("KV cache capacity must be positive, got " + capacity);
         }
+        this.backend = backend;
         this.capacity = capacity;
         this.kvDim = config.kvDim();
-        keys = new float[config.numLayers()][];
-        values = new float[config.numLayers()][];
-        for (int l = 0; l < config.numLayers(); l++) {
-            keys[l] = new float[capacity * kvDim];
-            values[l] = new float[capacity * kvDim];
+        keys = new Backend.Buf[config.numLayers()];
+        values = new Backend.Buf[config.numLayers()];
+        try {
+            for (int l = 0; l < config.numLayers(); l++) {
+                keys[l] = backend.alloc((long) capacity * kvDim);
+                values[l] = backend.alloc((long) capacity * kvDim);
+            }
+        } catch (RuntimeException | Error e) {
+            close();
+            throw e;
         }
     }
 
@@ -32,6 +48,11 @@ public final class KvCache {
 
     public int capacity() {
         return capacity;
+    }
+
+    /** The backend holding the cache. */
+    public Backend backend() {
+        return backend;
     }
 
     /** Forgets every token. */
@@ -47,11 +68,11 @@ public final class KvCache {
         length = newLength;
     }
 
-    float[] keys(int layer) {
+    Backend.Buf keys(int layer) {
         return keys[layer];
     }
 
-    float[] values(int layer) {
+    Backend.Buf values(int layer) {
         return values[layer];
     }
 
@@ -61,5 +82,16 @@ public final class KvCache {
 
     void advance(int tokens) {
         length += tokens;
+    }
+
+    @Override
+    public void close() {
+        for (Backend.Buf[] bufs : new Backend.Buf[][] {keys, values}) {
+            for (Backend.Buf b : bufs) {
+                if (b != null) {
+                    b.close();
+                }
+            }
+        }
     }
 }

@@ -1,8 +1,14 @@
 package dev.m2q.core.model;
 
+import dev.m2q.core.kernels.Backend;
+
 /**
  * Sees the tensors a decoder layer computes, for calibration (Hessians, activation ranges, KV scales). The
- * arrays are the layer's working buffers: read them during the call, never keep them.
+ * arrays and buffers are the layer's working buffers: read them during the call, never keep them or write them.
+ *
+ * <p>The forward calls the resident methods (a {@link Backend.Buf} on the layer's backend). An observer that works
+ * on the backend (a Hessian's syrk, a running absmax) overrides those; the defaults show the host-array methods
+ * the buffer's values, which on a device backend is a crossing ({@link Backend#inspect}).
  */
 public interface LayerObserver {
     /** The input of linear {@code module} (e.g. "mlp.down_proj"): x [rows, cols] fp32 row-major. */
@@ -13,6 +19,16 @@ public interface LayerObserver {
      */
     default void keysValues(float[] k, float[] v, int rows, int kvDim) {}
 
+    /** The input of linear {@code module}, x [rows, cols] on {@code backend}; by default shown to the host method. */
+    default void linearInput(String module, Backend backend, Backend.Buf x, int rows, int cols) {
+        backend.inspect(x, a -> linearInput(module, a, rows, cols));
+    }
+
+    /** Keys and values on {@code backend}, [rows, kvDim] each; by default shown to the host method. */
+    default void keysValues(Backend backend, Backend.Buf k, Backend.Buf v, int rows, int kvDim) {
+        backend.inspect(k, kh -> backend.inspect(v, vh -> keysValues(kh, vh, rows, kvDim)));
+    }
+
     /**
      * Asked after each observation: true when this observer has what it needs from the current call, so the
      * layer may stop early (the forward then returns null). Calibration passes that only need one group's
@@ -22,5 +38,12 @@ public interface LayerObserver {
         return false;
     }
 
-    LayerObserver NONE = new LayerObserver() {};
+    /** Sees nothing (and makes a device backend read nothing back). */
+    LayerObserver NONE = new LayerObserver() {
+        @Override
+        public void linearInput(String module, Backend backend, Backend.Buf x, int rows, int cols) {}
+
+        @Override
+        public void keysValues(Backend backend, Backend.Buf k, Backend.Buf v, int rows, int kvDim) {}
+    };
 }

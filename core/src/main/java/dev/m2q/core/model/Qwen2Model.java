@@ -136,7 +136,7 @@ public final class Qwen2Model implements AutoCloseable {
 
     /** A KV cache sized for {@code capacity} tokens of this model. */
     public KvCache newCache(int capacity) {
-        return new KvCache(config, capacity);
+        return new KvCache(kernels.backend(), config, capacity);
     }
 
     /** Embedding rows of {@code ids}: [ids.length, hidden] fp32. Ids outside the vocabulary are refused. */
