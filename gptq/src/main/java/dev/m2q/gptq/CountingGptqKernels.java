@@ -1,5 +1,6 @@
 package dev.m2q.gptq;
 
+import dev.m2q.core.kernels.Backend;
 import dev.m2q.core.kernels.CountingKernels;
 import java.util.Objects;
 import java.util.Optional;
@@ -64,5 +65,24 @@ public final class CountingGptqKernels implements GptqKernels {
         long out = 4 * k * n + 4 * k + (p.staticGroups() ? 0 : scales);
         counter.record("gptq.columnLoop", in, out);
         return codes;
+    }
+
+    @Override
+    public void finishHessian(Backend backend, Backend.Buf sum, int k, long tokens) {
+        inner.finishHessian(backend, sum, k, tokens);
+        counter.record("gptq.finishHessian", 0, 0);
+    }
+
+    /**
+     * Counts H's diagonal in (K floats, read out by the device implementation) and the results out: the codes
+     * [K, N] one int each, the scales [K/G, N], g_idx [K] and the proxy loss (8 bytes).
+     */
+    @Override
+    public Resident quantize(Backend backend, Backend.Weight w, Backend.Buf h, GptqOptions o) {
+        Resident r = inner.quantize(backend, w, h, o);
+        long k = w.cols(), n = w.rows();
+        long groups = r.result().q().scales().length / Math.max(1, n);
+        counter.record("gptq.quantize", 0, 4 * k + 4 * k * n + 4 * groups * n + 4 * k + 8);
+        return r;
     }
 }

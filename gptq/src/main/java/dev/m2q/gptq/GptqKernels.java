@@ -1,5 +1,6 @@
 package dev.m2q.gptq;
 
+import dev.m2q.core.kernels.Backend;
 import dev.m2q.core.kernels.Kernels;
 
 /**
@@ -34,6 +35,32 @@ public interface GptqKernels {
      * @throws IllegalArgumentException when a weight becomes non-finite (an ill-conditioned Hessian)
      */
     GptqCodes columnLoop(GptqProblem problem);
+
+    /**
+     * Finishes a Hessian accumulated on {@code backend} (see {@link HessianAccumulator}): sum [k, k] holds Σ x xᵀ
+     * over {@code tokens} rows in its upper triangle; afterwards it holds H = (2/tokens)·Σ x xᵀ, symmetric, in
+     * place: each upper element multiplied by fp32(2/tokens) once and mirrored into the lower triangle. Nothing
+     * crosses the boundary.
+     */
+    void finishHessian(Backend backend, Backend.Buf sum, int k, long tokens);
+
+    /**
+     * A linear quantized by GPTQ on resident data.
+     *
+     * @param result the codes, scales and g_idx and the report's numbers, on the host
+     * @param dequantized Ŵ = scale·(q − 8) [N, K] fp32, resident on the backend for the layer's next pass (the
+     *     caller closes it)
+     */
+    record Resident(GptqResult result, Backend.Weight dequantized) {}
+
+    /**
+     * {@link Gptq#quantize} on data resident on {@code backend}: W [N, K] = {@code w} and the finished Hessian
+     * {@code h} [K, K] (neither modified) stay there, with W1, the damped Cholesky factor and the column loop;
+     * the crossings are H's diagonal (K floats: the dead columns, act-order's permutation and the damping's mean
+     * are decided on the host) and the results: codes, scales, g_idx and the proxy loss. Same bits as {@link
+     * Gptq#quantize} on the Java kernels.
+     */
+    Resident quantize(Backend backend, Backend.Weight w, Backend.Buf h, GptqOptions o);
 
     /** The GPTQ kernels of the backend {@code kernels}: its own when it offers them, else the Java reference. */
     static GptqKernels of(Kernels kernels) {

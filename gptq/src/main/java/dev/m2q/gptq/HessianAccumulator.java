@@ -78,6 +78,15 @@ public final class HessianAccumulator {
             throw new IllegalStateException("no calibration tokens were added to this Hessian");
         }
         finished = true;
+        finish(sum, k, tokens);
+        return sum;
+    }
+
+    /**
+     * H from Σ x xᵀ in place: sum [k, k] holds the sums in its upper triangle; each is multiplied by fp32(2/tokens)
+     * once and mirrored into the lower triangle (the step {@link GptqKernels#finishHessian} runs on a backend).
+     */
+    static void finish(float[] sum, int k, long tokens) {
         float f = (float) (2.0 / tokens);
         // By MIRROR_TILE² tiles, so the column-wise writes of the mirror stay in cache (K = 27648: 3 GB).
         for (int i0 = 0; i0 < k; i0 += MIRROR_TILE) {
@@ -94,6 +103,5 @@ public final class HessianAccumulator {
                 }
             }
         }
-        return sum;
     }
 }

@@ -44,6 +44,21 @@ class GptqKernelsTest {
             loops++;
             return java.columnLoop(problem);
         }
+
+        @Override
+        public void finishHessian(
+                dev.m2q.core.kernels.Backend backend, dev.m2q.core.kernels.Backend.Buf sum, int k, long tokens) {
+            java.finishHessian(backend, sum, k, tokens);
+        }
+
+        @Override
+        public Resident quantize(
+                dev.m2q.core.kernels.Backend backend,
+                dev.m2q.core.kernels.Backend.Weight w,
+                dev.m2q.core.kernels.Backend.Buf h,
+                GptqOptions o) {
+            return java.quantize(backend, w, h, o);
+        }
     }
 
     /** VectorKernels for every core operation, offering {@code gptq} as its GPTQ capability (a device's way). */

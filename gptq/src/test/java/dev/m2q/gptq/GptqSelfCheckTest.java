@@ -3,6 +3,7 @@ package dev.m2q.gptq;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.m2q.core.kernels.Backend;
 import dev.m2q.core.kernels.KernelSelfCheck;
 import dev.m2q.core.kernels.ScalarKernels;
 import dev.m2q.core.kernels.VectorKernels;
@@ -50,6 +51,16 @@ class GptqSelfCheckTest {
             }
 
             @Override
+            public void finishHessian(Backend backend, Backend.Buf sum, int k, long tokens) {
+                REF.finishHessian(backend, sum, k, tokens);
+            }
+
+            @Override
+            public Resident quantize(Backend backend, Backend.Weight w, Backend.Buf h, GptqOptions o) {
+                return REF.quantize(backend, w, h, o);
+            }
+
+            @Override
             public GptqCodes columnLoop(GptqProblem p) {
                 return REF.columnLoop(p);
             }
@@ -89,6 +100,16 @@ class GptqSelfCheckTest {
                     onFactor.accept(a);
                 }
                 return ok;
+            }
+
+            @Override
+            public void finishHessian(Backend backend, Backend.Buf sum, int k, long tokens) {
+                REF.finishHessian(backend, sum, k, tokens);
+            }
+
+            @Override
+            public Resident quantize(Backend backend, Backend.Weight w, Backend.Buf h, GptqOptions o) {
+                return REF.quantize(backend, w, h, o);
             }
 
             @Override

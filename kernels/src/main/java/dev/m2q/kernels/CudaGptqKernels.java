@@ -70,6 +70,22 @@ final class CudaGptqKernels implements GptqKernels {
         return new GptqCodes(codes, scales, gIdx);
     }
 
+    // Placeholders until the CUDA backend's resident buffers land (issue 14 item 1, in progress this session).
+    @Override
+    public void finishHessian(
+            dev.m2q.core.kernels.Backend backend, dev.m2q.core.kernels.Backend.Buf sum, int k, long tokens) {
+        throw new UnsupportedOperationException("resident GPTQ on CUDA is not written yet");
+    }
+
+    @Override
+    public Resident quantize(
+            dev.m2q.core.kernels.Backend backend,
+            dev.m2q.core.kernels.Backend.Weight w,
+            dev.m2q.core.kernels.Backend.Buf h,
+            dev.m2q.gptq.GptqOptions o) {
+        throw new UnsupportedOperationException("resident GPTQ on CUDA is not written yet");
+    }
+
     private static void require(boolean ok, String message) {
         if (!ok) {
             throw new IllegalArgumentException(message);
