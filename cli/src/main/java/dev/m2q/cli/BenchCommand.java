@@ -148,17 +148,18 @@ final class BenchCommand implements Callable<Integer> {
                 double[] pre = new double[repeat];
                 double[] dec = new double[repeat];
                 for (int i = -warmup; i < repeat; i++) {
-                    KvCache cache = m.newCache(prefill + decode);
-                    long t0 = System.nanoTime();
-                    float[] logits = m.forward(prompt, cache, true);
-                    long t1 = System.nanoTime();
-                    for (int j = 0; j < decode; j++) {
-                        logits = m.forward(new int[] {Decode.argmax(logits)}, cache, true);
-                    }
-                    long t2 = System.nanoTime();
-                    if (i >= 0) {
-                        pre[i] = prefill / ((t1 - t0) / 1e9);
-                        dec[i] = decode / ((t2 - t1) / 1e9);
+                    try (KvCache cache = m.newCache(prefill + decode)) {
+                        long t0 = System.nanoTime();
+                        float[] logits = m.forward(prompt, cache, true);
+                        long t1 = System.nanoTime();
+                        for (int j = 0; j < decode; j++) {
+                            logits = m.forward(new int[] {Decode.argmax(logits)}, cache, true);
+                        }
+                        long t2 = System.nanoTime();
+                        if (i >= 0) {
+                            pre[i] = prefill / ((t1 - t0) / 1e9);
+                            dec[i] = decode / ((t2 - t1) / 1e9);
+                        }
                     }
                 }
                 double p = median(pre);

@@ -37,16 +37,17 @@ public final class Decode {
     }
 
     private static int[] generate(Qwen2Model m, int[] prompt, int tokens, long[] nanos) {
-        KvCache cache = m.newCache(prompt.length + tokens + 1);
-        float[] logits = m.forward(prompt, cache, true);
-        int[] out = new int[tokens];
-        long t0 = System.nanoTime();
-        for (int i = 0; i < tokens; i++) {
-            out[i] = argmax(logits);
-            logits = m.forward(new int[] {out[i]}, cache, true);
+        try (KvCache cache = m.newCache(prompt.length + tokens + 1)) {
+            float[] logits = m.forward(prompt, cache, true);
+            int[] out = new int[tokens];
+            long t0 = System.nanoTime();
+            for (int i = 0; i < tokens; i++) {
+                out[i] = argmax(logits);
+                logits = m.forward(new int[] {out[i]}, cache, true);
+            }
+            nanos[0] = System.nanoTime() - t0;
+            return out;
         }
-        nanos[0] = System.nanoTime() - t0;
-        return out;
     }
 
     /** Index of the largest value (the first on ties): greedy decoding's choice. */

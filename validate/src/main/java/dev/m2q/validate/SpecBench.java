@@ -212,8 +212,12 @@ public final class SpecBench {
         try (Qwen2Model target =
                 Qwen2Model.load(o.candidate(), o.kernels(), new Qwen2Model.LoadOptions(o.w4Kernel(), null))) {
             int[] taps = head.config().taps(cfg.numLayers());
-            SpecDecode spec = new SpecDecode(target, taps, new EagleDrafter(new DraftModel(head, o.kernels()), target));
-            Outcome out = measure(spec, prompts, o.ks(), o.temperature(), o.specTokens(), o.seed(), eos, log);
+            Outcome out;
+            try (DraftModel draft = new DraftModel(head, o.kernels());
+                    EagleDrafter drafter = new EagleDrafter(draft, target)) {
+                SpecDecode spec = new SpecDecode(target, taps, drafter);
+                out = measure(spec, prompts, o.ks(), o.temperature(), o.specTokens(), o.seed(), eos, log);
+            }
             Map<String, Object> j = new LinkedHashMap<>();
             j.put("candidate", o.candidate().toString());
             j.put("draft", o.draft().toString());

@@ -187,8 +187,11 @@ public final class SpecDecode {
      */
     public record PlainResult(int[] tokens, int forwards, long prefillNanos, long decodeNanos) {}
 
-    /** A prompt's target prefill and draft rows, kept so that many continuations can start from it. */
-    public final class Prefilled {
+    /**
+     * A prompt's target prefill and draft rows, kept so that many continuations can start from it. {@link #close()}
+     * frees its target cache (device memory on a device backend).
+     */
+    public final class Prefilled implements AutoCloseable {
         private final int[] prompt;
         private final KvCache cache;
         /** [V] the logits after the last prompt token */
@@ -209,6 +212,11 @@ public final class SpecDecode {
         public int[] prompt() {
             return prompt.clone();
         }
+
+        @Override
+        public void close() {
+            cache.close();
+        }
     }
 
     /**
@@ -222,25 +230,32 @@ public final class SpecDecode {
         }
         long t0 = System.nanoTime();
         KvCache cache = target.newCache(capacity);
-        Qwen2Model.Tapped t = target.forwardTapped(prompt, cache, taps);
-        float[] features = t.features();
-        int f = features.length / n;
-        int vocab = target.config().vocabSize();
-        drafter.reset(capacity);
-        if (n > 1) {
-            drafter.append(Arrays.copyOf(features, (n - 1) * f), Arrays.copyOfRange(prompt, 1, n), n - 1);
+        try {
+            Qwen2Model.Tapped t = target.forwardTapped(prompt, cache, taps);
+            float[] features = t.features();
+            int f = features.length / n;
+            int vocab = target.config().vocabSize();
+            drafter.reset(capacity);
+            if (n > 1) {
+                drafter.append(Arrays.copyOf(features, (n - 1) * f), Arrays.copyOfRange(prompt, 1, n), n - 1);
+            }
+            return new Prefilled(
+                    prompt.clone(),
+                    cache,
+                    Arrays.copyOfRange(t.logits(), (n - 1) * vocab, n * vocab),
+                    Arrays.copyOfRange(features, (n - 1) * f, n * f),
+                    System.nanoTime() - t0);
+        } catch (RuntimeException | Error e) {
+            cache.close();
+            throw e;
         }
-        return new Prefilled(
-                prompt.clone(),
-                cache,
-                Arrays.copyOfRange(t.logits(), (n - 1) * vocab, n * vocab),
-                Arrays.copyOfRange(features, (n - 1) * f, n * f),
-                System.nanoTime() - t0);
     }
 
     /** Prefills {@code prompt} and decodes it speculatively. */
     public Result generate(int[] prompt, Settings s, RandomGenerator rng) {
-        return generate(prefill(prompt, capacity(prompt.length, s)), s, rng);
+        try (Prefilled p = prefill(prompt, capacity(prompt.length, s))) {
+            return generate(p, s, rng);
+        }
     }
 
     /** Positions a run of {@code s} from a prompt of n tokens can reach: the last round may overshoot by k. */
@@ -346,23 +361,24 @@ public final class SpecDecode {
     public PlainResult plain(int[] prompt, Settings s, RandomGenerator rng) {
         int vocab = target.config().vocabSize();
         long t0 = System.nanoTime();
-        KvCache cache = target.newCache(prompt.length + s.maxNewTokens());
-        float[] logits = target.forward(prompt, cache, true);
-        long prefill = System.nanoTime() - t0;
-        int[] out = new int[s.maxNewTokens()];
-        int count = 0;
-        int forwards = 0;
-        t0 = System.nanoTime();
-        while (true) {
-            int x = choose(logits, 0, vocab, s.temperature(), rng);
-            out[count++] = x;
-            if (count == out.length || s.isEos(x)) {
-                break;
+        try (KvCache cache = target.newCache(prompt.length + s.maxNewTokens())) {
+            float[] logits = target.forward(prompt, cache, true);
+            long prefill = System.nanoTime() - t0;
+            int[] out = new int[s.maxNewTokens()];
+            int count = 0;
+            int forwards = 0;
+            t0 = System.nanoTime();
+            while (true) {
+                int x = choose(logits, 0, vocab, s.temperature(), rng);
+                out[count++] = x;
+                if (count == out.length || s.isEos(x)) {
+                    break;
+                }
+                logits = target.forward(new int[] {x}, cache, true);
+                forwards++;
             }
-            logits = target.forward(new int[] {x}, cache, true);
-            forwards++;
+            return new PlainResult(Arrays.copyOf(out, count), forwards, prefill, System.nanoTime() - t0);
         }
-        return new PlainResult(Arrays.copyOf(out, count), forwards, prefill, System.nanoTime() - t0);
     }
 
     /** The greedy token (T = 0) or a sample from softmax(row / T) of logits row [off, off + vocab). */

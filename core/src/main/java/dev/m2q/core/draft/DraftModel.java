@@ -1,10 +1,15 @@
 package dev.m2q.core.draft;
 
+import dev.m2q.core.kernels.Backend;
+import dev.m2q.core.kernels.Backend.Buf;
+import dev.m2q.core.kernels.JavaBackend;
 import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.kernels.Matrix;
 import dev.m2q.core.model.Rope;
 import dev.m2q.core.tensor.Bf16;
 import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * The EAGLE-3 draft head's inference forward (ALGORITHMS §5), fp32, on the {@link Kernels}. One layer pass over n
@@ -21,11 +26,15 @@ import java.lang.foreign.MemorySegment;
  * vocabulary). The first row of a chain reads g = {@link #project fc}(the target's three taps); each later draft
  * step reads the previous step's h. Speculative decoding keeps one {@link Cache} per sequence: the rows of accepted
  * tokens stay, a rejected chain is {@linkplain Cache#truncate truncated} away.
+ *
+ * <p>The head runs on its kernels' {@link Backend}: the weights are made resident on first use and kept until
+ * {@link #close()}, the cache lives there, and the {@link Buf} forms of {@link #project}, {@link #step} and {@link
+ * #logits} keep the hidden states there between steps, so that a draft step moves only its inputs (features,
+ * embedding rows) in and its logits out. The host-array forms wrap and take around them, bit for bit the same.
  */
-public final class DraftModel {
+public final class DraftModel implements AutoCloseable {
     private final DraftHead head;
     private final DraftConfig cfg;
-    private final Kernels kernels;
     private final Matrix fc;
     private final Matrix q;
     private final Matrix k;
@@ -37,6 +46,8 @@ public final class DraftModel {
     private final Matrix lmHead;
     private final Rope rope;
     private final boolean packBf16;
+    private final Backend backend;
+    private Resident resident;
 
     public DraftModel(DraftHead head, Kernels kernels) {
         this(head, kernels, true);
@@ -47,7 +58,7 @@ public final class DraftModel {
         this.packBf16 = packBf16;
         this.head = head;
         this.cfg = head.config();
-        this.kernels = kernels;
+        this.backend = kernels.backend();
         int h = cfg.hiddenSize();
         fc = matrix(DraftHead.FC, h, 3 * h);
         q = matrix(DraftHead.Q, cfg.qDim(), 2 * h);
@@ -91,20 +102,33 @@ public final class DraftModel {
         return cfg;
     }
 
-    /** The draft layer's keys (after RoPE) and values of one sequence: [capacity, kvDim] each. */
-    public static final class Cache {
-        private final float[] keys;
-        private final float[] values;
+    /** The backend the head runs on (its kernels' {@link Kernels#backend()}). */
+    public Backend backend() {
+        return backend;
+    }
+
+    /**
+     * The draft layer's keys (after RoPE) and values of one sequence: [capacity, kvDim] each, resident on the
+     * head's backend (device memory under CUDA). {@link #close()} frees them.
+     */
+    public static final class Cache implements AutoCloseable {
+        private final Buf keys;
+        private final Buf values;
         private final int capacity;
         private int length;
 
-        Cache(int capacity, int kvDim) {
+        Cache(Backend backend, int capacity, int kvDim) {
             if (capacity <= 0) {
                 throw new IllegalArgumentException("draft cache capacity must be positive, got " + capacity);
             }
             this.capacity = capacity;
-            keys = new float[capacity * kvDim];
-            values = new float[capacity * kvDim];
+            keys = backend.alloc((long) capacity * kvDim);
+            try {
+                values = backend.alloc((long) capacity * kvDim);
+            } catch (RuntimeException | Error e) {
+                keys.close();
+                throw e;
+            }
         }
 
         public int length() {
@@ -123,17 +147,127 @@ public final class DraftModel {
             }
             length = newLength;
         }
+
+        @Override
+        public void close() {
+            keys.close();
+            values.close();
+        }
     }
 
     public Cache newCache(int capacity) {
-        return new Cache(capacity, cfg.kvDim());
+        return new Cache(backend, capacity, cfg.kvDim());
+    }
+
+    /** The head's weights resident on the backend. */
+    private record Resident(
+            Backend.Weight fc,
+            Backend.Weight q,
+            Backend.Weight k,
+            Backend.Weight v,
+            Backend.Weight o,
+            Backend.Weight gate,
+            Backend.Weight up,
+            Backend.Weight down,
+            Backend.Weight lmHead,
+            Buf inputNorm,
+            Buf hiddenNorm,
+            Buf postNorm,
+            Buf norm,
+            Buf invFreq)
+            implements AutoCloseable {
+        @Override
+        public void close() {
+            for (AutoCloseable c : new AutoCloseable[] {
+                fc, q, k, v, o, gate, up, down, lmHead, inputNorm, hiddenNorm, postNorm, norm, invFreq
+            }) {
+                if (c instanceof Buf b) {
+                    b.close();
+                } else if (c instanceof Backend.Weight w) {
+                    w.close();
+                }
+            }
+        }
+    }
+
+    /** The weights on the backend, uploaded on first use (each crosses once) and kept until {@link #close()}. */
+    private synchronized Resident resident() {
+        if (resident == null) {
+            List<AutoCloseable> made = new ArrayList<>();
+            try {
+                Backend.Weight[] ws = new Backend.Weight[9];
+                Matrix[] ms = {fc, q, k, v, o, gate, up, down, lmHead};
+                for (int i = 0; i < ms.length; i++) {
+                    ws[i] = backend.weight(ms[i]);
+                    made.add(ws[i]);
+                }
+                Buf[] bs = new Buf[5];
+                float[][] vs = {
+                    head.weight(DraftHead.INPUT_NORM),
+                    head.weight(DraftHead.HIDDEN_NORM),
+                    head.weight(DraftHead.POST_NORM),
+                    head.weight(DraftHead.NORM),
+                    rope.inverseFrequencies()
+                };
+                for (int i = 0; i < vs.length; i++) {
+                    bs[i] = backend.wrap(vs[i].clone());
+                    made.add(bs[i]);
+                }
+                resident = new Resident(
+                        ws[0], ws[1], ws[2], ws[3], ws[4], ws[5], ws[6], ws[7], ws[8], bs[0], bs[1], bs[2], bs[3],
+                        bs[4]);
+            } catch (RuntimeException | Error e) {
+                for (AutoCloseable c : made) {
+                    if (c instanceof Buf b) {
+                        b.close();
+                    } else if (c instanceof Backend.Weight w) {
+                        w.close();
+                    }
+                }
+                throw e;
+            }
+        }
+        return resident;
+    }
+
+    /** Frees the resident weights (the next step uploads them again). */
+    @Override
+    public synchronized void close() {
+        if (resident != null) {
+            resident.close();
+            resident = null;
+        }
+    }
+
+    /**
+     * A host array as a buffer of the backend for an operation that only reads it: the Java backend holds the array
+     * itself (no copy); another backend gets a copy, so that the caller keeps its array.
+     */
+    private Buf in(float[] x) {
+        return backend.wrap(backend instanceof JavaBackend ? x : x.clone());
     }
 
     /** g = fc(features): features [rows, 3H] (the taps low, mid, high side by side) → [rows, H]. */
     public float[] project(float[] features, int rows) {
-        float[] g = new float[rows * cfg.hiddenSize()];
-        kernels.matmul(features, rows, fc, null, g);
-        return g;
+        try (Buf f = in(features)) {
+            return backend.take(project(f, rows));
+        }
+    }
+
+    /** {@link #project(float[], int)} on the backend: a new buffer [rows, H] that the caller closes. */
+    public Buf project(Buf features, int rows) {
+        int h = cfg.hiddenSize();
+        if (features.length() != (long) rows * 3 * h) {
+            throw new IllegalArgumentException("draft fc: features must be [" + rows + ", " + 3 * h + "]");
+        }
+        Buf g = backend.alloc((long) rows * h);
+        try {
+            backend.matmul(features, rows, resident().fc(), null, g);
+            return g;
+        } catch (RuntimeException | Error e) {
+            g.close();
+            throw e;
+        }
     }
 
     /**
@@ -141,8 +275,20 @@ public final class DraftModel {
      * H] → the pre-norm hidden state [rows, H]. The cache grows by {@code rows}.
      */
     public float[] step(float[] g, float[] emb, int rows, Cache cache) {
+        try (Buf gb = in(g);
+                Buf eb = in(emb)) {
+            return backend.take(step(gb, eb, rows, cache));
+        }
+    }
+
+    /**
+     * {@link #step(float[], float[], int, Cache)} on the backend: g and emb [rows, H] (not written) → a new buffer
+     * [rows, H] that the caller closes. Nothing crosses the boundary.
+     */
+    public Buf step(Buf g, Buf emb, int rows, Cache cache) {
         int h = cfg.hiddenSize();
-        if (g.length != rows * h || emb.length != rows * h) {
+        long lh = (long) rows * h;
+        if (g.length() != lh || emb.length() != lh) {
             throw new IllegalArgumentException("draft step: g and emb must be [" + rows + ", " + h + "]");
         }
         int start = cache.length;
@@ -150,64 +296,95 @@ public final class DraftModel {
             throw new IllegalArgumentException(
                     "draft cache of " + cache.capacity + " rows cannot hold " + (start + rows));
         }
+        Resident w = resident();
         float eps = (float) cfg.rmsNormEps();
-        float[] en = new float[rows * h];
-        float[] gn = new float[rows * h];
-        kernels.rmsNorm(emb, rows, h, head.weight(DraftHead.INPUT_NORM), eps, en);
-        kernels.rmsNorm(g, rows, h, head.weight(DraftHead.HIDDEN_NORM), eps, gn);
-        float[] a = new float[rows * 2 * h];
-        for (int r = 0; r < rows; r++) {
-            System.arraycopy(en, r * h, a, r * 2 * h, h);
-            System.arraycopy(gn, r * h, a, r * 2 * h + h, h);
-        }
         int qDim = cfg.qDim();
         int kvDim = cfg.kvDim();
-        float[] qa = new float[rows * qDim];
-        float[] ka = new float[rows * kvDim];
-        float[] va = new float[rows * kvDim];
-        kernels.matmul(a, rows, q, null, qa);
-        kernels.matmul(a, rows, k, null, ka);
-        kernels.matmul(a, rows, v, null, va);
-        int[] positions = new int[rows];
-        for (int r = 0; r < rows; r++) {
-            positions[r] = start + r;
+        int heads = cfg.numHeads();
+        int kvHeads = cfg.numKvHeads();
+        int headDim = cfg.headDim();
+        long lq = (long) rows * qDim;
+        Buf x = backend.alloc(lh);
+        boolean done = false;
+        try {
+            try (Buf en = backend.alloc(lh);
+                    Buf gn = backend.alloc(lh);
+                    Buf a = backend.alloc(2 * lh);
+                    Buf qa = backend.alloc(lq);
+                    Buf ka = backend.alloc((long) rows * kvDim);
+                    Buf va = backend.alloc((long) rows * kvDim);
+                    Buf attn = backend.alloc(lq)) {
+                backend.rmsNorm(emb, rows, h, w.inputNorm(), eps, en);
+                backend.rmsNorm(g, rows, h, w.hiddenNorm(), eps, gn);
+                for (int r = 0; r < rows; r++) {
+                    backend.copy(en, (long) r * h, a, (long) r * 2 * h, h);
+                    backend.copy(gn, (long) r * h, a, (long) r * 2 * h + h, h);
+                }
+                backend.matmul(a, rows, w.q(), null, qa);
+                backend.matmul(a, rows, w.k(), null, ka);
+                backend.matmul(a, rows, w.v(), null, va);
+                rope(qa, rows, heads, start, w.invFreq());
+                rope(ka, rows, kvHeads, start, w.invFreq());
+                backend.copy(ka, 0, cache.keys, (long) start * kvDim, (long) rows * kvDim);
+                backend.copy(va, 0, cache.values, (long) start * kvDim, (long) rows * kvDim);
+                backend.attention(qa, cache.keys, cache.values, 1, rows, start, heads, kvHeads, headDim, attn);
+                cache.length = start + rows;
+                backend.matmul(attn, rows, w.o(), null, x);
+            }
+            backend.add(x, g, x, lh);
+            int inter = cfg.intermediateSize();
+            long li = (long) rows * inter;
+            try (Buf n = backend.alloc(lh);
+                    Buf gt = backend.alloc(li);
+                    Buf ut = backend.alloc(li);
+                    Buf d = backend.alloc(lh)) {
+                backend.rmsNorm(x, rows, h, w.postNorm(), eps, n);
+                backend.matmul(n, rows, w.gate(), null, gt);
+                backend.matmul(n, rows, w.up(), null, ut);
+                backend.swiglu(gt, ut, li);
+                backend.matmul(gt, rows, w.down(), null, d);
+                backend.add(x, d, x, lh);
+            }
+            done = true;
+            return x;
+        } finally {
+            if (!done) {
+                x.close();
+            }
         }
-        rope.apply(kernels, qa, rows, cfg.numHeads(), positions);
-        rope.apply(kernels, ka, rows, cfg.numKvHeads(), positions);
-        System.arraycopy(ka, 0, cache.keys, start * kvDim, rows * kvDim);
-        System.arraycopy(va, 0, cache.values, start * kvDim, rows * kvDim);
-        float[] attn = new float[rows * qDim];
-        kernels.attention(
-                qa, cache.keys, cache.values, 1, rows, start, cfg.numHeads(), cfg.numKvHeads(), cfg.headDim(), attn);
-        cache.length = start + rows;
-        float[] x = new float[rows * h];
-        kernels.matmul(attn, rows, o, null, x);
-        for (int i = 0; i < x.length; i++) {
-            x[i] += g[i];
+    }
+
+    /** {@link Rope#apply} on the backend: rows at positions start.., then the attention factor (skipped when 1). */
+    private void rope(Buf x, int rows, int heads, int start, Buf invFreq) {
+        int headDim = 2 * rope.pairs();
+        backend.rope(x, rows, heads, headDim, invFreq, start, rows);
+        if (rope.attentionFactor() != 1f) {
+            backend.scale(x, (long) rows * heads * headDim, rope.attentionFactor());
         }
-        float[] n = new float[rows * h];
-        kernels.rmsNorm(x, rows, h, head.weight(DraftHead.POST_NORM), eps, n);
-        int inter = cfg.intermediateSize();
-        float[] gt = new float[rows * inter];
-        float[] ut = new float[rows * inter];
-        kernels.matmul(n, rows, gate, null, gt);
-        kernels.matmul(n, rows, up, null, ut);
-        kernels.swiglu(gt, ut, gt.length);
-        float[] d = new float[rows * h];
-        kernels.matmul(gt, rows, down, null, d);
-        for (int i = 0; i < x.length; i++) {
-            x[i] += d[i];
-        }
-        return x;
     }
 
     /** lm_head(norm(h)): h [rows, H] → logits over the draft vocabulary [rows, V_d]. */
     public float[] logits(float[] h, int rows) {
+        try (Buf hb = in(h)) {
+            return backend.take(logits(hb, rows));
+        }
+    }
+
+    /** {@link #logits(float[], int)} on the backend: h [rows, H] (not written) → a new buffer [rows, V_d]. */
+    public Buf logits(Buf h, int rows) {
         int hd = cfg.hiddenSize();
-        float[] n = new float[rows * hd];
-        kernels.rmsNorm(h, rows, hd, head.weight(DraftHead.NORM), (float) cfg.rmsNormEps(), n);
-        float[] out = new float[rows * cfg.draftVocabSize()];
-        kernels.matmul(n, rows, lmHead, null, out);
-        return out;
+        if (h.length() != (long) rows * hd) {
+            throw new IllegalArgumentException("draft logits: h must be [" + rows + ", " + hd + "]");
+        }
+        Resident w = resident();
+        Buf out = backend.alloc((long) rows * cfg.draftVocabSize());
+        try (Buf n = backend.alloc((long) rows * hd)) {
+            backend.rmsNorm(h, rows, hd, w.norm(), (float) cfg.rmsNormEps(), n);
+            backend.matmul(n, rows, w.lmHead(), null, out);
+            return out;
+        } catch (RuntimeException | Error e) {
+            out.close();
+            throw e;
+        }
     }
 }

@@ -3,6 +3,8 @@ package dev.m2q.core.model;
 import dev.m2q.core.InputException;
 import dev.m2q.core.io.Checkpoint;
 import dev.m2q.core.io.TensorView;
+import dev.m2q.core.kernels.Backend;
+import dev.m2q.core.kernels.Backend.Buf;
 import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.kernels.Matrix;
 import dev.m2q.core.quant.GptqFormat;
@@ -12,6 +14,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Objects;
 
 /**
  * The reference forward pass of a Qwen2-family causal LM (Qwen2ForCausalLM, LlamaForCausalLM): bf16 weights
@@ -28,6 +31,8 @@ public final class Qwen2Model implements AutoCloseable {
     private final List<DecoderLayer> layers;
     private final float[] finalNorm;
     private final Matrix lmHead;
+    private final Backend backend;
+    private Head head;
 
     private Qwen2Model(
             ModelConfig config,
@@ -44,6 +49,7 @@ public final class Qwen2Model implements AutoCloseable {
         this.layers = layers;
         this.finalNorm = finalNorm;
         this.lmHead = lmHead;
+        this.backend = kernels.backend();
     }
 
     /**
@@ -136,7 +142,7 @@ public final class Qwen2Model implements AutoCloseable {
 
     /** A KV cache sized for {@code capacity} tokens of this model. */
     public KvCache newCache(int capacity) {
-        return new KvCache(kernels.backend(), config, capacity);
+        return new KvCache(backend, config, capacity);
     }
 
     /** Embedding rows of {@code ids}: [ids.length, hidden] fp32. Ids outside the vocabulary are refused. */
@@ -156,14 +162,68 @@ public final class Qwen2Model implements AutoCloseable {
         return x;
     }
 
+    /** The backend the model runs on (its kernels' {@link Kernels#backend()}). */
+    public Backend backend() {
+        return backend;
+    }
+
+    /** The final norm and lm_head resident on {@link #backend()}. */
+    private record Head(Buf norm, Backend.Weight lmHead) implements AutoCloseable {
+        @Override
+        public void close() {
+            norm.close();
+            lmHead.close();
+        }
+    }
+
+    /** The final norm and lm_head, uploaded on first use and kept until {@link #close()}. */
+    private synchronized Head head() {
+        if (head == null) {
+            Buf norm = backend.wrap(finalNorm.clone());
+            try {
+                head = new Head(norm, backend.weight(lmHead));
+            } catch (RuntimeException | Error e) {
+                norm.close();
+                throw e;
+            }
+        }
+        return head;
+    }
+
     /** Final norm then lm_head: h [rows, hidden] → logits [rows, vocab]. */
     public float[] logits(float[] h, int rows) {
         int hd = config.hiddenSize();
-        float[] n = new float[rows * hd];
-        kernels.rmsNorm(h, rows, hd, finalNorm, (float) config.rmsNormEps(), n);
-        float[] out = new float[rows * config.vocabSize()];
-        kernels.matmul(n, rows, lmHead, null, out);
-        return out;
+        if (h.length != rows * hd) {
+            throw new IllegalArgumentException(
+                    "hidden states of " + h.length + " values, expected [" + rows + ", " + hd + "]");
+        }
+        try (Buf x = backend.alloc(h.length)) {
+            backend.write(h, 0, x, 0, h.length);
+            return backend.take(logits(x, rows));
+        }
+    }
+
+    /**
+     * Final norm then lm_head on the backend: h [rows, hidden] (not written) → a new buffer of logits [rows, vocab]
+     * that the caller closes.
+     */
+    public Buf logits(Buf h, int rows) {
+        int hd = config.hiddenSize();
+        Head w = head();
+        Buf out = backend.alloc((long) rows * config.vocabSize());
+        try (Buf n = backend.alloc((long) rows * hd)) {
+            backend.rmsNorm(h, rows, hd, w.norm(), (float) config.rmsNormEps(), n);
+            backend.matmul(n, rows, w.lmHead(), null, out);
+            return out;
+        } catch (RuntimeException | Error e) {
+            out.close();
+            throw e;
+        }
+    }
+
+    /** The embedding rows of {@code ids} on the backend [ids.length, hidden]: gathered on the host, one crossing in. */
+    public Buf embedResident(int[] ids) {
+        return backend.wrap(embed(ids));
     }
 
     /**
@@ -171,11 +231,7 @@ public final class Qwen2Model implements AutoCloseable {
      * cache).
      */
     public float[] forward(int[] ids) {
-        float[] x = embed(ids);
-        for (DecoderLayer layer : layers) {
-            x = layer.forward(x, 1, ids.length, LayerObserver.NONE);
-        }
-        return logits(x, ids.length);
+        return backend.take(run(ids, null, null, null, false));
     }
 
     /**
@@ -184,17 +240,16 @@ public final class Qwen2Model implements AutoCloseable {
      * {@code lastOnly}, [1, vocab]).
      */
     public float[] forward(int[] ids, KvCache cache, boolean lastOnly) {
-        int start = cache.length();
-        float[] x = embed(ids);
-        for (DecoderLayer layer : layers) {
-            x = layer.forward(x, ids.length, start, cache, LayerObserver.NONE);
-        }
-        cache.advance(ids.length);
-        if (lastOnly) {
-            int hd = config.hiddenSize();
-            return logits(Arrays.copyOfRange(x, (ids.length - 1) * hd, ids.length * hd), 1);
-        }
-        return logits(x, ids.length);
+        return backend.take(forwardResident(ids, cache, lastOnly));
+    }
+
+    /**
+     * {@link #forward(int[], KvCache, boolean)} leaving the logits on the backend: a new buffer [ids.length, vocab]
+     * (or [1, vocab] when {@code lastOnly}) that the caller closes. Only the embedding rows cross (in); the hidden
+     * state stays resident from layer to layer and the cache is extended in place.
+     */
+    public Buf forwardResident(int[] ids, KvCache cache, boolean lastOnly) {
+        return run(ids, Objects.requireNonNull(cache, "cache"), null, null, lastOnly);
     }
 
     /**
@@ -226,29 +281,84 @@ public final class Qwen2Model implements AutoCloseable {
                 throw new IllegalArgumentException("tap layer " + j + " outside [0, " + layers.size() + ")");
             }
         }
-        int start = cache == null ? 0 : cache.length();
-        float[] x = embed(ids);
-        float[][] taps = new float[tapLayers.length][];
-        for (int l = 0; l < layers.size(); l++) {
-            for (int j = 0; j < tapLayers.length; j++) {
-                if (tapLayers[j] == l) {
-                    taps[j] = x.clone();
+        Buf[] tapBufs = new Buf[tapLayers.length];
+        try {
+            float[] logits = backend.take(run(ids, cache, tapLayers, tapBufs, false));
+            float[][] taps = new float[tapLayers.length][];
+            for (int j = 0; j < taps.length; j++) {
+                taps[j] = backend.take(tapBufs[j]);
+                tapBufs[j] = null;
+            }
+            return new Tapped(logits, taps, ids.length, config.hiddenSize());
+        } finally {
+            for (Buf b : tapBufs) {
+                if (b != null) {
+                    b.close();
                 }
             }
-            DecoderLayer layer = layers.get(l);
-            x = cache == null
-                    ? layer.forward(x, 1, ids.length, LayerObserver.NONE)
-                    : layer.forward(x, ids.length, start, cache, LayerObserver.NONE);
         }
-        if (cache != null) {
-            cache.advance(ids.length);
-        }
-        return new Tapped(logits(x, ids.length), taps, ids.length, config.hiddenSize());
     }
 
+    /**
+     * The forward on the backend: the embedding rows cross in, every layer runs on the resident hidden state (with
+     * {@code cache} from its length, or as a fresh sequence when it is null), the state entering layer
+     * tapLayers[j] is copied into a new buffer tapOut[j], and the logits (of the last row only when {@code
+     * lastOnly}) are returned as a new buffer.
+     */
+    private Buf run(int[] ids, KvCache cache, int[] tapLayers, Buf[] tapOut, boolean lastOnly) {
+        int hd = config.hiddenSize();
+        int n = ids.length;
+        long len = (long) n * hd;
+        int start = cache == null ? 0 : cache.length();
+        Buf x = embedResident(ids);
+        try {
+            for (int l = 0; l < layers.size(); l++) {
+                if (tapLayers != null) {
+                    for (int j = 0; j < tapLayers.length; j++) {
+                        if (tapLayers[j] == l) {
+                            tapOut[j] = backend.alloc(len);
+                            backend.copy(x, 0, tapOut[j], 0, len);
+                        }
+                    }
+                }
+                DecoderLayer layer = layers.get(l);
+                Buf next = cache == null
+                        ? layer.forward(layer.resident(), x, 1, n, 0, null, LayerObserver.NONE)
+                        : layer.forward(layer.resident(), x, 1, n, start, cache, LayerObserver.NONE);
+                x.close();
+                x = next;
+            }
+            if (cache != null) {
+                cache.advance(n);
+            }
+            if (lastOnly) {
+                try (Buf last = backend.alloc(hd)) {
+                    backend.copy(x, len - hd, last, 0, hd);
+                    return logits(last, 1);
+                }
+            }
+            return logits(x, n);
+        } finally {
+            x.close();
+        }
+    }
+
+    /** Frees the resident weights (every layer's, the final norm's and lm_head's), then closes the checkpoint. */
     @Override
     public void close() {
-        checkpoint.close();
+        try {
+            for (DecoderLayer layer : layers) {
+                layer.close();
+            }
+            synchronized (this) {
+                if (head != null) {
+                    head.close();
+                    head = null;
+                }
+            }
+        } finally {
+            checkpoint.close();
+        }
     }
 
     /** Fetches tensors by name, checking dtype and shape against the config with messages that name both. */

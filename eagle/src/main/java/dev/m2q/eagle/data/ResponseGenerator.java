@@ -52,16 +52,17 @@ public final class ResponseGenerator {
         }
         int[] ids = new int[prompt.length + maxNewTokens];
         System.arraycopy(prompt, 0, ids, 0, prompt.length);
-        KvCache cache = model.newCache(ids.length);
-        float[] logits = model.forward(prompt, cache, true);
         int n = prompt.length;
-        while (true) {
-            int next = temperature == 0 ? argmax(logits) : sample(logits, temperature, rng);
-            ids[n++] = next;
-            if (isStop(next) || n - prompt.length == maxNewTokens) {
-                break;
+        try (KvCache cache = model.newCache(ids.length)) {
+            float[] logits = model.forward(prompt, cache, true);
+            while (true) {
+                int next = temperature == 0 ? argmax(logits) : sample(logits, temperature, rng);
+                ids[n++] = next;
+                if (isStop(next) || n - prompt.length == maxNewTokens) {
+                    break;
+                }
+                logits = model.forward(new int[] {next}, cache, true);
             }
-            logits = model.forward(new int[] {next}, cache, true);
         }
         boolean[] mask = new boolean[n];
         for (int t = prompt.length; t < n; t++) {
