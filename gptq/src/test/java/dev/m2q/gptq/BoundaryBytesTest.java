@@ -34,8 +34,27 @@ import org.junit.jupiter.api.io.TempDir;
 class BoundaryBytesTest {
     static final Path FIXTURE = Path.of("..", "fixtures", "tiny-qwen2");
 
-    /** Batch 1: the 9th token after a prompt of 8, through the KV cache. */
+    /**
+     * Batch 1: the 9th token after a prompt of 8, through the KV cache, on the backend (AFTER issue 14 item 1): the
+     * embedding row in (wrap), the logits row out (take), and every other operation on resident data (calls only).
+     */
     static final String DECODE_STEP = """
+            backend.add 16 0 0
+            backend.alloc 75 0 0
+            backend.attention 8 0 0
+            backend.copy 17 0 0
+            backend.matmul 57 0 0
+            backend.rmsNorm 17 0 0
+            backend.rope 16 0 0
+            backend.swiglu 8 0 0
+            backend.take 1 0 8192
+            backend.wrap 1 1024 0""";
+
+    /**
+     * The same step as counted BEFORE item 1, on the host-array forward of commit b120b49 (every kernel call copying
+     * its operands): every layer's activations and the whole KV cache crossed.
+     */
+    static final String DECODE_STEP_BEFORE = """
             attention 8 81920 8192
             matmul 57 91136 90112
             rmsNorm 17 34816 17408
@@ -66,8 +85,42 @@ class BoundaryBytesTest {
             m.forward(new int[] {9}, cache, true);
             String got = BoundaryFormulas.summary(ck.counts());
             assertEquals(DECODE_STEP, got, ck.table());
-            assertEquals(BoundaryFormulas.summary(BoundaryFormulas.FIXTURE.decodeStep(8, 8)), got);
+            assertEquals(BoundaryFormulas.summary(BoundaryFormulas.FIXTURE.decodeStepAfter(8)), got);
         }
+    }
+
+    /** The before formula still gives the counts measured before item 1 (it gives the doc's BEFORE figures). */
+    @Test
+    void decodeStepBeforeFormulaGivesTheMeasuredBeforeCounts() {
+        assertEquals(DECODE_STEP_BEFORE, BoundaryFormulas.summary(BoundaryFormulas.FIXTURE.decodeStep(8, 8)));
+    }
+
+    /**
+     * The after formula's crossings do not depend on the number of layers (O(hidden + vocab)); the operations on
+     * resident data grow with them.
+     */
+    @Test
+    void decodeStepAfterCrossesTheSameBytesAtAnyDepth() {
+        BoundaryFormulas f = BoundaryFormulas.QWEN25_32B;
+        assertEquals(BoundaryFormulas.total(f.decodeStepAfter(1)).bytesIn(), 4L * 5120);
+        assertEquals(BoundaryFormulas.total(f.decodeStepAfter(64)).bytesIn(), 4L * 5120);
+        assertEquals(BoundaryFormulas.total(f.decodeStepAfter(64)).bytesOut(), 4L * 152064);
+    }
+
+    /** The decode step of docs/BENCHMARKS.md at the 32B shape, before and after item 1, from the same formulas. */
+    @Test
+    void decodeFiguresAt32B() {
+        BoundaryFormulas f = BoundaryFormulas.QWEN25_32B;
+        var before = f.decodeStep(64, 2048);
+        var after = f.decodeStepAfter(64);
+        System.out.println(
+                "32B decode step BEFORE (host arrays; 64 layers, 2048 cached):\n" + BoundaryFormulas.markdown(before));
+        System.out.println("32B decode step AFTER (resident on the backend; 64 layers, 2048 cached):\n"
+                + BoundaryFormulas.markdown(after));
+        assertEquals(
+                4L * (5120 + 152064),
+                BoundaryFormulas.total(after).bytesIn()
+                        + BoundaryFormulas.total(after).bytesOut());
     }
 
     /** Per layer, counted between the pipeline's layerDone calls; tallies and weights are per layer. */

@@ -39,8 +39,9 @@ record BoundaryFormulas(int hidden, int inter, int heads, int kvHeads, int headD
     }
 
     /**
-     * One batch-1 decode step of a model of {@code layers} layers whose KV cache holds {@code cached} tokens, the
-     * weights already resident (cached by the device backend).
+     * BEFORE issue 14 item 1: one batch-1 decode step of the host-array forward (every kernel call copying its
+     * operands) for a model of {@code layers} layers whose KV cache holds {@code cached} tokens, the weights already
+     * resident (cached by the device backend).
      */
     List<OpCount> decodeStep(int layers, int cached) {
         long h = hidden, i = inter, q = q(), kv = kv(), d = headDim, lay = layers;
@@ -56,6 +57,29 @@ record BoundaryFormulas(int hidden, int inter, int heads, int kvHeads, int headD
         // q in, the whole cache (cached + 1 rows of K and V) in, the output row out
         out.add(new OpCount("attention", lay, lay * (4 * q + 8 * (cached + 1) * kv), lay * 4 * q));
         out.add(new OpCount("swiglu", lay, lay * 8 * i, lay * 4 * i));
+        return out;
+    }
+
+    /**
+     * AFTER issue 14 item 1: one batch-1 decode step on the backend (Qwen2Model.forward(ids, cache, true)), the
+     * weights resident. Only the embedding row crosses in (wrap, 4·H) and the logits row out (take, 4·V), whatever
+     * the number of layers or the cache length; the rest are launches on resident data, counted as calls: per layer
+     * 9 allocations, 2 norms, 7 matmuls, 2 RoPEs (no YaRN scale), 2 copies into the cache, 1 attention, 2 residual
+     * adds, 1 SwiGLU; then the last row's copy and buffer, the final norm, lm_head and their 2 buffers.
+     */
+    List<OpCount> decodeStepAfter(int layers) {
+        long h = hidden, lay = layers;
+        List<OpCount> out = new ArrayList<>();
+        out.add(new OpCount("backend.wrap", 1, 4 * h, 0));
+        out.add(new OpCount("backend.alloc", 9 * lay + 3, 0, 0));
+        out.add(new OpCount("backend.rmsNorm", 2 * lay + 1, 0, 0));
+        out.add(new OpCount("backend.matmul", 7 * lay + 1, 0, 0));
+        out.add(new OpCount("backend.rope", 2 * lay, 0, 0));
+        out.add(new OpCount("backend.copy", 2 * lay + 1, 0, 0));
+        out.add(new OpCount("backend.attention", lay, 0, 0));
+        out.add(new OpCount("backend.add", 2 * lay, 0, 0));
+        out.add(new OpCount("backend.swiglu", lay, 0, 0));
+        out.add(new OpCount("backend.take", 1, 0, 4L * vocab));
         return out;
     }
 
