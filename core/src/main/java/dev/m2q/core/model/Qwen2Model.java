@@ -22,6 +22,12 @@ import java.util.Objects;
  * auto_round or compressed-tensors) loads too: its linears are either dequantized to fp32 exactly as an engine
  * computes them, scale·(q − 8), or kept packed for the W4A16 kernel ({@link LoadOptions#w4Kernel}). The checkpoint stays open
  * (and mapped) until {@link #close()}.
+ *
+ * <p>The forwards run on the kernels' {@link Backend}: each layer's weights, the final norm and lm_head are made
+ * resident on first use and kept until {@link #close()}, the hidden state stays there from layer to layer and the KV
+ * cache lives there. Per forward only the embedding rows of the ids cross in (gathered on the host) and the logits
+ * (and the taps asked for) cross out: a decode step moves hidden + vocab floats, whatever the number of layers. On
+ * the Java backend this is the host-array forward, bit for bit.
  */
 public final class Qwen2Model implements AutoCloseable {
     private final ModelConfig config;
