@@ -407,14 +407,17 @@ public final class LayerContext implements AutoCloseable {
      * Backend bytes one calibration sequence takes in a forward: per token its input, the two norms' output, q, k,
      * v, the attention output, the residual, gate, up and down's output (fp32).
      */
-    static long sequenceBytes(ModelConfig cfg, int seqLen) {
+    public static long sequenceBytes(ModelConfig cfg, int seqLen) {
         long h = cfg.hiddenSize();
         long perToken = 4 * h + 2L * cfg.qDim() + 2L * cfg.kvDim() + 2L * cfg.intermediateSize();
         return 4 * perToken * seqLen;
     }
 
-    /** The layer's linears at their source's 2 bytes per weight (bf16), and the norms and biases in fp32. */
-    static long weightBytes(ModelConfig cfg) {
+    /**
+     * Backend bytes of one layer's resident source weights, as the batch sizing counts them: the linears at their
+     * source's 2 bytes per weight (bf16), the norms and biases in fp32.
+     */
+    public static long weightBytes(ModelConfig cfg) {
         long h = cfg.hiddenSize(), q = cfg.qDim(), kv = cfg.kvDim(), i = cfg.intermediateSize();
         return 2 * (q * h + 2 * kv * h + h * q + 3 * i * h) + 4 * (2 * h + q + 2 * kv);
     }
