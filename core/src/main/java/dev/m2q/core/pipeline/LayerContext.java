@@ -84,6 +84,8 @@ public final class LayerContext implements AutoCloseable {
         this.methodBytes = methodBytes;
         this.forward = new DecoderLayer(config, layer, source, kernels);
         this.backend = forward.backend();
+        // Sized before this layer makes anything resident (the previous layer's context has freed its own).
+        this.plan = plan();
     }
 
     public ModelConfig config() {
@@ -420,6 +422,16 @@ public final class LayerContext implements AutoCloseable {
     public static long weightBytes(ModelConfig cfg) {
         long h = cfg.hiddenSize(), q = cfg.qDim(), kv = cfg.kvDim(), i = cfg.intermediateSize();
         return 2 * (q * h + 2 * kv * h + h * q + 3 * i * h) + 4 * (2 * h + q + 2 * kv);
+    }
+
+    /**
+     * Frees now what methods handed to {@link #keep} (the pipeline's outputs pass does not use their weights: it
+     * uploads the weights as the release stores them), so that the pass has their room.
+     */
+    void freeKept() {
+        List<AutoCloseable> k = new ArrayList<>(kept);
+        kept.clear();
+        closeAll(k);
     }
 
     /** Frees everything resident for this layer: inputs, weights, and what methods handed to {@link #keep}. */

@@ -340,6 +340,7 @@ public final class QuantizeJob {
                         if (onBackend != null) {
                             next = ctx.outputs(onBackend, obs);
                         } else {
+                            ctx.freeKept();
                             DecoderLayer.Weights quantized = source;
                             for (Map.Entry<String, QuantizedLinear> e : new TreeMap<>(linears).entrySet()) {
                                 QuantizedLinear q = e.getValue();
