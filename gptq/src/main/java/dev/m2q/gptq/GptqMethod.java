@@ -1,8 +1,10 @@
 package dev.m2q.gptq;
 
-import dev.m2q.core.kernels.Matrix;
+import dev.m2q.core.kernels.Backend;
+import dev.m2q.core.kernels.Backend.Buf;
 import dev.m2q.core.model.DecoderLayer;
 import dev.m2q.core.model.LayerObserver;
+import dev.m2q.core.model.ModelConfig;
 import dev.m2q.core.pipeline.LayerContext;
 import dev.m2q.core.pipeline.LayerMethod;
 import dev.m2q.core.pipeline.LayerResult;
@@ -33,66 +35,123 @@ public final class GptqMethod implements LayerMethod {
         return "gptq";
     }
 
+    /**
+     * One group's Hessian and the factorization's working set at the widest input (the damped copy and its
+     * Cholesky factor, W1), the dequantized weights of the whole layer (fp32), and with true-sequential off all
+     * four Hessians at once.
+     */
     @Override
-    public LayerResult quantize(LayerContext ctx) {
-        List<List<String>> groups = ctx.config().arch().sequentialGroups();
-        DecoderLayer.Weights current = ctx.source();
-        Map<String, QuantizedLinear> done = new LinkedHashMap<>();
-        List<Map<String, Object>> report = new ArrayList<>();
-        Map<String, float[]> hessians = trueSequential ? Map.of() : hessians(ctx, current, groups);
-        for (List<String> group : groups) {
-            String lead = group.getFirst();
-            float[] h;
-            if (trueSequential) {
-                ctx.working("calibrate " + String.join("+", group));
-                h = hessians(ctx, current, List.of(group)).get(lead);
-            } else {
-                h = hessians.get(lead);
-            }
-            for (String module : group) {
-                ctx.working(module);
-                Matrix w = current.linear(module);
-                GptqResult r = Gptq.quantize(w.toFloatArray(), w.rows(), w.cols(), h, options, ctx.kernels());
-                QuantizedLinear q = r.q();
-                done.put(module, q);
-                current = current.with(module, new Matrix.F32(q.dequantize(), q.outFeatures(), q.inFeatures()));
-                Map<String, Object> row = new LinkedHashMap<>();
-                row.put("layer", ctx.layer());
-                row.put("module", ctx.config().arch().module(ctx.layer(), module));
-                row.put("method", "gptq");
-                row.put("loss", r.proxyLoss());
-                row.put("damp", r.dampUsed());
-                row.put("fallbacks", r.fallbacks());
-                row.put("time_s", r.time().toNanos() / 1e9);
-                report.add(row);
-            }
-        }
-        return new LayerResult(done, report);
+    public long residentBytes(ModelConfig cfg) {
+        long h = cfg.hiddenSize(), q = cfg.qDim(), kv = cfg.kvDim(), i = cfg.intermediateSize();
+        long maxK = Math.max(Math.max(h, q), i);
+        long hessians = trueSequential ? 4 * maxK * maxK : 4 * (3 * h * h + i * i);
+        long factor = 2 * 4 * maxK * maxK + 4 * maxK * Math.max(h, i);
+        long dequantized = 4 * (q * h + 2 * kv * h + h * q + 3 * i * h);
+        return hessians + factor + dequantized;
     }
 
     /**
-     * One pass of the layer with {@code weights}, accumulating the input Hessian of each group's lead linear. (The
-     * inputs' ranges are calibrated by the pipeline itself, for every method.)
+     * Everything on the context's backend: the Hessians accumulate and are finished there, each linear is
+     * quantized there ({@link GptqKernels#quantize}), and its dequantized weight replaces the source's in the
+     * resident layer for the next group's pass and for the pipeline's outputs pass ({@link LayerResult#weights}),
+     * so only codes, scales, g_idx, H's diagonal and the report's numbers cross.
      */
-    private static Map<String, float[]> hessians(
-            LayerContext ctx, DecoderLayer.Weights weights, List<List<String>> groups) {
-        Map<String, HessianAccumulator> acc = new HashMap<>();
-        for (List<String> g : groups) {
-            acc.put(
-                    g.getFirst(),
-                    new HessianAccumulator(weights.linear(g.getFirst()).cols(), ctx.kernels()));
-        }
-        ctx.run(weights, new LayerObserver() {
-            @Override
-            public void linearInput(String module, float[] x, int rows, int cols) {
-                HessianAccumulator a = acc.get(module);
-                if (a != null) {
-                    a.add(x, rows);
+    @Override
+    public LayerResult quantize(LayerContext ctx) {
+        GptqKernels gk = GptqKernels.of(ctx.kernels());
+        List<List<String>> groups = ctx.config().arch().sequentialGroups();
+        DecoderLayer.Resident current = ctx.resident();
+        Map<String, QuantizedLinear> done = new LinkedHashMap<>();
+        List<Map<String, Object>> report = new ArrayList<>();
+        Map<String, Buf> all = trueSequential ? Map.of() : hessians(ctx, gk, current, groups);
+        try {
+            for (List<String> group : groups) {
+                String lead = group.getFirst();
+                Buf h;
+                if (trueSequential) {
+                    ctx.working("calibrate " + String.join("+", group));
+                    h = hessians(ctx, gk, current, List.of(group)).get(lead);
+                } else {
+                    h = all.get(lead);
+                }
+                try {
+                    for (String module : group) {
+                        ctx.working(module);
+                        GptqKernels.Resident rq = gk.quantize(ctx.backend(), current.linear(module), h, options);
+                        current = current.with(module, ctx.keep(rq.dequantized()));
+                        GptqResult r = rq.result();
+                        done.put(module, r.q());
+                        Map<String, Object> row = new LinkedHashMap<>();
+                        row.put("layer", ctx.layer());
+                        row.put("module", ctx.config().arch().module(ctx.layer(), module));
+                        row.put("method", "gptq");
+                        row.put("loss", r.proxyLoss());
+                        row.put("damp", r.dampUsed());
+                        row.put("fallbacks", r.fallbacks());
+                        row.put("time_s", r.time().toNanos() / 1e9);
+                        report.add(row);
+                    }
+                } finally {
+                    if (trueSequential) {
+                        h.close();
+                    }
                 }
             }
-        });
-        Map<String, float[]> out = new HashMap<>();
-        acc.forEach((m, a) -> out.put(m, a.hessian()));
-        return out;
+        } finally {
+            all.values().forEach(Buf::close);
+        }
+        return new LayerResult(done, report, current);
+    }
+
+    /**
+     * One pass of the layer with {@code weights}, accumulating on the backend the input Hessian of each group's
+     * lead linear, and stopping each batch's forward once every one of them has been seen (the rest of the layer
+     * is not needed). The inputs' ranges are calibrated by the pipeline itself, for every method. The caller owns
+     * the returned buffers.
+     */
+    private static Map<String, Buf> hessians(
+            LayerContext ctx, GptqKernels gk, DecoderLayer.Resident weights, List<List<String>> groups) {
+        Map<String, HessianAccumulator> acc = new LinkedHashMap<>();
+        Map<String, Buf> out = new HashMap<>();
+        try {
+            for (List<String> g : groups) {
+                acc.put(
+                        g.getFirst(),
+                        new HessianAccumulator(weights.linear(g.getFirst()).cols(), ctx.backend(), gk));
+            }
+            ctx.run(weights, new LayerObserver() {
+                private int seen;
+
+                @Override
+                public void linearInput(String module, Backend backend, Buf x, int rows, int cols) {
+                    HessianAccumulator a = acc.get(module);
+                    if (a != null) {
+                        a.add(x, rows);
+                        seen++;
+                    }
+                }
+
+                @Override
+                public void keysValues(Backend backend, Buf k, Buf v, int rows, int kvDim) {}
+
+                @Override
+                public boolean enough() {
+                    if (seen < acc.size()) {
+                        return false;
+                    }
+                    seen = 0; // the forward stops here; the next batch starts over
+                    return true;
+                }
+            });
+            for (Map.Entry<String, HessianAccumulator> e : acc.entrySet()) {
+                out.put(e.getKey(), e.getValue().finish());
+            }
+            return out;
+        } catch (RuntimeException | Error e) {
+            out.values().forEach(Buf::close);
+            throw e;
+        } finally {
+            acc.values().forEach(HessianAccumulator::close);
+        }
     }
 }

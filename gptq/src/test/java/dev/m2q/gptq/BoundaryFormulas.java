@@ -84,12 +84,56 @@ record BoundaryFormulas(int hidden, int inter, int heads, int kvHeads, int headD
     }
 
     /**
-     * One GPTQ layer pass (true-sequential, the default options: group 128, no act-order) over {@code batches}
-     * batches of {@code tokens} calibration tokens each. Each batch runs through the layer five times (once per
-     * sequential group to collect its inputs, and once more for the outputs); the weights cross once per distinct
-     * object: the bf16 originals, then two fresh fp32 fake-quantized sets (all but down_proj; all seven).
+     * One GPTQ layer pass (true-sequential, the default options: group 128, no act-order, the GPTQ layout) over
+     * {@code batches} batches of {@code tokens} calibration tokens each, on the backend-resident design (issue 14
+     * item 1): what crosses is the layer's weights once (bf16), its norms, biases and RoPE's inverse frequencies
+     * once, each batch's inputs once (they stay resident across the passes) and its outputs once (taken for the
+     * next layer's store), and the results: per linear the codes (one int each), scales, g_idx, H's diagonal and
+     * the proxy loss ({@link CountingGptqKernels#quantize}), and the range statistics (absmax per channel of the
+     * four distinct linear inputs, keys and values). Everything else runs on the backend and counts calls only.
+     *
+     * <p>Each batch runs through the layer five times: once per sequential group to accumulate its Hessian, the
+     * forward stopping after that group's input (q/k/v: the first norm; o: the attention; gate/up: the second
+     * norm; down: the SwiGLU), and once whole for the outputs and the ranges.
      */
     List<OpCount> layerPass(long tokens, long batches, int groupSize) {
+        long h = hidden, i = inter, q = q(), kv = kv(), d = headDim, t = tokens, b = batches;
+        List<OpCount> out = new ArrayList<>();
+        out.add(new OpCount("backend.weight", 7, 2 * params(), 0));
+        // the norms and the q/k/v biases, invFreq [d/2], then each batch's inputs [t, H]
+        out.add(new OpCount("backend.wrap", 6 + b, 4 * (2 * h + q + 2 * kv) + 4 * (d / 2) + b * 4 * t * h, 0));
+        // each batch's outputs [t, H], then the statistics: absmax per channel of the inputs of q, o, gate, down,
+        // of the keys and of the values
+        out.add(new OpCount("backend.take", b + 6, 0, b * 4 * t * h + 4 * (h + q + h + i + 2 * kv)));
+        long quantOut = 0;
+        for (long[] l : linears()) {
+            long n = l[0], k = l[1];
+            quantOut += 4 * k + 4 * k * n + 4 * (k / groupSize) * n + 4 * k + 8;
+        }
+        out.add(new OpCount("gptq.quantize", 7, 0, quantOut));
+        out.add(new OpCount("gptq.finishHessian", 4, 0, 0));
+        // on the backend, per batch: the four group passes (1 + 5 + 6 + 9 buffers) and the outputs pass (9); per
+        // layer the four Hessians and the six statistics
+        out.add(new OpCount("backend.alloc", 30 * b + 10, 0, 0));
+        out.add(new OpCount("backend.rmsNorm", (1 + 1 + 2 + 2 + 2) * b, 0, 0));
+        out.add(new OpCount("backend.matmul", (3 + 4 + 6 + 7) * b, 0, 0));
+        out.add(new OpCount("backend.rope", 4 * 2 * b, 0, 0));
+        out.add(new OpCount("backend.attention", 4 * b, 0, 0));
+        out.add(new OpCount("backend.add", (1 + 1 + 2) * b, 0, 0));
+        out.add(new OpCount("backend.swiglu", 2 * b, 0, 0));
+        out.add(new OpCount("backend.syrkUpper", 4 * b, 0, 0));
+        out.add(new OpCount("backend.absMaxColumns", 6 * b, 0, 0));
+        return out;
+    }
+
+    /**
+     * The same pass with the host-array SPI, before issue 14 item 1 (asserted against the fixture by this test up
+     * to commit 93c12d8): every batch runs through the layer five times whole and every kernel call moves its
+     * operands; the weights cross once per distinct object (the bf16 originals, then two fresh fp32
+     * fake-quantized sets: all but down_proj, all seven). Kept to give docs/BENCHMARKS.md its "before" column
+     * from the same code.
+     */
+    List<OpCount> layerPassBefore(long tokens, long batches, int groupSize) {
         long h = hidden, i = inter, q = q(), kv = kv(), d = headDim, t = tokens, f = 5 * batches;
         long p = params();
         List<OpCount> out = new ArrayList<>();
@@ -126,6 +170,22 @@ record BoundaryFormulas(int hidden, int inter, int heads, int kvHeads, int headD
         long cols = h + q + h + i + 2 * kv;
         out.add(new OpCount("absMaxColumns", 6 * batches, batches * 4 * (t + 1) * cols, batches * 4 * cols));
         return out;
+    }
+
+    /**
+     * The budget issue 14 item 2 sets for a layer pass, in bytes: the layer's weights once (bf16), its input
+     * activations once and its outputs once, plus the results (codes as {@link CountingGptqKernels} counts them,
+     * scales, g_idx, H's diagonal, the proxy loss, the absmax statistics) and the norms, biases and inverse
+     * frequencies; {@code tokens} in all.
+     */
+    long layerBudget(long tokens, int groupSize) {
+        long h = hidden, i = inter, q = q(), kv = kv();
+        long results = 4 * (h + q + h + i + 2 * kv);
+        for (long[] l : linears()) {
+            long n = l[0], k = l[1];
+            results += 4 * k + 4 * k * n + 4 * (k / groupSize) * n + 4 * k + 8;
+        }
+        return 2 * params() + 4 * (2 * h + q + 2 * kv) + 4 * (headDim / 2) + 2 * 4 * tokens * h + results;
     }
 
     private static long tri(long k) {

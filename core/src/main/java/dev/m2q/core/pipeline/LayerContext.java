@@ -1,17 +1,37 @@
 package dev.m2q.core.pipeline;
 
+import dev.m2q.core.kernels.Backend;
+import dev.m2q.core.kernels.Backend.Buf;
 import dev.m2q.core.kernels.Kernels;
+import dev.m2q.core.kernels.Matrix;
 import dev.m2q.core.model.DecoderLayer;
 import dev.m2q.core.model.LayerObserver;
 import dev.m2q.core.model.ModelConfig;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
 
 /**
  * What a {@link LayerMethod} sees of one layer: its source (bf16) weights, and a way to run the layer, with any
  * weights, over every calibration sample — the inputs being the outputs of the already-quantized earlier
  * layers, as ALGORITHMS.md §0 requires.
+ *
+ * <p>The passes run on the kernels' {@link Backend} ({@link #backend()}): the source weights are made resident
+ * once ({@link #resident()}), each calibration batch's inputs are written to the backend once per layer and kept
+ * there across the method's passes when they fit (otherwise written again for each pass), and only what a method
+ * or an observer asks for crosses back. The layer's outputs cross once, in the outputs pass that fills the next
+ * layer's store. {@link #close()}, at the layer's end, frees everything resident.
+ *
+ * <p>Residency and batch size: on a backend that reports {@link Backend#freeBytes()} (a device), the batch is the
+ * configured one or fewer sequences, so that the weights, the method's own working set ({@link
+ * LayerMethod#residentBytes}) and one batch's intermediate tensors fit; the inputs stay resident when they fit
+ * beside those and one sequence. On the heap (the Java backend, {@link Long#MAX_VALUE}) the batch is the configured
+ * one, as before, and the resident copy of the inputs shares the inputs' half of --max-memory with the store: it is
+ * kept when the store's heap part and the copy fit that half together.
  */
-public final class LayerContext {
+public final class LayerContext implements AutoCloseable {
     private final ModelConfig config;
     private final int layer;
     private final DecoderLayer.Weights source;
@@ -22,6 +42,22 @@ public final class LayerContext {
     private final ProgressListener progress;
     private final long storeBudget;
     private final Path spillDir;
+    private final long methodBytes;
+    private final DecoderLayer forward;
+    private final Backend backend;
+
+    /** The source's norms and biases, resident once (null until needed). */
+    private Buf inputNorm, postNorm, qBias, kBias, vBias;
+
+    private boolean vectorsUploaded;
+    /** The source's linears made resident so far, by module. */
+    private final Map<String, Backend.Weight> sourceLinears = new HashMap<>();
+    /** Each batch's inputs while they stay resident (entries null until the first pass writes them). */
+    private Buf[] residentInputs;
+
+    private final List<AutoCloseable> kept = new ArrayList<>();
+    private Plan plan;
+    private boolean closed;
 
     LayerContext(
             ModelConfig config,
@@ -33,7 +69,8 @@ public final class LayerContext {
             Kernels kernels,
             ProgressListener progress,
             long storeBudget,
-            Path spillDir) {
+            Path spillDir,
+            long methodBytes) {
         this.config = config;
         this.layer = layer;
         this.source = source;
@@ -44,6 +81,11 @@ public final class LayerContext {
         this.progress = progress;
         this.storeBudget = storeBudget;
         this.spillDir = spillDir;
+        this.methodBytes = methodBytes;
+        this.forward = new DecoderLayer(config, layer, source, kernels);
+        this.backend = forward.backend();
+        // Sized before this layer makes anything resident (the previous layer's context has freed its own).
+        this.plan = plan();
     }
 
     public ModelConfig config() {
@@ -63,6 +105,11 @@ public final class LayerContext {
         return kernels;
     }
 
+    /** The backend the layer passes run on: the kernels' {@link Kernels#backend()}, one instance per layer. */
+    public Backend backend() {
+        return backend;
+    }
+
     /** Calibration samples entering this layer. */
     public int samples() {
         return inputs.samples();
@@ -73,11 +120,17 @@ public final class LayerContext {
     }
 
     /**
-     * Calibration sequences the pipeline runs through the layer at once, sized from the heap so one batch's
-     * intermediate tensors fit; a method that keeps more per token (a training trace) should not exceed it.
+     * Calibration sequences the pipeline runs through the layer at once: the configured batch, sized from the heap
+     * so one batch's intermediate tensors fit, or fewer where the backend's free memory is smaller (see the class
+     * javadoc); a method that keeps more per token (a training trace) should not exceed it.
      */
     public int batchSequences() {
-        return batch;
+        return plan().batch();
+    }
+
+    /** Whether the calibration inputs stay on the backend across this layer's passes (written once). */
+    public boolean inputsResident() {
+        return plan().residentInputs();
     }
 
     /** Sample {@code i}'s hidden states entering the layer: [seqLen, hidden] fp32 (a copy). */
@@ -96,11 +149,58 @@ public final class LayerContext {
     }
 
     /**
+     * The source weights resident on {@link #backend()}: each linear, norm and bias crosses once per layer, on
+     * first use. Owned by this context (freed by {@link #close()}); variants made with {@link
+     * DecoderLayer.Resident#with} share its members.
+     */
+    public DecoderLayer.Resident resident() {
+        uploadVectors();
+        return new DecoderLayer.Resident(
+                inputNorm,
+                sourceLinear("self_attn.q_proj"),
+                qBias,
+                sourceLinear("self_attn.k_proj"),
+                kBias,
+                sourceLinear("self_attn.v_proj"),
+                vBias,
+                sourceLinear("self_attn.o_proj"),
+                postNorm,
+                sourceLinear("mlp.gate_proj"),
+                sourceLinear("mlp.up_proj"),
+                sourceLinear("mlp.down_proj"));
+    }
+
+    /**
+     * Hands {@code resource} (a weight or buffer a method made on {@link #backend()}, such as a quantized linear's
+     * dequantized weight) to this context, which frees it at the layer's end; returns it.
+     */
+    public <T extends AutoCloseable> T keep(T resource) {
+        kept.add(resource);
+        return resource;
+    }
+
+    /**
+     * Runs the layer with the resident weights {@code weights} over every calibration sample, in batches of whole
+     * sequences, and shows {@code observer} each batch's intermediate tensors on the backend (linear inputs, keys
+     * and values). Nothing crosses but the inputs (once per layer when they stay resident) and what the observer
+     * asks for.
+     */
+    public void run(DecoderLayer.Resident weights, LayerObserver observer) {
+        forEachBatch(weights, observer, null);
+    }
+
+    /**
      * Runs the layer with {@code weights} over every calibration sample, in batches of whole sequences, and shows
-     * {@code observer} each batch's intermediate tensors (linear inputs, keys and values).
+     * {@code observer} each batch's intermediate tensors (linear inputs, keys and values). The linears that differ
+     * from the source's cross for this call.
      */
     public void run(DecoderLayer.Weights weights, LayerObserver observer) {
-        forEachBatch(weights, observer, null);
+        List<AutoCloseable> temps = new ArrayList<>();
+        try {
+            forEachBatch(residentOf(weights, temps), observer, null);
+        } finally {
+            closeAll(temps);
+        }
     }
 
     /** Receives each batch's layer outputs: {@code out} [count·seqLen, hidden] for samples first..first+count. */
@@ -111,7 +211,14 @@ public final class LayerContext {
 
     /** Runs the layer with {@code weights} over every calibration sample and hands each batch's outputs to sink. */
     public void forEachOutput(DecoderLayer.Weights weights, OutputSink sink) {
-        forEachBatch(weights, LayerObserver.NONE, sink);
+        List<AutoCloseable> temps = new ArrayList<>();
+        try {
+            forEachBatch(residentOf(weights, temps), LayerObserver.NONE, (first, count, out) -> {
+                sink.accept(first, count, backend.take(out));
+            });
+        } finally {
+            closeAll(temps);
+        }
     }
 
     /**
@@ -124,10 +231,25 @@ public final class LayerContext {
 
     /** {@link #outputs(DecoderLayer.Weights)}, showing the layer's inputs to {@code observer} on the way. */
     public ActivationStore outputs(DecoderLayer.Weights weights, LayerObserver observer) {
+        List<AutoCloseable> temps = new ArrayList<>();
+        try {
+            return outputs(residentOf(weights, temps), observer);
+        } finally {
+            closeAll(temps);
+        }
+    }
+
+    /**
+     * The outputs pass on resident weights: the layer's outputs for every calibration sample, each batch's taken
+     * off the backend once, into a store for the next layer (under the pipeline's memory budget, spilled beyond
+     * it). The caller closes the store.
+     */
+    public ActivationStore outputs(DecoderLayer.Resident weights, LayerObserver observer) {
         int width = inputs.width();
         ActivationStore out = ActivationStore.create(inputs.samples(), width, storeBudget, spillDir);
         try {
-            forEachBatch(weights, observer, (first, count, rows) -> {
+            forEachBatch(weights, observer, (first, count, buf) -> {
+                float[] rows = backend.take(buf);
                 for (int s = 0; s < count; s++) {
                     float[] row = new float[width];
                     System.arraycopy(rows, s * width, row, 0, width);
@@ -141,19 +263,213 @@ public final class LayerContext {
         return out;
     }
 
-    void forEachBatch(DecoderLayer.Weights weights, LayerObserver observer, OutputSink sink) {
-        DecoderLayer l = new DecoderLayer(config, layer, weights, kernels);
+    /** Receives a batch's output buffer, which the caller closes afterwards (taking it is fine). */
+    private interface BufSink {
+        void accept(int first, int count, Buf out);
+    }
+
+    private void forEachBatch(DecoderLayer.Resident weights, LayerObserver observer, BufSink sink) {
+        Plan p = plan();
         int width = inputs.width();
-        for (int first = 0; first < inputs.samples(); first += batch) {
-            int count = Math.min(batch, inputs.samples() - first);
-            float[] x = new float[count * width];
-            for (int s = 0; s < count; s++) {
-                System.arraycopy(inputs.get(first + s), 0, x, s * width, width);
+        int samples = inputs.samples();
+        if (p.residentInputs() && residentInputs == null) {
+            residentInputs = new Buf[(samples + p.batch() - 1) / p.batch()];
+        }
+        for (int b = 0, first = 0; first < samples; b++, first += p.batch()) {
+            int count = Math.min(p.batch(), samples - first);
+            Buf x;
+            if (p.residentInputs()) {
+                if (residentInputs[b] == null) {
+                    residentInputs[b] = upload(first, count, width);
+                }
+                x = residentInputs[b];
+            } else {
+                x = upload(first, count, width);
             }
-            float[] out = l.forward(x, count, seqLen, observer);
-            if (sink != null) {
-                sink.accept(first, count, out);
+            try {
+                Buf out = forward.forward(weights, x, count, seqLen, 0, null, observer);
+                if (out != null) {
+                    try {
+                        if (sink != null) {
+                            sink.accept(first, count, out);
+                        }
+                    } finally {
+                        out.close();
+                    }
+                }
+            } finally {
+                if (!p.residentInputs()) {
+                    x.close();
+                }
             }
+        }
+    }
+
+    /** Samples first..first+count as one buffer on the backend (one crossing). */
+    private Buf upload(int first, int count, int width) {
+        float[] x = new float[count * width];
+        for (int s = 0; s < count; s++) {
+            System.arraycopy(inputs.get(first + s), 0, x, s * width, width);
+        }
+        return backend.wrap(x);
+    }
+
+    /**
+     * {@code w} resident: the source's own members where {@code w} holds the same objects (uploaded once per layer),
+     * the other linears uploaded for this call and added to {@code temps}; new norms or biases upload the whole set.
+     */
+    private DecoderLayer.Resident residentOf(DecoderLayer.Weights w, List<AutoCloseable> temps) {
+        if (w.inputNorm() != source.inputNorm()
+                || w.postNorm() != source.postNorm()
+                || w.qBias() != source.qBias()
+                || w.kBias() != source.kBias()
+                || w.vBias() != source.vBias()) {
+            DecoderLayer.Resident r = DecoderLayer.Resident.upload(backend, w);
+            temps.add(r);
+            return r;
+        }
+        uploadVectors();
+        Map<String, Backend.Weight> linears = new HashMap<>();
+        for (String m : config.arch().linears()) {
+            Matrix mine = w.linear(m);
+            if (mine == source.linear(m)) {
+                linears.put(m, sourceLinear(m));
+            } else {
+                Backend.Weight up = backend.weight(mine);
+                temps.add(up);
+                linears.put(m, up);
+            }
+        }
+        return new DecoderLayer.Resident(
+                inputNorm,
+                linears.get("self_attn.q_proj"),
+                qBias,
+                linears.get("self_attn.k_proj"),
+                kBias,
+                linears.get("self_attn.v_proj"),
+                vBias,
+                linears.get("self_attn.o_proj"),
+                postNorm,
+                linears.get("mlp.gate_proj"),
+                linears.get("mlp.up_proj"),
+                linears.get("mlp.down_proj"));
+    }
+
+    private void uploadVectors() {
+        checkOpen();
+        if (!vectorsUploaded) {
+            inputNorm = backend.wrap(source.inputNorm().clone());
+            qBias = source.qBias() == null ? null : backend.wrap(source.qBias().clone());
+            kBias = source.kBias() == null ? null : backend.wrap(source.kBias().clone());
+            vBias = source.vBias() == null ? null : backend.wrap(source.vBias().clone());
+            postNorm = backend.wrap(source.postNorm().clone());
+            vectorsUploaded = true;
+        }
+    }
+
+    private Backend.Weight sourceLinear(String module) {
+        checkOpen();
+        return sourceLinears.computeIfAbsent(module, m -> backend.weight(source.linear(m)));
+    }
+
+    private void checkOpen() {
+        if (closed) {
+            throw new IllegalStateException("layer " + layer + ": the context was closed at the layer's end");
+        }
+    }
+
+    /** How this layer's passes run: sequences per batch, and whether the inputs stay resident. */
+    private record Plan(int batch, boolean residentInputs) {}
+
+    private Plan plan() {
+        if (plan == null) {
+            long inputBytes = ActivationStore.bytes(inputs.samples(), inputs.width());
+            long free = backend.freeBytes();
+            if (free == Long.MAX_VALUE) {
+                long storeOnHeap = inputs.spilled() ? 0 : inputBytes;
+                plan = new Plan(batch, storeOnHeap + inputBytes <= storeBudget);
+            } else {
+                long perSequence = sequenceBytes(config, seqLen);
+                long room = free - weightBytes(config) - methodBytes;
+                boolean resident = inputBytes + perSequence <= room;
+                long left = room - (resident ? inputBytes : 0);
+                int b = (int) Math.max(1, Math.min(batch, left / perSequence));
+                if (b < batch) {
+                    progress.info("layer " + layer + ": " + b + " sequences per batch (not " + batch + "): "
+                            + backend.name() + " has " + free / (1 << 20) + " MiB free, a sequence needs "
+                            + perSequence / (1 << 20) + " MiB");
+                }
+                plan = new Plan(b, resident);
+            }
+        }
+        return plan;
+    }
+
+    /**
+     * Backend bytes one calibration sequence takes in a forward: per token its input, the two norms' output, q, k,
+     * v, the attention output, the residual, gate, up and down's output (fp32).
+     */
+    public static long sequenceBytes(ModelConfig cfg, int seqLen) {
+        long h = cfg.hiddenSize();
+        long perToken = 4 * h + 2L * cfg.qDim() + 2L * cfg.kvDim() + 2L * cfg.intermediateSize();
+        return 4 * perToken * seqLen;
+    }
+
+    /**
+     * Backend bytes of one layer's resident source weights, as the batch sizing counts them: the linears at their
+     * source's 2 bytes per weight (bf16), the norms and biases in fp32.
+     */
+    public static long weightBytes(ModelConfig cfg) {
+        long h = cfg.hiddenSize(), q = cfg.qDim(), kv = cfg.kvDim(), i = cfg.intermediateSize();
+        return 2 * (q * h + 2 * kv * h + h * q + 3 * i * h) + 4 * (2 * h + q + 2 * kv);
+    }
+
+    /**
+     * Frees now what methods handed to {@link #keep} (the pipeline's outputs pass does not use their weights: it
+     * uploads the weights as the release stores them), so that the pass has their room.
+     */
+    void freeKept() {
+        List<AutoCloseable> k = new ArrayList<>(kept);
+        kept.clear();
+        closeAll(k);
+    }
+
+    /** Frees everything resident for this layer: inputs, weights, and what methods handed to {@link #keep}. */
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        List<AutoCloseable> all = new ArrayList<>(kept);
+        if (residentInputs != null) {
+            all.addAll(List.of(residentInputs));
+        }
+        all.addAll(sourceLinears.values());
+        all.addAll(java.util.Arrays.asList(inputNorm, postNorm, qBias, kBias, vBias));
+        all.add(forward);
+        closeAll(all);
+    }
+
+    private static void closeAll(List<? extends AutoCloseable> resources) {
+        RuntimeException first = null;
+        for (AutoCloseable c : resources) {
+            if (c == null) {
+                continue;
+            }
+            try {
+                c.close();
+            } catch (Exception e) {
+                RuntimeException r = e instanceof RuntimeException re ? re : new IllegalStateException(e);
+                if (first == null) {
+                    first = r;
+                } else {
+                    first.addSuppressed(r);
+                }
+            }
+        }
+        if (first != null) {
+            throw first;
         }
     }
 }

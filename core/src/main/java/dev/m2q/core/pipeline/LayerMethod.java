@@ -1,5 +1,7 @@
 package dev.m2q.core.pipeline;
 
+import dev.m2q.core.model.ModelConfig;
+
 /**
  * A weight-quantization method the layer pipeline runs on one decoder layer at a time (GPTQ, RTN, AutoRound).
  * It must be deterministic: the same layer, calibration inputs and options give the same bits, which is what
@@ -11,4 +13,14 @@ public interface LayerMethod {
 
     /** Quantizes every linear of {@code ctx.layer()}; runs the layer through {@code ctx} as it needs. */
     LayerResult quantize(LayerContext ctx);
+
+    /**
+     * Backend memory, in bytes, that the method keeps resident for one layer of {@code cfg} beside the layer's
+     * weights, inputs and one batch's intermediate tensors (GPTQ: its Hessians, the factorization's working set
+     * and the dequantized weights), so the pipeline sizes batches and input residency on a device to leave room
+     * for it. 0 (the default) for a method that works on the host.
+     */
+    default long residentBytes(ModelConfig cfg) {
+        return 0;
+    }
 }

@@ -283,7 +283,7 @@ public final class QuantizeJob {
             for (int l = 0; l < cfg.numLayers(); l++) {
                 long t0 = System.nanoTime();
                 DecoderLayer.Weights source = model.layer(l).weights();
-                LayerContext ctx = new LayerContext(
+                try (LayerContext ctx = new LayerContext(
                         cfg,
                         l,
                         source,
@@ -293,56 +293,73 @@ public final class QuantizeJob {
                         kernels,
                         progress,
                         budget,
-                        partial.resolve("spill"));
-                Map<String, QuantizedLinear> linears;
-                boolean fresh = l >= state.layersDone;
-                List<Map<String, Object>> methodRows = List.of();
-                if (fresh) {
-                    LayerResult r = method.quantize(ctx);
-                    if (verify) {
-                        ctx.working("verify-device");
-                        LayerContext onCpu = new LayerContext(
-                                cfg,
-                                l,
-                                source,
-                                x,
-                                opts.seqlen(),
-                                opts.batchSequences(),
-                                verifyOn,
-                                progress,
-                                budget,
-                                partial.resolve("spill"));
-                        progress.info(DeviceVerify.compare(
-                                l,
-                                kernels.name(),
-                                r.linears(),
-                                method.quantize(onCpu).linears()));
+                        partial.resolve("spill"),
+                        method.residentBytes(cfg))) {
+                    Map<String, QuantizedLinear> linears;
+                    boolean fresh = l >= state.layersDone;
+                    List<Map<String, Object>> methodRows = List.of();
+                    DecoderLayer.Resident onBackend = null;
+                    if (fresh) {
+                        LayerResult r = method.quantize(ctx);
+                        if (verify) {
+                            ctx.working("verify-device");
+                            try (LayerContext onCpu = new LayerContext(
+                                    cfg,
+                                    l,
+                                    source,
+                                    x,
+                                    opts.seqlen(),
+                                    opts.batchSequences(),
+                                    verifyOn,
+                                    progress,
+                                    budget,
+                                    partial.resolve("spill"),
+                                    method.residentBytes(cfg))) {
+                                progress.info(DeviceVerify.compare(
+                                        l,
+                                        kernels.name(),
+                                        r.linears(),
+                                        method.quantize(onCpu).linears()));
+                            }
+                        }
+                        linears = asWritten(r.linears());
+                        writeLayer(cfg, l, src, writer, linears);
+                        methodRows = r.report();
+                        // The GPTQ layout writes the method's weights unchanged, so its resident dequantized
+                        // weights are the ones to propagate; compressed-tensors rounds the scales first.
+                        onBackend = layout == ReleaseLayout.GPTQ ? r.weights() : null;
+                    } else {
+                        linears = readBack(cfg, l, partial, plan);
+                        resumed++;
                     }
-                    linears = asWritten(r.linears());
-                    writeLayer(cfg, l, src, writer, linears);
-                    methodRows = r.report();
-                } else {
-                    linears = readBack(cfg, l, partial, plan);
-                    resumed++;
-                }
-                DecoderLayer.Weights quantized = source;
-                for (Map.Entry<String, QuantizedLinear> e : new TreeMap<>(linears).entrySet()) {
-                    QuantizedLinear q = e.getValue();
-                    quantized =
-                            quantized.with(e.getKey(), new Matrix.F32(q.dequantize(), q.outFeatures(), q.inFeatures()));
-                }
-                ctx.working("propagate");
-                RangeCalibrator ranges = new RangeCalibrator(cfg, l, kernels, scheme.actClipPercentile() < 100);
-                ActivationStore next = ctx.outputs(quantized, fresh ? ranges : LayerObserver.NONE);
-                x.close();
-                x = next;
-                if (fresh) {
-                    LayerScales scales = LayerScales.of(cfg, l, ranges.ranges(), scheme);
-                    writeScales(cfg, l, writer, scales);
-                    state.report.addAll(scales.mergeInto(cfg, l, methodRows));
-                    writer.sync();
-                    state.layersDone = l + 1;
-                    state.save(partial.resolve(PROGRESS));
+                    ctx.working("propagate");
+                    try (RangeCalibrator ranges =
+                            new RangeCalibrator(cfg, l, ctx.backend(), scheme.actClipPercentile() < 100)) {
+                        LayerObserver obs = fresh ? ranges : LayerObserver.NONE;
+                        ActivationStore next;
+                        if (onBackend != null) {
+                            next = ctx.outputs(onBackend, obs);
+                        } else {
+                            ctx.freeKept();
+                            DecoderLayer.Weights quantized = source;
+                            for (Map.Entry<String, QuantizedLinear> e : new TreeMap<>(linears).entrySet()) {
+                                QuantizedLinear q = e.getValue();
+                                quantized = quantized.with(
+                                        e.getKey(), new Matrix.F32(q.dequantize(), q.outFeatures(), q.inFeatures()));
+                            }
+                            next = ctx.outputs(quantized, obs);
+                        }
+                        x.close();
+                        x = next;
+                        if (fresh) {
+                            LayerScales scales = LayerScales.of(cfg, l, ranges.ranges(), scheme);
+                            writeScales(cfg, l, writer, scales);
+                            state.report.addAll(scales.mergeInto(cfg, l, methodRows));
+                            writer.sync();
+                            state.layersDone = l + 1;
+                            state.save(partial.resolve(PROGRESS));
+                        }
+                    }
                 }
                 progress.layerDone(l, cfg.numLayers(), (System.nanoTime() - t0) / 1e9);
             }

@@ -1,6 +1,8 @@
 package dev.m2q.core.pipeline;
 
 import dev.m2q.core.InputException;
+import dev.m2q.core.kernels.Backend;
+import dev.m2q.core.kernels.Backend.Buf;
 import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.model.LayerObserver;
 import dev.m2q.core.model.ModelConfig;
@@ -14,54 +16,71 @@ import java.util.Map;
  * layer pass propagates the calibration set through the quantized layer, so there is no second pass over the
  * model and the ranges are those of the 4-bit model the engines run: per linear input the absolute maximum per
  * channel (hence per tensor), and per layer the absolute maximum of the keys after RoPE and of the values per
- * channel (hence per KV head and per tensor). The reductions run on the job's kernels ({@link
- * Kernels#absMaxColumns}, on the device under {@code --device cuda}); only percentile clipping counts a histogram
- * of every value, on the CPU.
+ * channel (hence per KV head and per tensor). The running maxima live on the pass's {@link Backend} and the
+ * reductions run there ({@link Backend#absMaxColumns}, the twin of {@link Kernels#absMaxColumns}; on the device under
+ * {@code --device cuda}); only the per-channel maxima cross, once, in {@link #ranges()}. Percentile clipping counts
+ * a histogram of every value, on the CPU: only then are the linear inputs read out.
  *
  * <p>Linears that share an input (the ArchSpec's groups: q/k/v, gate/up) are measured once, on the group's first.
  */
-final class RangeCalibrator implements LayerObserver {
+final class RangeCalibrator implements LayerObserver, AutoCloseable {
     private final ModelConfig cfg;
     private final int layer;
-    private final Kernels kernels;
+    private final Backend backend;
     private final boolean histograms;
     private final Map<String, String> leadOf = new HashMap<>();
-    private final Map<String, float[]> channels = new LinkedHashMap<>();
+    private final Map<String, Buf> channels = new LinkedHashMap<>();
     private final Map<String, AbsHistogram> counts = new HashMap<>();
-    private final float[] keys;
-    private final float[] values;
+    private Buf keys;
+    private Buf values;
 
-    /** @param histograms also count |x| of every linear input, for a percentile clip */
-    RangeCalibrator(ModelConfig cfg, int layer, Kernels kernels, boolean histograms) {
+    /**
+     * @param backend the backend the pass runs on (the layer context's), where the maxima are kept
+     * @param histograms also count |x| of every linear input, for a percentile clip
+     */
+    RangeCalibrator(ModelConfig cfg, int layer, Backend backend, boolean histograms) {
         this.cfg = cfg;
         this.layer = layer;
-        this.kernels = kernels;
+        this.backend = backend;
         this.histograms = histograms;
         for (List<String> group : cfg.arch().sequentialGroups()) {
             for (String m : group) {
                 leadOf.put(m, group.getFirst());
             }
         }
-        this.keys = new float[cfg.kvDim()];
-        this.values = new float[cfg.kvDim()];
     }
 
     @Override
-    public void linearInput(String module, float[] x, int rows, int cols) {
+    public void linearInput(String module, Backend b, Buf x, int rows, int cols) {
         if (!module.equals(leadOf.get(module))) {
             return;
         }
-        float[] c = channels.computeIfAbsent(module, m -> new float[cols]);
-        kernels.absMaxColumns(x, 0, rows, cols, c, 0);
+        Buf c = channels.computeIfAbsent(module, m -> backend.alloc(cols));
+        backend.absMaxColumns(x, rows, cols, c);
         if (histograms) {
-            counts.computeIfAbsent(module, m -> new AbsHistogram()).add(x, rows * cols);
+            AbsHistogram h = counts.computeIfAbsent(module, m -> new AbsHistogram());
+            backend.inspect(x, a -> h.add(a, rows * cols));
         }
     }
 
     @Override
-    public void keysValues(float[] k, float[] v, int rows, int kvDim) {
-        kernels.absMaxColumns(k, 0, rows, kvDim, keys, 0);
-        kernels.absMaxColumns(v, 0, rows, kvDim, values, 0);
+    public void keysValues(Backend b, Buf k, Buf v, int rows, int kvDim) {
+        if (keys == null) {
+            keys = backend.alloc(kvDim);
+            values = backend.alloc(kvDim);
+        }
+        backend.absMaxColumns(k, rows, kvDim, keys);
+        backend.absMaxColumns(v, rows, kvDim, values);
+    }
+
+    /** Frees the maxima on the backend (after {@link #ranges()}, or instead of it). */
+    @Override
+    public void close() {
+        channels.values().forEach(Buf::close);
+        if (keys != null) {
+            keys.close();
+            values.close();
+        }
     }
 
     /**
@@ -100,22 +119,39 @@ final class RangeCalibrator implements LayerObserver {
     }
 
     /**
-     * What the pass saw. A NaN or infinite activation is refused, naming the layer and module: no scale can
-     * represent it, and it means the weights or the calibration data are broken.
+     * What the pass saw, read off the backend (the statistics' one crossing) and freed there; call once. A NaN or
+     * infinite activation is refused, naming the layer and module: no scale can represent it, and it means the
+     * weights or the calibration data are broken.
      */
     Ranges ranges() {
+        Map<String, float[]> host = new HashMap<>();
+        for (Map.Entry<String, Buf> e : channels.entrySet()) {
+            host.put(e.getKey(), backend.take(e.getValue()));
+        }
+        if (keys == null) {
+            throw new IllegalStateException("layer " + layer + ": the pass never showed its keys and values");
+        }
+        float[] k = backend.take(keys);
+        float[] v = backend.take(values);
         Map<String, Input> inputs = new LinkedHashMap<>();
+        Map<String, Input> byLead = new HashMap<>();
         for (String module : cfg.arch().linears()) {
             String lead = leadOf.get(module);
-            float[] c = channels.get(lead);
+            float[] c = host.get(lead);
             if (c == null) {
                 throw new IllegalStateException("layer " + layer + ": the pass never showed the input of " + lead);
             }
-            inputs.put(module, new Input(c, finite(Ranges.max(c), "the input of " + module), counts.get(lead)));
+            Input in = byLead.get(lead);
+            if (in == null) {
+                in = new Input(c, Ranges.max(c), counts.get(lead));
+                byLead.put(lead, in);
+            }
+            finite(in.amax(), "the input of " + module);
+            inputs.put(module, in);
         }
-        finite(Ranges.max(keys), "its keys");
-        finite(Ranges.max(values), "its values");
-        return new Ranges(inputs, keys, values, cfg.headDim());
+        finite(Ranges.max(k), "its keys");
+        finite(Ranges.max(v), "its values");
+        return new Ranges(inputs, k, v, cfg.headDim());
     }
 
     private float finite(float amax, String what) {

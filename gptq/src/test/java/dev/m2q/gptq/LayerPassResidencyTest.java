@@ -1,0 +1,380 @@
+package dev.m2q.gptq;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.m2q.core.kernels.Backend;
+import dev.m2q.core.kernels.CountingKernels;
+import dev.m2q.core.kernels.JavaBackend;
+import dev.m2q.core.kernels.Kernels;
+import dev.m2q.core.kernels.Matrix;
+import dev.m2q.core.model.ModelConfig;
+import dev.m2q.core.pipeline.ActivationStore;
+import dev.m2q.core.pipeline.LayerContext;
+import dev.m2q.core.pipeline.ProgressListener;
+import dev.m2q.core.pipeline.QuantizeJob;
+import dev.m2q.core.pipeline.QuantizeOptions;
+import dev.m2q.core.pipeline.ReleaseLayout;
+import dev.m2q.core.quant.QuantScheme;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.SplittableRandom;
+import java.util.TreeMap;
+import java.util.function.Consumer;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * How the layer pass sizes itself to the backend's memory (LayerContext's class javadoc), on a Java backend that
+ * reports a finite {@link Backend#freeBytes()} like a device: the batch shrinks to what fits, the inputs stay
+ * resident only when they fit beside the weights, GPTQ's working set and one sequence, and otherwise cross once per
+ * pass; in every case the release and its report are bit for bit those of the heap run with the same batch. The
+ * crossings are counted by {@link CountingKernels} around it.
+ */
+class LayerPassResidencyTest {
+    static final Path FIXTURE = BoundaryBytesTest.FIXTURE;
+    static final int SEQ = 64;
+    static final int SAMPLES = 4;
+    static final int PASSES = 5; // true-sequential GPTQ: four group passes and the outputs pass
+
+    private static final ModelConfig CFG = ModelConfig.load(FIXTURE);
+    private static final long FIXED = LayerContext.weightBytes(CFG) + gptq().residentBytes(CFG);
+    private static final long PER_SEQUENCE = LayerContext.sequenceBytes(CFG, SEQ);
+    private static final long INPUTS = ActivationStore.bytes(SAMPLES, SEQ * CFG.hiddenSize());
+
+    static GptqMethod gptq() {
+        return new GptqMethod(GptqOptions.DEFAULTS, true);
+    }
+
+    /** Room for the inputs and two sequences, but not three: batches of 2 (4 configured), inputs resident. */
+    @Test
+    void batchShrinksToTheDevicesMemory(@TempDir Path tmp) {
+        Run heap = run(tmp.resolve("heap"), Kernels.byName("vector"), 2, 1L << 30);
+        Run device = run(tmp.resolve("device"), device(FIXED + INPUTS + 3 * PER_SEQUENCE - 1), 4, 1L << 30);
+        assertEquals(heap.release(), device.release());
+        assertEquals(heap.report(), device.report());
+        // the vectors and invFreq, then the two batches' inputs once for all five passes
+        assertEquals(6 + 2, device.wraps(), device.table());
+        assertEquals(6 + 2, heap.wraps(), heap.table());
+        assertTrue(
+                device.log().stream().anyMatch(l -> l.contains("2 sequences per batch (not 4)")),
+                device.log()::toString);
+    }
+
+    /** Room for one sequence beside the weights but not for the inputs too: batches of 1, inputs written per pass. */
+    @Test
+    void inputsThatDoNotFitCrossOncePerPass(@TempDir Path tmp) {
+        Run heap = run(tmp.resolve("heap"), Kernels.byName("vector"), 1, 1L << 30);
+        Run device = run(tmp.resolve("device"), device(FIXED + INPUTS + PER_SEQUENCE - 1), 4, 1L << 30);
+        assertEquals(heap.release(), device.release());
+        assertEquals(heap.report(), device.report());
+        assertEquals(6 + PASSES * SAMPLES, device.wraps(), device.table());
+        assertEquals(6 + SAMPLES, heap.wraps(), heap.table());
+        CountingKernels.OpCount resident = heap.counts().stream()
+                .filter(c -> c.op().equals("backend.wrap"))
+                .findFirst()
+                .orElseThrow();
+        CountingKernels.OpCount rewritten = device.counts().stream()
+                .filter(c -> c.op().equals("backend.wrap"))
+                .findFirst()
+                .orElseThrow();
+        assertEquals(resident.bytesIn() + (PASSES - 1) * INPUTS, rewritten.bytesIn());
+    }
+
+    /**
+     * On the heap the resident copy shares the inputs' half of --max-memory with the store: with a half that holds
+     * the store but not the copy too, the inputs are written per pass, and nothing else changes.
+     */
+    @Test
+    void heapBudgetBoundsTheResidentCopy(@TempDir Path tmp) {
+        Run roomy = run(tmp.resolve("roomy"), Kernels.byName("vector"), 2, 1L << 30);
+        Run tight = run(tmp.resolve("tight"), Kernels.byName("vector"), 2, 2 * (2 * INPUTS - 1));
+        assertEquals(roomy.release(), tight.release());
+        assertEquals(roomy.report(), tight.report());
+        assertEquals(6 + 2, roomy.wraps(), roomy.table());
+        assertEquals(6 + PASSES * 2, tight.wraps(), tight.table());
+    }
+
+    /**
+     * One run's release tensors (hashes of the safetensors files), report rows without their timings, the
+     * crossings of its last layer and its log.
+     */
+    record Run(
+            Map<String, String> release,
+            List<Map<String, Object>> report,
+            List<CountingKernels.OpCount> counts,
+            String table,
+            List<String> log) {
+        long wraps() {
+            return counts.stream()
+                    .filter(c -> c.op().equals("backend.wrap"))
+                    .mapToLong(CountingKernels.OpCount::calls)
+                    .sum();
+        }
+    }
+
+    static Run run(Path out, Kernels kernels, int batchSequences, long maxMemory) {
+        CountingKernels ck = new CountingKernels(kernels);
+        List<String> log = new ArrayList<>();
+        List<List<CountingKernels.OpCount>> perLayer = new ArrayList<>();
+        List<String> tables = new ArrayList<>();
+        ProgressListener listener = new ProgressListener() {
+            @Override
+            public void info(String line) {
+                log.add(line);
+            }
+
+            @Override
+            public void layerDone(int layer, int layers, double seconds) {
+                perLayer.add(ck.counts());
+                tables.add(ck.table());
+                ck.reset(false);
+            }
+        };
+        QuantizeOptions opts = new QuantizeOptions(
+                FIXTURE,
+                out,
+                128,
+                SAMPLES,
+                SEQ,
+                1,
+                maxMemory,
+                4L << 30,
+                batchSequences,
+                false,
+                false,
+                Map.of(),
+                List.of("t"),
+                "t");
+        SplittableRandom r = new SplittableRandom(21);
+        List<int[]> samples = new ArrayList<>();
+        for (int i = 0; i < SAMPLES; i++) {
+            samples.add(r.ints(SEQ, 0, 2045).toArray());
+        }
+        QuantizeJob.Summary s = new QuantizeJob(opts, ReleaseLayout.GPTQ, QuantScheme.W4A16, gptq(), ck, listener)
+                .run(samples, Map.of());
+        Map<String, String> release = new TreeMap<>();
+        s.files().forEach((f, h) -> {
+            if (f.endsWith(".safetensors")) {
+                release.put(f, h);
+            }
+        });
+        List<Map<String, Object>> report = new ArrayList<>();
+        for (Map<String, Object> row : s.report()) {
+            Map<String, Object> copy = new LinkedHashMap<>(row);
+            copy.remove("time_s");
+            report.add(copy);
+        }
+        assertEquals(CFG.numLayers(), perLayer.size());
+        return new Run(release, report, perLayer.getLast(), tables.getLast(), log);
+    }
+
+    /** The vector kernels, whose backend reports {@code freeBytes} free, as a device would. */
+    static Kernels device(long freeBytes) {
+        return new DeviceLike(Kernels.byName("vector"), freeBytes);
+    }
+
+    /** Forwards every kernel; its backend is the Java one with a finite {@link Backend#freeBytes()}. */
+    private record DeviceLike(Kernels inner, long free) implements Kernels {
+        @Override
+        public String name() {
+            return "device-like(" + inner.name() + ")";
+        }
+
+        @Override
+        public void matmul(float[] x, int rows, Matrix w, float[] bias, float[] y) {
+            inner.matmul(x, rows, w, bias, y);
+        }
+
+        @Override
+        public float dot(float[] a, int aOff, float[] b, int bOff, int n) {
+            return inner.dot(a, aOff, b, bOff, n);
+        }
+
+        @Override
+        public void axpy(float alpha, float[] x, int xOff, float[] y, int yOff, int n) {
+            inner.axpy(alpha, x, xOff, y, yOff, n);
+        }
+
+        @Override
+        public void syrkUpper(float[] x, int rows, int k, float[] c) {
+            inner.syrkUpper(x, rows, k, c);
+        }
+
+        @Override
+        public void gemmAcc(
+                int m,
+                int n,
+                int depth,
+                float[] a,
+                int aOff,
+                int aRow,
+                int aCol,
+                float[] b,
+                int bOff,
+                int ldb,
+                float[] c,
+                int cOff,
+                int ldc) {
+            inner.gemmAcc(m, n, depth, a, aOff, aRow, aCol, b, bOff, ldb, c, cOff, ldc);
+        }
+
+        @Override
+        public void rmsNorm(float[] x, int rows, int dim, float[] weight, float eps, float[] out) {
+            inner.rmsNorm(x, rows, dim, weight, eps, out);
+        }
+
+        @Override
+        public void rope(float[] x, int rows, int heads, int headDim, float[] invFreq, int[] positions) {
+            inner.rope(x, rows, heads, headDim, invFreq, positions);
+        }
+
+        @Override
+        public void attention(
+                float[] q,
+                float[] k,
+                float[] v,
+                int nSeq,
+                int seqLen,
+                int startPos,
+                int heads,
+                int kvHeads,
+                int headDim,
+                float[] out) {
+            inner.attention(q, k, v, nSeq, seqLen, startPos, heads, kvHeads, headDim, out);
+        }
+
+        @Override
+        public void swiglu(float[] gate, float[] up, int n) {
+            inner.swiglu(gate, up, n);
+        }
+
+        @Override
+        public void absMaxColumns(float[] x, int xOff, int rows, int cols, float[] out, int outOff) {
+            inner.absMaxColumns(x, xOff, rows, cols, out, outOff);
+        }
+
+        @Override
+        public <T> Optional<T> capability(Class<T> type) {
+            return inner.capability(type);
+        }
+
+        @Override
+        public Backend backend() {
+            return new Limited(new JavaBackend(inner), free);
+        }
+    }
+
+    /** A Java backend reporting a fixed amount of free memory. */
+    private record Limited(Backend inner, long free) implements Backend {
+        @Override
+        public long freeBytes() {
+            return free;
+        }
+
+        @Override
+        public String name() {
+            return "limited(" + inner.name() + ")";
+        }
+
+        @Override
+        public Buf alloc(long length) {
+            return inner.alloc(length);
+        }
+
+        @Override
+        public Buf wrap(float[] host) {
+            return inner.wrap(host);
+        }
+
+        @Override
+        public void write(float[] src, int off, Buf dst, long dstOff, int len) {
+            inner.write(src, off, dst, dstOff, len);
+        }
+
+        @Override
+        public void read(Buf src, long srcOff, float[] dst, int dstOff, int len) {
+            inner.read(src, srcOff, dst, dstOff, len);
+        }
+
+        @Override
+        public float[] take(Buf b) {
+            return inner.take(b);
+        }
+
+        @Override
+        public void inspect(Buf b, Consumer<float[]> f) {
+            inner.inspect(b, f);
+        }
+
+        @Override
+        public void update(Buf b, Consumer<float[]> f) {
+            inner.update(b, f);
+        }
+
+        @Override
+        public Weight weight(Matrix m) {
+            return inner.weight(m);
+        }
+
+        @Override
+        public Weight weight(Buf data, int rows, int cols) {
+            return inner.weight(data, rows, cols);
+        }
+
+        @Override
+        public void copy(Buf src, long srcOff, Buf dst, long dstOff, long n) {
+            inner.copy(src, srcOff, dst, dstOff, n);
+        }
+
+        @Override
+        public void add(Buf a, Buf b, Buf out, long n) {
+            inner.add(a, b, out, n);
+        }
+
+        @Override
+        public void scale(Buf x, long n, float f) {
+            inner.scale(x, n, f);
+        }
+
+        @Override
+        public void matmul(Buf x, int rows, Weight w, Buf bias, Buf y) {
+            inner.matmul(x, rows, w, bias, y);
+        }
+
+        @Override
+        public void rmsNorm(Buf x, int rows, int dim, Buf weight, float eps, Buf out) {
+            inner.rmsNorm(x, rows, dim, weight, eps, out);
+        }
+
+        @Override
+        public void rope(Buf x, int rows, int heads, int headDim, Buf invFreq, int startPos, int seqLen) {
+            inner.rope(x, rows, heads, headDim, invFreq, startPos, seqLen);
+        }
+
+        @Override
+        public void attention(
+                Buf q, Buf k, Buf v, int nSeq, int seqLen, int startPos, int heads, int kvHeads, int headDim, Buf out) {
+            inner.attention(q, k, v, nSeq, seqLen, startPos, heads, kvHeads, headDim, out);
+        }
+
+        @Override
+        public void swiglu(Buf gate, Buf up, long n) {
+            inner.swiglu(gate, up, n);
+        }
+
+        @Override
+        public void syrkUpper(Buf x, int rows, int k, Buf c) {
+            inner.syrkUpper(x, rows, k, c);
+        }
+
+        @Override
+        public void absMaxColumns(Buf x, int rows, int cols, Buf out) {
+            inner.absMaxColumns(x, rows, cols, out);
+        }
+    }
+}
