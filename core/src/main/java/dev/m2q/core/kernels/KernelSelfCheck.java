@@ -596,7 +596,7 @@ public final class KernelSelfCheck {
         }
     }
 
-    /** Bit for bit: a range at offsets within one buffer's bounds, the rest of the destination untouched. */
+    /** Bit for bit: a range from one buffer into another at other offsets, the rest of the destination untouched. */
     private static Optional<String> backendCopy(Kernels cand, Kernels ref) {
         SplittableRandom rng = new SplittableRandom(SEED + 11);
         float[] src = uniform(rng, 29, 1f);
