@@ -37,20 +37,13 @@ extern "C" __global__ void __launch_bounds__(256) m2q_rmsnorm(
     }
 }
 
-// Java twin: JavaOps.rope, Kernels#rope javadoc. Bit for bit except where CUDA's and Java's double cos/sin round
-// to different fp32 values (both are within an ulp of the double result; a flip changes the output by at most
-// ~2^-24 * (|a| + |b|)). One thread per (row, i < headDim/2), looping over the heads.
-// x [rows, heads*headDim] in place, invFreq [headDim/2], positions [rows].
-extern "C" __global__ void m2q_rope(
-        int rows, int heads, int headDim, float* x, const float* invFreq, const int* positions) {
+namespace {
+
+// Row r of x [rows, heads*headDim] at position pos, pair i < headDim/2 of every head: the rotation of m2q_rope.
+__device__ __forceinline__ void rope_pair(
+        long long r, int i, int pos, int heads, int headDim, float* x, const float* invFreq) {
     const int half = headDim / 2;
-    long long e = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (e >= static_cast<long long>(rows) * half) {
-        return;
-    }
-    const long long r = e / half;
-    const int i = static_cast<int>(e % half);
-    const float angle = __fmul_rn(static_cast<float>(positions[r]), invFreq[i]);
+    const float angle = __fmul_rn(static_cast<float>(pos), invFreq[i]);
     double sd;
     double cd;
     sincos(static_cast<double>(angle), &sd, &cd);
@@ -64,6 +57,38 @@ extern "C" __global__ void m2q_rope(
         o[i] = __fsub_rn(__fmul_rn(a, c), __fmul_rn(b, s));
         o[i + half] = __fadd_rn(__fmul_rn(b, c), __fmul_rn(a, s));
     }
+}
+
+}  // namespace
+
+// Java twin: JavaOps.rope, Kernels#rope javadoc. Bit for bit except where CUDA's and Java's double cos/sin round
+// to different fp32 values (both are within an ulp of the double result; a flip changes the output by at most
+// ~2^-24 * (|a| + |b|)). One thread per (row, i < headDim/2), looping over the heads.
+// x [rows, heads*headDim] in place, invFreq [headDim/2], positions [rows].
+extern "C" __global__ void m2q_rope(
+        int rows, int heads, int headDim, float* x, const float* invFreq, const int* positions) {
+    const int half = headDim / 2;
+    long long e = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (e >= static_cast<long long>(rows) * half) {
+        return;
+    }
+    const long long r = e / half;
+    rope_pair(r, static_cast<int>(e % half), positions[r], heads, headDim, x, invFreq);
+}
+
+// Java twin: JavaBackend.rope, Backend#rope javadoc: m2q_rope with row r at position startPos + r % seqLen,
+// computed here instead of read from a positions array (nSeq sequences of seqLen rows, or one sequence's new rows
+// after startPos cached ones). The same agreement as m2q_rope. Grid ceil(rows*headDim/2 / 256), block 256.
+extern "C" __global__ void m2q_rope_span(
+        int rows, int heads, int headDim, float* x, const float* invFreq, int startPos, int seqLen) {
+    const int half = headDim / 2;
+    long long e = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (e >= static_cast<long long>(rows) * half) {
+        return;
+    }
+    const long long r = e / half;
+    const int pos = startPos + static_cast<int>(r % seqLen);
+    rope_pair(r, static_cast<int>(e % half), pos, heads, headDim, x, invFreq);
 }
 
 namespace {

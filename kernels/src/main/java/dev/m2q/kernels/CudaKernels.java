@@ -1,5 +1,6 @@
 package dev.m2q.kernels;
 
+import dev.m2q.core.kernels.Backend;
 import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.kernels.Matrix;
 import dev.m2q.core.kernels.Parallel;
@@ -63,6 +64,7 @@ public final class CudaKernels implements Kernels {
     private final Kernels cpu;
     private final Policy policy;
     private final DeviceMatmul matmuls;
+    private CudaBackend backend;
 
     public CudaKernels(CudaContext ctx, Kernels cpu) {
         this(ctx, cpu, Policy.DEFAULT);
@@ -452,6 +454,20 @@ public final class CudaKernels implements Kernels {
     @Override
     public <T> Optional<T> capability(Class<T> type) {
         return type == GptqKernels.class ? Optional.of(type.cast(new CudaGptqKernels(this))) : Optional.empty();
+    }
+
+    /**
+     * This device's resident backend ({@link CudaBackend}), made on first use, one per CudaKernels: it shares
+     * this object's device, weight cache (evicted when its allocations run out of memory), matmul work buffers and
+     * lock. It runs every call on the device whatever its size ({@link Policy#minDeviceWork()} does not apply:
+     * its data is already there).
+     */
+    @Override
+    public synchronized Backend backend() {
+        if (backend == null) {
+            backend = new CudaBackend(this, dev, matmuls, cpu);
+        }
+        return backend;
     }
 
     /** The device, for {@link CudaGptqKernels}; used under this object's lock, as every call here is. */

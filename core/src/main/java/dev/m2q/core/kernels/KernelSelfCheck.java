@@ -9,6 +9,7 @@ import java.util.Optional;
 import java.util.ServiceLoader;
 import java.util.SplittableRandom;
 import java.util.function.BiFunction;
+import java.util.function.Function;
 
 /**
  * The self-check before trust: before a run hands its work to an accelerated backend, every {@link Kernels}
@@ -33,6 +34,12 @@ import java.util.function.BiFunction;
  * <p>Everywhere, NaN must appear exactly where the reference has it: a missed NaN (a max that drops it) and a NaN
  * the reference does not produce are both failures, as is an output element left unwritten (the candidate's
  * outputs start as NaN wherever the operation overwrites them).
+ *
+ * <p>The resident operations that the layer pass and decoding call ({@link Kernels#backend()}: write/read, copy,
+ * add, scale, matmul, rmsNorm, rope with startPos and seqLen, attention, swiglu, syrkUpper, absMaxColumns) are
+ * probed the same way, named "backend …": the candidate's backend against the reference's, on the host probes'
+ * cases and bounds where the operation has a host twin (the inputs wrapped into buffers, the outputs read back),
+ * bit for bit for the crossings, copy, add and scale (one fp32 operation each).
  *
  * <p>The probes are tiny (at most a few thousand multiply-adds each) so that the whole check costs milliseconds on
  * the CPU and a few kernel launches on a device. A backend that sends small calls to the CPU must hand the check
@@ -93,7 +100,18 @@ public final class KernelSelfCheck {
                 probe("rope", KernelSelfCheck::rope),
                 probe("attention", KernelSelfCheck::attention),
                 probe("swiglu", KernelSelfCheck::swiglu),
-                probe("absMaxColumns", KernelSelfCheck::absMaxColumns));
+                probe("absMaxColumns", KernelSelfCheck::absMaxColumns),
+                probe("backend write/read", KernelSelfCheck::backendCrossings),
+                probe("backend copy", KernelSelfCheck::backendCopy),
+                probe("backend add", KernelSelfCheck::backendAdd),
+                probe("backend scale", KernelSelfCheck::backendScale),
+                probe("backend matmul", KernelSelfCheck::backendMatmul),
+                probe("backend rmsNorm", (c, r) -> rmsNorm(onBackend(c, false), onBackend(r, false))),
+                probe("backend rope", KernelSelfCheck::backendRope),
+                probe("backend attention", (c, r) -> attention(onBackend(c, false), onBackend(r, false))),
+                probe("backend swiglu", (c, r) -> swiglu(onBackend(c, false), onBackend(r, false))),
+                probe("backend syrkUpper", (c, r) -> syrkUpper(onBackend(c, false), onBackend(r, false))),
+                probe("backend absMaxColumns", (c, r) -> absMaxColumns(onBackend(c, false), onBackend(r, false))));
     }
 
     /** The core probes, then those of every {@link Probes} on the class path. */
@@ -526,6 +544,325 @@ public final class KernelSelfCheck {
             }
         }
         return Optional.empty();
+    }
+
+    // ---- the probes of the resident operations (Kernels#backend) --------------------------------------------
+
+    /**
+     * The crossings, bit for bit: alloc gives zeros, wrap then take returns the values, write and read move
+     * ranges at offsets and leave the rest of the buffer (and of the host array) as it was, and update keeps what
+     * its function writes. Only the candidate runs (the Java backend's crossings are copies by definition); the
+     * expected values are the host arrays themselves.
+     */
+    private static Optional<String> backendCrossings(Kernels cand, Kernels ref) {
+        Backend b = cand.backend();
+        SplittableRandom rng = new SplittableRandom(SEED + 10);
+        try (Backend.Buf zeros = b.alloc(37)) {
+            float[] got = new float[37];
+            Arrays.fill(got, Float.NaN);
+            b.read(zeros, 0, got, 0, 37);
+            Optional<String> f = exact("(alloc 37): value", 0, got, new float[37]);
+            if (f.isPresent()) {
+                return f;
+            }
+        }
+        float[] host = uniform(rng, 41, 2f);
+        float[] patch = uniform(rng, 20, 2f);
+        patch[7] = Float.NaN;
+        patch[8] = -0f;
+        Backend.Buf buf = b.wrap(host.clone());
+        try {
+            b.write(patch, 3, buf, 5, 13); // buf[5, 18) = patch[3, 16)
+            float[] want = host.clone();
+            System.arraycopy(patch, 3, want, 5, 13);
+            float[] window = uniform(rng, 30, 1f);
+            float[] wantWindow = window.clone();
+            b.read(buf, 2, window, 4, 21); // window[4, 25) = buf[2, 23)
+            System.arraycopy(want, 2, wantWindow, 4, 21);
+            Optional<String> f =
+                    exact("(read [2, 23) into a host array at 4 after a write at 5): host", 0, window, wantWindow);
+            if (f.isPresent()) {
+                return f;
+            }
+            b.update(buf, a -> a[40] = a[0] * 3f);
+            want[40] = want[0] * 3f;
+            float[] got = b.take(buf);
+            buf = null;
+            return exact("(wrap 41, write, update, take): value", 0, got, want);
+        } finally {
+            if (buf != null) {
+                buf.close();
+            }
+        }
+    }
+
+    /** Bit for bit: a range from one buffer into another at other offsets, the rest of the destination untouched. */
+    private static Optional<String> backendCopy(Kernels cand, Kernels ref) {
+        SplittableRandom rng = new SplittableRandom(SEED + 11);
+        float[] src = uniform(rng, 29, 1f);
+        src[10] = Float.NaN;
+        float[] dst = uniform(rng, 33, 1f);
+        Function<Backend, float[]> run = b -> {
+            try (Backend.Buf s = b.wrap(src.clone())) {
+                Backend.Buf d = b.wrap(dst.clone());
+                b.copy(s, 4, d, 9, 19);
+                return b.take(d);
+            }
+        };
+        float[] got = run.apply(cand.backend());
+        float[] want = run.apply(ref.backend());
+        return exact("(19 values from 4 to 9, a NaN): dst", 0, got, want);
+    }
+
+    /** Bit for bit (one fp32 addition): into a third buffer, and in place (out = a), on n below the length. */
+    private static Optional<String> backendAdd(Kernels cand, Kernels ref) {
+        SplittableRandom rng = new SplittableRandom(SEED + 12);
+        float[] a = uniform(rng, 37, 4f);
+        float[] c = uniform(rng, 37, 4f);
+        a[5] = Float.NaN;
+        a[6] = -0f;
+        c[6] = -0f;
+        a[7] = Float.MAX_VALUE;
+        c[7] = Float.MAX_VALUE;
+        for (boolean inPlace : new boolean[] {false, true}) {
+            Function<Backend, float[]> run = b -> {
+                try (Backend.Buf x = b.wrap(a.clone());
+                        Backend.Buf y = b.wrap(c.clone())) {
+                    if (inPlace) {
+                        b.add(x, y, x, 33);
+                        return readAll(b, x);
+                    }
+                    Backend.Buf out = b.wrap(nans(37));
+                    b.add(x, y, out, 33);
+                    return b.take(out);
+                }
+            };
+            Optional<String> f = exact(
+                    "(n 33 of 37" + (inPlace ? ", in place" : "") + "): out",
+                    0,
+                    run.apply(cand.backend()),
+                    run.apply(ref.backend()));
+            if (f.isPresent()) {
+                return f;
+            }
+        }
+        return Optional.empty();
+    }
+
+    /** Bit for bit (one fp32 product), on n below the length. */
+    private static Optional<String> backendScale(Kernels cand, Kernels ref) {
+        SplittableRandom rng = new SplittableRandom(SEED + 13);
+        float[] x = uniform(rng, 37, 4f);
+        x[4] = Float.NaN;
+        x[5] = -0f;
+        x[6] = Float.MIN_VALUE;
+        float f = (float) rng.nextDouble(0.1, 3);
+        Function<Backend, float[]> run = b -> {
+            Backend.Buf buf = b.wrap(x.clone());
+            b.scale(buf, 31, f);
+            return b.take(buf);
+        };
+        return exact("(n 31 of 37, by " + f + "): x", 0, run.apply(cand.backend()), run.apply(ref.backend()));
+    }
+
+    /**
+     * The host probe's cases and bounds on resident buffers and weights (weight(Matrix)), then once more with the
+     * fp32 weights made from a buffer (weight(Buf, rows, cols)).
+     */
+    private static Optional<String> backendMatmul(Kernels cand, Kernels ref) {
+        Optional<String> f = matmul(onBackend(cand, false), onBackend(ref, false));
+        if (f.isPresent()) {
+            return f;
+        }
+        return matmul(onBackend(cand, true), onBackend(ref, true)).map(s -> "with fp32 weights from buffers " + s);
+    }
+
+    /**
+     * The host rope probe's bound, row r at position startPos + r % seqLen: two sequences of three rows (a
+     * batched prefill), then two rows after 4097 cached ones (a decode step, large angles).
+     */
+    private static Optional<String> backendRope(Kernels cand, Kernels ref) {
+        // rows, heads, headDim, startPos, seqLen
+        int[][] cases = {{6, 2, 8, 0, 3}, {2, 3, 6, 4097, 2}};
+        SplittableRandom rng = new SplittableRandom(SEED + 14);
+        for (int[] c : cases) {
+            int rows = c[0];
+            int heads = c[1];
+            int d = c[2];
+            int half = d / 2;
+            float[] invFreq = new float[half];
+            for (int i = 0; i < half; i++) {
+                invFreq[i] = (float) Math.pow(10000.0, -2.0 * i / d);
+            }
+            float[] x = uniform(rng, rows * heads * d, 2f);
+            double[] bound = new double[x.length];
+            for (int h = 0; h < rows * heads; h++) {
+                for (int i = 0; i < half; i++) {
+                    double pair = Math.abs(x[h * d + i]) + Math.abs(x[h * d + i + half]);
+                    bound[h * d + i] = 8 * U * pair;
+                    bound[h * d + i + half] = 8 * U * pair;
+                }
+            }
+            Function<Backend, float[]> run = b -> {
+                try (Backend.Buf f = b.wrap(invFreq.clone())) {
+                    Backend.Buf buf = b.wrap(x.clone());
+                    b.rope(buf, rows, heads, d, f, c[3], c[4]);
+                    return b.take(buf);
+                }
+            };
+            Optional<String> f = compare(
+                    "(" + rows + " rows, " + heads + " heads of " + d + ", from position " + c[3] + ", sequences of "
+                            + c[4] + "): x",
+                    heads * d,
+                    run.apply(cand.backend()),
+                    run.apply(ref.backend()),
+                    bound,
+                    "a neighbouring cos or sin");
+            if (f.isPresent()) {
+                return f;
+            }
+        }
+        return Optional.empty();
+    }
+
+    private static float[] readAll(Backend b, Backend.Buf x) {
+        float[] a = new float[Math.toIntExact(x.length())];
+        b.read(x, 0, a, 0, a.length);
+        return a;
+    }
+
+    private static float[] nans(int n) {
+        float[] a = new float[n];
+        Arrays.fill(a, Float.NaN);
+        return a;
+    }
+
+    /** The host probes' operations run on {@code k.backend()}'s buffers (see {@link OnBackend}). */
+    private static Kernels onBackend(Kernels k, boolean f32WeightsFromBuffers) {
+        return new OnBackend(k.backend(), f32WeightsFromBuffers);
+    }
+
+    /**
+     * {@link Kernels} over a {@link Backend}, so that the host probes' cases and bounds check the resident
+     * operations: each call wraps copies of its arrays (outputs too, so an element the backend does not write
+     * keeps its NaN poison), runs the backend's operation and reads the outputs back into the caller's arrays. An
+     * output that is also an input (rmsNorm with out = x) is one buffer. dot, axpy, gemmAcc and rope with a
+     * positions array are no backend operations.
+     */
+    private record OnBackend(Backend b, boolean f32WeightsFromBuffers) implements Kernels {
+        @Override
+        public String name() {
+            return b.name();
+        }
+
+        @Override
+        public void matmul(float[] x, int rows, Matrix w, float[] bias, float[] y) {
+            int n = w.rows();
+            int k = w.cols();
+            Backend.Weight weight = f32WeightsFromBuffers && w instanceof Matrix.F32 f
+                    ? b.weight(b.wrap(Arrays.copyOf(f.data(), n * k)), n, k)
+                    : b.weight(w);
+            try (weight;
+                    Backend.Buf xb = b.wrap(Arrays.copyOf(x, rows * k));
+                    Backend.Buf bb = bias == null ? null : b.wrap(Arrays.copyOf(bias, n));
+                    Backend.Buf yb = b.wrap(Arrays.copyOf(y, rows * n))) {
+                b.matmul(xb, rows, weight, bb, yb);
+                b.read(yb, 0, y, 0, rows * n);
+            }
+        }
+
+        @Override
+        public void rmsNorm(float[] x, int rows, int dim, float[] weight, float eps, float[] out) {
+            try (Backend.Buf xb = b.wrap(Arrays.copyOf(x, rows * dim));
+                    Backend.Buf wb = b.wrap(Arrays.copyOf(weight, dim));
+                    Backend.Buf ob = x == out ? null : b.wrap(Arrays.copyOf(out, rows * dim))) {
+                Backend.Buf o = ob == null ? xb : ob;
+                b.rmsNorm(xb, rows, dim, wb, eps, o);
+                b.read(o, 0, out, 0, rows * dim);
+            }
+        }
+
+        @Override
+        public void attention(
+                float[] q,
+                float[] k,
+                float[] v,
+                int nSeq,
+                int seqLen,
+                int startPos,
+                int heads,
+                int kvHeads,
+                int headDim,
+                float[] out) {
+            try (Backend.Buf qb = b.wrap(q.clone());
+                    Backend.Buf kb = b.wrap(k.clone());
+                    Backend.Buf vb = b.wrap(v.clone());
+                    Backend.Buf ob = b.wrap(out.clone())) {
+                b.attention(qb, kb, vb, nSeq, seqLen, startPos, heads, kvHeads, headDim, ob);
+                b.read(ob, 0, out, 0, out.length);
+            }
+        }
+
+        @Override
+        public void swiglu(float[] gate, float[] up, int n) {
+            try (Backend.Buf gb = b.wrap(gate.clone());
+                    Backend.Buf ub = b.wrap(up.clone())) {
+                b.swiglu(gb, ub, n);
+                b.read(gb, 0, gate, 0, gate.length);
+            }
+        }
+
+        @Override
+        public void syrkUpper(float[] x, int rows, int k, float[] c) {
+            try (Backend.Buf xb = b.wrap(Arrays.copyOf(x, rows * k));
+                    Backend.Buf cb = b.wrap(Arrays.copyOf(c, k * k))) {
+                b.syrkUpper(xb, rows, k, cb);
+                b.read(cb, 0, c, 0, k * k);
+            }
+        }
+
+        /** The backend has no offsets: the slices travel, and out's slice comes back to its place. */
+        @Override
+        public void absMaxColumns(float[] x, int xOff, int rows, int cols, float[] out, int outOff) {
+            try (Backend.Buf xb = b.wrap(Arrays.copyOfRange(x, xOff, xOff + rows * cols));
+                    Backend.Buf ob = b.wrap(Arrays.copyOfRange(out, outOff, outOff + cols))) {
+                b.absMaxColumns(xb, rows, cols, ob);
+                b.read(ob, 0, out, outOff, cols);
+            }
+        }
+
+        @Override
+        public float dot(float[] a, int aOff, float[] x, int bOff, int n) {
+            throw new UnsupportedOperationException("dot is no backend operation");
+        }
+
+        @Override
+        public void axpy(float alpha, float[] x, int xOff, float[] y, int yOff, int n) {
+            throw new UnsupportedOperationException("axpy is no backend operation");
+        }
+
+        @Override
+        public void gemmAcc(
+                int m,
+                int n,
+                int depth,
+                float[] a,
+                int aOff,
+                int aRow,
+                int aCol,
+                float[] x,
+                int bOff,
+                int ldb,
+                float[] c,
+                int cOff,
+                int ldc) {
+            throw new UnsupportedOperationException("gemmAcc is no backend operation");
+        }
+
+        @Override
+        public void rope(float[] x, int rows, int heads, int headDim, float[] invFreq, int[] positions) {
+            throw new UnsupportedOperationException("the backend's rope takes startPos and seqLen, not positions");
+        }
     }
 
     // ---- comparison -------------------------------------------------------------------------------------------

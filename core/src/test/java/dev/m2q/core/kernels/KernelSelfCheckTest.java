@@ -21,7 +21,7 @@ class KernelSelfCheckTest {
         KernelSelfCheck.Outcome vector = KernelSelfCheck.check(VectorKernels.INSTANCE, ScalarKernels.INSTANCE, probes);
         assertEquals(Optional.empty(), scalar.failure());
         assertEquals(Optional.empty(), vector.failure());
-        assertEquals(10, scalar.probes());
+        assertEquals(21, scalar.probes());
         System.out.printf(
                 "self-check scalar vs vector: %.1f ms (first run), vector vs scalar: %.1f ms%n",
                 scalar.time().toNanos() / 1e6, vector.time().toNanos() / 1e6);
@@ -56,6 +56,47 @@ class KernelSelfCheckTest {
         String line = o.failure().get();
         assertTrue(line.startsWith(expected), line);
         assertFalse(line.contains("\n"), line);
+    }
+
+    /**
+     * Right host-array kernels whose resident backend is wrong in one operation: only the "backend …" probes can
+     * see it, and the line names the operation, the case and the element (or the error the backend threw).
+     */
+    @ParameterizedTest
+    @CsvSource(
+            delimiter = '|',
+            value = {
+                "READ_IGNORES_OFFSET | backend write/read (read [2, 23) into a host array at 4 after a write at 5): host[4] = ",
+                "COPY_OUT_OF_MEMORY | backend copy threw IllegalStateException: cuMemcpyDtoD(76 bytes): CUDA_ERROR_OUT_OF_MEMORY",
+                "ADD_WRITES_PAST_N | backend add (n 33 of 37): out[33] = ",
+                "SCALE_BY_NEXT_UP | backend scale (n 31 of 37, by ",
+                "ROPE_IGNORES_START | backend rope (2 rows, 3 heads of 6, from position 4097, sequences of 2): x[0, ",
+                "SYRK_CHAINS_FROM_C | backend syrkUpper (x [7, 13]): c[",
+                "MATMUL_BUFFER_WEIGHT_SKIPS_LAST | backend matmul with fp32 weights from buffers (f32 [13, 37], 3 rows, bias): y[2, 12] = NaN where the Java kernels give "
+            })
+    void aWrongResidentBackendFailsNamingTheOperation(WrongBackend.Fault fault, String expected) {
+        KernelSelfCheck.Outcome o =
+                KernelSelfCheck.check(new WrongKernels(fault), ScalarKernels.INSTANCE, KernelSelfCheck.coreProbes());
+        assertFalse(o.passed(), fault + " passed the self-check");
+        String line = o.failure().get();
+        assertTrue(line.startsWith(expected), line);
+        assertFalse(line.contains("\n"), line);
+        // The host-array probes all passed first: the backend's operations come after them.
+        assertTrue(o.probes() > 10, o.probes() + " probes");
+    }
+
+    /** A host kernel that is wrong fails again on the Java backend over it, under the backend probe's name. */
+    @Test
+    void theBackendProbesRunTheCandidatesOwnBackend() {
+        List<KernelSelfCheck.Probe> backendOnly = KernelSelfCheck.coreProbes().stream()
+                .filter(p -> p.kernel().startsWith("backend "))
+                .toList();
+        assertEquals(11, backendOnly.size());
+        String line = KernelSelfCheck.check(
+                        new WrongKernels(WrongKernels.Fault.SWIGLU_NAN), ScalarKernels.INSTANCE, backendOnly)
+                .failure()
+                .get();
+        assertTrue(line.startsWith("backend swiglu (n 37): gate[18] = NaN where the Java kernels give "), line);
     }
 
     @Test
@@ -96,7 +137,7 @@ class KernelSelfCheckTest {
         probes.addAll(List.of(passes, fails, never));
         KernelSelfCheck.Outcome o = KernelSelfCheck.check(ScalarKernels.INSTANCE, VectorKernels.INSTANCE, probes);
         assertEquals(Optional.of("gptqColumns (k 8): codes[3] = 4 where the Java kernels give 5"), o.failure());
-        assertEquals(12, o.probes());
+        assertEquals(KernelSelfCheck.coreProbes().size() + 2, o.probes());
         assertEquals(List.of("first", "gptqColumns"), ran);
         // Core's class path registers no further probes.
         assertEquals(

@@ -26,14 +26,28 @@ final class WrongKernels implements Kernels {
 
     private static final Kernels S = ScalarKernels.INSTANCE;
     private final Fault fault;
+    private final WrongBackend.Fault backendFault;
 
     WrongKernels(Fault fault) {
         this.fault = fault;
+        this.backendFault = null;
+    }
+
+    /** The scalar kernels, right, whose {@link #backend()} has {@code backendFault}. */
+    WrongKernels(WrongBackend.Fault backendFault) {
+        this.fault = null;
+        this.backendFault = backendFault;
+    }
+
+    /** With a backend fault, a {@link WrongBackend}; else the Java backend over these (wrong) kernels. */
+    @Override
+    public Backend backend() {
+        return backendFault == null ? new JavaBackend(this) : new WrongBackend(backendFault);
     }
 
     @Override
     public String name() {
-        return "wrong-" + fault;
+        return "wrong-" + (fault == null ? backendFault : fault);
     }
 
     @Override
@@ -43,6 +57,9 @@ final class WrongKernels implements Kernels {
         }
         S.matmul(x, rows, w, bias, y);
         int last = rows * w.rows() - 1;
+        if (fault == null) {
+            return;
+        }
         switch (fault) {
             case MATMUL_F32_RELATIVE_1E_3 -> {
                 if (w instanceof Matrix.F32) {
