@@ -19,6 +19,7 @@ import dev.m2q.gptq.GptqKernels;
 import dev.m2q.gptq.GptqOptions;
 import dev.m2q.gptq.GptqResult;
 import dev.m2q.gptq.JavaGptqKernels;
+import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Tag;
@@ -171,9 +172,11 @@ class CudaGptqResidentGpuTest {
      *   <li>codes: the device factor rounds differently from the Java one (another blocking, ~1e-6 relative), so a
      *       weight within that of a rounding tie can flip, and GPTQ then compensates the flipped error in the
      *       column's later positions: the tie-flip allowance of CudaGptqGpuTest, ≤ 0.1% of the codes;
-     *   <li>proxy loss: against Gptq.proxyLoss on the device's own Ŵ within 1e-9 relative (the same fp32 D·H; only
-     *       the double sum's order differs), and against the reference's within 1e-4 relative (the flips move it
-     *       by a tie's worth each, far below that).
+     *   <li>proxy loss: against Gptq.proxyLoss on the device's own Ŵ within 1e-8 relative (the same fp32 D·H, the
+     *       Java twin's FMA chains; only the double sum's order differs: ≤ ~N·K·2⁻⁵³ times the terms' cancellation).
+     *       Against the reference's: the same 1e-8 when every code and scale agrees (then Ŵ is the same); else 1e-4
+     *       plus 4× the fraction of codes that differ, since a flipped code and the compensation after it move the
+     *       loss by about that code's share of it (the loss is ~ a sum over the codes' errors).
      * </ul>
      */
     @Test
@@ -216,9 +219,13 @@ class CudaGptqResidentGpuTest {
                 assertTrue(differ <= want.codes().length / 1000, what + ": " + differ + " codes differ");
                 double own = Gptq.proxyLoss(m.toFloatArray(), run.gotWq(), c.n(), c.k(), h, TWIN);
                 double loss = run.got().proxyLoss();
-                assertTrue(Math.abs(loss - own) <= 1e-9 * own, what + ": proxy loss " + loss + " vs " + own);
+                assertTrue(Math.abs(loss - own) <= 1e-8 * own, what + ": proxy loss " + loss + " vs " + own);
+                boolean same = differ == 0 && Arrays.equals(want.scales(), got.scales());
+                double allowed = same ? 1e-8 : 1e-4 + 4.0 * differ / want.codes().length;
                 double ref = run.want().result().proxyLoss();
-                assertTrue(Math.abs(loss - ref) <= 1e-4 * ref, what + ": proxy loss " + loss + " vs reference " + ref);
+                assertTrue(
+                        Math.abs(loss - ref) <= allowed * ref,
+                        what + ": proxy loss " + loss + " vs reference " + ref + " (allowed " + allowed + " relative)");
             }
         }
     }
