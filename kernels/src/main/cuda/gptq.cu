@@ -270,7 +270,8 @@ extern "C" __global__ void m2q_gptq_dequant(
 // Java twin: Gptq.proxyLoss, its sum of (D H) o D in double, first pass: rows[r] = sum over c of
 // (double) y[r*k + c] * d[r*k + c], one block per row, a fixed tree (deterministic; the Java loop adds in
 // sequence, so the two differ by double rounding only). y, d [n, k], rows [n]. Grid n, block 256.
-extern "C" __global__ void __launch_bounds__(256) m2q_gptq_loss_rows(int k, const float* y, const float* d, double* rows) {
+extern "C" __global__ void __launch_bounds__(256) m2q_gptq_loss_rows(
+        int k, const float* y, const float* d, double* rows) {
     __shared__ double part[256];
     const long long base = static_cast<long long>(blockIdx.x) * k;
     double s = 0.0;

@@ -81,7 +81,7 @@ public final class DampedCholesky {
         return new Result(a, d.lambda(), d.retries(), dead);
     }
 
-    /** One factorization at {@code shift}, as {@link GptqKernels#choleskyInverse}: false leaves its input for a retry. */
+    /** One factorization at {@code shift}, as {@link GptqKernels#choleskyInverse}: false leaves its input to retry. */
     @FunctionalInterface
     public interface Attempt {
         boolean factor(float shift, boolean fp64);

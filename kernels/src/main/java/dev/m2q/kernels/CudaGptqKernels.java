@@ -15,13 +15,13 @@ import java.util.Objects;
  * {@link GptqKernels} on the GPU of a {@link CudaKernels}, which offers it through {@link
  * CudaKernels#capability}: the Cholesky inverse is {@link DeviceCholesky} (cholesky.cu), the column loop {@link
  * DeviceGptq} (gptq.cu), and GPTQ on resident buffers ({@link CudaBuf}, {@link CudaWeight}) is {@link
- * DeviceGptqResident}, which runs both on device buffers. A call whose work is below the backend's {@link CudaKernels.Policy#minDeviceWork()}
- * runs {@link JavaGptqKernels} over the backend's CPU kernels instead. Calls hold the backend's lock, so they
- * are serialized with its other operations (one device, one set of work buffers).
+ * DeviceGptqResident}, which runs both on device buffers. A call whose work is below the backend's {@link
+ * CudaKernels.Policy#minDeviceWork()} runs {@link JavaGptqKernels} over the backend's CPU kernels instead. Calls
+ * hold the backend's lock, so they are serialized with its other operations (one device, one set of work buffers).
  *
  * <p>Agreement with the Java twin, as CudaGptqGpuTest checks: the inverse to fp32 summation error (another
  * blocking); the codes and scales bit for bit up to ties that a different in-block rounding would flip, g_idx
- * exact.
+ * exact. For quantize on resident data, see {@link DeviceGptqResident} (CudaGptqResidentGpuTest).
  */
 final class CudaGptqKernels implements GptqKernels {
     private final CudaKernels cuda;

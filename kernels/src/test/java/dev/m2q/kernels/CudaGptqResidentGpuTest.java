@@ -173,7 +173,8 @@ class CudaGptqResidentGpuTest {
      *       weight within that of a rounding tie can flip, and GPTQ then compensates the flipped error in the
      *       column's later positions: the tie-flip allowance of CudaGptqGpuTest, ≤ 0.1% of the codes;
      *   <li>proxy loss: against Gptq.proxyLoss on the device's own Ŵ within 1e-8 relative (the same fp32 D·H, the
-     *       Java twin's FMA chains; only the double sum's order differs: ≤ ~N·K·2⁻⁵³ times the terms' cancellation).
+     *       Java twin's FMA chains; only the double sum's order differs: ≤ ~N·K·2⁻⁵³ times the terms'
+     *       cancellation).
      *       Against the reference's: the same 1e-8 when every code and scale agrees (then Ŵ is the same); else 1e-4
      *       plus 4× the fraction of codes that differ, since a flipped code and the compensation after it move the
      *       loss by about that code's share of it (the loss is ~ a sum over the codes' errors).
