@@ -18,11 +18,24 @@ public final class ActOrder {
         if (h.length != (long) k * k) {
             throw new IllegalArgumentException("H must be [" + k + ", " + k + "], got " + h.length + " values");
         }
+        float[] diag = new float[k];
+        for (int i = 0; i < k; i++) {
+            diag[i] = h[i * k + i];
+        }
+        return permutationOfDiagonal(diag);
+    }
+
+    /**
+     * {@link #permutation} from H's diagonal alone (diag[i] = H[i, i]), for a backend that holds H and reads out
+     * only its diagonal.
+     */
+    public static int[] permutationOfDiagonal(float[] diag) {
+        int k = diag.length;
         Integer[] idx = new Integer[k];
         for (int i = 0; i < k; i++) {
             idx[i] = i;
         }
-        Arrays.sort(idx, Comparator.comparingDouble((Integer i) -> h[i * k + i]).reversed());
+        Arrays.sort(idx, Comparator.comparingDouble((Integer i) -> diag[i]).reversed());
         int[] perm = new int[k];
         for (int i = 0; i < k; i++) {
             perm[i] = idx[i];

@@ -58,8 +58,7 @@ public final class DampedCholesky {
         }
         for (int e = 0; e < h.length; e++) {
             if (!Float.isFinite(h[e])) {
-                throw new IllegalArgumentException("Hessian entry [" + e / k + ", " + e % k + "] is " + h[e]
-                        + ": the calibration activations overflowed or contain NaN; no dampening can fix that");
+                throw nonFiniteEntry(e, k, h[e]);
             }
         }
         // a = JHJ: a[p, q] = h[K−1−p, K−1−q].
@@ -71,18 +70,50 @@ public final class DampedCholesky {
                 a[dst + q] = h[src - q];
             }
         }
-        int[] dead = deadColumns(h, k);
-        float[] diag = new float[k];
+        float[] hDiag = new float[k];
+        for (int i = 0; i < k; i++) {
+            hDiag[i] = h[i * k + i];
+        }
+        int[] dead = deadColumnsOfDiagonal(hDiag);
+        float[] diag = shiftedDiagonal(hDiag);
+        Damping d = damp(diag, damp, (shift, fp64) -> kernels.choleskyInverse(a, diag, shift, k, fp64));
+        reverseLowerIntoUpper(a, k);
+        return new Result(a, d.lambda(), d.retries(), dead);
+    }
+
+    /** One factorization at {@code shift}, as {@link GptqKernels#choleskyInverse}: false leaves its input to retry. */
+    @FunctionalInterface
+    public interface Attempt {
+        boolean factor(float shift, boolean fp64);
+    }
+
+    /**
+     * The λ that succeeded and the failures before it.
+     *
+     * @param lambda the dampening fraction used
+     * @param retries failed factorizations before it
+     */
+    public record Damping(double lambda, int retries) {}
+
+    /**
+     * The retry policy of {@link #factor}, for any holder of JHJ: the shift is λ·mean(diag) (mean in double, in
+     * diag's order), λ = damp, then damp + {@link #DAMP_STEP}·r after r failures, fp32 at the first λ and fp64
+     * after, until an attempt succeeds.
+     *
+     * @param diag JHJ's diagonal with dead entries set to 1 ({@link #shiftedDiagonal})
+     * @throws IllegalArgumentException when every λ below 1 fails
+     */
+    public static Damping damp(float[] diag, double damp, Attempt attempt) {
+        int k = diag.length;
         double sum = 0;
         for (int p = 0; p < k; p++) {
-            diag[p] = a[p * k + p] == 0f ? 1f : a[p * k + p];
             sum += diag[p];
         }
         double mean = sum / k;
         int retries = 0;
         double lambda = damp;
         // fp32 first; once damping has to rise, the factorization is redone in fp64 (rounded to fp32 at the end).
-        while (!kernels.choleskyInverse(a, diag, (float) (lambda * mean), k, retries > 0)) {
+        while (!attempt.factor((float) (lambda * mean), retries > 0)) {
             retries++;
             lambda = damp + DAMP_STEP * retries;
             if (lambda >= 1) {
@@ -92,13 +123,37 @@ public final class DampedCholesky {
                         damp + DAMP_STEP * (retries - 1), retries, damp));
             }
         }
-        reverseLowerIntoUpper(a, k);
-        return new Result(a, lambda, retries, dead);
+        return new Damping(lambda, retries);
+    }
+
+    /**
+     * The diagonal the factorization shifts, from H's (hDiag[i] = H[i, i]): JHJ's, so position p holds
+     * hDiag[K−1−p], with a dead entry (0) set to 1.
+     */
+    public static float[] shiftedDiagonal(float[] hDiag) {
+        int k = hDiag.length;
+        float[] diag = new float[k];
+        for (int p = 0; p < k; p++) {
+            float v = hDiag[k - 1 - p];
+            diag[p] = v == 0f ? 1f : v;
+        }
+        return diag;
+    }
+
+    /** The failure for H's entry e = row·K + column that is not finite. */
+    public static IllegalArgumentException nonFiniteEntry(long e, int k, float value) {
+        return new IllegalArgumentException("Hessian entry [" + e / k + ", " + e % k + "] is " + value
+                + ": the calibration activations overflowed or contain NaN; no dampening can fix that");
     }
 
     /** Input channels whose H_kk is exactly 0 (never active in the calibration data). */
     public static int[] deadColumns(float[] h, int k) {
         return IntStream.range(0, k).filter(i -> h[i * k + i] == 0f).toArray();
+    }
+
+    /** {@link #deadColumns} from H's diagonal alone: the i with diag[i] exactly 0. */
+    public static int[] deadColumnsOfDiagonal(float[] diag) {
+        return IntStream.range(0, diag.length).filter(i -> diag[i] == 0f).toArray();
     }
 
     /** U = J·X·J: U[p, q] = X[K−1−p, K−1−q], moved from the lower triangle to the upper; the lower becomes 0. */

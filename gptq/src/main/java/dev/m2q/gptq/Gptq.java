@@ -48,7 +48,7 @@ public final class Gptq {
             Arrays.fill(wt, c * n, (c + 1) * n, 0f);
         }
         if (dead.length > 0) {
-            fallbacks.add(dead.length + " dead input column" + (dead.length == 1 ? "" : "s") + " zeroed");
+            fallbacks.add(deadNote(dead.length));
         }
 
         // Act-order: columns by descending diag(H). Static groups fix their scales first, on original columns.
@@ -69,9 +69,7 @@ public final class Gptq {
         GptqKernels gptqKernels = GptqKernels.of(kernels);
         DampedCholesky.Result chol = DampedCholesky.factor(hp, k, o.damp(), gptqKernels);
         if (chol.retries() > 0) {
-            fallbacks.add(String.format(
-                    "damp raised from %s to %.2f after %d Cholesky failure%s",
-                    o.damp(), chol.dampUsed(), chol.retries(), chol.retries() == 1 ? "" : "s"));
+            fallbacks.add(dampNote(o.damp(), chol.dampUsed(), chol.retries()));
         }
         float[] u = chol.hinvUpper();
         hp = null;
@@ -82,6 +80,18 @@ public final class Gptq {
         Duration time = Duration.ofNanos(System.nanoTime() - start);
         double loss = proxyLoss(w, q.dequantize(), n, k, h, kernels);
         return new GptqResult(q, loss, chol.dampUsed(), fallbacks, time);
+    }
+
+    /** The report's line for {@code count} > 0 dead input columns zeroed (a {@link GptqResult#fallbacks} entry). */
+    public static String deadNote(int count) {
+        return count + " dead input column" + (count == 1 ? "" : "s") + " zeroed";
+    }
+
+    /** The report's line for a damp raised from {@code damp} to {@code used} after {@code retries} > 0 failures. */
+    public static String dampNote(double damp, double used, int retries) {
+        return String.format(
+                "damp raised from %s to %.2f after %d Cholesky failure%s",
+                damp, used, retries, retries == 1 ? "" : "s");
     }
 
     /** {@link #proxyLoss(float[], float[], int, int, float[], Kernels)} with the default kernels. */

@@ -98,12 +98,22 @@ public final class GptqLoop {
         float[] absmax = new float[n];
         kern.absMaxColumns(w1, from * n, g, n, absmax, 0);
         for (int c = 0; c < n; c++) {
-            if (!Float.isFinite(absmax[c])) {
-                throw new IllegalArgumentException("a weight of output " + c + " in inputs " + from + ".."
-                        + (from + g - 1) + " became " + absmax[c]
-                        + " during GPTQ; the Hessian is ill-conditioned, try a larger --damp");
-            }
-            scales[at + c] = Rtn.scale(absmax[c]);
+            scales[at + c] = groupScale(absmax[c], c, from, g);
         }
+    }
+
+    /**
+     * The scale of output channel {@code output} over W1 rows [from, from + g) from their absmax: Rtn.scale, after
+     * the check that the group's weights are finite. Shared with device loops that compute the absmax themselves.
+     *
+     * @throws IllegalArgumentException when absmax is not finite, or (Rtn.scale's) when the scale overflows fp16
+     */
+    public static float groupScale(float absmax, int output, int from, int g) {
+        if (!Float.isFinite(absmax)) {
+            throw new IllegalArgumentException("a weight of output " + output + " in inputs " + from + ".."
+                    + (from + g - 1) + " became " + absmax
+                    + " during GPTQ; the Hessian is ill-conditioned, try a larger --damp");
+        }
+        return Rtn.scale(absmax);
     }
 }

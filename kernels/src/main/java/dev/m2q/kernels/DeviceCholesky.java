@@ -15,24 +15,41 @@ final class DeviceCholesky {
 
     private DeviceCholesky() {}
 
-    /** cuSOLVER's potrf and trtri when loaded ({@link VendorSolver}), else m2q's blocked kernels. */
+    /**
+     * The SPI's choleskyInverse on host arrays: a and diag uploaded, {@link #onDevice}, and L⁻¹ downloaded into a
+     * on success (a failure leaves a as it was).
+     */
     static boolean run(Device dev, float[] a, float[] diag, float shift, int k, boolean fp64) {
+        int kk = k * k;
+        try (DeviceBuffer in = dev.upload(a, 0, kk);
+                DeviceBuffer d = dev.upload(diag, 0, k)) {
+            if (!onDevice(dev, in, d, shift, k, fp64)) {
+                return false;
+            }
+            dev.ctx.download(in, 0, a, 0, kk);
+            return true;
+        }
+    }
+
+    /**
+     * The SPI's choleskyInverse on device buffers: in [k, k] fp32 holds A's strict upper triangle (its lower
+     * triangle is scratch) and d [k] A's diagonal. On success in holds L⁻¹ in its lower triangle and zeros above;
+     * on failure in and d are as they were, so the caller can retry with a larger shift. cuSOLVER's potrf and
+     * trtri when loaded ({@link VendorSolver}), else m2q's blocked kernels.
+     */
+    static boolean onDevice(Device dev, DeviceBuffer in, DeviceBuffer d, float shift, int k, boolean fp64) {
         if (dev.vendor.solver().isPresent()) {
             return dev.vendor
                     .solver()
                     .get()
-                    .choleskyInverse(dev, dev.vendor.blas().orElseThrow(), a, diag, shift, k, fp64);
+                    .choleskyInverse(dev, dev.vendor.blas().orElseThrow(), in, d, shift, k, fp64);
         }
-        int kk = k * k;
-        try (DeviceBuffer in = dev.upload(a, 0, kk);
-                DeviceBuffer d = dev.upload(diag, 0, k);
-                DeviceBuffer flag = dev.upload(new int[1], 0, 1);
-                DeviceBuffer m = dev.alloc((fp64 ? 8L : 4L) * kk)) {
+        try (DeviceBuffer flag = dev.upload(new int[1], 0, 1);
+                DeviceBuffer m = dev.alloc((fp64 ? 8L : 4L) * k * k)) {
             if (!factor(dev, in, d, shift, flag, m, k, fp64)) {
                 return false;
             }
             invert(dev, in, m, k, fp64);
-            dev.ctx.download(in, 0, a, 0, kk);
             return true;
         }
     }

@@ -18,6 +18,10 @@ final class DeviceGptq {
 
     private DeviceGptq() {}
 
+    /**
+     * The SPI's column loop on host arrays: W1, U, the order and the static scales uploaded, {@link #onDevice},
+     * the codes (and the computed scales) downloaded, g_idx from the order ({@link #groupIndex}).
+     */
     static void run(
             Device dev,
             float[] wt,
@@ -37,32 +41,61 @@ final class DeviceGptq {
             order = new int[k];
             Arrays.setAll(order, i -> i);
         }
-        int b = Math.min(blockSize, k);
-        int[] records = new int[4 * n];
-        Arrays.fill(records, -1);
         try (DeviceBuffer w1 = dev.upload(wt, 0, k * n);
                 DeviceBuffer ub = dev.upload(u, 0, k * k);
                 DeviceBuffer pb = dev.upload(order, 0, k);
                 DeviceBuffer sb = staticGroups ? dev.upload(scales, 0, groups * n) : dev.alloc(4L * groups * n);
-                DeviceBuffer cb = dev.alloc(4L * k * n);
-                DeviceBuffer negErr = dev.alloc(4L * b * n);
+                DeviceBuffer cb = dev.alloc(4L * k * n)) {
+            onDevice(dev, w1, ub, pb, sb, cb, k, n, groupSize, blockSize, staticGroups);
+            dev.ctx.download(cb, 0, codes, 0, k * n);
+            if (!staticGroups) {
+                dev.ctx.download(sb, 0, scales, 0, groups * n);
+            }
+        }
+        System.arraycopy(groupIndex(order, groupSize, staticGroups), 0, gIdx, 0, k);
+    }
+
+    /**
+     * The column loop on device buffers: w1 [k, n] W1 (modified), u [k, k] U, perm [k] the order (position →
+     * original channel), scales [k/G, n] (read for static groups, written otherwise), codes [k, n] int32 by
+     * original channel (written). Its work buffers are its own; a failure throws the Java loop's first ({@link
+     * #firstFailure}).
+     */
+    static void onDevice(
+            Device dev,
+            DeviceBuffer w1,
+            DeviceBuffer u,
+            DeviceBuffer perm,
+            DeviceBuffer scales,
+            DeviceBuffer codes,
+            int k,
+            int n,
+            int groupSize,
+            int blockSize,
+            boolean staticGroups) {
+        int b = Math.min(blockSize, k);
+        int[] records = new int[4 * n];
+        Arrays.fill(records, -1);
+        try (DeviceBuffer negErr = dev.alloc(4L * b * n);
                 DeviceBuffer failures = dev.upload(records, 0, records.length);
                 DeviceBuffer anyFailure = dev.upload(new int[1], 0, 1)) {
-            columns(dev, w1, ub, pb, sb, cb, negErr, failures, anyFailure, k, n, groupSize, b, staticGroups);
+            columns(dev, w1, u, perm, scales, codes, negErr, failures, anyFailure, k, n, groupSize, b, staticGroups);
             int[] any = new int[1];
             dev.ctx.download(anyFailure, 0, any, 0, 1);
             if (any[0] != 0) {
                 dev.ctx.download(failures, 0, records, 0, records.length);
                 throw firstFailure(records, n);
             }
-            dev.ctx.download(cb, 0, codes, 0, k * n);
-            if (!staticGroups) {
-                dev.ctx.download(sb, 0, scales, 0, groups * n);
-            }
         }
-        for (int i = 0; i < k; i++) {
+    }
+
+    /** g_idx [k] of the loop's order: channel order[i] in group order[i]/G (static groups) or i/G (dynamic). */
+    static int[] groupIndex(int[] order, int groupSize, boolean staticGroups) {
+        int[] gIdx = new int[order.length];
+        for (int i = 0; i < order.length; i++) {
             gIdx[order[i]] = staticGroups ? order[i] / groupSize : i / groupSize;
         }
+        return gIdx;
     }
 
     /**

@@ -94,13 +94,16 @@ final class VendorSolver {
         return trtri.isPresent();
     }
 
-    /** The SPI's choleskyInverse on the device: see the class comment. {@code blas} reads the pivots. */
-    boolean choleskyInverse(Device dev, VendorBlas blas, float[] a, float[] diag, float shift, int k, boolean fp64) {
+    /**
+     * The SPI's choleskyInverse on device buffers (see the class comment and {@link DeviceCholesky#onDevice}): in
+     * [k, k] fp32 with A's strict upper triangle, d [k]; on success L⁻¹ in in, on failure in and d untouched.
+     * {@code blas} reads the pivots.
+     */
+    boolean choleskyInverse(
+            Device dev, VendorBlas blas, DeviceBuffer in, DeviceBuffer d, float shift, int k, boolean fp64) {
         long kk = (long) k * k;
         int size = fp64 ? 8 : 4;
-        try (DeviceBuffer in = dev.upload(a, 0, (int) kk);
-                DeviceBuffer d = dev.upload(diag, 0, k);
-                DeviceBuffer m = dev.alloc(size * kk);
+        try (DeviceBuffer m = dev.alloc(size * kk);
                 DeviceBuffer info = dev.upload(new int[1], 0, 1);
                 DeviceBuffer pivots = dev.alloc((long) size * k)) {
             DeviceCholesky.init(dev, in, d, shift, m, k, fp64);
@@ -120,13 +123,11 @@ final class VendorSolver {
                 }
                 if (fp64) {
                     dev.kernel("m2q_convert_f64_f32").launch(Device.blocks(kk, 256), 1, 1, 256, 1, 1, 0, kk, m, in);
-                    dev.ctx.download(in, 0, a, 0, (int) kk);
                 } else {
-                    dev.ctx.download(m, 0, a, 0, (int) kk);
+                    dev.ctx.copy(in, 0, m, 0, 4 * kk);
                 }
             } else {
                 DeviceCholesky.invert(dev, in, m, k, fp64);
-                dev.ctx.download(in, 0, a, 0, (int) kk);
             }
             return true;
         }

@@ -8,6 +8,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.m2q.core.kernels.Matrix;
 import dev.m2q.core.quant.Rtn;
+import dev.m2q.gptq.GptqCodes;
+import dev.m2q.gptq.GptqProblem;
+import dev.m2q.gptq.JavaGptqKernels;
 import java.util.Arrays;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
@@ -105,5 +108,38 @@ class CudaKernelsHostTest {
         assertThrows(IllegalArgumentException.class, () -> new CudaKernels.Policy(true, 0, -1));
         assertEquals(0, CudaKernels.Policy.allOnDevice(false).minDeviceWork());
         assertTrue(CudaKernels.Policy.DEFAULT.bf16TensorCores());
+    }
+
+    /**
+     * The g_idx that the device loops report ({@link DeviceGptq#groupIndex}, from the order alone) is the Java
+     * loop's, for dynamic groups (position i in group i / G) and static ones (channel c in group c / G), with and
+     * without a permutation.
+     */
+    @Test
+    void groupIndexIsTheJavaLoops() {
+        SplittableRandom r = new SplittableRandom(52);
+        int k = 96;
+        int n = 5;
+        int g = 32;
+        float[] w1 = GpuTesting.uniform(r, k * n, -1, 1);
+        float[] u = new float[k * k];
+        for (int i = 0; i < k; i++) {
+            u[i * k + i] = 1f; // U = I: no error pushed on, enough for g_idx
+        }
+        int[] perm = GpuTesting.permutation(r, k);
+        int[] identity = new int[k];
+        Arrays.setAll(identity, i -> i);
+        for (int[] order : new int[][] {identity, perm}) {
+            for (boolean staticGroups : new boolean[] {false, true}) {
+                float[] scales = staticGroups ? GpuTesting.uniform(r, k / g * n, 0.01, 0.1) : null;
+                GptqCodes c = new JavaGptqKernels(GpuTesting.TWIN)
+                        .columnLoop(
+                                new GptqProblem(w1.clone(), u, k, n, g, 24, order == identity ? null : order, scales));
+                assertArrayEquals(
+                        c.gIdx(),
+                        DeviceGptq.groupIndex(order, g, staticGroups),
+                        "static " + staticGroups + ", permuted " + (order != identity));
+            }
+        }
     }
 }
