@@ -20,16 +20,14 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The bytes that would cross the host ↔ backend boundary today (issue 14 item 2), counted by {@link
- * CountingKernels} on the fixture: these are the BEFORE figures. Item 1 (backend-resident buffers) must bring
- * them down to, per layer pass, the layer's weights once, its input activations once and its outputs once plus
- * the results (codes, scales, g_idx, statistics), and per decode step O(hidden + vocab) bytes (today the step
- * moves every layer's activations and the whole KV cache). When item 1 lands these expectations change on
- * purpose: assert the AFTER figures here and keep the BEFORE ones in docs/BENCHMARKS.md.
- *
- * <p>The layer pass has landed: {@link #LAYER_PASS} is the AFTER figure, on the backend-resident pipeline, and
- * {@link #layerPassCrossesTheBudgetExactly} checks it against the budget above; the BEFORE formula stays in
- * {@link BoundaryFormulas#layerPassBefore} for the documentation.
+ * The bytes that cross the host ↔ backend boundary (issue 14 item 2), counted by {@link CountingKernels} on the
+ * fixture, on the backend-resident design of item 1: per layer pass the layer's weights once, its input activations
+ * once and its outputs once plus the results (codes, scales, g_idx, statistics) ({@link #LAYER_PASS}, checked
+ * against that budget by {@link #layerPassCrossesTheBudgetExactly}); per decode step the embedding row in and the
+ * logits row out, whatever the number of layers ({@link #DECODE_STEP}). The BEFORE figures, counted on the
+ * host-array SPI of commit b120b49, stay as formulas ({@link BoundaryFormulas#decodeStep}, {@link
+ * BoundaryFormulas#layerPassBefore}) checked against the counts measured then, so docs/BENCHMARKS.md gives both
+ * from the same code.
  *
  * <p>The counts are exact integers of a deterministic call sequence, so any change in how the model or the
  * pipeline calls the kernels shows here; {@link BoundaryFormulas} must then be updated with it (the formulas
@@ -221,13 +219,14 @@ class BoundaryBytesTest {
                 BoundaryFormulas.total(at32B).bytes());
     }
 
-    /** The 32B figures of docs/BENCHMARKS.md, from the formulas the tests above check (printed for the doc). */
+    /**
+     * The 32B layer-pass figures of docs/BENCHMARKS.md, before and after item 1, from the formulas the tests above
+     * check (printed for the doc; the decode step's are {@link #decodeFiguresAt32B}).
+     */
     @Test
     void figuresAt32B() {
         BoundaryFormulas f = BoundaryFormulas.QWEN25_32B;
-        var decode = f.decodeStep(64, 2048);
         var layer = f.layerPass(2048, 128, 128);
-        System.out.println("32B decode step (64 layers, 2048 cached):\n" + BoundaryFormulas.markdown(decode));
         System.out.println("32B GPTQ layer pass before (128 batches of 2048 tokens):\n"
                 + BoundaryFormulas.markdown(f.layerPassBefore(2048, 128, 128)));
         System.out.println(
