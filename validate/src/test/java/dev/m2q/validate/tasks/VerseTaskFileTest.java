@@ -28,8 +28,8 @@ class VerseTaskFileTest {
     static final Path TASK = Path.of("..", "fixtures", "tasks", "verse-endings.jsonl");
     static final int CHOICES = 4;
     static final int MIN_ITEMS = 400;
-    /** The generator's distractor rule: character length within ±30% of the true ending's. */
-    static final double LENGTH_TOLERANCE = 0.3;
+    /** The generator's distractor rule: character length within ±10% of the true ending's. */
+    static final double LENGTH_TOLERANCE = 0.1;
 
     record Item(String id, String context, List<String> choices, int answer) {
         String truth() {
@@ -124,9 +124,9 @@ class VerseTaskFileTest {
                     .count();
             for (String c : it.choices()) {
                 assertTrue(endings.contains(c), it.id() + ": '" + c + "' is no item's true ending");
-                // the generator only goes beyond ±30% when fewer than three such endings exist
+                // the generator only goes beyond ±10% when fewer than three such endings exist
                 if (pool >= CHOICES - 1) {
-                    assertTrue(within(c.length(), len), it.id() + ": '" + c + "' is not within ±30% of " + len);
+                    assertTrue(within(c.length(), len), it.id() + ": '" + c + "' is not within ±10% of " + len);
                 }
             }
             widened += pool >= CHOICES - 1 ? 0 : 1;
