@@ -1,5 +1,6 @@
 package dev.m2q.validate.tasks;
 
+import java.util.List;
 import java.util.Locale;
 
 /**
@@ -32,6 +33,11 @@ public record AccuracyGate(double maxDropPoints) {
      * @param sentence what the report prints
      */
     public record Result(String task, String metric, double limit, double value, boolean passed, String sentence) {}
+
+    /** Applies the gate to each comparison, in order (for example every task's primary metric, then the pooled one). */
+    public List<Result> check(List<TaskComparison> comparisons) {
+        return comparisons.stream().map(this::check).toList();
+    }
 
     /** Applies the gate to one comparison. */
     public Result check(TaskComparison c) {

@@ -186,6 +186,12 @@ class TaskStatsTest {
         assertEquals(new TaskStats.Interval(100, 100), lost.dropInterval());
         assertTrue(new AccuracyGate(100).check(lost).passed());
         assertFalse(new AccuracyGate(Math.nextDown(100.0)).check(lost).passed());
+        assertEquals(
+                List.of(true, false),
+                new AccuracyGate(upper)
+                        .check(List.of(c, lost)).stream()
+                                .map(AccuracyGate.Result::passed)
+                                .toList());
         assertThrows(IllegalArgumentException.class, () -> new AccuracyGate(Double.NaN));
     }
 
