@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import java.text.DecimalFormat;
 import java.text.DecimalFormatSymbols;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import javax.imageio.ImageIO;
@@ -21,6 +22,7 @@ import org.jfree.chart.axis.CategoryAxis;
 import org.jfree.chart.axis.LogAxis;
 import org.jfree.chart.axis.NumberAxis;
 import org.jfree.chart.axis.NumberTickUnit;
+import org.jfree.chart.axis.SymbolAxis;
 import org.jfree.chart.block.BlockBorder;
 import org.jfree.chart.labels.ItemLabelAnchor;
 import org.jfree.chart.labels.ItemLabelPosition;
@@ -35,6 +37,7 @@ import org.jfree.chart.renderer.category.BarRenderer;
 import org.jfree.chart.renderer.category.StandardBarPainter;
 import org.jfree.chart.renderer.xy.StandardXYBarPainter;
 import org.jfree.chart.renderer.xy.XYBarRenderer;
+import org.jfree.chart.renderer.xy.XYErrorRenderer;
 import org.jfree.chart.title.TextTitle;
 import org.jfree.chart.ui.RectangleAnchor;
 import org.jfree.chart.ui.RectangleInsets;
@@ -42,6 +45,8 @@ import org.jfree.chart.ui.TextAnchor;
 import org.jfree.data.category.DefaultCategoryDataset;
 import org.jfree.data.xy.XYIntervalSeries;
 import org.jfree.data.xy.XYIntervalSeriesCollection;
+import org.jfree.data.xy.YIntervalSeries;
+import org.jfree.data.xy.YIntervalSeriesCollection;
 
 /**
  * The PNG plots of {@code validation.md}, drawn with JFreeChart.
@@ -71,6 +76,9 @@ public final class Plots {
     static final Color CANDIDATE = new Color(0x2b6cb0);
     static final Color BASELINE = new Color(0xdd7a2c);
     /** Baseline bars over the candidate's histogram: see-through so both stay visible. */
+    /** The third model of a task-accuracy plot (the reference model there, the other two being candidate and RTN). */
+    static final Color REFERENCE = new Color(0x444444);
+
     static final Color BASELINE_OVERLAY = new Color(0xdd, 0x7a, 0x2c, 0x80);
 
     private static final Color BACKGROUND = Color.WHITE;
@@ -236,6 +244,90 @@ public final class Plots {
         plot.setDomainGridlinesVisible(false);
 
         write(png, chart(title, plot, false));
+    }
+
+    /**
+     * Per-task accuracy of each model, in percent, as a point with its 95% interval as an error bar; the models of a
+     * task sit side by side around its tick. Series colours: the first model {@link #REFERENCE}, the second
+     * {@link #CANDIDATE}, the third {@link #BASELINE}.
+     *
+     * @param tasks the tasks' axis labels, in order
+     * @param models the models' names (1 to 3), in order
+     * @param accuracy {@code [model][task]} percent, finite and in [0, 100]
+     * @param low {@code [model][task]} the interval's lower end, finite, ≤ accuracy
+     * @param high {@code [model][task]} the interval's upper end, finite, ≥ accuracy, ≤ 100
+     */
+    public static void taskAccuracy(
+            Path png,
+            String title,
+            String subtitle,
+            List<String> tasks,
+            List<String> models,
+            double[][] accuracy,
+            double[][] low,
+            double[][] high)
+            throws IOException {
+        requireLabel("title", title);
+        if (tasks == null || tasks.isEmpty()) {
+            throw new IllegalArgumentException("tasks is empty: nothing to plot");
+        }
+        if (models == null || models.isEmpty() || models.size() > 3) {
+            throw new IllegalArgumentException(
+                    "models: 1 to 3 are plotted, got " + (models == null ? 0 : models.size()));
+        }
+        tasks.forEach(t -> requireLabel("task name", t));
+        models.forEach(m -> requireLabel("model name", m));
+        if (accuracy.length != models.size() || low.length != models.size() || high.length != models.size()) {
+            throw new IllegalArgumentException("accuracy, low and high need one row per model (" + models.size() + ")");
+        }
+        YIntervalSeriesCollection data = new YIntervalSeriesCollection();
+        double width = 0.6; // the models of one task share [i − 0.3, i + 0.3]
+        for (int m = 0; m < models.size(); m++) {
+            String name = models.get(m);
+            requireFinite(name + " accuracy", accuracy[m]);
+            requireFinite(name + " low", low[m]);
+            requireFinite(name + " high", high[m]);
+            if (accuracy[m].length != tasks.size() || low[m].length != tasks.size() || high[m].length != tasks.size()) {
+                throw new IllegalArgumentException(name + ": one value per task (" + tasks.size() + ") is needed");
+            }
+            YIntervalSeries s = new YIntervalSeries(name);
+            double offset = models.size() == 1 ? 0 : -width / 2 + width * m / (models.size() - 1);
+            for (int t = 0; t < tasks.size(); t++) {
+                double a = accuracy[m][t];
+                if (!(0 <= low[m][t] && low[m][t] <= a && a <= high[m][t] && high[m][t] <= 100)) {
+                    throw new IllegalArgumentException(name + " on " + tasks.get(t) + ": need 0 ≤ low ≤ accuracy ≤ high"
+                            + " ≤ 100, got " + low[m][t] + " ≤ " + a + " ≤ " + high[m][t]);
+                }
+                s.add(t + offset, a, low[m][t], high[m][t]);
+            }
+            data.addSeries(s);
+        }
+        SymbolAxis x = new SymbolAxis(null, tasks.toArray(String[]::new));
+        x.setRange(-0.6, tasks.size() - 0.4);
+        x.setGridBandsVisible(false);
+        x.setVerticalTickLabels(tasks.size() > 6); // many tasks (MMLU's subsets): labels side by side would overlap
+        NumberAxis y = new NumberAxis("accuracy, % (95% interval)");
+        y.setRange(0, 100);
+
+        XYErrorRenderer points = new XYErrorRenderer();
+        points.setDefaultLinesVisible(false);
+        points.setDefaultShapesVisible(true);
+        points.setDrawXError(false);
+        points.setDrawYError(true);
+        points.setErrorStroke(new BasicStroke(2f));
+        points.setCapLength(8);
+        Color[] colours = {REFERENCE, CANDIDATE, BASELINE};
+        for (int m = 0; m < models.size(); m++) {
+            points.setSeriesPaint(m, colours[m]);
+        }
+        XYPlot plot = new XYPlot(data, x, y, points);
+        plot.setDomainGridlinesVisible(false);
+
+        JFreeChart chart = chart(title, plot, true);
+        if (subtitle != null && !subtitle.isBlank()) {
+            chart.addSubtitle(subtitle(subtitle));
+        }
+        write(png, chart);
     }
 
     private static XYIntervalSeries layerBars(String label, double[] values, double left, double right) {
