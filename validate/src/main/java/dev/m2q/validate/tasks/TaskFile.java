@@ -250,6 +250,11 @@ public record TaskFile(String name, Path path, List<TaskItem> items) {
             if (context == null && question == null) {
                 throw fail(f.question(), "missing (and no \"" + f.context() + "\" field either)");
             }
+            if (question == null && f.format() != TaskFields.Format.PLAIN) {
+                throw fail(
+                        f.question(),
+                        "missing (format=" + f.format().name().toLowerCase(Locale.ROOT) + " asks a question)");
+            }
             StringBuilder b = new StringBuilder();
             switch (f.format()) {
                 case PLAIN -> {
@@ -264,17 +269,13 @@ public record TaskFile(String name, Path path, List<TaskItem> items) {
                     if (context != null) {
                         b.append("Abstract: ").append(context).append('\n');
                     }
-                    b.append("Question: ")
-                            .append(question == null ? "" : question)
-                            .append("\nAnswer:");
+                    b.append("Question: ").append(question).append("\nAnswer:");
                 }
                 case LETTERS -> {
                     if (context != null) {
                         b.append(context).append('\n');
                     }
-                    b.append("Question: ")
-                            .append(question == null ? "" : question)
-                            .append('\n');
+                    b.append("Question: ").append(question).append('\n');
                     if (choices != null) {
                         for (int i = 0; i < choices.texts.size(); i++) {
                             b.append((char) ('A' + i))

@@ -73,6 +73,12 @@ public final class TaskScorer {
             }
             eos = eos.clone();
         }
+
+        /** A copy of the eos ids. */
+        @Override
+        public int[] eos() {
+            return eos.clone();
+        }
     }
 
     private TaskScorer() {}
@@ -282,11 +288,12 @@ public final class TaskScorer {
     private static int[] greedy(Qwen2Model model, KvCache cache, int[] prompt, Options o) {
         cache.clear();
         float[] logits = model.forward(prompt, cache, true);
+        int[] eos = o.eos();
         int[] out = new int[o.maxNewTokens()];
         int n = 0;
         while (true) {
             int t = Decode.argmax(logits);
-            for (int e : o.eos()) {
+            for (int e : eos) {
                 if (t == e) {
                     return Arrays.copyOf(out, n);
                 }

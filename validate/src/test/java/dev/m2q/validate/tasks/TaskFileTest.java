@@ -251,6 +251,12 @@ class TaskFileTest {
         assertNames(
                 bad("", "{\"context\": {\"a\": 1}, \"choices\": [\"a\"], \"answer\": 0}"), f, 1, "context", "not text");
 
+        assertNames(
+                bad("format=qa", "{\"context\": \"c\", \"choices\": [\"a\"], \"answer\": 0}"),
+                f,
+                1,
+                "question",
+                "format=qa asks a question");
         InputException empty = bad("", "", "  ");
         assertEquals(f + ": no items (expected one JSON object per line)", empty.getMessage());
         InputException missing =
