@@ -8,12 +8,19 @@ import dev.m2q.core.kernels.Devices;
 import dev.m2q.core.model.ModelConfig;
 import dev.m2q.core.model.Perplexity;
 import dev.m2q.core.model.Qwen2Model;
+import dev.m2q.core.tokenizer.ChatTemplate;
 import dev.m2q.core.tokenizer.PromptFile;
 import dev.m2q.core.tokenizer.Tokenizer;
 import dev.m2q.validate.Report;
 import dev.m2q.validate.SpecBench;
 import dev.m2q.validate.ValidateOptions;
 import dev.m2q.validate.Validator;
+import dev.m2q.validate.tasks.SideBySide;
+import dev.m2q.validate.tasks.TaskComparison;
+import dev.m2q.validate.tasks.TaskEval;
+import dev.m2q.validate.tasks.TaskFields;
+import dev.m2q.validate.tasks.TaskFile;
+import dev.m2q.validate.tasks.TaskScorer;
 import java.io.PrintWriter;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -191,6 +198,56 @@ final class ValidateCommand implements Callable<Integer> {
             description = "Where validation.json, validation.md and the plots go (default: the candidate folder).")
     Path reportDir;
 
+    @Option(
+            names = "--tasks",
+            split = ",",
+            paramLabel = "FILE",
+            description = "Task files (JSONL, one item per line; several separated by commas): multiple-choice or"
+                    + " generative items scored by the reference, the candidate and the RTN baseline when asked, with"
+                    + " paired statistics (README, \"Task accuracy\").")
+    List<Path> tasks;
+
+    @Option(
+            names = "--task-fields",
+            paramLabel = "SPEC",
+            description = "Field names of the task files, e.g. question=question,choices=options,answer=answer_idx"
+                    + " (README lists the mappings of MedQA, MedMCQA, PubMedQA and MMLU).")
+    String taskFields;
+
+    @Option(
+            names = "--task-chat",
+            description = "Render task questions through the model's chat template (the choice as the assistant's"
+                    + " answer).")
+    boolean taskChat;
+
+    @Option(
+            names = "--task-max-new-tokens",
+            defaultValue = "32",
+            paramLabel = "N",
+            description = "Greedy tokens per generative item and per --generate prompt (default ${DEFAULT-VALUE}).")
+    int taskMaxNewTokens;
+
+    @Option(
+            names = "--max-acc-drop",
+            paramLabel = "POINTS",
+            description = "Gate: exit 1 unless the accuracy drop (reference − candidate) is shown to be within POINTS:"
+                    + " the upper end of its 95% paired-bootstrap interval must be ≤ POINTS (each task's acc or"
+                    + " exact_match, and the pooled one).")
+    Double maxAccDrop;
+
+    @Option(
+            names = "--generate",
+            paramLabel = "PROMPTS",
+            description = "Generation only: both models' greedy answers to PROMPTS side by side as JSONL in --out, for"
+                    + " grading outside m2q.")
+    Path generate;
+
+    @Option(names = "--out", paramLabel = "FILE", description = "The JSONL file --generate writes.")
+    Path generateOut;
+
+    @Option(names = "--overwrite", description = "Let --generate replace an existing --out file.")
+    boolean overwrite;
+
     @Option(names = "--no-report", description = "Write no report files (print only).")
     boolean noReport;
 
@@ -210,6 +267,13 @@ final class ValidateCommand implements Callable<Integer> {
                         PathGuard.of("--text", text),
                         PathGuard.of("--draft", draft),
                         PathGuard.of("--prompts", prompts)));
+        if (generate != null) {
+            return generateOnly();
+        }
+        if (generateOut != null) {
+            throw new InputException("--out is the file --generate writes: give --generate PROMPTS too");
+        }
+        TaskEval.Options taskOptions = taskOptions();
         Speculative sp = speculative();
         if (reference == null) {
             if (sp == null) {
@@ -280,7 +344,7 @@ final class ValidateCommand implements Callable<Integer> {
                 decodeTokens,
                 gates);
         say(err);
-        Validator.Outcome o = Validator.run(opts, Version.get(), log(err));
+        Validator.Outcome o = Validator.run(opts, taskOptions, Version.get(), log(err));
         if (sp != null) {
             if (o.json().get("accuracy") != null) {
                 o.json().put("speculative", runSpeculative(sp, err));
@@ -304,6 +368,77 @@ final class ValidateCommand implements Callable<Integer> {
         }
         out.flush();
         return o.passed() ? Main.EXIT_OK : Main.EXIT_CHECK_FAILED;
+    }
+
+    /** The task files and scorer options of --tasks, read and checked before any work; null without --tasks. */
+    private TaskEval.Options taskOptions() {
+        if (tasks == null || tasks.isEmpty()) {
+            if (maxAccDrop != null || taskFields != null || taskChat) {
+                throw new InputException("--max-acc-drop, --task-fields and --task-chat apply to --tasks FILE");
+            }
+            return null;
+        }
+        if (reference == null || candidate == null) {
+            throw new InputException("--tasks needs --reference and --candidate (both models answer every item)");
+        }
+        if (taskMaxNewTokens < 1) {
+            throw new InputException("--task-max-new-tokens must be at least 1, got " + taskMaxNewTokens);
+        }
+        if (maxAccDrop != null && !(maxAccDrop >= 0 && maxAccDrop <= 100)) {
+            throw new InputException("--max-acc-drop must be in [0, 100] points, got " + maxAccDrop);
+        }
+        for (Path t : tasks) {
+            PathGuard.check(PathGuard.of("--report-dir", reportDir), PathGuard.of("--tasks", t));
+        }
+        List<TaskFile> files =
+                TaskFile.readAll(tasks, taskFields == null ? TaskFields.DEFAULT : TaskFields.parse(taskFields));
+        TaskScorer.Options so = new TaskScorer.Options(
+                taskChat ? ChatTemplate.load(reference) : null, taskMaxNewTokens, SpecBench.eosIds(reference), null);
+        return new TaskEval.Options(files, so, maxAccDrop);
+    }
+
+    /** --generate PROMPTS --out FILE: both models' answers side by side, nothing else. */
+    private int generateOnly() {
+        if (reference == null || candidate == null || generateOut == null) {
+            throw new InputException("--generate needs --reference, --candidate and --out FILE");
+        }
+        if (taskMaxNewTokens < 1) {
+            throw new InputException("--task-max-new-tokens must be at least 1, got " + taskMaxNewTokens);
+        }
+        PathGuard.check(
+                PathGuard.of("--out", generateOut),
+                PathGuard.all(
+                        PathGuard.of("--reference", reference),
+                        PathGuard.of("--candidate", candidate),
+                        PathGuard.of("--generate", generate)));
+        if (Files.exists(generateOut) && !overwrite) {
+            throw new InputException(generateOut + ": exists (pass --overwrite to replace it)");
+        }
+        if (Files.isDirectory(generateOut)) {
+            throw new InputException(generateOut + ": is a directory (--out takes a file)");
+        }
+        PromptFile.read(generate);
+        selection = device.select(kernels.get());
+        PrintWriter err = spec.commandLine().getErr();
+        say(err);
+        int n;
+        try (Qwen2Model ref = Qwen2Model.load(reference, selection.kernels());
+                Qwen2Model cand =
+                        Qwen2Model.load(candidate, selection.kernels(), new Qwen2Model.LoadOptions(w4Kernel, null))) {
+            n = SideBySide.run(
+                    ref,
+                    cand,
+                    reference,
+                    generate,
+                    taskMaxNewTokens,
+                    SpecBench.eosIds(reference),
+                    generateOut,
+                    log(err));
+        }
+        PrintWriter out = spec.commandLine().getOut();
+        out.println("wrote " + generateOut + " (" + n + " prompts, reference and candidate side by side)");
+        out.flush();
+        return Main.EXIT_OK;
     }
 
     /** Where the report goes: --report-dir, else the candidate folder. */
@@ -478,6 +613,29 @@ final class ValidateCommand implements Callable<Integer> {
                             num(m.get("kl_mean"), "%.5f"),
                             num(m.get("kl_p99"), "%.5f"),
                             percent(m.get("top1_agreement")));
+                }
+            }
+            if (o.tasks() != null) {
+                for (TaskComparison c : o.tasks().perTask()) {
+                    out.printf(
+                            Locale.ROOT,
+                            "task %s (%s, %d items): reference %.1f%%, candidate %.1f%%%s, Δ %+.1f points [%+.1f, %+.1f],"
+                                    + " McNemar p %.3g%n",
+                            c.task(),
+                            c.metric(),
+                            c.n(),
+                            100 * c.reference().accuracy(),
+                            100 * c.candidate().accuracy(),
+                            c.rtn() == null
+                                    ? ""
+                                    : String.format(
+                                            Locale.ROOT,
+                                            ", RTN %.1f%%",
+                                            100 * c.rtn().accuracy()),
+                            c.deltaPoints(),
+                            c.deltaInterval().low(),
+                            c.deltaInterval().high(),
+                            c.mcnemarP());
                 }
             }
             if (acc.get("simulated_8bit") instanceof List<?> sims) {

@@ -4,6 +4,7 @@ import dev.m2q.core.InputException;
 import dev.m2q.core.io.AtomicFile;
 import dev.m2q.core.io.OutputException;
 import dev.m2q.core.json.Json;
+import dev.m2q.validate.tasks.TaskReport;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -96,9 +97,13 @@ public final class Report {
                         "Batch-1 decode on the CPU: tokens/s");
                 plots.add(THROUGHPUT_PLOT);
             }
+            boolean taskPlot = o.tasks() != null && o.tasks().plot(dir) != null;
+            if (taskPlot) {
+                plots.add(TaskReport.PLOT);
+            }
             plots.forEach(p -> written.add(dir.resolve(p)));
             written.add(atomic(dir.resolve(JSON), Json.writePretty(o.json())));
-            written.add(atomic(dir.resolve(MARKDOWN), markdown(o)));
+            written.add(atomic(dir.resolve(MARKDOWN), markdown(o, taskPlot)));
         } catch (OutputException e) {
             throw new UncheckedIOException(
                     dir + ": cannot write the validation report (" + e.getMessage() + ")",
@@ -131,6 +136,11 @@ public final class Report {
 
     /** The report: the accuracy sections when a reference was given, then speculative decoding when measured. */
     static String markdown(Validator.Outcome o) {
+        return markdown(o, false);
+    }
+
+    /** {@link #markdown(Validator.Outcome)}, the task section embedding its plot when {@code taskPlot}. */
+    static String markdown(Validator.Outcome o, boolean taskPlot) {
         Map<String, Object> j = o.json();
         StringBuilder md = new StringBuilder();
         md.append("# Validation of ").append(j.get("candidate")).append("\n\n");
@@ -140,6 +150,9 @@ public final class Report {
             md.append("Speculative decoding only (no `--reference`, so no accuracy checks; m2q ")
                     .append(j.get("m2q_version"))
                     .append(").\n\n");
+        }
+        if (o.tasks() != null) {
+            md.append(o.tasks().markdown(taskPlot)).append('\n');
         }
         if (j.get("speculative") instanceof Map<?, ?> s) {
             speculative(md, s);

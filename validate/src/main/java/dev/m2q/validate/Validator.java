@@ -11,6 +11,8 @@ import dev.m2q.core.quant.ActivationSimulation;
 import dev.m2q.core.quant.CompressedTensorsFormat;
 import dev.m2q.core.quant.GptqLayoutCheck;
 import dev.m2q.core.quant.QuantScheme;
+import dev.m2q.core.tokenizer.Tokenizer;
+import dev.m2q.validate.tasks.TaskEval;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -56,7 +58,18 @@ public final class Validator {
             List<String> failures,
             Figures candidate,
             Figures baseline,
-            Map<String, Double> throughput) {
+            Map<String, Double> throughput,
+            TaskEval.Result tasks) {
+        /** An outcome without task accuracy. */
+        public Outcome(
+                Map<String, Object> json,
+                List<String> failures,
+                Figures candidate,
+                Figures baseline,
+                Map<String, Double> throughput) {
+            this(json, failures, candidate, baseline, throughput, null);
+        }
+
         public boolean passed() {
             return failures.isEmpty();
         }
@@ -66,6 +79,15 @@ public final class Validator {
     public record Figures(String label, double[] kl, double[] layerErrors) {}
 
     public static Outcome run(ValidateOptions o, String m2qVersion, Consumer<String> log) {
+        return run(o, null, m2qVersion, log);
+    }
+
+    /**
+     * {@link #run(ValidateOptions, String, Consumer)} with task accuracy ({@code --tasks}) when {@code tasks} is
+     * not null: every task scored by the reference, the candidate and the RTN baseline (when asked) on the models
+     * the text metrics use, compared and gated ({@link TaskEval}).
+     */
+    public static Outcome run(ValidateOptions o, TaskEval.Options tasks, String m2qVersion, Consumer<String> log) {
         Map<String, Object> json = new LinkedHashMap<>();
         json.put("m2q_version", m2qVersion);
         json.put("reference", o.reference().toString());
@@ -126,6 +148,7 @@ public final class Validator {
         double refNll = 0;
         long predicted = 0;
         int windows = 0;
+        TaskEval.Result taskResult = null;
         try (Qwen2Model ref = Qwen2Model.load(o.reference(), o.kernels());
                 Qwen2Model q =
                         Qwen2Model.load(o.candidate(), o.kernels(), new Qwen2Model.LoadOptions(o.w4Kernel(), null));
@@ -173,6 +196,10 @@ public final class Validator {
                         cand.klMean(),
                         cand.top1()));
             }
+            if (tasks != null) {
+                Tokenizer tok = Tokenizer.load(o.reference().resolve("tokenizer.json"));
+                taskResult = TaskEval.run(ref, q, rtn, tok, tasks, log);
+            }
         }
         double refPpl = Math.exp(refNll / predicted);
         accuracy.put("windows", windows);
@@ -193,6 +220,10 @@ public final class Validator {
 
         nonFinite(refPpl, cand, failures);
         gates(o.gates(), refPpl, cand, failures, json);
+        if (taskResult != null) {
+            json.put("tasks", taskResult.json());
+            failures.addAll(taskResult.failures());
+        }
         json.put("passed", failures.isEmpty());
         json.put("failures", failures);
         json.put("verdict", verdict(json, failures, o.gates()));
@@ -201,7 +232,8 @@ public final class Validator {
                 List.copyOf(failures),
                 new Figures("candidate", cand.kl(), cand.layerErrors()),
                 base == null ? null : new Figures("RTN", base.kl(), base.layerErrors()),
-                throughput);
+                throughput,
+                taskResult);
     }
 
     /** One model compared with the reference: its weights, the activations it simulates, its figures. */

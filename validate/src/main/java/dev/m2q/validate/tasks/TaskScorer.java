@@ -285,7 +285,7 @@ public final class TaskScorer {
     }
 
     /** Greedy tokens after {@code prompt}: up to {@code o.maxNewTokens()}, stopping before an eos token. */
-    private static int[] greedy(Qwen2Model model, KvCache cache, int[] prompt, Options o) {
+    static int[] greedy(Qwen2Model model, KvCache cache, int[] prompt, Options o) {
         cache.clear();
         float[] logits = model.forward(prompt, cache, true);
         int[] eos = o.eos();

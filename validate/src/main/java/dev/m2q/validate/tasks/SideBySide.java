@@ -1,0 +1,70 @@
+package dev.m2q.validate.tasks;
+
+import dev.m2q.core.io.AtomicFile;
+import dev.m2q.core.json.Json;
+import dev.m2q.core.model.KvCache;
+import dev.m2q.core.model.Qwen2Model;
+import dev.m2q.core.tokenizer.ChatTemplate;
+import dev.m2q.core.tokenizer.PromptFile;
+import dev.m2q.core.tokenizer.Tokenizer;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Consumer;
+
+/**
+ * {@code m2q validate --generate PROMPTS --out FILE}: both models' greedy answers to the same prompts, side by side,
+ * one JSON object per line ({@code id}, {@code prompt}, {@code reference}, {@code candidate}), for grading outside
+ * m2q (rubric-graded benchmarks need a grader model). Prompts are a PromptFile (plain lines or JSON lines with
+ * {@code text} or chat {@code messages}), rendered through the reference's chat template when it has one; decoding
+ * stops before an eos id or after {@code maxNewTokens}. The file is written whole, atomically.
+ */
+public final class SideBySide {
+    private SideBySide() {}
+
+    /**
+     * Generates and writes {@code out}; returns the number of prompts answered.
+     *
+     * @param eos the ids that end an answer (generation_config's eos_token_id)
+     */
+    public static int run(
+            Qwen2Model reference,
+            Qwen2Model candidate,
+            Path referenceDir,
+            Path prompts,
+            int maxNewTokens,
+            int[] eos,
+            Path out,
+            Consumer<String> log) {
+        Tokenizer tok = Tokenizer.load(referenceDir.resolve("tokenizer.json"));
+        ChatTemplate chat = ChatTemplate.load(referenceDir);
+        List<List<ChatTemplate.Message>> conversations = PromptFile.read(prompts);
+        List<int[]> ids = PromptFile.encode(prompts, tok, chat);
+        TaskScorer.Options o = new TaskScorer.Options(null, maxNewTokens, eos, null);
+        int capacity = maxNewTokens + ids.stream().mapToInt(a -> a.length).max().orElse(1);
+        StringBuilder lines = new StringBuilder();
+        try (KvCache rc = reference.newCache(capacity);
+                KvCache cc = candidate.newCache(capacity)) {
+            for (int i = 0; i < ids.size(); i++) {
+                Map<String, Object> line = new LinkedHashMap<>();
+                line.put("id", i + 1);
+                List<Map<String, Object>> messages = new ArrayList<>();
+                for (ChatTemplate.Message m : conversations.get(i)) {
+                    Map<String, Object> mm = new LinkedHashMap<>();
+                    mm.put("role", m.role());
+                    mm.put("content", m.content());
+                    messages.add(mm);
+                }
+                line.put("prompt", messages);
+                line.put("reference", tok.decode(TaskScorer.greedy(reference, rc, ids.get(i), o)));
+                line.put("candidate", tok.decode(TaskScorer.greedy(candidate, cc, ids.get(i), o)));
+                lines.append(Json.write(line)).append('\n');
+                log.accept("generate: prompt " + (i + 1) + " of " + ids.size());
+            }
+        }
+        AtomicFile.writeText(out, lines.toString());
+        return ids.size();
+    }
+}
