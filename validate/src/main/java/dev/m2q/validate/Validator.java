@@ -475,6 +475,10 @@ public final class Validator {
                     gate.byDefault() ? " (default)" : ""));
         }
         covered.add("gates " + String.join(", ", limits));
+        if (json.get("tasks") instanceof Map<?, ?> t && t.get("gates") instanceof List<?> tg && !tg.isEmpty()) {
+            Object limit = ((Map<?, ?>) tg.getFirst()).get("limit");
+            covered.add(tg.size() + " task accuracy gate(s): the drop's 95% interval within " + limit + " points");
+        }
         return "PASSED: " + String.join(", ", covered);
     }
 
