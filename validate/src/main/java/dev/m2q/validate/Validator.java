@@ -198,7 +198,14 @@ public final class Validator {
             }
             if (tasks != null) {
                 Tokenizer tok = Tokenizer.load(o.reference().resolve("tokenizer.json"));
-                taskResult = TaskEval.run(ref, q, rtn, tok, tasks, log);
+                if (whole == ActivationQuant.NONE) {
+                    taskResult = TaskEval.run(ref, q, rtn, tok, tasks, log);
+                } else {
+                    // The release as declared: its 8-bit activations and KV cache simulated in every forward.
+                    try (Qwen2Model declared = q.withActivationQuant(whole)) {
+                        taskResult = TaskEval.run(ref, declared, rtn, tok, tasks, log);
+                    }
+                }
             }
         }
         double refPpl = Math.exp(refNll / predicted);

@@ -38,6 +38,7 @@ public final class Qwen2Model implements AutoCloseable {
     private final float[] finalNorm;
     private final Matrix lmHead;
     private final Backend backend;
+    private final boolean ownsCheckpoint;
     private Head head;
 
     private Qwen2Model(
@@ -48,6 +49,19 @@ public final class Qwen2Model implements AutoCloseable {
             List<DecoderLayer> layers,
             float[] finalNorm,
             Matrix lmHead) {
+        this(config, checkpoint, kernels, embed, layers, finalNorm, lmHead, true);
+    }
+
+    private Qwen2Model(
+            ModelConfig config,
+            Checkpoint checkpoint,
+            Kernels kernels,
+            Matrix embed,
+            List<DecoderLayer> layers,
+            float[] finalNorm,
+            Matrix lmHead,
+            boolean ownsCheckpoint) {
+        this.ownsCheckpoint = ownsCheckpoint;
         this.config = config;
         this.checkpoint = checkpoint;
         this.kernels = kernels;
@@ -363,8 +377,22 @@ public final class Qwen2Model implements AutoCloseable {
                 }
             }
         } finally {
-            checkpoint.close();
+            if (ownsCheckpoint) {
+                checkpoint.close();
+            }
         }
+    }
+
+    /**
+     * This model (the same weights and checkpoint, shared) with every layer's linear inputs and keys/values run
+     * through {@code aq}, as {@link DecoderLayer#withActivationQuant} does: a release's simulated 8-bit activations
+     * and KV cache for the whole-model forwards (task scoring, decoding). Closing the view frees its own resident
+     * weights, not the checkpoint; close it before this model.
+     */
+    public Qwen2Model withActivationQuant(ActivationQuant aq) {
+        List<DecoderLayer> l =
+                layers.stream().map(x -> x.withActivationQuant(aq)).toList();
+        return new Qwen2Model(config, checkpoint, kernels, embed, l, finalNorm, lmHead, false);
     }
 
     /** Fetches tensors by name, checking dtype and shape against the config with messages that name both. */
