@@ -7,13 +7,13 @@ import dev.m2q.core.kernels.Backend;
 import dev.m2q.core.kernels.Backend.Buf;
 import dev.m2q.core.kernels.CountingKernels;
 import dev.m2q.core.kernels.CountingKernels.OpCount;
+import dev.m2q.core.kernels.Crossings;
 import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.kernels.Matrix;
 import dev.m2q.core.kernels.VectorKernels;
 import dev.m2q.core.model.ModelConfig;
 import dev.m2q.core.model.Rope;
 import java.nio.file.Path;
-import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 
@@ -26,23 +26,6 @@ import org.junit.jupiter.api.Test;
  */
 class DraftStepBoundaryTest {
     static final Path FIXTURE = Path.of("..", "fixtures", "tiny-qwen2");
-
-    static final List<String> CROSSINGS = List.of(
-            "backend.wrap",
-            "backend.write",
-            "backend.read",
-            "backend.take",
-            "backend.inspect",
-            "backend.update",
-            "backend.weight");
-
-    static void assertOnlyCrossingsMoveBytes(CountingKernels ck) {
-        for (OpCount c : ck.counts()) {
-            if (!CROSSINGS.contains(c.op())) {
-                assertEquals(0, c.bytesIn() + c.bytesOut(), c.op() + " moved bytes:\n" + ck.table());
-            }
-        }
-    }
 
     @Test
     void aChainStepMovesOneEmbeddingRowInAndTheDraftLogitsOut() {
@@ -86,7 +69,7 @@ class DraftStepBoundaryTest {
             last = next;
             assertEquals(4L * r * (3 * h + h), ck.total().bytesIn(), ck.table());
             assertEquals(0, ck.total().bytesOut(), ck.table());
-            assertOnlyCrossingsMoveBytes(ck);
+            Crossings.assertOnlyCrossingsMoveBytes(ck);
 
             // A chain of k steps: each reads its logits out and writes the next token's embedding row in.
             int k = 5;
@@ -107,7 +90,7 @@ class DraftStepBoundaryTest {
                 assertEquals(4L * h, ck.total().bytesIn(), "step " + j + "\n" + ck.table());
                 assertEquals(4L * vd, ck.total().bytesOut(), "step " + j + "\n" + ck.table());
                 assertEquals(0, ck.count("backend.weight").calls());
-                assertOnlyCrossingsMoveBytes(ck);
+                Crossings.assertOnlyCrossingsMoveBytes(ck);
                 // The layer ran on the backend: q, k, v, o, gate, up, down and lm_head.
                 assertEquals(8, ck.count("backend.matmul").calls());
             }
