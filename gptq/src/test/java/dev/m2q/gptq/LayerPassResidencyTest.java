@@ -172,48 +172,31 @@ class LayerPassResidencyTest {
         return new Run(release, report, perLayer.getLast(), tables.getLast(), log);
     }
 
-    /** The vector kernels, whose backend reports {@code freeBytes} free, as a device would. */
+    /**
+     * The vector kernels, every kernel forwarded, whose backend is the Java one reporting {@code freeBytes} free, as
+     * a device would.
+     */
     static Kernels device(long freeBytes) {
-        return new DeviceLike(Kernels.byName("vector"), freeBytes);
-    }
+        return new ForwardingKernels(Kernels.byName("vector")) {
+            @Override
+            public String name() {
+                return "device-like(" + delegate().name() + ")";
+            }
 
-    /** Forwards every kernel; its backend is the Java one with a finite {@link Backend#freeBytes()}. */
-    private static final class DeviceLike extends ForwardingKernels {
-        private final long free;
+            @Override
+            public Backend backend() {
+                return new ForwardingBackend(new JavaBackend(delegate())) {
+                    @Override
+                    public long freeBytes() {
+                        return freeBytes;
+                    }
 
-        DeviceLike(Kernels inner, long free) {
-            super(inner);
-            this.free = free;
-        }
-
-        @Override
-        public String name() {
-            return "device-like(" + delegate().name() + ")";
-        }
-
-        @Override
-        public Backend backend() {
-            return new Limited(new JavaBackend(delegate()), free);
-        }
-    }
-
-    /** A Java backend reporting a fixed amount of free memory. */
-    private static final class Limited extends ForwardingBackend {
-        private final long free;
-
-        Limited(Backend inner, long free) {
-            super(inner);
-            this.free = free;
-        }
-
-        @Override
-        public long freeBytes() {
-            return free;
-        }
-
-        @Override
-        public String name() {
-            return "limited(" + delegate().name() + ")";
-        }
+                    @Override
+                    public String name() {
+                        return "limited(" + delegate().name() + ")";
+                    }
+                };
+            }
+        };
     }
 }

@@ -13,7 +13,6 @@ import dev.m2q.core.kernels.Matrix;
 import dev.m2q.core.kernels.VectorKernels;
 import dev.m2q.core.model.ModelConfig;
 import dev.m2q.core.model.Rope;
-import java.nio.file.Path;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 
@@ -25,11 +24,9 @@ import org.junit.jupiter.api.Test;
  * {@link Kernels}): the same fp32 operations in the same order, so the comparison is exact.
  */
 class DraftStepBoundaryTest {
-    static final Path FIXTURE = Path.of("..", "fixtures", "tiny-qwen2");
-
     @Test
     void aChainStepMovesOneEmbeddingRowInAndTheDraftLogitsOut() {
-        ModelConfig target = ModelConfig.load(FIXTURE);
+        ModelConfig target = ModelConfig.load(DraftModelTest.FIXTURE);
         DraftHead head = DraftHeadTest.randomHead(target, null, 21);
         DraftConfig cfg = head.config();
         int h = cfg.hiddenSize();
@@ -102,7 +99,7 @@ class DraftStepBoundaryTest {
 
     @Test
     void theResidentStepGivesTheHostStepsBits() {
-        ModelConfig target = ModelConfig.load(FIXTURE);
+        ModelConfig target = ModelConfig.load(DraftModelTest.FIXTURE);
         DraftHead head = DraftHeadTest.randomHead(target, null, 23);
         Kernels kernels = Kernels.byName("vector");
         int h = head.config().hiddenSize();
