@@ -5,9 +5,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.m2q.core.kernels.Backend;
 import dev.m2q.core.kernels.CountingKernels;
+import dev.m2q.core.kernels.ForwardingBackend;
+import dev.m2q.core.kernels.ForwardingKernels;
 import dev.m2q.core.kernels.JavaBackend;
 import dev.m2q.core.kernels.Kernels;
-import dev.m2q.core.kernels.Matrix;
 import dev.m2q.core.model.ModelConfig;
 import dev.m2q.core.pipeline.ActivationStore;
 import dev.m2q.core.pipeline.LayerContext;
@@ -21,10 +22,8 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import java.util.SplittableRandom;
 import java.util.TreeMap;
-import java.util.function.Consumer;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -173,208 +172,31 @@ class LayerPassResidencyTest {
         return new Run(release, report, perLayer.getLast(), tables.getLast(), log);
     }
 
-    /** The vector kernels, whose backend reports {@code freeBytes} free, as a device would. */
+    /**
+     * The vector kernels, every kernel forwarded, whose backend is the Java one reporting {@code freeBytes} free, as
+     * a device would.
+     */
     static Kernels device(long freeBytes) {
-        return new DeviceLike(Kernels.byName("vector"), freeBytes);
-    }
+        return new ForwardingKernels(Kernels.byName("vector")) {
+            @Override
+            public String name() {
+                return "device-like(" + delegate().name() + ")";
+            }
 
-    /** Forwards every kernel; its backend is the Java one with a finite {@link Backend#freeBytes()}. */
-    private record DeviceLike(Kernels inner, long free) implements Kernels {
-        @Override
-        public String name() {
-            return "device-like(" + inner.name() + ")";
-        }
+            @Override
+            public Backend backend() {
+                return new ForwardingBackend(new JavaBackend(delegate())) {
+                    @Override
+                    public long freeBytes() {
+                        return freeBytes;
+                    }
 
-        @Override
-        public void matmul(float[] x, int rows, Matrix w, float[] bias, float[] y) {
-            inner.matmul(x, rows, w, bias, y);
-        }
-
-        @Override
-        public float dot(float[] a, int aOff, float[] b, int bOff, int n) {
-            return inner.dot(a, aOff, b, bOff, n);
-        }
-
-        @Override
-        public void axpy(float alpha, float[] x, int xOff, float[] y, int yOff, int n) {
-            inner.axpy(alpha, x, xOff, y, yOff, n);
-        }
-
-        @Override
-        public void syrkUpper(float[] x, int rows, int k, float[] c) {
-            inner.syrkUpper(x, rows, k, c);
-        }
-
-        @Override
-        public void gemmAcc(
-                int m,
-                int n,
-                int depth,
-                float[] a,
-                int aOff,
-                int aRow,
-                int aCol,
-                float[] b,
-                int bOff,
-                int ldb,
-                float[] c,
-                int cOff,
-                int ldc) {
-            inner.gemmAcc(m, n, depth, a, aOff, aRow, aCol, b, bOff, ldb, c, cOff, ldc);
-        }
-
-        @Override
-        public void rmsNorm(float[] x, int rows, int dim, float[] weight, float eps, float[] out) {
-            inner.rmsNorm(x, rows, dim, weight, eps, out);
-        }
-
-        @Override
-        public void rope(float[] x, int rows, int heads, int headDim, float[] invFreq, int[] positions) {
-            inner.rope(x, rows, heads, headDim, invFreq, positions);
-        }
-
-        @Override
-        public void attention(
-                float[] q,
-                float[] k,
-                float[] v,
-                int nSeq,
-                int seqLen,
-                int startPos,
-                int heads,
-                int kvHeads,
-                int headDim,
-                float[] out) {
-            inner.attention(q, k, v, nSeq, seqLen, startPos, heads, kvHeads, headDim, out);
-        }
-
-        @Override
-        public void swiglu(float[] gate, float[] up, int n) {
-            inner.swiglu(gate, up, n);
-        }
-
-        @Override
-        public void absMaxColumns(float[] x, int xOff, int rows, int cols, float[] out, int outOff) {
-            inner.absMaxColumns(x, xOff, rows, cols, out, outOff);
-        }
-
-        @Override
-        public <T> Optional<T> capability(Class<T> type) {
-            return inner.capability(type);
-        }
-
-        @Override
-        public Backend backend() {
-            return new Limited(new JavaBackend(inner), free);
-        }
-    }
-
-    /** A Java backend reporting a fixed amount of free memory. */
-    private record Limited(Backend inner, long free) implements Backend {
-        @Override
-        public long freeBytes() {
-            return free;
-        }
-
-        @Override
-        public String name() {
-            return "limited(" + inner.name() + ")";
-        }
-
-        @Override
-        public Buf alloc(long length) {
-            return inner.alloc(length);
-        }
-
-        @Override
-        public Buf wrap(float[] host) {
-            return inner.wrap(host);
-        }
-
-        @Override
-        public void write(float[] src, int off, Buf dst, long dstOff, int len) {
-            inner.write(src, off, dst, dstOff, len);
-        }
-
-        @Override
-        public void read(Buf src, long srcOff, float[] dst, int dstOff, int len) {
-            inner.read(src, srcOff, dst, dstOff, len);
-        }
-
-        @Override
-        public float[] take(Buf b) {
-            return inner.take(b);
-        }
-
-        @Override
-        public void inspect(Buf b, Consumer<float[]> f) {
-            inner.inspect(b, f);
-        }
-
-        @Override
-        public void update(Buf b, Consumer<float[]> f) {
-            inner.update(b, f);
-        }
-
-        @Override
-        public Weight weight(Matrix m) {
-            return inner.weight(m);
-        }
-
-        @Override
-        public Weight weight(Buf data, int rows, int cols) {
-            return inner.weight(data, rows, cols);
-        }
-
-        @Override
-        public void copy(Buf src, long srcOff, Buf dst, long dstOff, long n) {
-            inner.copy(src, srcOff, dst, dstOff, n);
-        }
-
-        @Override
-        public void add(Buf a, Buf b, Buf out, long n) {
-            inner.add(a, b, out, n);
-        }
-
-        @Override
-        public void scale(Buf x, long n, float f) {
-            inner.scale(x, n, f);
-        }
-
-        @Override
-        public void matmul(Buf x, int rows, Weight w, Buf bias, Buf y) {
-            inner.matmul(x, rows, w, bias, y);
-        }
-
-        @Override
-        public void rmsNorm(Buf x, int rows, int dim, Buf weight, float eps, Buf out) {
-            inner.rmsNorm(x, rows, dim, weight, eps, out);
-        }
-
-        @Override
-        public void rope(Buf x, int rows, int heads, int headDim, Buf invFreq, int startPos, int seqLen) {
-            inner.rope(x, rows, heads, headDim, invFreq, startPos, seqLen);
-        }
-
-        @Override
-        public void attention(
-                Buf q, Buf k, Buf v, int nSeq, int seqLen, int startPos, int heads, int kvHeads, int headDim, Buf out) {
-            inner.attention(q, k, v, nSeq, seqLen, startPos, heads, kvHeads, headDim, out);
-        }
-
-        @Override
-        public void swiglu(Buf gate, Buf up, long n) {
-            inner.swiglu(gate, up, n);
-        }
-
-        @Override
-        public void syrkUpper(Buf x, int rows, int k, Buf c) {
-            inner.syrkUpper(x, rows, k, c);
-        }
-
-        @Override
-        public void absMaxColumns(Buf x, int rows, int cols, Buf out) {
-            inner.absMaxColumns(x, rows, cols, out);
-        }
+                    @Override
+                    public String name() {
+                        return "limited(" + delegate().name() + ")";
+                    }
+                };
+            }
+        };
     }
 }

@@ -323,8 +323,8 @@ public final class DraftModel implements AutoCloseable {
                 backend.matmul(a, rows, w.q(), null, qa);
                 backend.matmul(a, rows, w.k(), null, ka);
                 backend.matmul(a, rows, w.v(), null, va);
-                rope(qa, rows, heads, start, w.invFreq());
-                rope(ka, rows, kvHeads, start, w.invFreq());
+                rope.apply(backend, qa, rows, heads, w.invFreq(), start, rows);
+                rope.apply(backend, ka, rows, kvHeads, w.invFreq(), start, rows);
                 backend.copy(ka, 0, cache.keys, (long) start * kvDim, (long) rows * kvDim);
                 backend.copy(va, 0, cache.values, (long) start * kvDim, (long) rows * kvDim);
                 backend.attention(qa, cache.keys, cache.values, 1, rows, start, heads, kvHeads, headDim, attn);
@@ -351,15 +351,6 @@ public final class DraftModel implements AutoCloseable {
             if (!done) {
                 x.close();
             }
-        }
-    }
-
-    /** {@link Rope#apply} on the backend: rows at positions start.., then the attention factor (skipped when 1). */
-    private void rope(Buf x, int rows, int heads, int start, Buf invFreq) {
-        int headDim = 2 * rope.pairs();
-        backend.rope(x, rows, heads, headDim, invFreq, start, rows);
-        if (rope.attentionFactor() != 1f) {
-            backend.scale(x, (long) rows * heads * headDim, rope.attentionFactor());
         }
     }
 

@@ -126,7 +126,7 @@ public interface Kernels {
      * module owns and core cannot name (such as the GPTQ module's column loop and Cholesky inverse): a
      * device backend returns its implementation, so the loop stays on the device; empty, the default, tells the
      * caller to run its Java implementation over these operations. A wrapper around another backend forwards
-     * this call.
+     * this call ({@link ForwardingKernels} does).
      */
     default <T> Optional<T> capability(Class<T> type) {
         return Optional.empty();
@@ -135,7 +135,8 @@ public interface Kernels {
     /**
      * This backend's operations on data it owns ({@link Backend}): the layer pass and decoding run there, so that a
      * device backend moves weights once and activations only at a pass's ends. The default is the Java backend over
-     * these kernels (heap arrays, no copy). A device backend returns its own; a wrapper forwards the call.
+     * these kernels (heap arrays, no copy). A device backend returns its own; a wrapper forwards the call
+     * ({@link ForwardingKernels} does), unless it must see the backend's calls too ({@link CountingKernels}).
      */
     default Backend backend() {
         return new JavaBackend(this);

@@ -389,11 +389,7 @@ public final class DecoderLayer implements AutoCloseable {
             }
             f = invFreq;
         }
-        int headDim = 2 * rope.pairs();
-        backend.rope(x, rows, heads, headDim, f, startPos, seqLen);
-        if (rope.attentionFactor() != 1f) {
-            backend.scale(x, (long) rows * heads * headDim, rope.attentionFactor());
-        }
+        rope.apply(backend, x, rows, heads, f, startPos, seqLen);
     }
 
     private void quantizeInput(List<String> modules, Buf x, int rows, int cols) {

@@ -1,5 +1,6 @@
 package dev.m2q.core.model;
 
+import dev.m2q.core.kernels.Backend;
 import dev.m2q.core.kernels.Kernels;
 
 /**
@@ -65,6 +66,21 @@ public final class Rope {
             for (int i = 0; i < n; i++) {
                 x[i] *= attentionFactor;
             }
+        }
+    }
+
+    /**
+     * {@link #apply(Kernels, float[], int, int, int[])} on {@code backend}'s data: rotates x [rows, heads·headDim] in
+     * place with {@link Backend#rope}, row r at position startPos + r % seqLen, using {@code invFreq}, this rope's
+     * {@link #inverseFrequencies()} resident on the backend; then {@link Backend#scale} by the attention factor
+     * (skipped when it is 1). The decoder layer and the draft head both rotate their queries and keys here.
+     */
+    public void apply(
+            Backend backend, Backend.Buf x, int rows, int heads, Backend.Buf invFreq, int startPos, int seqLen) {
+        int headDim = 2 * this.invFreq.length;
+        backend.rope(x, rows, heads, headDim, invFreq, startPos, seqLen);
+        if (attentionFactor != 1f) {
+            backend.scale(x, (long) rows * heads * headDim, attentionFactor);
         }
     }
 

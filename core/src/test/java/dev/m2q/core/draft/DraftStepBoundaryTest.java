@@ -7,13 +7,12 @@ import dev.m2q.core.kernels.Backend;
 import dev.m2q.core.kernels.Backend.Buf;
 import dev.m2q.core.kernels.CountingKernels;
 import dev.m2q.core.kernels.CountingKernels.OpCount;
+import dev.m2q.core.kernels.Crossings;
 import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.kernels.Matrix;
 import dev.m2q.core.kernels.VectorKernels;
 import dev.m2q.core.model.ModelConfig;
 import dev.m2q.core.model.Rope;
-import java.nio.file.Path;
-import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 
@@ -25,28 +24,9 @@ import org.junit.jupiter.api.Test;
  * {@link Kernels}): the same fp32 operations in the same order, so the comparison is exact.
  */
 class DraftStepBoundaryTest {
-    static final Path FIXTURE = Path.of("..", "fixtures", "tiny-qwen2");
-
-    static final List<String> CROSSINGS = List.of(
-            "backend.wrap",
-            "backend.write",
-            "backend.read",
-            "backend.take",
-            "backend.inspect",
-            "backend.update",
-            "backend.weight");
-
-    static void assertOnlyCrossingsMoveBytes(CountingKernels ck) {
-        for (OpCount c : ck.counts()) {
-            if (!CROSSINGS.contains(c.op())) {
-                assertEquals(0, c.bytesIn() + c.bytesOut(), c.op() + " moved bytes:\n" + ck.table());
-            }
-        }
-    }
-
     @Test
     void aChainStepMovesOneEmbeddingRowInAndTheDraftLogitsOut() {
-        ModelConfig target = ModelConfig.load(FIXTURE);
+        ModelConfig target = ModelConfig.load(DraftModelTest.FIXTURE);
         DraftHead head = DraftHeadTest.randomHead(target, null, 21);
         DraftConfig cfg = head.config();
         int h = cfg.hiddenSize();
@@ -86,7 +66,7 @@ class DraftStepBoundaryTest {
             last = next;
             assertEquals(4L * r * (3 * h + h), ck.total().bytesIn(), ck.table());
             assertEquals(0, ck.total().bytesOut(), ck.table());
-            assertOnlyCrossingsMoveBytes(ck);
+            Crossings.assertOnlyCrossingsMoveBytes(ck);
 
             // A chain of k steps: each reads its logits out and writes the next token's embedding row in.
             int k = 5;
@@ -107,7 +87,7 @@ class DraftStepBoundaryTest {
                 assertEquals(4L * h, ck.total().bytesIn(), "step " + j + "\n" + ck.table());
                 assertEquals(4L * vd, ck.total().bytesOut(), "step " + j + "\n" + ck.table());
                 assertEquals(0, ck.count("backend.weight").calls());
-                assertOnlyCrossingsMoveBytes(ck);
+                Crossings.assertOnlyCrossingsMoveBytes(ck);
                 // The layer ran on the backend: q, k, v, o, gate, up, down and lm_head.
                 assertEquals(8, ck.count("backend.matmul").calls());
             }
@@ -119,7 +99,7 @@ class DraftStepBoundaryTest {
 
     @Test
     void theResidentStepGivesTheHostStepsBits() {
-        ModelConfig target = ModelConfig.load(FIXTURE);
+        ModelConfig target = ModelConfig.load(DraftModelTest.FIXTURE);
         DraftHead head = DraftHeadTest.randomHead(target, null, 23);
         Kernels kernels = Kernels.byName("vector");
         int h = head.config().hiddenSize();

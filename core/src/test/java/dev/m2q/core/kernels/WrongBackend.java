@@ -1,13 +1,11 @@
 package dev.m2q.core.kernels;
 
-import java.util.function.Consumer;
-
 /**
  * A deliberately wrong {@link Backend} for the self-check's tests: the Java backend over {@link ScalarKernels}
  * everywhere except one resident operation, which {@link Fault} changes; the host-array kernels stay right
  * ({@link WrongKernels} hands this out as its backend), so only the "backend …" probes can catch it.
  */
-final class WrongBackend implements Backend {
+final class WrongBackend extends ForwardingBackend {
     /** What goes wrong. */
     enum Fault {
         /** read ignores the source offset (reads from 0). */
@@ -26,10 +24,10 @@ final class WrongBackend implements Backend {
         MATMUL_BUFFER_WEIGHT_SKIPS_LAST
     }
 
-    private final JavaBackend java = new JavaBackend(ScalarKernels.INSTANCE);
     private final Fault fault;
 
     WrongBackend(Fault fault) {
+        super(new JavaBackend(ScalarKernels.INSTANCE));
         this.fault = fault;
     }
 
@@ -39,38 +37,8 @@ final class WrongBackend implements Backend {
     }
 
     @Override
-    public Buf alloc(long length) {
-        return java.alloc(length);
-    }
-
-    @Override
-    public Buf wrap(float[] host) {
-        return java.wrap(host);
-    }
-
-    @Override
-    public void write(float[] src, int off, Buf dst, long dstOff, int len) {
-        java.write(src, off, dst, dstOff, len);
-    }
-
-    @Override
     public void read(Buf src, long srcOff, float[] dst, int dstOff, int len) {
-        java.read(src, fault == Fault.READ_IGNORES_OFFSET ? 0 : srcOff, dst, dstOff, len);
-    }
-
-    @Override
-    public float[] take(Buf b) {
-        return java.take(b);
-    }
-
-    @Override
-    public void inspect(Buf b, Consumer<float[]> f) {
-        java.inspect(b, f);
-    }
-
-    @Override
-    public void update(Buf b, Consumer<float[]> f) {
-        java.update(b, f);
+        super.read(src, fault == Fault.READ_IGNORES_OFFSET ? 0 : srcOff, dst, dstOff, len);
     }
 
     /** A weight from a matrix: marked, so that matmul can tell it from one made from a buffer. */
@@ -93,12 +61,7 @@ final class WrongBackend implements Backend {
 
     @Override
     public Weight weight(Matrix m) {
-        return new FromMatrix(java.weight(m));
-    }
-
-    @Override
-    public Weight weight(Buf data, int rows, int cols) {
-        return java.weight(data, rows, cols);
+        return new FromMatrix(super.weight(m));
     }
 
     @Override
@@ -106,12 +69,12 @@ final class WrongBackend implements Backend {
         if (fault == Fault.COPY_OUT_OF_MEMORY) {
             throw new IllegalStateException("cuMemcpyDtoD(76 bytes): CUDA_ERROR_OUT_OF_MEMORY");
         }
-        java.copy(src, srcOff, dst, dstOff, n);
+        super.copy(src, srcOff, dst, dstOff, n);
     }
 
     @Override
     public void add(Buf a, Buf b, Buf out, long n) {
-        java.add(a, b, out, n);
+        super.add(a, b, out, n);
         float[] o = JavaBackend.array(out);
         if (fault == Fault.ADD_WRITES_PAST_N && n < o.length) {
             o[(int) n] = JavaBackend.array(a)[(int) n] + JavaBackend.array(b)[(int) n];
@@ -120,51 +83,35 @@ final class WrongBackend implements Backend {
 
     @Override
     public void scale(Buf x, long n, float f) {
-        java.scale(x, n, fault == Fault.SCALE_BY_NEXT_UP ? Math.nextUp(f) : f);
+        super.scale(x, n, fault == Fault.SCALE_BY_NEXT_UP ? Math.nextUp(f) : f);
     }
 
     @Override
     public void matmul(Buf x, int rows, Weight w, Buf bias, Buf y) {
         if (w instanceof FromMatrix m) {
-            java.matmul(x, rows, m.inner(), bias, y);
+            super.matmul(x, rows, m.inner(), bias, y);
             return;
         }
         if (fault != Fault.MATMUL_BUFFER_WEIGHT_SKIPS_LAST) {
-            java.matmul(x, rows, w, bias, y);
+            super.matmul(x, rows, w, bias, y);
             return;
         }
         float[] out = JavaBackend.array(y);
         int last = rows * w.rows() - 1;
         float keep = out[last];
-        java.matmul(x, rows, w, bias, y);
+        super.matmul(x, rows, w, bias, y);
         out[last] = keep;
     }
 
     @Override
-    public void rmsNorm(Buf x, int rows, int dim, Buf weight, float eps, Buf out) {
-        java.rmsNorm(x, rows, dim, weight, eps, out);
-    }
-
-    @Override
     public void rope(Buf x, int rows, int heads, int headDim, Buf invFreq, int startPos, int seqLen) {
-        java.rope(x, rows, heads, headDim, invFreq, fault == Fault.ROPE_IGNORES_START ? 0 : startPos, seqLen);
-    }
-
-    @Override
-    public void attention(
-            Buf q, Buf k, Buf v, int nSeq, int seqLen, int startPos, int heads, int kvHeads, int headDim, Buf out) {
-        java.attention(q, k, v, nSeq, seqLen, startPos, heads, kvHeads, headDim, out);
-    }
-
-    @Override
-    public void swiglu(Buf gate, Buf up, long n) {
-        java.swiglu(gate, up, n);
+        super.rope(x, rows, heads, headDim, invFreq, fault == Fault.ROPE_IGNORES_START ? 0 : startPos, seqLen);
     }
 
     @Override
     public void syrkUpper(Buf x, int rows, int k, Buf c) {
         if (fault != Fault.SYRK_CHAINS_FROM_C) {
-            java.syrkUpper(x, rows, k, c);
+            super.syrkUpper(x, rows, k, c);
             return;
         }
         float[] a = JavaBackend.array(x);
@@ -178,10 +125,5 @@ final class WrongBackend implements Backend {
                 s[i * k + j] = acc;
             }
         }
-    }
-
-    @Override
-    public void absMaxColumns(Buf x, int rows, int cols, Buf out) {
-        java.absMaxColumns(x, rows, cols, out);
     }
 }

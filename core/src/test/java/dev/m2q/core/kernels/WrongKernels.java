@@ -2,11 +2,9 @@ package dev.m2q.core.kernels;
 
 /**
  * A deliberately wrong backend for the self-check's tests: {@link ScalarKernels} everywhere except one operation,
- * which {@link Fault} changes after (or instead of) the scalar result. The GPTQ operations, which the core probes
- * never call, refuse and carry no {@code @Override}, so this class still compiles once they move out of
- * {@link Kernels} (delete them then).
+ * which {@link Fault} changes after (or instead of) the scalar result.
  */
-final class WrongKernels implements Kernels {
+final class WrongKernels extends ForwardingKernels {
     /** What goes wrong. */
     enum Fault {
         DOT_RELATIVE_1E_3,
@@ -24,17 +22,18 @@ final class WrongKernels implements Kernels {
         ABSMAX_DROPS_NAN
     }
 
-    private static final Kernels S = ScalarKernels.INSTANCE;
     private final Fault fault;
     private final WrongBackend.Fault backendFault;
 
     WrongKernels(Fault fault) {
+        super(ScalarKernels.INSTANCE);
         this.fault = fault;
         this.backendFault = null;
     }
 
     /** The scalar kernels, right, whose {@link #backend()} has {@code backendFault}. */
     WrongKernels(WrongBackend.Fault backendFault) {
+        super(ScalarKernels.INSTANCE);
         this.fault = null;
         this.backendFault = backendFault;
     }
@@ -55,7 +54,7 @@ final class WrongKernels implements Kernels {
         if (fault == Fault.MATMUL_THROWS) {
             throw new IllegalStateException("no kernel image for this device");
         }
-        S.matmul(x, rows, w, bias, y);
+        super.matmul(x, rows, w, bias, y);
         int last = rows * w.rows() - 1;
         if (fault == null) {
             return;
@@ -84,13 +83,13 @@ final class WrongKernels implements Kernels {
 
     @Override
     public float dot(float[] a, int aOff, float[] b, int bOff, int n) {
-        float s = S.dot(a, aOff, b, bOff, n);
+        float s = super.dot(a, aOff, b, bOff, n);
         return fault == Fault.DOT_RELATIVE_1E_3 ? s * 1.001f : s;
     }
 
     @Override
     public void axpy(float alpha, float[] x, int xOff, float[] y, int yOff, int n) {
-        S.axpy(alpha, x, xOff, y, yOff, n);
+        super.axpy(alpha, x, xOff, y, yOff, n);
         if (fault == Fault.AXPY_WRITES_PAST_N && yOff + n < y.length) {
             y[yOff + n] += alpha;
         }
@@ -98,7 +97,7 @@ final class WrongKernels implements Kernels {
 
     @Override
     public void syrkUpper(float[] x, int rows, int k, float[] c) {
-        S.syrkUpper(x, rows, k, c);
+        super.syrkUpper(x, rows, k, c);
         if (fault == Fault.SYRK_ONE_ULP) {
             c[k - 1] = Math.nextUp(c[k - 1]);
         }
@@ -119,7 +118,7 @@ final class WrongKernels implements Kernels {
             float[] c,
             int cOff,
             int ldc) {
-        S.gemmAcc(m, n, depth, a, aOff, aRow, aCol, b, bOff, ldb, c, cOff, ldc);
+        super.gemmAcc(m, n, depth, a, aOff, aRow, aCol, b, bOff, ldb, c, cOff, ldc);
         if (fault == Fault.GEMM_ONE_ULP) {
             c[cOff + ldc + 1] = Math.nextDown(c[cOff + ldc + 1]);
         }
@@ -127,7 +126,7 @@ final class WrongKernels implements Kernels {
 
     @Override
     public void rmsNorm(float[] x, int rows, int dim, float[] weight, float eps, float[] out) {
-        S.rmsNorm(x, rows, dim, weight, eps, out);
+        super.rmsNorm(x, rows, dim, weight, eps, out);
         if (fault == Fault.RMSNORM_16_ULPS) {
             out[dim + 1] += 16 * Math.ulp(out[dim + 1]);
         }
@@ -135,7 +134,7 @@ final class WrongKernels implements Kernels {
 
     @Override
     public void rope(float[] x, int rows, int heads, int headDim, float[] invFreq, int[] positions) {
-        S.rope(x, rows, heads, headDim, invFreq, positions);
+        super.rope(x, rows, heads, headDim, invFreq, positions);
         if (fault == Fault.ROPE_1E_4) {
             x[headDim + 1] += 1e-4f;
         }
@@ -164,15 +163,15 @@ final class WrongKernels implements Kernels {
                     System.arraycopy(v, r * kvHeads * headDim, v0, (r * kvHeads + h) * headDim, headDim);
                 }
             }
-            S.attention(q, k0, v0, nSeq, seqLen, startPos, heads, kvHeads, headDim, out);
+            super.attention(q, k0, v0, nSeq, seqLen, startPos, heads, kvHeads, headDim, out);
             return;
         }
-        S.attention(q, k, v, nSeq, seqLen, startPos, heads, kvHeads, headDim, out);
+        super.attention(q, k, v, nSeq, seqLen, startPos, heads, kvHeads, headDim, out);
     }
 
     @Override
     public void swiglu(float[] gate, float[] up, int n) {
-        S.swiglu(gate, up, n);
+        super.swiglu(gate, up, n);
         if (fault == Fault.SWIGLU_NAN) {
             gate[n / 2] = Float.NaN;
         }
@@ -181,7 +180,7 @@ final class WrongKernels implements Kernels {
     @Override
     public void absMaxColumns(float[] x, int xOff, int rows, int cols, float[] out, int outOff) {
         if (fault != Fault.ABSMAX_DROPS_NAN) {
-            S.absMaxColumns(x, xOff, rows, cols, out, outOff);
+            super.absMaxColumns(x, xOff, rows, cols, out, outOff);
             return;
         }
         for (int c = 0; c < cols; c++) {

@@ -7,6 +7,7 @@ import dev.m2q.core.io.SafetensorsWriter;
 import dev.m2q.core.io.TensorView;
 import dev.m2q.core.kernels.CountingKernels;
 import dev.m2q.core.kernels.CountingKernels.OpCount;
+import dev.m2q.core.kernels.Crossings;
 import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.kernels.Matrix;
 import dev.m2q.core.kernels.VectorKernels;
@@ -20,7 +21,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
@@ -42,16 +42,6 @@ class DecodeBoundaryTest {
     static final int KV_HEADS = 2;
     static final int HEAD_DIM = 16;
     static final int VOCAB = 80;
-
-    /** The crossings: the only Backend methods that move data between the host and the backend. */
-    static final List<String> CROSSINGS = List.of(
-            "backend.wrap",
-            "backend.write",
-            "backend.read",
-            "backend.take",
-            "backend.inspect",
-            "backend.update",
-            "backend.weight");
 
     /**
      * Writes a tiny Qwen2 checkpoint of {@code layers} layers into {@code dir}: bf16 weights N(0, 0.08), norms
@@ -86,27 +76,6 @@ class DecodeBoundaryTest {
         return dir;
     }
 
-    /** The crossings' tallies (calls, bytes in, bytes out) by operation, those with no call left out. */
-    static Map<String, OpCount> crossings(CountingKernels ck) {
-        Map<String, OpCount> m = new LinkedHashMap<>();
-        for (String op : CROSSINGS) {
-            OpCount c = ck.count(op);
-            if (c.calls() > 0) {
-                m.put(op, c);
-            }
-        }
-        return m;
-    }
-
-    /** Every tally that moves bytes must be a crossing: the on-backend operations count calls only. */
-    static void assertOnlyCrossingsMoveBytes(CountingKernels ck) {
-        for (OpCount c : ck.counts()) {
-            if (!CROSSINGS.contains(c.op())) {
-                assertEquals(0, c.bytesIn() + c.bytesOut(), c.op() + " moved bytes:\n" + ck.table());
-            }
-        }
-    }
-
     static int[] prompt(int n) {
         return new SplittableRandom(5).ints(n, 0, VOCAB).toArray();
     }
@@ -121,7 +90,7 @@ class DecodeBoundaryTest {
                 float[] logits = m.forward(prompt(8), cache, true);
                 ck.reset(false); // the prompt made the weights resident
                 m.forward(new int[] {Decode.argmax(logits)}, cache, true);
-                Map<String, OpCount> c = crossings(ck);
+                Map<String, OpCount> c = Crossings.of(ck);
                 assertEquals(
                         Map.of(
                                 "backend.wrap",
@@ -132,7 +101,7 @@ class DecodeBoundaryTest {
                         ck.table());
                 assertEquals(4L * HIDDEN, ck.total().bytesIn());
                 assertEquals(4L * VOCAB, ck.total().bytesOut());
-                assertOnlyCrossingsMoveBytes(ck);
+                Crossings.assertOnlyCrossingsMoveBytes(ck);
                 // The layers did run, on the backend: seven linears per layer and lm_head.
                 assertEquals(7L * layers + 1, ck.count("backend.matmul").calls(), ck.table());
                 assertEquals(layers, ck.count("backend.attention").calls());
@@ -155,7 +124,7 @@ class DecodeBoundaryTest {
             m.forward(verify, cache, false);
             assertEquals(4L * (k + 1) * HIDDEN, ck.total().bytesIn(), ck.table());
             assertEquals(4L * (k + 1) * VOCAB, ck.total().bytesOut(), ck.table());
-            assertOnlyCrossingsMoveBytes(ck);
+            Crossings.assertOnlyCrossingsMoveBytes(ck);
 
             // SpecDecode's verify also reads the taps: 3 × (k + 1) hidden rows more, out.
             cache.truncate(8);
@@ -164,7 +133,7 @@ class DecodeBoundaryTest {
             assertEquals(4L * (k + 1) * HIDDEN, ck.total().bytesIn(), ck.table());
             assertEquals(4L * (k + 1) * (VOCAB + 3 * HIDDEN), ck.total().bytesOut(), ck.table());
             assertEquals(3 + 1, ck.count("backend.take").calls());
-            assertOnlyCrossingsMoveBytes(ck);
+            Crossings.assertOnlyCrossingsMoveBytes(ck);
         }
     }
 
@@ -199,7 +168,7 @@ class DecodeBoundaryTest {
             assertEquals(new OpCount("backend.take", 1 + steps, 0, 4L * (1 + steps) * VOCAB), ck.count("backend.take"));
             assertEquals(
                     weightBytes + vectorBytes + 4L * tokens * HIDDEN, ck.total().bytesIn());
-            assertOnlyCrossingsMoveBytes(ck);
+            Crossings.assertOnlyCrossingsMoveBytes(ck);
 
             // close() frees the resident weights; the next forward uploads them again, once.
             m.layer(0).close();

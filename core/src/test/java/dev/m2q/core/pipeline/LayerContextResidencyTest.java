@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.m2q.core.kernels.Backend;
+import dev.m2q.core.kernels.ForwardingKernels;
 import dev.m2q.core.kernels.JavaBackend;
 import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.kernels.Matrix;
@@ -11,8 +12,6 @@ import dev.m2q.core.model.DecoderLayer;
 import dev.m2q.core.model.LayerObserver;
 import dev.m2q.core.quant.QuantizedLinear;
 import dev.m2q.core.quant.Rtn;
-import java.lang.reflect.InvocationTargetException;
-import java.lang.reflect.Proxy;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -110,18 +109,12 @@ class LayerContextResidencyTest {
 
     /** The vector kernels with {@code backend} as their backend. */
     static Kernels withBackend(Backend backend) {
-        Kernels vector = Kernels.byName("vector");
-        return (Kernels)
-                Proxy.newProxyInstance(Kernels.class.getClassLoader(), new Class<?>[] {Kernels.class}, (p, m, a) -> {
-                    if (m.getName().equals("backend")) {
-                        return backend;
-                    }
-                    try {
-                        return m.invoke(vector, a);
-                    } catch (InvocationTargetException e) {
-                        throw e.getCause();
-                    }
-                });
+        return new ForwardingKernels(Kernels.byName("vector")) {
+            @Override
+            public Backend backend() {
+                return backend;
+            }
+        };
     }
 
     /**
