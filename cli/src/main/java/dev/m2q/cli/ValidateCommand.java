@@ -411,11 +411,11 @@ final class ValidateCommand implements Callable<Integer> {
                         PathGuard.of("--reference", reference),
                         PathGuard.of("--candidate", candidate),
                         PathGuard.of("--generate", generate)));
-        if (Files.exists(generateOut) && !overwrite) {
-            throw new InputException(generateOut + ": exists (pass --overwrite to replace it)");
-        }
         if (Files.isDirectory(generateOut)) {
             throw new InputException(generateOut + ": is a directory (--out takes a file)");
+        }
+        if (Files.exists(generateOut) && !overwrite) {
+            throw new InputException(generateOut + ": exists (pass --overwrite to replace it)");
         }
         PromptFile.read(generate);
         selection = device.select(kernels.get());
