@@ -19,6 +19,27 @@ class CliTest {
     static final Path FIXTURE =
             Path.of("..", "fixtures", "tiny-qwen2").toAbsolutePath().normalize();
 
+    /**
+     * A small RTN release of the fixture in {@code out} (2 × 32 calibration tokens: seconds), for the tests that
+     * validate a release rather than the quantizer.
+     */
+    static Path rtnRelease(Path out) {
+        Run q = run(
+                "quantize",
+                "--model",
+                FIXTURE.toString(),
+                "--out",
+                out.toString(),
+                "--method",
+                "rtn",
+                "--nsamples",
+                "2",
+                "--seqlen",
+                "32");
+        assertEquals(0, q.code(), q.err());
+        return out;
+    }
+
     record Run(int code, String out, String err) {}
 
     static Run run(String... args) {

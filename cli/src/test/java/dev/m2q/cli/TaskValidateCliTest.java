@@ -33,20 +33,7 @@ class TaskValidateCliTest {
 
     @BeforeAll
     static void quantize() throws IOException {
-        release = tmp.resolve("release");
-        CliTest.Run q = CliTest.run(
-                "quantize",
-                "--model",
-                CliTest.FIXTURE.toString(),
-                "--out",
-                release.toString(),
-                "--method",
-                "rtn",
-                "--nsamples",
-                "2",
-                "--seqlen",
-                "32");
-        assertEquals(0, q.code(), q.err());
+        release = CliTest.rtnRelease(tmp.resolve("release"));
         task = tmp.resolve("verses.jsonl");
         Files.write(task, Files.readAllLines(BUNDLED).subList(0, ITEMS));
     }

@@ -41,20 +41,7 @@ class ValidateContractTest {
 
     @BeforeAll
     static void quantize() {
-        release = tmp.resolve("release");
-        CliTest.Run q = CliTest.run(
-                "quantize",
-                "--model",
-                CliTest.FIXTURE.toString(),
-                "--out",
-                release.toString(),
-                "--method",
-                "rtn",
-                "--nsamples",
-                "2",
-                "--seqlen",
-                "32");
-        assertEquals(0, q.code(), q.err());
+        release = CliTest.rtnRelease(tmp.resolve("release"));
     }
 
     static CliTest.Run validate(Path candidate, String... extra) {
