@@ -25,6 +25,7 @@ import java.io.PrintWriter;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -616,7 +617,9 @@ final class ValidateCommand implements Callable<Integer> {
                 }
             }
             if (o.tasks() != null) {
-                for (TaskComparison c : o.tasks().perTask()) {
+                List<TaskComparison> shown = new ArrayList<>(o.tasks().perTask());
+                shown.addAll(o.tasks().overall());
+                for (TaskComparison c : shown) {
                     out.printf(
                             Locale.ROOT,
                             "task %s (%s, %d items): reference %.1f%%, candidate %.1f%%%s, Δ %+.1f points [%+.1f, %+.1f],"
