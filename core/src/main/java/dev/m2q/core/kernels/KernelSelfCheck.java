@@ -739,17 +739,27 @@ public final class KernelSelfCheck {
 
     /** The host probes' operations run on {@code k.backend()}'s buffers (see {@link OnBackend}). */
     private static Kernels onBackend(Kernels k, boolean f32WeightsFromBuffers) {
-        return new OnBackend(k.backend(), f32WeightsFromBuffers);
+        return new OnBackend(k, f32WeightsFromBuffers);
     }
 
     /**
      * {@link Kernels} over a {@link Backend}, so that the host probes' cases and bounds check the resident
      * operations: each call wraps copies of its arrays (outputs too, so an element the backend does not write
      * keeps its NaN poison), runs the backend's operation and reads the outputs back into the caller's arrays. An
-     * output that is also an input (rmsNorm with out = x) is one buffer. dot, axpy, gemmAcc and rope with a
-     * positions array are no backend operations.
+     * output that is also an input (rmsNorm with out = x) is one buffer. The operations the backend does not have
+     * (dot, axpy, gemmAcc, and rope with a positions array: the backend's takes startPos and seqLen and has its own
+     * probe) are the kernels' own, inherited from {@link ForwardingKernels}.
      */
-    private record OnBackend(Backend b, boolean f32WeightsFromBuffers) implements Kernels {
+    private static final class OnBackend extends ForwardingKernels {
+        private final Backend b;
+        private final boolean f32WeightsFromBuffers;
+
+        OnBackend(Kernels kernels, boolean f32WeightsFromBuffers) {
+            super(kernels);
+            this.b = kernels.backend();
+            this.f32WeightsFromBuffers = f32WeightsFromBuffers;
+        }
+
         @Override
         public String name() {
             return b.name();
@@ -829,39 +839,6 @@ public final class KernelSelfCheck {
                 b.absMaxColumns(xb, rows, cols, ob);
                 b.read(ob, 0, out, outOff, cols);
             }
-        }
-
-        @Override
-        public float dot(float[] a, int aOff, float[] x, int bOff, int n) {
-            throw new UnsupportedOperationException("dot is no backend operation");
-        }
-
-        @Override
-        public void axpy(float alpha, float[] x, int xOff, float[] y, int yOff, int n) {
-            throw new UnsupportedOperationException("axpy is no backend operation");
-        }
-
-        @Override
-        public void gemmAcc(
-                int m,
-                int n,
-                int depth,
-                float[] a,
-                int aOff,
-                int aRow,
-                int aCol,
-                float[] x,
-                int bOff,
-                int ldb,
-                float[] c,
-                int cOff,
-                int ldc) {
-            throw new UnsupportedOperationException("gemmAcc is no backend operation");
-        }
-
-        @Override
-        public void rope(float[] x, int rows, int heads, int headDim, float[] invFreq, int[] positions) {
-            throw new UnsupportedOperationException("the backend's rope takes startPos and seqLen, not positions");
         }
     }
 
