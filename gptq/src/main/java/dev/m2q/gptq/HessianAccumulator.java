@@ -65,15 +65,9 @@ public final class HessianAccumulator implements AutoCloseable {
         if (rows == 0) {
             return;
         }
-        if (backend instanceof JavaBackend) {
-            // the Java backend holds x itself (no copy) and syrkUpper only reads it
-            backend.syrkUpper(backend.wrap(x), rows, k, sum);
-        } else {
-            int n = rows * k;
-            try (Buf b = backend.alloc(n)) {
-                backend.write(x, 0, b, 0, n);
-                backend.syrkUpper(b, rows, k, sum);
-            }
+        // syrkUpper only reads x, so the Java backend may hold it (Backend#wrap); a device backend copies it in.
+        try (Buf b = backend.wrap(x)) {
+            backend.syrkUpper(b, rows, k, sum);
         }
         tokens += rows;
     }

@@ -2,7 +2,6 @@ package dev.m2q.core.draft;
 
 import dev.m2q.core.kernels.Backend;
 import dev.m2q.core.kernels.Backend.Buf;
-import dev.m2q.core.kernels.JavaBackend;
 import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.kernels.Matrix;
 import dev.m2q.core.model.Rope;
@@ -240,11 +239,11 @@ public final class DraftModel implements AutoCloseable {
     }
 
     /**
-     * A host array as a buffer of the backend for an operation that only reads it: the Java backend holds the array
-     * itself (no copy); another backend gets a copy, so that the caller keeps its array.
+     * A host array as a buffer of the backend for an operation that only reads it, so the caller keeps its array
+     * (Backend#wrap: the Java backend holds it without a copy, a device backend copies it in).
      */
     private Buf in(float[] x) {
-        return backend.wrap(backend instanceof JavaBackend ? x : x.clone());
+        return backend.wrap(x);
     }
 
     /** g = fc(features): features [rows, 3H] (the taps low, mid, high side by side) → [rows, H]. */

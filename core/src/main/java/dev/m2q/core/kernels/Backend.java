@@ -47,7 +47,9 @@ public interface Backend {
 
     /**
      * Hands {@code host} to the backend as a buffer of its length (a crossing of all of it). The Java backend keeps
-     * the array itself, without a copy, so the caller must not use the array afterwards.
+     * the array itself, without a copy: an operation that writes the buffer writes the array. So a caller may keep
+     * using {@code host} when it hands over an input that only operations that read it will see (the layer input of a
+     * forward); otherwise it must not use the array afterwards.
      */
     Buf wrap(float[] host);
 

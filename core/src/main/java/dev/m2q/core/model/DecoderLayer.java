@@ -2,7 +2,6 @@ package dev.m2q.core.model;
 
 import dev.m2q.core.kernels.Backend;
 import dev.m2q.core.kernels.Backend.Buf;
-import dev.m2q.core.kernels.JavaBackend;
 import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.kernels.Matrix;
 import java.util.List;
@@ -251,8 +250,8 @@ public final class DecoderLayer implements AutoCloseable {
 
     private float[] hostForward(float[] x, int nSeq, int seqLen, int startPos, KvCache cache, LayerObserver obs) {
         checkInput(x.length, nSeq * seqLen);
-        // The resident forward never writes its input, so the Java backend may hold x itself.
-        Buf in = backend.wrap(backend instanceof JavaBackend ? x : x.clone());
+        // The resident forward never writes its input, so the Java backend may hold x itself (Backend#wrap).
+        Buf in = backend.wrap(x);
         try {
             Buf out = forward(resident(), in, nSeq, seqLen, startPos, cache, obs);
             return out == null ? null : backend.take(out);
