@@ -1,40 +1,138 @@
 package dev.m2q.core.json;
 
-import java.math.BigDecimal;
-import java.math.BigInteger;
+import com.fasterxml.jackson.core.JacksonException;
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonGenerator;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonToken;
+import com.fasterxml.jackson.core.StreamReadConstraints;
+import com.fasterxml.jackson.core.StreamReadFeature;
+import com.fasterxml.jackson.core.util.DefaultIndenter;
+import com.fasterxml.jackson.core.util.DefaultPrettyPrinter;
+import com.fasterxml.jackson.core.util.Separators;
+import com.fasterxml.jackson.databind.DeserializationContext;
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.ObjectWriter;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.SerializerProvider;
+import com.fasterxml.jackson.databind.deser.std.StdScalarDeserializer;
+import com.fasterxml.jackson.databind.json.JsonMapper;
+import com.fasterxml.jackson.databind.module.SimpleModule;
+import com.fasterxml.jackson.databind.ser.std.StdScalarSerializer;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
 /**
- * A small, strict JSON reader and writer: objects become {@code LinkedHashMap<String, Object>} (key order kept,
- * duplicate keys rejected), arrays {@code ArrayList<Object>}, integers {@code Long} (or {@code BigInteger} when
- * they overflow), other numbers {@code Double}, plus {@code String}, {@code Boolean} and {@code null}.
+ * The one JSON library configuration of m2q (Jackson), for every file it reads or writes: reports and manifests as
+ * typed records, untrusted safetensors headers and configs as trees.
  *
- * <p>Strict because safetensors headers and configs come from untrusted files: nesting is bounded, trailing
- * garbage is an error, and every error is a {@link JsonException} with the character offset.
+ * <ul>
+ *   <li><b>Strict on read</b>, because headers, configs and reports come from files: a duplicate key, trailing
+ *       characters after the value, nesting deeper than {@value #MAX_DEPTH}, NaN or Infinity tokens, and (for
+ *       records) an unknown key or a missing or wrongly typed field are errors. Every error is a {@link
+ *       JsonException} that names the line and column.
+ *   <li><b>Non-finite figures are null.</b> JSON cannot say NaN or ±Inf, so a double or float that is not finite is
+ *       written as {@code null}, and a {@code null} read into a {@code double} or {@code float} field is NaN again.
+ *       A report whose figure is undefined therefore still writes, and the check that reads it fails (exit 1)
+ *       instead of the writer crashing.
+ *   <li>Trees: objects become {@code LinkedHashMap<String, Object>} in file order, arrays {@code ArrayList},
+ *       integers {@code Long} ({@code BigInteger} past 64 bits), other numbers {@code Double}.
+ *   <li>Pretty output indents objects by two spaces and keeps arrays on one line, for files people read.
+ * </ul>
  */
 public final class Json {
-    private static final int MAX_DEPTH = 256;
+    /** The deepest nesting a file may have. */
+    public static final int MAX_DEPTH = 256;
 
-    private final String s;
-    private int pos;
+    private static final ObjectMapper MAPPER = build();
+    private static final ObjectWriter PRETTY = MAPPER.writer(prettyPrinter());
 
-    private Json(String s) {
-        this.s = s;
+    private Json() {}
+
+    private static ObjectMapper build() {
+        JsonFactory factory = JsonFactory.builder()
+                .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
+                .streamReadConstraints(StreamReadConstraints.builder()
+                        .maxNestingDepth(MAX_DEPTH)
+                        .build())
+                .build();
+        SimpleModule nonFinite = new SimpleModule("m2q-non-finite");
+        nonFinite.addSerializer(Double.class, new DoubleAsNull());
+        nonFinite.addSerializer(Double.TYPE, new DoubleAsNull());
+        nonFinite.addSerializer(Float.class, new FloatAsNull());
+        nonFinite.addSerializer(Float.TYPE, new FloatAsNull());
+        nonFinite.addDeserializer(Double.TYPE, new NullAsNaN());
+        nonFinite.addDeserializer(Float.TYPE, new NullAsNaNFloat());
+        return JsonMapper.builder(factory)
+                .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
+                .enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES)
+                .enable(DeserializationFeature.FAIL_ON_MISSING_CREATOR_PROPERTIES)
+                .enable(DeserializationFeature.FAIL_ON_NULL_FOR_PRIMITIVES)
+                .disable(SerializationFeature.FAIL_ON_EMPTY_BEANS)
+                .addModule(nonFinite)
+                .build();
     }
 
-    /** Parses one JSON value that must fill the whole text (whitespace aside). */
+    private static DefaultPrettyPrinter prettyPrinter() {
+        Separators separators = Separators.createDefaultInstance()
+                .withObjectFieldValueSpacing(Separators.Spacing.AFTER)
+                .withArrayValueSpacing(Separators.Spacing.AFTER)
+                .withObjectEmptySeparator("")
+                .withArrayEmptySeparator("");
+        DefaultPrettyPrinter p = new DefaultPrettyPrinter(separators);
+        p.indentObjectsWith(new DefaultIndenter("  ", "\n"));
+        p.indentArraysWith(new DefaultPrettyPrinter.NopIndenter());
+        return p;
+    }
+
+    /** The configured mapper, for callers that stream or need a generic type. */
+    public static ObjectMapper mapper() {
+        return MAPPER;
+    }
+
+    /** Parses one JSON value that must fill the whole text (whitespace aside), as a tree of maps and lists. */
     public static Object parse(String text) {
-        Json p = new Json(text);
-        p.skipWs();
-        Object v = p.value(0);
-        p.skipWs();
-        if (p.pos != text.length()) {
-            throw p.error("unexpected trailing characters");
+        try {
+            return untyped(MAPPER.readTree(text));
+        } catch (JacksonException e) {
+            throw error(e);
         }
-        return v;
+    }
+
+    private static Object untyped(JsonNode n) {
+        return switch (n.getNodeType()) {
+            case OBJECT -> {
+                Map<String, Object> m = new LinkedHashMap<>();
+                for (var e : n.properties()) {
+                    m.put(e.getKey(), untyped(e.getValue()));
+                }
+                yield m;
+            }
+            case ARRAY -> {
+                List<Object> l = new ArrayList<>(n.size());
+                for (JsonNode e : n) {
+                    l.add(untyped(e));
+                }
+                yield l;
+            }
+            case NUMBER ->
+                n.isIntegralNumber()
+                        ? (n.canConvertToLong() ? (Object) n.longValue() : n.bigIntegerValue())
+                        : (Object) n.doubleValue();
+            case STRING -> n.textValue();
+            case BOOLEAN -> n.booleanValue();
+            case NULL -> null;
+            case MISSING -> throw new JsonException("no JSON value in the text");
+            case BINARY, POJO -> throw new JsonException("unexpected node " + n.getNodeType());
+        };
     }
 
     /** Parses a JSON object; anything else is an error. */
@@ -47,344 +145,127 @@ public final class Json {
         return (Map<String, Object>) v;
     }
 
-    private Object value(int depth) {
-        if (depth > MAX_DEPTH) {
-            throw error("nesting deeper than " + MAX_DEPTH);
-        }
-        if (pos >= s.length()) {
-            throw error("unexpected end of input");
-        }
-        char c = s.charAt(pos);
-        return switch (c) {
-            case '{' -> object(depth);
-            case '[' -> array(depth);
-            case '"' -> string();
-            case 't' -> literal("true", Boolean.TRUE);
-            case 'f' -> literal("false", Boolean.FALSE);
-            case 'n' -> literal("null", null);
-            default -> {
-                if (c == '-' || (c >= '0' && c <= '9')) {
-                    yield number();
-                }
-                throw error("unexpected character '" + printable(c) + "'");
-            }
-        };
-    }
-
-    private Map<String, Object> object(int depth) {
-        pos++;
-        Map<String, Object> m = new LinkedHashMap<>();
-        skipWs();
-        if (peek() == '}') {
-            pos++;
-            return m;
-        }
-        while (true) {
-            skipWs();
-            if (peek() != '"') {
-                throw error("expected a string key");
-            }
-            String key = string();
-            skipWs();
-            expect(':');
-            skipWs();
-            Object v = value(depth + 1);
-            if (m.containsKey(key)) {
-                throw error("duplicate key \"" + key + "\"");
-            }
-            m.put(key, v);
-            skipWs();
-            char c = next();
-            if (c == '}') {
-                return m;
-            }
-            if (c != ',') {
-                pos--;
-                throw error("expected ',' or '}'");
-            }
+    /** Reads {@code text} as a {@code type} (a record, usually), strictly. */
+    public static <T> T read(String text, Class<T> type) {
+        try {
+            return MAPPER.readValue(text, type);
+        } catch (JacksonException e) {
+            throw error(e);
         }
     }
 
-    private List<Object> array(int depth) {
-        pos++;
-        List<Object> a = new ArrayList<>();
-        skipWs();
-        if (peek() == ']') {
-            pos++;
-            return a;
-        }
-        while (true) {
-            skipWs();
-            a.add(value(depth + 1));
-            skipWs();
-            char c = next();
-            if (c == ']') {
-                return a;
-            }
-            if (c != ',') {
-                pos--;
-                throw error("expected ',' or ']'");
-            }
+    /** Reads the file as a {@code type}, strictly; a malformed file's message starts with its path. */
+    public static <T> T read(Path file, Class<T> type) throws IOException {
+        String text = Files.readString(file, StandardCharsets.UTF_8);
+        try {
+            return MAPPER.readValue(text, type);
+        } catch (JacksonException e) {
+            throw new JsonException(file + ": " + error(e).getMessage());
         }
     }
 
-    private String string() {
-        pos++;
-        StringBuilder b = null;
-        int start = pos;
-        while (true) {
-            if (pos >= s.length()) {
-                throw error("unterminated string");
-            }
-            char c = s.charAt(pos);
-            if (c == '"') {
-                String r = b == null
-                        ? s.substring(start, pos)
-                        : b.append(s, start, pos).toString();
-                pos++;
-                return r;
-            }
-            if (c < 0x20) {
-                throw error("control character in string");
-            }
-            if (c == '\\') {
-                if (b == null) {
-                    b = new StringBuilder();
-                }
-                b.append(s, start, pos);
-                pos++;
-                char e = next();
-                switch (e) {
-                    case '"' -> b.append('"');
-                    case '\\' -> b.append('\\');
-                    case '/' -> b.append('/');
-                    case 'b' -> b.append('\b');
-                    case 'f' -> b.append('\f');
-                    case 'n' -> b.append('\n');
-                    case 'r' -> b.append('\r');
-                    case 't' -> b.append('\t');
-                    case 'u' -> {
-                        if (pos + 4 > s.length()) {
-                            throw error("truncated \\u escape");
-                        }
-                        int cp = 0;
-                        for (int i = 0; i < 4; i++) {
-                            int d = Character.digit(s.charAt(pos + i), 16);
-                            if (d < 0) {
-                                throw error("bad \\u escape");
-                            }
-                            cp = cp * 16 + d;
-                        }
-                        pos += 4;
-                        b.append((char) cp);
-                    }
-                    default -> {
-                        pos--;
-                        throw error("bad escape '\\" + printable(e) + "'");
-                    }
-                }
-                start = pos;
-            } else {
-                pos++;
-            }
-        }
-    }
-
-    private Object number() {
-        int start = pos;
-        if (peek() == '-') {
-            pos++;
-        }
-        if (peek() == '0') {
-            pos++;
-        } else if (peek() >= '1' && peek() <= '9') {
-            while (peek() >= '0' && peek() <= '9') {
-                pos++;
-            }
-        } else {
-            throw error("bad number");
-        }
-        boolean integral = true;
-        if (peek() == '.') {
-            integral = false;
-            pos++;
-            if (!(peek() >= '0' && peek() <= '9')) {
-                throw error("bad number");
-            }
-            while (peek() >= '0' && peek() <= '9') {
-                pos++;
-            }
-        }
-        if (peek() == 'e' || peek() == 'E') {
-            integral = false;
-            pos++;
-            if (peek() == '+' || peek() == '-') {
-                pos++;
-            }
-            if (!(peek() >= '0' && peek() <= '9')) {
-                throw error("bad number");
-            }
-            while (peek() >= '0' && peek() <= '9') {
-                pos++;
-            }
-        }
-        String t = s.substring(start, pos);
-        if (integral) {
-            if (t.length() <= 18) {
-                return Long.parseLong(t);
-            }
-            BigInteger bi = new BigInteger(t);
-            return bi.bitLength() < 64 ? (Object) bi.longValue() : bi;
-        }
-        return new BigDecimal(t).doubleValue();
-    }
-
-    private Object literal(String word, Object v) {
-        if (!s.startsWith(word, pos)) {
-            throw error("unexpected literal");
-        }
-        pos += word.length();
-        return v;
-    }
-
-    private char peek() {
-        return pos < s.length() ? s.charAt(pos) : '\0';
-    }
-
-    private char next() {
-        if (pos >= s.length()) {
-            throw error("unexpected end of input");
-        }
-        return s.charAt(pos++);
-    }
-
-    private void expect(char c) {
-        if (next() != c) {
-            pos--;
-            throw error("expected '" + c + "'");
-        }
-    }
-
-    private void skipWs() {
-        while (pos < s.length()) {
-            char c = s.charAt(pos);
-            if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
-                pos++;
-            } else {
-                break;
-            }
-        }
-    }
-
-    private JsonException error(String what) {
-        return new JsonException(what + " at offset " + pos);
-    }
-
-    private static String printable(char c) {
-        return c < 0x20 || c > 0x7e ? String.format("\\u%04x", (int) c) : String.valueOf(c);
-    }
-
-    /** Compact JSON text of a value built from maps, lists, strings, numbers, booleans and null. */
+    /** Compact JSON text of a record, map, list, string, number, boolean or null. */
     public static String write(Object v) {
-        StringBuilder b = new StringBuilder();
-        write(b, v, -1, 0);
-        return b.toString();
+        try {
+            return MAPPER.writeValueAsString(v);
+        } catch (JacksonException e) {
+            throw new IllegalArgumentException("not writable as JSON: " + e.getOriginalMessage(), e);
+        }
     }
 
-    /** Indented JSON text (two spaces), for files people read. */
+    /** Indented JSON text with a final newline, for files people read. */
     public static String writePretty(Object v) {
-        StringBuilder b = new StringBuilder();
-        write(b, v, 2, 0);
-        return b.append('\n').toString();
-    }
-
-    private static void write(StringBuilder b, Object v, int indent, int level) {
-        switch (v) {
-            case null -> b.append("null");
-            case String str -> quote(b, str);
-            case Boolean bool -> b.append(bool);
-            case Double d -> b.append(finite(d));
-            case Float f -> b.append(finite(f.doubleValue()));
-            case Number n -> b.append(n);
-            case Map<?, ?> m -> {
-                b.append('{');
-                boolean first = true;
-                for (Map.Entry<?, ?> e : m.entrySet()) {
-                    if (!first) {
-                        b.append(',');
-                    }
-                    first = false;
-                    newline(b, indent, level + 1);
-                    quote(b, String.valueOf(e.getKey()));
-                    b.append(indent >= 0 ? ": " : ":");
-                    write(b, e.getValue(), indent, level + 1);
-                }
-                if (!m.isEmpty()) {
-                    newline(b, indent, level);
-                }
-                b.append('}');
-            }
-            case Iterable<?> it -> {
-                b.append('[');
-                boolean first = true;
-                for (Object o : it) {
-                    if (!first) {
-                        b.append(indent >= 0 ? ", " : ",");
-                    }
-                    first = false;
-                    write(b, o, indent, level + 1);
-                }
-                b.append(']');
-            }
-            case long[] a -> write(b, java.util.Arrays.stream(a).boxed().toList(), indent, level);
-            case int[] a -> write(b, java.util.Arrays.stream(a).boxed().toList(), indent, level);
-            default ->
-                throw new IllegalArgumentException(
-                        "not a JSON value: " + v.getClass().getName());
+        try {
+            return PRETTY.writeValueAsString(v) + "\n";
+        } catch (JacksonException e) {
+            throw new IllegalArgumentException("not writable as JSON: " + e.getOriginalMessage(), e);
         }
     }
 
     /**
-     * {@code v} boxed, or null when it is NaN or infinite: for report figures that can legitimately be undefined (a
-     * mean over nothing, a perplexity that overflowed), which JSON can only say as null. The writers themselves refuse
-     * non-finite numbers, so that a value nobody expected to be undefined fails loudly instead of turning into null.
+     * {@code v} boxed, or null when it is not finite. Redundant now that the writer writes every non-finite figure as
+     * null; kept until the last map-built report becomes a record.
      */
     public static Double finiteOrNull(double v) {
         return Double.isFinite(v) ? v : null;
     }
 
-    private static String finite(double d) {
-        if (Double.isNaN(d) || Double.isInfinite(d)) {
-            throw new IllegalArgumentException("JSON has no representation for " + d);
-        }
-        return Double.toString(d);
+    private static JsonException error(JacksonException e) {
+        var loc = e.getLocation();
+        String where = loc == null ? "" : " at line " + loc.getLineNr() + ", column " + loc.getColumnNr();
+        String what = e.getOriginalMessage();
+        int nl = what.indexOf('\n');
+        return new JsonException((nl < 0 ? what : what.substring(0, nl)) + where);
     }
 
-    private static void newline(StringBuilder b, int indent, int level) {
-        if (indent >= 0) {
-            b.append('\n').repeat(' ', indent * level);
+    private static final class DoubleAsNull extends StdScalarSerializer<Double> {
+        DoubleAsNull() {
+            super(Double.class);
         }
-    }
 
-    private static void quote(StringBuilder b, String s) {
-        b.append('"');
-        for (int i = 0; i < s.length(); i++) {
-            char c = s.charAt(i);
-            switch (c) {
-                case '"' -> b.append("\\\"");
-                case '\\' -> b.append("\\\\");
-                case '\n' -> b.append("\\n");
-                case '\r' -> b.append("\\r");
-                case '\t' -> b.append("\\t");
-                default -> {
-                    if (c < 0x20) {
-                        b.append(String.format("\\u%04x", (int) c));
-                    } else {
-                        b.append(c);
-                    }
-                }
+        @Override
+        public void serialize(Double v, JsonGenerator g, SerializerProvider p) throws IOException {
+            if (Double.isFinite(v)) {
+                g.writeNumber(v);
+            } else {
+                g.writeNull();
             }
         }
-        b.append('"');
+    }
+
+    private static final class FloatAsNull extends StdScalarSerializer<Float> {
+        FloatAsNull() {
+            super(Float.class);
+        }
+
+        @Override
+        public void serialize(Float v, JsonGenerator g, SerializerProvider p) throws IOException {
+            if (Float.isFinite(v)) {
+                g.writeNumber(v);
+            } else {
+                g.writeNull();
+            }
+        }
+    }
+
+    /** A JSON number into a double; null is NaN (the writer's non-finite); anything else is an error. */
+    private static final class NullAsNaN extends StdScalarDeserializer<Double> {
+        NullAsNaN() {
+            super(Double.TYPE);
+        }
+
+        @Override
+        public Double deserialize(JsonParser p, DeserializationContext ctxt) throws IOException {
+            JsonToken t = p.currentToken();
+            if (t == JsonToken.VALUE_NUMBER_INT || t == JsonToken.VALUE_NUMBER_FLOAT) {
+                return p.getDoubleValue();
+            }
+            return (Double) ctxt.handleUnexpectedToken(Double.TYPE, p);
+        }
+
+        @Override
+        public Double getNullValue(DeserializationContext ctxt) {
+            return Double.NaN;
+        }
+    }
+
+    private static final class NullAsNaNFloat extends StdScalarDeserializer<Float> {
+        NullAsNaNFloat() {
+            super(Float.TYPE);
+        }
+
+        @Override
+        public Float deserialize(JsonParser p, DeserializationContext ctxt) throws IOException {
+            JsonToken t = p.currentToken();
+            if (t == JsonToken.VALUE_NUMBER_INT || t == JsonToken.VALUE_NUMBER_FLOAT) {
+                return p.getFloatValue();
+            }
+            return (Float) ctxt.handleUnexpectedToken(Float.TYPE, p);
+        }
+
+        @Override
+        public Float getNullValue(DeserializationContext ctxt) {
+            return Float.NaN;
+        }
     }
 }

@@ -2,6 +2,7 @@ package dev.m2q.core.json;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -58,12 +59,45 @@ class JsonTest {
     }
 
     @Test
-    void nonFiniteFiguresBecomeNullAndTheWriterStillRefusesThemRaw() {
+    void nonFiniteFiguresAreWrittenAsNullAndReadBackAsNaN() {
         Map<String, Object> m = new LinkedHashMap<>();
-        m.put("nan", Json.finiteOrNull(Double.NaN));
-        m.put("inf", Json.finiteOrNull(Double.NEGATIVE_INFINITY));
-        m.put("x", Json.finiteOrNull(0.25));
+        m.put("nan", Double.NaN);
+        m.put("inf", Float.NEGATIVE_INFINITY);
+        m.put("x", 0.25);
         assertEquals("{\"nan\":null,\"inf\":null,\"x\":0.25}", Json.write(m));
-        assertThrows(IllegalArgumentException.class, () -> Json.write(List.of(Double.NaN)));
+        Figures back = Json.read(Json.write(new Figures("a", Double.NaN, Float.POSITIVE_INFINITY, 3)), Figures.class);
+        assertTrue(Double.isNaN(back.value()) && Float.isNaN(back.f()), back.toString());
+        assertEquals(
+                new Figures("b", 1.5, 2.5f, 7), Json.read(Json.write(new Figures("b", 1.5, 2.5f, 7)), Figures.class));
+    }
+
+    record Figures(String name, double value, float f, int n) {}
+
+    @Test
+    void recordsAreReadStrictly() {
+        String ok = "{\"name\":\"a\",\"value\":1.0,\"f\":2.0,\"n\":3}";
+        assertEquals(new Figures("a", 1.0, 2.0f, 3), Json.read(ok, Figures.class));
+        for (String bad : List.of(
+                "{\"name\":\"a\",\"value\":1.0,\"f\":2.0,\"n\":3,\"extra\":1}",
+                "{\"name\":\"a\",\"value\":1.0,\"f\":2.0}",
+                "{\"name\":\"a\",\"value\":\"1.0\",\"f\":2.0,\"n\":3}",
+                "{\"name\":\"a\",\"value\":1.0,\"f\":2.0,\"n\":null}",
+                "{\"name\":\"a\",\"name\":\"b\",\"value\":1.0,\"f\":2.0,\"n\":3}",
+                ok + " {}")) {
+            JsonException e = assertThrows(JsonException.class, () -> Json.read(bad, Figures.class), bad);
+            assertTrue(e.getMessage().contains("line 1, column"), e.getMessage());
+        }
+    }
+
+    @Test
+    void prettyOutputIndentsObjectsAndKeepsArraysOnOneLine() {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("a", List.of(1L, 2L));
+        m.put("b", Map.of("c", "d"));
+        m.put("e", List.of());
+        m.put("f", Map.of());
+        assertEquals(
+                "{\n  \"a\": [1, 2],\n  \"b\": {\n    \"c\": \"d\"\n  },\n  \"e\": [],\n  \"f\": {}\n}\n",
+                Json.writePretty(m));
     }
 }
