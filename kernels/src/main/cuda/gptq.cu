@@ -31,13 +31,15 @@ __device__ __forceinline__ void fail(int* errRec, int* errAny, int c, int pos, i
 // not finite (static groups): recorded per column, the host reports the first in the Java loop's order.
 //
 // wt [k, n] W1 (rows of this block and later), u [k, k] U, perm [k] position -> original channel, scales [k/G, n],
-// codes [k, n] by original channel, negErr [B, n], errRec [n, 4] (rec[0] = -1: none), errAny [1].
+// codes [k, n] by original channel, negErr [B, n], errRec [n, 4] (rec[0] = -1: none), errAny [1], errSq [n]: each
+// column's sum of err^2, folded in position order with double fmas (GptqLoop's errSq; the host adds the columns in
+// order, GptqCodes.total).
 // Grid ceil(n/32), block 32; dynamic shared B*32*4 bytes when useShared (the block's column slice lives there),
 // else 0 (the slice is updated in wt itself).
 extern "C" __global__ void __launch_bounds__(GPTQ_THREADS) m2q_gptq_block(
         int k, int n, int i1, int i2, int groupSize, int staticGroups, int useShared,
         float* wt, const float* u, const int* perm, float* scales, int* codes, float* negErr, int* errRec,
-        int* errAny) {
+        int* errAny, double* errSq) {
     extern __shared__ float slice[];
     const int c = blockIdx.x * GPTQ_THREADS + threadIdx.x;
     if (c >= n || errRec[4LL * c] >= 0) {
@@ -56,6 +58,7 @@ extern "C" __global__ void __launch_bounds__(GPTQ_THREADS) m2q_gptq_block(
         stride = n;
     }
     const int G = groupSize;
+    double sq = errSq[c];
     float s = 0.0f;
     if (!staticGroups && i1 % G != 0) {
         s = scales[static_cast<long long>(i1 / G) * n + c];  // the group began in an earlier block
@@ -90,11 +93,13 @@ extern "C" __global__ void __launch_bounds__(GPTQ_THREADS) m2q_gptq_block(
         const float* ui = u + static_cast<long long>(i) * k;
         const float err = __fdiv_rn(__fsub_rn(w, m2q::rtn_dequant(q, s)), ui[i]);
         negErr[static_cast<long long>(i - i1) * n + c] = -err;
+        sq = __fma_rn(static_cast<double>(err), static_cast<double>(err), sq);
         for (int j = i + 1; j < i2; j++) {
             float* wj = seg + (j - i1) * stride;
             *wj = __fmaf_rn(-__ldg(ui + j), err, *wj);
         }
     }
+    errSq[c] = sq;
 }
 
 // ---- GPTQ on resident data (GptqKernels#quantize, #finishHessian): the steps around the column loop. ----
@@ -267,16 +272,18 @@ extern "C" __global__ void m2q_gptq_dequant(
     }
 }
 
-// Java twin: Gptq.proxyLoss, its sum of (D H) o D in double, first pass: rows[r] = sum over c of
-// (double) y[r*k + c] * d[r*k + c], one block per row, a fixed tree (deterministic; the Java loop adds in
-// sequence, so the two differ by double rounding only). y, d [n, k], rows [n]. Grid n, block 256.
+// Java twin: Gptq.proxyLoss (as Gptq.sampledLoss calls it), its sum of (D H) o D in double, first pass: rows[r] =
+// sum over c of (double) y[r*k + c] * d[r*dStride + c], one block per row, a fixed tree (deterministic; the Java
+// loop adds in sequence, so the two differ by double rounding only). y [count, k]; d rows dStride apart (the
+// sample's rows of D [n, k]); rows [count]. Grid count, block 256.
 extern "C" __global__ void __launch_bounds__(256) m2q_gptq_loss_rows(
-        int k, const float* y, const float* d, double* rows) {
+        int k, const float* y, const float* d, long long dStride, double* rows) {
     __shared__ double part[256];
     const long long base = static_cast<long long>(blockIdx.x) * k;
+    const long long dBase = static_cast<long long>(blockIdx.x) * dStride;
     double s = 0.0;
     for (int c = threadIdx.x; c < k; c += blockDim.x) {
-        s += static_cast<double>(y[base + c]) * static_cast<double>(d[base + c]);
+        s += static_cast<double>(y[base + c]) * static_cast<double>(d[dBase + c]);
     }
     part[threadIdx.x] = s;
     __syncthreads();

@@ -61,8 +61,8 @@ final class QuantizeCommand implements Callable<Integer> {
      * Options that only GPTQ reads, and those that only AutoRound reads: naming one with another method (RTN reads
      * neither) is refused.
      */
-    private static final List<String> GPTQ_ONLY =
-            List.of("--damp", "--block-size", "--act-order", "--static-groups", "--true-sequential");
+    private static final List<String> GPTQ_ONLY = List.of(
+            "--damp", "--block-size", "--act-order", "--static-groups", "--true-sequential", "--exact-loss-rows");
 
     private static final List<String> AUTOROUND_ONLY =
             List.of("--recipe", "--iters", "--lr", "--minmax-lr", "--batch-size");
@@ -122,6 +122,14 @@ final class QuantizeCommand implements Callable<Integer> {
 
     @Option(names = "--block-size", defaultValue = "128", description = "GPTQ block size (lazy batch width).")
     int blockSize;
+
+    @Option(
+            names = "--exact-loss-rows",
+            defaultValue = "0",
+            paramLabel = "N",
+            description = "GPTQ: also report the exact proxy loss with the undamped H on about N output rows of each"
+                    + " linear (costs a product with H per row; default 0: only the loop's own loss, which is free).")
+    int exactLossRows;
 
     @Option(names = "--act-order", description = "Quantize columns by descending Hessian diagonal.")
     boolean actOrder;
@@ -318,7 +326,8 @@ final class QuantizeCommand implements Callable<Integer> {
             // desc_act false either way (vLLM's gptq_marlin.py also drops desc_act when group_size is -1).
             boolean perRow = groupSize == GroupSize.PER_ROW;
             boolean staticOn = actOrder && (staticGroups || perRow);
-            GptqOptions gptq = new GptqOptions(bits, groupSize, sym, damp, blockSize, actOrder, staticOn);
+            GptqOptions gptq =
+                    new GptqOptions(bits, groupSize, sym, damp, blockSize, actOrder, staticOn, exactLossRows);
             m = method == Method.gptq ? new GptqMethod(gptq, trueSequential) : new RtnMethod(groupSize);
             boolean descAct = actOrder && !staticOn;
             qc.put("desc_act", descAct);

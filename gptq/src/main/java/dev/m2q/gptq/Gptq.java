@@ -78,8 +78,8 @@ public final class Gptq {
 
         QuantizedLinear q = new QuantizedLinear(n, k, g, c.codes(), c.scales(), c.gIdx());
         Duration time = Duration.ofNanos(System.nanoTime() - start);
-        double loss = proxyLoss(w, q.dequantize(), n, k, h, kernels);
-        return new GptqResult(q, loss, chol.dampUsed(), fallbacks, time);
+        double sampled = o.exactLossRows() > 0 ? sampledLoss(w, q, h, o.exactLossRows(), kernels) : Double.NaN;
+        return new GptqResult(q, c.errSquares() / n, sampled, chol.dampUsed(), fallbacks, time);
     }
 
     /** The report's line for {@code count} > 0 dead input columns zeroed (a {@link GptqResult#fallbacks} entry). */
@@ -92,6 +92,34 @@ public final class Gptq {
         return String.format(
                 "damp raised from %s to %.2f after %d Cholesky failure%s",
                 damp, used, retries, retries == 1 ? "" : "s");
+    }
+
+    /**
+     * The rows of the exact proxy loss's sample for about {@code wanted} of {@code n} output rows: 0, s, 2s, … &lt; n
+     * with s = max(1, ⌊n / wanted⌋), so at least min(wanted, n) rows, evenly spread.
+     */
+    public static int sampleStride(int n, int wanted) {
+        return Math.max(1, n / wanted);
+    }
+
+    /**
+     * The exact proxy loss tr((W − Ŵ)·H·(W − Ŵ)ᵀ) per row with the undamped H, on the output rows of {@link
+     * #sampleStride}: the figure to compare with other tools, whose cost (a product with H per row) is why it is
+     * only computed when asked. Equals {@link #proxyLoss} when the stride is 1.
+     */
+    public static double sampledLoss(float[] w, QuantizedLinear q, float[] h, int wanted, Kernels kernels) {
+        int n = q.outFeatures();
+        int k = q.inFeatures();
+        int stride = sampleStride(n, wanted);
+        int count = (n + stride - 1) / stride;
+        float[] all = q.dequantize();
+        float[] ws = new float[count * k];
+        float[] wqs = new float[count * k];
+        for (int i = 0; i < count; i++) {
+            System.arraycopy(w, i * stride * k, ws, i * k, k);
+            System.arraycopy(all, i * stride * k, wqs, i * k, k);
+        }
+        return proxyLoss(ws, wqs, count, k, h, kernels);
     }
 
     /** {@link #proxyLoss(float[], float[], int, int, float[], Kernels)} with the default kernels. */

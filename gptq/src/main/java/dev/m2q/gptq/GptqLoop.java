@@ -17,6 +17,10 @@ import dev.m2q.core.quant.Rtn;
  *     W1[i2:] −= U[i1:i2, i2:]ᵀ · Err1                                              (the lazy batch update)
  * </pre>
  *
+ * <p>The loop also sums Err1² ({@link GptqCodes#errSquares}): per output column in position order with double
+ * fused multiply-adds, then over the columns in order. With U the upper Cholesky factor of the damped H⁻¹, W − Q =
+ * Err·U, so Σ Err² = tr((W − Q)·H_damped·(W − Q)ᵀ): the proxy loss comes free of any product with H.
+ *
  * Each step is one of core's {@link Kernels} operations (axpy, gemmAcc, absMaxColumns), so the result is the same
  * bits over ScalarKernels and VectorKernels; the CUDA loop (gptq.cu) follows the same arithmetic.
  */
@@ -37,6 +41,7 @@ public final class GptqLoop {
         int[] codes = new int[k * n]; // Q1 for every block, row c for original input channel c
         int[] gIdx = new int[k];
         float[] err1 = new float[b * n]; // Err1 [B, N]: the scaled errors of the block's columns
+        double[] errSq = new double[n]; // Σ Err1² per output column, in position order
         for (int i1 = 0; i1 < k; i1 += b) {
             int i2 = Math.min(i1 + b, k);
             for (int i = i1; i < i2; i++) {
@@ -59,7 +64,9 @@ public final class GptqLoop {
                     float s = scales[group * n + c];
                     int q = Rtn.code(w1[row + c], s);
                     codes[col * n + c] = q;
-                    err1[e + c] = (w1[row + c] - Rtn.dequant(q, s)) / uii;
+                    float err = (w1[row + c] - Rtn.dequant(q, s)) / uii;
+                    err1[e + c] = err;
+                    errSq[c] = Math.fma((double) err, err, errSq[c]);
                 }
                 // Compensate inside the block: w_j −= err · U_ij for the block's later columns.
                 for (int j = i + 1; j < i2; j++) {
@@ -68,7 +75,7 @@ public final class GptqLoop {
             }
             lazyBatchUpdate(kern, w1, u, err1, i1, i2, n, k);
         }
-        return new GptqCodes(codes, scales, gIdx);
+        return new GptqCodes(codes, scales, gIdx, GptqCodes.total(errSq));
     }
 
     /**

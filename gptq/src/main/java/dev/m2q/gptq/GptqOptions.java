@@ -15,10 +15,20 @@ import dev.m2q.core.quant.GroupSize;
  * @param actOrder quantize columns by descending diag(H)
  * @param staticGroups with act-order, fix the group scales on the original column groups before permuting (g_idx
  *     stays k / G); ignored without act-order
+ * @param exactLossRows 0 (the default): the report's loss is the loop's own, free; N &gt; 0: also the exact proxy
+ *     loss with the undamped H on about N evenly spaced output rows ({@link Gptq#sampledLoss}), which costs a
+ *     product with H per sampled row
  */
 public record GptqOptions(
-        int bits, int groupSize, boolean sym, double damp, int blockSize, boolean actOrder, boolean staticGroups) {
-    public static final GptqOptions DEFAULTS = new GptqOptions(4, 128, true, 0.01, 128, false, true);
+        int bits,
+        int groupSize,
+        boolean sym,
+        double damp,
+        int blockSize,
+        boolean actOrder,
+        boolean staticGroups,
+        int exactLossRows) {
+    public static final GptqOptions DEFAULTS = new GptqOptions(4, 128, true, 0.01, 128, false, true, 0);
 
     public GptqOptions {
         if (bits != 4 || !sym) {
@@ -31,6 +41,9 @@ public record GptqOptions(
         if (blockSize <= 0) {
             throw new InputException("GPTQ block size " + blockSize + " must be positive (default 128)");
         }
+        if (exactLossRows < 0) {
+            throw new InputException("--exact-loss-rows " + exactLossRows + " must be 0 (off) or positive");
+        }
         if (groupSize <= 0 && groupSize != GroupSize.PER_ROW) {
             throw new InputException(
                     "--group-size " + groupSize + " must be positive, or -1 for one group per row (default 128)");
@@ -39,21 +52,26 @@ public record GptqOptions(
 
     /** These options with another group size. */
     public GptqOptions withGroupSize(int g) {
-        return new GptqOptions(bits, g, sym, damp, blockSize, actOrder, staticGroups);
+        return new GptqOptions(bits, g, sym, damp, blockSize, actOrder, staticGroups, exactLossRows);
     }
 
     /** These options with another block size. */
     public GptqOptions withBlockSize(int b) {
-        return new GptqOptions(bits, groupSize, sym, damp, b, actOrder, staticGroups);
+        return new GptqOptions(bits, groupSize, sym, damp, b, actOrder, staticGroups, exactLossRows);
     }
 
     /** These options with act-order on or off and the given static-groups choice. */
     public GptqOptions withActOrder(boolean on, boolean staticGroupsOn) {
-        return new GptqOptions(bits, groupSize, sym, damp, blockSize, on, staticGroupsOn);
+        return new GptqOptions(bits, groupSize, sym, damp, blockSize, on, staticGroupsOn, exactLossRows);
     }
 
     /** These options with another dampening fraction. */
     public GptqOptions withDamp(double d) {
-        return new GptqOptions(bits, groupSize, sym, d, blockSize, actOrder, staticGroups);
+        return new GptqOptions(bits, groupSize, sym, d, blockSize, actOrder, staticGroups, exactLossRows);
+    }
+
+    /** These options with the exact proxy loss on about {@code rows} output rows (0: off). */
+    public GptqOptions withExactLossRows(int rows) {
+        return new GptqOptions(bits, groupSize, sym, damp, blockSize, actOrder, staticGroups, rows);
     }
 }

@@ -138,7 +138,7 @@ class GptqCompressedTensorsTest {
     @SuppressWarnings("unchecked")
     void dynamicActOrderGroupsStoreTheirGIdx(@TempDir Path tmp) throws IOException {
         Path out = tmp.resolve("ct");
-        GptqOptions o = new GptqOptions(4, 128, true, 0.01, 128, true, false);
+        GptqOptions o = new GptqOptions(4, 128, true, 0.01, 128, true, false, 0);
         Recording m = run(out, o, Map.of("desc_act", true, "static_groups", false), QuantScheme.W4A16);
         assertTrue(
                 m.all.values().stream().anyMatch(q -> {

@@ -74,10 +74,61 @@ class GptqTest {
         float[] h = Fixtures.hessian(rnd, 2 * k, k);
         GptqOptions o = GptqOptions.DEFAULTS.withGroupSize(g).withBlockSize(b).withActOrder(actOrder, staticGroups);
         GptqResult r = Gptq.quantize(w, n, k, h, o);
-        double rtn = Gptq.proxyLoss(w, Rtn.quantize(w, n, k, g).dequantize(), n, k, h);
+        float[] hd = damped(h, k, r.dampUsed());
+        double rtn = Gptq.proxyLoss(w, Rtn.quantize(w, n, k, g).dequantize(), n, k, hd);
         assertTrue(r.proxyLoss() <= rtn * (1 + 1e-6), "GPTQ " + r.proxyLoss() + " vs RTN " + rtn);
         assertTrue(r.proxyLoss() > 0);
-        assertEquals(Gptq.proxyLoss(w, r.q().dequantize(), n, k, h), r.proxyLoss());
+        // The loop's Σ Err²/N is tr((W − Q)·H_damped·(W − Q)ᵀ)/N (W − Q = Err·U, U·H_damped·Uᵀ = I). It differs from
+        // the product only by the fp32 rounding of U and of the loop's updates: relative ~K·2⁻²⁴ times the damped
+        // H's condition number (≤ ~1/λ = 100 here), so 1e-3 relative holds with a wide margin and would still
+        // catch a missing factor (U's diagonal) or a column left out of the sum.
+        double exact = Gptq.proxyLoss(w, r.q().dequantize(), n, k, hd);
+        assertEquals(exact, r.proxyLoss(), 1e-3 * exact);
+        assertTrue(Double.isNaN(r.sampledLoss()), "the exact loss is computed only when asked");
+        // Asked for every row, the sampled loss is the undamped product itself, bit for bit.
+        GptqResult all = Gptq.quantize(w, n, k, h, o.withExactLossRows(n));
+        assertEquals(Gptq.proxyLoss(w, all.q().dequantize(), n, k, h), all.sampledLoss());
+        assertEquals(r.proxyLoss(), all.proxyLoss(), "asking for the exact loss changes nothing else");
+    }
+
+    /** H + fp32(λ·mean(diag H))·I, the matrix DampedCholesky factors (no dead columns in these fixtures). */
+    private static float[] damped(float[] h, int k, double lambda) {
+        double sum = 0;
+        for (int i = 0; i < k; i++) {
+            sum += h[i * k + i];
+        }
+        float shift = (float) (lambda * (sum / k));
+        float[] hd = h.clone();
+        for (int i = 0; i < k; i++) {
+            hd[i * k + i] += shift;
+        }
+        return hd;
+    }
+
+    /**
+     * The sample of the exact loss: rows 0, s, 2s, … with s = ⌊N / wanted⌋, so the loss is the mean over exactly
+     * those rows' products.
+     */
+    @Test
+    void sampledLossIsTheProductOnEvenlySpacedRows() {
+        int n = 40;
+        int k = 64;
+        SplittableRandom rnd = new SplittableRandom(41);
+        float[] w = Fixtures.heavyTailedWeights(rnd, n, k);
+        float[] h = Fixtures.hessian(rnd, 2 * k, k);
+        GptqResult r =
+                Gptq.quantize(w, n, k, h, GptqOptions.DEFAULTS.withGroupSize(32).withExactLossRows(8));
+        assertEquals(5, Gptq.sampleStride(n, 8));
+        float[] wq = r.q().dequantize();
+        float[] ws = new float[8 * k];
+        float[] wqs = new float[8 * k];
+        for (int i = 0; i < 8; i++) {
+            System.arraycopy(w, 5 * i * k, ws, i * k, k);
+            System.arraycopy(wq, 5 * i * k, wqs, i * k, k);
+        }
+        assertEquals(Gptq.proxyLoss(ws, wqs, 8, k, h), r.sampledLoss());
+        assertEquals(1, Gptq.sampleStride(3, 8));
+        assertEquals(3456, Gptq.sampleStride(27648, 8));
     }
 
     @Test
@@ -203,14 +254,14 @@ class GptqTest {
     @Test
     void optionsAreValidated() {
         InputException e =
-                assertThrows(InputException.class, () -> new GptqOptions(3, 128, true, 0.01, 128, false, true));
+                assertThrows(InputException.class, () -> new GptqOptions(3, 128, true, 0.01, 128, false, true, 0));
         assertTrue(e.getMessage().startsWith("m2q writes 4-bit symmetric GPTQ only: "), e.getMessage());
-        assertThrows(InputException.class, () -> new GptqOptions(4, 128, false, 0.01, 128, false, true));
+        assertThrows(InputException.class, () -> new GptqOptions(4, 128, false, 0.01, 128, false, true, 0));
         assertThrows(InputException.class, () -> GptqOptions.DEFAULTS.withDamp(1.0));
         assertThrows(InputException.class, () -> GptqOptions.DEFAULTS.withDamp(-0.1));
         assertThrows(InputException.class, () -> GptqOptions.DEFAULTS.withBlockSize(0));
         assertThrows(InputException.class, () -> GptqOptions.DEFAULTS.withGroupSize(0));
-        assertEquals(new GptqOptions(4, 128, true, 0.01, 128, false, true), GptqOptions.DEFAULTS);
+        assertEquals(new GptqOptions(4, 128, true, 0.01, 128, false, true, 0), GptqOptions.DEFAULTS);
         assertThrows(
                 IllegalArgumentException.class,
                 () -> Gptq.quantize(

@@ -375,15 +375,17 @@ public final class CudaBench {
                 DeviceBuffer codes = dev.alloc(4L * k * n);
                 DeviceBuffer negErr = dev.alloc(4L * BLOCK * n);
                 DeviceBuffer failures = dev.upload(records, 0, records.length);
-                DeviceBuffer any = dev.alloc(4)) {
+                DeviceBuffer any = dev.alloc(4);
+                DeviceBuffer errSq = dev.alloc(8L * n)) {
             fillF32(pristine, (long) k * n, 10, -1, 1);
             dev.kernel("m2q_bench_fill_unit_upper")
                     .launch(Device.blocks((long) k * k, 256), 1, 1, 256, 1, 1, 0, k, u, 11L, (float)
                             (0.5 / Math.sqrt(k)));
             ctx.zero(any);
+            ctx.zero(errSq);
             double ms = median(
                     i -> DeviceGptq.columns(
-                            dev, w1, u, p, scales, codes, negErr, failures, any, k, n, GROUP, BLOCK, false),
+                            dev, w1, u, p, scales, codes, negErr, failures, any, errSq, k, n, GROUP, BLOCK, false),
                     i -> ctx.copy(w1, 0, pristine, 0, 4L * k * n));
             int[] failed = new int[1];
             ctx.download(any, 0, failed, 0, 1);

@@ -58,8 +58,9 @@ final class CudaGptqKernels implements GptqKernels {
         float[] scales = p.staticGroups() ? p.staticScales() : new float[p.groups() * n];
         int[] codes = new int[k * n];
         int[] gIdx = new int[k];
+        double errSquares;
         synchronized (cuda) {
-            DeviceGptq.run(
+            errSquares = DeviceGptq.run(
                     cuda.device(),
                     p.w1(),
                     k,
@@ -73,7 +74,7 @@ final class CudaGptqKernels implements GptqKernels {
                     codes,
                     gIdx);
         }
-        return new GptqCodes(codes, scales, gIdx);
+        return new GptqCodes(codes, scales, gIdx, errSquares);
     }
 
     /**

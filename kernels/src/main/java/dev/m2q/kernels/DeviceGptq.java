@@ -1,6 +1,7 @@
 package dev.m2q.kernels;
 
 import dev.m2q.core.quant.Rtn;
+import dev.m2q.gptq.GptqCodes;
 import java.util.Arrays;
 
 /**
@@ -22,7 +23,7 @@ final class DeviceGptq {
      * The SPI's column loop on host arrays: W1, U, the order and the static scales uploaded, {@link #onDevice},
      * the codes (and the computed scales) downloaded, g_idx from the order ({@link #groupIndex}).
      */
-    static void run(
+    static double run(
             Device dev,
             float[] wt,
             int k,
@@ -46,22 +47,24 @@ final class DeviceGptq {
                 DeviceBuffer pb = dev.upload(order, 0, k);
                 DeviceBuffer sb = staticGroups ? dev.upload(scales, 0, groups * n) : dev.alloc(4L * groups * n);
                 DeviceBuffer cb = dev.alloc(4L * k * n)) {
-            onDevice(dev, w1, ub, pb, sb, cb, k, n, groupSize, blockSize, staticGroups);
+            double errSquares = onDevice(dev, w1, ub, pb, sb, cb, k, n, groupSize, blockSize, staticGroups);
             dev.ctx.download(cb, 0, codes, 0, k * n);
             if (!staticGroups) {
                 dev.ctx.download(sb, 0, scales, 0, groups * n);
             }
+            System.arraycopy(groupIndex(order, groupSize, staticGroups), 0, gIdx, 0, k);
+            return errSquares;
         }
-        System.arraycopy(groupIndex(order, groupSize, staticGroups), 0, gIdx, 0, k);
     }
 
     /**
      * The column loop on device buffers: w1 [k, n] W1 (modified), u [k, k] U, perm [k] the order (position →
      * original channel), scales [k/G, n] (read for static groups, written otherwise), codes [k, n] int32 by
      * original channel (written). Its work buffers are its own; a failure throws the Java loop's first ({@link
-     * #firstFailure}).
+     * #firstFailure}). Returns the loop's Σ Err² (GptqCodes#errSquares): the columns' sums come down (n doubles)
+     * and are added in order.
      */
-    static void onDevice(
+    static double onDevice(
             Device dev,
             DeviceBuffer w1,
             DeviceBuffer u,
@@ -78,14 +81,34 @@ final class DeviceGptq {
         Arrays.fill(records, -1);
         try (DeviceBuffer negErr = dev.alloc(4L * b * n);
                 DeviceBuffer failures = dev.upload(records, 0, records.length);
-                DeviceBuffer anyFailure = dev.upload(new int[1], 0, 1)) {
-            columns(dev, w1, u, perm, scales, codes, negErr, failures, anyFailure, k, n, groupSize, b, staticGroups);
+                DeviceBuffer anyFailure = dev.upload(new int[1], 0, 1);
+                DeviceBuffer errSq = dev.alloc(8L * n)) {
+            dev.ctx.zero(errSq);
+            columns(
+                    dev,
+                    w1,
+                    u,
+                    perm,
+                    scales,
+                    codes,
+                    negErr,
+                    failures,
+                    anyFailure,
+                    errSq,
+                    k,
+                    n,
+                    groupSize,
+                    b,
+                    staticGroups);
             int[] any = new int[1];
             dev.ctx.download(anyFailure, 0, any, 0, 1);
             if (any[0] != 0) {
                 dev.ctx.download(failures, 0, records, 0, records.length);
                 throw firstFailure(records, n);
             }
+            double[] perColumn = new double[n];
+            dev.ctx.download(errSq, 0, perColumn, 0, n);
+            return GptqCodes.total(perColumn);
         }
     }
 
@@ -101,7 +124,7 @@ final class DeviceGptq {
     /**
      * The loop over blocks, on device buffers: w1 [k, n] W1 (modified), u [k, k] U, perm [k], scales [k/G, n]
      * (read for static groups, written otherwise), codes [k, n], negErr [b, n] scratch, failures [n, 4] (all −1
-     * before), anyFailure [1] (0 before); b = min(block size, k).
+     * before), anyFailure [1] (0 before), errSq [n] doubles (0 before; each column's Σ Err²); b = min(block size, k).
      */
     static void columns(
             Device dev,
@@ -113,6 +136,7 @@ final class DeviceGptq {
             DeviceBuffer negErr,
             DeviceBuffer failures,
             DeviceBuffer anyFailure,
+            DeviceBuffer errSq,
             int k,
             int n,
             int groupSize,
@@ -145,7 +169,8 @@ final class DeviceGptq {
                     codes,
                     negErr,
                     failures,
-                    anyFailure);
+                    anyFailure,
+                    errSq);
             if (i2 < k) {
                 // gemmAcc(k − i2, n, i2 − i1, U, i1·k + i2, 1, k, −Err1, 0, n, W1, i2·n, n)
                 lazy.launch(

@@ -27,13 +27,14 @@ import java.util.List;
  *   <li>JHJ of the permuted H gathered from H (m2q_gptq_jhj, which also finds the first non-finite entry), then
  *       {@link DampedCholesky#damp}'s retries over {@link DeviceCholesky#onDevice} and U = J·L⁻¹·J in place
  *       (m2q_gptq_reverse_upper): the factor never leaves the device;
- *   <li>the column loop ({@link DeviceGptq#onDevice}); the codes and scales are downloaded, g_idx follows from
- *       the order;
- *   <li>Ŵ = dequantized codes and D = W − Ŵ (m2q_gptq_dequant), D·H (m2q_gemm_acc_f32, the Java twin's bits),
- *       Σ (D·H)∘D in double (m2q_gptq_loss_rows, m2q_gptq_loss_total): one double crosses.
+ *   <li>the column loop ({@link DeviceGptq#onDevice}), which also sums the proxy loss (Σ Err², N doubles down);
+ *       the codes and scales are downloaded, g_idx follows from the order;
+ *   <li>Ŵ = dequantized codes and D = W − Ŵ (m2q_gptq_dequant); only when {@link GptqOptions#exactLossRows}
+ *       asks, the sampled exact loss: D·H on the sample's rows (m2q_gemm_acc_f32 with A's rows strided, the Java
+ *       twin's bits) and Σ (D·H)∘D in double (m2q_gptq_loss_rows, m2q_gptq_loss_total): one double crosses.
  * </ol>
  *
- * Crossings: H's diagonal and the results (codes, scales, the loss) down; the order, the gather indices and the
+ * Crossings: H's diagonal and the results (codes, scales, the losses) down; the order, the gather indices and the
  * shifted diagonal (K values each) up. Agreement with the Java reference: every step but the factorization
  * (another blocking, fp32 summation error, see DeviceCholesky) and the loss's double sum (another order) is
  * the same arithmetic; so g_idx, static scales, the damp used and the fallbacks are exact, and codes agree up to
@@ -131,6 +132,7 @@ final class DeviceGptqResident {
             int[] codes = new int[k * n];
             float[] scales = new float[groups * n];
             DampedCholesky.Damping damping;
+            double errSquares;
             try (DeviceBuffer scalesB = dev.alloc(4L * groups * n);
                     DeviceBuffer codesB = dev.alloc(4L * k * n)) {
                 try (DeviceBuffer orderB = dev.upload(order, 0, k);
@@ -146,7 +148,8 @@ final class DeviceGptqResident {
                         if (damping.retries() > 0) {
                             fallbacks.add(Gptq.dampNote(o.damp(), damping.lambda(), damping.retries()));
                         }
-                        DeviceGptq.onDevice(dev, w1, u, orderB, scalesB, codesB, k, n, g, o.blockSize(), staticGroups);
+                        errSquares = DeviceGptq.onDevice(
+                                dev, w1, u, orderB, scalesB, codesB, k, n, g, o.blockSize(), staticGroups);
                     }
                 }
                 dev.ctx.download(codesB, 0, codes, 0, k * n);
@@ -156,8 +159,9 @@ final class DeviceGptqResident {
                 Duration time = Duration.ofNanos(System.nanoTime() - start);
                 DeviceBuffer what = dev.alloc(4L * n * k);
                 try {
-                    double loss = dequantizeAndLoss(dev, src, codesB, scalesB, gIdx, h, what, n, k);
-                    GptqResult r = new GptqResult(q, loss, damping.lambda(), fallbacks, time);
+                    double sampled =
+                            dequantizeAndLoss(dev, src, codesB, scalesB, gIdx, h, what, n, k, o.exactLossRows());
+                    GptqResult r = new GptqResult(q, errSquares / n, sampled, damping.lambda(), fallbacks, time);
                     return new GptqKernels.Resident(r, new CudaWeight(new DeviceWeights.Dense(what, false), n, k));
                 } catch (RuntimeException e) {
                     what.close();
@@ -259,9 +263,10 @@ final class DeviceGptqResident {
     }
 
     /**
-     * Ŵ [n, k] into what, and the proxy loss tr(D·H·Dᵀ)/N for D = W − Ŵ (Gptq.proxyLoss): D·H by
-     * m2q_gemm_acc_f32 (the Java twin's fp32 FMA chains), the sum of (D·H)∘D in double by row then over the
-     * rows (another order than the Java loop's: the two differ by double rounding only).
+     * Ŵ [n, k] into what and, when {@code exactRows} &gt; 0, Gptq.sampledLoss: tr(D·H·Dᵀ) per row for D = W − Ŵ on
+     * the rows 0, s, 2s, … of Gptq.sampleStride: D·H by m2q_gemm_acc_f32 (the Java twin's fp32 FMA chains), the sum
+     * of (D·H)∘D in double by row then over the rows (another order than the Java loop's: the two differ by double
+     * rounding only). NaN when not asked.
      */
     private static double dequantizeAndLoss(
             Device dev,
@@ -272,13 +277,13 @@ final class DeviceGptqResident {
             DeviceBuffer h,
             DeviceBuffer what,
             int n,
-            int k) {
+            int k,
+            int exactRows) {
         double[] total = new double[1];
+        int stride = Gptq.sampleStride(n, Math.max(1, exactRows));
+        int count = (n + stride - 1) / stride;
         try (DeviceBuffer gIdxB = dev.upload(gIdx, 0, k);
-                DeviceBuffer d = dev.alloc(4L * n * k);
-                DeviceBuffer y = dev.alloc(4L * n * k);
-                DeviceBuffer rows = dev.alloc(8L * n);
-                DeviceBuffer sum = dev.alloc(8)) {
+                DeviceBuffer d = dev.alloc(4L * n * k)) {
             dev.kernel("m2q_gptq_dequant")
                     .launch(
                             Device.blocks(k, 32),
@@ -297,23 +302,49 @@ final class DeviceGptqResident {
                             src.bf16() ? 1 : 0,
                             what,
                             d);
+            if (exactRows <= 0) {
+                return Double.NaN;
+            }
+            try (DeviceBuffer y = dev.alloc(4L * count * k);
+                    DeviceBuffer rows = dev.alloc(8L * count);
+                    DeviceBuffer sum = dev.alloc(8)) {
+                lossOfSample(dev, d, h, y, rows, sum, count, stride, k);
+                dev.ctx.download(sum, 0, total, 0, 1);
+            }
+        }
+        return total[0] / count;
+    }
+
+    /** D·H on the sample's rows of D (stride apart) into y, then Σ (D·H)∘D in double into sum. */
+    private static void lossOfSample(
+            Device dev,
+            DeviceBuffer d,
+            DeviceBuffer h,
+            DeviceBuffer y,
+            DeviceBuffer rows,
+            DeviceBuffer sum,
+            int count,
+            int stride,
+            int k) {
+        {
             dev.ctx.zero(y);
-            // gemmAcc(n, k, k, D, 0, k, 1, H, 0, k, Y, 0, k), as Gptq.proxyLoss (H symmetric: its rows serve as B)
+            // gemmAcc(count, k, k, D, 0, stride·k, 1, H, 0, k, Y, 0, k), as Gptq.proxyLoss on the sample's rows (H
+            // symmetric: its rows serve as B)
             dev.kernel("m2q_gemm_acc_f32")
                     .launch(
                             Device.blocks(k, 128),
-                            Device.blocks(n, 128),
+                            Device.blocks(count, 128),
                             1,
                             256,
                             1,
                             1,
                             0,
-                            n,
+                            count,
                             k,
                             k,
                             d,
                             0,
-                            k,
+                            stride * k,
                             1,
                             h,
                             0,
@@ -321,11 +352,9 @@ final class DeviceGptqResident {
                             y,
                             0,
                             k);
-            dev.kernel("m2q_gptq_loss_rows").launch(n, 1, 1, 256, 1, 1, 0, k, y, d, rows);
-            dev.kernel("m2q_gptq_loss_total").launch(1, 1, 1, 256, 1, 1, 0, n, rows, sum);
-            dev.ctx.download(sum, 0, total, 0, 1);
+            dev.kernel("m2q_gptq_loss_rows").launch(count, 1, 1, 256, 1, 1, 0, k, y, d, (long) stride * k, rows);
+            dev.kernel("m2q_gptq_loss_total").launch(1, 1, 1, 256, 1, 1, 0, count, rows, sum);
         }
-        return total[0] / n;
     }
 
     private static int[] identity(int k) {

@@ -209,7 +209,7 @@ class CudaGptqGpuTest {
         }
     }
 
-    record Columns(int[] codes, float[] scales, int[] gIdx) {
+    record Columns(int[] codes, float[] scales, int[] gIdx, double errSquares) {
         static Columns run(GptqKernels kernels, Problem p, int blockSize, boolean staticGroups) {
             GptqCodes c = kernels.columnLoop(new GptqProblem(
                     p.wt().clone(),
@@ -220,7 +220,7 @@ class CudaGptqGpuTest {
                     blockSize,
                     p.perm(),
                     staticGroups ? p.staticScales() : null));
-            return new Columns(c.codes(), c.scales(), c.gIdx());
+            return new Columns(c.codes(), c.scales(), c.gIdx(), c.errSquares());
         }
 
         double proxyLoss(Problem p) {
@@ -263,6 +263,14 @@ class CudaGptqGpuTest {
             double lw = want.proxyLoss(p);
             double lg = got.proxyLoss(p);
             assertTrue(Math.abs(lg - lw) <= 1e-4 * lw, what + ": proxy loss " + lg + " vs the twin's " + lw);
+            // The loop's Σ Err²: the same U and the same update chains give the same errors, folded the same way,
+            // so the same bits when no code flipped; else within the flips' share, as the proxy loss above.
+            if (differ == 0) {
+                assertEquals(want.errSquares(), got.errSquares(), what + ": Σ Err²");
+            } else {
+                double allowed = 1e-4 + 4.0 * differ / want.codes().length;
+                assertTrue(Math.abs(got.errSquares() - want.errSquares()) <= allowed * want.errSquares(), what);
+            }
         }
     }
 
