@@ -52,7 +52,7 @@ public final class TaskEval {
         }
 
         /** The {@code "tasks"} object of validation.json. */
-        public Map<String, Object> json() {
+        public TaskSection json() {
             return TaskReport.json(perTask, overall, gates);
         }
 
