@@ -61,11 +61,6 @@ public final class TaskEval {
             return TaskReport.failures(perTask, overall, gates);
         }
 
-        /** The section of validation.md. */
-        public String markdown(boolean plotted) {
-            return TaskReport.markdown(perTask, overall, gates, plotted);
-        }
-
         /** Writes the plot into {@code dir} when its figures are finite; returns its path or null. */
         public Path plot(Path dir) throws IOException {
             return TaskReport.plottable(perTask) ? TaskReport.plot(dir, perTask) : null;
