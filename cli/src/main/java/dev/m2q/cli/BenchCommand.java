@@ -1,5 +1,6 @@
 package dev.m2q.cli;
 
+import com.fasterxml.jackson.annotation.JsonProperty;
 import dev.m2q.core.InputException;
 import dev.m2q.core.json.Json;
 import dev.m2q.core.kernels.Devices;
@@ -15,10 +16,8 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
-import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -132,7 +131,7 @@ final class BenchCommand implements Callable<Integer> {
         err.flush();
         List<Kernels> measured = sel.device().equals("cpu") ? java : List.of(sel.kernels());
         var out = spec.commandLine().getOut();
-        List<Object> rows = new ArrayList<>();
+        List<ModelRow> rows = new ArrayList<>();
         if (!json) {
             out.printf(
                     "kernels  prefill tok/s (%d tokens)  decode tok/s (%d tokens after the prompt)%n", prefill, decode);
@@ -165,29 +164,21 @@ final class BenchCommand implements Callable<Integer> {
                 double p = median(pre);
                 double d = median(dec);
                 if (json) {
-                    Map<String, Object> r = new LinkedHashMap<>();
-                    r.put("kernels", k.name());
-                    r.put("weights", weights);
-                    r.put("prefill_tokens", prefill);
-                    r.put("prefill_tokens_per_s", p);
-                    r.put("decode_tokens", decode);
-                    r.put("decode_tokens_per_s", d);
-                    rows.add(r);
+                    rows.add(new ModelRow(k.name(), weights, prefill, p, decode, d));
                 } else {
                     out.printf("%-7s  %26.1f  %40.1f  [%s]%n", k.name(), p, d, weights);
                 }
             }
         }
         if (json) {
-            Map<String, Object> j = new LinkedHashMap<>();
-            j.put("model", dir.toString());
-            j.put("device", sel.device());
-            j.put("cpus", Runtime.getRuntime().availableProcessors());
-            j.put("java", Runtime.version().toString());
-            j.put("warmup", warmup);
-            j.put("repeat", repeat);
-            j.put("results", rows);
-            out.print(Json.writePretty(j));
+            out.print(Json.writePretty(new ModelSuite(
+                    dir.toString(),
+                    sel.device(),
+                    Runtime.getRuntime().availableProcessors(),
+                    Runtime.version().toString(),
+                    warmup,
+                    repeat,
+                    rows)));
         }
         out.flush();
         return Main.EXIT_OK;
@@ -212,27 +203,54 @@ final class BenchCommand implements Callable<Integer> {
         if (!json) {
             out.print(text.toString(StandardCharsets.UTF_8));
         } else {
-            List<Object> rows = new ArrayList<>();
+            List<KernelRow> rows = new ArrayList<>();
             for (CudaBench.Row r : table) {
-                Map<String, Object> m = new LinkedHashMap<>();
-                m.put("kind", r.kind().name().toLowerCase(Locale.ROOT));
-                m.put("name", r.name());
-                m.put("ms", r.ms());
-                m.put("bytes", r.bytes());
-                m.put("flops", r.flops());
-                m.put("floor_ms", r.floorMs());
-                m.put("percent_of_ceiling", r.percent());
-                rows.add(m);
+                rows.add(new KernelRow(
+                        r.kind().name().toLowerCase(Locale.ROOT),
+                        r.name(),
+                        r.ms(),
+                        r.bytes(),
+                        r.flops(),
+                        r.floorMs(),
+                        r.percent()));
             }
-            Map<String, Object> j = new LinkedHashMap<>();
-            j.put("device", ctx.describe());
-            j.put("repeat", repeat);
-            j.put("rows", rows);
-            out.print(Json.writePretty(j));
+            out.print(Json.writePretty(new KernelSuite(ctx.describe(), repeat, rows)));
         }
         out.flush();
         return Main.EXIT_OK;
     }
+
+    /**
+     * {@code --json} of the model suite.
+     *
+     * @param device where it ran ("cpu" or "cuda")
+     * @param cpus the JVM's available processors
+     * @param results one row per kernels set measured
+     */
+    record ModelSuite(
+            String model, String device, int cpus, String java, int warmup, int repeat, List<ModelRow> results) {}
+
+    /** One kernels set on the model: median prefill and decode tokens/s over the repeats. */
+    record ModelRow(
+            String kernels,
+            String weights,
+            @JsonProperty("prefill_tokens") int prefillTokens,
+            @JsonProperty("prefill_tokens_per_s") double prefillTokensPerS,
+            @JsonProperty("decode_tokens") int decodeTokens,
+            @JsonProperty("decode_tokens_per_s") double decodeTokensPerS) {}
+
+    /** {@code --json} of the kernel suite: {@link CudaBench}'s rows on {@code device}. */
+    record KernelSuite(String device, int repeat, List<KernelRow> rows) {}
+
+    /** One CUDA kernel timing against its roofline floor. */
+    record KernelRow(
+            String kind,
+            String name,
+            double ms,
+            double bytes,
+            double flops,
+            @JsonProperty("floor_ms") double floorMs,
+            @JsonProperty("percent_of_ceiling") double percentOfCeiling) {}
 
     private static double median(double[] v) {
         double[] s = v.clone();

@@ -14,23 +14,22 @@ import dev.m2q.core.tokenizer.Tokenizer;
 import dev.m2q.validate.Report;
 import dev.m2q.validate.SpecBench;
 import dev.m2q.validate.ValidateOptions;
+import dev.m2q.validate.ValidationReport;
 import dev.m2q.validate.Validator;
 import dev.m2q.validate.tasks.SideBySide;
-import dev.m2q.validate.tasks.TaskComparison;
 import dev.m2q.validate.tasks.TaskEval;
 import dev.m2q.validate.tasks.TaskFields;
 import dev.m2q.validate.tasks.TaskFile;
 import dev.m2q.validate.tasks.TaskScorer;
+import dev.m2q.validate.tasks.TaskSection;
 import java.io.PrintWriter;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
-import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -317,14 +316,14 @@ final class ValidateCommand implements Callable<Integer> {
         }
         PrintWriter out = spec.commandLine().getOut();
         if (candidate == null) {
-            Map<String, Object> ref = score(reference, ids, err);
+            PerplexityReport ref = score(reference, ids, err);
             if (json) {
                 out.print(Json.writePretty(ref));
             } else {
                 out.println(sentence(ref));
             }
             out.flush();
-            if (ref.get("ppl") == null) {
+            if (!Double.isFinite(ref.ppl())) {
                 err.println("m2q: " + reference + ": the perplexity is not a finite number (the model's logits"
                         + " overflowed or are NaN)");
                 err.flush();
@@ -345,21 +344,17 @@ final class ValidateCommand implements Callable<Integer> {
                 decodeTokens,
                 gates);
         say(err);
-        Validator.Outcome o = Validator.run(opts, taskOptions, Version.get(), log(err));
-        if (sp != null) {
-            if (o.json().get("accuracy") != null) {
-                o.json().put("speculative", runSpeculative(sp, err));
-            } else {
-                o.json().put("speculative", null);
-            }
-        }
+        Validator.Outcome run = Validator.run(opts, taskOptions, Version.get(), log(err));
+        // Speculative decoding runs only on a candidate that passed its checks; asked for but not run, it is null.
+        Validator.Outcome o =
+                sp != null && run.report().accuracy() != null ? run.withSpeculative(runSpeculative(sp, err)) : run;
         List<Path> written = writeReport(o, () -> {
             if (json) {
-                out.print(Json.writePretty(o.json()));
+                out.print(o.report().toJson());
             } else {
-                summary(out, o);
-                if (o.json().containsKey("speculative")) {
-                    out.println(specSummary(o.json()));
+                summary(out, o.report());
+                if (sp != null) {
+                    out.println(specSummary(o.report()));
                 }
             }
             out.flush();
@@ -513,18 +508,14 @@ final class ValidateCommand implements Callable<Integer> {
         requireReportDir();
         PrintWriter err = spec.commandLine().getErr();
         PrintWriter out = spec.commandLine().getOut();
-        Map<String, Object> j = new LinkedHashMap<>();
-        j.put("m2q_version", Version.get());
-        j.put("candidate", candidate.toString());
-        j.put("speculative", runSpeculative(sp, err));
-        j.put("passed", true);
-        j.put("failures", List.of());
-        Validator.Outcome o = new Validator.Outcome(j, List.of(), null, null, Map.of());
+        ValidationReport report =
+                ValidationReport.speculativeOnly(Version.get(), candidate.toString(), runSpeculative(sp, err));
+        Validator.Outcome o = new Validator.Outcome(report, null, null, null);
         List<Path> written = writeReport(o, () -> {
             if (json) {
-                out.print(Json.writePretty(j));
+                out.print(report.toJson());
             } else {
-                out.println(specSummary(j));
+                out.println(specSummary(report));
             }
             out.flush();
         });
@@ -535,7 +526,7 @@ final class ValidateCommand implements Callable<Integer> {
         return Main.EXIT_OK;
     }
 
-    private Map<String, Object> runSpeculative(Speculative sp, PrintWriter err) {
+    private SpecBench.Measurements runSpeculative(Speculative sp, PrintWriter err) {
         if (selection == null) {
             selection = device.select(kernels.get());
             say(err);
@@ -564,32 +555,30 @@ final class ValidateCommand implements Callable<Integer> {
     }
 
     /** One line: the plain baseline and the k with the best measured speedup. */
-    @SuppressWarnings("unchecked")
-    static String specSummary(Map<String, Object> report) {
-        if (!(report.get("speculative") instanceof Map<?, ?> s)) {
+    static String specSummary(ValidationReport report) {
+        SpecBench.Measurements s = report.speculative();
+        if (s == null) {
             return "speculative decoding: not measured (the candidate failed its checks)";
         }
-        Map<String, Object> best = null;
-        for (Object x : (List<?>) s.get("sweep")) {
-            Map<String, Object> r = (Map<String, Object>) x;
-            if (best == null || (Double) r.get("speedup") > (Double) best.get("speedup")) {
+        SpecBench.SweepRow best = null;
+        for (SpecBench.SweepRow r : s.sweep()) {
+            if (best == null || r.speedup() > best.speedup()) {
                 best = r;
             }
         }
-        Object predicted = best.get("predicted_speedup");
         return String.format(
                 Locale.ROOT,
                 "speculative T=%s, %s prompts: plain %.1f tok/s; best k=%s: τ %.3f, %.1f tok/s, %.2fx (predicted %s), c"
                         + " %.3f",
-                s.get("temperature"),
-                s.get("prompts"),
-                ((Map<String, Object>) s.get("plain")).get("tokens_per_second"),
-                best.get("k"),
-                best.get("tau"),
-                best.get("tokens_per_second"),
-                best.get("speedup"),
-                predicted == null ? "-" : String.format(Locale.ROOT, "%.2fx", predicted),
-                best.get("c"));
+                s.temperature(),
+                s.prompts(),
+                s.plain().tokensPerSecond(),
+                best.k(),
+                best.tau(),
+                best.tokensPerSecond(),
+                best.speedup(),
+                num(best.predictedSpeedup(), "%.2fx", "-"),
+                best.c());
     }
 
     /** The device line, once the options and the model are known good (bad input gets its one line alone). */
@@ -598,114 +587,149 @@ final class ValidateCommand implements Callable<Integer> {
         err.flush();
     }
 
-    @SuppressWarnings("unchecked")
-    private static void summary(PrintWriter out, Validator.Outcome o) {
-        Map<String, Object> acc = (Map<String, Object>) o.json().get("accuracy");
+    /** The summary: the figures of each model, the task comparisons, the throughput, the verdict and failures. */
+    static void summary(PrintWriter out, ValidationReport r) {
+        ValidationReport.Accuracy acc = r.accuracy();
         if (acc != null) {
-            out.printf(Locale.ROOT, "reference perplexity %s%n", num(acc.get("reference_ppl"), "%.4f"));
-            for (String key : List.of("candidate", "baseline_rtn")) {
-                if (acc.get(key) instanceof Map<?, ?> m) {
-                    out.printf(
-                            Locale.ROOT,
-                            "%-9s perplexity %s (%s), KL mean %s p99 %s, top-1 %s%n",
-                            key.equals("candidate") ? "candidate" : "RTN",
-                            num(m.get("ppl"), "%.4f"),
-                            num(m.get("ppl_increase_percent"), "%+.3f%%"),
-                            num(m.get("kl_mean"), "%.5f"),
-                            num(m.get("kl_p99"), "%.5f"),
-                            percent(m.get("top1_agreement")));
-                }
+            out.printf(Locale.ROOT, "reference perplexity %s%n", num(acc.referencePpl(), "%.4f"));
+            List<ValidationReport.ModelFigures> models = new ArrayList<>();
+            models.add(acc.candidate());
+            if (acc.baselineRtn() != null) {
+                models.add(acc.baselineRtn());
             }
-            if (o.tasks() != null) {
-                List<TaskComparison> shown = new ArrayList<>(o.tasks().perTask());
-                shown.addAll(o.tasks().overall());
-                for (TaskComparison c : shown) {
+            for (ValidationReport.ModelFigures m : models) {
+                out.printf(
+                        Locale.ROOT,
+                        "%-9s perplexity %s (%s), KL mean %s p99 %s, top-1 %s%n",
+                        m == acc.candidate() ? "candidate" : "RTN",
+                        num(m.ppl(), "%.4f"),
+                        num(m.pplIncreasePercent(), "%+.3f%%"),
+                        num(m.klMean(), "%.5f"),
+                        num(m.klP99(), "%.5f"),
+                        percent(m.top1Agreement()));
+            }
+            if (r.tasks() != null) {
+                List<TaskSection.Comparison> shown = new ArrayList<>(r.tasks().perTask());
+                shown.addAll(r.tasks().overall());
+                for (TaskSection.Comparison c : shown) {
                     out.printf(
                             Locale.ROOT,
-                            "task %s (%s, %d items): reference %.1f%%, candidate %.1f%%%s, Δ %+.1f points [%+.1f, %+.1f],"
-                                    + " McNemar p %.3g%n",
+                            "task %s (%s, %d items): reference %s, candidate %s, Δ %s points [%s, %s], McNemar p %s%n",
                             c.task(),
                             c.metric(),
                             c.n(),
-                            100 * c.reference().accuracy(),
-                            100 * c.candidate().accuracy(),
-                            c.rtn() == null
-                                    ? ""
-                                    : String.format(
-                                            Locale.ROOT,
-                                            ", RTN %.1f%%",
-                                            100 * c.rtn().accuracy()),
-                            c.deltaPoints(),
-                            c.deltaInterval().low(),
-                            c.deltaInterval().high(),
-                            c.mcnemarP());
+                            percent1(c.reference().accuracy()),
+                            percent1(c.candidate().accuracy()),
+                            num(c.deltaPoints(), "%+.1f"),
+                            num(c.deltaLow(), "%+.1f"),
+                            num(c.deltaHigh(), "%+.1f"),
+                            num(c.mcnemarP(), "%.3g"));
+                    TaskSection.Paired p = c.rtnVsReference();
+                    if (p != null) {
+                        out.printf(
+                                Locale.ROOT,
+                                "  RTN %s, Δ %s points [%s, %s], McNemar p %s, flips r→w %d, w→r %d%n",
+                                percent1(c.rtn().accuracy()),
+                                num(p.deltaPoints(), "%+.1f"),
+                                num(p.deltaLow(), "%+.1f"),
+                                num(p.deltaHigh(), "%+.1f"),
+                                num(p.mcnemarP(), "%.3g"),
+                                p.rightToWrong(),
+                                p.wrongToRight());
+                    }
                 }
             }
-            if (acc.get("simulated_8bit") instanceof List<?> sims) {
-                for (Object x : sims) {
-                    Map<String, Object> m = (Map<String, Object>) x;
+            if (acc.simulated8bit() != null) {
+                for (ValidationReport.Simulated m : acc.simulated8bit()) {
                     out.printf(
                             Locale.ROOT,
                             "  %-28s perplexity %s (%s), KL mean %s (%s over W4A16), top-1 %s%n",
-                            m.get("scheme"),
-                            num(m.get("ppl"), "%.4f"),
-                            num(m.get("ppl_increase_percent"), "%+.3f%%"),
-                            num(m.get("kl_mean"), "%.5f"),
-                            num(m.get("extra_kl_mean"), "%+.5f"),
-                            percent(m.get("top1_agreement")));
+                            m.scheme(),
+                            num(m.ppl(), "%.4f"),
+                            num(m.pplIncreasePercent(), "%+.3f%%"),
+                            num(m.klMean(), "%.5f"),
+                            num(m.extraKlMean(), "%+.5f"),
+                            percent(m.top1Agreement()));
                 }
             }
         }
-        if (!o.throughput().isEmpty()) {
+        if (r.throughput() != null) {
             StringBuilder b = new StringBuilder("decode batch 1:");
-            o.throughput().forEach((k, v) -> b.append(String.format(Locale.ROOT, " %s %.1f tok/s;", k, v)));
+            r.throughput()
+                    .tokensPerSecond()
+                    .forEach((k, v) -> b.append(String.format(Locale.ROOT, " %s %.1f tok/s;", k, v)));
             out.println(b.substring(0, b.length() - 1));
         }
-        out.println(o.json().get("verdict"));
-        o.failures().forEach(f -> out.println("  " + f));
+        out.println(r.verdict());
+        r.failures().forEach(f -> out.println("  " + f));
     }
 
-    /** A figure that may be null (not finite), formatted, or "n/a". */
-    private static String num(Object v, String format) {
-        return v == null ? "n/a" : String.format(Locale.ROOT, format, v);
+    /** A figure that may not be finite (null in the JSON), formatted, or "n/a". */
+    private static String num(double v, String format) {
+        return num(v, format, "n/a");
     }
 
-    private static String percent(Object fraction) {
-        return fraction == null ? "n/a" : String.format(Locale.ROOT, "%.2f%%", 100 * (Double) fraction);
+    private static String num(double v, String format, String otherwise) {
+        return Double.isFinite(v) ? String.format(Locale.ROOT, format, v) : otherwise;
     }
 
-    private Map<String, Object> score(Path modelDir, int[] ids, PrintWriter err) {
+    private static String percent(double fraction) {
+        return num(100 * fraction, "%.2f%%");
+    }
+
+    private static String percent1(double fraction) {
+        return num(100 * fraction, "%.1f%%");
+    }
+
+    /**
+     * The perplexity of one model (no --candidate), as {@code --json} prints it.
+     *
+     * @param nll the summed next-token negative log-likelihood, nats (NaN, written null, when not finite)
+     * @param ppl exp(nll / predicted)
+     */
+    record PerplexityReport(
+            String model,
+            String text,
+            int tokens,
+            long predicted,
+            int windows,
+            int seqlen,
+            double nll,
+            double ppl,
+            String kernels,
+            double seconds) {}
+
+    private PerplexityReport score(Path modelDir, int[] ids, PrintWriter err) {
         long t0 = System.nanoTime();
         Perplexity.Result r;
         try (Qwen2Model m = Qwen2Model.load(modelDir, selection.kernels())) {
             say(err);
             r = Perplexity.evaluate(m, ids, seqlen);
         }
-        Map<String, Object> j = new LinkedHashMap<>();
-        j.put("model", modelDir.toString());
-        j.put("text", text.toString());
-        j.put("tokens", r.tokens());
-        j.put("predicted", r.predicted());
-        j.put("windows", r.windows());
-        j.put("seqlen", seqlen);
-        j.put("nll", Json.finiteOrNull(r.nll()));
-        j.put("ppl", Json.finiteOrNull(r.ppl()));
-        j.put("kernels", selection.kernels().name());
-        j.put("seconds", (System.nanoTime() - t0) / 1e9);
-        return j;
+        return new PerplexityReport(
+                modelDir.toString(),
+                text.toString(),
+                r.tokens(),
+                r.predicted(),
+                r.windows(),
+                seqlen,
+                r.nll(),
+                r.ppl(),
+                selection.kernels().name(),
+                (System.nanoTime() - t0) / 1e9);
     }
 
-    private static String sentence(Map<String, Object> j) {
+    private static String sentence(PerplexityReport j) {
         return String.format(
                 Locale.ROOT,
                 "perplexity %s over %d tokens (%d predictions in %d windows of up to %d) [%s, %s kernels, %.1f s]",
-                num(j.get("ppl"), "%.4f"),
-                j.get("tokens"),
-                j.get("predicted"),
-                j.get("windows"),
-                j.get("seqlen"),
-                j.get("model"),
-                j.get("kernels"),
-                j.get("seconds"));
+                num(j.ppl(), "%.4f"),
+                j.tokens(),
+                j.predicted(),
+                j.windows(),
+                j.seqlen(),
+                j.model(),
+                j.kernels(),
+                j.seconds());
     }
 }

@@ -3,14 +3,18 @@ package dev.m2q.cli;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.m2q.core.json.Json;
+import dev.m2q.validate.ValidationReport;
+import dev.m2q.validate.tasks.TaskSection;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -112,6 +116,49 @@ class TaskValidateCliTest {
         String sentence = (String) g.get("sentence");
         assertTrue(((List<String>) j.get("failures")).stream().anyMatch(f -> f.contains(sentence)), j.toString());
         assertTrue(r.out().contains(sentence), r.out());
+    }
+
+    /**
+     * With {@code --baseline rtn} the RTN baseline gets the candidate's paired comparison with the reference: in
+     * validation.json ({@code rtn_vs_reference}, read back through the typed report), in validation.md (its own
+     * table) and in the summary (one line under each task line). The figures obey the identities of paired counts:
+     * Δ = 100 (rtn correct − reference correct) / n = 100 (w→r − r→w) / n, and Δ lies in its interval.
+     */
+    @Test
+    void theRtnBaselineIsComparedWithTheReferenceToo() throws IOException {
+        Path report = tmp.resolve("report-rtn");
+        CliTest.Run r = validate("--report-dir", report.toString(), "--tasks", task.toString(), "--baseline", "rtn");
+        assertEquals(0, r.code(), r.out() + r.err());
+        ValidationReport back = ValidationReport.read(report.resolve("validation.json"));
+        List<TaskSection.Comparison> perTask = back.tasks().perTask();
+        assertEquals(3, perTask.size(), perTask.toString());
+        for (TaskSection.Comparison c : perTask) {
+            TaskSection.Paired p = c.rtnVsReference();
+            assertNotNull(p, c.toString());
+            assertEquals(c.n(), ITEMS);
+            double byCorrect = 100.0 * (c.rtn().correct() - c.reference().correct()) / c.n();
+            double byFlips = 100.0 * (p.wrongToRight() - p.rightToWrong()) / c.n();
+            // Exact: the same integer counts divided by the same n.
+            assertEquals(byCorrect, p.deltaPoints(), 0, c.toString());
+            assertEquals(byFlips, p.deltaPoints(), 0, c.toString());
+            assertTrue(p.deltaLow() <= p.deltaPoints() && p.deltaPoints() <= p.deltaHigh(), p.toString());
+            assertTrue(p.mcnemarP() > 0 && p.mcnemarP() <= 1, p.toString());
+            String line = String.format(
+                    Locale.ROOT,
+                    "  RTN %.1f%%, Δ %+.1f points [%+.1f, %+.1f], McNemar p %.3g, flips r→w %d, w→r %d",
+                    100 * c.rtn().accuracy(),
+                    p.deltaPoints(),
+                    p.deltaLow(),
+                    p.deltaHigh(),
+                    p.mcnemarP(),
+                    p.rightToWrong(),
+                    p.wrongToRight());
+            assertTrue(r.out().contains(line), "expected\n" + line + "\nin\n" + r.out());
+        }
+        String md = Files.readString(report.resolve("validation.md"));
+        for (String metric : List.of("acc", "acc_norm", "acc_bytes")) {
+            assertTrue(md.contains("RTN baseline against the reference (" + metric + "):"), md);
+        }
     }
 
     @Test

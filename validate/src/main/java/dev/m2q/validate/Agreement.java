@@ -1,9 +1,6 @@
 package dev.m2q.validate;
 
-import dev.m2q.core.json.Json;
 import java.util.Arrays;
-import java.util.LinkedHashMap;
-import java.util.Map;
 
 /**
  * How closely one quantized model follows the reference on the same tokens (ALGORITHMS.md §6), accumulated window
@@ -128,19 +125,16 @@ final class Agreement {
         return e;
     }
 
-    /** The figures as report JSON, with the reference perplexity for the increase. */
-    Map<String, Object> json(double refPpl) {
-        Map<String, Object> j = new LinkedHashMap<>();
-        j.put("label", label);
-        j.put("ppl", Json.finiteOrNull(ppl()));
-        j.put("ppl_increase_percent", Json.finiteOrNull(100 * (ppl() / refPpl - 1)));
-        j.put("kl_mean", Json.finiteOrNull(klMean()));
-        j.put("kl_p99", Json.finiteOrNull(klP99()));
-        j.put("top1_agreement", Json.finiteOrNull(top1()));
-        j.put("positions", positions);
-        j.put(
-                "layer_rel_error",
-                Arrays.stream(layerErrors()).mapToObj(Json::finiteOrNull).toList());
-        return j;
+    /** The figures as validation.json writes them, with the reference perplexity for the increase. */
+    ValidationReport.ModelFigures figures(double refPpl) {
+        return new ValidationReport.ModelFigures(
+                label,
+                ppl(),
+                100 * (ppl() / refPpl - 1),
+                klMean(),
+                klP99(),
+                top1(),
+                positions,
+                Arrays.stream(layerErrors()).boxed().toList());
     }
 }

@@ -1,5 +1,6 @@
 package dev.m2q.validate;
 
+import com.fasterxml.jackson.annotation.JsonProperty;
 import dev.m2q.core.InputException;
 import dev.m2q.core.draft.DraftHead;
 import dev.m2q.core.draft.DraftModel;
@@ -17,10 +18,9 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
-import java.util.Map;
+import java.util.Objects;
 import java.util.SplittableRandom;
 import java.util.TreeSet;
 import java.util.function.Consumer;
@@ -134,7 +134,122 @@ public final class SpecBench {
         }
     }
 
-    public record Outcome(Map<String, Object> json, Baseline baseline, List<Row> rows) {}
+    /**
+     * What a sweep measured.
+     *
+     * @param json the figures as validation.json's {@code "speculative"} object (after {@link #measure} alone, the
+     *     target's and the head's fields are null; {@link #run} fills them)
+     */
+    public record Outcome(Measurements json, Baseline baseline, List<Row> rows) {}
+
+    /**
+     * validation.json's {@code "speculative"} object (FORMATS.md §6).
+     *
+     * @param candidate the target release
+     * @param draft the head's folder
+     * @param draftVocabSize the head's draft vocabulary
+     * @param taps the target layers the head reads
+     * @param promptsFile the prompt file
+     * @param candidatePath how the target ran
+     * @param kernels the kernels' name
+     * @param prompts prompts decoded
+     * @param promptTokensMean their mean length in tokens
+     * @param temperature 0 greedy, > 0 sampling
+     * @param specTokens new tokens per prompt and engine
+     * @param seed prompt i samples with seed + i
+     * @param alphaEstimator how α is estimated, in words
+     * @param plain the plain-decoding baseline
+     * @param sweep one row per k, ascending
+     */
+    public record Measurements(
+            String candidate,
+            String draft,
+            @JsonProperty("draft_vocab_size") Integer draftVocabSize,
+            List<Integer> taps,
+            @JsonProperty("prompts_file") String promptsFile,
+            @JsonProperty("candidate_path") String candidatePath,
+            String kernels,
+            int prompts,
+            @JsonProperty("prompt_tokens_mean") double promptTokensMean,
+            double temperature,
+            @JsonProperty("spec_tokens") int specTokens,
+            long seed,
+            @JsonProperty("alpha_estimator") String alphaEstimator,
+            Plain plain,
+            List<SweepRow> sweep) {
+        public Measurements {
+            Objects.requireNonNull(plain, "plain");
+            taps = taps == null ? null : List.copyOf(taps);
+            sweep = List.copyOf(sweep);
+        }
+
+        /** The same figures with the target's and the head's fields. */
+        Measurements withTarget(
+                String candidate,
+                String draft,
+                int draftVocabSize,
+                List<Integer> taps,
+                String promptsFile,
+                String candidatePath,
+                String kernels) {
+            return new Measurements(
+                    candidate,
+                    draft,
+                    draftVocabSize,
+                    taps,
+                    promptsFile,
+                    candidatePath,
+                    kernels,
+                    prompts,
+                    promptTokensMean,
+                    temperature,
+                    specTokens,
+                    seed,
+                    alphaEstimator,
+                    plain,
+                    sweep);
+        }
+    }
+
+    /** Plain decoding of every prompt on the same target: the baseline every speedup is over. */
+    public record Plain(
+            long tokens,
+            int forwards,
+            @JsonProperty("tokens_per_second") double tokensPerSecond,
+            @JsonProperty("target_forward_ms") double targetForwardMs) {}
+
+    /**
+     * One k of the sweep, as written (the definitions are the class's).
+     *
+     * @param acceptance per draft position j, accepted / reached (NaN, written null, when none was reached)
+     * @param greedyIdentical at T = 0 the prompts whose output equals plain decoding's; null when sampling
+     */
+    public record SweepRow(
+            int k,
+            int rounds,
+            long emitted,
+            double tau,
+            double alpha,
+            @JsonProperty("predicted_tau") double predictedTau,
+            List<Double> acceptance,
+            List<Long> proposed,
+            List<Long> reached,
+            List<Long> accepted,
+            @JsonProperty("tokens_per_second") double tokensPerSecond,
+            @JsonProperty("plain_tokens_per_second") double plainTokensPerSecond,
+            double speedup,
+            @JsonProperty("predicted_speedup") double predictedSpeedup,
+            double c,
+            @JsonProperty("draft_step_ms") double draftStepMs,
+            @JsonProperty("verify_forward_ms") double verifyForwardMs,
+            @JsonProperty("greedy_identical_prompts") Integer greedyIdenticalPrompts) {
+        public SweepRow {
+            acceptance = ValidationReport.nanForNull(acceptance);
+            proposed = List.copyOf(proposed);
+            reached = List.copyOf(reached);
+            accepted = List.copyOf(accepted);
+        }
+    }
 
     /** Parses {@code --k}: a list "1,3,5", a range "1..7", or both mixed ("1..3,5"); returns the ks ascending. */
     public static int[] parseKs(String spec) {
@@ -218,15 +333,15 @@ public final class SpecBench {
                 SpecDecode spec = new SpecDecode(target, taps, drafter);
                 out = measure(spec, prompts, o.ks(), o.temperature(), o.specTokens(), o.seed(), eos, log);
             }
-            Map<String, Object> j = new LinkedHashMap<>();
-            j.put("candidate", o.candidate().toString());
-            j.put("draft", o.draft().toString());
-            j.put("draft_vocab_size", head.config().draftVocabSize());
-            j.put("taps", Arrays.stream(taps).boxed().toList());
-            j.put("prompts_file", o.prompts().toString());
-            j.put("candidate_path", o.w4Kernel() ? "w4a16 kernel (packed)" : "dequantized to fp32");
-            j.put("kernels", o.kernels().name());
-            j.putAll(out.json());
+            Measurements j = out.json()
+                    .withTarget(
+                            o.candidate().toString(),
+                            o.draft().toString(),
+                            head.config().draftVocabSize(),
+                            Arrays.stream(taps).boxed().toList(),
+                            o.prompts().toString(),
+                            o.w4Kernel() ? "w4a16 kernel (packed)" : "dequantized to fp32",
+                            o.kernels().name());
             return new Outcome(j, out.baseline(), out.rows());
         }
     }
@@ -360,54 +475,46 @@ public final class SpecBench {
         return new Outcome(json(prompts, temperature, specTokens, seed, base, rows), base, rows);
     }
 
-    private static Map<String, Object> json(
+    private static Measurements json(
             List<int[]> prompts, double temperature, int specTokens, long seed, Baseline base, List<Row> rows) {
-        Map<String, Object> j = new LinkedHashMap<>();
-        j.put("prompts", prompts.size());
-        j.put(
-                "prompt_tokens_mean",
-                prompts.stream().mapToInt(p -> p.length).average().orElse(0));
-        j.put("temperature", temperature);
-        j.put("spec_tokens", specTokens);
-        j.put("seed", seed);
-        j.put(
-                "alpha_estimator",
-                "sum of accepted drafts / sum of drafts reached (verified), the MLE under independent acceptance");
-        Map<String, Object> b = new LinkedHashMap<>();
-        b.put("tokens", base.tokens());
-        b.put("forwards", base.forwards());
-        b.put("tokens_per_second", base.tokensPerSecond());
-        b.put("target_forward_ms", base.nanosPerForward() / 1e6);
-        j.put("plain", b);
-        List<Map<String, Object>> sweep = new ArrayList<>();
+        List<SweepRow> sweep = new ArrayList<>();
         for (Row r : rows) {
-            Map<String, Object> m = new LinkedHashMap<>();
-            m.put("k", r.k());
-            m.put("rounds", r.rounds());
-            m.put("emitted", r.emitted());
-            m.put("tau", r.tau());
-            m.put("alpha", Json.finiteOrNull(r.alpha()));
-            m.put("predicted_tau", Json.finiteOrNull(predictedTau(r.alpha(), r.k())));
-            m.put(
-                    "acceptance",
-                    Arrays.stream(r.acceptance()).mapToObj(Json::finiteOrNull).toList());
-            m.put("proposed", Arrays.stream(r.proposed()).boxed().toList());
-            m.put("reached", Arrays.stream(r.reached()).boxed().toList());
-            m.put("accepted", Arrays.stream(r.accepted()).boxed().toList());
-            m.put("tokens_per_second", r.tokensPerSecond());
-            m.put("plain_tokens_per_second", base.tokensPerSecond());
-            m.put("speedup", r.tokensPerSecond() / base.tokensPerSecond());
-            m.put("predicted_speedup", Json.finiteOrNull(predictedSpeedup(r.alpha(), r.k(), r.c())));
-            m.put("c", Json.finiteOrNull(r.c()));
-            m.put("draft_step_ms", Json.finiteOrNull(r.draftNanosPerStep() / 1e6));
-            m.put("verify_forward_ms", Json.finiteOrNull(r.targetNanosPerRound() / 1e6));
-            if (r.greedyIdentical() != null) {
-                m.put("greedy_identical_prompts", r.greedyIdentical());
-            }
-            sweep.add(m);
+            sweep.add(new SweepRow(
+                    r.k(),
+                    r.rounds(),
+                    r.emitted(),
+                    r.tau(),
+                    r.alpha(),
+                    predictedTau(r.alpha(), r.k()),
+                    Arrays.stream(r.acceptance()).boxed().toList(),
+                    Arrays.stream(r.proposed()).boxed().toList(),
+                    Arrays.stream(r.reached()).boxed().toList(),
+                    Arrays.stream(r.accepted()).boxed().toList(),
+                    r.tokensPerSecond(),
+                    base.tokensPerSecond(),
+                    r.tokensPerSecond() / base.tokensPerSecond(),
+                    predictedSpeedup(r.alpha(), r.k(), r.c()),
+                    r.c(),
+                    r.draftNanosPerStep() / 1e6,
+                    r.targetNanosPerRound() / 1e6,
+                    r.greedyIdentical()));
         }
-        j.put("sweep", sweep);
-        return j;
+        return new Measurements(
+                null,
+                null,
+                null,
+                null,
+                null,
+                null,
+                null,
+                prompts.size(),
+                prompts.stream().mapToInt(p -> p.length).average().orElse(0),
+                temperature,
+                specTokens,
+                seed,
+                "sum of accepted drafts / sum of drafts reached (verified), the MLE under independent acceptance",
+                new Plain(base.tokens(), base.forwards(), base.tokensPerSecond(), base.nanosPerForward() / 1e6),
+                sweep);
     }
 
     /** Σ accepted / Σ reached over the draft positions; NaN when no draft was verified. */

@@ -2,7 +2,6 @@ package dev.m2q.validate;
 
 import dev.m2q.core.InputException;
 import dev.m2q.core.io.Manifest;
-import dev.m2q.core.json.Json;
 import dev.m2q.core.model.ActivationQuant;
 import dev.m2q.core.model.LayerObserver;
 import dev.m2q.core.model.ModelConfig;
@@ -13,12 +12,14 @@ import dev.m2q.core.quant.GptqLayoutCheck;
 import dev.m2q.core.quant.QuantScheme;
 import dev.m2q.core.tokenizer.Tokenizer;
 import dev.m2q.validate.tasks.TaskEval;
+import dev.m2q.validate.tasks.TaskSection;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Objects;
 import java.util.function.Consumer;
 
 /**
@@ -47,31 +48,33 @@ public final class Validator {
     /**
      * What a run found.
      *
-     * @param json the whole report (validation.json)
-     * @param failures one line per failed check or gate; empty when the candidate passed
-     * @param candidate the candidate's agreement, null when checks failed before accuracy ran
+     * @param report the whole report (validation.json)
+     * @param candidate the candidate's per-token and per-layer series, null when checks failed before accuracy ran
      * @param baseline the RTN baseline's, or null
-     * @param throughput decode tokens/s per configuration (empty when not measured)
+     * @param tasks the task comparisons (for the plot), or null without {@code --tasks}
      */
-    public record Outcome(
-            Map<String, Object> json,
-            List<String> failures,
-            Figures candidate,
-            Figures baseline,
-            Map<String, Double> throughput,
-            TaskEval.Result tasks) {
-        /** An outcome without task accuracy. */
-        public Outcome(
-                Map<String, Object> json,
-                List<String> failures,
-                Figures candidate,
-                Figures baseline,
-                Map<String, Double> throughput) {
-            this(json, failures, candidate, baseline, throughput, null);
+    public record Outcome(ValidationReport report, Figures candidate, Figures baseline, TaskEval.Result tasks) {
+        public Outcome {
+            Objects.requireNonNull(report);
+        }
+
+        /** One line per failed check or gate; empty when the candidate passed. */
+        public List<String> failures() {
+            return report.failures();
         }
 
         public boolean passed() {
-            return failures.isEmpty();
+            return report.passed();
+        }
+
+        /** Decode tokens/s per configuration, in the order measured (empty when not measured). */
+        public Map<String, Double> throughput() {
+            return report.throughput() == null ? Map.of() : report.throughput().tokensPerSecond();
+        }
+
+        /** The same outcome, its report with the speculative-decoding measurements. */
+        public Outcome withSpeculative(SpecBench.Measurements s) {
+            return new Outcome(report.withSpeculative(s), candidate, baseline, tasks);
         }
     }
 
@@ -88,19 +91,14 @@ public final class Validator {
      * the text metrics use, compared and gated ({@link TaskEval}).
      */
     public static Outcome run(ValidateOptions o, TaskEval.Options tasks, String m2qVersion, Consumer<String> log) {
-        Map<String, Object> json = new LinkedHashMap<>();
-        json.put("m2q_version", m2qVersion);
-        json.put("reference", o.reference().toString());
-        json.put("candidate", o.candidate().toString());
         List<String> failures = new ArrayList<>();
 
         Manifest.Verification v = Manifest.verifyRelease(o.candidate());
-        Map<String, Object> integrity = new LinkedHashMap<>();
-        integrity.put("manifest", v.present());
-        integrity.put("files_checked", v.files());
-        integrity.put("tensors_checked", v.tensors());
-        integrity.put("problems", v.problems().stream().map(Validator::problem).toList());
-        json.put("integrity", integrity);
+        ValidationReport.Integrity integrity = new ValidationReport.Integrity(
+                v.present(),
+                v.files(),
+                v.tensors(),
+                v.problems().stream().map(Validator::problem).toList());
         log.accept(
                 v.present()
                         ? "integrity: " + v.files() + " files and " + v.tensors() + " tensors checked against "
@@ -109,38 +107,43 @@ public final class Validator {
         v.problems().forEach(p -> failures.add("integrity: " + p));
 
         List<GptqLayoutCheck.Violation> violations = GptqLayoutCheck.checkCheckpoint(o.candidate(), o.tpSizes());
-        Map<String, Object> format = new LinkedHashMap<>();
-        format.put("tp", o.tpSizes());
-        format.put("violations", violations.stream().map(Validator::violation).toList());
-        json.put("format_checks", format);
+        ValidationReport.FormatChecks format = new ValidationReport.FormatChecks(
+                o.tpSizes(), violations.stream().map(Validator::violation).toList());
         log.accept("format: " + violations.size() + " rule(s) broken at --tp " + o.tpSizes());
         violations.forEach(x -> failures.add("format: " + x));
 
         if (!failures.isEmpty()) {
-            json.put("accuracy", null);
-            json.put("skipped", "accuracy was not measured: the candidate failed the integrity or format checks");
-            json.put("gates", gatesJson(o.gates()));
-            json.put("passed", false);
-            json.put("failures", failures);
-            json.put("verdict", verdict(json, failures, o.gates()));
-            return new Outcome(json, List.copyOf(failures), null, null, Map.of());
+            ValidationReport report = new ValidationReport(
+                    m2qVersion,
+                    o.reference().toString(),
+                    o.candidate().toString(),
+                    integrity,
+                    format,
+                    null,
+                    null,
+                    null,
+                    null,
+                    null,
+                    null,
+                    null,
+                    null,
+                    "accuracy was not measured: the candidate failed the integrity or format checks",
+                    null,
+                    null,
+                    unevaluated(o.gates()),
+                    null,
+                    false,
+                    failures,
+                    verdict(integrity, format, null, failures, o.gates()),
+                    null);
+            return new Outcome(report, null, null, null);
         }
 
         ModelConfig refCfg = ModelConfig.load(o.reference());
         ModelConfig candCfg = ModelConfig.load(o.candidate());
         requireSameModel(refCfg, candCfg, o);
-        json.put("format", candCfg.quantization().method());
-        json.put("group_size", candCfg.quantization().groupSize());
-        json.put("candidate_path", o.w4Kernel() ? "w4a16 kernel (packed)" : "dequantized to fp32");
-        json.put("kernels", o.kernels().name());
-        json.put("text", o.text().toString());
-        json.put("tokens", o.ids().length);
-        json.put("seqlen", o.seqLen());
-
         QuantScheme scheme = CompressedTensorsFormat.scheme(o.candidate());
-        json.put("scheme", scheme.label());
         long t0 = System.nanoTime();
-        Map<String, Object> accuracy = new LinkedHashMap<>();
         Agreement cand = new Agreement("candidate", refCfg.numLayers());
         Agreement base = o.baselineRtn() ? new Agreement("rtn", refCfg.numLayers()) : null;
         List<QuantScheme> parts = parts(scheme);
@@ -209,37 +212,51 @@ public final class Validator {
             }
         }
         double refPpl = Math.exp(refNll / predicted);
-        accuracy.put("windows", windows);
-        accuracy.put("predictions", predicted);
-        accuracy.put("reference_ppl", Json.finiteOrNull(refPpl));
-        accuracy.put("candidate", cand.json(refPpl));
-        accuracy.put("baseline_rtn", base == null ? null : base.json(refPpl));
-        if (!simulated.isEmpty()) {
-            accuracy.put("simulated_8bit", simulatedJson(simulated, refPpl));
-        }
-        accuracy.put("seconds", (System.nanoTime() - t0) / 1e9);
-        json.put("accuracy", accuracy);
+        ValidationReport.Accuracy accuracy = new ValidationReport.Accuracy(
+                windows,
+                predicted,
+                refPpl,
+                cand.figures(refPpl),
+                base == null ? null : base.figures(refPpl),
+                simulated.isEmpty() ? null : simulatedFigures(simulated, refPpl),
+                (System.nanoTime() - t0) / 1e9);
 
-        Map<String, Double> throughput = new LinkedHashMap<>();
-        if (o.decodeTokens() > 0) {
-            json.put("throughput", throughput(o, throughput, log));
-        }
+        ValidationReport.Throughput throughput = o.decodeTokens() > 0 ? throughput(o, log) : null;
 
         nonFinite(refPpl, cand, failures);
-        gates(o.gates(), refPpl, cand, failures, json);
+        List<ValidationReport.Gate> gates = gates(o.gates(), refPpl, cand, failures);
+        TaskSection taskSection = null;
         if (taskResult != null) {
-            json.put("tasks", taskResult.json());
-            failures.addAll(taskResult.failures());
+            taskSection = taskResult.json();
+            failures.addAll(taskSection.failures());
         }
-        json.put("passed", failures.isEmpty());
-        json.put("failures", failures);
-        json.put("verdict", verdict(json, failures, o.gates()));
+        ValidationReport report = new ValidationReport(
+                m2qVersion,
+                o.reference().toString(),
+                o.candidate().toString(),
+                integrity,
+                format,
+                candCfg.quantization().method(),
+                candCfg.quantization().groupSize(),
+                o.w4Kernel() ? "w4a16 kernel (packed)" : "dequantized to fp32",
+                o.kernels().name(),
+                o.text().toString(),
+                o.ids().length,
+                o.seqLen(),
+                scheme.label(),
+                null,
+                accuracy,
+                throughput,
+                gates,
+                taskSection,
+                failures.isEmpty(),
+                failures,
+                verdict(integrity, format, taskSection, failures, o.gates()),
+                null);
         return new Outcome(
-                json,
-                List.copyOf(failures),
+                report,
                 new Figures("candidate", cand.kl(), cand.layerErrors()),
                 base == null ? null : new Figures("RTN", base.kl(), base.layerErrors()),
-                throughput,
                 taskResult);
     }
 
@@ -315,45 +332,38 @@ public final class Validator {
      * KL(P_ref ‖ ·) and of the perplexity increase (in percentage points), and the share of values the static scales
      * saturate on this text.
      */
-    private static List<Map<String, Object>> simulatedJson(List<Simulated> simulated, double refPpl) {
+    private static List<ValidationReport.Simulated> simulatedFigures(List<Simulated> simulated, double refPpl) {
         Agreement w4a16 = simulated.stream()
                 .filter(s -> !s.scheme().eightBit())
                 .findFirst()
                 .orElseThrow()
                 .agreement();
         double w4Increase = 100 * (w4a16.ppl() / refPpl - 1);
-        List<Map<String, Object>> out = new ArrayList<>();
+        List<ValidationReport.Simulated> out = new ArrayList<>();
         for (Simulated s : simulated) {
-            Map<String, Object> j = new LinkedHashMap<>();
             Agreement a = s.agreement();
-            j.put("scheme", s.scheme().label());
-            j.put("ppl", Json.finiteOrNull(a.ppl()));
-            j.put("ppl_increase_percent", Json.finiteOrNull(100 * (a.ppl() / refPpl - 1)));
-            j.put("kl_mean", Json.finiteOrNull(a.klMean()));
-            j.put("kl_p99", Json.finiteOrNull(a.klP99()));
-            j.put("top1_agreement", Json.finiteOrNull(a.top1()));
-            j.put("extra_kl_mean", Json.finiteOrNull(a.klMean() - w4a16.klMean()));
-            j.put("extra_ppl_increase_points", Json.finiteOrNull(100 * (a.ppl() / refPpl - 1) - w4Increase));
+            ValidationReport.Saturation saturation = null;
             if (s.simulation() != null) {
                 ActivationSimulation.Saturation sat = s.simulation().saturation();
-                Map<String, Object> m = new LinkedHashMap<>();
-                m.put("static_inputs", Json.finiteOrNull(sat.staticInputs()));
-                m.put("keys", Json.finiteOrNull(sat.keys()));
-                m.put("values", Json.finiteOrNull(sat.values()));
-                j.put("saturation", m);
+                saturation = new ValidationReport.Saturation(sat.staticInputs(), sat.keys(), sat.values());
             }
-            out.add(j);
+            out.add(new ValidationReport.Simulated(
+                    s.scheme().label(),
+                    a.ppl(),
+                    100 * (a.ppl() / refPpl - 1),
+                    a.klMean(),
+                    a.klP99(),
+                    a.top1(),
+                    a.klMean() - w4a16.klMean(),
+                    100 * (a.ppl() / refPpl - 1) - w4Increase,
+                    saturation));
         }
         return out;
     }
 
-    private static Map<String, Object> throughput(ValidateOptions o, Map<String, Double> out, Consumer<String> log) {
+    private static ValidationReport.Throughput throughput(ValidateOptions o, Consumer<String> log) {
         int[] prompt = Arrays.copyOf(o.ids(), Math.min(PROMPT_TOKENS, o.ids().length));
-        Map<String, Object> j = new LinkedHashMap<>();
-        j.put("batch", 1);
-        j.put("prompt_tokens", prompt.length);
-        j.put("decode_tokens", o.decodeTokens());
-        j.put("kernels", o.kernels().name());
+        Map<String, Double> out = new LinkedHashMap<>();
         try (Qwen2Model ref = Qwen2Model.load(o.reference(), o.kernels())) {
             out.put("BF16", Decode.tokensPerSecond(ref, prompt, o.decodeTokens()));
         }
@@ -365,14 +375,13 @@ public final class Validator {
                 out.put("W4 dequantized (fp32)", Decode.tokensPerSecond(q, prompt, o.decodeTokens()));
             }
         }
-        j.put("tokens_per_second", out);
-        j.put("w4_speedup_over_bf16", Json.finiteOrNull(out.get("W4A16 kernel") / out.get("BF16")));
         log.accept(String.format(
                 Locale.ROOT,
                 "decode batch 1: BF16 %.1f tok/s, W4A16 kernel %.1f tok/s",
                 out.get("BF16"),
                 out.get("W4A16 kernel")));
-        return j;
+        return new ValidationReport.Throughput(
+                1, prompt.length, o.decodeTokens(), o.kernels().name(), out, out.get("W4A16 kernel") / out.get("BF16"));
     }
 
     /**
@@ -394,11 +403,16 @@ public final class Validator {
         }
     }
 
-    static void gates(
-            ValidateOptions.Gates g, double refPpl, Agreement cand, List<String> failures, Map<String, Object> json) {
-        List<Map<String, Object>> list = gatesJson(g);
-        for (int i = 0; i < g.list().size(); i++) {
-            ValidateOptions.Gate gate = g.list().get(i);
+    /**
+     * Evaluates each gate on the candidate's figures; a failed gate (a figure that is not a number fails every gate
+     * on it) adds its line to {@code failures}.
+     *
+     * @return the gates with their values and verdicts, in the order of {@code g}
+     */
+    static List<ValidationReport.Gate> gates(
+            ValidateOptions.Gates g, double refPpl, Agreement cand, List<String> failures) {
+        List<ValidationReport.Gate> list = new ArrayList<>();
+        for (ValidateOptions.Gate gate : g.list()) {
             double value =
                     switch (gate.kind()) {
                         case MAX_PPL_INCREASE -> 100 * (cand.ppl() / refPpl - 1);
@@ -406,8 +420,7 @@ public final class Validator {
                         case MIN_TOP1 -> cand.top1();
                     };
             boolean passed = gate.kind().passes(value, gate.limit());
-            list.get(i).put("value", Json.finiteOrNull(value));
-            list.get(i).put("passed", passed);
+            list.add(new ValidationReport.Gate(gate.kind().option(), gate.limit(), gate.byDefault(), value, passed));
             if (!passed) {
                 ValidateOptions.GateKind k = gate.kind();
                 failures.add(String.format(
@@ -421,7 +434,7 @@ public final class Validator {
                         k.unit()));
             }
         }
-        json.put("gates", list);
+        return list;
     }
 
     /** A limit as the user would type it: 5, 0.1, 0.85 (no trailing zeros, no exponent). */
@@ -429,42 +442,38 @@ public final class Validator {
         return java.math.BigDecimal.valueOf(v).stripTrailingZeros().toPlainString();
     }
 
-    /** The gates that apply, each with its limit and whether it is the default; value and result come later. */
-    private static List<Map<String, Object>> gatesJson(ValidateOptions.Gates g) {
-        List<Map<String, Object>> list = new ArrayList<>();
-        for (ValidateOptions.Gate gate : g.list()) {
-            Map<String, Object> j = new LinkedHashMap<>();
-            j.put("gate", gate.kind().option());
-            j.put("limit", gate.limit());
-            j.put("default", gate.byDefault());
-            list.add(j);
-        }
-        return list;
+    /** The gates that apply, each with its limit and whether it is the default, not evaluated (no accuracy). */
+    private static List<ValidationReport.Gate> unevaluated(ValidateOptions.Gates g) {
+        return g.list().stream()
+                .map(gate -> new ValidationReport.Gate(
+                        gate.kind().option(), gate.limit(), gate.byDefault(), Double.NaN, null))
+                .toList();
     }
 
     /**
      * The verdict line, naming what it covers: PASSED only when the integrity and format checks passed and at least
      * one accuracy gate applied; with {@code --no-gates} "accuracy not gated"; a folder without a manifest says its
      * files were not verified.
+     *
+     * @param tasks the task comparison, or null without {@code --tasks}
      */
-    @SuppressWarnings("unchecked")
-    static String verdict(Map<String, Object> json, List<String> failures, ValidateOptions.Gates g) {
+    static String verdict(
+            ValidationReport.Integrity integrity,
+            ValidationReport.FormatChecks format,
+            TaskSection tasks,
+            List<String> failures,
+            ValidateOptions.Gates g) {
         if (!failures.isEmpty()) {
             return "FAILED: " + failures.size() + " check(s) or gate(s)";
         }
-        Map<String, Object> integrity = (Map<String, Object>) json.get("integrity");
-        Map<String, Object> format = (Map<String, Object>) json.get("format_checks");
         List<String> covered = new ArrayList<>();
         covered.add(
-                Boolean.TRUE.equals(integrity.get("manifest"))
-                        ? "integrity (" + integrity.get("files_checked") + " files, " + integrity.get("tensors_checked")
+                integrity.manifest()
+                        ? "integrity (" + integrity.filesChecked() + " files, " + integrity.tensorsChecked()
                                 + " tensors match " + Manifest.FILE + ")"
                         : "integrity NOT verified (no " + Manifest.FILE + ")");
         covered.add("format rules at --tp "
-                + String.join(
-                        ",",
-                        ((List<?>) format.get("tp"))
-                                .stream().map(String::valueOf).toList()));
+                + String.join(",", format.tp().stream().map(String::valueOf).toList()));
         if (g.list().isEmpty()) {
             return "accuracy not gated (--no-gates): " + String.join(", ", covered) + "; the figures are not held to"
                     + " any limit";
@@ -482,9 +491,9 @@ public final class Validator {
                     gate.byDefault() ? " (default)" : ""));
         }
         covered.add("gates " + String.join(", ", limits));
-        if (json.get("tasks") instanceof Map<?, ?> t && t.get("gates") instanceof List<?> tg && !tg.isEmpty()) {
-            Object limit = ((Map<?, ?>) tg.getFirst()).get("limit");
-            covered.add(tg.size() + " task accuracy gate(s): the drop's 95% interval within " + limit + " points");
+        if (tasks != null && !tasks.gates().isEmpty()) {
+            covered.add(tasks.gates().size() + " task accuracy gate(s): the drop's 95% interval within "
+                    + tasks.gates().getFirst().limit() + " points");
         }
         return "PASSED: " + String.join(", ", covered);
     }
@@ -512,19 +521,11 @@ public final class Validator {
         }
     }
 
-    private static Map<String, Object> problem(Manifest.Problem p) {
-        Map<String, Object> j = new LinkedHashMap<>();
-        j.put("name", p.name());
-        j.put("rule", p.rule());
-        j.put("detail", p.detail());
-        return j;
+    private static ValidationReport.Problem problem(Manifest.Problem p) {
+        return new ValidationReport.Problem(p.name(), p.rule(), p.detail());
     }
 
-    private static Map<String, Object> violation(GptqLayoutCheck.Violation x) {
-        Map<String, Object> j = new LinkedHashMap<>();
-        j.put("tensor", x.tensor());
-        j.put("rule", x.rule());
-        j.put("detail", x.detail());
-        return j;
+    private static ValidationReport.Violation violation(GptqLayoutCheck.Violation x) {
+        return new ValidationReport.Violation(x.tensor(), x.rule(), x.detail());
     }
 }

@@ -10,7 +10,6 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
@@ -46,46 +45,62 @@ class NonFiniteFiguresTest {
         assertTrue(failures.get(1).startsWith("accuracy: the candidate's mean KL is NaN"), failures.get(1));
 
         List<String> gated = new ArrayList<>();
-        Map<String, Object> json = new LinkedHashMap<>();
-        Validator.gates(ValidateOptions.Gates.of(null, null, null, false), 3.0, a, gated, json);
+        List<ValidationReport.Gate> gates =
+                Validator.gates(ValidateOptions.Gates.of(null, null, null, false), 3.0, a, gated);
         assertTrue(
                 gated.stream().anyMatch(f -> f.startsWith("gate --max-ppl-increase (default): perplexity")),
                 gated.toString());
         assertTrue(
                 gated.stream().anyMatch(f -> f.startsWith("gate --max-kl (default): mean KL is NaN")),
                 gated.toString());
-        List<?> gates = (List<?>) json.get("gates");
-        assertNull(((Map<?, ?>) gates.get(0)).get("value"), "NaN is written as null");
-        assertEquals(false, ((Map<?, ?>) gates.get(0)).get("passed"));
+        assertTrue(Double.isNaN(gates.get(0).value()));
+        assertEquals(Boolean.FALSE, gates.get(0).passed());
+        Map<String, Object> written = Json.parseObject(Json.write(gates.get(0)));
+        assertTrue(written.containsKey("value") && written.get("value") == null, "NaN is written as null");
+    }
+
+    /** The report of {@link #nanCandidate} as the validator builds it: checks passed, figures NaN. */
+    static ValidationReport nanReport() {
+        Agreement a = nanCandidate();
+        List<String> failures = new ArrayList<>();
+        ValidationReport.Integrity integrity = new ValidationReport.Integrity(true, 3, 5, List.of());
+        ValidationReport.FormatChecks format = new ValidationReport.FormatChecks(List.of(1), List.of());
+        ValidationReport.Accuracy acc = new ValidationReport.Accuracy(1, 2, 3.0, a.figures(3.0), null, null, 0.5);
+        Validator.nonFinite(3.0, a, failures);
+        ValidateOptions.Gates g = ValidateOptions.Gates.of(null, null, null, false);
+        List<ValidationReport.Gate> gates = Validator.gates(g, 3.0, a, failures);
+        return new ValidationReport(
+                "test",
+                "ref",
+                "cand",
+                integrity,
+                format,
+                "gptq",
+                128,
+                "dequantized to fp32",
+                "java",
+                "heldout.txt",
+                3,
+                128,
+                "W4A16",
+                null,
+                acc,
+                null,
+                gates,
+                null,
+                false,
+                failures,
+                Validator.verdict(integrity, format, null, failures, g),
+                null);
     }
 
     @Test
     void theReportOfANanRunIsWrittenWithNulls(@TempDir Path tmp) throws IOException {
         Agreement a = nanCandidate();
-        List<String> failures = new ArrayList<>();
-        Map<String, Object> json = new LinkedHashMap<>();
-        json.put("m2q_version", "test");
-        json.put("reference", "ref");
-        json.put("candidate", "cand");
-        json.put(
-                "integrity", Map.of("manifest", true, "files_checked", 3, "tensors_checked", 5, "problems", List.of()));
-        json.put("format_checks", Map.of("tp", List.of(1), "violations", List.of()));
-        json.put("format", "gptq");
-        Map<String, Object> acc = new LinkedHashMap<>();
-        acc.put("windows", 1);
-        acc.put("predictions", 2);
-        acc.put("reference_ppl", 3.0);
-        acc.put("candidate", a.json(3.0));
-        acc.put("baseline_rtn", null);
-        json.put("accuracy", acc);
-        Validator.nonFinite(3.0, a, failures);
-        ValidateOptions.Gates g = ValidateOptions.Gates.of(null, null, null, false);
-        Validator.gates(g, 3.0, a, failures, json);
-        json.put("passed", false);
-        json.put("failures", failures);
-        json.put("verdict", Validator.verdict(json, failures, g));
-        Validator.Outcome o = new Validator.Outcome(
-                json, failures, new Validator.Figures("candidate", a.kl(), a.layerErrors()), null, Map.of());
+        ValidationReport r = nanReport();
+        assertTrue(r.verdict().startsWith("FAILED: "), r.verdict());
+        Validator.Outcome o =
+                new Validator.Outcome(r, new Validator.Figures("candidate", a.kl(), a.layerErrors()), null, null);
 
         List<Path> written = Report.write(tmp, o);
         assertEquals(List.of(tmp.resolve(Report.JSON), tmp.resolve(Report.MARKDOWN)), written, "no plots of NaN");
@@ -94,6 +109,7 @@ class NonFiniteFiguresTest {
         assertNull(cand.get("ppl"));
         assertNull(cand.get("kl_mean"));
         assertTrue(cand.containsKey("ppl"), "the key stays, with null");
+        assertEquals(r, ValidationReport.read(tmp.resolve(Report.JSON)), "null is read back as NaN: the same report");
         String md = Files.readString(tmp.resolve(Report.MARKDOWN));
         assertTrue(md.startsWith("# Validation of cand"), md);
         assertTrue(md.contains("**FAILED**") && md.contains("No plots: some figures are not finite"), md);

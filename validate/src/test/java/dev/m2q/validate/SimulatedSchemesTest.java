@@ -1,7 +1,6 @@
 package dev.m2q.validate;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -165,20 +164,19 @@ class SimulatedSchemesTest {
     }
 
     @Test
-    @SuppressWarnings("unchecked")
     void aStaticFp8ReleaseWithKv8RunsAsDeclaredAndReportsEachPart() {
         Path ct = release("w4a8-static-kv8", QuantScheme.of("w4a8-fp8", true, null, "fp8", null));
         Validator.Outcome o = validate(ct);
         assertTrue(o.passed(), o.failures().toString());
-        assertEquals("W4A8-FP8 static + KV8", o.json().get("scheme"));
-        Map<String, Object> acc = (Map<String, Object>) o.json().get("accuracy");
-        List<Map<String, Object>> sims = (List<Map<String, Object>>) acc.get("simulated_8bit");
+        assertEquals("W4A8-FP8 static + KV8", o.report().scheme());
+        ValidationReport.Accuracy acc = o.report().accuracy();
+        List<ValidationReport.Simulated> sims = acc.simulated8bit();
         assertEquals(
                 List.of("W4A16", "W4A16 + KV8", "W4A8-FP8 static", "W4A8-FP8 static + KV8"),
-                sims.stream().map(s -> s.get("scheme")).toList());
-        Map<String, Object> cand = (Map<String, Object>) acc.get("candidate");
-        Map<String, Object> whole = sims.get(3);
-        assertEquals(cand.get("kl_mean"), whole.get("kl_mean"), "the candidate is the whole declared scheme");
+                sims.stream().map(ValidationReport.Simulated::scheme).toList());
+        ValidationReport.ModelFigures cand = acc.candidate();
+        ValidationReport.Simulated whole = sims.get(3);
+        assertEquals(cand.klMean(), whole.klMean(), "the candidate is the whole declared scheme");
 
         // Against the independent simulation and KL: the same kernels on the same values, so the only difference
         // is the order the KL terms are summed in (per row here, the same in Agreement): 1e-12 nats is far above
@@ -189,45 +187,40 @@ class SimulatedSchemesTest {
             kl = meanKl(ct, new Independent(ck, ModelConfig.load(ct)));
             klW4 = meanKl(ct, ActivationQuant.NONE);
         }
-        assertEquals(kl, (Double) whole.get("kl_mean"), 1e-12);
-        assertEquals(klW4, (Double) sims.get(0).get("kl_mean"), 1e-12);
-        assertEquals(kl - klW4, (Double) whole.get("extra_kl_mean"), 1e-12);
+        assertEquals(kl, whole.klMean(), 1e-12);
+        assertEquals(klW4, sims.get(0).klMean(), 1e-12);
+        assertEquals(kl - klW4, whole.extraKlMean(), 1e-12);
         assertTrue(kl > klW4, "simulating 8-bit parts must cost something: " + kl + " vs " + klW4);
-        assertEquals(0.0, (Double) sims.get(0).get("extra_kl_mean"), 0.0);
-        assertNull(sims.get(0).get("saturation"), "W4A16 simulates nothing");
-        for (Map<String, Object> s : sims.subList(1, 4)) {
-            assertTrue((Double) s.get("extra_kl_mean") > 0, s.toString());
+        assertEquals(0.0, sims.get(0).extraKlMean(), 0.0);
+        assertNull(sims.get(0).saturation(), "W4A16 simulates nothing");
+        for (ValidationReport.Simulated s : sims.subList(1, 4)) {
+            assertTrue(s.extraKlMean() > 0, s.toString());
         }
-        Map<String, Object> sat = (Map<String, Object>) whole.get("saturation");
-        for (String k : List.of("static_inputs", "keys", "values")) {
-            double f = (Double) sat.get(k);
-            assertTrue(f >= 0 && f < 0.01, k + ": held-out values beyond the calibrated ranges are rare: " + f);
+        ValidationReport.Saturation sat = whole.saturation();
+        double[] shares = {sat.staticInputs(), sat.keys(), sat.values()};
+        for (double f : shares) {
+            assertTrue(f >= 0 && f < 0.01, sat + ": held-out values beyond the calibrated ranges are rare: " + f);
         }
-        assertNull(((Map<String, Object>) sims.get(1).get("saturation")).get("static_inputs"));
-        String md = Report.markdown(o);
+        assertTrue(Double.isNaN(sims.get(1).saturation().staticInputs()), "KV8 alone: no static inputs");
+        String md = Report.markdown(o.report());
         assertTrue(md.contains("| W4A8-FP8 static + KV8 |"), md);
         assertTrue(md.contains("extra KL over W4A16"), md);
     }
 
     @Test
-    @SuppressWarnings("unchecked")
     void dynamicInt8PerHeadKvAndPlainW4a16() {
         Validator.Outcome o = validate(release("int8-head", QuantScheme.of("w4a8-int8", false, null, "fp8", "head")));
         assertTrue(o.passed(), o.failures().toString());
-        List<Map<String, Object>> sims =
-                (List<Map<String, Object>>) ((Map<String, Object>) o.json().get("accuracy")).get("simulated_8bit");
+        List<ValidationReport.Simulated> sims = o.report().accuracy().simulated8bit();
         assertEquals(
                 List.of("W4A16", "W4A16 + KV8 per head", "W4A8-INT8", "W4A8-INT8 + KV8 per head"),
-                sims.stream().map(s -> s.get("scheme")).toList());
-        assertNull(((Map<String, Object>) sims.get(3).get("saturation")).get("static_inputs"), "per-token: none");
+                sims.stream().map(ValidationReport.Simulated::scheme).toList());
+        assertTrue(Double.isNaN(sims.get(3).saturation().staticInputs()), "per-token: none");
 
         Validator.Outcome plain = validate(release("plain", QuantScheme.W4A16));
-        assertEquals("W4A16", plain.json().get("scheme"));
-        assertFalse(((Map<String, Object>) plain.json().get("accuracy")).containsKey("simulated_8bit"));
+        assertEquals("W4A16", plain.report().scheme());
+        assertNull(plain.report().accuracy().simulated8bit());
         // The weights do not depend on the scheme: W4A16 of both releases is the same model.
-        assertEquals(
-                ((Map<String, Object>) ((Map<String, Object>) plain.json().get("accuracy")).get("candidate"))
-                        .get("kl_mean"),
-                sims.get(0).get("kl_mean"));
+        assertEquals(plain.report().accuracy().candidate().klMean(), sims.get(0).klMean());
     }
 }

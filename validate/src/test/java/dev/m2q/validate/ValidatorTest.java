@@ -96,41 +96,39 @@ class ValidatorTest {
     }
 
     @Test
-    @SuppressWarnings("unchecked")
     void anRtnReleaseMatchesRtnOnTheFlyAndTheW4KernelMatchesDequantization() {
         Validator.Outcome a = run(options(release, false, true, 4, ValidateOptions.Gates.NONE));
         assertTrue(a.passed(), a.failures().toString());
-        Map<String, Object> acc = (Map<String, Object>) a.json().get("accuracy");
-        Map<String, Object> cand = (Map<String, Object>) acc.get("candidate");
-        Map<String, Object> rtn = (Map<String, Object>) acc.get("baseline_rtn");
+        ValidationReport.Accuracy acc = a.report().accuracy();
+        ValidationReport.ModelFigures cand = acc.candidate();
+        ValidationReport.ModelFigures rtn = acc.baselineRtn();
         // The release holds exactly the weights RTN-on-the-fly computes (same core rule), read back through the
         // GPTQ reader; the two differ only in how the product is summed (dequantized fp32 matmul vs the W4 kernel),
         // i.e. fp32 rounding: relative 1e-4 on perplexity and 1e-6 nats on a KL of order 1e-2 leave 100× margin over
         // the differences seen (≈1e-6 and 1e-8).
-        double ppl = (Double) cand.get("ppl");
-        assertEquals((Double) rtn.get("ppl"), ppl, 1e-4 * ppl);
-        assertEquals((Double) rtn.get("kl_mean"), (Double) cand.get("kl_mean"), 1e-6);
-        double kl = (Double) cand.get("kl_mean");
+        double ppl = cand.ppl();
+        assertEquals(rtn.ppl(), ppl, 1e-4 * ppl);
+        assertEquals(rtn.klMean(), cand.klMean(), 1e-6);
+        double kl = cand.klMean();
         assertTrue(kl > 1e-4 && kl < 0.5, "W4 must cost something, but not much: " + kl);
-        assertTrue((Double) cand.get("kl_p99") >= kl, "p99 of a non-negative series is at least its mean");
-        double top1 = (Double) cand.get("top1_agreement");
+        assertTrue(cand.klP99() >= kl, "p99 of a non-negative series is at least its mean");
+        double top1 = cand.top1Agreement();
         assertTrue(top1 > 0.7 && top1 <= 1, "top-1 " + top1);
-        List<Object> layers = (List<Object>) cand.get("layer_rel_error");
+        List<Double> layers = cand.layerRelError();
         assertEquals(8, layers.size());
-        for (Object e : layers) {
-            assertTrue((Double) e > 0 && (Double) e < 1, "per-layer error " + e);
+        for (double e : layers) {
+            assertTrue(e > 0 && e < 1, "per-layer error " + e);
         }
-        assertEquals(300, ((Number) a.json().get("tokens")).intValue());
-        assertEquals(3, ((Number) acc.get("windows")).intValue());
-        assertEquals(297, ((Number) acc.get("predictions")).longValue());
+        assertEquals(300, a.report().tokens());
+        assertEquals(3, acc.windows());
+        assertEquals(297, acc.predictions());
         Map<String, Double> t = a.throughput();
         assertTrue(t.get("BF16") > 0 && t.get("W4A16 kernel") > 0, t.toString());
 
         Validator.Outcome b = run(options(release, true, false, 0, ValidateOptions.Gates.NONE));
-        Map<String, Object> candW4 =
-                (Map<String, Object>) ((Map<String, Object>) b.json().get("accuracy")).get("candidate");
-        assertEquals(ppl, (Double) candW4.get("ppl"), 1e-4 * ppl);
-        assertEquals(kl, (Double) candW4.get("kl_mean"), 1e-6);
+        ValidationReport.ModelFigures candW4 = b.report().accuracy().candidate();
+        assertEquals(ppl, candW4.ppl(), 1e-4 * ppl);
+        assertEquals(kl, candW4.klMean(), 1e-6);
         assertNull(b.baseline());
         assertTrue(b.throughput().isEmpty());
     }
@@ -160,7 +158,10 @@ class ValidatorTest {
                 o.failures().stream().anyMatch(f -> f.startsWith("integrity: " + name + ": bytes changed")),
                 o.failures().toString());
         assertEquals(2, o.failures().size(), "the file and the one tensor, nothing else: " + o.failures());
-        assertNull(o.json().get("accuracy"));
+        assertNull(o.report().accuracy());
+        assertEquals(
+                "accuracy was not measured: the candidate failed the integrity or format checks",
+                o.report().skipped());
         // The report of a failed run: the verdict and the findings, no plots of figures never measured.
         List<Path> written = Report.write(bad.resolve("report"), o);
         assertEquals(List.of(bad.resolve("report/" + Report.JSON), bad.resolve("report/" + Report.MARKDOWN)), written);
@@ -178,7 +179,7 @@ class ValidatorTest {
         assertEquals(1, o.failures().size(), o.failures().toString());
         String f = o.failures().get(0);
         assertTrue(f.startsWith("format: model.layers.5.self_attn.k_proj.qzeros:") && f.contains("v2"), f);
-        assertEquals(false, ((Map<?, ?>) o.json().get("integrity")).get("manifest"));
+        assertFalse(o.report().integrity().manifest());
     }
 
     @Test
@@ -221,9 +222,8 @@ class ValidatorTest {
         for (String png : List.of(Report.LAYER_PLOT, Report.KL_PLOT, Report.THROUGHPUT_PLOT)) {
             assertTrue(md.contains("](" + png + ")"), png);
         }
-        assertEquals(
-                Json.parseObject(Json.writePretty(o.json())),
-                Json.parseObject(Files.readString(dir.resolve(Report.JSON))));
+        assertEquals(o.report(), ValidationReport.read(dir.resolve(Report.JSON)), "written and read back equal");
+        assertEquals(Report.markdown(o.report()), md, "validation.md is the report's markdown");
         try (Stream<Path> s = Files.list(dir)) {
             assertTrue(s.noneMatch(p -> p.getFileName().toString().endsWith(".partial")));
         }

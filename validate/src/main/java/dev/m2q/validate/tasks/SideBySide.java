@@ -8,10 +8,7 @@ import dev.m2q.core.tokenizer.ChatTemplate;
 import dev.m2q.core.tokenizer.PromptFile;
 import dev.m2q.core.tokenizer.Tokenizer;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.function.Consumer;
 
 /**
@@ -23,6 +20,20 @@ import java.util.function.Consumer;
  */
 public final class SideBySide {
     private SideBySide() {}
+
+    /**
+     * One line of the output: the prompt's conversation and both models' greedy answers.
+     *
+     * @param id the prompt's 1-based position in the prompt file
+     */
+    public record Line(int id, List<Turn> prompt, String reference, String candidate) {
+        public Line {
+            prompt = List.copyOf(prompt);
+        }
+    }
+
+    /** One message of a prompt. */
+    public record Turn(String role, String content) {}
 
     /**
      * Generates and writes {@code out}; returns the number of prompts answered.
@@ -48,18 +59,14 @@ public final class SideBySide {
         try (KvCache rc = reference.newCache(capacity);
                 KvCache cc = candidate.newCache(capacity)) {
             for (int i = 0; i < ids.size(); i++) {
-                Map<String, Object> line = new LinkedHashMap<>();
-                line.put("id", i + 1);
-                List<Map<String, Object>> messages = new ArrayList<>();
-                for (ChatTemplate.Message m : conversations.get(i)) {
-                    Map<String, Object> mm = new LinkedHashMap<>();
-                    mm.put("role", m.role());
-                    mm.put("content", m.content());
-                    messages.add(mm);
-                }
-                line.put("prompt", messages);
-                line.put("reference", tok.decode(TaskScorer.greedy(reference, rc, ids.get(i), o)));
-                line.put("candidate", tok.decode(TaskScorer.greedy(candidate, cc, ids.get(i), o)));
+                List<Turn> prompt = conversations.get(i).stream()
+                        .map(m -> new Turn(m.role(), m.content()))
+                        .toList();
+                Line line = new Line(
+                        i + 1,
+                        prompt,
+                        tok.decode(TaskScorer.greedy(reference, rc, ids.get(i), o)),
+                        tok.decode(TaskScorer.greedy(candidate, cc, ids.get(i), o)));
                 lines.append(Json.write(line)).append('\n');
                 log.accept("generate: prompt " + (i + 1) + " of " + ids.size());
             }

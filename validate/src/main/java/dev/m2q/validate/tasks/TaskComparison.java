@@ -1,6 +1,5 @@
 package dev.m2q.validate.tasks;
 
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
 
@@ -25,6 +24,8 @@ import java.util.Objects;
  * @param wrongToRight items the reference got wrong and the candidate right (McNemar's c)
  * @param rightToWrongExamples the first (up to {@value TaskStats#EXAMPLES}) such item ids, in item order
  * @param wrongToRightExamples likewise for wrong → right
+ * @param rtnPaired the RTN baseline against the reference on the same items (Δ, its interval, McNemar, agreement,
+ *     flips), or null when it was not run
  */
 public record TaskComparison(
         String task,
@@ -42,7 +43,8 @@ public record TaskComparison(
         int rightToWrong,
         int wrongToRight,
         List<String> rightToWrongExamples,
-        List<String> wrongToRightExamples) {
+        List<String> wrongToRightExamples,
+        Paired rtnPaired) {
     public TaskComparison {
         Objects.requireNonNull(task);
         Objects.requireNonNull(metric);
@@ -51,6 +53,38 @@ public record TaskComparison(
         Objects.requireNonNull(deltaInterval);
         rightToWrongExamples = List.copyOf(rightToWrongExamples);
         wrongToRightExamples = List.copyOf(wrongToRightExamples);
+        if ((rtn == null) != (rtnPaired == null)) {
+            throw new IllegalArgumentException("an RTN run comes with its paired comparison, and only then");
+        }
+    }
+
+    /**
+     * A second model against the reference on the same items, item by item: the figures the report gives the
+     * candidate, here for the RTN baseline.
+     *
+     * @param deltaPoints Δ = model − reference accuracy, percentage points (NaN when n = 0)
+     * @param deltaInterval the paired bootstrap 95% interval of Δ, points (same resamples and seed)
+     * @param mcnemarP McNemar's exact two-sided p-value on the discordant pairs
+     * @param agreed items where both chose the same answer
+     * @param rightToWrong items right for the reference and wrong for this model
+     * @param wrongToRight the reverse
+     * @param rightToWrongExamples the first such ids, in item order
+     * @param wrongToRightExamples likewise
+     */
+    public record Paired(
+            double deltaPoints,
+            TaskStats.Interval deltaInterval,
+            double mcnemarP,
+            int agreed,
+            int rightToWrong,
+            int wrongToRight,
+            List<String> rightToWrongExamples,
+            List<String> wrongToRightExamples) {
+        public Paired {
+            Objects.requireNonNull(deltaInterval);
+            rightToWrongExamples = List.copyOf(rightToWrongExamples);
+            wrongToRightExamples = List.copyOf(wrongToRightExamples);
+        }
     }
 
     /**
@@ -82,39 +116,5 @@ public record TaskComparison(
      */
     public TaskStats.Interval dropInterval() {
         return new TaskStats.Interval(-deltaInterval.high(), -deltaInterval.low());
-    }
-
-    /**
-     * Every figure of this comparison that is not a finite number, each as a sentence naming the task, metric and
-     * figure; empty when all are finite. The report turns each into a failed check: a NaN accuracy or interval means
-     * the scoring is broken (or the task is empty), and no claim can rest on it.
-     */
-    public List<String> nonFinite() {
-        List<String> out = new ArrayList<>();
-        String where = "task " + task + " (" + metric + "): ";
-        for (Model m : rtn == null ? List.of(reference, candidate) : List.of(reference, candidate, rtn)) {
-            check(out, where + m.name() + " accuracy", m.accuracy());
-            check(
-                    out,
-                    where + m.name() + " accuracy interval, low end",
-                    m.interval().low());
-            check(
-                    out,
-                    where + m.name() + " accuracy interval, high end",
-                    m.interval().high());
-            check(out, where + m.name() + " items/s", m.itemsPerSecond());
-        }
-        check(out, where + "Δ", deltaPoints);
-        check(out, where + "Δ interval, low end", deltaInterval.low());
-        check(out, where + "Δ interval, high end", deltaInterval.high());
-        check(out, where + "McNemar p", mcnemarP);
-        check(out, where + "agreement", agreement());
-        return out;
-    }
-
-    private static void check(List<String> out, String what, double v) {
-        if (!Double.isFinite(v)) {
-            out.add(what + " is " + v + " (not a finite number)");
-        }
     }
 }

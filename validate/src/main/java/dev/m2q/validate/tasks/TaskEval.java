@@ -52,18 +52,13 @@ public final class TaskEval {
         }
 
         /** The {@code "tasks"} object of validation.json. */
-        public Map<String, Object> json() {
+        public TaskSection json() {
             return TaskReport.json(perTask, overall, gates);
         }
 
         /** The failed checks: non-finite figures and failed gates. */
         public List<String> failures() {
             return TaskReport.failures(perTask, overall, gates);
-        }
-
-        /** The section of validation.md. */
-        public String markdown(boolean plotted) {
-            return TaskReport.markdown(perTask, overall, gates, plotted);
         }
 
         /** Writes the plot into {@code dir} when its figures are finite; returns its path or null. */

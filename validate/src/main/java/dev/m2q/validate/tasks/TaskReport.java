@@ -1,6 +1,5 @@
 package dev.m2q.validate.tasks;
 
-import dev.m2q.core.json.Json;
 import dev.m2q.validate.Plots;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -34,67 +33,65 @@ public final class TaskReport {
      * @param overall the pooled comparisons, one per metric (may be empty)
      * @param gates the gate's verdicts (empty when {@code --max-acc-drop} was not given)
      */
-    public static Map<String, Object> json(
+    public static TaskSection json(
             List<TaskComparison> comparisons, List<TaskComparison> overall, List<AccuracyGate.Result> gates) {
-        Map<String, Object> j = new LinkedHashMap<>();
-        Map<String, Object> method = new LinkedHashMap<>();
-        method.put("accuracy_interval", "Wilson score, 95%");
-        method.put("delta", "candidate - reference accuracy, percentage points");
-        method.put("delta_interval", "paired bootstrap over items, percentile method, 95%");
-        method.put("mcnemar", "exact two-sided binomial test on the discordant pairs, p = 1/2");
-        method.put(
-                "gate", "the upper end of the 95% interval of the drop (reference - candidate) must be <= the limit");
-        j.put("method", method);
-        j.put("per_task", comparisons.stream().map(TaskReport::comparison).toList());
-        j.put("overall", overall.stream().map(TaskReport::comparison).toList());
-        List<Map<String, Object>> g = new ArrayList<>();
+        TaskSection.Method method = new TaskSection.Method(
+                "Wilson score, 95%",
+                "candidate - reference accuracy, percentage points",
+                "paired bootstrap over items, percentile method, 95%",
+                "exact two-sided binomial test on the discordant pairs, p = 1/2",
+                "the upper end of the 95% interval of the drop (reference - candidate) must be <= the limit",
+                "rtn_vs_reference: the RTN baseline against the reference with the same statistics (Δ = rtn -"
+                        + " reference, same resamples and seed)");
+        List<TaskSection.Gate> g = new ArrayList<>();
         for (AccuracyGate.Result r : gates) {
-            Map<String, Object> m = new LinkedHashMap<>();
-            m.put("gate", AccuracyGate.NAME);
-            m.put("task", r.task());
-            m.put("metric", r.metric());
-            m.put("limit", Json.finiteOrNull(r.limit()));
-            m.put("value", Json.finiteOrNull(r.value()));
-            m.put("passed", r.passed());
-            m.put("sentence", r.sentence());
-            g.add(m);
+            g.add(new TaskSection.Gate(
+                    AccuracyGate.NAME, r.task(), r.metric(), r.limit(), r.value(), r.passed(), r.sentence()));
         }
-        j.put("gates", g);
-        return j;
+        return new TaskSection(
+                method,
+                comparisons.stream().map(TaskReport::comparison).toList(),
+                overall.stream().map(TaskReport::comparison).toList(),
+                g);
     }
 
-    private static Map<String, Object> comparison(TaskComparison c) {
-        Map<String, Object> m = new LinkedHashMap<>();
-        m.put("task", c.task());
-        m.put("metric", c.metric());
-        m.put("n", c.n());
-        m.put("reference", model(c.reference()));
-        m.put("candidate", model(c.candidate()));
-        if (c.rtn() != null) {
-            m.put("rtn", model(c.rtn()));
-        }
-        m.put("delta_points", Json.finiteOrNull(c.deltaPoints()));
-        m.put("delta_low", Json.finiteOrNull(c.deltaInterval().low()));
-        m.put("delta_high", Json.finiteOrNull(c.deltaInterval().high()));
-        m.put("bootstrap_resamples", c.resamples());
-        m.put("bootstrap_seed", c.seed());
-        m.put("mcnemar_p", Json.finiteOrNull(c.mcnemarP()));
-        m.put("agreement", Json.finiteOrNull(c.agreement()));
-        m.put("right_to_wrong", c.rightToWrong());
-        m.put("wrong_to_right", c.wrongToRight());
-        m.put("right_to_wrong_examples", c.rightToWrongExamples());
-        m.put("wrong_to_right_examples", c.wrongToRightExamples());
-        return m;
+    static TaskSection.Comparison comparison(TaskComparison c) {
+        TaskComparison.Paired p = c.rtnPaired();
+        return new TaskSection.Comparison(
+                c.task(),
+                c.metric(),
+                c.n(),
+                model(c.reference()),
+                model(c.candidate()),
+                c.rtn() == null ? null : model(c.rtn()),
+                c.deltaPoints(),
+                c.deltaInterval().low(),
+                c.deltaInterval().high(),
+                c.resamples(),
+                c.seed(),
+                c.mcnemarP(),
+                c.agreement(),
+                c.rightToWrong(),
+                c.wrongToRight(),
+                c.rightToWrongExamples(),
+                c.wrongToRightExamples(),
+                p == null
+                        ? null
+                        : new TaskSection.Paired(
+                                p.deltaPoints(),
+                                p.deltaInterval().low(),
+                                p.deltaInterval().high(),
+                                p.mcnemarP(),
+                                c.n() == 0 ? Double.NaN : (double) p.agreed() / c.n(),
+                                p.rightToWrong(),
+                                p.wrongToRight(),
+                                p.rightToWrongExamples(),
+                                p.wrongToRightExamples()));
     }
 
-    private static Map<String, Object> model(TaskComparison.Model x) {
-        Map<String, Object> m = new LinkedHashMap<>();
-        m.put("correct", x.correct());
-        m.put("accuracy", Json.finiteOrNull(x.accuracy()));
-        m.put("low", Json.finiteOrNull(x.interval().low()));
-        m.put("high", Json.finiteOrNull(x.interval().high()));
-        m.put("items_per_second", Json.finiteOrNull(x.itemsPerSecond()));
-        return m;
+    private static TaskSection.ModelAccuracy model(TaskComparison.Model x) {
+        return new TaskSection.ModelAccuracy(
+                x.correct(), x.accuracy(), x.interval().low(), x.interval().high(), x.itemsPerSecond());
     }
 
     /**
@@ -103,28 +100,28 @@ public final class TaskReport {
      */
     public static List<String> failures(
             List<TaskComparison> comparisons, List<TaskComparison> overall, List<AccuracyGate.Result> gates) {
-        List<String> out = new ArrayList<>();
-        comparisons.forEach(c -> out.addAll(c.nonFinite()));
-        overall.forEach(c -> out.addAll(c.nonFinite()));
-        for (AccuracyGate.Result r : gates) {
-            if (!r.passed()) {
-                out.add(r.sentence());
-            }
-        }
-        return out;
+        return json(comparisons, overall, gates).failures();
     }
 
-    /**
-     * The section of validation.md, starting with its {@code ## Task accuracy} heading: one table per metric (per
-     * task, then the pooled row), what the columns mean, the gate's sentences and the plot.
-     *
-     * @param plotted whether {@link #plot} wrote {@link #PLOT} (it is embedded only then)
-     */
+    /** {@link #markdown(TaskSection, boolean)} of the comparisons' {@link #json}. */
     public static String markdown(
             List<TaskComparison> comparisons,
             List<TaskComparison> overall,
             List<AccuracyGate.Result> gates,
             boolean plotted) {
+        return markdown(json(comparisons, overall, gates), plotted);
+    }
+
+    /**
+     * The section of validation.md, starting with its {@code ## Task accuracy} heading: one table per metric (per
+     * task, then the pooled row), with the RTN baseline's own paired table when it ran, what the columns mean, the
+     * gate's sentences and the plot.
+     *
+     * @param plotted whether {@link #plot} wrote {@link #PLOT} (it is embedded only then)
+     */
+    public static String markdown(TaskSection t, boolean plotted) {
+        List<TaskSection.Comparison> comparisons = t.perTask();
+        List<TaskSection.Comparison> overall = t.overall();
         StringBuilder md = new StringBuilder("## Task accuracy\n\n");
         boolean rtn = comparisons.stream().anyMatch(c -> c.rtn() != null);
         int resamples = comparisons.isEmpty()
@@ -140,11 +137,15 @@ public final class TaskReport {
                         + " two-sided test on the items only one model got right; agreement = items where both chose"
                         + " the same answer; flips = items right for the reference and wrong for the candidate (r→w)"
                         + " and the reverse (w→r), with up to %d example ids; items/s = reference / candidate. The"
-                        + " last row of each table pools every task's items.%n%n",
+                        + " last row of each table pools every task's items.%s%n%n",
                 rtn ? ", the candidate and the RTN baseline" : " and the candidate",
                 resamples,
                 seed,
-                TaskStats.EXAMPLES));
+                TaskStats.EXAMPLES,
+                rtn
+                        ? " The RTN baseline gets the same paired comparison with the reference in its own table"
+                                + " (Δ = RTN − reference)."
+                        : ""));
         Set<String> metrics = new LinkedHashSet<>();
         comparisons.forEach(c -> metrics.add(c.metric()));
         overall.forEach(c -> metrics.add(c.metric()));
@@ -157,25 +158,42 @@ public final class TaskReport {
                     rtn
                             ? "|---|---|---|---|---|---|---|---|---|---|---|\n"
                             : "|---|---|---|---|---|---|---|---|---|---|\n");
-            for (TaskComparison c : comparisons) {
+            for (TaskSection.Comparison c : comparisons) {
                 if (c.metric().equals(metric)) {
                     row(md, c, rtn, false);
                 }
             }
-            for (TaskComparison c : overall) {
+            for (TaskSection.Comparison c : overall) {
                 if (c.metric().equals(metric)) {
                     row(md, c, rtn, true);
                 }
             }
             md.append('\n');
+            if (rtn) {
+                md.append("RTN baseline against the reference (").append(metric).append("):\n\n");
+                md.append(
+                        "| task | n | reference | RTN | Δ (points) | McNemar p | agreement | flips r→w | flips w→r |\n");
+                md.append("|---|---|---|---|---|---|---|---|---|\n");
+                for (TaskSection.Comparison c : comparisons) {
+                    if (c.metric().equals(metric) && c.rtnVsReference() != null) {
+                        rtnRow(md, c, false);
+                    }
+                }
+                for (TaskSection.Comparison c : overall) {
+                    if (c.metric().equals(metric) && c.rtnVsReference() != null) {
+                        rtnRow(md, c, true);
+                    }
+                }
+                md.append('\n');
+            }
         }
-        if (!gates.isEmpty()) {
+        if (!t.gates().isEmpty()) {
             md.append("Gate: the drop is the reference's accuracy minus the candidate's; `--")
                     .append(AccuracyGate.NAME)
                     .append("` passes only when the upper end of its 95% interval is within the limit, so a drop that"
                             + " is merely not significant does not pass.\n\n");
-            for (AccuracyGate.Result r : gates) {
-                md.append("- ").append(r.sentence()).append('\n');
+            for (TaskSection.Gate g : t.gates()) {
+                md.append("- ").append(g.sentence()).append('\n');
             }
             md.append('\n');
         }
@@ -196,7 +214,7 @@ public final class TaskReport {
         return md.toString();
     }
 
-    private static void row(StringBuilder md, TaskComparison c, boolean rtn, boolean pooled) {
+    private static void row(StringBuilder md, TaskSection.Comparison c, boolean rtn, boolean pooled) {
         String name = escape(c.task());
         md.append("| ").append(pooled ? "**" + name + "**" : name);
         md.append(" | ").append(c.n());
@@ -205,13 +223,7 @@ public final class TaskReport {
         if (rtn) {
             md.append(" | ").append(c.rtn() == null ? "–" : accuracy(c.rtn()));
         }
-        md.append(" | ")
-                .append(num(c.deltaPoints(), "%+.1f"))
-                .append(" [")
-                .append(num(c.deltaInterval().low(), "%+.1f"))
-                .append(", ")
-                .append(num(c.deltaInterval().high(), "%+.1f"))
-                .append("]");
+        md.append(" | ").append(delta(c.deltaPoints(), c.deltaLow(), c.deltaHigh()));
         md.append(" | ").append(num(c.mcnemarP(), "%.3g"));
         md.append(" | ").append(num(100 * c.agreement(), "%.1f%%"));
         md.append(" | ").append(flips(c.rightToWrong(), c.rightToWrongExamples()));
@@ -223,9 +235,28 @@ public final class TaskReport {
         md.append(" |\n");
     }
 
-    private static String accuracy(TaskComparison.Model m) {
-        return num(100 * m.accuracy(), "%.1f%%") + " [" + num(100 * m.interval().low(), "%.1f") + ", "
-                + num(100 * m.interval().high(), "%.1f") + "]";
+    private static void rtnRow(StringBuilder md, TaskSection.Comparison c, boolean pooled) {
+        TaskSection.Paired p = c.rtnVsReference();
+        String name = escape(c.task());
+        md.append("| ").append(pooled ? "**" + name + "**" : name);
+        md.append(" | ").append(c.n());
+        md.append(" | ").append(accuracy(c.reference()));
+        md.append(" | ").append(accuracy(c.rtn()));
+        md.append(" | ").append(delta(p.deltaPoints(), p.deltaLow(), p.deltaHigh()));
+        md.append(" | ").append(num(p.mcnemarP(), "%.3g"));
+        md.append(" | ").append(num(100 * p.agreement(), "%.1f%%"));
+        md.append(" | ").append(flips(p.rightToWrong(), p.rightToWrongExamples()));
+        md.append(" | ").append(flips(p.wrongToRight(), p.wrongToRightExamples()));
+        md.append(" |\n");
+    }
+
+    private static String delta(double points, double low, double high) {
+        return num(points, "%+.1f") + " [" + num(low, "%+.1f") + ", " + num(high, "%+.1f") + "]";
+    }
+
+    private static String accuracy(TaskSection.ModelAccuracy m) {
+        return num(100 * m.accuracy(), "%.1f%%") + " [" + num(100 * m.low(), "%.1f") + ", "
+                + num(100 * m.high(), "%.1f") + "]";
     }
 
     private static String flips(int count, List<String> examples) {
@@ -240,6 +271,28 @@ public final class TaskReport {
                     .append('`');
         }
         return s.append(count > examples.size() ? ", …)" : ")").toString();
+    }
+
+    /** {@link #plottable(List)} read from the report: the same figures, as validation.json holds them. */
+    public static boolean plottable(TaskSection t) {
+        if (t.perTask().isEmpty()) {
+            return false;
+        }
+        Set<String> seen = new LinkedHashSet<>();
+        for (TaskSection.Comparison c : t.perTask()) {
+            if (!seen.add(c.task())) {
+                continue;
+            }
+            List<TaskSection.ModelAccuracy> models = c.rtn() == null
+                    ? List.of(c.reference(), c.candidate())
+                    : List.of(c.reference(), c.candidate(), c.rtn());
+            for (TaskSection.ModelAccuracy m : models) {
+                if (!Double.isFinite(m.accuracy()) || !Double.isFinite(m.low()) || !Double.isFinite(m.high())) {
+                    return false;
+                }
+            }
+        }
+        return true;
     }
 
     /** Whether every accuracy and interval the plot draws is a finite number. */

@@ -189,8 +189,8 @@ public final class TaskStats {
      *
      * @param reference the reference model's run
      * @param candidate the candidate's run on the same task and metric, the same items in the same order
-     * @param rtn the RTN baseline's run on the same items, or null; it gets its accuracy and interval only (the
-     *     paired figures are candidate against reference)
+     * @param rtn the RTN baseline's run on the same items, or null; it gets its accuracy and interval, and its own
+     *     paired comparison with the reference ({@link TaskComparison#rtnPaired}, same resamples and seed)
      * @throws IllegalArgumentException when the runs are of different tasks or metrics, or their items do not pair
      *     (different counts, or a different id at some position)
      */
@@ -327,6 +327,42 @@ public final class TaskStats {
             int resamples,
             long seed) {
         int n = ref.size();
+        TaskComparison.Model refModel = model("reference", ref, refSeconds);
+        TaskComparison.Model candModel = model("candidate", cand, candSeconds);
+        TaskComparison.Model rtnModel = rtn == null ? null : model("rtn", rtn, rtnSeconds);
+        TaskComparison.Paired c = paired(ref, cand, refModel, candModel, resamples, seed);
+        return new TaskComparison(
+                task,
+                metric,
+                n,
+                refModel,
+                candModel,
+                rtnModel,
+                c.deltaPoints(),
+                c.deltaInterval(),
+                resamples,
+                seed,
+                c.mcnemarP(),
+                c.agreed(),
+                c.rightToWrong(),
+                c.wrongToRight(),
+                c.rightToWrongExamples(),
+                c.wrongToRightExamples(),
+                rtn == null ? null : paired(ref, rtn, refModel, rtnModel, resamples, seed));
+    }
+
+    /**
+     * One model against the reference, item by item: Δ in points, its paired bootstrap interval, McNemar's exact
+     * p-value, agreement and flips (b = right → wrong, c = wrong → right).
+     */
+    private static TaskComparison.Paired paired(
+            List<ItemResult> ref,
+            List<ItemResult> other,
+            TaskComparison.Model refModel,
+            TaskComparison.Model otherModel,
+            int resamples,
+            long seed) {
+        int n = ref.size();
         boolean[] r = new boolean[n];
         boolean[] c = new boolean[n];
         int agreed = 0;
@@ -336,7 +372,7 @@ public final class TaskStats {
         int cc = 0;
         for (int i = 0; i < n; i++) {
             ItemResult x = ref.get(i);
-            ItemResult y = cand.get(i);
+            ItemResult y = other.get(i);
             r[i] = x.correct();
             c[i] = y.correct();
             if (x.chosen() >= 0 && x.chosen() == y.chosen()) {
@@ -354,21 +390,10 @@ public final class TaskStats {
                 }
             }
         }
-        TaskComparison.Model refModel = model("reference", ref, refSeconds);
-        TaskComparison.Model candModel = model("candidate", cand, candSeconds);
-        TaskComparison.Model rtnModel = rtn == null ? null : model("rtn", rtn, rtnSeconds);
-        double delta = n == 0 ? Double.NaN : 100.0 * (candModel.correct() - refModel.correct()) / n;
-        return new TaskComparison(
-                task,
-                metric,
-                n,
-                refModel,
-                candModel,
-                rtnModel,
+        double delta = n == 0 ? Double.NaN : 100.0 * (otherModel.correct() - refModel.correct()) / n;
+        return new TaskComparison.Paired(
                 delta,
                 bootstrapDifference(r, c, resamples, seed),
-                resamples,
-                seed,
                 mcnemarExact(b, cc),
                 agreed,
                 b,

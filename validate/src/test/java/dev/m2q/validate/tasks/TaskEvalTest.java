@@ -154,7 +154,7 @@ class TaskEvalTest {
     void noPooledComparisonWithOneTask() {
         assertTrue(selfResult.overall().isEmpty());
         assertTrue(damagedResult.overall().isEmpty());
-        assertTrue(((List<?>) damagedResult.json().get("overall")).isEmpty());
+        assertTrue(damagedResult.json().overall().isEmpty());
     }
 
     /** Two files: per-task comparisons for each, then a pooled one per metric, gated on acc. */

@@ -69,6 +69,73 @@ class TaskReportTest {
         assertEquals(List.of(gate.sentence()), TaskReport.failures(List.of(c), List.of(), List.of(gate)));
     }
 
+    /**
+     * The small case with an RTN baseline right on q1..q4 and q9 only (chose 3 on q5..q8, 0 on q9, 1 on q10): by hand,
+     * 5/10 correct, Δ = (5 − 8) / 10 = −30 points, r→w q5..q8 (b = 4), w→r q9 (c = 1), McNemar exact p = 2 · P(X ≤ 1 |
+     * 5, ½) = 2 · 6/32 = 0.375, agreement q1..q4 and q10 = 50%.
+     */
+    static TaskComparison smallWithRtn() {
+        TaskComparison c = small();
+        List<ItemResult> ref = new ArrayList<>();
+        List<ItemResult> cand = new ArrayList<>();
+        List<ItemResult> rtn = new ArrayList<>();
+        int[] candChose = {0, 0, 0, 0, 0, 0, 1, 2, 0, 1};
+        int[] rtnChose = {0, 0, 0, 0, 3, 3, 3, 3, 0, 1};
+        for (int i = 1; i <= 10; i++) {
+            ref.add(new ItemResult("q" + i, i <= 8 ? 0 : 1, i <= 8));
+            cand.add(new ItemResult("q" + i, candChose[i - 1], candChose[i - 1] == 0));
+            rtn.add(new ItemResult("q" + i, rtnChose[i - 1], rtnChose[i - 1] == 0));
+        }
+        TaskComparison withRtn = TaskStats.compare(
+                new TaskRun("medqa", "acc", "reference", ref, 2.0),
+                new TaskRun("medqa", "acc", "candidate", cand, 4.0),
+                new TaskRun("medqa", "acc", "rtn", rtn, 5.0));
+        assertEquals(c.deltaInterval(), withRtn.deltaInterval(), "the candidate's figures do not depend on RTN");
+        assertEquals(c.mcnemarP(), withRtn.mcnemarP(), 0);
+        return withRtn;
+    }
+
+    @Test
+    void theRtnBaselineGetsItsOwnPairedComparison() {
+        TaskComparison c = smallWithRtn();
+        TaskComparison.Paired p = c.rtnPaired();
+        assertEquals(-30.0, p.deltaPoints(), 1e-12);
+        assertEquals(0.375, p.mcnemarP(), 1e-15);
+        assertEquals(5, p.agreed());
+        assertEquals(4, p.rightToWrong());
+        assertEquals(1, p.wrongToRight());
+        assertEquals(List.of("q5", "q6", "q7", "q8"), p.rightToWrongExamples());
+        assertEquals(List.of("q9"), p.wrongToRightExamples());
+        boolean[] r = new boolean[10];
+        boolean[] b = new boolean[10];
+        for (int i = 0; i < 10; i++) {
+            r[i] = i < 8;
+            b[i] = i < 4 || i == 8;
+        }
+        // The same resamples and seed as the candidate's: the bootstrap of the RTN pairs, bit for bit.
+        assertEquals(
+                TaskStats.bootstrapDifference(r, b, TaskStats.DEFAULT_RESAMPLES, TaskStats.DEFAULT_SEED),
+                p.deltaInterval());
+        assertTrue(p.deltaInterval().contains(-30.0), p.deltaInterval().toString());
+
+        TaskSection json = TaskReport.json(List.of(c), List.of(), List.of());
+        TaskSection.Paired jp = json.perTask().getFirst().rtnVsReference();
+        assertEquals(0.5, jp.agreement(), 0);
+        assertEquals(p.deltaInterval().low(), jp.deltaLow(), 0);
+        assertEquals(json, Json.read(Json.writePretty(json), TaskSection.class), "round trip");
+
+        String md = TaskReport.markdown(json, true);
+        String row = String.format(
+                Locale.ROOT,
+                "| medqa | 10 | 80.0%% [49.0, 94.3] | 50.0%% [23.7, 76.3] | -30.0 [%+.1f, %+.1f] | 0.375 | 50.0%% |"
+                        + " 4 (`q5`, `q6`, `q7`, `q8`) | 1 (`q9`) |\n",
+                p.deltaInterval().low(),
+                p.deltaInterval().high());
+        assertTrue(md.contains("RTN baseline against the reference (acc):\n\n| task | n | reference | RTN |"), md);
+        assertTrue(md.contains(row), "expected row\n" + row + "in\n" + md);
+        assertTrue(md.contains("| medqa | 10 | 80.0% [49.0, 94.3] | 70.0% [39.7, 89.2] | 50.0% [23.7, 76.3] |"), md);
+    }
+
     @Test
     void jsonOfTheSmallCaseRoundTrips() {
         TaskComparison c = small();
@@ -91,7 +158,10 @@ class TaskReportTest {
         assertEquals(2L, t.get("right_to_wrong"));
         assertEquals(List.of("q7", "q8"), t.get("right_to_wrong_examples"));
         assertEquals(10_000L, t.get("bootstrap_resamples"));
-        assertFalse(t.containsKey("rtn"), "no RTN run, no rtn entry");
+        assertTrue(t.containsKey("rtn") && t.get("rtn") == null, "no RTN run: rtn is null");
+        assertTrue(
+                t.containsKey("rtn_vs_reference") && t.get("rtn_vs_reference") == null,
+                "no RTN run: no paired RTN comparison");
         @SuppressWarnings("unchecked")
         Map<String, Object> g = ((List<Map<String, Object>>) j.get("gates")).getFirst();
         assertEquals(Boolean.TRUE, g.get("passed"));
