@@ -28,6 +28,17 @@ m2q_drop_incubator_warning() {
   printf '%s' "$line" # the end of the input: a last line without a newline, if there is one
 }
 
+# m2q_gc_flag: the collector m2q runs with, G1, unless M2Q_JAVA_OPTS names one itself (-XX:+Use...GC). Measured
+# (docs/BENCHMARKS.md, "Garbage collection"): AutoRound allocates GB-sized arrays per layer, which G1 places in the
+# old generation at once (humongous regions), while the Parallel collector's young generation took them and then
+# copied them: 26 s of pauses in a 100 s quarter-size layer, one of 14 s, against 1.1 s in all under G1.
+m2q_gc_flag() {
+  case " ${M2Q_JAVA_OPTS:-} " in
+    *" -XX:+Use"*"GC "*) ;;
+    *) printf '%s' "-XX:+UseG1GC" ;;
+  esac
+}
+
 # m2q_run_java JAVA [ARG...]: runs JAVA ARG... as described above and exits with its status.
 m2q_run_java() {
   set +e

@@ -76,4 +76,23 @@ class LauncherTest {
         r = launch("exit 3");
         assertEquals(new Result(3, "", ""), r);
     }
+
+    /** The collector flag m2q_gc_flag prints with {@code M2Q_JAVA_OPTS} set to {@code opts}. */
+    static String gcFlag(String opts) throws IOException, InterruptedException {
+        ProcessBuilder pb = new ProcessBuilder(
+                "bash", "-c", "set -euo pipefail; source \"$1\"; m2q_gc_flag", "launcher", SCRIPT.toString());
+        pb.environment().put("M2Q_JAVA_OPTS", opts);
+        Process p = pb.start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertEquals(0, p.waitFor());
+        return out;
+    }
+
+    @Test
+    void g1UnlessTheUserNamesACollector() throws Exception {
+        assertEquals("-XX:+UseG1GC", gcFlag(""));
+        assertEquals("-XX:+UseG1GC", gcFlag("-Xmx4g -Xlog:gc"));
+        assertEquals("", gcFlag("-XX:+UseParallelGC"));
+        assertEquals("", gcFlag("-Xmx13g -XX:+UseZGC -Xlog:gc"));
+    }
 }
