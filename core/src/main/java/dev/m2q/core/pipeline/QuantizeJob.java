@@ -475,7 +475,7 @@ public final class QuantizeJob {
         } catch (IOException e) {
             throw new UncheckedIOException(configFile + ": cannot read: " + e.getMessage(), e);
         }
-        Map<String, Object> qc = layout == ReleaseLayout.GPTQ
+        Object qc = layout == ReleaseLayout.GPTQ
                 ? opts.format()
                         .quantizationConfig(
                                 opts.groupSize(), opts.quantizationConfig(), method.name(), opts.m2qVersion())

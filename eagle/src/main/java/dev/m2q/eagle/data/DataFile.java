@@ -1,5 +1,6 @@
 package dev.m2q.eagle.data;
 
+import com.fasterxml.jackson.annotation.JsonProperty;
 import dev.m2q.core.InputException;
 import dev.m2q.core.io.AtomicFile;
 import dev.m2q.core.json.Json;
@@ -54,6 +55,10 @@ public record DataFile(Map<String, Object> header, List<Sequence> sequences) {
         }
     }
 
+    /** A sequence's line: token ids [T] and the loss mask [T] as 0/1. */
+    private record Line(
+            int[] ids, @JsonProperty("loss_mask") int[] lossMask) {}
+
     public DataFile {
         header = new LinkedHashMap<>(header);
         sequences = List.copyOf(sequences);
@@ -83,10 +88,7 @@ public record DataFile(Map<String, Object> header, List<Sequence> sequences) {
                 for (int t = 0; t < mask.length; t++) {
                     mask[t] = s.lossMask()[t] ? 1 : 0;
                 }
-                Map<String, Object> row = new LinkedHashMap<>();
-                row.put("ids", s.ids());
-                row.put("loss_mask", mask);
-                w.write(Json.write(row));
+                w.write(Json.write(new Line(s.ids(), mask)));
                 w.write('\n');
             }
         });

@@ -1,5 +1,7 @@
 package dev.m2q.eagle.train;
 
+import com.fasterxml.jackson.annotation.JsonInclude;
+import com.fasterxml.jackson.annotation.JsonProperty;
 import dev.m2q.core.InputException;
 import dev.m2q.core.draft.DraftConfig;
 import dev.m2q.core.draft.DraftHead;
@@ -24,7 +26,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
@@ -221,38 +222,69 @@ public record DraftTraining(
         Path runDir = staged.dir();
         Map<String, String> files = new TreeMap<>(head.write(runDir));
         files.put(DraftTrainer.LOG, Sha256.ofFile(runDir.resolve(DraftTrainer.LOG)));
-        Map<String, Object> m = new LinkedHashMap<>();
-        m.put("m2q_version", m2qVersion);
-        m.put("format", FORMAT);
-        m.put("format_version", 1);
-        m.put("command_line", commandLine);
-        Map<String, Object> input = new LinkedHashMap<>();
-        input.put("target", target.toAbsolutePath().normalize().toString());
-        input.put("sha256", targetHashes);
-        if (quantized != null) {
-            input.put("quantized", quantized.toAbsolutePath().normalize().toString());
-            input.put("quantized_sha256", quantHashes);
-        }
-        m.put("input", input);
-        Map<String, Object> dataInfo = new LinkedHashMap<>();
-        dataInfo.put("file", data.toAbsolutePath().normalize().toString());
-        dataInfo.put("sha256", dataSha);
-        dataInfo.put("sequences", d.sequences().size());
-        dataInfo.put("generation", d.header());
-        m.put("data", dataInfo);
-        m.put("seed", trainer.seed());
-        m.put("draft_vocab_size", vd);
-        m.put("taps", taps);
-        m.put("training", trainer.toJson());
-        m.put("objective", objectiveName);
-        m.put(
-                "init",
+        HeadManifest m = new HeadManifest(
+                m2qVersion,
+                FORMAT,
+                1,
+                commandLine,
+                new HeadManifest.Input(
+                        target.toAbsolutePath().normalize().toString(),
+                        targetHashes,
+                        quantized == null
+                                ? null
+                                : quantized.toAbsolutePath().normalize().toString(),
+                        quantHashes),
+                new HeadManifest.Data(
+                        data.toAbsolutePath().normalize().toString(),
+                        dataSha,
+                        d.sequences().size(),
+                        d.header()),
+                trainer.seed(),
+                vd,
+                taps,
+                trainer,
+                objectiveName,
                 "midlayer norms 1; norm and lm_head from the target (its final norm, its lm_head rows of the"
-                        + " draft vocabulary); fc and the layer's linears N(0, " + HeadInit.STD + "^2)");
-        m.put("files", files);
+                        + " draft vocabulary); fc and the layer's linears N(0, " + HeadInit.STD + "^2)",
+                files);
         staged.writeAtomically(Manifest.FILE, Json.writePretty(m));
         Dirs.deleteTree(runDir.resolve(TrainCheckpoint.DIR));
         return files;
+    }
+
+    /**
+     * A trained head's {@code m2q-manifest.json}.
+     *
+     * @param input the target (and the quantized release whose features it was trained on, if any) with their hashes
+     * @param data the training data file, its hash, sequence count and generation header
+     * @param training the trainer's options as given
+     * @param objective the objective's name and settings
+     * @param init how the parameters were initialized
+     * @param files the sha256 of each file of the head
+     */
+    record HeadManifest(
+            @JsonProperty("m2q_version") String m2qVersion,
+            String format,
+            @JsonProperty("format_version") int formatVersion,
+            @JsonProperty("command_line") List<String> commandLine,
+            Input input,
+            Data data,
+            long seed,
+            @JsonProperty("draft_vocab_size") int draftVocabSize,
+            int[] taps,
+            DraftTrainer.Options training,
+            Map<String, Object> objective,
+            String init,
+            Map<String, String> files) {
+        /** @param quantized, quantizedSha256 null (and not written) without --quantized */
+        @JsonInclude(JsonInclude.Include.NON_NULL)
+        record Input(
+                String target,
+                Map<String, String> sha256,
+                String quantized,
+                @JsonProperty("quantized_sha256") Map<String, String> quantizedSha256) {}
+
+        record Data(String file, String sha256, int sequences, Map<String, Object> generation) {}
     }
 
     /** The quantized release must be the same architecture as the target: every size the head depends on. */
