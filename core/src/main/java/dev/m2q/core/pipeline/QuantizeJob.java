@@ -630,9 +630,9 @@ public final class QuantizeJob {
                 throw new InputException(file + ": the interrupted run used other inputs or options; rerun it with"
                         + " the same command line plus --resume, or start over with --overwrite");
             }
-            if (j.layersDone() < 0) {
-                throw new InputException(file + ": not an m2q progress record (layers_done " + j.layersDone()
-                        + " < 0); start over with --overwrite instead of --resume");
+            if (j.layersDone() < 0 || j.report() == null || j.report().contains(null)) {
+                throw new InputException(file + ": not an m2q progress record (needs layers_done ≥ 0 and a report"
+                        + " list of rows); start over with --overwrite instead of --resume");
             }
             Progress p = new Progress(expected);
             p.baseWritten = j.baseWritten();

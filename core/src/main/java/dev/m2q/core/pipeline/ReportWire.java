@@ -147,7 +147,11 @@ record ReportWire(
             if (!kind.equals(KvCacheRow.KIND)) {
                 throw new IllegalArgumentException("unknown row kind \"" + kind + "\"");
             }
-            KvScales scales = kvGranularity == null ? null : new KvScales(kvGranularity, kScale, vScale);
+            require(kAmaxHeads, "k_amax_heads");
+            require(vAmaxHeads, "v_amax_heads");
+            KvScales scales = kvGranularity == null
+                    ? null
+                    : new KvScales(kvGranularity, require(kScale, "k_scale"), require(vScale, "v_scale"));
             line = new KvCacheRow(layer, module, f(kAmax), kAmaxHeads, f(vAmax), vAmaxHeads, scales);
         } else {
             ActivationRanges ranges = null;
@@ -159,14 +163,14 @@ record ReportWire(
                             : new Clip(d(actClipPercentile), f(actClipAmax));
                     st = new StaticScale(f(inputScale), inputScaleType, d(actSaturation), clip);
                 }
-                ranges = new ActivationRanges(f(actAmax), actAmaxChannels, st);
+                ranges = new ActivationRanges(f(actAmax), require(actAmaxChannels, "act_amax_channels"), st);
             }
             if (method == null) {
                 line = ReportRow.rangesOnly(layer, module, ranges);
             } else {
                 MethodStats stats =
                         switch (method) {
-                            case "gptq" -> new GptqStats(d(damp), fallbacks);
+                            case "gptq" -> new GptqStats(d(damp), require(fallbacks, "fallbacks"));
                             case "autoround" ->
                                 new AutoRoundStats(
                                         d(lossIter0),
@@ -186,10 +190,14 @@ record ReportWire(
         return line;
     }
 
-    private static void require(Object v, String key) {
+    private static <T> T require(T v, String key) {
         if (v == null) {
             throw new IllegalArgumentException("missing \"" + key + "\"");
         }
+        if (v instanceof List<?> l && l.contains(null)) {
+            throw new IllegalArgumentException("\"" + key + "\" holds null");
+        }
+        return v;
     }
 
     private static int i(Integer v, String key) {

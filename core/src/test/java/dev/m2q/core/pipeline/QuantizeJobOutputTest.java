@@ -129,6 +129,13 @@ class QuantizeJobOutputTest {
                         .run(QuantizeJobTest.samples(), Map.of()));
         assertTrue(badRow.getMessage().startsWith(progress + ": not an m2q progress record"), badRow.getMessage());
         assertTrue(badRow.getMessage().contains("damp"), badRow.getMessage());
+        row.remove("damp");
+        j.put("report", null);
+        Files.writeString(progress, Json.writePretty(j));
+        InputException noReport =
+                assertThrows(InputException.class, () -> job(out, false, true, new QuantizeJobTest.RecordingRtn())
+                        .run(QuantizeJobTest.samples(), Map.of()));
+        assertTrue(noReport.getMessage().startsWith(progress + ": not an m2q progress record"), noReport.getMessage());
 
         Files.writeString(progress, "[1, 2]");
         InputException garbage =

@@ -85,6 +85,14 @@ class ReportLineTest {
         refused(rtn + ",\"kind\":\"kv\"}", "unknown row kind \"kv\"");
         refused("{\"module\":\"m.k\"}", "missing \"layer\"");
         refused(rtn + ",\"extra\":1}", "extra");
+        String gptq = "{\"layer\":0,\"module\":\"m.q\",\"method\":\"gptq\",\"loss\":1.5,\"damp\":0.01,\"time_s\":0.25";
+        refused(gptq + "}", "missing \"fallbacks\"");
+        refused(gptq + ",\"fallbacks\":[null]}", "\"fallbacks\" holds null");
+        refused(rtn + ",\"act_amax\":1.0}", "missing \"act_amax_channels\"");
+        refused(
+                "{\"layer\":0,\"module\":\"m.s\",\"kind\":\"kv_cache\",\"k_amax\":1.0,\"v_amax\":1.0,"
+                        + "\"v_amax_heads\":[1.0]}",
+                "missing \"k_amax_heads\"");
         refused(rtn.replace("0.125", "\"low\"") + "}", "line 1, column");
     }
 

@@ -109,7 +109,7 @@ public record TrainCheckpoint(
         } catch (JsonException e) {
             throw new InputException(file + ": malformed JSON: " + e.getMessage(), e);
         }
-        if (!FORMAT.equals(state.format()) || state.formatVersion() != VERSION) {
+        if (!FORMAT.equals(state.format()) || state.formatVersion() != VERSION || state.tensors() == null) {
             throw new InputException(file + ": not an " + FORMAT + " version " + VERSION + " file");
         }
         String saved = Json.write(state.fingerprint());
