@@ -1,3 +1,4 @@
+import com.fasterxml.jackson.annotation.JsonProperty;
 import dev.m2q.core.io.CheckpointWriter;
 import dev.m2q.core.io.ShardPlan;
 import dev.m2q.core.io.TensorSpec;
@@ -77,23 +78,40 @@ public class SynthCheckpoint {
             }
             w.finish();
         }
-        Map<String, Object> cfg = new LinkedHashMap<>();
-        cfg.put("architectures", List.of("Qwen2ForCausalLM"));
-        cfg.put("model_type", "qwen2");
-        cfg.put("hidden_size", HIDDEN);
-        cfg.put("intermediate_size", INTER);
-        cfg.put("num_hidden_layers", layers);
-        cfg.put("num_attention_heads", HEADS);
-        cfg.put("num_key_value_heads", KV_HEADS);
-        cfg.put("head_dim", HEAD_DIM);
-        cfg.put("rms_norm_eps", 1e-6);
-        cfg.put("rope_theta", 1000000.0);
-        cfg.put("max_position_embeddings", 32768);
-        cfg.put("vocab_size", vocab);
-        cfg.put("tie_word_embeddings", false);
-        cfg.put("torch_dtype", "bfloat16");
+        Config cfg = new Config(
+                List.of("Qwen2ForCausalLM"),
+                "qwen2",
+                HIDDEN,
+                INTER,
+                layers,
+                HEADS,
+                KV_HEADS,
+                HEAD_DIM,
+                1e-6,
+                1000000.0,
+                32768,
+                vocab,
+                false,
+                "bfloat16");
         Files.writeString(out.resolve("config.json"), Json.writePretty(cfg));
     }
+
+    /** The config.json written: a Qwen2 config with the synthetic shapes. */
+    record Config(
+            List<String> architectures,
+            @JsonProperty("model_type") String modelType,
+            @JsonProperty("hidden_size") int hiddenSize,
+            @JsonProperty("intermediate_size") int intermediateSize,
+            @JsonProperty("num_hidden_layers") int numHiddenLayers,
+            @JsonProperty("num_attention_heads") int numAttentionHeads,
+            @JsonProperty("num_key_value_heads") int numKeyValueHeads,
+            @JsonProperty("head_dim") int headDim,
+            @JsonProperty("rms_norm_eps") double rmsNormEps,
+            @JsonProperty("rope_theta") double ropeTheta,
+            @JsonProperty("max_position_embeddings") int maxPositionEmbeddings,
+            @JsonProperty("vocab_size") int vocabSize,
+            @JsonProperty("tie_word_embeddings") boolean tieWordEmbeddings,
+            @JsonProperty("torch_dtype") String torchDtype) {}
 
     /** Student-t with 4 degrees of freedom, unit-variance-scaled: z / sqrt(chi²₄ / 4) / sqrt(2). */
     static double studentT4(SplittableRandom r) {

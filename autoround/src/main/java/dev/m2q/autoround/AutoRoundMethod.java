@@ -7,6 +7,8 @@ import dev.m2q.core.pipeline.ActivationStore;
 import dev.m2q.core.pipeline.LayerContext;
 import dev.m2q.core.pipeline.LayerMethod;
 import dev.m2q.core.pipeline.LayerResult;
+import dev.m2q.core.pipeline.MethodStats;
+import dev.m2q.core.pipeline.ReportRow;
 import dev.m2q.core.quant.QuantizedLinear;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -106,28 +108,23 @@ public final class AutoRoundMethod implements LayerMethod {
                     iters,
                     seconds));
 
-            List<Map<String, Object>> report = new ArrayList<>();
+            List<ReportRow> report = new ArrayList<>();
             for (String module : ctx.config().arch().linears()) {
-                Map<String, Object> row = new LinkedHashMap<>();
-                row.put("layer", ctx.layer());
-                row.put("module", ctx.config().arch().module(ctx.layer(), module));
-                row.put("method", "autoround");
-                row.put("loss", lossAfter);
-                row.put("loss_iter0", lossBefore);
-                row.put("iters", iters);
-                row.put("best_iter", r.bestStep());
-                if (iters > 0) {
-                    row.put("batch_loss_iter0", r.firstLoss());
-                    row.put("batch_loss_best", r.bestLoss());
-                }
-                row.put(
-                        "codes_changed",
-                        changed(
-                                iter0.codes().get(module),
-                                r.linears().get(module).codes()));
-                row.put("tune_s", tuneSeconds);
-                row.put("time_s", seconds);
-                report.add(row);
+                report.add(new ReportRow(
+                        ctx.layer(),
+                        ctx.config().arch().module(ctx.layer(), module),
+                        lossAfter,
+                        seconds,
+                        new MethodStats.AutoRoundStats(
+                                lossBefore,
+                                iters,
+                                r.bestStep(),
+                                r.firstLoss(),
+                                r.bestLoss(),
+                                changed(
+                                        iter0.codes().get(module),
+                                        r.linears().get(module).codes()),
+                                tuneSeconds)));
             }
             return new LayerResult(r.linears(), report);
         }

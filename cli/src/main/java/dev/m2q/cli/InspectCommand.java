@@ -1,5 +1,7 @@
 package dev.m2q.cli;
 
+import com.fasterxml.jackson.annotation.JsonInclude;
+import com.fasterxml.jackson.annotation.JsonProperty;
 import dev.m2q.core.InputException;
 import dev.m2q.core.draft.DraftHead;
 import dev.m2q.core.io.Checkpoint;
@@ -171,45 +173,67 @@ final class InspectCommand implements Callable<Integer> {
         }
     }
 
-    private static Map<String, Object> toJson(Checkpoint ckpt, ModelConfig cfg) {
-        Map<String, Object> root = new LinkedHashMap<>();
-        if (cfg != null) {
-            Map<String, Object> a = new LinkedHashMap<>();
-            a.put("architecture", cfg.arch().architectures().getFirst());
-            a.put("family", cfg.arch().family());
-            a.put("num_hidden_layers", cfg.numLayers());
-            a.put("hidden_size", cfg.hiddenSize());
-            a.put("intermediate_size", cfg.intermediateSize());
-            a.put("num_attention_heads", cfg.numHeads());
-            a.put("num_key_value_heads", cfg.numKvHeads());
-            a.put("head_dim", cfg.headDim());
-            a.put("vocab_size", cfg.vocabSize());
-            a.put("tie_word_embeddings", cfg.tieWordEmbeddings());
-            root.put("model", a);
-        }
-        List<Object> files = new ArrayList<>();
+    /**
+     * {@code inspect --json}.
+     *
+     * @param model the architecture from config.json; null (and not written) when the folder has none
+     */
+    @JsonInclude(JsonInclude.Include.NON_NULL)
+    record Inspection(Architecture model, List<FileSize> files, List<TensorEntry> tensors, Totals total) {}
+
+    record Architecture(
+            String architecture,
+            String family,
+            @JsonProperty("num_hidden_layers") int numHiddenLayers,
+            @JsonProperty("hidden_size") int hiddenSize,
+            @JsonProperty("intermediate_size") int intermediateSize,
+            @JsonProperty("num_attention_heads") int numAttentionHeads,
+            @JsonProperty("num_key_value_heads") int numKeyValueHeads,
+            @JsonProperty("head_dim") int headDim,
+            @JsonProperty("vocab_size") int vocabSize,
+            @JsonProperty("tie_word_embeddings") boolean tieWordEmbeddings) {}
+
+    record FileSize(String file, long bytes) {}
+
+    /** @param file the shard holding the tensor */
+    record TensorEntry(String name, String dtype, long[] shape, long bytes, String file) {}
+
+    /** @param elements the parameter count */
+    record Totals(int tensors, long elements, long bytes) {}
+
+    private static Inspection toJson(Checkpoint ckpt, ModelConfig cfg) {
+        Architecture a = cfg == null
+                ? null
+                : new Architecture(
+                        cfg.arch().architectures().getFirst(),
+                        cfg.arch().family(),
+                        cfg.numLayers(),
+                        cfg.hiddenSize(),
+                        cfg.intermediateSize(),
+                        cfg.numHeads(),
+                        cfg.numKvHeads(),
+                        cfg.headDim(),
+                        cfg.vocabSize(),
+                        cfg.tieWordEmbeddings());
+        List<FileSize> files = new ArrayList<>();
         for (Path f : ckpt.files()) {
-            files.add(Map.of("file", f.getFileName().toString(), "bytes", size(f)));
+            files.add(new FileSize(f.getFileName().toString(), size(f)));
         }
-        root.put("files", files);
-        List<Object> tensors = new ArrayList<>();
+        List<TensorEntry> tensors = new ArrayList<>();
         long params = 0;
         long bytes = 0;
         for (String name : ckpt.names()) {
             TensorView t = ckpt.tensor(name);
-            Map<String, Object> m = new LinkedHashMap<>();
-            m.put("name", name);
-            m.put("dtype", t.dtype().safetensorsName());
-            m.put("shape", t.shape());
-            m.put("bytes", t.byteSize());
-            m.put("file", ckpt.shardOf(name).getFileName().toString());
-            tensors.add(m);
+            tensors.add(new TensorEntry(
+                    name,
+                    t.dtype().safetensorsName(),
+                    t.shape(),
+                    t.byteSize(),
+                    ckpt.shardOf(name).getFileName().toString()));
             params += t.numel();
             bytes += t.byteSize();
         }
-        root.put("tensors", tensors);
-        root.put("total", Map.of("tensors", tensors.size(), "elements", params, "bytes", bytes));
-        return root;
+        return new Inspection(a, files, tensors, new Totals(tensors.size(), params, bytes));
     }
 
     private static void printTable(java.io.PrintWriter out, Checkpoint ckpt, ModelConfig cfg) {

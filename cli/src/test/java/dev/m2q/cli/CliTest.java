@@ -54,21 +54,23 @@ class CliTest {
     void inspectListsEveryTensorOfTheFixture() throws IOException {
         Run r = run("inspect", FIXTURE.toString(), "--json");
         assertEquals(0, r.code(), r.err());
-        Map<String, Object> j = Json.parseObject(r.out());
-        List<Map<String, Object>> tensors = (List<Map<String, Object>>) j.get("tensors");
+        // Read back strictly: the output is exactly the record, no key more or less.
+        InspectCommand.Inspection j = Json.read(r.out(), InspectCommand.Inspection.class);
+        List<InspectCommand.TensorEntry> tensors = j.tensors();
         // 8 layers × (2 norms + 7 weights + 3 biases) + embeddings + final norm + lm_head
         assertEquals(8 * 12 + 3, tensors.size());
         Map<String, Object> header = Json.parseObject(
                 new String(readHeader(FIXTURE.resolve("model.safetensors")), java.nio.charset.StandardCharsets.UTF_8));
-        for (Map<String, Object> t : tensors) {
-            Map<String, Object> h = (Map<String, Object>) header.get((String) t.get("name"));
-            assertEquals(h.get("dtype"), t.get("dtype"), t.get("name") + " dtype");
-            assertEquals(h.get("shape"), t.get("shape"), t.get("name") + " shape");
+        for (InspectCommand.TensorEntry t : tensors) {
+            Map<String, Object> h = (Map<String, Object>) header.get(t.name());
+            assertEquals(h.get("dtype"), t.dtype(), t.name() + " dtype");
+            assertEquals(
+                    h.get("shape"), java.util.Arrays.stream(t.shape()).boxed().toList(), t.name() + " shape");
             List<Object> off = (List<Object>) h.get("data_offsets");
-            assertEquals((Long) off.get(1) - (Long) off.get(0), t.get("bytes"), t.get("name") + " bytes");
+            assertEquals((Long) off.get(1) - (Long) off.get(0), t.bytes(), t.name() + " bytes");
         }
-        Map<String, Object> total = (Map<String, Object>) j.get("total");
-        assertEquals((long) tensors.size(), ((Number) total.get("tensors")).longValue());
+        assertEquals(tensors.size(), j.total().tensors());
+        assertEquals("Qwen2ForCausalLM", j.model().architecture());
         Run table = run("inspect", FIXTURE.toString());
         assertEquals(0, table.code(), table.err());
         assertTrue(table.out().contains("Qwen2ForCausalLM (qwen2): 8 layers"), table.out());

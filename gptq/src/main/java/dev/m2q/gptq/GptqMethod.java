@@ -8,6 +8,8 @@ import dev.m2q.core.model.ModelConfig;
 import dev.m2q.core.pipeline.LayerContext;
 import dev.m2q.core.pipeline.LayerMethod;
 import dev.m2q.core.pipeline.LayerResult;
+import dev.m2q.core.pipeline.MethodStats;
+import dev.m2q.core.pipeline.ReportRow;
 import dev.m2q.core.quant.QuantizedLinear;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -62,7 +64,7 @@ public final class GptqMethod implements LayerMethod {
         List<List<String>> groups = ctx.config().arch().sequentialGroups();
         DecoderLayer.Resident current = ctx.resident();
         Map<String, QuantizedLinear> done = new LinkedHashMap<>();
-        List<Map<String, Object>> report = new ArrayList<>();
+        List<ReportRow> report = new ArrayList<>();
         Map<String, Buf> all = trueSequential ? Map.of() : hessians(ctx, gk, current, groups);
         try {
             for (List<String> group : groups) {
@@ -81,15 +83,12 @@ public final class GptqMethod implements LayerMethod {
                         current = current.with(module, ctx.keep(rq.dequantized()));
                         GptqResult r = rq.result();
                         done.put(module, r.q());
-                        Map<String, Object> row = new LinkedHashMap<>();
-                        row.put("layer", ctx.layer());
-                        row.put("module", ctx.config().arch().module(ctx.layer(), module));
-                        row.put("method", "gptq");
-                        row.put("loss", r.proxyLoss());
-                        row.put("damp", r.dampUsed());
-                        row.put("fallbacks", r.fallbacks());
-                        row.put("time_s", r.time().toNanos() / 1e9);
-                        report.add(row);
+                        report.add(new ReportRow(
+                                ctx.layer(),
+                                ctx.config().arch().module(ctx.layer(), module),
+                                r.proxyLoss(),
+                                r.time().toNanos() / 1e9,
+                                new MethodStats.GptqStats(r.dampUsed(), r.fallbacks())));
                     }
                 } finally {
                     if (trueSequential) {

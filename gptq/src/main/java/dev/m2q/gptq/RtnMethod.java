@@ -4,6 +4,8 @@ import dev.m2q.core.kernels.Matrix;
 import dev.m2q.core.pipeline.LayerContext;
 import dev.m2q.core.pipeline.LayerMethod;
 import dev.m2q.core.pipeline.LayerResult;
+import dev.m2q.core.pipeline.MethodStats;
+import dev.m2q.core.pipeline.ReportRow;
 import dev.m2q.core.quant.GroupSize;
 import dev.m2q.core.quant.QuantizedLinear;
 import dev.m2q.core.quant.Rtn;
@@ -32,7 +34,7 @@ public final class RtnMethod implements LayerMethod {
     @Override
     public LayerResult quantize(LayerContext ctx) {
         Map<String, QuantizedLinear> done = new LinkedHashMap<>();
-        List<Map<String, Object>> report = new ArrayList<>();
+        List<ReportRow> report = new ArrayList<>();
         for (String module : ctx.config().arch().linears()) {
             ctx.working(module);
             long t0 = System.nanoTime();
@@ -46,13 +48,12 @@ public final class RtnMethod implements LayerMethod {
                 se += d * d;
             }
             done.put(module, q);
-            Map<String, Object> row = new LinkedHashMap<>();
-            row.put("layer", ctx.layer());
-            row.put("module", ctx.config().arch().module(ctx.layer(), module));
-            row.put("method", "rtn");
-            row.put("weight_mse", se / wf.length);
-            row.put("time_s", (System.nanoTime() - t0) / 1e9);
-            report.add(row);
+            report.add(new ReportRow(
+                    ctx.layer(),
+                    ctx.config().arch().module(ctx.layer(), module),
+                    se / wf.length,
+                    (System.nanoTime() - t0) / 1e9,
+                    new MethodStats.RtnStats()));
         }
         return new LayerResult(done, report);
     }

@@ -16,10 +16,11 @@ import dev.m2q.core.pipeline.ProgressListener;
 import dev.m2q.core.pipeline.QuantizeJob;
 import dev.m2q.core.pipeline.QuantizeOptions;
 import dev.m2q.core.pipeline.ReleaseLayout;
+import dev.m2q.core.pipeline.ReportLine;
+import dev.m2q.core.pipeline.ReportRow;
 import dev.m2q.core.quant.QuantScheme;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
@@ -104,7 +105,7 @@ class LayerPassResidencyTest {
      */
     record Run(
             Map<String, String> release,
-            List<Map<String, Object>> report,
+            List<ReportLine> report,
             List<CountingKernels.OpCount> counts,
             String table,
             List<String> log) {
@@ -162,11 +163,19 @@ class LayerPassResidencyTest {
                 release.put(f, h);
             }
         });
-        List<Map<String, Object>> report = new ArrayList<>();
-        for (Map<String, Object> row : s.report()) {
-            Map<String, Object> copy = new LinkedHashMap<>(row);
-            copy.remove("time_s");
-            report.add(copy);
+        List<ReportLine> report = new ArrayList<>();
+        for (ReportLine line : s.report()) {
+            report.add(
+                    line instanceof ReportRow row
+                            ? new ReportRow(
+                                    row.layer(),
+                                    row.module(),
+                                    row.method(),
+                                    row.loss(),
+                                    Double.NaN,
+                                    row.stats(),
+                                    row.ranges())
+                            : line);
         }
         assertEquals(CFG.numLayers(), perLayer.size());
         return new Run(release, report, perLayer.getLast(), tables.getLast(), log);

@@ -10,6 +10,7 @@ import dev.m2q.core.pipeline.LayerResult;
 import dev.m2q.core.pipeline.ProgressListener;
 import dev.m2q.core.pipeline.QuantizeJob;
 import dev.m2q.core.pipeline.QuantizeOptions;
+import dev.m2q.core.pipeline.ReportRow;
 import dev.m2q.core.quant.QuantizedLinear;
 import dev.m2q.gptq.GptqMethod;
 import dev.m2q.gptq.GptqOptions;
@@ -49,8 +50,8 @@ class CudaQuantizeGpuTest {
         public LayerResult quantize(LayerContext ctx) {
             LayerResult r = gptq.quantize(ctx);
             r.linears().forEach((m, q) -> linears.put(ctx.config().arch().module(ctx.layer(), m), q));
-            for (Map<String, Object> row : r.report()) {
-                losses.put((String) row.get("module"), ((Number) row.get("loss")).doubleValue());
+            for (ReportRow row : r.report()) {
+                losses.put(row.module(), row.loss());
             }
             return r;
         }

@@ -1,5 +1,9 @@
 package dev.m2q.core.io;
 
+import com.fasterxml.jackson.annotation.JsonIgnoreProperties;
+import com.fasterxml.jackson.annotation.JsonProperty;
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.ObjectReader;
 import dev.m2q.core.InputException;
 import dev.m2q.core.json.Json;
 import dev.m2q.core.json.JsonException;
@@ -55,6 +59,51 @@ public final class Manifest {
 
     /** validate's own report, written into the candidate by default and so never listed. */
     private static final String VALIDATION_JSON = "validation.json";
+
+    /** The version of the release manifest's layout ({@code format_version}). */
+    public static final int FORMAT_VERSION = 1;
+
+    /**
+     * The parts of any m2q manifest (a release's, a draft head's, an attached head's) that {@link #verify} reads,
+     * strictly typed: every hash a string, {@code files} required, {@code tensors} optional; the other keys are what
+     * each writer records about itself.
+     */
+    @JsonIgnoreProperties(ignoreUnknown = true)
+    private record Hashes(Map<String, String> files, Map<String, String> tensors) {}
+
+    private static final ObjectReader HASHES =
+            Json.mapper().readerFor(Hashes.class).without(DeserializationFeature.FAIL_ON_MISSING_CREATOR_PROPERTIES);
+
+    /**
+     * A release's manifest, as {@code m2q quantize} writes it.
+     *
+     * @param format the checkpoint format's id ("gptq", "auto_round", "compressed-tensors")
+     * @param scheme the quantization scheme's label ("W4A16", …)
+     * @param commandLine the user's arguments, without --resume and --overwrite
+     * @param calibration the calibration set: its files, hash, tokens, samples and sequence length
+     * @param kernels which results the kernels reproduce ("deterministic-java", or the backend's name)
+     * @param files sha256 of every file of the release but this one, by name (sorted)
+     * @param tensors sha256 of every tensor's bytes, by name (sorted)
+     */
+    public record Release(
+            @JsonProperty("m2q_version") String m2qVersion,
+            String format,
+            String scheme,
+            @JsonProperty("format_version") int formatVersion,
+            String method,
+            @JsonProperty("command_line") List<String> commandLine,
+            Input input,
+            Map<String, Object> calibration,
+            long seed,
+            String kernels,
+            Map<String, String> files,
+            Map<String, String> tensors) {}
+
+    /**
+     * @param model the BF16 model folder quantized
+     * @param sha256 its files' sha256, by name (sorted)
+     */
+    public record Input(String model, Map<String, String> sha256) {}
 
     private Manifest() {}
 
@@ -126,17 +175,19 @@ public final class Manifest {
         if (!Files.isRegularFile(file)) {
             return new Verification(false, 0, 0, List.of());
         }
-        Map<String, Object> root;
+        Hashes hashes;
         try {
-            root = Json.parseObject(Files.readString(file, StandardCharsets.UTF_8));
+            hashes = Json.read(Files.readString(file, StandardCharsets.UTF_8), HASHES);
         } catch (IOException e) {
             throw new InputException(file + ": cannot read: " + e.getMessage(), e);
         } catch (JsonException e) {
             throw new InputException(file + ": malformed JSON: " + e.getMessage(), e);
         }
-        Map<String, String> files = strings(root.get("files"), file, "files");
-        Map<String, String> tensors =
-                root.containsKey("tensors") ? strings(root.get("tensors"), file, "tensors") : null;
+        if (hashes.files() == null) {
+            throw new InputException(file + ": has no \"files\" object of name → sha256");
+        }
+        Map<String, String> files = new TreeMap<>(hashes.files());
+        Map<String, String> tensors = hashes.tensors() == null ? null : new TreeMap<>(hashes.tensors());
         List<Problem> problems = new ArrayList<>();
         Map<String, Sha256.OfShard> shardHashes = new TreeMap<>();
         int checked = 0;
@@ -261,19 +312,5 @@ public final class Manifest {
             }
         }
         return count;
-    }
-
-    private static Map<String, String> strings(Object v, Path file, String key) {
-        if (!(v instanceof Map<?, ?> m)) {
-            throw new InputException(file + ": \"" + key + "\" must be an object of name → sha256");
-        }
-        Map<String, String> out = new TreeMap<>();
-        for (Map.Entry<?, ?> e : m.entrySet()) {
-            if (!(e.getValue() instanceof String s)) {
-                throw new InputException(file + ": " + key + "[\"" + e.getKey() + "\"] must be a sha256 string");
-            }
-            out.put((String) e.getKey(), s);
-        }
-        return out;
     }
 }

@@ -1,5 +1,6 @@
 package dev.m2q.core.io;
 
+import com.fasterxml.jackson.annotation.JsonProperty;
 import dev.m2q.core.json.Json;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -25,6 +26,17 @@ import java.util.Map;
 public final class SafetensorsWriter {
     private SafetensorsWriter() {}
 
+    /**
+     * A tensor's header entry.
+     *
+     * @param dtype the safetensors dtype name ("BF16", "I32", …)
+     * @param dataOffsets [begin, end) of its bytes in the data section
+     */
+    private record Entry(
+            String dtype,
+            long[] shape,
+            @JsonProperty("data_offsets") long[] dataOffsets) {}
+
     /** The bytes before the data section: length prefix and padded JSON header. */
     public static byte[] header(List<TensorSpec> tensors, Map<String, String> metadata) {
         Map<String, Object> root = new LinkedHashMap<>();
@@ -33,10 +45,7 @@ public final class SafetensorsWriter {
         }
         long offset = 0;
         for (TensorSpec t : tensors) {
-            Map<String, Object> entry = new LinkedHashMap<>();
-            entry.put("dtype", t.dtype().safetensorsName());
-            entry.put("shape", t.shape());
-            entry.put("data_offsets", new long[] {offset, offset + t.byteSize()});
+            Entry entry = new Entry(t.dtype().safetensorsName(), t.shape(), new long[] {offset, offset + t.byteSize()});
             if (root.put(t.name(), entry) != null) {
                 throw new IllegalArgumentException("tensor \"" + t.name() + "\" listed twice");
             }

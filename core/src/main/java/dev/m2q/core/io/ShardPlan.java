@@ -1,5 +1,6 @@
 package dev.m2q.core.io;
 
+import com.fasterxml.jackson.annotation.JsonProperty;
 import dev.m2q.core.json.Json;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -123,9 +124,12 @@ public final class ShardPlan {
      * indented as Hugging Face writes it.
      */
     public String indexJson() {
-        Map<String, Object> root = new LinkedHashMap<>();
-        root.put("metadata", Map.of("total_size", totalBytes()));
-        root.put("weight_map", new TreeMap<>(fileOf));
-        return Json.writePretty(root);
+        return Json.writePretty(new Index(new Index.Metadata(totalBytes()), new TreeMap<>(fileOf)));
+    }
+
+    /** {@code model.safetensors.index.json} as m2q writes it: the total tensor bytes and each tensor's shard. */
+    record Index(
+            Metadata metadata, @JsonProperty("weight_map") Map<String, String> weightMap) {
+        record Metadata(@JsonProperty("total_size") long totalSize) {}
     }
 }

@@ -14,13 +14,17 @@ import com.fasterxml.jackson.databind.DeserializationContext;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.ObjectReader;
 import com.fasterxml.jackson.databind.ObjectWriter;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.SerializerProvider;
+import com.fasterxml.jackson.databind.cfg.CoercionAction;
+import com.fasterxml.jackson.databind.cfg.CoercionInputShape;
 import com.fasterxml.jackson.databind.deser.std.StdScalarDeserializer;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 import com.fasterxml.jackson.databind.module.SimpleModule;
 import com.fasterxml.jackson.databind.ser.std.StdScalarSerializer;
+import com.fasterxml.jackson.databind.type.LogicalType;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -71,7 +75,7 @@ public final class Json {
         nonFinite.addSerializer(Float.TYPE, new FloatAsNull());
         nonFinite.addDeserializer(Double.TYPE, new NullAsNaN());
         nonFinite.addDeserializer(Float.TYPE, new NullAsNaNFloat());
-        return JsonMapper.builder(factory)
+        JsonMapper mapper = JsonMapper.builder(factory)
                 .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
                 .enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES)
                 .enable(DeserializationFeature.FAIL_ON_MISSING_CREATOR_PROPERTIES)
@@ -79,6 +83,12 @@ public final class Json {
                 .disable(SerializationFeature.FAIL_ON_EMPTY_BEANS)
                 .addModule(nonFinite)
                 .build();
+        // A number or boolean where a record wants a string is a wrong type, not a string to make of it.
+        mapper.coercionConfigFor(LogicalType.Textual)
+                .setCoercion(CoercionInputShape.Integer, CoercionAction.Fail)
+                .setCoercion(CoercionInputShape.Float, CoercionAction.Fail)
+                .setCoercion(CoercionInputShape.Boolean, CoercionAction.Fail);
+        return mapper;
     }
 
     private static DefaultPrettyPrinter prettyPrinter() {
@@ -161,6 +171,18 @@ public final class Json {
             return MAPPER.readValue(text, type);
         } catch (JacksonException e) {
             throw new JsonException(file + ": " + error(e).getMessage());
+        }
+    }
+
+    /**
+     * Reads {@code text} with {@code reader}, a reader of {@link #mapper()} configured otherwise (a missing field
+     * allowed, say); errors as {@link #read(String, Class)}'s.
+     */
+    public static <T> T read(String text, ObjectReader reader) {
+        try {
+            return reader.readValue(text);
+        } catch (JacksonException e) {
+            throw error(e);
         }
     }
 

@@ -1,5 +1,6 @@
 package dev.m2q.core.pipeline;
 
+import com.fasterxml.jackson.annotation.JsonProperty;
 import dev.m2q.core.InputException;
 import dev.m2q.core.io.AtomicFile;
 import dev.m2q.core.io.Checkpoint;
@@ -14,6 +15,7 @@ import dev.m2q.core.io.StagedDir;
 import dev.m2q.core.io.TensorSpec;
 import dev.m2q.core.io.TensorView;
 import dev.m2q.core.json.Json;
+import dev.m2q.core.json.JsonException;
 import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.kernels.Matrix;
 import dev.m2q.core.kernels.ScalarKernels;
@@ -158,11 +160,7 @@ public final class QuantizeJob {
      *     and the release as written stays in {@link #partialDir} for inspection
      */
     public record Summary(
-            Path out,
-            Map<String, String> files,
-            List<Map<String, Object>> report,
-            int resumedLayers,
-            List<String> violations) {}
+            Path out, Map<String, String> files, List<ReportLine> report, int resumedLayers, List<String> violations) {}
 
     /**
      * Quantizes the model over {@code samples} (each exactly seqlen token ids) and writes the release.
@@ -195,7 +193,7 @@ public final class QuantizeJob {
                     ? GptqFormat.plan(cfg, src::tensor, opts.groupSize())
                     : CompressedTensorsFormat.plan(cfg, src::tensor, opts.groupSize(), scheme, dynamicGroups());
             ShardPlan plan = ShardPlan.of(specs, opts.maxShardBytes());
-            Map<String, Object> fingerprint = fingerprint(inputHashes, calibration);
+            Fingerprint fingerprint = fingerprint(inputHashes, calibration);
             if (opts.resume()) {
                 state = Progress.load(partial.resolve(PROGRESS), fingerprint);
                 if (state.layersDone > cfg.numLayers()) {
@@ -297,7 +295,7 @@ public final class QuantizeJob {
                         method.residentBytes(cfg))) {
                     Map<String, QuantizedLinear> linears;
                     boolean fresh = l >= state.layersDone;
-                    List<Map<String, Object>> methodRows = List.of();
+                    List<ReportRow> methodRows = List.of();
                     DecoderLayer.Resident onBackend = null;
                     if (fresh) {
                         LayerResult r = method.quantize(ctx);
@@ -477,7 +475,7 @@ public final class QuantizeJob {
         } catch (IOException e) {
             throw new UncheckedIOException(configFile + ": cannot read: " + e.getMessage(), e);
         }
-        Map<String, Object> qc = layout == ReleaseLayout.GPTQ
+        Object qc = layout == ReleaseLayout.GPTQ
                 ? opts.format()
                         .quantizationConfig(
                                 opts.groupSize(), opts.quantizationConfig(), method.name(), opts.m2qVersion())
@@ -495,23 +493,23 @@ public final class QuantizeJob {
             }
         }
         StringBuilder report = new StringBuilder();
-        for (Map<String, Object> row : state.report) {
+        for (ReportLine row : state.report) {
             report.append(Json.write(row)).append('\n');
         }
         files.put("m2q-report.jsonl", staged.writeAtomically("m2q-report.jsonl", report.toString()));
-        Map<String, Object> manifest = new LinkedHashMap<>();
-        manifest.put("m2q_version", opts.m2qVersion());
-        manifest.put("format", layout == ReleaseLayout.GPTQ ? opts.format().id() : layout.id());
-        manifest.put("scheme", scheme.label());
-        manifest.put("format_version", 1);
-        manifest.put("method", method.name());
-        manifest.put("command_line", opts.commandLine());
-        manifest.put("input", Map.of("model", opts.model().toString(), "sha256", inputHashes));
-        manifest.put("calibration", calibration);
-        manifest.put("seed", opts.seed());
-        manifest.put("kernels", kernelsFingerprint(kernels));
-        manifest.put("files", new TreeMap<>(files));
-        manifest.put("tensors", Manifest.tensorHashes(partial));
+        Manifest.Release manifest = new Manifest.Release(
+                opts.m2qVersion(),
+                layout == ReleaseLayout.GPTQ ? opts.format().id() : layout.id(),
+                scheme.label(),
+                Manifest.FORMAT_VERSION,
+                method.name(),
+                opts.commandLine(),
+                new Manifest.Input(opts.model().toString(), inputHashes),
+                calibration,
+                opts.seed(),
+                kernelsFingerprint(kernels),
+                new TreeMap<>(files),
+                Manifest.tensorHashes(partial));
         staged.writeAtomically(Manifest.FILE, Json.writePretty(manifest));
         List<String> violations = releaseCheck.violations(partial);
         try {
@@ -543,25 +541,45 @@ public final class QuantizeJob {
         return h;
     }
 
-    private Map<String, Object> fingerprint(Map<String, String> inputHashes, Map<String, Object> calibration) {
-        Map<String, Object> f = new TreeMap<>();
-        f.put("method", method.name());
-        f.put("input_sha256", inputHashes);
-        f.put("calibration", calibration);
-        f.put("group_size", opts.groupSize());
-        f.put("nsamples", opts.nsamples());
-        f.put("seqlen", opts.seqlen());
-        f.put("seed", opts.seed());
-        f.put("max_shard_bytes", opts.maxShardBytes());
-        f.put("batch_sequences", opts.batchSequences());
-        f.put("quantization_config", new TreeMap<>(opts.quantizationConfig()));
-        f.put("format", opts.format().id());
-        f.put("layout", layout.id());
-        f.put("scheme", scheme.label());
-        f.put("act_clip", scheme.actClipPercentile());
-        f.put("kernels", kernelsFingerprint(kernels));
-        return f;
+    private Fingerprint fingerprint(Map<String, String> inputHashes, Map<String, Object> calibration) {
+        return new Fingerprint(
+                scheme.actClipPercentile(),
+                opts.batchSequences(),
+                calibration,
+                opts.format().id(),
+                opts.groupSize(),
+                inputHashes,
+                kernelsFingerprint(kernels),
+                layout.id(),
+                opts.maxShardBytes(),
+                method.name(),
+                opts.nsamples(),
+                new TreeMap<>(opts.quantizationConfig()),
+                scheme.label(),
+                opts.seed(),
+                opts.seqlen());
     }
+
+    /**
+     * What a resumed run must share with the interrupted one: its inputs, options and kernels (keys in alphabetical
+     * order, as progress.json has always had them).
+     */
+    record Fingerprint(
+            @JsonProperty("act_clip") double actClip,
+            @JsonProperty("batch_sequences") int batchSequences,
+            Map<String, Object> calibration,
+            String format,
+            @JsonProperty("group_size") int groupSize,
+            @JsonProperty("input_sha256") Map<String, String> inputSha256,
+            String kernels,
+            String layout,
+            @JsonProperty("max_shard_bytes") long maxShardBytes,
+            String method,
+            int nsamples,
+            @JsonProperty("quantization_config") Map<String, Object> quantizationConfig,
+            String scheme,
+            long seed,
+            int seqlen) {}
 
     /**
      * Which results the kernels reproduce, for the manifest and for --resume, which replays the finished layers and
@@ -574,46 +592,52 @@ public final class QuantizeJob {
         return k instanceof VectorKernels || k instanceof ScalarKernels ? JAVA_KERNELS : k.name();
     }
 
+    /** progress.json as written: the fingerprint, what is finished, and the finished layers' report rows. */
+    record ProgressFile(
+            Fingerprint fingerprint,
+            @JsonProperty("base_written") boolean baseWritten,
+            @JsonProperty("layers_done") int layersDone,
+            List<ReportLine> report) {}
+
     /** progress.json: what an interrupted run had finished, and the fingerprint of its inputs and options. */
     private static final class Progress {
-        final Map<String, Object> fingerprint;
+        final Fingerprint fingerprint;
         boolean baseWritten;
         int layersDone;
-        final List<Map<String, Object>> report = new ArrayList<>();
+        final List<ReportLine> report = new ArrayList<>();
 
-        Progress(Map<String, Object> fingerprint) {
+        Progress(Fingerprint fingerprint) {
             this.fingerprint = fingerprint;
         }
 
-        @SuppressWarnings("unchecked")
-        static Progress load(Path file, Map<String, Object> expected) {
-            Map<String, Object> j;
+        static Progress load(Path file, Fingerprint expected) {
+            String text;
             try {
-                j = Json.parseObject(Files.readString(file, StandardCharsets.UTF_8));
+                text = Files.readString(file, StandardCharsets.UTF_8);
+                Json.parseObject(text);
             } catch (IOException | IllegalArgumentException e) {
                 throw new InputException(file + ": unreadable (" + e.getMessage() + "); start over with --overwrite"
                         + " instead of --resume");
             }
-            Object recorded = j.get("fingerprint");
-            if (!Json.write(expected).equals(Json.write(recorded))) {
+            ProgressFile j;
+            try {
+                j = Json.read(text, ProgressFile.class);
+            } catch (JsonException e) {
+                throw new InputException(file + ": not an m2q progress record (" + e.getMessage() + "); start over"
+                        + " with --overwrite instead of --resume");
+            }
+            if (!Json.write(expected).equals(Json.write(j.fingerprint()))) {
                 throw new InputException(file + ": the interrupted run used other inputs or options; rerun it with"
                         + " the same command line plus --resume, or start over with --overwrite");
             }
-            if (!(j.get("base_written") instanceof Boolean base)
-                    || !(j.get("layers_done") instanceof Long done)
-                    || done < 0
-                    || !(j.get("report") instanceof List<?> rows)
-                    || !rows.stream().allMatch(r -> r instanceof Map)) {
-                throw new InputException(file + ": not an m2q progress record (needs base_written true/false,"
-                        + " layers_done ≥ 0 and a report list of objects); start over with --overwrite instead of"
-                        + " --resume");
+            if (j.layersDone() < 0 || j.report() == null || j.report().contains(null)) {
+                throw new InputException(file + ": not an m2q progress record (needs layers_done ≥ 0 and a report"
+                        + " list of rows); start over with --overwrite instead of --resume");
             }
             Progress p = new Progress(expected);
-            p.baseWritten = base;
-            p.layersDone = (int) Math.min(done, Integer.MAX_VALUE);
-            for (Object row : rows) {
-                p.report.add((Map<String, Object>) row);
-            }
+            p.baseWritten = j.baseWritten();
+            p.layersDone = j.layersDone();
+            p.report.addAll(j.report());
             return p;
         }
 
@@ -635,12 +659,8 @@ public final class QuantizeJob {
         }
 
         void save(Path file) {
-            Map<String, Object> j = new LinkedHashMap<>();
-            j.put("fingerprint", fingerprint);
-            j.put("base_written", baseWritten);
-            j.put("layers_done", layersDone);
-            j.put("report", report);
-            AtomicFile.writeText(file, Json.writePretty(j));
+            AtomicFile.writeText(
+                    file, Json.writePretty(new ProgressFile(fingerprint, baseWritten, layersDone, report)));
         }
     }
 }

@@ -1,5 +1,7 @@
 package dev.m2q.core.quant;
 
+import com.fasterxml.jackson.annotation.JsonInclude;
+import com.fasterxml.jackson.annotation.JsonProperty;
 import dev.m2q.core.InputException;
 import dev.m2q.core.io.CheckpointWriter;
 import dev.m2q.core.io.TensorSpec;
@@ -15,7 +17,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Function;
@@ -203,50 +204,97 @@ public final class CompressedTensorsFormat {
      * @param actorder compressed-tensors' weights.actorder: null (act-order off), "weight" (act-order with static
      *     groups: no g_idx) or "group" (dynamic groups, weight_g_idx stored)
      */
-    public static Map<String, Object> quantizationConfig(int groupSize, QuantScheme scheme, String actorder) {
+    public static QuantizationConfig quantizationConfig(int groupSize, QuantScheme scheme, String actorder) {
         boolean channel = groupSize == GroupSize.PER_ROW;
-        Map<String, Object> weights = new LinkedHashMap<>();
-        weights.put("num_bits", 4);
-        weights.put("type", "int");
-        weights.put("symmetric", true);
-        weights.put("strategy", channel ? "channel" : "group");
-        if (!channel) {
-            weights.put("group_size", groupSize);
-        }
-        weights.put("dynamic", false);
-        weights.put("actorder", channel ? null : actorder);
-        Map<String, Object> group = new LinkedHashMap<>();
-        group.put("targets", List.of("Linear"));
-        group.put("weights", weights);
-        Map<String, Object> acts = null;
-        if (scheme.activations() != null) {
-            acts = new LinkedHashMap<>();
-            acts.put("num_bits", 8);
-            acts.put("type", scheme.activations().type());
-            acts.put("strategy", scheme.staticActivations() ? "tensor" : "token");
-            acts.put("dynamic", !scheme.staticActivations());
-            acts.put("symmetric", true);
-        }
-        group.put("input_activations", acts);
-        group.put("output_activations", null);
-        Map<String, Object> kv = null;
-        if (scheme.kvCache() != null) {
-            kv = new LinkedHashMap<>();
-            kv.put("num_bits", 8);
-            kv.put("type", "float");
-            kv.put("strategy", scheme.kvCache() == QuantScheme.KvGranularity.HEAD ? "attn_head" : "tensor");
-            kv.put("dynamic", false);
-            kv.put("symmetric", true);
-        }
-        Map<String, Object> qc = new LinkedHashMap<>();
-        qc.put("quant_method", QUANT_METHOD);
-        qc.put("format", "pack-quantized");
-        qc.put("quantization_status", "compressed");
-        qc.put("config_groups", Map.of("group_0", group));
-        qc.put("kv_cache_scheme", kv);
-        qc.put("ignore", List.of("lm_head"));
-        return qc;
+        WeightArgs weights = new WeightArgs(
+                4,
+                "int",
+                true,
+                channel ? "channel" : "group",
+                channel ? null : groupSize,
+                false,
+                channel ? null : actorder);
+        ActivationArgs acts = scheme.activations() == null
+                ? null
+                : new ActivationArgs(
+                        8,
+                        scheme.activations().type(),
+                        scheme.staticActivations() ? "tensor" : "token",
+                        !scheme.staticActivations(),
+                        true);
+        ActivationArgs kv = scheme.kvCache() == null
+                ? null
+                : new ActivationArgs(
+                        8,
+                        "float",
+                        scheme.kvCache() == QuantScheme.KvGranularity.HEAD ? "attn_head" : "tensor",
+                        false,
+                        true);
+        return new QuantizationConfig(
+                QUANT_METHOD,
+                "pack-quantized",
+                "compressed",
+                Map.of("group_0", new ConfigGroup(List.of("Linear"), weights, acts, null)),
+                kv,
+                List.of("lm_head"));
     }
+
+    /**
+     * The {@code quantization_config} m2q writes (keys in the order compressed-tensors writes them; a null is
+     * written as null).
+     *
+     * @param configGroups the one scheme group, {@code group_0}, over every Linear
+     * @param kvCacheScheme the FP8 KV cache; null without one
+     * @param ignore modules left unquantized
+     */
+    public record QuantizationConfig(
+            @JsonProperty("quant_method") String quantMethod,
+            String format,
+            @JsonProperty("quantization_status") String quantizationStatus,
+            @JsonProperty("config_groups") Map<String, ConfigGroup> configGroups,
+            @JsonProperty("kv_cache_scheme") ActivationArgs kvCacheScheme,
+            List<String> ignore) {}
+
+    /**
+     * A scheme group: the modules it targets and their weights' and activations' quantization.
+     *
+     * @param inputActivations null for 16-bit activations
+     * @param outputActivations always null (m2q quantizes no outputs)
+     */
+    public record ConfigGroup(
+            List<String> targets,
+            WeightArgs weights,
+            @JsonProperty("input_activations") ActivationArgs inputActivations,
+            @JsonProperty("output_activations") ActivationArgs outputActivations) {}
+
+    /**
+     * The weights' quantization.
+     *
+     * @param strategy "group", or "channel" for one group per row
+     * @param groupSize G; null (and not written) with the channel strategy
+     * @param actorder null, "weight" or "group" (written even when null)
+     */
+    public record WeightArgs(
+            @JsonProperty("num_bits") int numBits,
+            String type,
+            boolean symmetric,
+            String strategy,
+
+            @JsonProperty("group_size") @JsonInclude(JsonInclude.Include.NON_NULL)
+            Integer groupSize,
+
+            boolean dynamic,
+            String actorder) {}
+
+    /**
+     * 8-bit activations' or the KV cache's quantization.
+     *
+     * @param type "float" (FP8 e4m3) or "int"
+     * @param strategy "token" (dynamic) or "tensor" (static) for activations; "tensor" or "attn_head" for the KV
+     *     cache
+     */
+    public record ActivationArgs(
+            @JsonProperty("num_bits") int numBits, String type, String strategy, boolean dynamic, boolean symmetric) {}
 
     /**
      * The 8-bit scheme a compressed-tensors {@code quantization_config} declares: its first group's

@@ -2,8 +2,10 @@ package dev.m2q.core.io;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.m2q.core.InputException;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -68,5 +70,27 @@ class ManifestCoverageTest {
         assertEquals(
                 List.of("extra.json: file unlisted", Manifest.FILE + ": tensors missing"),
                 release.problems().stream().map(p -> p.name() + ": " + p.rule()).toList());
+    }
+
+    @Test
+    void aDamagedManifestIsBadInputNamingTheFileAndWhere(@TempDir Path dir) throws IOException {
+        Path m = dir.resolve(Manifest.FILE);
+        for (String[] c : new String[][] {
+            {"{\"files\": {\"config.json\": \"ab\"}", "malformed JSON"},
+            {"{\"files\": {\"config.json\": 7}}", "malformed JSON"},
+            {"{\"files\": {\"a\": \"x\"}, \"files\": {}}", "Duplicate field 'files'"},
+            {"{\"m2q_version\": \"0\"}", "has no \"files\" object"},
+        }) {
+            Files.writeString(m, c[0]);
+            InputException e = assertThrows(InputException.class, () -> Manifest.verify(dir), c[0]);
+            assertTrue(e.getMessage().startsWith(m + ": "), e.getMessage());
+            assertTrue(e.getMessage().contains(c[1]), c[0] + " → " + e.getMessage());
+        }
+        // Well formed, with keys verify does not read (each writer records its own): read, and the check runs.
+        Files.writeString(m, "{\"m2q_version\": \"0\", \"files\": {\"config.json\": \"ab\"}}");
+        Manifest.Verification v = Manifest.verify(dir);
+        assertEquals(
+                List.of("file missing"),
+                v.problems().stream().map(Manifest.Problem::rule).toList());
     }
 }

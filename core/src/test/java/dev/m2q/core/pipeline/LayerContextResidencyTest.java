@@ -70,7 +70,7 @@ class LayerContextResidencyTest {
                     weights = weights.with(m, ctx.keep(ctx.backend().weight(data, w.rows(), w.cols())));
                 }
             }
-            return new LayerResult(q, List.of(Map.of("layer", ctx.layer())), resident ? weights : null);
+            return new LayerResult(q, List.of(), resident ? weights : null);
         }
     }
 

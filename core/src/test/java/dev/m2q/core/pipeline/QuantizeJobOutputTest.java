@@ -105,6 +105,7 @@ class QuantizeJobOutputTest {
     }
 
     @Test
+    @SuppressWarnings("unchecked")
     void resumeStateThatIsNotAProgressRecordIsBadInputNamingTheFile(@TempDir Path tmp) throws IOException {
         Path out = tmp.resolve("q");
         assertThrows(IllegalStateException.class, () -> job(out, false, false, new QuantizeJobTest.Interrupted(2))
@@ -117,6 +118,24 @@ class QuantizeJobOutputTest {
                 assertThrows(InputException.class, () -> job(out, false, true, new QuantizeJobTest.RecordingRtn())
                         .run(QuantizeJobTest.samples(), Map.of()));
         assertTrue(shape.getMessage().startsWith(progress + ": not an m2q progress record"), shape.getMessage());
+
+        // A report row whose keys do not fit its method: the resumed report would not be the file's rows.
+        j.put("layers_done", 2L);
+        Map<String, Object> row = (Map<String, Object>) ((List<Object>) j.get("report")).getFirst();
+        row.put("damp", 0.01);
+        Files.writeString(progress, Json.writePretty(j));
+        InputException badRow =
+                assertThrows(InputException.class, () -> job(out, false, true, new QuantizeJobTest.RecordingRtn())
+                        .run(QuantizeJobTest.samples(), Map.of()));
+        assertTrue(badRow.getMessage().startsWith(progress + ": not an m2q progress record"), badRow.getMessage());
+        assertTrue(badRow.getMessage().contains("damp"), badRow.getMessage());
+        row.remove("damp");
+        j.put("report", null);
+        Files.writeString(progress, Json.writePretty(j));
+        InputException noReport =
+                assertThrows(InputException.class, () -> job(out, false, true, new QuantizeJobTest.RecordingRtn())
+                        .run(QuantizeJobTest.samples(), Map.of()));
+        assertTrue(noReport.getMessage().startsWith(progress + ": not an m2q progress record"), noReport.getMessage());
 
         Files.writeString(progress, "[1, 2]");
         InputException garbage =

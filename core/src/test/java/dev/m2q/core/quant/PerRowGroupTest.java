@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.m2q.core.InputException;
 import dev.m2q.core.io.TensorView;
+import dev.m2q.core.json.Json;
 import dev.m2q.core.kernels.Matrix;
 import dev.m2q.core.model.ModelConfig;
 import dev.m2q.core.tensor.Bf16;
@@ -123,25 +124,25 @@ class PerRowGroupTest {
 
     @Test
     void compressedTensorsConfigUsesTheChannelStrategy() {
-        @SuppressWarnings("unchecked")
-        Map<String, Object> weights = (Map<String, Object>) ((Map<String, Object>) ((Map<String, Object>)
-                                CompressedTensorsFormat.quantizationConfig(-1, QuantScheme.W4A16, "weight")
-                                        .get("config_groups"))
-                        .get("group_0"))
-                .get("weights");
-        assertEquals("channel", weights.get("strategy"));
-        assertFalse(weights.containsKey("group_size"));
+        CompressedTensorsFormat.WeightArgs weights = CompressedTensorsFormat.quantizationConfig(
+                        -1, QuantScheme.W4A16, "weight")
+                .configGroups()
+                .get("group_0")
+                .weights();
+        assertEquals("channel", weights.strategy());
+        String written = Json.write(weights);
+        assertFalse(written.contains("group_size"), written);
         // compressed-tensors allows actorder with the group strategy only; with one group it changes nothing.
-        assertNull(weights.get("actorder"));
-        @SuppressWarnings("unchecked")
-        Map<String, Object> grouped = (Map<String, Object>) ((Map<String, Object>) ((Map<String, Object>)
-                                CompressedTensorsFormat.quantizationConfig(128, QuantScheme.W4A16, "weight")
-                                        .get("config_groups"))
-                        .get("group_0"))
-                .get("weights");
-        assertEquals("group", grouped.get("strategy"));
-        assertEquals(128, grouped.get("group_size"));
-        assertEquals("weight", grouped.get("actorder"));
+        assertNull(weights.actorder());
+        assertTrue(written.contains("\"actorder\":null"), "written as null, as compressed-tensors does: " + written);
+        CompressedTensorsFormat.WeightArgs grouped = CompressedTensorsFormat.quantizationConfig(
+                        128, QuantScheme.W4A16, "weight")
+                .configGroups()
+                .get("group_0")
+                .weights();
+        assertEquals("group", grouped.strategy());
+        assertEquals(128, grouped.groupSize());
+        assertEquals("weight", grouped.actorder());
     }
 
     private static void assertSame(QuantizedLinear want, QuantizedLinear got) {

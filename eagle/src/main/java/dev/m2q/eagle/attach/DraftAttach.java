@@ -1,5 +1,6 @@
 package dev.m2q.eagle.attach;
 
+import com.fasterxml.jackson.annotation.JsonProperty;
 import dev.m2q.core.InputException;
 import dev.m2q.core.draft.DraftConfig;
 import dev.m2q.core.draft.DraftHead;
@@ -12,7 +13,6 @@ import dev.m2q.core.json.Json;
 import dev.m2q.core.model.ModelConfig;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
@@ -26,6 +26,26 @@ import java.util.TreeMap;
  * was. The head may not be, contain or lie inside the {@code draft/} folder it would replace ({@link PathGuard}).
  */
 public final class DraftAttach {
+    static final String FORMAT = "eagle3-draft";
+
+    /**
+     * {@code QDIR/draft/m2q-manifest.json}.
+     *
+     * @param source the head's folder it was copied from
+     * @param sourceSha256 the sha256 of each file as found there (its manifest as {@code source-m2q-manifest.json})
+     * @param taps the target layers whose outputs the head reads
+     * @param files the sha256 of each file in {@code draft/}
+     */
+    record AttachedManifest(
+            @JsonProperty("m2q_version") String m2qVersion,
+            String format,
+            @JsonProperty("format_version") int formatVersion,
+            String source,
+            @JsonProperty("source_sha256") Map<String, String> sourceSha256,
+            @JsonProperty("draft_vocab_size") int draftVocabSize,
+            int[] taps,
+            Map<String, String> files) {}
+
     public static final String DIR = "draft";
 
     private DraftAttach() {}
@@ -66,15 +86,15 @@ public final class DraftAttach {
                     }
                 }
             }
-            Map<String, Object> m = new LinkedHashMap<>();
-            m.put("m2q_version", m2qVersion);
-            m.put("format", "eagle3-draft");
-            m.put("format_version", 1);
-            m.put("source", draft.toAbsolutePath().normalize().toString());
-            m.put("source_sha256", source);
-            m.put("draft_vocab_size", head.config().draftVocabSize());
-            m.put("taps", head.config().taps(target.numLayers()));
-            m.put("files", files);
+            AttachedManifest m = new AttachedManifest(
+                    m2qVersion,
+                    FORMAT,
+                    1,
+                    draft.toAbsolutePath().normalize().toString(),
+                    source,
+                    head.config().draftVocabSize(),
+                    head.config().taps(target.numLayers()),
+                    files);
             staged.writeAtomically(Manifest.FILE, Json.writePretty(m));
             staged.commit();
         } catch (RuntimeException | Error e) {

@@ -1,5 +1,9 @@
 package dev.m2q.eagle.data;
 
+import com.fasterxml.jackson.annotation.JsonInclude;
+import com.fasterxml.jackson.annotation.JsonProperty;
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.ObjectReader;
 import dev.m2q.core.InputException;
 import dev.m2q.core.io.AtomicFile;
 import dev.m2q.core.json.Json;
@@ -10,7 +14,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -20,10 +23,10 @@ import java.util.Map;
  * target (path, vocabulary size, sha256 of each weight file and of config.json), the prompts file and its sha256,
  * and the generation settings (temperature, seed, max new tokens, stop ids).
  *
- * @param header the header object (always has {@link #FORMAT_KEY}, {@link #VERSION_KEY} and {@code vocab_size})
+ * @param header the header line
  * @param sequences the sequences, in prompt order
  */
-public record DataFile(Map<String, Object> header, List<Sequence> sequences) {
+public record DataFile(Header header, List<Sequence> sequences) {
     public static final String FORMAT = "m2q-eagle-data";
     public static final String FORMAT_KEY = "format";
     public static final String VERSION_KEY = "format_version";
@@ -54,39 +57,93 @@ public record DataFile(Map<String, Object> header, List<Sequence> sequences) {
         }
     }
 
+    /**
+     * The header line. What {@code m2q eagle data} records about the generation (target, prompts, settings) is
+     * null in a file written by hand without it, and then not written.
+     *
+     * @param targetSha256 sha256 of the target's weight files and config.json, by name
+     * @param vocabSize the target vocabulary the ids were checked against
+     * @param promptsSha256 sha256 of the prompts file
+     * @param stopIds the ids that ended an answer
+     * @param sequences how many sequence lines follow; null when not announced
+     */
+    @JsonInclude(JsonInclude.Include.NON_NULL)
+    public record Header(
+            String format,
+            @JsonProperty(VERSION_KEY) int formatVersion,
+            String target,
+            @JsonProperty("target_sha256") Map<String, String> targetSha256,
+            @JsonProperty("vocab_size") int vocabSize,
+            String prompts,
+            @JsonProperty("prompts_sha256") String promptsSha256,
+            Double temperature,
+            Long seed,
+            @JsonProperty("max_new_tokens") Integer maxNewTokens,
+            @JsonProperty("stop_ids") int[] stopIds,
+            Integer sequences) {
+        /** The header of a generated file of {@code sequences} sequences. */
+        public static Header generated(
+                String target,
+                Map<String, String> targetSha256,
+                int vocabSize,
+                String prompts,
+                String promptsSha256,
+                double temperature,
+                long seed,
+                int maxNewTokens,
+                int[] stopIds,
+                int sequences) {
+            return new Header(
+                    FORMAT,
+                    VERSION,
+                    target,
+                    targetSha256,
+                    vocabSize,
+                    prompts,
+                    promptsSha256,
+                    temperature,
+                    seed,
+                    maxNewTokens,
+                    stopIds,
+                    sequences);
+        }
+    }
+
+    /** Reads a header leniently as to the generation's record, which a hand-written file may leave out. */
+    private static final ObjectReader HEADER =
+            Json.mapper().readerFor(Header.class).without(DeserializationFeature.FAIL_ON_MISSING_CREATOR_PROPERTIES);
+
+    /** A sequence's line: token ids [T] and the loss mask [T] as 0/1. */
+    private record Line(
+            int[] ids, @JsonProperty("loss_mask") int[] lossMask) {}
+
     public DataFile {
-        header = new LinkedHashMap<>(header);
         sequences = List.copyOf(sequences);
+        if (header.sequences() != null && header.sequences() != sequences.size()) {
+            throw new IllegalArgumentException(
+                    "the header announces " + header.sequences() + " sequences, there are " + sequences.size());
+        }
     }
 
     /** The target vocabulary size the ids were checked against. */
     public int vocabSize() {
-        return ((Number) header.get("vocab_size")).intValue();
+        return header.vocabSize();
     }
 
     /**
      * Writes {@code file} via a temporary name beside it and a rename ({@link AtomicFile}), so it is either absent or
      * complete.
-     * {@code header} must hold {@code vocab_size}; the format keys are put first.
      */
     public void write(Path file) {
-        Map<String, Object> h = new LinkedHashMap<>();
-        h.put(FORMAT_KEY, FORMAT);
-        h.put(VERSION_KEY, VERSION);
-        h.putAll(header);
-        h.put("sequences", sequences.size());
         AtomicFile.write(file, w -> {
-            w.write(Json.write(h));
+            w.write(Json.write(header));
             w.write('\n');
             for (Sequence s : sequences) {
                 int[] mask = new int[s.length()];
                 for (int t = 0; t < mask.length; t++) {
                     mask[t] = s.lossMask()[t] ? 1 : 0;
                 }
-                Map<String, Object> row = new LinkedHashMap<>();
-                row.put("ids", s.ids());
-                row.put("loss_mask", mask);
-                w.write(Json.write(row));
+                w.write(Json.write(new Line(s.ids(), mask)));
                 w.write('\n');
             }
         });
@@ -106,17 +163,23 @@ public record DataFile(Map<String, Object> header, List<Sequence> sequences) {
             if (first == null) {
                 throw new InputException(file + ": empty; expected an " + FORMAT + " header line");
             }
-            Map<String, Object> header = object(first, file, 1);
-            if (!FORMAT.equals(header.get(FORMAT_KEY))) {
+            Map<String, Object> tree = object(first, file, 1);
+            if (!FORMAT.equals(tree.get(FORMAT_KEY))) {
                 throw new InputException(file + ":1: not an " + FORMAT + " file (header \"format\" is "
-                        + header.get(FORMAT_KEY) + "); write one with m2q eagle data");
+                        + tree.get(FORMAT_KEY) + "); write one with m2q eagle data");
             }
-            if (!(header.get(VERSION_KEY) instanceof Long v) || v != VERSION) {
-                throw new InputException(file + ":1: format_version " + header.get(VERSION_KEY)
+            if (!(tree.get(VERSION_KEY) instanceof Long v) || v != VERSION) {
+                throw new InputException(file + ":1: format_version " + tree.get(VERSION_KEY)
                         + " is not supported (this m2q reads version " + VERSION + ")");
             }
-            if (!(header.get("vocab_size") instanceof Long vocab) || vocab <= 0 || vocab > Integer.MAX_VALUE) {
+            if (!(tree.get("vocab_size") instanceof Long vocab) || vocab <= 0 || vocab > Integer.MAX_VALUE) {
                 throw new InputException(file + ":1: the header has no positive integer \"vocab_size\"");
+            }
+            Header header;
+            try {
+                header = Json.read(first, HEADER);
+            } catch (JsonException e) {
+                throw new InputException(file + ":1: not an " + FORMAT + " header: " + e.getMessage(), e);
             }
             List<Sequence> seqs = new ArrayList<>();
             int lineNo = 1;
@@ -127,9 +190,9 @@ public record DataFile(Map<String, Object> header, List<Sequence> sequences) {
                 }
                 seqs.add(sequence(object(line, file, lineNo), file + ":" + lineNo + ": ", vocab.intValue()));
             }
-            if (header.get("sequences") instanceof Long n && n != seqs.size()) {
-                throw new InputException(file + ": the header announces " + n + " sequences but the file holds "
-                        + seqs.size() + " (truncated?)");
+            if (header.sequences() != null && header.sequences() != seqs.size()) {
+                throw new InputException(file + ": the header announces " + header.sequences() + " sequences but the"
+                        + " file holds " + seqs.size() + " (truncated?)");
             }
             if (seqs.isEmpty()) {
                 throw new InputException(file + ": holds no sequences");

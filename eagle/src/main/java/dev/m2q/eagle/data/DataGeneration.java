@@ -13,9 +13,7 @@ import dev.m2q.eagle.io.Hashes;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.function.Consumer;
 
 /**
@@ -69,16 +67,17 @@ public record DataGeneration(
                             + " response tokens");
                 }
             }
-            Map<String, Object> header = new LinkedHashMap<>();
-            header.put("target", target.toAbsolutePath().normalize().toString());
-            header.put("target_sha256", Hashes.ofModel(target));
-            header.put("vocab_size", model.config().vocabSize());
-            header.put("prompts", prompts.toAbsolutePath().normalize().toString());
-            header.put("prompts_sha256", Sha256.ofFile(prompts));
-            header.put("temperature", temperature);
-            header.put("seed", seed);
-            header.put("max_new_tokens", maxNewTokens);
-            header.put("stop_ids", stops);
+            DataFile.Header header = DataFile.Header.generated(
+                    target.toAbsolutePath().normalize().toString(),
+                    Hashes.ofModel(target),
+                    model.config().vocabSize(),
+                    prompts.toAbsolutePath().normalize().toString(),
+                    Sha256.ofFile(prompts),
+                    temperature,
+                    seed,
+                    maxNewTokens,
+                    stops,
+                    seqs.size());
             DataFile data = new DataFile(header, seqs);
             data.write(staged.path());
             staged.commit();

@@ -1,5 +1,6 @@
 package dev.m2q.eagle.train;
 
+import com.fasterxml.jackson.annotation.JsonProperty;
 import dev.m2q.core.InputException;
 import dev.m2q.core.grad.Tensor;
 import dev.m2q.core.json.Json;
@@ -9,7 +10,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -27,6 +27,9 @@ public final class DraftTrainer {
     public static final String LOG = "train-log.jsonl";
 
     /**
+     * The trainer's options, written as they are into the fingerprint a resumed run must match and into the head's
+     * manifest ({@code training}).
+     *
      * @param steps optimizer steps
      * @param batchSize sequences per step
      * @param lr peak learning rate
@@ -38,12 +41,12 @@ public final class DraftTrainer {
      */
     public record Options(
             int steps,
-            int batchSize,
+            @JsonProperty("batch_size") int batchSize,
             double lr,
             int warmup,
             double clip,
-            int evalEvery,
-            int checkpointEvery,
+            @JsonProperty("eval_every") int evalEvery,
+            @JsonProperty("checkpoint_every") int checkpointEvery,
             long seed) {
         public Options {
             if (batchSize < 1 || evalEvery < 0 || checkpointEvery < 0 || !(clip > 0)) {
@@ -51,20 +54,6 @@ public final class DraftTrainer {
                         + batchSize + ", eval every " + evalEvery + ", checkpoint every " + checkpointEvery);
             }
             new LrSchedule(lr, warmup, steps);
-        }
-
-        /** The options as the fingerprint a resumed run must match. */
-        public Map<String, Object> toJson() {
-            Map<String, Object> m = new LinkedHashMap<>();
-            m.put("steps", steps);
-            m.put("batch_size", batchSize);
-            m.put("lr", lr);
-            m.put("warmup", warmup);
-            m.put("clip", clip);
-            m.put("eval_every", evalEvery);
-            m.put("checkpoint_every", checkpointEvery);
-            m.put("seed", seed);
-            return m;
         }
     }
 
@@ -110,7 +99,7 @@ public final class DraftTrainer {
      */
     public Result run(Map<String, Tensor> init, Map<String, Object> fingerprint, boolean resume) {
         Map<String, Object> fp = new LinkedHashMap<>(fingerprint);
-        fp.put("trainer", opts.toJson());
+        fp.put("trainer", opts);
         Path ckDir = runDir.resolve(TrainCheckpoint.DIR);
         Path logFile = runDir.resolve(LOG);
         AdamW adam = AdamW.eagle3();
@@ -144,14 +133,10 @@ public final class DraftTrainer {
             double lr = schedule.lr(s);
             adam.step(params, grads, lr);
             int done = s + 1;
-            Map<String, Object> row = new LinkedHashMap<>();
-            row.put("step", done);
-            row.put("loss", finite(st.loss()));
-            row.put("step_loss", finite(st.stepLoss()));
-            row.put("top1", top1(st));
-            row.put("lr", lr);
-            row.put("grad_norm", finite(norm));
-            writeLog(logFile, List.of(row), true);
+            writeLog(
+                    logFile,
+                    List.of(new TrainLogRow(done, st.loss(), EvalRow.boxed(st.stepLoss()), top1(st), lr, norm)),
+                    true);
             if (!Double.isFinite(st.loss()) || !Double.isFinite(norm)) {
                 throw new IllegalStateException("step " + done + ": loss " + st.loss() + ", gradient norm " + norm
                         + " (not finite); lower --lr");
@@ -159,7 +144,7 @@ public final class DraftTrainer {
             boolean evalNow = done == opts.steps() || (opts.evalEvery() > 0 && done % opts.evalEvery() == 0);
             if (evalNow && !holdout.isEmpty()) {
                 last = evaluate(params, done);
-                writeLog(logFile, List.of(evalRow(last)), true);
+                writeLog(logFile, List.of(EvalRow.of(last)), true);
                 log.accept(describe(last));
             } else if (done % 10 == 0 || done == 1) {
                 log.accept(String.format(
@@ -172,7 +157,7 @@ public final class DraftTrainer {
         }
         if (last == null && !holdout.isEmpty()) {
             last = evaluate(params, opts.steps());
-            writeLog(logFile, List.of(evalRow(last)), true);
+            writeLog(logFile, List.of(EvalRow.of(last)), true);
             log.accept(describe(last));
         }
         return new Result(params, last);
@@ -243,40 +228,17 @@ public final class DraftTrainer {
         return b.toString();
     }
 
-    private static Map<String, Object> evalRow(Evaluation ev) {
-        Map<String, Object> row = new LinkedHashMap<>();
-        row.put("step", ev.step());
-        row.put("eval", "holdout");
-        row.put("loss", finite(ev.loss()));
-        row.put("step_loss", finite(ev.stepLoss()));
-        List<Object> top1 = new ArrayList<>();
-        for (double t : ev.top1()) {
-            top1.add(finite(t));
-        }
-        row.put("top1", top1);
-        row.put("counted", ev.counted());
-        return row;
-    }
-
-    private static List<Object> top1(StepStats st) {
-        List<Object> t = new ArrayList<>();
+    private static List<Double> top1(StepStats st) {
+        List<Double> t = new ArrayList<>();
         for (int k = 1; k <= st.steps(); k++) {
-            t.add(finite(st.top1(k)));
+            t.add(st.top1(k));
         }
         return t;
     }
 
-    private static Object finite(double v) {
-        return Json.finiteOrNull(v);
-    }
-
-    private static List<Object> finite(double[] v) {
-        return Arrays.stream(v).<Object>mapToObj(Json::finiteOrNull).toList();
-    }
-
-    private static void writeLog(Path file, List<Map<String, Object>> rows, boolean append) {
+    private static void writeLog(Path file, List<TrainLogLine> rows, boolean append) {
         StringBuilder b = new StringBuilder();
-        for (Map<String, Object> r : rows) {
+        for (TrainLogLine r : rows) {
             b.append(Json.write(r)).append('\n');
         }
         try {
@@ -298,9 +260,7 @@ public final class DraftTrainer {
         if (Files.isRegularFile(file)) {
             try {
                 for (String line : Files.readAllLines(file, StandardCharsets.UTF_8)) {
-                    if (!line.isBlank()
-                            && Json.parseObject(line).get("step") instanceof Number n
-                            && n.intValue() <= step) {
+                    if (!line.isBlank() && Json.read(line, TrainLogLine.class).step() <= step) {
                         keep.append(line).append('\n');
                     }
                 }

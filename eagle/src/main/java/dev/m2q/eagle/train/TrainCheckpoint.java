@@ -1,5 +1,6 @@
 package dev.m2q.eagle.train;
 
+import com.fasterxml.jackson.annotation.JsonProperty;
 import dev.m2q.core.InputException;
 import dev.m2q.core.grad.Tensor;
 import dev.m2q.core.io.AtomicFile;
@@ -44,6 +45,20 @@ public record TrainCheckpoint(
     public static final String FORMAT = "m2q-eagle-train-state";
     public static final int VERSION = 1;
 
+    /**
+     * {@code state.json}.
+     *
+     * @param tensors the state file's name in the checkpoint folder
+     * @param fingerprint the run's options, data and target hashes, as the trainer gave them
+     */
+    record State(
+            String format,
+            @JsonProperty("format_version") int formatVersion,
+            int step,
+            String tensors,
+            @JsonProperty("tensors_sha256") String tensorsSha256,
+            Map<String, Object> fingerprint) {}
+
     /** Saves into {@code dir}, replacing an older state; {@code fingerprint} is stored for {@link #load}. */
     public void save(Path dir, Map<String, Object> fingerprint) {
         List<TensorView> tensors = new ArrayList<>();
@@ -60,14 +75,8 @@ public record TrainCheckpoint(
         }
         String name = "state-" + step + ".safetensors";
         String sha = SafetensorsWriter.writeFile(dir.resolve(name), tensors, Map.of("format", FORMAT));
-        Map<String, Object> state = new LinkedHashMap<>();
-        state.put("format", FORMAT);
-        state.put("format_version", VERSION);
-        state.put("step", step);
-        state.put("tensors", name);
-        state.put("tensors_sha256", sha);
-        state.put("fingerprint", fingerprint);
-        AtomicFile.writeText(dir.resolve(STATE), Json.writePretty(state));
+        AtomicFile.writeText(
+                dir.resolve(STATE), Json.writePretty(new State(FORMAT, VERSION, step, name, sha, fingerprint)));
         try {
             try (Stream<Path> old = Files.list(dir)) {
                 for (Path f : old.toList()) {
@@ -92,30 +101,31 @@ public record TrainCheckpoint(
             throw new InputException(
                     dir + ": no " + STATE + " to resume from (no checkpoint was written; train without" + " --resume)");
         }
-        Map<String, Object> state;
+        State state;
         try {
-            state = Json.parseObject(Files.readString(file, StandardCharsets.UTF_8));
+            state = Json.read(Files.readString(file, StandardCharsets.UTF_8), State.class);
         } catch (IOException e) {
             throw new InputException(file + ": cannot read: " + e.getMessage(), e);
         } catch (JsonException e) {
             throw new InputException(file + ": malformed JSON: " + e.getMessage(), e);
         }
-        if (!FORMAT.equals(state.get("format")) || !Long.valueOf(VERSION).equals(state.get("format_version"))) {
+        if (!FORMAT.equals(state.format()) || state.formatVersion() != VERSION || state.tensors() == null) {
             throw new InputException(file + ": not an " + FORMAT + " version " + VERSION + " file");
         }
-        String saved = Json.write(state.get("fingerprint"));
+        String saved = Json.write(state.fingerprint());
         String now = Json.write(Json.parse(Json.write(fingerprint)));
         if (!saved.equals(now)) {
             throw new InputException(file + ": the checkpoint was made with other options, data or target ("
-                    + differences(state.get("fingerprint"), Json.parse(now)) + "); rerun with the same ones or"
+                    + differences(state.fingerprint(), Json.parse(now)) + "); rerun with the same ones or"
                     + " start over with --overwrite");
         }
-        Path tensorsFile = dir.resolve(String.valueOf(state.get("tensors")));
-        if (!Files.isRegularFile(tensorsFile)
-                || !Sha256.ofFile(tensorsFile).equalsIgnoreCase(String.valueOf(state.get("tensors_sha256")))) {
+        Path tensorsFile = dir.resolve(state.tensors()).normalize();
+        if (!tensorsFile.getParent().equals(dir.normalize())
+                || !Files.isRegularFile(tensorsFile)
+                || !Sha256.ofFile(tensorsFile).equalsIgnoreCase(state.tensorsSha256())) {
             throw new InputException(tensorsFile + ": missing or not the file " + STATE + " recorded (sha256 differs)");
         }
-        int step = ((Number) state.get("step")).intValue();
+        int step = state.step();
         Map<String, Tensor> params = new LinkedHashMap<>();
         Map<String, float[]> first = new LinkedHashMap<>();
         Map<String, float[]> second = new LinkedHashMap<>();

@@ -73,9 +73,12 @@ class DataFileTest {
                     d.sequences().get(i).lossMask(), back.sequences().get(i).lossMask());
         }
         assertEquals(2048, back.vocabSize());
-        assertEquals(0.0, back.header().get("temperature"));
-        assertTrue(back.header().get("target_sha256") instanceof java.util.Map<?, ?> m
-                && m.containsKey("model.safetensors"));
+        assertEquals(0.0, back.header().temperature());
+        assertTrue(back.header().targetSha256().containsKey("model.safetensors"));
+        assertEquals(
+                Files.readAllLines(out).getFirst(),
+                dev.m2q.core.json.Json.write(back.header()),
+                "the header reads back to the line it was written as");
         assertThrows(
                 InputException.class, () -> new DataGeneration(FIXTURE, prompts, out, 6, 0, 0, false).checkOutput());
     }
@@ -113,6 +116,14 @@ class DataFileTest {
         assertRefused(dir, header.replace("m2q-eagle-data", "other") + "{}\n", "not an m2q-eagle-data file");
         assertRefused(dir, header.replace("\"format_version\":1", "\"format_version\":9"), "format_version 9");
         assertRefused(dir, header + "{\"ids\":[1,2\n", ":2: malformed JSON");
+        assertRefused(
+                dir,
+                header.replace("\"sequences\":1", "\"sequences\":1,\"seeds\":3"),
+                ":1: not an m2q-eagle-data header");
+        assertRefused(
+                dir,
+                header.replace("\"sequences\":1", "\"sequences\":1,\"seed\":\"x\""),
+                ":1: not an m2q-eagle-data header");
         DataFile ok = DataFile.read(write(dir, header + "{\"ids\":[1,2],\"loss_mask\":[0,1]}\n"));
         assertFalse(ok.sequences().get(0).lossMask()[0]);
         assertThrows(InputException.class, () -> ok.checkVocab(11, "x"));

@@ -181,4 +181,30 @@ class DraftTrainerTest {
                         .distinct()
                         .count());
     }
+
+    @Test
+    void aDamagedCheckpointStateOrLogIsBadInputNamingTheFile(@TempDir Path dir) throws IOException {
+        Quadratic dying = new Quadratic();
+        dying.failAt = 12;
+        assertThrows(IllegalStateException.class, () -> trainer(options(10), dying, dir)
+                .run(init(), FINGERPRINT, false));
+        Path state = dir.resolve(TrainCheckpoint.DIR).resolve(TrainCheckpoint.STATE);
+        String good = Files.readString(state);
+        for (String bad : List.of(
+                good.replace("\"step\": 10", "\"step\": \"ten\""),
+                good.replace("\"format_version\": 1,", "\"format_version\": 1, \"extra\": 0,"),
+                good.substring(0, good.length() / 2))) {
+            Files.writeString(state, bad);
+            InputException e = assertThrows(InputException.class, () -> trainer(options(10), new Quadratic(), dir)
+                    .run(init(), FINGERPRINT, true));
+            assertTrue(e.getMessage().startsWith(state + ": malformed JSON"), e.getMessage());
+        }
+        Files.writeString(state, good);
+        Path log = dir.resolve(DraftTrainer.LOG);
+        List<String> lines = Files.readAllLines(log);
+        Files.writeString(log, lines.getFirst().replace("\"lr\"", "\"learning_rate\"") + "\n");
+        InputException e = assertThrows(InputException.class, () -> trainer(options(10), new Quadratic(), dir)
+                .run(init(), FINGERPRINT, true));
+        assertTrue(e.getMessage().startsWith(log + ": cannot rewrite the log"), e.getMessage());
+    }
 }
