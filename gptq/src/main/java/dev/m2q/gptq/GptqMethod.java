@@ -88,7 +88,7 @@ public final class GptqMethod implements LayerMethod {
                                 ctx.config().arch().module(ctx.layer(), module),
                                 r.proxyLoss(),
                                 r.time().toNanos() / 1e9,
-                                new MethodStats.GptqStats(r.dampUsed(), r.fallbacks())));
+                                new MethodStats.GptqStats(r.dampUsed(), r.fallbacks(), r.sampledLoss())));
                     }
                 } finally {
                     if (trueSequential) {

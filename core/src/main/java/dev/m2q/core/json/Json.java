@@ -204,14 +204,6 @@ public final class Json {
         }
     }
 
-    /**
-     * {@code v} boxed, or null when it is not finite. Redundant now that the writer writes every non-finite figure as
-     * null; kept until the last map-built report becomes a record.
-     */
-    public static Double finiteOrNull(double v) {
-        return Double.isFinite(v) ? v : null;
-    }
-
     private static JsonException error(JacksonException e) {
         var loc = e.getLocation();
         String where = loc == null ? "" : " at line " + loc.getLineNr() + ", column " + loc.getColumnNr();

@@ -12,8 +12,11 @@ public sealed interface MethodStats {
      *
      * @param damp the damping that factorized H (the requested one unless a fallback raised it)
      * @param fallbacks automatic recoveries, one sentence each (empty when none)
+     * @param sampledLoss the exact proxy loss with the undamped H on a sample of rows, when asked for
+     *     ({@code --exact-loss-rows}); NaN (and not written) otherwise. The row's loss is the loop's own, with the
+     *     damped H.
      */
-    record GptqStats(double damp, List<String> fallbacks) implements MethodStats {
+    record GptqStats(double damp, List<String> fallbacks, double sampledLoss) implements MethodStats {
         public GptqStats {
             fallbacks = List.copyOf(fallbacks);
         }

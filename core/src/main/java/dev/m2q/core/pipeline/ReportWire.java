@@ -38,6 +38,7 @@ record ReportWire(
         @JsonProperty("weight_mse") Double weightMse,
         Double damp,
         List<String> fallbacks,
+        @JsonProperty("sampled_loss") Double sampledLoss,
         @JsonProperty("loss_iter0") Double lossIter0,
         Integer iters,
         @JsonProperty("best_iter") Integer bestIter,
@@ -79,6 +80,7 @@ record ReportWire(
                 rtn ? r.loss() : null,
                 g == null ? null : g.damp(),
                 g == null ? null : g.fallbacks(),
+                g == null || Double.isNaN(g.sampledLoss()) ? null : g.sampledLoss(),
                 a == null ? null : a.lossIter0(),
                 a == null ? null : a.iters(),
                 a == null ? null : a.bestIter(),
@@ -110,6 +112,7 @@ record ReportWire(
                 r.module(),
                 null,
                 KvCacheRow.KIND,
+                null,
                 null,
                 null,
                 null,
@@ -170,7 +173,11 @@ record ReportWire(
             } else {
                 MethodStats stats =
                         switch (method) {
-                            case "gptq" -> new GptqStats(d(damp), require(fallbacks, "fallbacks"));
+                            case "gptq" ->
+                                new GptqStats(
+                                        d(damp),
+                                        require(fallbacks, "fallbacks"),
+                                        sampledLoss == null ? Double.NaN : sampledLoss);
                             case "autoround" ->
                                 new AutoRoundStats(
                                         d(lossIter0),

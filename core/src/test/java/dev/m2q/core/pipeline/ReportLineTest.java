@@ -30,7 +30,7 @@ class ReportLineTest {
                         + "\"fallbacks\":[\"raised damp\"],\"time_s\":0.25,\"act_amax\":2.5,\"act_amax_channels\":[0.5,2.5],"
                         + "\"act_clip_percentile\":99.9,\"act_clip_amax\":2.25,\"input_scale\":0.005,"
                         + "\"input_scale_type\":\"FP8\",\"act_saturation\":0.001}",
-                Json.write(new ReportRow(0, "m.q", 1.5, 0.25, new GptqStats(0.01, List.of("raised damp")))
+                Json.write(new ReportRow(0, "m.q", 1.5, 0.25, new GptqStats(0.01, List.of("raised damp"), Double.NaN))
                         .withRanges(STATIC)));
         assertEquals(
                 "{\"layer\":1,\"module\":\"m.k\",\"method\":\"rtn\",\"weight_mse\":0.125,\"time_s\":0.5}",
@@ -58,7 +58,9 @@ class ReportLineTest {
     @Test
     void everyKindReadsBackToTheSameRowAndBytesNonFiniteFiguresIncluded() {
         List<ReportLine> rows = List.of(
-                new ReportRow(0, "m.q", Double.NaN, 0.25, new GptqStats(0.01, List.of())).withRanges(STATIC),
+                new ReportRow(0, "m.q", Double.NaN, 0.25, new GptqStats(0.01, List.of(), Double.NaN))
+                        .withRanges(STATIC),
+                new ReportRow(0, "m.k", 1.25, 0.5, new GptqStats(0.01, List.of(), 1.5)),
                 new ReportRow(1, "m.k", 0.125, 0.5, new RtnStats())
                         .withRanges(new ActivationRanges(Float.POSITIVE_INFINITY, List.of(1.0), null)),
                 new ReportRow(2, "m.v", 0.5, 1.0, new AutoRoundStats(0.75, 10, 3, 0.9, 0.4, 0.125, 0.75)),
@@ -72,6 +74,9 @@ class ReportLineTest {
                 assertEquals(row, back, line);
             }
         }
+        assertTrue(
+                Json.write(rows.get(1)).contains("\"fallbacks\":[],\"sampled_loss\":1.5,\"time_s\""),
+                "the exact loss, when asked for, follows the fallbacks");
         ReportRow nan = (ReportRow) Json.read(Json.write(rows.getFirst()), ReportLine.class);
         assertTrue(Double.isNaN(nan.loss()), "a loss written as null reads back as NaN");
     }
