@@ -35,12 +35,22 @@ public final class VectorKernels extends JavaKernels {
 
     @Override
     public void matmul(float[] x, int rows, Matrix w, float[] bias, float[] y) {
+        if (rows > TILED_ROWS && !(w instanceof Matrix.W4)) {
+            TiledMatmul.matmul(x, rows, w, bias, y);
+            return;
+        }
         switch (w) {
             case Matrix.Bf16 b -> matmulBf16(x, rows, b, bias, y);
             case Matrix.F32 f -> matmulF32(x, rows, f, bias, y);
             case Matrix.W4 q -> VectorW4.matmul(x, rows, q, bias, y);
         }
     }
+
+    /**
+     * Rows from which BF16 and F32 products run on {@link TiledMatmul} (prefill, calibration): the same bits as
+     * the row kernels below, which keep decoding and short verifies.
+     */
+    private static final int TILED_ROWS = 8;
 
     /** Row count from which the product is split over token blocks (each reusing x in cache) instead of over W. */
     private static final int BLOCKED_ROWS = 32;
@@ -270,6 +280,10 @@ public final class VectorKernels extends JavaKernels {
      */
     @Override
     public void syrkUpper(float[] x, int rows, int k, float[] c) {
+        if ((long) rows * k * k >= 2 * TiledGemm.MIN_WORK) {
+            TiledGemm.syrkUpper(x, rows, k, c);
+            return;
+        }
         float[] block = new float[Math.min(SYRK_ROWS, k) * Math.min(SYRK_COLS, k)];
         for (int i0 = 0; i0 < k; i0 += SYRK_ROWS) {
             int ib = Math.min(SYRK_ROWS, k - i0);
@@ -315,6 +329,10 @@ public final class VectorKernels extends JavaKernels {
             int cOff,
             int ldc) {
         if (m <= 0 || n <= 0 || depth <= 0) {
+            return;
+        }
+        if ((long) m * n * depth >= TiledGemm.MIN_WORK) {
+            TiledGemm.gemmAcc(m, n, depth, a, aOff, aRow, aCol, b, bOff, ldb, c, cOff, ldc);
             return;
         }
         Gemm g = new Gemm(depth, a, aOff, aRow, aCol, b, bOff, ldb, c, cOff, ldc);
