@@ -42,6 +42,15 @@ final class TiledMatmul {
     /** Rows per block: the lane-order sum and the chain scratch, MC_M × 3·NW fp32 each, stay in L2. */
     static final int MC_M = 32 * MR;
 
+    /** Gather offsets 0, V, 2V, …: one lane of V consecutive rows of a row-major [*, V] block. */
+    private static final int[] STRIDE_V = new int[V];
+
+    static {
+        for (int i = 0; i < V; i++) {
+            STRIDE_V[i] = i * V;
+        }
+    }
+
     private TiledMatmul() {}
 
     /** y [rows, n] = x [rows, k] · wᵀ + bias; w is {@link Matrix.Bf16} or {@link Matrix.F32}. */
@@ -161,7 +170,7 @@ final class TiledMatmul {
     /**
      * W_l panels of columns [n0, n0 + nc), fp32: wp[((l·nt + tn)·depth + s)·NW + q] = W[n0 + tn·NW + q, sV + l],
      * 0f past nc. Each NW × V block is read row by row (V contiguous weights, widened in registers) and written
-     * lane by lane (NW contiguous floats).
+     * lane by lane (NW contiguous floats, gathered V at a time).
      */
     private static void regroupWeights(Matrix w, int n0, int nc, int nt, int depth, float[] wp) {
         int k = w.cols();
@@ -180,8 +189,10 @@ final class TiledMatmul {
                 int dst = (tn * depth + s) * NW;
                 for (int l = 0; l < V; l++) {
                     int d = dst + l * lStride;
-                    for (int q = 0; q < NW; q++) {
-                        wp[d + q] = block[q * V + l];
+                    for (int g = 0; g < NW; g += V) {
+                        // Lane l of V consecutive rows: one gather across the block (stride V).
+                        FloatVector.fromArray(TiledGemm.F, block, g * V + l, STRIDE_V, 0)
+                                .intoArray(wp, d + g);
                     }
                 }
             }

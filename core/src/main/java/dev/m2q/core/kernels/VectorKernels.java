@@ -272,7 +272,8 @@ public final class VectorKernels extends JavaKernels {
     private static final int SYRK_COLS = 512;
 
     /**
-     * Blocked: c is covered by blocks of {@link #SYRK_ROWS} × {@link #SYRK_COLS} on and above the diagonal; each
+     * Large products run on {@link TiledGemm#syrkUpper} (packed panels, 6 × 4-vector register tiles, each chunk
+     * sum in one register pass). Small ones here, blocked: c is covered by blocks of {@link #SYRK_ROWS} × {@link #SYRK_COLS} on and above the diagonal; each
      * block's chunk sums are one {@link #gemmAcc} from zero into a scratch block (Xᵀ read in place through its
      * strides; register-tiled, cache-blocked over tokens and columns, rows split over threads), so only a
      * (128 + 512)-column strip of x is read per block, not all of x per 4 rows. Each element is still one
@@ -308,7 +309,8 @@ public final class VectorKernels extends JavaKernels {
     private static final int GEMM_NC = 256;
 
     /**
-     * Register-tiled, cache-blocked: a 4 × 4-vector tile of C lives in 16 accumulators while p runs over a
+     * Products of at least one 6-row micro-tile run on {@link TiledGemm#gemmAcc} (packed panels of A and B, 6 ×
+     * 4-vector register tiles). Thinner or small ones here, register-tiled, cache-blocked: a 4 × 4-vector tile of C lives in 16 accumulators while p runs over a
      * {@link #GEMM_KC} slice, fed by 4 broadcasts of A and 4 loads of B (one row of a B block that stays in
      * L2). Each lane is one in-order FMA chain continued across slices (stored and reloaded exactly), so the
      * bits equal the scalar twin's. Row tiles (or, for short C, column tiles) are split over threads.
@@ -331,7 +333,9 @@ public final class VectorKernels extends JavaKernels {
         if (m <= 0 || n <= 0 || depth <= 0) {
             return;
         }
-        if ((long) m * n * depth >= TiledGemm.MIN_WORK) {
+        if (m >= TiledGemm.MR && n >= TiledGemm.NW / 2 && (long) m * n * depth >= TiledGemm.MIN_WORK) {
+            // At least one full micro-tile of rows and half of one of columns: thinner products (a row of the
+            // triangular inverse) would spend their time on padding and packing.
             TiledGemm.gemmAcc(m, n, depth, a, aOff, aRow, aCol, b, bOff, ldb, c, cOff, ldc);
             return;
         }
