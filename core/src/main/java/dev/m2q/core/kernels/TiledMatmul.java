@@ -61,9 +61,10 @@ final class TiledMatmul {
         int depth = kv / V;
         int rowTiles = (rows + MR - 1) / MR;
         float[] xl = new float[rowTiles * MR * kv];
+        int[] gather = rowGather(k);
         Parallel.forRange(rowTiles, (long) MR * k, (from, to) -> {
             for (int tile = from; tile < to; tile++) {
-                regroupRows(x, rows, k, depth, rowTiles, tile, xl);
+                regroupRows(x, rows, k, depth, rowTiles, tile, xl, gather);
             }
         });
         int colTiles = (n + NW - 1) / NW;
@@ -78,24 +79,56 @@ final class TiledMatmul {
         });
     }
 
-    /** X_l micro-panels of one row tile: xl[((l·rowTiles + tile)·depth + s)·MR + r] = x[tile·MR + r, sV + l]. */
-    private static void regroupRows(float[] x, int rows, int k, int depth, int rowTiles, int tile, float[] xl) {
+    /** Steps of s per gather group in {@link #regroupRows}: MR·8 = 48 outputs, three vectors of 16. */
+    private static final int S_GROUP = 8;
+
+    /**
+     * X_l micro-panels of one row tile: xl[((l·rowTiles + tile)·depth + s)·MR + r] = x[tile·MR + r, sV + l]. A
+     * full tile is written lane plane by lane plane, V outputs at a time, each vector gathered from the tile's
+     * rows through offsets r·k + s·V (when S_GROUP·MR is a whole number of vectors); the rest element by element.
+     */
+    private static void regroupRows(
+            float[] x, int rows, int k, int depth, int rowTiles, int tile, float[] xl, int[] gather) {
         int lStride = rowTiles * depth * MR;
         int base = tile * depth * MR;
+        int t0 = tile * MR;
+        int s = 0;
+        if (gather != null && t0 + MR <= rows) {
+            for (; s + S_GROUP <= depth; s += S_GROUP) {
+                for (int l = 0; l < V; l++) {
+                    int src = t0 * k + s * V + l;
+                    int dst = base + l * lStride + s * MR;
+                    for (int o = 0; o < S_GROUP * MR; o += V) {
+                        FloatVector.fromArray(TiledGemm.F, x, src, gather, o).intoArray(xl, dst + o);
+                    }
+                }
+            }
+        }
         for (int r = 0; r < MR; r++) {
-            int t = tile * MR + r;
+            int t = t0 + r;
             if (t >= rows) {
                 break; // the array is fresh: padding rows are already 0f
             }
-            int src = t * k;
-            for (int s = 0; s < depth; s++) {
-                int dst = base + s * MR + r;
-                int xs = src + s * V;
+            for (int q = s; q < depth; q++) {
+                int dst = base + q * MR + r;
+                int xs = t * k + q * V;
                 for (int l = 0; l < V; l++) {
                     xl[dst + l * lStride] = x[xs + l];
                 }
             }
         }
+    }
+
+    /** Gather offsets for {@link #regroupRows}: output o of a group is row o mod MR, step o / MR; null if V ∤ 48. */
+    private static int[] rowGather(int k) {
+        if ((S_GROUP * MR) % V != 0) {
+            return null;
+        }
+        int[] map = new int[S_GROUP * MR];
+        for (int o = 0; o < map.length; o++) {
+            map[o] = (o % MR) * k + (o / MR) * V;
+        }
+        return map;
     }
 
     /** y[:, n0:n1) for every row: one block of W (at most NT_M column tiles). */
