@@ -7,6 +7,7 @@
 #
 #   tools/bench/kernels.sh              # build the benchmarks jar, then run everything
 #   SKIP_BUILD=1 tools/bench/kernels.sh # reuse gptq/target/benchmarks.jar
+#   JMH_JAVA_OPTS=-Djmh.ignoreLock=true  # extra JVM options for the JMH runner (here: beside another JMH run)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$here"
@@ -21,7 +22,8 @@ jar=gptq/target/benchmarks.jar
 jmh() {
     local name="$1"
     shift
-    "$JDK/bin/java" --add-modules jdk.incubator.vector -jar "$jar" "$@" -f 1 -rf json -rff "$OUT/$name.json"
+    # shellcheck disable=SC2086
+    "$JDK/bin/java" ${JMH_JAVA_OPTS:-} --add-modules jdk.incubator.vector -jar "$jar" "$@" -f 1 -rf json -rff "$OUT/$name.json"
 }
 
 # 1. The roofline: 2-thread FMA peak (the figure the other benchmarks' :peakPct is read against) and bandwidth.
