@@ -35,12 +35,22 @@ public final class VectorKernels extends JavaKernels {
 
     @Override
     public void matmul(float[] x, int rows, Matrix w, float[] bias, float[] y) {
+        if (rows > TILED_ROWS && !(w instanceof Matrix.W4)) {
+            TiledMatmul.matmul(x, rows, w, bias, y);
+            return;
+        }
         switch (w) {
             case Matrix.Bf16 b -> matmulBf16(x, rows, b, bias, y);
             case Matrix.F32 f -> matmulF32(x, rows, f, bias, y);
             case Matrix.W4 q -> VectorW4.matmul(x, rows, q, bias, y);
         }
     }
+
+    /**
+     * Rows from which BF16 and F32 products run on {@link TiledMatmul} (prefill, calibration): the same bits as
+     * the row kernels below, which keep decoding and short verifies.
+     */
+    private static final int TILED_ROWS = 8;
 
     /** Row count from which the product is split over token blocks (each reusing x in cache) instead of over W. */
     private static final int BLOCKED_ROWS = 32;
@@ -262,7 +272,8 @@ public final class VectorKernels extends JavaKernels {
     private static final int SYRK_COLS = 512;
 
     /**
-     * Blocked: c is covered by blocks of {@link #SYRK_ROWS} × {@link #SYRK_COLS} on and above the diagonal; each
+     * Large products run on {@link TiledGemm#syrkUpper} (packed panels, 6 × 4-vector register tiles, each chunk
+     * sum in one register pass). Small ones here, blocked: c is covered by blocks of {@link #SYRK_ROWS} × {@link #SYRK_COLS} on and above the diagonal; each
      * block's chunk sums are one {@link #gemmAcc} from zero into a scratch block (Xᵀ read in place through its
      * strides; register-tiled, cache-blocked over tokens and columns, rows split over threads), so only a
      * (128 + 512)-column strip of x is read per block, not all of x per 4 rows. Each element is still one
@@ -270,6 +281,10 @@ public final class VectorKernels extends JavaKernels {
      */
     @Override
     public void syrkUpper(float[] x, int rows, int k, float[] c) {
+        if ((long) rows * k * k >= 2 * TiledGemm.MIN_WORK) {
+            TiledGemm.syrkUpper(x, rows, k, c);
+            return;
+        }
         float[] block = new float[Math.min(SYRK_ROWS, k) * Math.min(SYRK_COLS, k)];
         for (int i0 = 0; i0 < k; i0 += SYRK_ROWS) {
             int ib = Math.min(SYRK_ROWS, k - i0);
@@ -294,7 +309,8 @@ public final class VectorKernels extends JavaKernels {
     private static final int GEMM_NC = 256;
 
     /**
-     * Register-tiled, cache-blocked: a 4 × 4-vector tile of C lives in 16 accumulators while p runs over a
+     * Products of at least one 6-row micro-tile run on {@link TiledGemm#gemmAcc} (packed panels of A and B, 6 ×
+     * 4-vector register tiles). Thinner or small ones here, register-tiled, cache-blocked: a 4 × 4-vector tile of C lives in 16 accumulators while p runs over a
      * {@link #GEMM_KC} slice, fed by 4 broadcasts of A and 4 loads of B (one row of a B block that stays in
      * L2). Each lane is one in-order FMA chain continued across slices (stored and reloaded exactly), so the
      * bits equal the scalar twin's. Row tiles (or, for short C, column tiles) are split over threads.
@@ -315,6 +331,12 @@ public final class VectorKernels extends JavaKernels {
             int cOff,
             int ldc) {
         if (m <= 0 || n <= 0 || depth <= 0) {
+            return;
+        }
+        if (m >= TiledGemm.MR && n >= TiledGemm.NW / 2 && (long) m * n * depth >= TiledGemm.MIN_WORK) {
+            // At least one full micro-tile of rows and half of one of columns: thinner products (a row of the
+            // triangular inverse) would spend their time on padding and packing.
+            TiledGemm.gemmAcc(m, n, depth, a, aOff, aRow, aCol, b, bOff, ldb, c, cOff, ldc);
             return;
         }
         Gemm g = new Gemm(depth, a, aOff, aRow, aCol, b, bOff, ldb, c, cOff, ldc);

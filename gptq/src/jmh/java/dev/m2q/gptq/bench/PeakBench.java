@@ -81,14 +81,14 @@ public class PeakBench {
     @Benchmark
     @Threads(1)
     public float fma1(Regs r, Counters.Flops flops) {
-        flops.gflop += fmaFlops(r.iterations) * 1e-9;
+        flops.add(fmaFlops(r.iterations));
         return fmaChains(r);
     }
 
     @Benchmark
     @Threads(2)
     public float fma2(Regs r, Counters.Flops flops) {
-        flops.gflop += fmaFlops(r.iterations) * 1e-9;
+        flops.add(fmaFlops(r.iterations));
         return fmaChains(r);
     }
 
