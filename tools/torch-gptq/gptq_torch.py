@@ -341,6 +341,7 @@ def gptq(w, h, group=128, block=128, damp=0.01):
         cnt = i2 - i1
         w1 = w[:, i1:i2].clone()
         u1 = u[i1:i2, i1:i2]
+        q1 = torch.zeros(n, cnt, dtype=torch.float32)
         err1 = torch.zeros(n, cnt, dtype=torch.float32)
         for i in range(cnt):
             col = i1 + i
@@ -352,11 +353,13 @@ def gptq(w, h, group=128, block=128, damp=0.01):
                 scales[col // group] = s
             x = w1[:, i]
             q = rtn_code(x, s)
-            codes[:, col] = q.long()
+            q1[:, i] = q
             e = (x - s * (q - ZERO)) / u1[i, i]
             err1[:, i] = e
-            err_sq += e.double() * e.double()
-            w1[:, i + 1:] -= e[:, None] * u1[i, i + 1:][None, :]
+            if i + 1 < cnt:
+                w1[:, i + 1:].addr_(e, u1[i, i + 1:], alpha=-1)  # the block's later columns: w_j -= e·U_ij
+        codes[:, i1:i2] = q1.long()
+        err_sq += (err1.double() ** 2).sum(dim=1)
         if i2 < k:
             w[:, i2:] -= err1 @ u[i1:i2, i2:]  # the lazy batch update
     return codes, scales, float(err_sq.sum()) / n, lam, len(dead)
