@@ -508,20 +508,23 @@ def sample_windows(stream, nsamples, seqlen, seed):
 # ---------------------------------------------------------------- the pipeline
 
 
-def hessian(xs, w, cfg, cos, sin, tap, batch):
-    """H = (2/T)·Σ x xᵀ of linear `tap`'s input over every token of xs [S, T, C]: fp32 sums, scaled at the end."""
+def hessian(xs, w, cfg, cos, sin, tap, batch, sums=torch.float32):
+    """H = (2/T)·Σ x xᵀ of linear `tap`'s input over every token of xs [S, T, C]: sums in `sums` (fp32 as m2q;
+    fp64 to probe how much the sums' rounding moves the result), scaled at the end, returned in fp32."""
     k = w[tap].shape[1]
-    acc = torch.zeros(k, k, dtype=torch.float32)
+    acc = torch.zeros(k, k, dtype=sums)
     tokens = 0
     for b0 in range(0, xs.shape[0], batch):
-        x = layer_forward(xs[b0:b0 + batch], w, cfg, cos, sin, tap=tap).reshape(-1, k)
+        x = layer_forward(xs[b0:b0 + batch], w, cfg, cos, sin, tap=tap).reshape(-1, k).to(sums)
         acc.addmm_(x.t(), x)
         tokens += x.shape[0]
-    return acc * np.float32(2.0 / tokens)
+    if sums == torch.float32:
+        return acc * np.float32(2.0 / tokens)
+    return (acc * (2.0 / tokens)).float()
 
 
 @torch.no_grad()
-def quantize_model(st, cfg, samples, group, block, damp, batch, log):
+def quantize_model(st, cfg, samples, group, block, damp, batch, log, sums=torch.float32):
     """Returns ({layer prefix + linear: (codes, scales)}, report rows, seconds per phase)."""
     seqlen = len(samples[0])
     ids = torch.tensor(samples, dtype=torch.long)
@@ -534,7 +537,7 @@ def quantize_model(st, cfg, samples, group, block, damp, batch, log):
         w = layer_weights(st, cfg, li)
         for group_names in GROUPS:
             t0 = time.perf_counter()
-            h = hessian(xs, w, cfg, cos, sin, group_names[0], batch)
+            h = hessian(xs, w, cfg, cos, sin, group_names[0], batch, sums)
             times["hessians"] += time.perf_counter() - t0
             for m in group_names:
                 t0 = time.perf_counter()
@@ -846,6 +849,8 @@ def main(argv):
     ap.add_argument("--damp", type=float, default=0.01)
     ap.add_argument("--batch", type=int, default=8, help="calibration windows per forward batch")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--fp64-hessian", action="store_true",
+                    help="accumulate H in fp64 (not m2q's way: a probe of the sums' rounding)")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     if a.self_test:
@@ -875,7 +880,8 @@ def main(argv):
         f"{len(samples)} × {len(samples[0])} calibration tokens, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads")
     t_quant = time.perf_counter()
-    result, report, times = quantize_model(st, cfg, samples, a.group_size, a.block_size, a.damp, a.batch, log)
+    result, report, times = quantize_model(st, cfg, samples, a.group_size, a.block_size, a.damp, a.batch, log,
+                                           torch.float64 if a.fp64_hessian else torch.float32)
     quant_s = time.perf_counter() - t_quant
     t_write = time.perf_counter()
     write_release(a.model, a.out, st, cfg, result, report, a.group_size, a.damp)
