@@ -788,6 +788,14 @@ def _self_test_gptq(c):
     codes_d, _, loss_d, _, dead = gptq(w, h, group, 128, 0.01)
     c.check(dead == 1 and bool((codes_d[:, 5] == ZERO).all()) and math.isfinite(loss_d),
             "a dead input (H_kk = 0) is zeroed: its codes are all 8, the loss finite")
+    ties = rtn_code(torch.tensor([2.5, -2.5, 3.5, 0.49, 7.6, -9.0]), torch.tensor(1.0))
+    c.check(ties.tolist() == [10, 6, 12, 8, 15, 0], f"codes round half to even and clamp to [0, 15]: {ties.tolist()}")
+    err = (w - dequantize(codes_r, scales_r, group)).abs()
+    half_step = scales_r.t().repeat_interleave(group, dim=1) / 2
+    # Rounding the scale to fp16 (relative error ≤ 2⁻¹¹) can put the largest weight up to 7.5·2⁻¹¹ steps past +7.5,
+    # where the clamp leaves it: the bound is (0.5 + 7.5·2⁻¹¹) steps, i.e. half a step times 1 + 15·2⁻¹¹ < 1 + 2⁻⁷.
+    c.check(bool((err <= half_step * (1 + 2.0 ** -7)).all()),
+            "RTN's error is at most half a step (plus the fp16 scale's rounding) everywhere")
     c.check(float(rtn_scale(torch.zeros(1))[0]) == float(np.float16(np.float32(2.0) / np.float32(15.0))),
             "an all-zero group's scale is fp16(2/15)")
     tiny = rtn_scale(torch.tensor([1e-30]))
