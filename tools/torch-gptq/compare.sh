@@ -141,7 +141,8 @@ lines += ["",
           f"- wall-time ratio m2q / torch: {ratio:.2f} (goal ≤ 0.5); torch's own split: Hessian passes "
           f"{timing['hessians_s']:.1f} s, GPTQ {timing['gptq_s']:.1f} s, propagation {timing['propagate_s']:.1f} s, "
           f"write {timing['write_s']:.1f} s; torch on {blas_note}",
-          f"- Σ proxy loss over the 56 linears (the loop's Σ err²/N): m2q {loss_m2q:.6g}, torch {loss_torch:.6g}",
+          f"- Σ proxy loss over the {timing['linears']} linears (the loop's Σ err²/N): m2q {loss_m2q:.6g}, "
+          f"torch {loss_torch:.6g}",
           f"- codes: {100 * same / total:.3f}% identical ({100 * off_by_one / total:.3f}% differ by one step); "
           f"layer 0 alone {100 * same0:.3f}%",
           f"- KL: m2q {kl_m:.6f} vs torch {kl_t:.6f}: m2q's is "
