@@ -547,6 +547,8 @@ def quantize_model(st, cfg, samples, group, block, damp, batch, log, sums=torch.
                 prefix = f"model.layers.{li}.{m}"
                 result[prefix] = (codes, scales)
                 w[m] = dequantize(codes, scales, group)  # later groups and the next layer see the quantized one
+                if lam != damp:
+                    log(f"{prefix}: damp raised from {damp} to {lam:.2f} (the Cholesky failed before)")
                 report.append({"layer": li, "module": prefix, "method": "gptq-torch", "loss": loss, "damp": lam,
                                "dead_columns": dead, "time_s": dt})
         t0 = time.perf_counter()
