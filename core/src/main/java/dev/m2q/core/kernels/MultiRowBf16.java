@@ -90,7 +90,19 @@ final class MultiRowBf16 {
             for (int c0 = 0; c0 < upper; c0 += block) {
                 int c1 = Math.min(upper, c0 + block);
                 boolean first = c0 == 0;
-                for (int j = jb; j < je; j++) {
+                int j = jb;
+                int wide = kernel == 8 ? 2 : 4;
+                for (; j + wide <= je; j += wide) {
+                    long rowBase = 2L * j * k;
+                    int a = (j - jb) * MAX_ROWS * V;
+                    switch (kernel) {
+                        case 1 -> out4rows1(seg, rowBase, 2L * k, x, xo, c0, c1, ch, a, first);
+                        case 2 -> out4rows2(seg, rowBase, 2L * k, x, xo, c0, c1, ch, a, first);
+                        case 4 -> out4rows4(seg, rowBase, 2L * k, x, xo, c0, c1, ch, a, first);
+                        default -> out2rows8(seg, rowBase, 2L * k, x, xo, c0, c1, ch, a, first);
+                    }
+                }
+                for (; j < je; j++) {
                     long rowBase = 2L * j * k;
                     int a = (j - jb) * MAX_ROWS * V;
                     switch (kernel) {
@@ -221,5 +233,259 @@ final class MultiRowBf16 {
         a5.intoArray(ch, a + 5 * V);
         a6.intoArray(ch, a + 6 * V);
         a7.intoArray(ch, a + 7 * V);
+    }
+
+    /** {@link #rows1} for 4 channels at once (rowBase, rowBase + rowBytes, …): 4 chains, 4 weight vectors per step. */
+    private static void out4rows1(
+            MemorySegment seg,
+            long rowBase,
+            long rowBytes,
+            float[] x,
+            int[] xo,
+            int c0,
+            int c1,
+            float[] ch,
+            int a,
+            boolean first) {
+        int x0 = xo[0];
+        long b0 = rowBase;
+        long b1 = rowBase + rowBytes;
+        long b2 = rowBase + 2 * rowBytes;
+        long b3 = rowBase + 3 * rowBytes;
+        FloatVector a00 = chain(ch, a, first);
+        FloatVector a10 = chain(ch, a + 8 * V, first);
+        FloatVector a20 = chain(ch, a + 16 * V, first);
+        FloatVector a30 = chain(ch, a + 24 * V, first);
+        for (int c = c0; c < c1; c += V) {
+            FloatVector w0 = widen(seg, b0 + 2L * c);
+            FloatVector w1 = widen(seg, b1 + 2L * c);
+            FloatVector w2 = widen(seg, b2 + 2L * c);
+            FloatVector w3 = widen(seg, b3 + 2L * c);
+            FloatVector xv0 = FloatVector.fromArray(F, x, x0 + c);
+            a00 = xv0.fma(w0, a00);
+            a10 = xv0.fma(w1, a10);
+            a20 = xv0.fma(w2, a20);
+            a30 = xv0.fma(w3, a30);
+        }
+        a00.intoArray(ch, a);
+        a10.intoArray(ch, a + 8 * V);
+        a20.intoArray(ch, a + 16 * V);
+        a30.intoArray(ch, a + 24 * V);
+    }
+
+    /** {@link #rows2} for 4 channels at once (rowBase, rowBase + rowBytes, …): 8 chains, 4 weight vectors per step. */
+    private static void out4rows2(
+            MemorySegment seg,
+            long rowBase,
+            long rowBytes,
+            float[] x,
+            int[] xo,
+            int c0,
+            int c1,
+            float[] ch,
+            int a,
+            boolean first) {
+        int x0 = xo[0];
+        int x1 = xo[1];
+        long b0 = rowBase;
+        long b1 = rowBase + rowBytes;
+        long b2 = rowBase + 2 * rowBytes;
+        long b3 = rowBase + 3 * rowBytes;
+        FloatVector a00 = chain(ch, a, first);
+        FloatVector a01 = chain(ch, a + V, first);
+        FloatVector a10 = chain(ch, a + 8 * V, first);
+        FloatVector a11 = chain(ch, a + 9 * V, first);
+        FloatVector a20 = chain(ch, a + 16 * V, first);
+        FloatVector a21 = chain(ch, a + 17 * V, first);
+        FloatVector a30 = chain(ch, a + 24 * V, first);
+        FloatVector a31 = chain(ch, a + 25 * V, first);
+        for (int c = c0; c < c1; c += V) {
+            FloatVector w0 = widen(seg, b0 + 2L * c);
+            FloatVector w1 = widen(seg, b1 + 2L * c);
+            FloatVector w2 = widen(seg, b2 + 2L * c);
+            FloatVector w3 = widen(seg, b3 + 2L * c);
+            FloatVector xv0 = FloatVector.fromArray(F, x, x0 + c);
+            a00 = xv0.fma(w0, a00);
+            a10 = xv0.fma(w1, a10);
+            a20 = xv0.fma(w2, a20);
+            a30 = xv0.fma(w3, a30);
+            FloatVector xv1 = FloatVector.fromArray(F, x, x1 + c);
+            a01 = xv1.fma(w0, a01);
+            a11 = xv1.fma(w1, a11);
+            a21 = xv1.fma(w2, a21);
+            a31 = xv1.fma(w3, a31);
+        }
+        a00.intoArray(ch, a);
+        a01.intoArray(ch, a + V);
+        a10.intoArray(ch, a + 8 * V);
+        a11.intoArray(ch, a + 9 * V);
+        a20.intoArray(ch, a + 16 * V);
+        a21.intoArray(ch, a + 17 * V);
+        a30.intoArray(ch, a + 24 * V);
+        a31.intoArray(ch, a + 25 * V);
+    }
+
+    /** {@link #rows4} for 4 channels at once (rowBase, rowBase + rowBytes, …): 16 chains, 4 weight vectors per step. */
+    private static void out4rows4(
+            MemorySegment seg,
+            long rowBase,
+            long rowBytes,
+            float[] x,
+            int[] xo,
+            int c0,
+            int c1,
+            float[] ch,
+            int a,
+            boolean first) {
+        int x0 = xo[0];
+        int x1 = xo[1];
+        int x2 = xo[2];
+        int x3 = xo[3];
+        long b0 = rowBase;
+        long b1 = rowBase + rowBytes;
+        long b2 = rowBase + 2 * rowBytes;
+        long b3 = rowBase + 3 * rowBytes;
+        FloatVector a00 = chain(ch, a, first);
+        FloatVector a01 = chain(ch, a + V, first);
+        FloatVector a02 = chain(ch, a + 2 * V, first);
+        FloatVector a03 = chain(ch, a + 3 * V, first);
+        FloatVector a10 = chain(ch, a + 8 * V, first);
+        FloatVector a11 = chain(ch, a + 9 * V, first);
+        FloatVector a12 = chain(ch, a + 10 * V, first);
+        FloatVector a13 = chain(ch, a + 11 * V, first);
+        FloatVector a20 = chain(ch, a + 16 * V, first);
+        FloatVector a21 = chain(ch, a + 17 * V, first);
+        FloatVector a22 = chain(ch, a + 18 * V, first);
+        FloatVector a23 = chain(ch, a + 19 * V, first);
+        FloatVector a30 = chain(ch, a + 24 * V, first);
+        FloatVector a31 = chain(ch, a + 25 * V, first);
+        FloatVector a32 = chain(ch, a + 26 * V, first);
+        FloatVector a33 = chain(ch, a + 27 * V, first);
+        for (int c = c0; c < c1; c += V) {
+            FloatVector w0 = widen(seg, b0 + 2L * c);
+            FloatVector w1 = widen(seg, b1 + 2L * c);
+            FloatVector w2 = widen(seg, b2 + 2L * c);
+            FloatVector w3 = widen(seg, b3 + 2L * c);
+            FloatVector xv0 = FloatVector.fromArray(F, x, x0 + c);
+            a00 = xv0.fma(w0, a00);
+            a10 = xv0.fma(w1, a10);
+            a20 = xv0.fma(w2, a20);
+            a30 = xv0.fma(w3, a30);
+            FloatVector xv1 = FloatVector.fromArray(F, x, x1 + c);
+            a01 = xv1.fma(w0, a01);
+            a11 = xv1.fma(w1, a11);
+            a21 = xv1.fma(w2, a21);
+            a31 = xv1.fma(w3, a31);
+            FloatVector xv2 = FloatVector.fromArray(F, x, x2 + c);
+            a02 = xv2.fma(w0, a02);
+            a12 = xv2.fma(w1, a12);
+            a22 = xv2.fma(w2, a22);
+            a32 = xv2.fma(w3, a32);
+            FloatVector xv3 = FloatVector.fromArray(F, x, x3 + c);
+            a03 = xv3.fma(w0, a03);
+            a13 = xv3.fma(w1, a13);
+            a23 = xv3.fma(w2, a23);
+            a33 = xv3.fma(w3, a33);
+        }
+        a00.intoArray(ch, a);
+        a01.intoArray(ch, a + V);
+        a02.intoArray(ch, a + 2 * V);
+        a03.intoArray(ch, a + 3 * V);
+        a10.intoArray(ch, a + 8 * V);
+        a11.intoArray(ch, a + 9 * V);
+        a12.intoArray(ch, a + 10 * V);
+        a13.intoArray(ch, a + 11 * V);
+        a20.intoArray(ch, a + 16 * V);
+        a21.intoArray(ch, a + 17 * V);
+        a22.intoArray(ch, a + 18 * V);
+        a23.intoArray(ch, a + 19 * V);
+        a30.intoArray(ch, a + 24 * V);
+        a31.intoArray(ch, a + 25 * V);
+        a32.intoArray(ch, a + 26 * V);
+        a33.intoArray(ch, a + 27 * V);
+    }
+
+    /** {@link #rows8} for 2 channels at once (rowBase, rowBase + rowBytes, …): 16 chains, 2 weight vectors per step. */
+    private static void out2rows8(
+            MemorySegment seg,
+            long rowBase,
+            long rowBytes,
+            float[] x,
+            int[] xo,
+            int c0,
+            int c1,
+            float[] ch,
+            int a,
+            boolean first) {
+        int x0 = xo[0];
+        int x1 = xo[1];
+        int x2 = xo[2];
+        int x3 = xo[3];
+        int x4 = xo[4];
+        int x5 = xo[5];
+        int x6 = xo[6];
+        int x7 = xo[7];
+        long b0 = rowBase;
+        long b1 = rowBase + rowBytes;
+        FloatVector a00 = chain(ch, a, first);
+        FloatVector a01 = chain(ch, a + V, first);
+        FloatVector a02 = chain(ch, a + 2 * V, first);
+        FloatVector a03 = chain(ch, a + 3 * V, first);
+        FloatVector a04 = chain(ch, a + 4 * V, first);
+        FloatVector a05 = chain(ch, a + 5 * V, first);
+        FloatVector a06 = chain(ch, a + 6 * V, first);
+        FloatVector a07 = chain(ch, a + 7 * V, first);
+        FloatVector a10 = chain(ch, a + 8 * V, first);
+        FloatVector a11 = chain(ch, a + 9 * V, first);
+        FloatVector a12 = chain(ch, a + 10 * V, first);
+        FloatVector a13 = chain(ch, a + 11 * V, first);
+        FloatVector a14 = chain(ch, a + 12 * V, first);
+        FloatVector a15 = chain(ch, a + 13 * V, first);
+        FloatVector a16 = chain(ch, a + 14 * V, first);
+        FloatVector a17 = chain(ch, a + 15 * V, first);
+        for (int c = c0; c < c1; c += V) {
+            FloatVector w0 = widen(seg, b0 + 2L * c);
+            FloatVector w1 = widen(seg, b1 + 2L * c);
+            FloatVector xv0 = FloatVector.fromArray(F, x, x0 + c);
+            a00 = xv0.fma(w0, a00);
+            a10 = xv0.fma(w1, a10);
+            FloatVector xv1 = FloatVector.fromArray(F, x, x1 + c);
+            a01 = xv1.fma(w0, a01);
+            a11 = xv1.fma(w1, a11);
+            FloatVector xv2 = FloatVector.fromArray(F, x, x2 + c);
+            a02 = xv2.fma(w0, a02);
+            a12 = xv2.fma(w1, a12);
+            FloatVector xv3 = FloatVector.fromArray(F, x, x3 + c);
+            a03 = xv3.fma(w0, a03);
+            a13 = xv3.fma(w1, a13);
+            FloatVector xv4 = FloatVector.fromArray(F, x, x4 + c);
+            a04 = xv4.fma(w0, a04);
+            a14 = xv4.fma(w1, a14);
+            FloatVector xv5 = FloatVector.fromArray(F, x, x5 + c);
+            a05 = xv5.fma(w0, a05);
+            a15 = xv5.fma(w1, a15);
+            FloatVector xv6 = FloatVector.fromArray(F, x, x6 + c);
+            a06 = xv6.fma(w0, a06);
+            a16 = xv6.fma(w1, a16);
+            FloatVector xv7 = FloatVector.fromArray(F, x, x7 + c);
+            a07 = xv7.fma(w0, a07);
+            a17 = xv7.fma(w1, a17);
+        }
+        a00.intoArray(ch, a);
+        a01.intoArray(ch, a + V);
+        a02.intoArray(ch, a + 2 * V);
+        a03.intoArray(ch, a + 3 * V);
+        a04.intoArray(ch, a + 4 * V);
+        a05.intoArray(ch, a + 5 * V);
+        a06.intoArray(ch, a + 6 * V);
+        a07.intoArray(ch, a + 7 * V);
+        a10.intoArray(ch, a + 8 * V);
+        a11.intoArray(ch, a + 9 * V);
+        a12.intoArray(ch, a + 10 * V);
+        a13.intoArray(ch, a + 11 * V);
+        a14.intoArray(ch, a + 12 * V);
+        a15.intoArray(ch, a + 13 * V);
+        a16.intoArray(ch, a + 14 * V);
+        a17.intoArray(ch, a + 15 * V);
     }
 }
