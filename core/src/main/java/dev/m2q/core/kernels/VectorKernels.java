@@ -57,6 +57,11 @@ public final class VectorKernels extends JavaKernels {
     }
 
     private void matmulF32(float[] x, int rows, Matrix.F32 w, float[] bias, float[] y) {
+        if (rows <= MultiRowF32.MAX_ROWS) {
+            // decoding and speculative verify on fp32 weights: as for bf16
+            MultiRowF32.matmul(x, rows, w, bias, y);
+            return;
+        }
         schedule(rows, w.rows(), w.cols(), (j, t0, t1) -> f32Row(x, w, j, t0, t1, bias, y));
     }
 

@@ -92,7 +92,8 @@ class KernelsTwinTest {
     }
 
     /**
-     * The bf16 product of 1 to 8 rows follows, bit for bit, the per-row order {@link MultiRowBf16} documents (the
+     * The bf16 and fp32 products of 1 to 8 rows follow, bit for bit, the per-row order {@link MultiRowBf16} and
+     * {@link MultiRowF32} document (the
      * order the vector kernels have always used for one row): per lane l of V, one FMA chain over the columns
      * c ≡ l (mod V) below loopBound(K); the lanes summed in order from 0f; the ragged columns added unfused; then
      * the bias. Emulated here in scalar code, so the column blocks (K above one block of x for the row count: 768
@@ -111,7 +112,7 @@ class KernelsTwinTest {
         "8, 41, 2000",
         "8, 3, 15"
     })
-    void bf16RowsFollowTheDocumentedOrder(int rows, int n, int k) {
+    void fewRowsFollowTheDocumentedOrder(int rows, int n, int k) {
         SplittableRandom rnd = new SplittableRandom(53L * rows + n + k);
         float[] x = randoms(rnd, rows * k);
         float[] bias = randoms(rnd, n);
@@ -122,28 +123,31 @@ class KernelsTwinTest {
             for (int i = 0; i < n * k; i++) {
                 seg.set(Matrix.LE_SHORT, 2L * i, Bf16.fromFloat((float) rnd.nextGaussian()));
             }
-            Matrix.Bf16 w = new Matrix.Bf16(seg, n, k);
-            for (float[] b : new float[][] {bias, null}) {
-                float[] y = new float[rows * n];
-                VectorKernels.INSTANCE.matmul(x, rows, w, b, y);
-                for (int t = 0; t < rows; t++) {
-                    for (int j = 0; j < n; j++) {
-                        float s = 0f;
-                        for (int l = 0; l < lanes && upper > 0; l++) {
-                            float chain = 0f;
-                            for (int c = l; c < upper; c += lanes) {
-                                chain = Math.fma(x[t * k + c], w.get(j, c), chain);
+            float[] wf = randoms(rnd, n * k);
+            for (Matrix w : new Matrix[] {new Matrix.Bf16(seg, n, k), new Matrix.F32(wf, n, k)}) {
+                for (float[] b : new float[][] {bias, null}) {
+                    float[] y = new float[rows * n];
+                    VectorKernels.INSTANCE.matmul(x, rows, w, b, y);
+                    for (int t = 0; t < rows; t++) {
+                        for (int j = 0; j < n; j++) {
+                            float s = 0f;
+                            for (int l = 0; l < lanes && upper > 0; l++) {
+                                float chain = 0f;
+                                for (int c = l; c < upper; c += lanes) {
+                                    chain = Math.fma(x[t * k + c], w.get(j, c), chain);
+                                }
+                                s += chain;
                             }
-                            s += chain;
+                            for (int c = upper; c < k; c++) {
+                                s += x[t * k + c] * w.get(j, c);
+                            }
+                            float expected = s + (b == null ? 0f : b[j]);
+                            assertEquals(
+                                    Float.floatToRawIntBits(expected),
+                                    Float.floatToRawIntBits(y[t * n + j]),
+                                    w.getClass().getSimpleName() + " row " + t + " of " + rows + ", column " + j
+                                            + (b == null ? "" : ", with bias"));
                         }
-                        for (int c = upper; c < k; c++) {
-                            s += x[t * k + c] * w.get(j, c);
-                        }
-                        float expected = s + (b == null ? 0f : b[j]);
-                        assertEquals(
-                                Float.floatToRawIntBits(expected),
-                                Float.floatToRawIntBits(y[t * n + j]),
-                                "row " + t + " of " + rows + ", column " + j + (b == null ? "" : ", with bias"));
                     }
                 }
             }
