@@ -87,9 +87,9 @@ public class DecodeCostBench {
             for (int c = 0; c < LAYER_COPIES; c++) {
                 for (int i = 0; i < shapes.length; i++) {
                     layers[c][i] = w4(shapes[i][0], shapes[i][1], rnd);
+                    widest = Math.max(widest, shapes[i][0]);
                 }
             }
-            widest = FFN;
         } else if (bench.endsWith("targetLmHead")) {
             lmHead = bf16(152064, H, rnd);
             widest = 152064;
@@ -100,14 +100,14 @@ public class DecodeCostBench {
             head = new Matrix[shapes.length];
             for (int i = 0; i < shapes.length; i++) {
                 head[i] = bf16(shapes[i][0], shapes[i][1], rnd);
+                widest = Math.max(widest, shapes[i][0]);
             }
-            widest = FFN;
         }
         x = new float[rows * Math.max(3 * H, FFN)];
         for (int i = 0; i < x.length; i++) {
             x[i] = (float) rnd.nextGaussian();
         }
-        y = new float[rows * Math.max(widest, 3 * H)];
+        y = new float[rows * widest];
     }
 
     private Matrix.W4 w4(int n, int k, SplittableRandom rnd) {
