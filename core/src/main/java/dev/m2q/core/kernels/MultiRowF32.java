@@ -20,6 +20,8 @@ final class MultiRowF32 {
     private static final int J_BLOCK = 16;
     /** Floats of x per column block (24 KiB), half of a 48 KiB L1 beside the chains and W's lines. */
     private static final int X_BLOCK_FLOATS = 6144;
+    /** A weight of at most this many bytes is taken to be read from cache (decoding a small model, a small head). */
+    private static final long CACHED_BYTES = 4L << 20;
 
     /** Each thread's stored chains, [J_BLOCK, MAX_ROWS, V]: reused, so a decode step allocates nothing here. */
     private static final ThreadLocal<float[]> CHAINS = ThreadLocal.withInitial(() -> new float[J_BLOCK * MAX_ROWS * V]);
@@ -49,6 +51,7 @@ final class MultiRowF32 {
         int k = w.cols();
         int upper = F.loopBound(k);
         int kernel = rows == 1 ? 1 : rows == 2 ? 2 : rows <= 4 ? 4 : 8;
+        boolean cached = 4L * n * k <= CACHED_BYTES;
         int block = Math.max(V, X_BLOCK_FLOATS / kernel / V * V);
         int[] xo = {
             0,
@@ -67,13 +70,16 @@ final class MultiRowF32 {
                 int c1 = Math.min(upper, c0 + block);
                 boolean first = c0 == 0;
                 int j = jb;
-                // Several rows: 4 (2 for 5..8 rows) channels per pass. One row: one channel at a time (4
-                // interleaved channels measured 1.4-1.6x slower from DRAM on one core).
+                // 4 channels per pass for 2 to 4 rows and, on a matrix small enough to be read from cache, for one
+                // row (independent chains: one chain is latency-bound there); 2 for 5 to 8 rows. One row of a large
+                // matrix: one channel at a time (4 interleaved channels measured 1.4-1.6x slower from DRAM on one
+                // core).
                 int wide = kernel == 8 ? 2 : 4;
-                for (; kernel > 1 && j + wide <= je; j += wide) {
+                for (; (kernel > 1 || cached) && j + wide <= je; j += wide) {
                     int rowBase = j * k;
                     int a = (j - jb) * MAX_ROWS * V;
                     switch (kernel) {
+                        case 1 -> out4rows1(seg, rowBase, k, x, xo, c0, c1, ch, a, first);
                         case 2 -> out4rows2(seg, rowBase, k, x, xo, c0, c1, ch, a, first);
                         case 4 -> out4rows4(seg, rowBase, k, x, xo, c0, c1, ch, a, first);
                         default -> out2rows8(seg, rowBase, k, x, xo, c0, c1, ch, a, first);
@@ -420,5 +426,43 @@ final class MultiRowF32 {
         a15.intoArray(ch, a + 13 * V);
         a16.intoArray(ch, a + 14 * V);
         a17.intoArray(ch, a + 15 * V);
+    }
+
+    /** {@link #rows1} for 4 channels at once (rowBase, rowBase + rowStride, …): 4 chains, 4 weight vectors per step. */
+    private static void out4rows1(
+            float[] seg,
+            int rowBase,
+            int rowStride,
+            float[] x,
+            int[] xo,
+            int c0,
+            int c1,
+            float[] ch,
+            int a,
+            boolean first) {
+        int x0 = xo[0];
+        int b0 = rowBase;
+        int b1 = rowBase + rowStride;
+        int b2 = rowBase + 2 * rowStride;
+        int b3 = rowBase + 3 * rowStride;
+        FloatVector a00 = chain(ch, a, first);
+        FloatVector a10 = chain(ch, a + 8 * V, first);
+        FloatVector a20 = chain(ch, a + 16 * V, first);
+        FloatVector a30 = chain(ch, a + 24 * V, first);
+        for (int c = c0; c < c1; c += V) {
+            FloatVector w0 = FloatVector.fromArray(F, seg, b0 + c);
+            FloatVector w1 = FloatVector.fromArray(F, seg, b1 + c);
+            FloatVector w2 = FloatVector.fromArray(F, seg, b2 + c);
+            FloatVector w3 = FloatVector.fromArray(F, seg, b3 + c);
+            FloatVector xv0 = FloatVector.fromArray(F, x, x0 + c);
+            a00 = xv0.fma(w0, a00);
+            a10 = xv0.fma(w1, a10);
+            a20 = xv0.fma(w2, a20);
+            a30 = xv0.fma(w3, a30);
+        }
+        a00.intoArray(ch, a);
+        a10.intoArray(ch, a + 8 * V);
+        a20.intoArray(ch, a + 16 * V);
+        a30.intoArray(ch, a + 24 * V);
     }
 }
