@@ -32,7 +32,7 @@ import jdk.incubator.vector.VectorSpecies;
  *       widened weight vector feeding 4 or 8 of them); 3 rows run the 4-row kernel, 5 to 7 the 8-row one, the
  *       spare rows repeating the last real row (their loads hit L1; their results are dropped). One row: 4
  *       channels per pass on a matrix of at most {@link #CACHED_BYTES} (read from cache, where one chain is
- *       latency-bound: the fixture's decode step ran 15-18% faster), one channel per pass above (the old loop: 4
+ *       latency-bound: the fixture's decode step took 18% less time), one channel per pass above (the old loop: 4
  *       interleaved channels measured 1.4-1.6x slower from DRAM).
  * </ul>
  */
