@@ -49,7 +49,10 @@ public final class SpecDecode {
         /** Starts a new sequence of at most {@code capacity} rows. */
         void reset(int capacity);
 
-        /** Appends {@code rows} rows: the target's features of their positions [rows, F], the token after each [rows]. */
+        /**
+         * Appends {@code rows} rows: the target's features of their positions, the first rows·F values of {@code
+         * features} (it may hold more rows), and the token after each, next[0, rows).
+         */
         void append(float[] features, int[] next, int rows);
 
         /**
@@ -84,6 +87,32 @@ public final class SpecDecode {
                 return token == tokens[j] ? 1 : 0;
             }
             return q[j].probability(token);
+        }
+
+        /** Whether p_i &gt; q_j(i) for some target id i: whether max(0, p − q_j) has positive mass. */
+        boolean exceeds(int j, double[] p) {
+            if (q == null) {
+                int token = tokens[j];
+                for (int i = 0; i < p.length; i++) {
+                    if (p[i] > (i == token ? 1 : 0)) {
+                        return true;
+                    }
+                }
+                return false;
+            }
+            int[] ids = q[j].ids();
+            double[] probs = q[j].probs();
+            int next = 0;
+            for (int i = 0; i < p.length; i++) {
+                double qi = 0;
+                if (next < ids.length && ids[next] == i) {
+                    qi = probs[next++];
+                }
+                if (p[i] > qi) {
+                    return true;
+                }
+            }
+            return false;
         }
 
         /** w ← max(0, w − q_j) over the target vocabulary. */
@@ -237,7 +266,7 @@ public final class SpecDecode {
             int vocab = target.config().vocabSize();
             drafter.reset(capacity);
             if (n > 1) {
-                drafter.append(Arrays.copyOf(features, (n - 1) * f), Arrays.copyOfRange(prompt, 1, n), n - 1);
+                drafter.append(features, Arrays.copyOfRange(prompt, 1, n), n - 1);
             }
             return new Prefilled(
                     prompt.clone(),
@@ -293,11 +322,13 @@ public final class SpecDecode {
             drafter.append(p.lastFeatures, new int[] {x}, 1);
             draftNanos += System.nanoTime() - t0;
             boolean done = false;
+            // reused every round: the verify ids and the tokens a round appends (the drafter reads next[0, m + 1))
+            int[] verify = new int[k + 1];
+            int[] next = new int[k + 1];
             while (!done) {
                 t0 = System.nanoTime();
                 Proposal d = drafter.propose(k, s.temperature(), rng);
                 long t1 = System.nanoTime();
-                int[] verify = new int[k + 1];
                 verify[0] = x;
                 System.arraycopy(d.tokens(), 0, verify, 1, k);
                 int start = p.cache.length();
@@ -316,10 +347,10 @@ public final class SpecDecode {
                 for (int j = 0; j < m; j++) {
                     accepted[j]++;
                 }
-                int[] next = new int[m + 1];
                 System.arraycopy(d.tokens(), 0, next, 0, m);
                 next[m] = v.next();
-                for (int token : next) {
+                for (int i = 0; i <= m; i++) {
+                    int token = next[i];
                     out[count++] = token;
                     if (count == out.length || s.isEos(token)) {
                         done = true;
@@ -327,9 +358,8 @@ public final class SpecDecode {
                     }
                 }
                 if (!done) {
-                    float[] features = t.features();
-                    int f = features.length / (k + 1);
-                    drafter.append(Arrays.copyOf(features, (m + 1) * f), next, m + 1);
+                    // the verify forward's features of all k + 1 rows: the drafter reads the first m + 1
+                    drafter.append(t.features(), next, m + 1);
                     x = v.next();
                 }
                 long t3 = System.nanoTime();
@@ -367,6 +397,7 @@ public final class SpecDecode {
             int[] out = new int[s.maxNewTokens()];
             int count = 0;
             int forwards = 0;
+            int[] id = new int[1];
             t0 = System.nanoTime();
             while (true) {
                 int x = choose(logits, 0, vocab, s.temperature(), rng);
@@ -374,19 +405,39 @@ public final class SpecDecode {
                 if (count == out.length || s.isEos(x)) {
                     break;
                 }
-                logits = target.forward(new int[] {x}, cache, true);
+                id[0] = x;
+                logits = target.forward(id, cache, true);
                 forwards++;
             }
             return new PlainResult(Arrays.copyOf(out, count), forwards, prefill, System.nanoTime() - t0);
         }
     }
 
-    /** The greedy token (T = 0) or a sample from softmax(row / T) of logits row [off, off + vocab). */
+    /**
+     * The greedy token (T = 0) or a sample from softmax(row / T) of logits row [off, off + vocab), the probabilities
+     * in this thread's {@link #scratch} (no allocation per token).
+     */
     static int choose(float[] logits, int off, int vocab, double temperature, RandomGenerator rng) {
         if (temperature == 0) {
             return argmax(logits, off, vocab);
         }
-        return sample(softmax(logits, off, vocab, temperature), rng);
+        return sample(softmax(logits, off, vocab, temperature, scratch(vocab)), rng);
+    }
+
+    /** Each thread's probability buffer, [vocab] of the last vocabulary asked for. */
+    private static final ThreadLocal<double[][]> SCRATCH =
+            ThreadLocal.withInitial(() -> new double[][] {new double[0]});
+
+    /**
+     * This thread's buffer of exactly n doubles (made again only when n changes): the sampler's and the verifier's
+     * probabilities, so that sampling a token allocates nothing. Its contents are the last caller's.
+     */
+    static double[] scratch(int n) {
+        double[][] holder = SCRATCH.get();
+        if (holder[0].length != n) {
+            holder[0] = new double[n];
+        }
+        return holder[0];
     }
 
     /** Index of the largest of v[off, off + n) (the first on ties), relative to off. */
@@ -400,13 +451,17 @@ public final class SpecDecode {
         return best;
     }
 
-    /** softmax(v[off, off + n) / T) in double. */
+    /** softmax(v[off, off + n) / T) in double, as a new array. */
     static double[] softmax(float[] v, int off, int n, double temperature) {
+        return softmax(v, off, n, temperature, new double[n]);
+    }
+
+    /** softmax(v[off, off + n) / T) in double, written into p[0, n); returns p. */
+    static double[] softmax(float[] v, int off, int n, double temperature, double[] p) {
         double max = Double.NEGATIVE_INFINITY;
         for (int i = 0; i < n; i++) {
             max = Math.max(max, v[off + i]);
         }
-        double[] p = new double[n];
         double sum = 0;
         for (int i = 0; i < n; i++) {
             p[i] = Math.exp((v[off + i] - max) / temperature);
@@ -469,20 +524,20 @@ public final class SpecDecode {
                     }
                     continue;
                 }
-                double[] p = softmax(logits, j * vocab, vocab, temperature);
+                double[] p = softmax(logits, j * vocab, vocab, temperature, scratch(vocab));
                 double q = d.q(j, token);
                 if (rng.nextDouble() * q < p[token]) {
                     continue;
                 }
-                double[] residual = p.clone();
-                d.subtract(j, residual);
-                double mass = 0;
-                for (double r : residual) {
-                    mass += r;
+                // The residual max(0, p − q) is formed in p itself (p is not needed after it). Its mass is 0 only
+                // when p ≤ q everywhere (p = q), where rejection has probability 0; a rejection by rounding there is
+                // answered with a draw from p, the limit of the residual. Whether the mass is positive is whether
+                // some p_i > q_i (a sum of non-negative doubles is 0 only when each term is), checked before p is
+                // overwritten.
+                if (d.exceeds(j, p)) {
+                    d.subtract(j, p);
                 }
-                // mass = Σ max(0, p − q) is 0 only when p = q, where rejection has probability 0; a rejection by
-                // rounding there is answered with a draw from p, the limit of the residual.
-                return new Verdict(j, sample(mass > 0 ? residual : p, rng));
+                return new Verdict(j, sample(p, rng));
             }
             return new Verdict(k, choose(logits, k * vocab, vocab, temperature, rng));
         };

@@ -69,6 +69,10 @@ public final class DraftModel implements AutoCloseable {
         down = matrix(DraftHead.DOWN, h, cfg.intermediateSize());
         lmHead = matrix(DraftHead.LM_HEAD, cfg.draftVocabSize(), h);
         rope = Rope.of(cfg.headDim(), cfg.ropeTheta(), cfg.scaling());
+        long hs = h;
+        long inter = cfg.intermediateSize();
+        scratchPerRow =
+                new long[] {hs, hs, 2 * hs, cfg.qDim(), cfg.kvDim(), cfg.kvDim(), cfg.qDim(), hs, inter, inter, hs};
     }
 
     /**
@@ -111,15 +115,21 @@ public final class DraftModel implements AutoCloseable {
      * head's backend (device memory under CUDA). {@link #close()} frees them.
      */
     public static final class Cache implements AutoCloseable {
+        private final Backend backend;
         private final Buf keys;
         private final Buf values;
         private final int capacity;
         private int length;
+        /** The step's intermediate buffers, for {@link #scratchRows} rows; grown on demand, kept until close */
+        private Buf[] scratch;
+
+        private int scratchRows;
 
         Cache(Backend backend, int capacity, int kvDim) {
             if (capacity <= 0) {
                 throw new IllegalArgumentException("draft cache capacity must be positive, got " + capacity);
             }
+            this.backend = backend;
             this.capacity = capacity;
             keys = backend.alloc((long) capacity * kvDim);
             try {
@@ -138,7 +148,10 @@ public final class DraftModel implements AutoCloseable {
             return capacity;
         }
 
-        /** Drops the rows from position {@code newLength} on. */
+        /**
+         * Drops the rows from position {@code newLength} on: only the length moves (nothing is copied or cleared);
+         * the next append overwrites the dropped rows.
+         */
         public void truncate(int newLength) {
             if (newLength < 0 || newLength > length) {
                 throw new IllegalArgumentException(
@@ -147,12 +160,56 @@ public final class DraftModel implements AutoCloseable {
             length = newLength;
         }
 
+        /**
+         * A step's intermediate buffers for at least {@code rows} rows, {@code perRow[i]} floats per row each, made
+         * on first use and remade only for more rows than any step before: steps of as many rows or fewer (a draft
+         * chain's single rows) allocate nothing.
+         */
+        Buf[] scratch(int rows, long[] perRow) {
+            if (scratch == null || rows > scratchRows) {
+                freeScratch();
+                Buf[] made = new Buf[perRow.length];
+                try {
+                    for (int i = 0; i < perRow.length; i++) {
+                        made[i] = backend.alloc(rows * perRow[i]);
+                    }
+                } catch (RuntimeException | Error e) {
+                    for (Buf b : made) {
+                        if (b != null) {
+                            b.close();
+                        }
+                    }
+                    throw e;
+                }
+                scratch = made;
+                scratchRows = rows;
+            }
+            return scratch;
+        }
+
+        private void freeScratch() {
+            if (scratch != null) {
+                for (Buf b : scratch) {
+                    b.close();
+                }
+                scratch = null;
+                scratchRows = 0;
+            }
+        }
+
         @Override
         public void close() {
             keys.close();
             values.close();
+            freeScratch();
         }
     }
+
+    /** The intermediate buffers of a step, by index into {@link Cache#scratch}. */
+    private static final int EN = 0, GN = 1, A = 2, QA = 3, KA = 4, VA = 5, ATTN = 6, N = 7, GT = 8, UT = 9, D = 10;
+
+    /** Floats per row of each intermediate buffer of a step, in index order. */
+    private final long[] scratchPerRow;
 
     public Cache newCache(int capacity) {
         return new Cache(backend, capacity, cfg.kvDim());
@@ -253,20 +310,30 @@ public final class DraftModel implements AutoCloseable {
         }
     }
 
-    /** {@link #project(float[], int)} on the backend: a new buffer [rows, H] that the caller closes. */
+    /**
+     * {@link #project(float[], int)} on the backend: the first rows·3H values of {@code features} (it may hold more
+     * rows: a verify forward's features, of which only the accepted rows are appended) → a new buffer [rows, H] that
+     * the caller closes.
+     */
     public Buf project(Buf features, int rows) {
-        int h = cfg.hiddenSize();
-        if (features.length() != (long) rows * 3 * h) {
-            throw new IllegalArgumentException("draft fc: features must be [" + rows + ", " + 3 * h + "]");
-        }
-        Buf g = backend.alloc((long) rows * h);
+        Buf g = backend.alloc((long) rows * cfg.hiddenSize());
         try {
-            backend.matmul(features, rows, resident().fc(), null, g);
+            project(features, rows, g);
             return g;
         } catch (RuntimeException | Error e) {
             g.close();
             throw e;
         }
+    }
+
+    /** {@link #project(Buf, int)} into {@code out} [≥ rows·H]: no allocation. */
+    public void project(Buf features, int rows, Buf out) {
+        int h = cfg.hiddenSize();
+        if (features.length() < (long) rows * 3 * h || out.length() < (long) rows * h) {
+            throw new IllegalArgumentException(
+                    "draft fc: features must hold [" + rows + ", " + 3 * h + "], out [" + rows + ", " + h + "]");
+        }
+        backend.matmul(features, rows, resident().fc(), null, out);
     }
 
     /**
@@ -285,10 +352,29 @@ public final class DraftModel implements AutoCloseable {
      * [rows, H] that the caller closes. Nothing crosses the boundary.
      */
     public Buf step(Buf g, Buf emb, int rows, Cache cache) {
+        Buf x = backend.alloc((long) rows * cfg.hiddenSize());
+        try {
+            step(g, emb, rows, cache, x);
+            return x;
+        } catch (RuntimeException | Error e) {
+            x.close();
+            throw e;
+        }
+    }
+
+    /**
+     * {@link #step(Buf, Buf, int, Cache)} into {@code out} [≥ rows·H], which must not be g or emb: the intermediate
+     * buffers are the cache's (made for the largest row count so far, then reused), so a step of no more rows than an
+     * earlier one allocates nothing. The same operations in the same order, so the same bits.
+     */
+    public void step(Buf g, Buf emb, int rows, Cache cache, Buf out) {
         int h = cfg.hiddenSize();
         long lh = (long) rows * h;
-        if (g.length() != lh || emb.length() != lh) {
-            throw new IllegalArgumentException("draft step: g and emb must be [" + rows + ", " + h + "]");
+        if (g.length() < lh || emb.length() < lh || out.length() < lh) {
+            throw new IllegalArgumentException("draft step: g, emb and out must hold [" + rows + ", " + h + "]");
+        }
+        if (out == g || out == emb) {
+            throw new IllegalArgumentException("draft step: out must not be an input");
         }
         int start = cache.length;
         if (start + rows > cache.capacity) {
@@ -296,61 +382,37 @@ public final class DraftModel implements AutoCloseable {
                     "draft cache of " + cache.capacity + " rows cannot hold " + (start + rows));
         }
         Resident w = resident();
+        Buf[] t = cache.scratch(rows, scratchPerRow);
         float eps = (float) cfg.rmsNormEps();
-        int qDim = cfg.qDim();
         int kvDim = cfg.kvDim();
         int heads = cfg.numHeads();
         int kvHeads = cfg.numKvHeads();
         int headDim = cfg.headDim();
-        long lq = (long) rows * qDim;
-        Buf x = backend.alloc(lh);
-        boolean done = false;
-        try {
-            try (Buf en = backend.alloc(lh);
-                    Buf gn = backend.alloc(lh);
-                    Buf a = backend.alloc(2 * lh);
-                    Buf qa = backend.alloc(lq);
-                    Buf ka = backend.alloc((long) rows * kvDim);
-                    Buf va = backend.alloc((long) rows * kvDim);
-                    Buf attn = backend.alloc(lq)) {
-                backend.rmsNorm(emb, rows, h, w.inputNorm(), eps, en);
-                backend.rmsNorm(g, rows, h, w.hiddenNorm(), eps, gn);
-                for (int r = 0; r < rows; r++) {
-                    backend.copy(en, (long) r * h, a, (long) r * 2 * h, h);
-                    backend.copy(gn, (long) r * h, a, (long) r * 2 * h + h, h);
-                }
-                backend.matmul(a, rows, w.q(), null, qa);
-                backend.matmul(a, rows, w.k(), null, ka);
-                backend.matmul(a, rows, w.v(), null, va);
-                rope.apply(backend, qa, rows, heads, w.invFreq(), start, rows);
-                rope.apply(backend, ka, rows, kvHeads, w.invFreq(), start, rows);
-                backend.copy(ka, 0, cache.keys, (long) start * kvDim, (long) rows * kvDim);
-                backend.copy(va, 0, cache.values, (long) start * kvDim, (long) rows * kvDim);
-                backend.attention(qa, cache.keys, cache.values, 1, rows, start, heads, kvHeads, headDim, attn);
-                cache.length = start + rows;
-                backend.matmul(attn, rows, w.o(), null, x);
-            }
-            backend.add(x, g, x, lh);
-            int inter = cfg.intermediateSize();
-            long li = (long) rows * inter;
-            try (Buf n = backend.alloc(lh);
-                    Buf gt = backend.alloc(li);
-                    Buf ut = backend.alloc(li);
-                    Buf d = backend.alloc(lh)) {
-                backend.rmsNorm(x, rows, h, w.postNorm(), eps, n);
-                backend.matmul(n, rows, w.gate(), null, gt);
-                backend.matmul(n, rows, w.up(), null, ut);
-                backend.swiglu(gt, ut, li);
-                backend.matmul(gt, rows, w.down(), null, d);
-                backend.add(x, d, x, lh);
-            }
-            done = true;
-            return x;
-        } finally {
-            if (!done) {
-                x.close();
-            }
+        Buf x = out;
+        backend.rmsNorm(emb, rows, h, w.inputNorm(), eps, t[EN]);
+        backend.rmsNorm(g, rows, h, w.hiddenNorm(), eps, t[GN]);
+        for (int r = 0; r < rows; r++) {
+            backend.copy(t[EN], (long) r * h, t[A], (long) r * 2 * h, h);
+            backend.copy(t[GN], (long) r * h, t[A], (long) r * 2 * h + h, h);
         }
+        backend.matmul(t[A], rows, w.q(), null, t[QA]);
+        backend.matmul(t[A], rows, w.k(), null, t[KA]);
+        backend.matmul(t[A], rows, w.v(), null, t[VA]);
+        rope.apply(backend, t[QA], rows, heads, w.invFreq(), start, rows);
+        rope.apply(backend, t[KA], rows, kvHeads, w.invFreq(), start, rows);
+        backend.copy(t[KA], 0, cache.keys, (long) start * kvDim, (long) rows * kvDim);
+        backend.copy(t[VA], 0, cache.values, (long) start * kvDim, (long) rows * kvDim);
+        backend.attention(t[QA], cache.keys, cache.values, 1, rows, start, heads, kvHeads, headDim, t[ATTN]);
+        cache.length = start + rows;
+        backend.matmul(t[ATTN], rows, w.o(), null, x);
+        backend.add(x, g, x, lh);
+        long li = (long) rows * cfg.intermediateSize();
+        backend.rmsNorm(x, rows, h, w.postNorm(), eps, t[N]);
+        backend.matmul(t[N], rows, w.gate(), null, t[GT]);
+        backend.matmul(t[N], rows, w.up(), null, t[UT]);
+        backend.swiglu(t[GT], t[UT], li);
+        backend.matmul(t[GT], rows, w.down(), null, t[D]);
+        backend.add(x, t[D], x, lh);
     }
 
     /** lm_head(norm(h)): h [rows, H] → logits over the draft vocabulary [rows, V_d]. */
@@ -376,5 +438,21 @@ public final class DraftModel implements AutoCloseable {
             out.close();
             throw e;
         }
+    }
+
+    /**
+     * {@link #logits(Buf, int)} into {@code out} [≥ rows·V_d], the norm in the cache's intermediate buffers: no
+     * allocation once the cache has run a step of as many rows. The same bits.
+     */
+    public void logits(Buf h, int rows, Cache cache, Buf out) {
+        int hd = cfg.hiddenSize();
+        if (h.length() < (long) rows * hd || out.length() < (long) rows * cfg.draftVocabSize()) {
+            throw new IllegalArgumentException(
+                    "draft logits: h must hold [" + rows + ", " + hd + "], out [" + rows + ", V_d]");
+        }
+        Resident w = resident();
+        Buf n = cache.scratch(rows, scratchPerRow)[N];
+        backend.rmsNorm(h, rows, hd, w.norm(), (float) cfg.rmsNormEps(), n);
+        backend.matmul(n, rows, w.lmHead(), null, out);
     }
 }

@@ -58,10 +58,20 @@ public final class VectorKernels extends JavaKernels {
     private static final int ROW_BLOCK = 64;
 
     private void matmulBf16(float[] x, int rows, Matrix.Bf16 w, float[] bias, float[] y) {
+        if (rows <= MultiRowBf16.MAX_ROWS) {
+            // decoding and speculative verify: W streamed once for every row (same per-row order as bf16Row)
+            MultiRowBf16.matmul(x, rows, w, bias, y);
+            return;
+        }
         schedule(rows, w.rows(), w.cols(), (j, t0, t1) -> bf16Row(x, w, j, t0, t1, bias, y));
     }
 
     private void matmulF32(float[] x, int rows, Matrix.F32 w, float[] bias, float[] y) {
+        if (rows <= MultiRowF32.MAX_ROWS) {
+            // decoding and speculative verify on fp32 weights: as for bf16
+            MultiRowF32.matmul(x, rows, w, bias, y);
+            return;
+        }
         schedule(rows, w.rows(), w.cols(), (j, t0, t1) -> f32Row(x, w, j, t0, t1, bias, y));
     }
 

@@ -43,6 +43,8 @@ final class VectorW4 {
     private static final int TILE = 4;
     /** Tokens per block of the buffered path: their y rows and x group slices stay in L1/L2. */
     private static final int TOKEN_BLOCK = 64;
+    /** Rows of x up to which a W4 product with contiguous groups decodes each word once for all rows. */
+    static final int MULTI_ROWS = 8;
     /** The smallest nonzero |x| that x·2^{−24} keeps normal (exact). */
     private static final float PRESCALE_MIN = Float.MIN_NORMAL * 0x1p24f;
 
@@ -69,6 +71,22 @@ final class VectorW4 {
                     singleToken(w, xs, sx, bias, y, c0, c1);
                 }
             });
+        } else if (rows <= MULTI_ROWS
+                && chunks > 0
+                && groups.contiguous()
+                && w.groupSize() % 8 == 0
+                && prescalable(x, rows * k)) {
+            float[] xs = prescaled(x, rows * k);
+            // As one token: one slab of N per core, each packed row read sequentially over the slab, every word
+            // decoded once for all the rows.
+            int slabs = Math.min(chunks, Runtime.getRuntime().availableProcessors());
+            Parallel.forRange(slabs, (long) rows * k * n / Math.max(1, slabs), (from, to) -> {
+                for (int sl = from; sl < to; sl++) {
+                    int c0 = (int) ((long) chunks * sl / slabs) * V;
+                    int c1 = (int) ((long) chunks * (sl + 1) / slabs) * V;
+                    multiRow(w, xs, rows, sx, bias, y, c0, c1);
+                }
+            });
         } else {
             Parallel.forRange(
                     chunks,
@@ -90,7 +108,10 @@ final class VectorW4 {
         return true;
     }
 
-    /** xs[k] = x[k]·2^{−4·(k mod 8)} for k mod 8 &lt; 7, x[k] for k mod 8 = 7 (exact, see the class comment). */
+    /**
+     * xs[k] = x[k]·2^{−4·(k mod 8)} for k mod 8 &lt; 7, x[k] for k mod 8 = 7 (exact, see the class comment). Also
+     * for several rows of x at once (k = rows·K), since K is a multiple of 8.
+     */
     private static float[] prescaled(float[] x, int k) {
         float[] xs = new float[k];
         for (int c = 0; c < k; c++) {
@@ -120,7 +141,7 @@ final class VectorW4 {
                 tile4(qw, n, r0, r1, c, xs, scales, g * n, zeroTerm, acc, c - n0);
             }
             for (; c < n1; c += V) {
-                tile1(qw, n, r0, r1, c, xs, scales, g * n, zeroTerm, acc, c - n0);
+                tile1(qw, n, r0, r1, c, xs, 0, scales, g * n, zeroTerm, acc, c - n0);
             }
         }
         System.arraycopy(acc, 0, y, n0, n1 - n0);
@@ -173,6 +194,332 @@ final class VectorW4 {
         scaleInto(a3, scales, sOff + c + 3 * V, zeroTerm, out, o + 3 * V);
     }
 
+    /**
+     * y[t, n0..n1) for rows t &lt; rows ≤ {@link #MULTI_ROWS}, from xs = the rows of x {@link #prescaled}; n1 − n0 is
+     * a multiple of V. As {@link #singleToken}, groups outermost; 2 rows run {@link #rows2}, 3 and 4
+     * {@link #rows4}, 5 to 8 {@link #rows8} (spare rows repeat the last real one and are not written). Each y[t, n]
+     * is the sequence of {@link Kernels#matmul}: the chains per group in increasing k, then one scale FMA.
+     */
+    private static void multiRow(
+            Matrix.W4 w, float[] xs, int rows, float[] sx, float[] bias, float[] y, int n0, int n1) {
+        int n = w.rows();
+        int k = w.cols();
+        int rowsPerGroup = w.groupSize() / 8;
+        int groups = k / w.groupSize();
+        MemorySegment qw = w.qweight();
+        float[] scales = w.scales();
+        int kernel = rows == 2 ? 2 : rows <= 4 ? 4 : 8;
+        int tile = kernel == 8 ? 2 : 4;
+        int[] xo = new int[kernel];
+        for (int t = 0; t < kernel; t++) {
+            xo[t] = Math.min(t, rows - 1) * k;
+        }
+        float[] zt = new float[kernel];
+        for (int t = 0; t < rows; t++) {
+            for (int c = n0; c < n1; c++) {
+                y[t * n + c] = bias == null ? 0f : bias[c];
+            }
+        }
+        for (int g = 0; g < groups; g++) {
+            int r0 = g * rowsPerGroup;
+            int r1 = r0 + rowsPerGroup;
+            for (int t = 0; t < rows; t++) {
+                zt[t] = -Matrix.W4.ZERO * sx[t * groups + g];
+            }
+            int c = n0;
+            for (; c + tile * V <= n1; c += tile * V) {
+                switch (kernel) {
+                    case 2 -> rows2(qw, n, r0, r1, c, xs, xo, rows, scales, g * n, zt, y);
+                    case 4 -> rows4(qw, n, r0, r1, c, xs, xo, rows, scales, g * n, zt, y);
+                    default -> rows8(qw, n, r0, r1, c, xs, xo, rows, scales, g * n, zt, y);
+                }
+            }
+            for (; c < n1; c += V) {
+                for (int t = 0; t < rows; t++) {
+                    tile1(qw, n, r0, r1, c, xs, xo[t], scales, g * n, zt[t], y, t * n + c);
+                }
+            }
+        }
+    }
+
+    /**
+     * One group's contribution to 4·V channels from c for 2 rows of x (rows past {@code live} repeat the last
+     * real row and are not written): 8 FMA chains over packed rows [r0, r1), each word decoded once for
+     * all rows, then y = fma(scale, chain − 8·sx, y) per live row.
+     */
+    private static void rows2(
+            MemorySegment qw,
+            int n,
+            int r0,
+            int r1,
+            int c,
+            float[] xs,
+            int[] xo,
+            int live,
+            float[] scales,
+            int sOff,
+            float[] zt,
+            float[] y) {
+        int x0 = xo[0];
+        int x1 = xo[1];
+        FloatVector a00 = FloatVector.zero(F);
+        FloatVector a01 = a00;
+        FloatVector a02 = a00;
+        FloatVector a03 = a00;
+        FloatVector a10 = a00;
+        FloatVector a11 = a00;
+        FloatVector a12 = a00;
+        FloatVector a13 = a00;
+        for (int r = r0; r < r1; r++) {
+            long off = 4L * ((long) r * n + c);
+            IntVector w0 = IntVector.fromMemorySegment(I, qw, off, LE);
+            IntVector w1 = IntVector.fromMemorySegment(I, qw, off + 4L * V, LE);
+            IntVector w2 = IntVector.fromMemorySegment(I, qw, off + 8L * V, LE);
+            IntVector w3 = IntVector.fromMemorySegment(I, qw, off + 12L * V, LE);
+            int kb = 8 * r;
+            for (int j = 0; j < 8; j++) {
+                FloatVector d0 = code(w0, j);
+                FloatVector d1 = code(w1, j);
+                FloatVector d2 = code(w2, j);
+                FloatVector d3 = code(w3, j);
+                FloatVector xb;
+                xb = FloatVector.broadcast(F, xs[x0 + kb + j]);
+                a00 = d0.fma(xb, a00);
+                a01 = d1.fma(xb, a01);
+                a02 = d2.fma(xb, a02);
+                a03 = d3.fma(xb, a03);
+                xb = FloatVector.broadcast(F, xs[x1 + kb + j]);
+                a10 = d0.fma(xb, a10);
+                a11 = d1.fma(xb, a11);
+                a12 = d2.fma(xb, a12);
+                a13 = d3.fma(xb, a13);
+            }
+        }
+        scaleInto(a00, scales, sOff + c, zt[0], y, c);
+        scaleInto(a01, scales, sOff + c + V, zt[0], y, c + V);
+        scaleInto(a02, scales, sOff + c + 2 * V, zt[0], y, c + 2 * V);
+        scaleInto(a03, scales, sOff + c + 3 * V, zt[0], y, c + 3 * V);
+        if (live > 1) {
+            scaleInto(a10, scales, sOff + c, zt[1], y, 1 * n + c);
+            scaleInto(a11, scales, sOff + c + V, zt[1], y, 1 * n + c + V);
+            scaleInto(a12, scales, sOff + c + 2 * V, zt[1], y, 1 * n + c + 2 * V);
+            scaleInto(a13, scales, sOff + c + 3 * V, zt[1], y, 1 * n + c + 3 * V);
+        }
+    }
+
+    /**
+     * One group's contribution to 4·V channels from c for 4 rows of x (rows past {@code live} repeat the last
+     * real row and are not written): 16 FMA chains over packed rows [r0, r1), each word decoded once for
+     * all rows, then y = fma(scale, chain − 8·sx, y) per live row.
+     */
+    private static void rows4(
+            MemorySegment qw,
+            int n,
+            int r0,
+            int r1,
+            int c,
+            float[] xs,
+            int[] xo,
+            int live,
+            float[] scales,
+            int sOff,
+            float[] zt,
+            float[] y) {
+        int x0 = xo[0];
+        int x1 = xo[1];
+        int x2 = xo[2];
+        int x3 = xo[3];
+        FloatVector a00 = FloatVector.zero(F);
+        FloatVector a01 = a00;
+        FloatVector a02 = a00;
+        FloatVector a03 = a00;
+        FloatVector a10 = a00;
+        FloatVector a11 = a00;
+        FloatVector a12 = a00;
+        FloatVector a13 = a00;
+        FloatVector a20 = a00;
+        FloatVector a21 = a00;
+        FloatVector a22 = a00;
+        FloatVector a23 = a00;
+        FloatVector a30 = a00;
+        FloatVector a31 = a00;
+        FloatVector a32 = a00;
+        FloatVector a33 = a00;
+        for (int r = r0; r < r1; r++) {
+            long off = 4L * ((long) r * n + c);
+            IntVector w0 = IntVector.fromMemorySegment(I, qw, off, LE);
+            IntVector w1 = IntVector.fromMemorySegment(I, qw, off + 4L * V, LE);
+            IntVector w2 = IntVector.fromMemorySegment(I, qw, off + 8L * V, LE);
+            IntVector w3 = IntVector.fromMemorySegment(I, qw, off + 12L * V, LE);
+            int kb = 8 * r;
+            for (int j = 0; j < 8; j++) {
+                FloatVector d0 = code(w0, j);
+                FloatVector d1 = code(w1, j);
+                FloatVector d2 = code(w2, j);
+                FloatVector d3 = code(w3, j);
+                FloatVector xb;
+                xb = FloatVector.broadcast(F, xs[x0 + kb + j]);
+                a00 = d0.fma(xb, a00);
+                a01 = d1.fma(xb, a01);
+                a02 = d2.fma(xb, a02);
+                a03 = d3.fma(xb, a03);
+                xb = FloatVector.broadcast(F, xs[x1 + kb + j]);
+                a10 = d0.fma(xb, a10);
+                a11 = d1.fma(xb, a11);
+                a12 = d2.fma(xb, a12);
+                a13 = d3.fma(xb, a13);
+                xb = FloatVector.broadcast(F, xs[x2 + kb + j]);
+                a20 = d0.fma(xb, a20);
+                a21 = d1.fma(xb, a21);
+                a22 = d2.fma(xb, a22);
+                a23 = d3.fma(xb, a23);
+                xb = FloatVector.broadcast(F, xs[x3 + kb + j]);
+                a30 = d0.fma(xb, a30);
+                a31 = d1.fma(xb, a31);
+                a32 = d2.fma(xb, a32);
+                a33 = d3.fma(xb, a33);
+            }
+        }
+        scaleInto(a00, scales, sOff + c, zt[0], y, c);
+        scaleInto(a01, scales, sOff + c + V, zt[0], y, c + V);
+        scaleInto(a02, scales, sOff + c + 2 * V, zt[0], y, c + 2 * V);
+        scaleInto(a03, scales, sOff + c + 3 * V, zt[0], y, c + 3 * V);
+        if (live > 1) {
+            scaleInto(a10, scales, sOff + c, zt[1], y, 1 * n + c);
+            scaleInto(a11, scales, sOff + c + V, zt[1], y, 1 * n + c + V);
+            scaleInto(a12, scales, sOff + c + 2 * V, zt[1], y, 1 * n + c + 2 * V);
+            scaleInto(a13, scales, sOff + c + 3 * V, zt[1], y, 1 * n + c + 3 * V);
+        }
+        if (live > 2) {
+            scaleInto(a20, scales, sOff + c, zt[2], y, 2 * n + c);
+            scaleInto(a21, scales, sOff + c + V, zt[2], y, 2 * n + c + V);
+            scaleInto(a22, scales, sOff + c + 2 * V, zt[2], y, 2 * n + c + 2 * V);
+            scaleInto(a23, scales, sOff + c + 3 * V, zt[2], y, 2 * n + c + 3 * V);
+        }
+        if (live > 3) {
+            scaleInto(a30, scales, sOff + c, zt[3], y, 3 * n + c);
+            scaleInto(a31, scales, sOff + c + V, zt[3], y, 3 * n + c + V);
+            scaleInto(a32, scales, sOff + c + 2 * V, zt[3], y, 3 * n + c + 2 * V);
+            scaleInto(a33, scales, sOff + c + 3 * V, zt[3], y, 3 * n + c + 3 * V);
+        }
+    }
+
+    /**
+     * One group's contribution to 2·V channels from c for 8 rows of x (rows past {@code live} repeat the last
+     * real row and are not written): 16 FMA chains over packed rows [r0, r1), each word decoded once for
+     * all rows, then y = fma(scale, chain − 8·sx, y) per live row.
+     */
+    private static void rows8(
+            MemorySegment qw,
+            int n,
+            int r0,
+            int r1,
+            int c,
+            float[] xs,
+            int[] xo,
+            int live,
+            float[] scales,
+            int sOff,
+            float[] zt,
+            float[] y) {
+        int x0 = xo[0];
+        int x1 = xo[1];
+        int x2 = xo[2];
+        int x3 = xo[3];
+        int x4 = xo[4];
+        int x5 = xo[5];
+        int x6 = xo[6];
+        int x7 = xo[7];
+        FloatVector a00 = FloatVector.zero(F);
+        FloatVector a01 = a00;
+        FloatVector a10 = a00;
+        FloatVector a11 = a00;
+        FloatVector a20 = a00;
+        FloatVector a21 = a00;
+        FloatVector a30 = a00;
+        FloatVector a31 = a00;
+        FloatVector a40 = a00;
+        FloatVector a41 = a00;
+        FloatVector a50 = a00;
+        FloatVector a51 = a00;
+        FloatVector a60 = a00;
+        FloatVector a61 = a00;
+        FloatVector a70 = a00;
+        FloatVector a71 = a00;
+        for (int r = r0; r < r1; r++) {
+            long off = 4L * ((long) r * n + c);
+            IntVector w0 = IntVector.fromMemorySegment(I, qw, off, LE);
+            IntVector w1 = IntVector.fromMemorySegment(I, qw, off + 4L * V, LE);
+            int kb = 8 * r;
+            for (int j = 0; j < 8; j++) {
+                FloatVector d0 = code(w0, j);
+                FloatVector d1 = code(w1, j);
+                FloatVector xb;
+                xb = FloatVector.broadcast(F, xs[x0 + kb + j]);
+                a00 = d0.fma(xb, a00);
+                a01 = d1.fma(xb, a01);
+                xb = FloatVector.broadcast(F, xs[x1 + kb + j]);
+                a10 = d0.fma(xb, a10);
+                a11 = d1.fma(xb, a11);
+                xb = FloatVector.broadcast(F, xs[x2 + kb + j]);
+                a20 = d0.fma(xb, a20);
+                a21 = d1.fma(xb, a21);
+                xb = FloatVector.broadcast(F, xs[x3 + kb + j]);
+                a30 = d0.fma(xb, a30);
+                a31 = d1.fma(xb, a31);
+                xb = FloatVector.broadcast(F, xs[x4 + kb + j]);
+                a40 = d0.fma(xb, a40);
+                a41 = d1.fma(xb, a41);
+                xb = FloatVector.broadcast(F, xs[x5 + kb + j]);
+                a50 = d0.fma(xb, a50);
+                a51 = d1.fma(xb, a51);
+                xb = FloatVector.broadcast(F, xs[x6 + kb + j]);
+                a60 = d0.fma(xb, a60);
+                a61 = d1.fma(xb, a61);
+                xb = FloatVector.broadcast(F, xs[x7 + kb + j]);
+                a70 = d0.fma(xb, a70);
+                a71 = d1.fma(xb, a71);
+            }
+        }
+        scaleInto(a00, scales, sOff + c, zt[0], y, c);
+        scaleInto(a01, scales, sOff + c + V, zt[0], y, c + V);
+        if (live > 1) {
+            scaleInto(a10, scales, sOff + c, zt[1], y, 1 * n + c);
+            scaleInto(a11, scales, sOff + c + V, zt[1], y, 1 * n + c + V);
+        }
+        if (live > 2) {
+            scaleInto(a20, scales, sOff + c, zt[2], y, 2 * n + c);
+            scaleInto(a21, scales, sOff + c + V, zt[2], y, 2 * n + c + V);
+        }
+        if (live > 3) {
+            scaleInto(a30, scales, sOff + c, zt[3], y, 3 * n + c);
+            scaleInto(a31, scales, sOff + c + V, zt[3], y, 3 * n + c + V);
+        }
+        if (live > 4) {
+            scaleInto(a40, scales, sOff + c, zt[4], y, 4 * n + c);
+            scaleInto(a41, scales, sOff + c + V, zt[4], y, 4 * n + c + V);
+        }
+        if (live > 5) {
+            scaleInto(a50, scales, sOff + c, zt[5], y, 5 * n + c);
+            scaleInto(a51, scales, sOff + c + V, zt[5], y, 5 * n + c + V);
+        }
+        if (live > 6) {
+            scaleInto(a60, scales, sOff + c, zt[6], y, 6 * n + c);
+            scaleInto(a61, scales, sOff + c + V, zt[6], y, 6 * n + c + V);
+        }
+        if (live > 7) {
+            scaleInto(a70, scales, sOff + c, zt[7], y, 7 * n + c);
+            scaleInto(a71, scales, sOff + c + V, zt[7], y, 7 * n + c + V);
+        }
+    }
+
+    /** Nibble j of each lane as float, scaled as {@link #tile4} reads it: q·2^{4j} for j &lt; 7, q for j = 7. */
+    private static FloatVector code(IntVector word, int j) {
+        return j == 7
+                ? toFloat(word.lanewise(VectorOperators.LSHR, 28))
+                : toFloat(word.lanewise(VectorOperators.AND, 0xF << (4 * j)));
+    }
+
     /** fma(float(word &amp; mask), xb, acc): one nibble in place, q·2^{4j} against xb = x·2^{−4j}. */
     private static FloatVector nibble(IntVector word, int mask, FloatVector xb, FloatVector acc) {
         return toFloat(word.lanewise(VectorOperators.AND, mask)).fma(xb, acc);
@@ -186,6 +533,7 @@ final class VectorW4 {
             int r1,
             int c,
             float[] xs,
+            int xOff,
             float[] scales,
             int sOff,
             float zeroTerm,
@@ -194,7 +542,7 @@ final class VectorW4 {
         FloatVector a = FloatVector.zero(F);
         for (int r = r0; r < r1; r++) {
             IntVector word = IntVector.fromMemorySegment(I, qw, 4L * ((long) r * n + c), LE);
-            int kb = 8 * r;
+            int kb = xOff + 8 * r;
             for (int j = 0; j < 7; j++) {
                 a = toFloat(word.lanewise(VectorOperators.AND, 0xF << (4 * j)))
                         .fma(FloatVector.broadcast(F, xs[kb + j]), a);

@@ -60,7 +60,10 @@ public final class KvCache implements AutoCloseable {
         length = 0;
     }
 
-    /** Drops tokens from position {@code newLength} on (speculative decoding rolls back rejected drafts). */
+    /**
+     * Drops tokens from position {@code newLength} on (speculative decoding rolls back rejected drafts): only the length
+     * moves; nothing is copied or cleared, and the next forward overwrites the dropped rows in place.
+     */
     public void truncate(int newLength) {
         if (newLength < 0 || newLength > length) {
             throw new IllegalArgumentException("cannot truncate a cache of " + length + " tokens to " + newLength);

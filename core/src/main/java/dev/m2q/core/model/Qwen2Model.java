@@ -241,6 +241,20 @@ public final class Qwen2Model implements AutoCloseable {
         }
     }
 
+    /**
+     * The embedding row of token {@code id} into dst[off, off + hidden): the values {@link #embed} gives, without
+     * allocating (a decode loop's per-token gather).
+     */
+    public void embedRow(int id, float[] dst, int off) {
+        int hd = config.hiddenSize();
+        if (id < 0 || id >= config.vocabSize()) {
+            throw new InputException("token id " + id + " is outside the vocabulary [0, " + config.vocabSize() + ")");
+        }
+        for (int c = 0; c < hd; c++) {
+            dst[off + c] = embed.get(id, c);
+        }
+    }
+
     /** The embedding rows of {@code ids} on the backend [ids.length, hidden]: gathered on the host, one crossing in. */
     public Buf embedResident(int[] ids) {
         return backend.wrap(embed(ids));

@@ -45,6 +45,18 @@ class W4KernelTest {
         "64, 200, 256, 32, MONOTONIC, true, false",
         "64, 16, 384, 128, RANDOM, true, false",
         "70, 37, 128, 32, PERMUTED, false, true",
+        // 2..8 rows (a speculative verify of k + 1 tokens): every word decoded once for all rows; the 2-, 4- and
+        // 8-row register tiles, spare rows of the 4- and 8-row ones (3, 5, 6, 7), a ragged vector tail after the
+        // tiles (N = 208 = 13 vectors), a scalar tail (N = 100), and tiny x falling back to the buffered path
+        "2, 208, 256, 32, MONOTONIC, true, false",
+        "3, 100, 512, 128, MONOTONIC, false, false",
+        "4, 208, 256, 64, MONOTONIC, true, false",
+        "5, 100, 256, 32, MONOTONIC, true, false",
+        "6, 208, 128, 16, MONOTONIC, false, false",
+        "7, 96, 256, 128, MONOTONIC, true, false",
+        "8, 208, 512, 128, MONOTONIC, true, false",
+        "8, 64, 256, 32, MONOTONIC, false, true",
+        "8, 64, 256, 32, PERMUTED, true, false",
         // G = K: one group per row (--group-size -1 resolves to this), on the one-token path and the batched one
         "1, 64, 768, 768, MONOTONIC, true, false",
         "5, 64, 256, 256, MONOTONIC, false, false"

@@ -22,16 +22,17 @@ import org.openjdk.jmh.annotations.Warmup;
 import org.openjdk.jmh.infra.BenchmarkParams;
 
 /**
- * Batch-1 decoding, y = W·x, at the 32B target's shapes: {@code VectorKernels.matmul} on a {@link Matrix.Bf16}
+ * Decoding and speculative verify, y = x·Wᵀ for 1 to 8 rows of x, at the 32B target's shapes: {@code VectorKernels.matmul} on a {@link Matrix.Bf16}
  * (the BF16 engine) against a {@link Matrix.W4} of random codes with G = 128 (the W4A16 kernel). One operation
- * is one matrix-vector product, rows = 1, both cores (the kernels split N themselves).
+ * is one product of {@code rows} rows (1: a decode step; k + 1: the verify of k drafts), both cores (the kernels
+ * split N themselves). The verify/decode cost ratio is the time at rows = k + 1 over the time at rows = 1.
  *
  * <p>{@code cache}: this machine reports a 480 MiB L3, which would hold every one of these matrices if the same
  * one were multiplied again and again. "cold" rotates through enough copies of the matrix (same contents,
  * separate native memory) that each operation reads a matrix not touched for ≥ 1 GiB of traffic, as in real
  * decoding, where a layer's weights are read once per token. "hot" multiplies one copy, L3-resident.
  *
- * <p>Bytes read per operation (for GB/s): BF16 2·N·K; W4 N·K/2 (qweight) + 4·N·K/G (fp32 scales, as held in
+ * <p>Bytes read per operation (for GB/s), whatever the row count (the kernels read W once for all rows): BF16 2·N·K; W4 N·K/2 (qweight) + 4·N·K/G (fp32 scales, as held in
  * memory; 2 bytes each on disk as F16) + 4·K (x).
  */
 @BenchmarkMode(Mode.AverageTime)
@@ -59,6 +60,10 @@ public class MatVecBench {
 
     @Param({"cold", "hot"})
     public String cache;
+
+    /** Rows of x: 1 (decoding) or k + 1 (verifying k drafts). */
+    @Param({"1", "2", "4", "8"})
+    public int rows;
 
     Arena arena;
     Matrix[] copies;
@@ -94,11 +99,11 @@ public class MatVecBench {
             }
             copies[c] = w4 ? w4(seg, n, k, rnd) : new Matrix.Bf16(seg, n, k);
         }
-        x = new float[k];
-        for (int i = 0; i < k; i++) {
+        x = new float[rows * k];
+        for (int i = 0; i < x.length; i++) {
             x[i] = (float) rnd.nextGaussian();
         }
-        y = new float[n];
+        y = new float[rows * n];
         System.out.println(params.getBenchmark() + " " + shape + ": " + count + " copies of " + bytes + " bytes");
     }
 
@@ -128,13 +133,13 @@ public class MatVecBench {
 
     @Benchmark
     public float[] bf16() {
-        VectorKernels.INSTANCE.matmul(x, 1, nextMatrix(), null, y);
+        VectorKernels.INSTANCE.matmul(x, rows, nextMatrix(), null, y);
         return y;
     }
 
     @Benchmark
     public float[] w4() {
-        VectorKernels.INSTANCE.matmul(x, 1, nextMatrix(), null, y);
+        VectorKernels.INSTANCE.matmul(x, rows, nextMatrix(), null, y);
         return y;
     }
 }
