@@ -105,14 +105,14 @@ class PackedScoringTest {
     }
 
     /**
-     * The whole scorer: packs of at most 2048 rows (all 12 items in one), of 60 rows (several packs, items never
-     * split), of 1 row (every item alone, larger than the budget) and the per-item cache path (packRows 0) give the
-     * same runs.
+     * The whole scorer: packs of at most 2048 rows (all 12 items in one), the default, 150 rows (several packs,
+     * items never split), 1 row (every item alone, larger than the budget) and the per-item cache path (packRows 0)
+     * give the same runs.
      */
     @Test
     void runsAreTheSameWhateverThePacking() {
         List<TaskRun> oneAtATime = TaskScorer.run(model, tok, verses, "reference", options(0));
-        for (int rows : new int[] {TaskScorer.Options.PACK_ROWS, 60, 1}) {
+        for (int rows : new int[] {2048, TaskScorer.Options.PACK_ROWS, 150, 1}) {
             List<TaskRun> packed = TaskScorer.run(model, tok, verses, "reference", options(rows));
             for (int m = 0; m < oneAtATime.size(); m++) {
                 assertEquals(oneAtATime.get(m).items(), packed.get(m).items(), "packRows " + rows + " metric " + m);
