@@ -41,59 +41,97 @@ class PackedForwardTest {
         };
     }
 
+    /**
+     * A per-row fake quantization of the linear inputs (each row to 15 levels of its own absmax) and of keys and values
+     * (to multiples of 1/8): the packed forward runs it on all rows at once, the cached one on each call's rows, and
+     * since it works row by row the bits agree, as for the simulated 8-bit schemes.
+     */
+    static final ActivationQuant PER_ROW = new ActivationQuant() {
+        @Override
+        public void linearInput(int layer, java.util.List<String> modules, float[] x, int rows, int cols) {
+            for (int r = 0; r < rows; r++) {
+                float max = 0f;
+                for (int i = 0; i < cols; i++) {
+                    max = Math.max(max, Math.abs(x[r * cols + i]));
+                }
+                float step = max / 7f;
+                if (step > 0f) {
+                    for (int i = 0; i < cols; i++) {
+                        x[r * cols + i] = Math.round(x[r * cols + i] / step) * step;
+                    }
+                }
+            }
+        }
+
+        @Override
+        public void keysValues(int layer, float[] k, float[] v, int rows, int kvHeads, int headDim) {
+            for (float[] a : new float[][] {k, v}) {
+                for (int i = 0; i < rows * kvHeads * headDim; i++) {
+                    a[i] = Math.round(a[i] * 8f) / 8f;
+                }
+            }
+        }
+    };
+
     @Test
     void packedLogitsEqualTheCachedForwardBitForBit() {
         for (String kernels : new String[] {"vector", "scalar"}) {
             try (Qwen2Model m = Qwen2Model.load(FIXTURE, Kernels.byName(kernels))) {
-                int vocab = m.config().vocabSize();
-                Item[] items = items(vocab);
-                // the packed layout: per item its context, then each continuation but its last token
-                PackedRows.Builder b = PackedRows.builder();
-                int total = 0;
-                for (Item it : items) {
-                    total += it.context().length;
-                    for (int[] c : it.continuations()) {
-                        total += c.length - 1;
-                    }
-                }
-                int[] ids = new int[total];
-                int[][] ctxRows = new int[items.length][];
-                int[][][] contRows = new int[items.length][][];
-                for (int i = 0; i < items.length; i++) {
-                    int[] ctx = items[i].context();
-                    int s = b.sequence(ctx.length, 0);
-                    System.arraycopy(ctx, 0, ids, s, ctx.length);
-                    ctxRows[i] = rowRange(s, ctx.length);
-                    contRows[i] = new int[items[i].continuations().length][];
-                    for (int c = 0; c < contRows[i].length; c++) {
-                        int[] cont = items[i].continuations()[c];
-                        int cs = b.continuation(s, s + ctx.length, cont.length - 1, ctx.length);
-                        System.arraycopy(cont, 0, ids, cs, cont.length - 1);
-                        contRows[i][c] = rowRange(cs, cont.length - 1);
-                    }
-                }
-                float[] all = m.forwardPacked(ids, b.build(), rowRange(0, total));
-                assertEquals(total * vocab, all.length);
+                check(m, kernels);
+            }
+        }
+        try (Qwen2Model base = Qwen2Model.load(FIXTURE, Kernels.byName("vector"));
+                Qwen2Model m = base.withActivationQuant(PER_ROW)) {
+            check(m, "activations quantized per row");
+        }
+    }
 
-                try (KvCache cache = m.newCache(64)) {
-                    for (int i = 0; i < items.length; i++) {
-                        int[] ctx = items[i].context();
-                        cache.clear();
-                        float[] want = m.forward(ctx, cache, false);
-                        assertArrayEquals(want, rows(all, ctxRows[i], vocab), kernels + " item " + i + " context");
-                        for (int c = 0; c < contRows[i].length; c++) {
-                            int[] cont = items[i].continuations()[c];
-                            if (cont.length == 1) {
-                                continue;
-                            }
-                            float[] got = m.forward(Arrays.copyOf(cont, cont.length - 1), cache, false);
-                            cache.truncate(ctx.length);
-                            assertArrayEquals(
-                                    got,
-                                    rows(all, contRows[i][c], vocab),
-                                    kernels + " item " + i + " continuation " + c);
-                        }
+    static void check(Qwen2Model m, String kernels) {
+        int vocab = m.config().vocabSize();
+        Item[] items = items(vocab);
+        // the packed layout: per item its context, then each continuation but its last token
+        PackedRows.Builder b = PackedRows.builder();
+        int total = 0;
+        for (Item it : items) {
+            total += it.context().length;
+            for (int[] c : it.continuations()) {
+                total += c.length - 1;
+            }
+        }
+        int[] ids = new int[total];
+        int[][] ctxRows = new int[items.length][];
+        int[][][] contRows = new int[items.length][][];
+        for (int i = 0; i < items.length; i++) {
+            int[] ctx = items[i].context();
+            int s = b.sequence(ctx.length, 0);
+            System.arraycopy(ctx, 0, ids, s, ctx.length);
+            ctxRows[i] = rowRange(s, ctx.length);
+            contRows[i] = new int[items[i].continuations().length][];
+            for (int c = 0; c < contRows[i].length; c++) {
+                int[] cont = items[i].continuations()[c];
+                int cs = b.continuation(s, s + ctx.length, cont.length - 1, ctx.length);
+                System.arraycopy(cont, 0, ids, cs, cont.length - 1);
+                contRows[i][c] = rowRange(cs, cont.length - 1);
+            }
+        }
+        float[] all = m.forwardPacked(ids, b.build(), rowRange(0, total));
+        assertEquals(total * vocab, all.length);
+
+        try (KvCache cache = m.newCache(64)) {
+            for (int i = 0; i < items.length; i++) {
+                int[] ctx = items[i].context();
+                cache.clear();
+                float[] want = m.forward(ctx, cache, false);
+                assertArrayEquals(want, rows(all, ctxRows[i], vocab), kernels + " item " + i + " context");
+                for (int c = 0; c < contRows[i].length; c++) {
+                    int[] cont = items[i].continuations()[c];
+                    if (cont.length == 1) {
+                        continue;
                     }
+                    float[] got = m.forward(Arrays.copyOf(cont, cont.length - 1), cache, false);
+                    cache.truncate(ctx.length);
+                    assertArrayEquals(
+                            got, rows(all, contRows[i][c], vocab), kernels + " item " + i + " continuation " + c);
                 }
             }
         }
