@@ -214,6 +214,101 @@ extern "C" __global__ void __launch_bounds__(128) m2q_attention(
     }
 }
 
+// Java twin: JavaOps.attentionPacked, Backend#attentionPacked javadoc. m2q_attention's arithmetic (the same two
+// passes, the same tolerance against the twin) over packed rows: row r sees the key rows of PackedRows.key, its
+// prefix [spans[3r], spans[3r+1]) then its segment [spans[3r+2], r], visible index s mapping to the prefix's row
+// s, then the segment's row s - prefix length. q, out [rows, heads*headDim]; k, v [rows, kvHeads*headDim] (the
+// rows' own keys and values); spans [rows, 3] (PackedRows.spans). Grid rows*heads, block 128.
+extern "C" __global__ void __launch_bounds__(128) m2q_attention_packed(
+        int rows, int heads, int kvHeads, int headDim, const int* spans,
+        const float* q, const float* k, const float* v, float* out) {
+    __shared__ float warpMax[ATT_WARPS];
+    __shared__ double warpSum[ATT_WARPS];
+    __shared__ float warpOut[ATT_WARPS][32 * ATT_MAX_PER_LANE];
+    const int warp = threadIdx.x / 32;
+    const int lane = threadIdx.x % 32;
+    const long long item = blockIdx.x;
+    const int h = static_cast<int>(item % heads);
+    const long long row = item / heads;
+    const int kvh = h / (heads / kvHeads);
+    const int prefixStart = spans[3 * row];
+    const int prefixLen = spans[3 * row + 1] - prefixStart;
+    const int segmentStart = spans[3 * row + 2];
+    const int visible = prefixLen + static_cast<int>(row - segmentStart) + 1;
+    const long long qDim = static_cast<long long>(heads) * headDim;
+    const long long kvDim = static_cast<long long>(kvHeads) * headDim;
+    const float scale = static_cast<float>(1.0 / sqrt(static_cast<double>(headDim)));
+    const float* kBase = k + static_cast<long long>(kvh) * headDim;
+    const float* vBase = v + static_cast<long long>(kvh) * headDim;
+
+    float qv[ATT_MAX_PER_LANE];
+    const float* qr = q + row * qDim + static_cast<long long>(h) * headDim;
+#pragma unroll
+    for (int c = 0; c < ATT_MAX_PER_LANE; c++) {
+        int d = lane + 32 * c;
+        qv[c] = d < headDim ? qr[d] : 0.0f;
+    }
+
+    float mx = -INFINITY;
+    for (int s = warp; s < visible; s += ATT_WARPS) {
+        const long long key = s < prefixLen ? prefixStart + s : segmentStart + (s - prefixLen);
+        mx = m2q::java_max(mx, score(qv, kBase + key * kvDim, lane, headDim, scale));
+    }
+    if (lane == 0) {
+        warpMax[warp] = mx;
+    }
+    __syncthreads();
+    mx = warpMax[0];
+#pragma unroll
+    for (int w = 1; w < ATT_WARPS; w++) {
+        mx = m2q::java_max(mx, warpMax[w]);
+    }
+
+    double sum = 0.0;
+    float acc[ATT_MAX_PER_LANE];
+#pragma unroll
+    for (int c = 0; c < ATT_MAX_PER_LANE; c++) {
+        acc[c] = 0.0f;
+    }
+    for (int s = warp; s < visible; s += ATT_WARPS) {
+        const long long key = s < prefixLen ? prefixStart + s : segmentStart + (s - prefixLen);
+        float sc = score(qv, kBase + key * kvDim, lane, headDim, scale);
+        float e = static_cast<float>(exp(static_cast<double>(__fsub_rn(sc, mx))));
+        sum += e;
+        const float* vr = vBase + key * kvDim;
+#pragma unroll
+        for (int c = 0; c < ATT_MAX_PER_LANE; c++) {
+            int d = lane + 32 * c;
+            if (d < headDim) {
+                acc[c] = __fmaf_rn(e, vr[d], acc[c]);
+            }
+        }
+    }
+    if (lane == 0) {
+        warpSum[warp] = sum;
+    }
+#pragma unroll
+    for (int c = 0; c < ATT_MAX_PER_LANE; c++) {
+        warpOut[warp][lane + 32 * c] = acc[c];
+    }
+    __syncthreads();
+    double den = warpSum[0];
+#pragma unroll
+    for (int w = 1; w < ATT_WARPS; w++) {
+        den += warpSum[w];
+    }
+    const float inv = static_cast<float>(1.0 / den);
+    float* orow = out + row * qDim + static_cast<long long>(h) * headDim;
+    for (int d = threadIdx.x; d < headDim; d += blockDim.x) {
+        float o = warpOut[0][d];
+#pragma unroll
+        for (int w = 1; w < ATT_WARPS; w++) {
+            o = __fadd_rn(o, warpOut[w][d]);
+        }
+        orow[d] = __fmul_rn(o, inv);
+    }
+}
+
 // Java twin: JavaOps.swiglu, Kernels#swiglu javadoc. gate[i] = gate[i] / (1 + fp32(exp(-gate[i]))) * up[i],
 // each fp32 operation rounded as the twin; exp in double, so equal to the twin except where CUDA's and Java's
 // double exp round to different fp32 values (one ulp of the exp). gate, up [n]. Grid ceil(n/256), block 256.

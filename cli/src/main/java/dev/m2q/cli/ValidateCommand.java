@@ -221,6 +221,15 @@ final class ValidateCommand implements Callable<Integer> {
     boolean taskChat;
 
     @Option(
+            names = "--task-pack-rows",
+            defaultValue = "" + TaskScorer.Options.PACK_ROWS,
+            paramLabel = "N",
+            description = "Multiple-choice items packed into one forward of at most N rows: each item's context once,"
+                    + " then its choices' continuations, several items per forward (default ${DEFAULT-VALUE};"
+                    + " 0 scores one item at a time from its KV cache; the scores are the same either way).")
+    int taskPackRows;
+
+    @Option(
             names = "--task-max-new-tokens",
             defaultValue = "32",
             paramLabel = "N",
@@ -383,13 +392,21 @@ final class ValidateCommand implements Callable<Integer> {
         if (maxAccDrop != null && !(maxAccDrop >= 0 && maxAccDrop <= 100)) {
             throw new InputException("--max-acc-drop must be in [0, 100] points, got " + maxAccDrop);
         }
+        if (taskPackRows < 0) {
+            throw new InputException(
+                    "--task-pack-rows must be 0 (one item at a time) or positive, got " + taskPackRows);
+        }
         for (Path t : tasks) {
             PathGuard.check(PathGuard.of("--report-dir", reportDir), PathGuard.of("--tasks", t));
         }
         List<TaskFile> files =
                 TaskFile.readAll(tasks, taskFields == null ? TaskFields.DEFAULT : TaskFields.parse(taskFields));
         TaskScorer.Options so = new TaskScorer.Options(
-                taskChat ? ChatTemplate.load(reference) : null, taskMaxNewTokens, SpecBench.eosIds(reference), null);
+                taskChat ? ChatTemplate.load(reference) : null,
+                taskMaxNewTokens,
+                SpecBench.eosIds(reference),
+                null,
+                taskPackRows);
         return new TaskEval.Options(files, so, maxAccDrop);
     }
 

@@ -3,6 +3,7 @@ package dev.m2q.kernels;
 import dev.m2q.core.kernels.Backend;
 import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.kernels.Matrix;
+import dev.m2q.core.kernels.PackedRows;
 import java.util.Objects;
 import java.util.function.Consumer;
 
@@ -17,7 +18,8 @@ import java.util.function.Consumer;
  * copy, add, scale (m2q_add_f32, m2q_scale_f32), syrkUpper (m2q_syrk_upper_add_f32: each element's sum from 0f
  * over the rows in order, then one addition into c, the SPI's arithmetic) and absMaxColumns; the rest as the
  * {@link CudaKernels} operation of the same name (its class javadoc): rmsNorm, rope (m2q_rope_span, the positions
- * computed on the device), swiglu to a few ulps, matmul and attention to fp32 summation order, or to bf16 operand
+ * computed on the device), ropePacked (m2q_rope), attentionPacked (m2q_attention_packed, m2q_attention's arithmetic
+ * over the packed layout's keys), swiglu to a few ulps, matmul and attention to fp32 summation order, or to bf16 operand
  * rounding where the tensor cores run. Attention with a head size above {@link #MAX_HEAD_DIM} has no kernel and
  * runs on the CPU kernels (its operands cross to the host and back, the one exception to "no crossing").
  *
@@ -315,6 +317,99 @@ final class CudaBackend implements Backend {
                             CudaBuf.of(k),
                             CudaBuf.of(v),
                             CudaBuf.of(out));
+        }
+    }
+
+    /** m2q_rope (CudaKernels' rotation) with the layout's positions, uploaded for the launch. */
+    @Override
+    public void ropePacked(Buf x, int heads, int headDim, Buf invFreq, PackedRows layout) {
+        int rows = layout.rows();
+        require(
+                heads > 0 && headDim > 0 && headDim % 2 == 0,
+                "ropePacked: heads " + heads + ", headDim " + headDim + " (even) out of range");
+        checkRange(x, 0, (long) rows * heads * headDim, "ropePacked (x)");
+        checkRange(invFreq, 0, headDim / 2, "ropePacked (invFreq)");
+        if (rows == 0) {
+            return;
+        }
+        synchronized (lock) {
+            try (DeviceBuffer positions = dev.upload(layout.positions(), 0, rows)) {
+                dev.kernel("m2q_rope")
+                        .launch(
+                                Device.blocks((long) rows * (headDim / 2), 256),
+                                1,
+                                1,
+                                256,
+                                1,
+                                1,
+                                0,
+                                rows,
+                                heads,
+                                headDim,
+                                CudaBuf.of(x),
+                                CudaBuf.of(invFreq),
+                                positions);
+            }
+        }
+    }
+
+    /**
+     * m2q_attention_packed, the layout's spans uploaded for the launch (12 bytes a row); above {@link #MAX_HEAD_DIM}
+     * the Java twin on the host, as {@link #attention}.
+     */
+    @Override
+    public void attentionPacked(Buf q, Buf k, Buf v, PackedRows layout, int heads, int kvHeads, int headDim, Buf out) {
+        require(
+                heads > 0 && kvHeads > 0 && heads % kvHeads == 0,
+                "attentionPacked: heads " + heads + " must be a positive multiple of kvHeads " + kvHeads);
+        require(headDim > 0, "attentionPacked: headDim " + headDim + " must be > 0");
+        int rows = layout.rows();
+        long qLen = (long) rows * heads * headDim;
+        long kvLen = (long) rows * kvHeads * headDim;
+        checkRange(q, 0, qLen, "attentionPacked (q)");
+        checkRange(out, 0, qLen, "attentionPacked (out)");
+        checkRange(k, 0, kvLen, "attentionPacked (k)");
+        checkRange(v, 0, kvLen, "attentionPacked (v)");
+        if (qLen == 0) {
+            return;
+        }
+        synchronized (lock) {
+            if (headDim > MAX_HEAD_DIM) {
+                Backend host = cpu.backend();
+                float[] oh = new float[Math.toIntExact(qLen)];
+                host.attentionPacked(
+                        host.wrap(download(q)),
+                        host.wrap(download(k)),
+                        host.wrap(download(v)),
+                        layout,
+                        heads,
+                        kvHeads,
+                        headDim,
+                        host.wrap(oh));
+                dev.ctx.uploadInto(CudaBuf.of(out), 0, oh, 0, oh.length);
+                return;
+            }
+            int[] spans = layout.spans();
+            try (DeviceBuffer sb = dev.upload(spans, 0, spans.length)) {
+                dev.kernel("m2q_attention_packed")
+                        .launch(
+                                Device.blocks((long) rows * heads, 1),
+                                1,
+                                1,
+                                128,
+                                1,
+                                1,
+                                0,
+                                rows,
+                                heads,
+                                kvHeads,
+                                headDim,
+                                sb,
+                                CudaBuf.of(q),
+                                CudaBuf.of(k),
+                                CudaBuf.of(v),
+                                CudaBuf.of(out));
+            }
         }
     }
 

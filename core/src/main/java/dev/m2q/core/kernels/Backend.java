@@ -115,6 +115,23 @@ public interface Backend {
     void attention(
             Buf q, Buf k, Buf v, int nSeq, int seqLen, int startPos, int heads, int kvHeads, int headDim, Buf out);
 
+    /**
+     * {@link Kernels#rope} in place, row r at {@code layout.position(r)}: x [layout.rows(), heads·headDim]. The
+     * layout is a parameter of the call, like the sizes (a device backend sends its few ints per row with the
+     * launch), not a crossing of data.
+     */
+    void ropePacked(Buf x, int heads, int headDim, Buf invFreq, PackedRows layout);
+
+    /**
+     * Grouped-query attention of packed rows ({@link PackedRows}): q, out [layout.rows(), heads·headDim]; k, v
+     * [layout.rows(), kvHeads·headDim], the rows' own keys and values. Row r, head h reads kv head h / (heads /
+     * kvHeads) and sees the key rows {@code layout.key(r, 0..visible(r) − 1)}: its prefix, then its segment up to
+     * itself, in that order. The arithmetic of {@link Kernels#attention} for each row (softmax scale 1/sqrt(headDim),
+     * scores and output in fp32, the denominator in double, the keys in that order), so a row gives the bits of the
+     * same row attending to the same keys from a KV cache. Every element of out is written.
+     */
+    void attentionPacked(Buf q, Buf k, Buf v, PackedRows layout, int heads, int kvHeads, int headDim, Buf out);
+
     /** {@link Kernels#swiglu} in place on gate. */
     void swiglu(Buf gate, Buf up, long n);
 

@@ -129,6 +129,18 @@ final class CountingBackend implements Backend {
     }
 
     @Override
+    public void ropePacked(Buf x, int heads, int headDim, Buf invFreq, PackedRows layout) {
+        inner.ropePacked(x, heads, headDim, invFreq, layout);
+        onBackend("ropePacked");
+    }
+
+    @Override
+    public void attentionPacked(Buf q, Buf k, Buf v, PackedRows layout, int heads, int kvHeads, int headDim, Buf out) {
+        inner.attentionPacked(q, k, v, layout, heads, kvHeads, headDim, out);
+        onBackend("attentionPacked");
+    }
+
+    @Override
     public void swiglu(Buf gate, Buf up, long n) {
         inner.swiglu(gate, up, n);
         onBackend("swiglu");

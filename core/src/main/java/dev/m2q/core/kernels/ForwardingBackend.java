@@ -109,6 +109,16 @@ public abstract class ForwardingBackend implements Backend {
     }
 
     @Override
+    public void ropePacked(Buf x, int heads, int headDim, Buf invFreq, PackedRows layout) {
+        delegate.ropePacked(x, heads, headDim, invFreq, layout);
+    }
+
+    @Override
+    public void attentionPacked(Buf q, Buf k, Buf v, PackedRows layout, int heads, int kvHeads, int headDim, Buf out) {
+        delegate.attentionPacked(q, k, v, layout, heads, kvHeads, headDim, out);
+    }
+
+    @Override
     public void swiglu(Buf gate, Buf up, long n) {
         delegate.swiglu(gate, up, n);
     }

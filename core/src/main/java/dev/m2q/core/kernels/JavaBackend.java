@@ -169,6 +169,17 @@ public final class JavaBackend implements Backend {
     }
 
     @Override
+    public void ropePacked(Buf x, int heads, int headDim, Buf invFreq, PackedRows layout) {
+        kernels.rope(array(x), layout.rows(), heads, headDim, array(invFreq), layout.positions());
+    }
+
+    /** {@link JavaOps#attentionPacked} on this backend's kernels' dot and axpy, the steps of their attention. */
+    @Override
+    public void attentionPacked(Buf q, Buf k, Buf v, PackedRows layout, int heads, int kvHeads, int headDim, Buf out) {
+        JavaOps.attentionPacked(kernels, array(q), array(k), array(v), layout, heads, kvHeads, headDim, array(out));
+    }
+
+    @Override
     public void swiglu(Buf gate, Buf up, long n) {
         kernels.swiglu(array(gate), array(up), Math.toIntExact(n));
     }

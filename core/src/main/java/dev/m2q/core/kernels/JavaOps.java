@@ -100,6 +100,60 @@ final class JavaOps {
         });
     }
 
+    /**
+     * {@link Backend#attentionPacked}: {@link #attention}'s arithmetic, statement for statement, over the key rows
+     * {@code layout.key(row, 0..)} instead of 0 .. startPos + t of a sequence, so a row that sees the same keys in the
+     * same order gets the same bits. One (row, head) per work item.
+     */
+    static void attentionPacked(
+            Kernels kern,
+            float[] q,
+            float[] k,
+            float[] v,
+            PackedRows layout,
+            int heads,
+            int kvHeads,
+            int d,
+            float[] out) {
+        int rows = layout.rows();
+        int group = heads / kvHeads;
+        int qDim = heads * d;
+        int kvDim = kvHeads * d;
+        int most = layout.maxVisible();
+        float scale = (float) (1.0 / Math.sqrt(d));
+        java.util.Arrays.fill(out, 0, rows * qDim, 0f);
+        Parallel.forRange(rows * heads, (long) most * d, (from, to) -> {
+            float[] scores = new float[most];
+            int[] keys = new int[most];
+            for (int item = from; item < to; item++) {
+                int row = item / heads;
+                int h = item % heads;
+                int kvh = h / group;
+                int qOff = row * qDim + h * d;
+                int visible = layout.visible(row);
+                for (int j = 0; j < visible; j++) {
+                    keys[j] = layout.key(row, j) * kvDim + kvh * d;
+                }
+                float max = Float.NEGATIVE_INFINITY;
+                for (int j = 0; j < visible; j++) {
+                    float sc = kern.dot(q, qOff, k, keys[j], d) * scale;
+                    scores[j] = sc;
+                    max = Math.max(max, sc);
+                }
+                double sum = 0;
+                for (int j = 0; j < visible; j++) {
+                    float e = (float) Math.exp(scores[j] - max);
+                    scores[j] = e;
+                    sum += e;
+                }
+                float inv = (float) (1.0 / sum);
+                for (int j = 0; j < visible; j++) {
+                    kern.axpy(scores[j] * inv, v, keys[j], out, qOff, d);
+                }
+            }
+        });
+    }
+
     /** {@link Kernels#swiglu}. */
     static void swiglu(float[] gate, float[] up, int n) {
         Parallel.forRange(n, 16, (from, to) -> {

@@ -4,6 +4,7 @@ import dev.m2q.core.kernels.Backend;
 import dev.m2q.core.kernels.Backend.Buf;
 import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.kernels.Matrix;
+import dev.m2q.core.kernels.PackedRows;
 import java.util.List;
 
 /**
@@ -275,12 +276,39 @@ public final class DecoderLayer implements AutoCloseable {
      * the boundary unless {@code obs} or an {@link ActivationQuant} asks for host arrays.
      */
     public Buf forward(Resident rw, Buf x, int nSeq, int seqLen, int startPos, KvCache cache, LayerObserver obs) {
-        int hidden = cfg.hiddenSize();
-        int rows = nSeq * seqLen;
-        checkInput(x.length(), rows);
         if (cache != null && nSeq != 1) {
             throw new IllegalArgumentException("a KV cache serves one sequence, not " + nSeq);
         }
+        return pass(rw, x, nSeq * seqLen, nSeq, seqLen, startPos, cache, null, obs);
+    }
+
+    /**
+     * The forward of packed rows ({@link PackedRows}): several sequences, or a context and its continuations, in
+     * one pass of {@code layout.rows()} rows, each row rotated at its own position and attending to the keys the
+     * layout gives it ({@link Backend#ropePacked}, {@link Backend#attentionPacked}); everything else is per row.
+     * So a row gets the bits it gets in {@link #forward(Resident, Buf, int, int, int, KvCache, LayerObserver)} when
+     * it sees the same keys there (a continuation's rows after its context from a KV cache), provided the {@link
+     * ActivationQuant}, if any, works row by row (as the simulated 8-bit schemes do). x [rows, hidden] on {@link
+     * #backend()} (not written); returns a new buffer [rows, hidden] that the caller closes, or null when {@code obs}
+     * said enough. No KV cache: the rows' own keys and values are the attention's.
+     */
+    public Buf forwardPacked(Resident rw, Buf x, PackedRows layout, LayerObserver obs) {
+        return pass(rw, x, layout.rows(), 1, layout.rows(), 0, null, layout, obs);
+    }
+
+    /** The layer on {@code rows} rows: a batch of nSeq·seqLen (with a cache or not), or packed rows. */
+    private Buf pass(
+            Resident rw,
+            Buf x,
+            int rows,
+            int nSeq,
+            int seqLen,
+            int startPos,
+            KvCache cache,
+            PackedRows packed,
+            LayerObserver obs) {
+        int hidden = cfg.hiddenSize();
+        checkInput(x.length(), rows);
         int qDim = cfg.qDim();
         int kvDim = cfg.kvDim();
         int heads = cfg.numHeads();
@@ -306,8 +334,13 @@ public final class DecoderLayer implements AutoCloseable {
                 backend.matmul(h, rows, rw.q(), rw.qBias(), q);
                 backend.matmul(h, rows, rw.k(), rw.kBias(), k);
                 backend.matmul(h, rows, rw.v(), rw.vBias(), v);
-                rope(q, rows, heads, startPos, seqLen);
-                rope(k, rows, kvHeads, startPos, seqLen);
+                if (packed != null) {
+                    ropePacked(q, heads, packed);
+                    ropePacked(k, kvHeads, packed);
+                } else {
+                    rope(q, rows, heads, startPos, seqLen);
+                    rope(k, rows, kvHeads, startPos, seqLen);
+                }
                 if (activationQuant != ActivationQuant.NONE) {
                     backend.update(
                             k,
@@ -315,7 +348,9 @@ public final class DecoderLayer implements AutoCloseable {
                                     v, vh -> activationQuant.keysValues(index, kh, vh, rows, kvHeads, headDim)));
                 }
                 obs.keysValues(backend, k, v, rows, kvDim);
-                if (cache != null) {
+                if (packed != null) {
+                    backend.attentionPacked(q, k, v, packed, heads, kvHeads, headDim, attn);
+                } else if (cache != null) {
                     if (startPos + seqLen > cache.capacity()) {
                         throw new IllegalArgumentException(
                                 "KV cache of " + cache.capacity() + " tokens cannot hold " + (startPos + seqLen));
@@ -381,14 +416,23 @@ public final class DecoderLayer implements AutoCloseable {
     }
 
     private void rope(Buf x, int rows, int heads, int startPos, int seqLen) {
-        Buf f;
-        synchronized (this) {
-            if (invFreq == null) {
-                invFreq = backend.wrap(rope.inverseFrequencies());
-            }
-            f = invFreq;
+        rope.apply(backend, x, rows, heads, invFreq(), startPos, seqLen);
+    }
+
+    /** {@link Rope#apply(Backend, Buf, int, int, Buf, int, int)} with each row at its packed position. */
+    private void ropePacked(Buf x, int heads, PackedRows layout) {
+        int headDim = cfg.headDim();
+        backend.ropePacked(x, heads, headDim, invFreq(), layout);
+        if (rope.attentionFactor() != 1f) {
+            backend.scale(x, (long) layout.rows() * heads * headDim, rope.attentionFactor());
         }
-        rope.apply(backend, x, rows, heads, f, startPos, seqLen);
+    }
+
+    private synchronized Buf invFreq() {
+        if (invFreq == null) {
+            invFreq = backend.wrap(rope.inverseFrequencies());
+        }
+        return invFreq;
     }
 
     private void quantizeInput(List<String> modules, Buf x, int rows, int cols) {

@@ -7,6 +7,7 @@ import dev.m2q.core.kernels.Backend;
 import dev.m2q.core.kernels.Backend.Buf;
 import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.kernels.Matrix;
+import dev.m2q.core.kernels.PackedRows;
 import dev.m2q.core.quant.GptqFormat;
 import dev.m2q.core.quant.PackedLinears;
 import dev.m2q.core.tensor.DType;
@@ -284,6 +285,73 @@ public final class Qwen2Model implements AutoCloseable {
      */
     public Buf forwardResident(int[] ids, KvCache cache, boolean lastOnly) {
         return run(ids, Objects.requireNonNull(cache, "cache"), null, null, lastOnly);
+    }
+
+    /**
+     * The forward of packed rows ({@link PackedRows}; {@link DecoderLayer#forwardPacked}): {@code ids}
+     * [layout.rows()] through every layer, no KV cache. Returns the final hidden state [rows, hidden] (before the
+     * final norm) as a new buffer that the caller closes; {@link #logits(Buf, int[])} turns the rows wanted into
+     * logits. A row gets the bits of the same token's row in {@link #forward(int[], KvCache, boolean)} when it sees
+     * the same keys there: a context's rows as a fresh sequence in a cache, a continuation's rows after it from the
+     * cache.
+     *
+     * @throws IllegalArgumentException when ids and layout differ in length
+     */
+    public Buf hiddenPacked(int[] ids, PackedRows layout) {
+        if (ids.length != layout.rows()) {
+            throw new IllegalArgumentException(ids.length + " ids for " + layout.rows() + " packed rows");
+        }
+        Buf x = embedResident(ids);
+        try {
+            for (DecoderLayer layer : layers) {
+                Buf next = layer.forwardPacked(layer.resident(), x, layout, LayerObserver.NONE);
+                x.close();
+                x = next;
+            }
+            Buf out = x;
+            x = null;
+            return out;
+        } finally {
+            if (x != null) {
+                x.close();
+            }
+        }
+    }
+
+    /**
+     * Final norm then lm_head on the rows {@code rows} of h [*, hidden] (not written), gathered in that order (runs
+     * of consecutive rows copied at once): a new buffer of logits [rows.length, vocab] that the caller closes. Only
+     * the rows asked for pay for lm_head.
+     */
+    public Buf logits(Buf h, int[] rows) {
+        int hd = config.hiddenSize();
+        long have = h.length() / hd;
+        try (Buf g = backend.alloc((long) rows.length * hd)) {
+            int i = 0;
+            while (i < rows.length) {
+                int j = i + 1;
+                while (j < rows.length && rows[j] == rows[j - 1] + 1) {
+                    j++;
+                }
+                if (rows[i] < 0 || rows[j - 1] >= have) {
+                    throw new IllegalArgumentException(
+                            "rows " + rows[i] + ".." + rows[j - 1] + " outside hidden states of " + have + " rows");
+                }
+                backend.copy(h, (long) rows[i] * hd, g, (long) i * hd, (long) (j - i) * hd);
+                i = j;
+            }
+            return logits(g, rows.length);
+        }
+    }
+
+    /**
+     * {@link #hiddenPacked} then {@link #logits(Buf, int[])} on the host: the logits of the packed rows {@code
+     * logitRows}, [logitRows.length, vocab].
+     */
+    public float[] forwardPacked(int[] ids, PackedRows layout, int[] logitRows) {
+        try (Buf h = hiddenPacked(ids, layout)) {
+            return backend.take(logits(h, logitRows));
+        }
     }
 
     /**

@@ -8,6 +8,7 @@ import dev.m2q.core.kernels.ForwardingKernels;
 import dev.m2q.core.kernels.JavaBackend;
 import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.kernels.Matrix;
+import dev.m2q.core.kernels.PackedRows;
 import dev.m2q.core.model.DecoderLayer;
 import dev.m2q.core.model.LayerObserver;
 import dev.m2q.core.quant.QuantizedLinear;
@@ -280,6 +281,17 @@ class LayerContextResidencyTest {
         public void attention(
                 Buf q, Buf k, Buf v, int nSeq, int seqLen, int startPos, int heads, int kvHeads, int headDim, Buf out) {
             inner.attention(in(q), in(k), in(v), nSeq, seqLen, startPos, heads, kvHeads, headDim, in(out));
+        }
+
+        @Override
+        public void ropePacked(Buf x, int heads, int headDim, Buf invFreq, PackedRows layout) {
+            inner.ropePacked(in(x), heads, headDim, in(invFreq), layout);
+        }
+
+        @Override
+        public void attentionPacked(
+                Buf q, Buf k, Buf v, PackedRows layout, int heads, int kvHeads, int headDim, Buf out) {
+            inner.attentionPacked(in(q), in(k), in(v), layout, heads, kvHeads, headDim, in(out));
         }
 
         @Override
