@@ -20,7 +20,7 @@ import java.util.SplittableRandom;
  *
  * <pre>
  * ./mvnw -q -pl core package -DskipTests
- * java --add-modules jdk.incubator.vector -cp core/target/classes tools/synth/SynthCheckpoint.java \
+ * java --add-modules jdk.incubator.vector -cp cli/target/m2q.jar tools/synth/SynthCheckpoint.java \
  *     OUT [layers=2] [hidden=5120] [intermediate=27648] [heads=40] [kvHeads=8] [vocab=4096]
  * cp fixtures/tiny-qwen2/tokenizer*.json fixtures/tiny-qwen2/calibration.txt OUT/   # ids stay below 2048
  * </pre>
