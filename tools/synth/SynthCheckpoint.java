@@ -19,7 +19,7 @@ import java.util.SplittableRandom;
  * the embeddings cheap. Seeded. Its output is never committed: regenerate it.
  *
  * <pre>
- * ./mvnw -q -pl core package -DskipTests
+ * ./m2q --version    (builds cli/target/m2q.jar, core and Jackson, when it is missing)
  * java --add-modules jdk.incubator.vector -cp cli/target/m2q.jar tools/synth/SynthCheckpoint.java \
  *     OUT [layers=2] [hidden=5120] [intermediate=27648] [heads=40] [kvHeads=8] [vocab=4096]
  * cp fixtures/tiny-qwen2/tokenizer*.json fixtures/tiny-qwen2/calibration.txt OUT/   # ids stay below 2048
