@@ -2,7 +2,7 @@
 # m2q quantize beside the torch reference GPTQ (tools/torch-gptq/gptq_torch.py) on the same calibration ids, then
 # m2q validate of both against the BF16 model on held-out text (issue 16 item 4). From the repository root:
 #
-#   tools/torch-gptq/compare.sh [NSAMPLES [SEQLEN]]        (default 64 512, the fixture's benchmark row)
+#   [SEED=0] tools/torch-gptq/compare.sh [NSAMPLES [SEQLEN]]   (default 64 512, the fixture's benchmark row)
 #
 # Environment: M2Q_OPENBLAS_DIR, a folder holding OpenBLAS's libblas.so.3/liblapack.so.3 for Debian's torch
 # (default: the system's openblas-pthread folder; without one, torch runs on the reference BLAS and the script
@@ -13,7 +13,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
 nsamples="${1:-64}"
 seqlen="${2:-512}"
-seed=0
+seed="${SEED:-0}"
 model=fixtures/tiny-qwen2
 calib="$model/calibration.txt"
 heldout="$model/heldout.txt"
@@ -73,13 +73,13 @@ for side in m2q torch; do
   fi
 done
 
-"$py" - "$work" "$nsamples" "$seqlen" "$blas_note" <<'EOF'
+"$py" - "$work" "$nsamples" "$seqlen" "$blas_note" "$seed" <<'EOF'
 import hashlib, json, os, re, sys
 import numpy as np
 sys.path.insert(0, "tools/torch-gptq")
 import gptq_torch as g
 
-work, nsamples, seqlen, blas_note = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+work, nsamples, seqlen, blas_note, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 stream = json.load(open(f"{work}/stream.json"))
 manifest = json.load(open("target/cmp-m2q/m2q-manifest.json"))
 sha = hashlib.sha256(np.array(stream, dtype="<i4").tobytes()).hexdigest()
@@ -137,7 +137,7 @@ ratio = rows[0][1] / rows[1][1]
 kl_m, kl_t = rows[0][4], rows[1][4]
 lines += ["",
           f"- BF16 reference PPL {ref_ppl:.4f}; {nsamples} × {seqlen} calibration tokens, the same ids on both "
-          f"sides (m2q's CalibrationSet.sample, seed 0, checked id for id; stream sha256 {sha[:12]}…)",
+          f"sides (m2q's CalibrationSet.sample, seed {seed}, checked id for id; stream sha256 {sha[:12]}…)",
           f"- wall-time ratio m2q / torch: {ratio:.2f} (goal ≤ 0.5); torch's own split: Hessian passes "
           f"{timing['hessians_s']:.1f} s, GPTQ {timing['gptq_s']:.1f} s, propagation {timing['propagate_s']:.1f} s, "
           f"write {timing['write_s']:.1f} s; torch on {blas_note}",

@@ -69,12 +69,12 @@ public final class Json {
                         .build())
                 .build();
         SimpleModule nonFinite = new SimpleModule("m2q-non-finite");
-        nonFinite.addSerializer(Double.class, new DoubleAsNull());
-        nonFinite.addSerializer(Double.TYPE, new DoubleAsNull());
-        nonFinite.addSerializer(Float.class, new FloatAsNull());
-        nonFinite.addSerializer(Float.TYPE, new FloatAsNull());
-        nonFinite.addDeserializer(Double.TYPE, new NullAsNaN());
-        nonFinite.addDeserializer(Float.TYPE, new NullAsNaNFloat());
+        nonFinite.addSerializer(Double.class, new NonFiniteAsNull<>(Double.class));
+        nonFinite.addSerializer(Double.TYPE, new NonFiniteAsNull<>(Double.class));
+        nonFinite.addSerializer(Float.class, new NonFiniteAsNull<>(Float.class));
+        nonFinite.addSerializer(Float.TYPE, new NonFiniteAsNull<>(Float.class));
+        nonFinite.addDeserializer(Double.TYPE, new NullAsNaN<>(Double.TYPE));
+        nonFinite.addDeserializer(Float.TYPE, new NullAsNaN<>(Float.TYPE));
         JsonMapper mapper = JsonMapper.builder(factory)
                 .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
                 .enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES)
@@ -212,74 +212,52 @@ public final class Json {
         return new JsonException((nl < 0 ? what : what.substring(0, nl)) + where);
     }
 
-    private static final class DoubleAsNull extends StdScalarSerializer<Double> {
-        DoubleAsNull() {
-            super(Double.class);
+    /** A double or float, written as a JSON number when finite and as null when not. */
+    private static final class NonFiniteAsNull<T extends Number> extends StdScalarSerializer<T> {
+        NonFiniteAsNull(Class<T> type) {
+            super(type);
         }
 
         @Override
-        public void serialize(Double v, JsonGenerator g, SerializerProvider p) throws IOException {
-            if (Double.isFinite(v)) {
-                g.writeNumber(v);
-            } else {
+        public void serialize(T v, JsonGenerator g, SerializerProvider p) throws IOException {
+            if (!Double.isFinite(v.doubleValue())) {
                 g.writeNull();
+            } else if (v instanceof Float f) {
+                g.writeNumber(f);
+            } else {
+                g.writeNumber(v.doubleValue());
             }
         }
     }
 
-    private static final class FloatAsNull extends StdScalarSerializer<Float> {
-        FloatAsNull() {
-            super(Float.class);
+    /**
+     * A JSON number into a double or float field; null is NaN (what the writer made of a non-finite figure); anything
+     * else is an error.
+     */
+    private static final class NullAsNaN<T extends Number> extends StdScalarDeserializer<T> {
+        private final T nan;
+        private final boolean single;
+
+        @SuppressWarnings("unchecked")
+        NullAsNaN(Class<T> primitive) {
+            super(primitive);
+            this.single = primitive == Float.TYPE;
+            this.nan = (T) (single ? (Number) Float.NaN : (Number) Double.NaN);
         }
 
         @Override
-        public void serialize(Float v, JsonGenerator g, SerializerProvider p) throws IOException {
-            if (Float.isFinite(v)) {
-                g.writeNumber(v);
-            } else {
-                g.writeNull();
-            }
-        }
-    }
-
-    /** A JSON number into a double; null is NaN (the writer's non-finite); anything else is an error. */
-    private static final class NullAsNaN extends StdScalarDeserializer<Double> {
-        NullAsNaN() {
-            super(Double.TYPE);
-        }
-
-        @Override
-        public Double deserialize(JsonParser p, DeserializationContext ctxt) throws IOException {
+        @SuppressWarnings("unchecked")
+        public T deserialize(JsonParser p, DeserializationContext ctxt) throws IOException {
             JsonToken t = p.currentToken();
             if (t == JsonToken.VALUE_NUMBER_INT || t == JsonToken.VALUE_NUMBER_FLOAT) {
-                return p.getDoubleValue();
+                return (T) (single ? (Number) p.getFloatValue() : (Number) p.getDoubleValue());
             }
-            return (Double) ctxt.handleUnexpectedToken(Double.TYPE, p);
+            return (T) ctxt.handleUnexpectedToken(handledType(), p);
         }
 
         @Override
-        public Double getNullValue(DeserializationContext ctxt) {
-            return Double.NaN;
-        }
-    }
-
-    private static final class NullAsNaNFloat extends StdScalarDeserializer<Float> {
-        NullAsNaNFloat() {
-            super(Float.TYPE);
-        }
-
-        @Override
-        public Float deserialize(JsonParser p, DeserializationContext ctxt) throws IOException {
-            JsonToken t = p.currentToken();
-            if (t == JsonToken.VALUE_NUMBER_INT || t == JsonToken.VALUE_NUMBER_FLOAT) {
-                return p.getFloatValue();
-            }
-            return (Float) ctxt.handleUnexpectedToken(Float.TYPE, p);
-        }
-
-        @Override
-        public Float getNullValue(DeserializationContext ctxt) {
-            return Float.NaN;
+        public T getNullValue(DeserializationContext ctxt) {
+            return nan;
         }
     }
 }
