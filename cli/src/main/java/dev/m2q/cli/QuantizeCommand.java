@@ -64,6 +64,9 @@ final class QuantizeCommand implements Callable<Integer> {
     private static final List<String> GPTQ_ONLY = List.of(
             "--damp", "--block-size", "--act-order", "--static-groups", "--true-sequential", "--exact-loss-rows");
 
+    /** Options that GPTQ and RTN read, not AutoRound (whose tuned clip factors do this job). */
+    private static final List<String> NOT_AUTOROUND = List.of("--clip-search");
+
     private static final List<String> AUTOROUND_ONLY =
             List.of("--recipe", "--iters", "--lr", "--minmax-lr", "--batch-size");
 
@@ -130,6 +133,14 @@ final class QuantizeCommand implements Callable<Integer> {
             description = "GPTQ: also report the exact proxy loss with the undamped H on about N output rows of each"
                     + " linear (costs a product with H per row; default 0: only the loop's own loss, which is free).")
     int exactLossRows;
+
+    @Option(
+            names = "--clip-search",
+            negatable = true,
+            description = "RTN and GPTQ: choose each group's scale by a search over 101 ranges from its absmax down to"
+                    + " 0.8 of it, keeping the least Σ|w − ŵ|^2.4 (the GPTQ reference quantizer's MSE search), instead"
+                    + " of the absmax itself. Java engine (on --device cuda GPTQ's loop then runs on the CPU).")
+    boolean clipSearch;
 
     @Option(names = "--act-order", description = "Quantize columns by descending Hessian diagonal.")
     boolean actOrder;
@@ -326,9 +337,9 @@ final class QuantizeCommand implements Callable<Integer> {
             // desc_act false either way (vLLM's gptq_marlin.py also drops desc_act when group_size is -1).
             boolean perRow = groupSize == GroupSize.PER_ROW;
             boolean staticOn = actOrder && (staticGroups || perRow);
-            GptqOptions gptq =
-                    new GptqOptions(bits, groupSize, sym, damp, blockSize, actOrder, staticOn, exactLossRows);
-            m = method == Method.gptq ? new GptqMethod(gptq, trueSequential) : new RtnMethod(groupSize);
+            GptqOptions gptq = new GptqOptions(
+                    bits, groupSize, sym, damp, blockSize, actOrder, staticOn, exactLossRows, clipSearch);
+            m = method == Method.gptq ? new GptqMethod(gptq, trueSequential) : new RtnMethod(groupSize, clipSearch);
             boolean descAct = actOrder && !staticOn;
             qc.put("desc_act", descAct);
             qc.put("static_groups", staticOn && !perRow);
@@ -388,7 +399,7 @@ final class QuantizeCommand implements Callable<Integer> {
                 "m2q quantize: %s, %d layers, %s%s W4 %s sym, %s as %s, %d × %d calibration tokens, %s kernels",
                 dir,
                 cfg.numLayers(),
-                m.name(),
+                m.name() + (clipSearch ? " with the clip search" : ""),
                 autoRound
                         ? String.format(
                                 Locale.ROOT,
@@ -444,6 +455,8 @@ final class QuantizeCommand implements Callable<Integer> {
         }
         if (method != Method.autoround) {
             AUTOROUND_ONLY.forEach(o -> owner.put(o, "autoround"));
+        } else {
+            NOT_AUTOROUND.forEach(o -> owner.put(o, "gptq and rtn"));
         }
         for (Map.Entry<String, String> e : owner.entrySet()) {
             String name = e.getKey();

@@ -171,6 +171,9 @@ class LoadabilityCliTest {
         CliTest.assertBadInput(
                 CliTest.run(quantize(out, "--method", "autoround", "--block-size", "64")),
                 "--block-size applies to --method gptq only; it would be ignored with --method autoround");
+        CliTest.assertBadInput(
+                CliTest.run(quantize(out, "--method", "autoround", "--clip-search")),
+                "--clip-search applies to --method gptq and rtn only; it would be ignored with --method autoround");
         assertFalse(Files.exists(out) || Files.exists(tmp.resolve("x.m2q-partial")));
     }
 

@@ -57,7 +57,7 @@ public final class Gptq {
         float[] staticScales = staticGroups ? new float[groups * n] : null;
         if (staticGroups) {
             for (int gi = 0; gi < groups; gi++) {
-                GptqLoop.groupScales(kernels, wt, gi * g, g, n, staticScales, gi * n);
+                GptqLoop.groupScales(kernels, wt, gi * g, g, n, staticScales, gi * n, o.clipSearch());
             }
         }
         float[] hp = h;
@@ -74,7 +74,8 @@ public final class Gptq {
         float[] u = chol.hinvUpper();
         hp = null;
 
-        GptqCodes c = gptqKernels.columnLoop(new GptqProblem(wt, u, k, n, g, o.blockSize(), perm, staticScales));
+        GptqCodes c = gptqKernels.columnLoop(
+                new GptqProblem(wt, u, k, n, g, o.blockSize(), perm, staticScales, o.clipSearch()));
 
         QuantizedLinear q = new QuantizedLinear(n, k, g, c.codes(), c.scales(), c.gIdx());
         Duration time = Duration.ofNanos(System.nanoTime() - start);

@@ -1,6 +1,8 @@
 package dev.m2q.gptq;
 
 import dev.m2q.core.kernels.Kernels;
+import dev.m2q.core.kernels.Parallel;
+import dev.m2q.core.quant.ClipSearch;
 import dev.m2q.core.quant.Rtn;
 
 /**
@@ -53,7 +55,7 @@ public final class GptqLoop {
                     group = i / g;
                     if (i % g == 0) {
                         // The group's scales, over its current weights: all updates issued so far.
-                        groupScales(kern, w1, i, g, n, scales, group * n);
+                        groupScales(kern, w1, i, g, n, scales, group * n, p.clipSearch());
                     }
                 }
                 gIdx[col] = group;
@@ -97,15 +99,24 @@ public final class GptqLoop {
     }
 
     /**
-     * RTN's scale for each output channel over rows [from, from + g) of W1 [*, n], into scales[at, at + n).
+     * RTN's scale for each output channel over rows [from, from + g) of W1 [*, n], into scales[at, at + n); with
+     * {@code clipSearch}, {@link ClipSearch}'s over the same weights (output channels in parallel).
      *
      * @throws IllegalArgumentException when a weight there is not finite
      */
-    static void groupScales(Kernels kern, float[] w1, int from, int g, int n, float[] scales, int at) {
+    static void groupScales(
+            Kernels kern, float[] w1, int from, int g, int n, float[] scales, int at, boolean clipSearch) {
         float[] absmax = new float[n];
         kern.absMaxColumns(w1, from * n, g, n, absmax, 0);
         for (int c = 0; c < n; c++) {
             scales[at + c] = groupScale(absmax[c], c, from, g);
+        }
+        if (clipSearch) {
+            Parallel.forRange(n, (long) g * ClipSearch.STEPS, (c0, c1) -> {
+                for (int c = c0; c < c1; c++) {
+                    scales[at + c] = ClipSearch.scale(w1, from * n + c, n, g, absmax[c]);
+                }
+            });
         }
     }
 

@@ -33,6 +33,11 @@ public final class GptqMethod implements LayerMethod {
     }
 
     @Override
+    public Map<String, Object> settings() {
+        return options.clipSearch() ? Map.of("clip_search", true) : Map.of();
+    }
+
+    @Override
     public String name() {
         return "gptq";
     }

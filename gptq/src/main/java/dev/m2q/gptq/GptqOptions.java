@@ -18,6 +18,9 @@ import dev.m2q.core.quant.GroupSize;
  * @param exactLossRows 0 (the default): the report's loss is the loop's own, free; N &gt; 0: also the exact proxy
  *     loss with the undamped H on about N evenly spaced output rows ({@link Gptq#sampledLoss}), which costs a
  *     product with H per sampled row
+ * @param clipSearch each group's scales from {@link dev.m2q.core.quant.ClipSearch} over the weights GPTQ computes
+ *     them from (the group's current weights when the loop reaches it, or the original ones for static groups)
+ *     instead of their absmax
  */
 public record GptqOptions(
         int bits,
@@ -27,8 +30,22 @@ public record GptqOptions(
         int blockSize,
         boolean actOrder,
         boolean staticGroups,
-        int exactLossRows) {
+        int exactLossRows,
+        boolean clipSearch) {
     public static final GptqOptions DEFAULTS = new GptqOptions(4, 128, true, 0.01, 128, false, true, 0);
+
+    /** The options without the clipping search. */
+    public GptqOptions(
+            int bits,
+            int groupSize,
+            boolean sym,
+            double damp,
+            int blockSize,
+            boolean actOrder,
+            boolean staticGroups,
+            int exactLossRows) {
+        this(bits, groupSize, sym, damp, blockSize, actOrder, staticGroups, exactLossRows, false);
+    }
 
     public GptqOptions {
         if (bits != 4 || !sym) {
@@ -52,26 +69,31 @@ public record GptqOptions(
 
     /** These options with another group size. */
     public GptqOptions withGroupSize(int g) {
-        return new GptqOptions(bits, g, sym, damp, blockSize, actOrder, staticGroups, exactLossRows);
+        return new GptqOptions(bits, g, sym, damp, blockSize, actOrder, staticGroups, exactLossRows, clipSearch);
     }
 
     /** These options with another block size. */
     public GptqOptions withBlockSize(int b) {
-        return new GptqOptions(bits, groupSize, sym, damp, b, actOrder, staticGroups, exactLossRows);
+        return new GptqOptions(bits, groupSize, sym, damp, b, actOrder, staticGroups, exactLossRows, clipSearch);
     }
 
     /** These options with act-order on or off and the given static-groups choice. */
     public GptqOptions withActOrder(boolean on, boolean staticGroupsOn) {
-        return new GptqOptions(bits, groupSize, sym, damp, blockSize, on, staticGroupsOn, exactLossRows);
+        return new GptqOptions(bits, groupSize, sym, damp, blockSize, on, staticGroupsOn, exactLossRows, clipSearch);
     }
 
     /** These options with another dampening fraction. */
     public GptqOptions withDamp(double d) {
-        return new GptqOptions(bits, groupSize, sym, d, blockSize, actOrder, staticGroups, exactLossRows);
+        return new GptqOptions(bits, groupSize, sym, d, blockSize, actOrder, staticGroups, exactLossRows, clipSearch);
+    }
+
+    /** These options with the clipping search on or off. */
+    public GptqOptions withClipSearch(boolean on) {
+        return new GptqOptions(bits, groupSize, sym, damp, blockSize, actOrder, staticGroups, exactLossRows, on);
     }
 
     /** These options with the exact proxy loss on about {@code rows} output rows (0: off). */
     public GptqOptions withExactLossRows(int rows) {
-        return new GptqOptions(bits, groupSize, sym, damp, blockSize, actOrder, staticGroups, rows);
+        return new GptqOptions(bits, groupSize, sym, damp, blockSize, actOrder, staticGroups, rows, clipSearch);
     }
 }

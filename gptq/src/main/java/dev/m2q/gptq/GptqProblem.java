@@ -13,9 +13,25 @@ package dev.m2q.gptq;
  * @param staticScales null: each group's scales are computed, with Rtn.scale of the column absmax, from the
  *     current W1 at the group's first position (group of position i = i / G); otherwise the static groups'
  *     scales [K/G, N], given up front, one group per G original channels (group of position i = perm[i] / G)
+ * @param clipSearch dynamic groups' scales from {@link dev.m2q.core.quant.ClipSearch} over the group's current
+ *     weights instead of Rtn.scale of their absmax (static scales come computed)
  */
 public record GptqProblem(
-        float[] w1, float[] u, int k, int n, int groupSize, int blockSize, int[] perm, float[] staticScales) {
+        float[] w1,
+        float[] u,
+        int k,
+        int n,
+        int groupSize,
+        int blockSize,
+        int[] perm,
+        float[] staticScales,
+        boolean clipSearch) {
+    /** A problem without the clipping search. */
+    public GptqProblem(
+            float[] w1, float[] u, int k, int n, int groupSize, int blockSize, int[] perm, float[] staticScales) {
+        this(w1, u, k, n, groupSize, blockSize, perm, staticScales, false);
+    }
+
     /** @throws IllegalArgumentException naming the first argument whose shape does not fit */
     public GptqProblem {
         require(

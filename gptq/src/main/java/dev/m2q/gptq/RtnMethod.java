@@ -20,10 +20,25 @@ import java.util.Map;
  */
 public final class RtnMethod implements LayerMethod {
     private final int groupSize;
+    private final boolean clipSearch;
 
     /** @param groupSize G, or -1 ({@link GroupSize#PER_ROW}): one group of each linear's whole row */
     public RtnMethod(int groupSize) {
+        this(groupSize, false);
+    }
+
+    /**
+     * @param groupSize G, or -1 ({@link GroupSize#PER_ROW}): one group of each linear's whole row
+     * @param clipSearch each group's scale from {@link dev.m2q.core.quant.ClipSearch} instead of its absmax
+     */
+    public RtnMethod(int groupSize, boolean clipSearch) {
         this.groupSize = groupSize;
+        this.clipSearch = clipSearch;
+    }
+
+    @Override
+    public Map<String, Object> settings() {
+        return clipSearch ? Map.of("clip_search", true) : Map.of();
     }
 
     @Override
@@ -40,7 +55,8 @@ public final class RtnMethod implements LayerMethod {
             long t0 = System.nanoTime();
             Matrix w = ctx.source().linear(module);
             float[] wf = w.toFloatArray();
-            QuantizedLinear q = Rtn.quantize(wf, w.rows(), w.cols(), GroupSize.resolve(groupSize, w.cols()));
+            QuantizedLinear q =
+                    Rtn.quantize(wf, w.rows(), w.cols(), GroupSize.resolve(groupSize, w.cols()), clipSearch);
             float[] dq = q.dequantize();
             double se = 0;
             for (int i = 0; i < wf.length; i++) {

@@ -52,7 +52,8 @@ final class CudaGptqKernels implements GptqKernels {
     public GptqCodes columnLoop(GptqProblem p) {
         int k = p.k();
         int n = p.n();
-        if (cuda.small((long) k * k * n / 2)) {
+        // The clipping search (ClipSearch) has no device twin yet: its loop runs on the CPU, the Java reference.
+        if (p.clipSearch() || cuda.small((long) k * k * n / 2)) {
             return new JavaGptqKernels(cuda.cpu()).columnLoop(p);
         }
         float[] scales = p.staticGroups() ? p.staticScales() : new float[p.groups() * n];
@@ -99,7 +100,8 @@ final class CudaGptqKernels implements GptqKernels {
      * {@link Gptq#quantize} with W, H, W1, the Cholesky factor and the column loop on the device ({@link
      * DeviceGptqResident}). When the work (k²·n/2 for the loop plus k³/3 for the factorization) is below the
      * backend's {@link CudaKernels.Policy#minDeviceWork()}, W (as fp32) and H are downloaded instead, {@link
-     * Gptq#quantize} runs on the backend's CPU kernels (the Java reference, bit for bit) and Ŵ is uploaded.
+     * Gptq#quantize} runs on the backend's CPU kernels (the Java reference, bit for bit) and Ŵ is uploaded; so
+     * does a run with the clipping search, which has no device twin yet.
      */
     @Override
     public Resident quantize(Backend backend, Backend.Weight w, Backend.Buf h, GptqOptions o) {
@@ -115,7 +117,7 @@ final class CudaGptqKernels implements GptqKernels {
         require(
                 (long) k * k <= Integer.MAX_VALUE && (long) k * n <= Integer.MAX_VALUE - 8,
                 "GPTQ on the device needs K² and K·N below 2³¹: K " + k + ", N " + n);
-        if (cuda.small((long) k * k * n / 2 + (long) k * k * k / 3)) {
+        if (o.clipSearch() || cuda.small((long) k * k * n / 2 + (long) k * k * k / 3)) {
             float[] wf;
             float[] hf = new float[k * k];
             synchronized (cuda) {

@@ -1,6 +1,7 @@
 package dev.m2q.core.pipeline;
 
 import dev.m2q.core.model.ModelConfig;
+import java.util.Map;
 
 /**
  * A weight-quantization method the layer pipeline runs on one decoder layer at a time (GPTQ, RTN, AutoRound).
@@ -10,6 +11,15 @@ import dev.m2q.core.model.ModelConfig;
 public interface LayerMethod {
     /** The method's name as users type it ("gptq", "rtn"). */
     String name();
+
+    /**
+     * The method's settings that change its results beyond the run's shared options (GPTQ's and RTN's
+     * {@code --clip-search}), by name: recorded in the resume fingerprint, so that a resumed run with other settings
+     * is refused. Empty (the default) for none.
+     */
+    default Map<String, Object> settings() {
+        return Map.of();
+    }
 
     /** Quantizes every linear of {@code ctx.layer()}; runs the layer through {@code ctx} as it needs. */
     LayerResult quantize(LayerContext ctx);

@@ -1,5 +1,7 @@
 package dev.m2q.core.quant;
 
+import dev.m2q.core.kernels.Parallel;
+
 /**
  * Round to nearest (ALGORITHMS.md §1), the 4-bit symmetric quantizer every report compares against and the
  * per-column rule inside GPTQ: per output row and group of G consecutive input columns, s = 2·absmax/15, zero 8,
@@ -52,6 +54,16 @@ public final class Rtn {
      * @throws IllegalArgumentException on a bad shape or a non-finite weight
      */
     public static QuantizedLinear quantize(float[] w, int n, int k, int groupSize) {
+        return quantize(w, n, k, groupSize, false);
+    }
+
+    /**
+     * RTN of W [N, K] as {@link #quantize(float[], int, int, int)}, each group's scale from {@link ClipSearch} when
+     * {@code clipSearch} (rows in parallel: the search measures each group about a hundred times).
+     *
+     * @throws IllegalArgumentException on a bad shape or a non-finite weight
+     */
+    public static QuantizedLinear quantize(float[] w, int n, int k, int groupSize, boolean clipSearch) {
         if (n <= 0 || k <= 0 || groupSize <= 0 || k % groupSize != 0 || w.length != (long) n * k) {
             throw new IllegalArgumentException("RTN needs W [" + n + ", " + k + "] (" + (long) n * k + " values, got "
                     + w.length + ") with K a multiple of the group size " + groupSize);
@@ -61,23 +73,30 @@ public final class Rtn {
         float[] scales = new float[groups * n];
         for (int r = 0; r < n; r++) {
             int row = r * k;
-            for (int g = 0; g < groups; g++) {
-                int from = row + g * groupSize;
-                float absmax = 0f;
-                for (int c = from; c < from + groupSize; c++) {
-                    if (!Float.isFinite(w[c])) {
-                        throw new IllegalArgumentException(
-                                "weight [" + r + ", " + (c - row) + "] is " + w[c] + "; cannot quantize");
-                    }
-                    absmax = Math.max(absmax, Math.abs(w[c]));
-                }
-                float s = scale(absmax);
-                scales[g * n + r] = s;
-                for (int c = from; c < from + groupSize; c++) {
-                    codes[(c - row) * n + r] = code(w[c], s);
+            for (int c = row; c < row + k; c++) {
+                if (!Float.isFinite(w[c])) {
+                    throw new IllegalArgumentException(
+                            "weight [" + r + ", " + (c - row) + "] is " + w[c] + "; cannot quantize");
                 }
             }
         }
+        Parallel.forRange(n, clipSearch ? (long) k * ClipSearch.STEPS : k, (r0, r1) -> {
+            for (int r = r0; r < r1; r++) {
+                int row = r * k;
+                for (int g = 0; g < groups; g++) {
+                    int from = row + g * groupSize;
+                    float absmax = 0f;
+                    for (int c = from; c < from + groupSize; c++) {
+                        absmax = Math.max(absmax, Math.abs(w[c]));
+                    }
+                    float s = clipSearch ? ClipSearch.scale(w, from, 1, groupSize, absmax) : scale(absmax);
+                    scales[g * n + r] = s;
+                    for (int c = from; c < from + groupSize; c++) {
+                        codes[(c - row) * n + r] = code(w[c], s);
+                    }
+                }
+            }
+        });
         return new QuantizedLinear(n, k, groupSize, codes, scales, GptqPacking.gIdxSequential(k, groupSize));
     }
 }

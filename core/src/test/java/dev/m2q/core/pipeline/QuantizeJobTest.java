@@ -36,7 +36,7 @@ class QuantizeJobTest {
     static final Path FIXTURE = Path.of("..", "fixtures", "tiny-qwen2");
 
     /** RTN that also records, per layer, a checksum of the inputs it was shown. */
-    static final class RecordingRtn implements LayerMethod {
+    static class RecordingRtn implements LayerMethod {
         final List<Double> inputSums = new ArrayList<>();
         final Map<String, QuantizedLinear> all = new LinkedHashMap<>();
 
@@ -194,6 +194,31 @@ class QuantizeJobTest {
                 "cuda",
                 Json.parseObject(Files.readString(device.resolve("m2q-manifest.json")))
                         .get("kernels"));
+    }
+
+    @Test
+    void aResumeWithOtherMethodSettingsIsRefused(@TempDir Path tmp) {
+        // --clip-search (a method setting, not a shared option) changes the results: a run interrupted without it
+        // must not be continued with it.
+        Path out = tmp.resolve("q");
+        assertThrows(IllegalStateException.class, () -> new QuantizeJob(
+                        options(out, 1L << 30), new Interrupted(2), Kernels.byName("vector"), ProgressListener.NONE)
+                .run(samples(), Map.of()));
+        LayerMethod clipped = new RecordingRtn() {
+            @Override
+            public Map<String, Object> settings() {
+                return Map.of("clip_search", true);
+            }
+        };
+        InputException e = assertThrows(InputException.class, () -> new QuantizeJob(
+                        resuming(out), clipped, Kernels.byName("vector"), ProgressListener.NONE)
+                .run(samples(), Map.of()));
+        assertTrue(e.getMessage().contains("other inputs or options"), e.getMessage());
+        assertEquals(
+                2,
+                new QuantizeJob(resuming(out), new RecordingRtn(), Kernels.byName("vector"), ProgressListener.NONE)
+                        .run(samples(), Map.of())
+                        .resumedLayers());
     }
 
     @Test
