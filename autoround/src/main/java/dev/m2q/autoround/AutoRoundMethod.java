@@ -17,12 +17,13 @@ import java.util.Locale;
 import java.util.Map;
 
 /**
- * AutoRound as a pipeline method: per decoder layer, Y = the unquantized (bf16) layer's outputs on the layer's
- * calibration inputs X — the quantized model's hidden states, as the pipeline gives them — then {@link SignRound}
- * tunes all the layer's linears jointly against Y, and the layer is released with the tuned codes. (intel/auto-round
- * takes its target from the BF16 model's own hidden states, so its loss also asks a layer to undo the earlier layers'
- * error; m2q follows ALGORITHMS.md §3: quantized and BF16 layer on the same X, the pipeline's single activation
- * stream.)
+ * AutoRound as a pipeline method: per decoder layer, {@link SignRound} tunes all the layer's linears jointly so
+ * that the quantized layer, run on the quantized model's hidden states X̂ (the pipeline's stream), matches a target
+ * Y, and the layer is released with the tuned codes. The target is chosen by {@link Target}: by default
+ * ({@link Target#BF16_STREAM}, ALGORITHMS.md §3, as intel/auto-round runs with its quantized inputs) the BF16
+ * layer's outputs on the BF16 model's own hidden states X, which the pipeline then carries as a second stream, so
+ * each layer also learns to undo the error the layers before it left; with {@link Target#SAME_INPUT}, the BF16
+ * layer's outputs on X̂ itself (one stream; each layer only matches its own BF16 twin).
  *
  * <p><b>Sampling.</b> Layer ℓ's batches come from a {@link BatchSampler} seeded with
  * {@code seed ^ ((ℓ + 1) · 0x9E3779B97F4A7C15)}, so a layer's batches depend only on --seed and its index, and a
@@ -39,10 +40,60 @@ import java.util.Map;
 public final class AutoRoundMethod implements LayerMethod {
     private static final long GOLDEN = 0x9E3779B97F4A7C15L;
 
-    private final AutoRoundOptions options;
+    /** What each layer's quantized outputs (on the quantized stream X̂) are tuned to match. */
+    public enum Target {
+        /** The BF16 layer's outputs on the BF16 model's own hidden states (two streams). */
+        BF16_STREAM("bf16-stream"),
+        /** The BF16 layer's outputs on the quantized stream X̂ (one stream). */
+        SAME_INPUT("same-input");
 
+        /** The default: the better of the two on the fixture (docs/BENCHMARKS.md, issue 17). */
+        public static final Target DEFAULT = BF16_STREAM;
+
+        private final String id;
+
+        Target(String id) {
+            this.id = id;
+        }
+
+        /** The name {@code --autoround-target} takes. */
+        public String id() {
+            return id;
+        }
+
+        /** @throws dev.m2q.core.InputException naming the values when {@code id} is none of them */
+        public static Target byId(String id) {
+            for (Target t : values()) {
+                if (t.id.equals(id)) {
+                    return t;
+                }
+            }
+            throw new dev.m2q.core.InputException(
+                    "--autoround-target " + id + ": must be bf16-stream (the default) or same-input");
+        }
+    }
+
+    private final AutoRoundOptions options;
+    private final Target target;
+
+    /** AutoRound with the {@link Target#DEFAULT} target. */
     public AutoRoundMethod(AutoRoundOptions options) {
+        this(options, Target.DEFAULT);
+    }
+
+    public AutoRoundMethod(AutoRoundOptions options, Target target) {
         this.options = options;
+        this.target = target;
+    }
+
+    @Override
+    public boolean needsReferenceStream() {
+        return target == Target.BF16_STREAM;
+    }
+
+    @Override
+    public Map<String, Object> settings() {
+        return Map.of("target", target.id());
     }
 
     @Override
@@ -54,7 +105,13 @@ public final class AutoRoundMethod implements LayerMethod {
     public LayerResult quantize(LayerContext ctx) {
         long t0 = System.nanoTime();
         ctx.working("reference outputs");
-        try (ActivationStore y = ctx.outputs(ctx.source())) {
+        ActivationStore carried = ctx.referenceTargets();
+        if (needsReferenceStream() && carried == null) {
+            throw new IllegalStateException("AutoRound's bf16-stream target needs the pipeline's BF16 stream");
+        }
+        // The carried targets belong to the pipeline (the next layer's BF16 input); only our own are closed here.
+        try (ActivationStore own = carried == null ? ctx.outputs(ctx.source()) : null) {
+            ActivationStore y = carried != null ? carried : own;
             LayerParams base = LayerParams.of(ctx.source());
             ctx.working("iteration-0 block loss");
             SignRound signRound = new SignRound(ctx.config(), ctx.kernels(), options);
@@ -97,10 +154,11 @@ public final class AutoRoundMethod implements LayerMethod {
             double seconds = (System.nanoTime() - t0) / 1e9;
             ctx.info(String.format(
                     Locale.ROOT,
-                    "layer %d/%d: block loss %.6g at iteration 0 → %.6g tuned (%+.1f%%; best batch at step %d of %d),"
-                            + " %.1f s",
+                    "layer %d/%d: block loss (%s target) %.6g at iteration 0 → %.6g tuned (%+.1f%%; best batch at"
+                            + " step %d of %d), %.1f s",
                     ctx.layer() + 1,
                     ctx.config().numLayers(),
+                    target.id(),
                     lossBefore,
                     lossAfter,
                     100 * (lossAfter - lossBefore) / lossBefore,

@@ -68,7 +68,7 @@ final class QuantizeCommand implements Callable<Integer> {
     private static final List<String> NOT_AUTOROUND = List.of("--clip-search");
 
     private static final List<String> AUTOROUND_ONLY =
-            List.of("--recipe", "--iters", "--lr", "--minmax-lr", "--batch-size");
+            List.of("--recipe", "--iters", "--lr", "--minmax-lr", "--batch-size", "--autoround-target");
 
     @Mixin
     ModelOptions model;
@@ -141,6 +141,15 @@ final class QuantizeCommand implements Callable<Integer> {
                     + " 0.8 of it, keeping the least Σ|w − ŵ|^2.4 (the GPTQ reference quantizer's MSE search), instead"
                     + " of the absmax itself. Java engine (on --device cuda GPTQ's loop then runs on the CPU).")
     boolean clipSearch;
+
+    @Option(
+            names = "--autoround-target",
+            paramLabel = "bf16-stream|same-input",
+            description = "AutoRound: what each quantized layer, run on the quantized model's hidden states, is tuned"
+                    + " to match: bf16-stream (default; the BF16 layer's outputs on the BF16 model's own hidden"
+                    + " states, carried as a second activation stream, as intel/auto-round does) or same-input (the"
+                    + " BF16 layer's outputs on the same quantized hidden states).")
+    String autoRoundTarget;
 
     @Option(names = "--act-order", description = "Quantize columns by descending Hessian diagonal.")
     boolean actOrder;
@@ -324,7 +333,11 @@ final class QuantizeCommand implements Callable<Integer> {
         LayerMethod m;
         Map<String, Object> qc = new LinkedHashMap<>();
         if (autoRound) {
-            m = new AutoRoundMethod(autoRoundOptions);
+            m = new AutoRoundMethod(
+                    autoRoundOptions,
+                    autoRoundTarget == null
+                            ? AutoRoundMethod.Target.DEFAULT
+                            : AutoRoundMethod.Target.byId(autoRoundTarget));
             qc.putAll(autoRoundOptions.configKeys(nsamples, seqlen));
             if (releaseFormat == ReleaseFormat.GPTQ) {
                 // All linears of a layer are tuned jointly: nothing is sequential, no Hessian is damped.

@@ -55,6 +55,9 @@ public final class LayerContext implements AutoCloseable {
     /** Each batch's inputs while they stay resident (entries null until the first pass writes them). */
     private Buf[] residentInputs;
 
+    /** The BF16 layer's outputs on the BF16 stream, when the method asked for that stream (owned by the job). */
+    private ActivationStore referenceTargets;
+
     private final List<AutoCloseable> kept = new ArrayList<>();
     private Plan plan;
     private boolean closed;
@@ -108,6 +111,20 @@ public final class LayerContext implements AutoCloseable {
     /** The backend the layer passes run on: the kernels' {@link Kernels#backend()}, one instance per layer. */
     public Backend backend() {
         return backend;
+    }
+
+    /**
+     * Y_ℓ = the BF16 layer's outputs on the BF16 model's own hidden states X_ℓ, sample by sample, when the method
+     * {@link LayerMethod#needsReferenceStream() needs the reference stream}; null otherwise. The pipeline owns the
+     * store (it becomes the next layer's BF16 input): do not close it.
+     */
+    public ActivationStore referenceTargets() {
+        return referenceTargets;
+    }
+
+    LayerContext withReferenceTargets(ActivationStore targets) {
+        this.referenceTargets = targets;
+        return this;
     }
 
     /** Calibration samples entering this layer. */

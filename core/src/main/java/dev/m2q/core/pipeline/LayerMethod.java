@@ -21,6 +21,16 @@ public interface LayerMethod {
         return Map.of();
     }
 
+    /**
+     * Whether the method needs the BF16 model's own activation stream beside the quantized one: the pipeline then
+     * also carries X_ℓ (the unquantized model's hidden states, spilled like the other stream) and hands each layer
+     * the BF16 layer's outputs on it ({@link LayerContext#referenceTargets()}). False (the default) for a method that
+     * only reads the quantized stream.
+     */
+    default boolean needsReferenceStream() {
+        return false;
+    }
+
     /** Quantizes every linear of {@code ctx.layer()}; runs the layer through {@code ctx} as it needs. */
     LayerResult quantize(LayerContext ctx);
 

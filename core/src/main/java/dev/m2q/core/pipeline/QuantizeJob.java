@@ -260,17 +260,29 @@ public final class QuantizeJob {
             state.baseWritten = true;
             state.save(partial.resolve(PROGRESS));
         }
+        // With the BF16 stream too, four buffers (each stream's input and output) share the inputs' half.
+        boolean twoStreams = method.needsReferenceStream();
+        if (twoStreams) {
+            budget /= 2;
+        }
         ActivationStore x = ActivationStore.create(samples.size(), width, budget, partial.resolve("spill"));
+        ActivationStore xRef =
+                twoStreams ? ActivationStore.create(samples.size(), width, budget, partial.resolve("spill")) : null;
         if (x.spilled()) {
             progress.info("calibration activations (" + ActivationStore.bytes(samples.size(), width) / (1 << 20)
-                    + " MiB per buffer) exceed --max-memory: spilling to " + partial.resolve("spill"));
+                    + " MiB per buffer" + (twoStreams ? ", two streams" : "") + ") exceed --max-memory: spilling to "
+                    + partial.resolve("spill"));
         }
         for (int i = 0; i < samples.size(); i++) {
             if (samples.get(i).length != opts.seqlen()) {
                 throw new IllegalArgumentException("calibration sample " + i + " has " + samples.get(i).length
                         + " tokens, expected " + opts.seqlen());
             }
-            x.set(i, model.embed(samples.get(i)));
+            float[] e = model.embed(samples.get(i));
+            x.set(i, e);
+            if (xRef != null) {
+                xRef.set(i, e.clone());
+            }
         }
         int resumed = 0;
         boolean verify = verifyOn != null && !kernelsFingerprint(kernels).equals(JAVA_KERNELS);
@@ -281,6 +293,27 @@ public final class QuantizeJob {
             for (int l = 0; l < cfg.numLayers(); l++) {
                 long t0 = System.nanoTime();
                 DecoderLayer.Weights source = model.layer(l).weights();
+                // The BF16 stream: Y_ℓ = the BF16 layer on X_ℓ, the target of this layer and the next one's X.
+                ActivationStore yRef = null;
+                if (xRef != null) {
+                    try (LayerContext refCtx = new LayerContext(
+                            cfg,
+                            l,
+                            source,
+                            xRef,
+                            opts.seqlen(),
+                            opts.batchSequences(),
+                            kernels,
+                            progress,
+                            budget,
+                            partial.resolve("spill"),
+                            0)) {
+                        refCtx.working("bf16 stream");
+                        yRef = refCtx.outputs(source);
+                    }
+                    xRef.close();
+                    xRef = yRef;
+                }
                 try (LayerContext ctx = new LayerContext(
                         cfg,
                         l,
@@ -293,6 +326,7 @@ public final class QuantizeJob {
                         budget,
                         partial.resolve("spill"),
                         method.residentBytes(cfg))) {
+                    ctx.withReferenceTargets(yRef);
                     Map<String, QuantizedLinear> linears;
                     boolean fresh = l >= state.layersDone;
                     List<ReportRow> methodRows = List.of();
@@ -313,6 +347,7 @@ public final class QuantizeJob {
                                     budget,
                                     partial.resolve("spill"),
                                     method.residentBytes(cfg))) {
+                                onCpu.withReferenceTargets(yRef);
                                 progress.info(DeviceVerify.compare(
                                         l,
                                         kernels.name(),
@@ -363,6 +398,9 @@ public final class QuantizeJob {
             }
         } finally {
             x.close();
+            if (xRef != null) {
+                xRef.close();
+            }
         }
         return resumed;
     }
