@@ -277,6 +277,8 @@ final class QuantizeCommand implements Callable<Integer> {
         }
         boolean autoRound = method == Method.autoround;
         refuseOptionsOfOtherMethods();
+        AutoRoundMethod.Target arTarget =
+                autoRoundTarget == null ? AutoRoundMethod.Target.DEFAULT : AutoRoundMethod.Target.byId(autoRoundTarget);
         ReleaseLayout layout = format == null ? ReleaseLayout.GPTQ : ReleaseLayout.byName(format);
         boolean compressed = layout == ReleaseLayout.COMPRESSED_TENSORS;
         ReleaseFormat releaseFormat = format != null && !compressed
@@ -333,11 +335,7 @@ final class QuantizeCommand implements Callable<Integer> {
         LayerMethod m;
         Map<String, Object> qc = new LinkedHashMap<>();
         if (autoRound) {
-            m = new AutoRoundMethod(
-                    autoRoundOptions,
-                    autoRoundTarget == null
-                            ? AutoRoundMethod.Target.DEFAULT
-                            : AutoRoundMethod.Target.byId(autoRoundTarget));
+            m = new AutoRoundMethod(autoRoundOptions, arTarget);
             qc.putAll(autoRoundOptions.configKeys(nsamples, seqlen));
             if (releaseFormat == ReleaseFormat.GPTQ) {
                 // All linears of a layer are tuned jointly: nothing is sequential, no Hessian is damped.

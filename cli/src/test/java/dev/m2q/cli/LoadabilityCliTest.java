@@ -174,6 +174,12 @@ class LoadabilityCliTest {
         CliTest.assertBadInput(
                 CliTest.run(quantize(out, "--method", "autoround", "--clip-search")),
                 "--clip-search applies to --method gptq and rtn only; it would be ignored with --method autoround");
+        CliTest.assertBadInput(
+                CliTest.run(quantize(out, "--method", "gptq", "--autoround-target", "same-input")),
+                "--autoround-target applies to --method autoround only");
+        CliTest.assertBadInput(
+                CliTest.run(quantize(out, "--method", "autoround", "--autoround-target", "bf16")),
+                "--autoround-target bf16: must be bf16-stream (the default) or same-input");
         assertFalse(Files.exists(out) || Files.exists(tmp.resolve("x.m2q-partial")));
     }
 

@@ -221,6 +221,63 @@ class QuantizeJobTest {
                         .resumedLayers());
     }
 
+    /** RTN that asks for the BF16 stream and records, per layer, the targets it was handed. */
+    static final class ReferenceRecorder extends RecordingRtn {
+        final List<float[][]> targets = new ArrayList<>();
+
+        @Override
+        public boolean needsReferenceStream() {
+            return true;
+        }
+
+        @Override
+        public LayerResult quantize(LayerContext ctx) {
+            ActivationStore y = ctx.referenceTargets();
+            float[][] t = new float[y.samples()][];
+            for (int i = 0; i < t.length; i++) {
+                t[i] = y.get(i).clone();
+            }
+            targets.add(t);
+            return super.quantize(ctx);
+        }
+    }
+
+    @Test
+    void theBf16StreamIsTheModelsOwnHiddenStateAndSpillingItChangesNothing(@TempDir Path tmp) throws IOException {
+        ReferenceRecorder inMemory = new ReferenceRecorder();
+        new QuantizeJob(options(tmp.resolve("a"), 1L << 30), inMemory, Kernels.byName("vector"), ProgressListener.NONE)
+                .run(samples(), Map.of());
+        ReferenceRecorder spilled = new ReferenceRecorder();
+        new QuantizeJob(options(tmp.resolve("b"), 1L << 16), spilled, Kernels.byName("vector"), ProgressListener.NONE)
+                .run(samples(), Map.of());
+        assertEquals(8, inMemory.targets.size());
+        for (int l = 0; l < 8; l++) {
+            for (int s = 0; s < samples().size(); s++) {
+                assertArrayEquals(inMemory.targets.get(l)[s], spilled.targets.get(l)[s], "layer " + l + " sample " + s);
+            }
+        }
+        // Layer ℓ's target is the BF16 model's residual stream entering layer ℓ + 1, computed by the model itself
+        // (same layer code and kernels, one sequence at a time instead of the pipeline's batches: same bits).
+        try (Qwen2Model model = Qwen2Model.load(FIXTURE, Kernels.byName("vector"))) {
+            for (int s = 0; s < samples().size(); s++) {
+                int[] ids = samples().get(s);
+                float[][] taps =
+                        model.forwardTapped(ids, null, new int[] {1, 4, 7}).taps();
+                assertArrayEquals(taps[0], inMemory.targets.get(0)[s], "sample " + s + " after layer 0");
+                assertArrayEquals(taps[1], inMemory.targets.get(3)[s], "sample " + s + " after layer 3");
+                assertArrayEquals(taps[2], inMemory.targets.get(6)[s], "sample " + s + " after layer 6");
+            }
+        }
+        // The quantized stream is untouched by the second one: the same inputs as a one-stream run.
+        RecordingRtn one = new RecordingRtn();
+        new QuantizeJob(options(tmp.resolve("c"), 1L << 30), one, Kernels.byName("vector"), ProgressListener.NONE)
+                .run(samples(), Map.of());
+        assertEquals(one.inputSums, inMemory.inputSums);
+        assertArrayEquals(
+                Files.readAllBytes(tmp.resolve("c").resolve("model.safetensors")),
+                Files.readAllBytes(tmp.resolve("a").resolve("model.safetensors")));
+    }
+
     @Test
     void layersCalibrateOnQuantizedPredecessorsAndSpillingChangesNothing(@TempDir Path tmp) throws IOException {
         RecordingRtn heap = new RecordingRtn();
