@@ -42,7 +42,29 @@ public final class SignSgd {
     }
 
     /** p ← clamp(p − rate·sign(g), lo, hi), rows in parallel. */
-    private static void descend(Tensor p, Tensor g, double rate, double lo, double hi) {
+    static void descend(Tensor p, Tensor g, double rate, double lo, double hi) {
+        g.requireShape(p.rows(), p.cols(), "gradient");
+        if (p instanceof Tensor.F32 pf && g instanceof Tensor.F32 gf) {
+            descendF32(pf.data(), gf.data(), p.rows(), p.cols(), rate, lo, hi);
+            return;
+        }
+        descendTwin(p, g, rate, lo, hi);
+    }
+
+    /**
+     * The fp32 fast path of {@link #descend}, on the arrays: the twin's expression, in double and rounded once,
+     * element by element; only the {@link Tensor} accessors are gone.
+     */
+    private static void descendF32(float[] p, float[] g, int rows, int cols, double rate, double lo, double hi) {
+        Parallel.forRange(rows, cols, (from, to) -> {
+            for (int i = from * cols; i < to * cols; i++) {
+                p[i] = (float) Math.clamp(p[i] - rate * Math.signum(g[i]), lo, hi);
+            }
+        });
+    }
+
+    /** The scalar twin of {@link #descend}, through {@link Tensor}, any precision. */
+    static void descendTwin(Tensor p, Tensor g, double rate, double lo, double hi) {
         g.requireShape(p.rows(), p.cols(), "gradient");
         int cols = p.cols();
         Parallel.forRange(p.rows(), cols, (from, to) -> {

@@ -50,6 +50,10 @@ public final class FakeQuantizer {
     public static final double MIN_SCALE = fp16(1e-5);
 
     private final int groupSize;
+    /** The code range [minCode, maxCode], read at run time by the loops (fast paths and twins alike). */
+    private final int minCode;
+
+    private final int maxCode;
 
     /** @param groupSize G, or −1 ({@code GroupSize.PER_ROW}): one group of each weight's whole row */
     public FakeQuantizer(int groupSize) {
@@ -57,6 +61,8 @@ public final class FakeQuantizer {
             throw new IllegalArgumentException("group size must be positive or -1 (per row), got " + groupSize);
         }
         this.groupSize = groupSize;
+        this.minCode = MIN_CODE;
+        this.maxCode = MAX_CODE;
     }
 
     /** G for a weight with {@code cols} input columns: cols itself for one group per row. */
@@ -104,10 +110,43 @@ public final class FakeQuantizer {
     public void forward(Tensor w, Tensor v, Tensor alpha, Tensor beta, Tensor wq) {
         checkShapes(w, v, alpha, beta);
         wq.requireShape(w.rows(), w.cols(), "ŵ");
+        if (w instanceof Tensor.F32 wf && v instanceof Tensor.F32 vf && wq instanceof Tensor.F32 qf) {
+            forwardF32(wf, vf.data(), alpha, beta, qf.data());
+            return;
+        }
+        forwardTwin(w, v, alpha, beta, wq);
+    }
+
+    /**
+     * The fp32 fast path of {@link #forward}, on the arrays: the same bits as {@link #forwardTwin}. Per element
+     * t = w/s + V is one fp32 division and one fp32 addition: each is a single operation on two floats (s is an
+     * fp16 value, so a float), and a double result of such an operation rounded to float is the float operation's
+     * result (double has more than 2·24 + 2 significand bits), which is what the twin's two {@code narrow}s do.
+     * ŵ = s·q is exact in both (an 11-bit s times a code of at most 8 bits).
+     */
+    private void forwardF32(Tensor.F32 wt, float[] v, Tensor alpha, Tensor beta, float[] wq) {
+        float[] w = wt.data();
+        int g = group(wt.cols());
+        int lo = minCode;
+        int hi = maxCode;
+        forEachGroupF32(wt, alpha, beta, (from, s) -> {
+            float sf = (float) s.s();
+            for (int i = from; i < from + g; i++) {
+                float t = w[i] / sf + v[i];
+                int q = (int) Math.clamp(Math.rint(t), lo, hi);
+                wq[i] = sf * q;
+            }
+        });
+    }
+
+    /** The scalar twin of {@link #forward}: element arithmetic in double through {@link Tensor}, any precision. */
+    void forwardTwin(Tensor w, Tensor v, Tensor alpha, Tensor beta, Tensor wq) {
+        checkShapes(w, v, alpha, beta);
+        wq.requireShape(w.rows(), w.cols(), "ŵ");
         int g = group(w.cols());
         forEachGroup(w, alpha, beta, (from, s) -> {
             for (int i = from; i < from + g; i++) {
-                int q = (int) Math.clamp(rounded(w, v, i, s.s()), MIN_CODE, MAX_CODE);
+                int q = (int) Math.clamp(rounded(w, v, i, s.s()), minCode, maxCode);
                 wq.set(i, s.s() * q);
             }
         });
@@ -124,17 +163,62 @@ public final class FakeQuantizer {
         dv.requireShape(w.rows(), w.cols(), "dV");
         dAlpha.requireShape(alpha.rows(), alpha.cols(), "dα");
         dBeta.requireShape(beta.rows(), beta.cols(), "dβ");
+        if (w instanceof Tensor.F32 wf
+                && v instanceof Tensor.F32 vf
+                && dwq instanceof Tensor.F32 gf
+                && dv instanceof Tensor.F32 dvf) {
+            backwardF32(wf, vf.data(), alpha, beta, gf.data(), dvf.data(), dAlpha, dBeta);
+            return;
+        }
+        backwardTwin(w, v, alpha, beta, dwq, dv, dAlpha, dBeta);
+    }
+
+    /**
+     * The fp32 fast path of {@link #backward}, on the arrays: the same bits as {@link #backwardTwin}. u comes as
+     * in {@link #forwardF32}; dV's update g·s + dV stays one double sum rounded once (g·s is exact in double, the
+     * sum is not exact in float), and the scale gradient ds is the twin's sequential double sum in the same order,
+     * with w/s in double as the twin has it.
+     */
+    private void backwardF32(
+            Tensor.F32 wt, float[] v, Tensor alpha, Tensor beta, float[] dwq, float[] dv, Tensor dAlpha, Tensor dBeta) {
+        float[] w = wt.data();
+        int gs = group(wt.cols());
+        double lo = minCode;
+        double hi = maxCode;
+        forEachGroupF32(wt, alpha, beta, (from, s) -> {
+            double sd = s.s();
+            float sf = (float) sd;
+            double ds = 0;
+            for (int i = from; i < from + gs; i++) {
+                double u = Math.rint(w[i] / sf + v[i]);
+                double g = dwq[i];
+                if (u >= lo && u <= hi) {
+                    dv[i] = (float) (dv[i] + g * sd);
+                    ds += g * (u - w[i] / sd);
+                } else {
+                    ds += g * Math.clamp(u, lo, hi);
+                }
+            }
+            dAlpha.add(from / gs, ds * s.dAlpha());
+            dBeta.add(from / gs, ds * s.dBeta());
+        });
+    }
+
+    /** The scalar twin of {@link #backward}: element arithmetic in double through {@link Tensor}, any precision. */
+    void backwardTwin(
+            Tensor w, Tensor v, Tensor alpha, Tensor beta, Tensor dwq, Tensor dv, Tensor dAlpha, Tensor dBeta) {
+        checkShapes(w, v, alpha, beta);
         int gs = group(w.cols());
         forEachGroup(w, alpha, beta, (from, s) -> {
             double ds = 0;
             for (int i = from; i < from + gs; i++) {
                 double u = rounded(w, v, i, s.s());
-                boolean inside = u >= MIN_CODE && u <= MAX_CODE;
+                boolean inside = u >= minCode && u <= maxCode;
                 double g = dwq.get(i);
                 if (inside) {
                     dv.add(i, g * s.s());
                 }
-                ds += g * (inside ? u - w.get(i) / s.s() : Math.clamp(u, MIN_CODE, MAX_CODE));
+                ds += g * (inside ? u - w.get(i) / s.s() : Math.clamp(u, minCode, maxCode));
             }
             dAlpha.add(from / gs, ds * s.dAlpha());
             dBeta.add(from / gs, ds * s.dBeta());
@@ -172,6 +256,30 @@ public final class FakeQuantizer {
                 }
                 int group = from / g;
                 body.run(from, scale(w, wmin, wmax, alpha.get(group), beta.get(group)));
+            }
+        });
+    }
+
+    /** {@link #forEachGroup} on fp32 weights' array: the same scales, the same order within a group. */
+    private void forEachGroupF32(Tensor.F32 wt, Tensor alpha, Tensor beta, GroupBody body) {
+        float[] w = wt.data();
+        int cols = wt.cols();
+        int g = group(cols);
+        Parallel.forRange(wt.rows(), cols, (rowFrom, rowTo) -> {
+            for (int from = rowFrom * cols; from < rowTo * cols; from += g) {
+                float wmin = 0;
+                float wmax = 0;
+                for (int i = from; i < from + g; i++) {
+                    float wi = w[i];
+                    if (!Float.isFinite(wi)) {
+                        throw new IllegalArgumentException(
+                                "weight [" + i / cols + ", " + i % cols + "] is " + wi + "; cannot quantize");
+                    }
+                    wmin = Math.min(wmin, wi);
+                    wmax = Math.max(wmax, wi);
+                }
+                int group = from / g;
+                body.run(from, scale(wt, wmin, wmax, alpha.get(group), beta.get(group)));
             }
         });
     }
