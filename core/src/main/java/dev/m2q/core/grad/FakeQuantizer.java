@@ -1,6 +1,9 @@
 package dev.m2q.core.grad;
 
 import dev.m2q.core.kernels.Parallel;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
 
 /**
  * SignRound's fake 4-bit quantizer (ALGORITHMS.md §3) with the straight-through round, on W [out, in] in groups of
@@ -48,6 +51,10 @@ public final class FakeQuantizer {
     public static final int MAX_CODE = 7;
     /** AutoRound's floor on |s| ({@code q_scale_thresh} 1e−5), as the fp16 value it becomes. */
     public static final double MIN_SCALE = fp16(1e-5);
+
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    /** 1.5·2²³: adding and subtracting it rounds a float of magnitude below 2²² to an integer, ties to even. */
+    private static final float MAGIC = 0x1.8p23f;
 
     private final int groupSize;
     /** The code range [minCode, maxCode], read at run time by the loops (fast paths and twins alike). */
@@ -122,16 +129,29 @@ public final class FakeQuantizer {
      * t = w/s + V is one fp32 division and one fp32 addition: each is a single operation on two floats (s is an
      * fp16 value, so a float), and a double result of such an operation rounded to float is the float operation's
      * result (double has more than 2·24 + 2 significand bits), which is what the twin's two {@code narrow}s do.
-     * ŵ = s·q is exact in both (an 11-bit s times a code of at most 8 bits).
+     * ŵ = s·q is exact in both (an 11-bit s times a code of at most 8 bits). The lanes run on the Vector API,
+     * whose lanewise division, addition, min and max are the scalar IEEE operations; the rounding is
+     * {@link #roundHalfEven} after a clamp to one past the code range, and a NaN t (a NaN or infinite V) gives
+     * code 0 as the twin's {@code (int)} cast does. A group's last G mod (lanes) elements run the scalar loop.
      */
     private void forwardF32(Tensor.F32 wt, float[] v, Tensor alpha, Tensor beta, float[] wq) {
         float[] w = wt.data();
         int g = group(wt.cols());
         int lo = minCode;
         int hi = maxCode;
+        float below = lo - 1;
+        float above = hi + 1;
         forEachGroupF32(wt, alpha, beta, (from, s) -> {
             float sf = (float) s.s();
-            for (int i = from; i < from + g; i++) {
+            int end = from + g;
+            int i = from;
+            for (; i <= end - F.length(); i += F.length()) {
+                FloatVector t = FloatVector.fromArray(F, w, i).div(sf).add(FloatVector.fromArray(F, v, i));
+                FloatVector r = roundHalfEven(t.max(below).min(above));
+                r = r.blend(0f, r.test(VectorOperators.IS_NAN)).max(lo).min(hi);
+                r.mul(sf).intoArray(wq, i);
+            }
+            for (; i < end; i++) {
                 float t = w[i] / sf + v[i];
                 int q = (int) Math.clamp(Math.rint(t), lo, hi);
                 wq[i] = sf * q;
@@ -139,8 +159,19 @@ public final class FakeQuantizer {
         });
     }
 
-    /** The scalar twin of {@link #forward}: element arithmetic in double through {@link Tensor}, any precision. */
-    void forwardTwin(Tensor w, Tensor v, Tensor alpha, Tensor beta, Tensor wq) {
+    /**
+     * rint of each lane, for |x| &lt; 2²²: (x + 1.5·2²³) − 1.5·2²³ rounds the sum once in the default mode, which is
+     * round half to even at integer spacing. The callers clamp x to [minCode − 1, maxCode + 1] first (which keeps
+     * clamp(rint(x), minCode, maxCode) as it was, and the lanes inside the magnitude bound); a NaN lane stays NaN.
+     * The result is never −0: the final subtraction of two equal floats gives +0, and a −0 input gives +0 too,
+     * where rint keeps −0; the callers only use it as a code (an integer, so the sign of zero does not matter).
+     */
+    private static FloatVector roundHalfEven(FloatVector x) {
+        return x.add(MAGIC).sub(MAGIC);
+    }
+
+    /** The scalar twin of {@link #forward}: element arithmetic in double through {@link Tensor}, any precision (public for the bit-equality tests and the JMH comparison). */
+    public void forwardTwin(Tensor w, Tensor v, Tensor alpha, Tensor beta, Tensor wq) {
         checkShapes(w, v, alpha, beta);
         wq.requireShape(w.rows(), w.cols(), "ŵ");
         int g = group(w.cols());
@@ -204,8 +235,8 @@ public final class FakeQuantizer {
         });
     }
 
-    /** The scalar twin of {@link #backward}: element arithmetic in double through {@link Tensor}, any precision. */
-    void backwardTwin(
+    /** The scalar twin of {@link #backward}: element arithmetic in double through {@link Tensor}, any precision (public for the bit-equality tests and the JMH comparison). */
+    public void backwardTwin(
             Tensor w, Tensor v, Tensor alpha, Tensor beta, Tensor dwq, Tensor dv, Tensor dAlpha, Tensor dBeta) {
         checkShapes(w, v, alpha, beta);
         int gs = group(w.cols());

@@ -15,10 +15,10 @@ import org.junit.jupiter.params.provider.ValueSource;
  */
 class FakeQuantizerFastPathTest {
     private static final int ROWS = 24;
-    private static final int COLS = 64;
+    private static final int COLS = 96;
 
     @ParameterizedTest
-    @ValueSource(ints = {4, 16, 64, -1})
+    @ValueSource(ints = {4, 12, 32, 96, -1})
     void fastPathsGiveTheTwinsBits(int groupSize) {
         SplittableRandom rnd = new SplittableRandom(1600 + groupSize);
         FakeQuantizer fq = new FakeQuantizer(groupSize);
@@ -76,6 +76,17 @@ class FakeQuantizerFastPathTest {
         fq.forward(w, v, alpha, beta, fast);
         fq.forwardTwin(w, v, alpha, beta, twin);
         assertArrayEquals(bits(twin), bits(fast), "ŵ");
+
+        // A non-finite V makes t NaN or infinite: the twin's (int) cast takes NaN to code 0, the clamp takes ±∞
+        // to the range's ends; the fast path must too.
+        Tensor.F32 odd = (Tensor.F32) v.copy();
+        float[] nonFinite = {Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY};
+        for (int i = 0; i < odd.size(); i += 5) {
+            odd.data()[i] = nonFinite[rnd.nextInt(3)];
+        }
+        fq.forward(w, odd, alpha, beta, fast);
+        fq.forwardTwin(w, odd, alpha, beta, twin);
+        assertArrayEquals(bits(twin), bits(fast), "ŵ with non-finite V");
 
         Tensor.F32 dwq = Tensor.f32(ROWS, COLS);
         for (int i = 0; i < dwq.size(); i++) {
