@@ -1,8 +1,14 @@
 package dev.m2q.core.grad;
 
+import static jdk.incubator.vector.VectorOperators.D2F;
+import static jdk.incubator.vector.VectorOperators.F2D;
+
 import dev.m2q.core.kernels.Parallel;
+import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -53,6 +59,11 @@ public final class FakeQuantizer {
     public static final double MIN_SCALE = fp16(1e-5);
 
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    /** The backward's double lanes, and floats with as many lanes (half the width) to widen into them. */
+    private static final VectorSpecies<Double> D = DoubleVector.SPECIES_PREFERRED;
+
+    private static final VectorSpecies<Float> FD =
+            VectorSpecies.of(float.class, VectorShape.forBitSize(D.vectorBitSize() / 2));
     /** 1.5·2²³: adding and subtracting it rounds a float of magnitude below 2²² to an integer, ties to even. */
     private static final float MAGIC = 0x1.8p23f;
 
@@ -208,7 +219,11 @@ public final class FakeQuantizer {
      * The fp32 fast path of {@link #backward}, on the arrays: the same bits as {@link #backwardTwin}. u comes as
      * in {@link #forwardF32}; dV's update g·s + dV stays one double sum rounded once (g·s is exact in double, the
      * sum is not exact in float), and the scale gradient ds is the twin's sequential double sum in the same order,
-     * with w/s in double as the twin has it.
+     * with w/s in double as the twin has it. The lanes run on the Vector API: u as in the forward (its
+     * {@link #roundHalfEven} after the clamp to one past the code range leaves both the inside test and
+     * clamp(u) as they were), widened to double lanes, where each element's term g·(u − w/s) or g·clamp(u) and
+     * its dV are the twin's double operations; the terms go to a scratch array and are summed into ds one by one
+     * in element order. A NaN or infinite V makes ds NaN in both (its payload bits may differ).
      */
     private void backwardF32(
             Tensor.F32 wt, float[] v, Tensor alpha, Tensor beta, float[] dwq, float[] dv, Tensor dAlpha, Tensor dBeta) {
@@ -216,11 +231,34 @@ public final class FakeQuantizer {
         int gs = group(wt.cols());
         double lo = minCode;
         double hi = maxCode;
+        int lanes = D.length();
+        float below = minCode - 1;
+        float above = maxCode + 1;
         forEachGroupF32(wt, alpha, beta, (from, s) -> {
             double sd = s.s();
             float sf = (float) sd;
+            int end = from + gs;
+            int i = from;
+            double[] terms = new double[gs];
+            for (; i <= end - lanes; i += lanes) {
+                FloatVector wf = FloatVector.fromArray(FD, w, i);
+                FloatVector t = wf.div(sf).add(FloatVector.fromArray(FD, v, i));
+                DoubleVector u =
+                        (DoubleVector) roundHalfEven(t.max(below).min(above)).convertShape(F2D, D, 0);
+                DoubleVector wd = (DoubleVector) wf.convertShape(F2D, D, 0);
+                DoubleVector g =
+                        (DoubleVector) FloatVector.fromArray(FD, dwq, i).convertShape(F2D, D, 0);
+                DoubleVector old =
+                        (DoubleVector) FloatVector.fromArray(FD, dv, i).convertShape(F2D, D, 0);
+                VectorMask<Double> inside = u.compare(VectorOperators.GE, lo).and(u.compare(VectorOperators.LE, hi));
+                ((FloatVector) old.blend(old.add(g.mul(sd)), inside).convertShape(D2F, FD, 0)).intoArray(dv, i);
+                g.mul(u.max(lo).min(hi).blend(u.sub(wd.div(sd)), inside)).intoArray(terms, i - from);
+            }
             double ds = 0;
-            for (int i = from; i < from + gs; i++) {
+            for (int k = 0; k < i - from; k++) {
+                ds += terms[k];
+            }
+            for (; i < end; i++) {
                 double u = Math.rint(w[i] / sf + v[i]);
                 double g = dwq[i];
                 if (u >= lo && u <= hi) {
