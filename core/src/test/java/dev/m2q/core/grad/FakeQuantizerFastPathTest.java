@@ -110,6 +110,18 @@ class FakeQuantizerFastPathTest {
         assertArrayEquals(bits(dvTwin), bits(dvFast), "dV");
         assertArrayEquals(bits(daTwin), bits(daFast), "dα");
         assertArrayEquals(bits(dbTwin), bits(dbFast), "dβ");
+
+        // dα, dβ in fp64 (the fast path takes any precision there) show ds·∂s/∂α to the last double bit, which
+        // the fp32 rounding above could hide: ds must be the twin's sequential double sum, term for term.
+        Tensor.F64 da64Fast = daFast.toF64();
+        Tensor.F64 db64Fast = dbFast.toF64();
+        Tensor.F64 da64Twin = daFast.toF64();
+        Tensor.F64 db64Twin = dbFast.toF64();
+        fq.backward(w, v, alpha, beta, dwq, dvFast, da64Fast, db64Fast);
+        fq.backwardTwin(w, v, alpha, beta, dwq, dvTwin, da64Twin, db64Twin);
+        assertArrayEquals(bits(dvTwin), bits(dvFast), "dV, second pass");
+        assertArrayEquals(bits64(da64Twin), bits64(da64Fast), "dα in fp64");
+        assertArrayEquals(bits64(db64Twin), bits64(db64Fast), "dβ in fp64");
     }
 
     /** A clip factor: exactly 0 or 1 a quarter of the time each, sometimes past a bound, else inside. */
@@ -121,6 +133,14 @@ class FakeQuantizerFastPathTest {
             case 5 -> (float) (-rnd.nextDouble() * 0.2);
             default -> (float) rnd.nextDouble();
         };
+    }
+
+    private static long[] bits64(Tensor.F64 t) {
+        long[] b = new long[t.size()];
+        for (int i = 0; i < b.length; i++) {
+            b[i] = Double.doubleToRawLongBits(t.data()[i]);
+        }
+        return b;
     }
 
     private static int[] bits(Tensor t) {
