@@ -67,6 +67,12 @@ public final class FakeQuantizer {
     /** 1.5·2²³: adding and subtracting it rounds a float of magnitude below 2²² to an integer, ties to even. */
     private static final float MAGIC = 0x1.8p23f;
 
+    /**
+     * The backward's per-thread scratch for a group's terms (G doubles, grown on demand), so that the step makes no
+     * garbage per group.
+     */
+    private static final ThreadLocal<double[]> TERMS = ThreadLocal.withInitial(() -> new double[0]);
+
     private final int groupSize;
     /** The code range [minCode, maxCode], read at run time by the loops (fast paths and twins alike). */
     private final int minCode;
@@ -239,7 +245,11 @@ public final class FakeQuantizer {
             float sf = (float) sd;
             int end = from + gs;
             int i = from;
-            double[] terms = new double[gs];
+            double[] terms = TERMS.get();
+            if (terms.length < gs) {
+                terms = new double[gs];
+                TERMS.set(terms);
+            }
             for (; i <= end - lanes; i += lanes) {
                 FloatVector wf = FloatVector.fromArray(FD, w, i);
                 FloatVector t = wf.div(sf).add(FloatVector.fromArray(FD, v, i));
