@@ -4,18 +4,19 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 
 import dev.m2q.core.grad.Tensor;
 import java.util.SplittableRandom;
-import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 
 /**
  * SignSGD's fp32 fast path gives the scalar twin's bits exactly (raw int bits, so −0 and +0 differ), on seeded
  * random parameters salted with values at and past the clamp bounds 0 and 1, −0, and zero gradients.
  */
 class SignSgdFastPathTest {
-    @Test
-    void fastPathGivesTheTwinsBits() {
-        SplittableRandom rnd = new SplittableRandom(16);
-        int rows = 32;
-        int cols = 48;
+    /** A whole number of vectors per row, and 7 × 13, whose ranges end in the scalar tail. */
+    @ParameterizedTest
+    @CsvSource({"32, 48", "7, 13"})
+    void fastPathGivesTheTwinsBits(int rows, int cols) {
+        SplittableRandom rnd = new SplittableRandom(16L * rows + cols);
         Tensor.F32 p = Tensor.f32(rows, cols);
         Tensor.F32 g = Tensor.f32(rows, cols);
         for (int i = 0; i < p.size(); i++) {
