@@ -339,16 +339,34 @@ public final class FakeQuantizer {
         });
     }
 
-    /** {@link #forEachGroup} on fp32 weights' array: the same scales, the same order within a group. */
+    /**
+     * {@link #forEachGroup} on fp32 weights' array, with the same scales: a group's min and max (each including
+     * the starting +0) over lanes, then the lanes reduced, then the scalar tail. Math.min and max, which the
+     * lanewise operations follow, order −0 below +0 and see no NaN here (a non-finite weight is rejected), so they
+     * are a total order's min and max and the order of the elements does not change them.
+     */
     private void forEachGroupF32(Tensor.F32 wt, Tensor alpha, Tensor beta, GroupBody body) {
         float[] w = wt.data();
         int cols = wt.cols();
         int g = group(cols);
         Parallel.forRange(wt.rows(), cols, (rowFrom, rowTo) -> {
             for (int from = rowFrom * cols; from < rowTo * cols; from += g) {
-                float wmin = 0;
-                float wmax = 0;
-                for (int i = from; i < from + g; i++) {
+                FloatVector vmin = FloatVector.zero(F);
+                FloatVector vmax = vmin;
+                VectorMask<Float> finite = F.maskAll(true);
+                int i = from;
+                for (; i <= from + g - F.length(); i += F.length()) {
+                    FloatVector x = FloatVector.fromArray(F, w, i);
+                    finite = finite.and(x.test(VectorOperators.IS_FINITE));
+                    vmin = vmin.min(x);
+                    vmax = vmax.max(x);
+                }
+                if (!finite.allTrue()) {
+                    i = from; // the scalar loop below finds the element and names it
+                }
+                float wmin = vmin.reduceLanes(VectorOperators.MIN);
+                float wmax = vmax.reduceLanes(VectorOperators.MAX);
+                for (; i < from + g; i++) {
                     float wi = w[i];
                     if (!Float.isFinite(wi)) {
                         throw new IllegalArgumentException(
