@@ -2,6 +2,11 @@ package dev.m2q.autoround;
 
 import dev.m2q.core.grad.Tensor;
 import dev.m2q.core.kernels.Parallel;
+import jdk.incubator.vector.DoubleVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorSpecies;
 
 /**
  * Signed gradient descent with AutoRound's schedule (ALGORITHMS.md §3): at step i of n, p ← p − lrᵢ·sign(∂L/∂p)
@@ -11,6 +16,12 @@ import dev.m2q.core.kernels.Parallel;
  * fp32 once.
  */
 public final class SignSgd {
+    /** Double lanes, and floats with as many lanes (half the width) to widen into them. */
+    private static final VectorSpecies<Double> D = DoubleVector.SPECIES_PREFERRED;
+
+    private static final VectorSpecies<Float> FD =
+            VectorSpecies.of(float.class, VectorShape.forBitSize(D.vectorBitSize() / 2));
+
     private final double lr;
     private final double minmaxLr;
     private final int steps;
@@ -42,7 +53,45 @@ public final class SignSgd {
     }
 
     /** p ← clamp(p − rate·sign(g), lo, hi), rows in parallel. */
-    private static void descend(Tensor p, Tensor g, double rate, double lo, double hi) {
+    static void descend(Tensor p, Tensor g, double rate, double lo, double hi) {
+        g.requireShape(p.rows(), p.cols(), "gradient");
+        if (p instanceof Tensor.F32 pf && g instanceof Tensor.F32 gf) {
+            descendF32(pf.data(), gf.data(), p.rows(), p.cols(), rate, lo, hi);
+            return;
+        }
+        descendTwin(p, g, rate, lo, hi);
+    }
+
+    /**
+     * The fp32 fast path of {@link #descend}, on the arrays, with the twin's bits: p and g widened to double lanes
+     * (exact), rate·sign(g) as ±rate where g ≠ 0 and g itself where g is ±0 or NaN (rate·signum(g) is then g:
+     * rate is positive and finite, and the sign of a zero matters, since −0 − (−0) = +0 but −0 − (+0) = −0), one
+     * double subtraction, the clamp by lanewise max and min (which order −0 below +0, as {@link Math#clamp}
+     * does) and one rounding to float per element. The elements past the last whole vector run the twin's
+     * expression.
+     */
+    private static void descendF32(float[] p, float[] g, int rows, int cols, double rate, double lo, double hi) {
+        int lanes = D.length();
+        Parallel.forRange(rows, cols, (from, to) -> {
+            int end = to * cols;
+            int i = from * cols;
+            for (; i <= end - lanes; i += lanes) {
+                FloatVector gf = FloatVector.fromArray(FD, g, i);
+                DoubleVector gd = (DoubleVector) gf.convertShape(VectorOperators.F2D, D, 0);
+                DoubleVector step = gd.blend(rate, gd.compare(VectorOperators.GT, 0))
+                        .blend(-rate, gd.compare(VectorOperators.LT, 0));
+                DoubleVector pd =
+                        (DoubleVector) FloatVector.fromArray(FD, p, i).convertShape(VectorOperators.F2D, D, 0);
+                ((FloatVector) pd.sub(step).max(lo).min(hi).convertShape(VectorOperators.D2F, FD, 0)).intoArray(p, i);
+            }
+            for (; i < end; i++) {
+                p[i] = (float) Math.clamp(p[i] - rate * Math.signum(g[i]), lo, hi);
+            }
+        });
+    }
+
+    /** The scalar twin of {@link #descend}, through {@link Tensor}, any precision. */
+    static void descendTwin(Tensor p, Tensor g, double rate, double lo, double hi) {
         g.requireShape(p.rows(), p.cols(), "gradient");
         int cols = p.cols();
         Parallel.forRange(p.rows(), cols, (from, to) -> {

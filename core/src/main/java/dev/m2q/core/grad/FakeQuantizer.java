@@ -1,6 +1,15 @@
 package dev.m2q.core.grad;
 
+import static jdk.incubator.vector.VectorOperators.D2F;
+import static jdk.incubator.vector.VectorOperators.F2D;
+
 import dev.m2q.core.kernels.Parallel;
+import jdk.incubator.vector.DoubleVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorSpecies;
 
 /**
  * SignRound's fake 4-bit quantizer (ALGORITHMS.md §3) with the straight-through round, on W [out, in] in groups of
@@ -49,7 +58,26 @@ public final class FakeQuantizer {
     /** AutoRound's floor on |s| ({@code q_scale_thresh} 1e−5), as the fp16 value it becomes. */
     public static final double MIN_SCALE = fp16(1e-5);
 
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    /** The backward's double lanes, and floats with as many lanes (half the width) to widen into them. */
+    private static final VectorSpecies<Double> D = DoubleVector.SPECIES_PREFERRED;
+
+    private static final VectorSpecies<Float> FD =
+            VectorSpecies.of(float.class, VectorShape.forBitSize(D.vectorBitSize() / 2));
+    /** 1.5·2²³: adding and subtracting it rounds a float of magnitude below 2²² to an integer, ties to even. */
+    private static final float MAGIC = 0x1.8p23f;
+
+    /**
+     * The backward's per-thread scratch for a group's terms (G doubles, grown on demand), so that the step makes no
+     * garbage per group.
+     */
+    private static final ThreadLocal<double[]> TERMS = ThreadLocal.withInitial(() -> new double[0]);
+
     private final int groupSize;
+    /** The code range [minCode, maxCode], read at run time by the loops (fast paths and twins alike). */
+    private final int minCode;
+
+    private final int maxCode;
 
     /** @param groupSize G, or −1 ({@code GroupSize.PER_ROW}): one group of each weight's whole row */
     public FakeQuantizer(int groupSize) {
@@ -57,6 +85,8 @@ public final class FakeQuantizer {
             throw new IllegalArgumentException("group size must be positive or -1 (per row), got " + groupSize);
         }
         this.groupSize = groupSize;
+        this.minCode = MIN_CODE;
+        this.maxCode = MAX_CODE;
     }
 
     /** G for a weight with {@code cols} input columns: cols itself for one group per row. */
@@ -104,10 +134,67 @@ public final class FakeQuantizer {
     public void forward(Tensor w, Tensor v, Tensor alpha, Tensor beta, Tensor wq) {
         checkShapes(w, v, alpha, beta);
         wq.requireShape(w.rows(), w.cols(), "ŵ");
+        if (w instanceof Tensor.F32 wf && v instanceof Tensor.F32 vf && wq instanceof Tensor.F32 qf) {
+            forwardF32(wf, vf.data(), alpha, beta, qf.data());
+            return;
+        }
+        forwardTwin(w, v, alpha, beta, wq);
+    }
+
+    /**
+     * The fp32 fast path of {@link #forward}, on the arrays: the same bits as {@link #forwardTwin}. Per element
+     * t = w/s + V is one fp32 division and one fp32 addition: each is a single operation on two floats (s is an
+     * fp16 value, so a float), and a double result of such an operation rounded to float is the float operation's
+     * result (double has more than 2·24 + 2 significand bits), which is what the twin's two {@code narrow}s do.
+     * ŵ = s·q is exact in both (an 11-bit s times a code of at most 8 bits). The lanes run on the Vector API,
+     * whose lanewise division, addition, min and max are the scalar IEEE operations; the rounding is
+     * {@link #roundHalfEven} after a clamp to one past the code range, and a NaN t (a NaN or infinite V) gives
+     * code 0 as the twin's {@code (int)} cast does. A group's last G mod (lanes) elements run the scalar loop.
+     */
+    private void forwardF32(Tensor.F32 wt, float[] v, Tensor alpha, Tensor beta, float[] wq) {
+        float[] w = wt.data();
+        int g = group(wt.cols());
+        int lo = minCode;
+        int hi = maxCode;
+        float below = lo - 1;
+        float above = hi + 1;
+        forEachGroupF32(wt, alpha, beta, (from, s) -> {
+            float sf = (float) s.s();
+            int end = from + g;
+            int i = from;
+            for (; i <= end - F.length(); i += F.length()) {
+                FloatVector t = FloatVector.fromArray(F, w, i).div(sf).add(FloatVector.fromArray(F, v, i));
+                FloatVector r = roundHalfEven(t.max(below).min(above));
+                r = r.blend(0f, r.test(VectorOperators.IS_NAN)).max(lo).min(hi);
+                r.mul(sf).intoArray(wq, i);
+            }
+            for (; i < end; i++) {
+                float t = w[i] / sf + v[i];
+                int q = (int) Math.clamp(Math.rint(t), lo, hi);
+                wq[i] = sf * q;
+            }
+        });
+    }
+
+    /**
+     * rint of each lane, for |x| &lt; 2²²: (x + 1.5·2²³) − 1.5·2²³ rounds the sum once in the default mode, which is
+     * round half to even at integer spacing. The callers clamp x to [minCode − 1, maxCode + 1] first (which keeps
+     * clamp(rint(x), minCode, maxCode) as it was, and the lanes inside the magnitude bound); a NaN lane stays NaN.
+     * The result is never −0: the final subtraction of two equal floats gives +0, and a −0 input gives +0 too,
+     * where rint keeps −0; the callers only use it as a code (an integer, so the sign of zero does not matter).
+     */
+    private static FloatVector roundHalfEven(FloatVector x) {
+        return x.add(MAGIC).sub(MAGIC);
+    }
+
+    /** The scalar twin of {@link #forward}: element arithmetic in double through {@link Tensor}, any precision (public for the bit-equality tests and the JMH comparison). */
+    public void forwardTwin(Tensor w, Tensor v, Tensor alpha, Tensor beta, Tensor wq) {
+        checkShapes(w, v, alpha, beta);
+        wq.requireShape(w.rows(), w.cols(), "ŵ");
         int g = group(w.cols());
         forEachGroup(w, alpha, beta, (from, s) -> {
             for (int i = from; i < from + g; i++) {
-                int q = (int) Math.clamp(rounded(w, v, i, s.s()), MIN_CODE, MAX_CODE);
+                int q = (int) Math.clamp(rounded(w, v, i, s.s()), minCode, maxCode);
                 wq.set(i, s.s() * q);
             }
         });
@@ -124,17 +211,93 @@ public final class FakeQuantizer {
         dv.requireShape(w.rows(), w.cols(), "dV");
         dAlpha.requireShape(alpha.rows(), alpha.cols(), "dα");
         dBeta.requireShape(beta.rows(), beta.cols(), "dβ");
+        if (w instanceof Tensor.F32 wf
+                && v instanceof Tensor.F32 vf
+                && dwq instanceof Tensor.F32 gf
+                && dv instanceof Tensor.F32 dvf) {
+            backwardF32(wf, vf.data(), alpha, beta, gf.data(), dvf.data(), dAlpha, dBeta);
+            return;
+        }
+        backwardTwin(w, v, alpha, beta, dwq, dv, dAlpha, dBeta);
+    }
+
+    /**
+     * The fp32 fast path of {@link #backward}, on the arrays: the same bits as {@link #backwardTwin}. u comes as
+     * in {@link #forwardF32}; dV's update g·s + dV stays one double sum rounded once (g·s is exact in double, the
+     * sum is not exact in float), and the scale gradient ds is the twin's sequential double sum in the same order,
+     * with w/s in double as the twin has it. The lanes run on the Vector API: u as in the forward (its
+     * {@link #roundHalfEven} after the clamp to one past the code range leaves both the inside test and
+     * clamp(u) as they were), widened to double lanes, where each element's term g·(u − w/s) or g·clamp(u) and
+     * its dV are the twin's double operations; the terms go to a scratch array and are summed into ds one by one
+     * in element order. A NaN or infinite V makes ds NaN in both (its payload bits may differ).
+     */
+    private void backwardF32(
+            Tensor.F32 wt, float[] v, Tensor alpha, Tensor beta, float[] dwq, float[] dv, Tensor dAlpha, Tensor dBeta) {
+        float[] w = wt.data();
+        int gs = group(wt.cols());
+        double lo = minCode;
+        double hi = maxCode;
+        int lanes = D.length();
+        float below = minCode - 1;
+        float above = maxCode + 1;
+        forEachGroupF32(wt, alpha, beta, (from, s) -> {
+            double sd = s.s();
+            float sf = (float) sd;
+            int end = from + gs;
+            int i = from;
+            double[] terms = TERMS.get();
+            if (terms.length < gs) {
+                terms = new double[gs];
+                TERMS.set(terms);
+            }
+            for (; i <= end - lanes; i += lanes) {
+                FloatVector wf = FloatVector.fromArray(FD, w, i);
+                FloatVector t = wf.div(sf).add(FloatVector.fromArray(FD, v, i));
+                DoubleVector u =
+                        (DoubleVector) roundHalfEven(t.max(below).min(above)).convertShape(F2D, D, 0);
+                DoubleVector wd = (DoubleVector) wf.convertShape(F2D, D, 0);
+                DoubleVector g =
+                        (DoubleVector) FloatVector.fromArray(FD, dwq, i).convertShape(F2D, D, 0);
+                DoubleVector old =
+                        (DoubleVector) FloatVector.fromArray(FD, dv, i).convertShape(F2D, D, 0);
+                VectorMask<Double> inside = u.compare(VectorOperators.GE, lo).and(u.compare(VectorOperators.LE, hi));
+                ((FloatVector) old.blend(old.add(g.mul(sd)), inside).convertShape(D2F, FD, 0)).intoArray(dv, i);
+                g.mul(u.max(lo).min(hi).blend(u.sub(wd.div(sd)), inside)).intoArray(terms, i - from);
+            }
+            double ds = 0;
+            for (int k = 0; k < i - from; k++) {
+                ds += terms[k];
+            }
+            for (; i < end; i++) {
+                double u = Math.rint(w[i] / sf + v[i]);
+                double g = dwq[i];
+                if (u >= lo && u <= hi) {
+                    dv[i] = (float) (dv[i] + g * sd);
+                    ds += g * (u - w[i] / sd);
+                } else {
+                    ds += g * Math.clamp(u, lo, hi);
+                }
+            }
+            dAlpha.add(from / gs, ds * s.dAlpha());
+            dBeta.add(from / gs, ds * s.dBeta());
+        });
+    }
+
+    /** The scalar twin of {@link #backward}: element arithmetic in double through {@link Tensor}, any precision (public for the bit-equality tests and the JMH comparison). */
+    public void backwardTwin(
+            Tensor w, Tensor v, Tensor alpha, Tensor beta, Tensor dwq, Tensor dv, Tensor dAlpha, Tensor dBeta) {
+        checkShapes(w, v, alpha, beta);
         int gs = group(w.cols());
         forEachGroup(w, alpha, beta, (from, s) -> {
             double ds = 0;
             for (int i = from; i < from + gs; i++) {
                 double u = rounded(w, v, i, s.s());
-                boolean inside = u >= MIN_CODE && u <= MAX_CODE;
+                boolean inside = u >= minCode && u <= maxCode;
                 double g = dwq.get(i);
                 if (inside) {
                     dv.add(i, g * s.s());
                 }
-                ds += g * (inside ? u - w.get(i) / s.s() : Math.clamp(u, MIN_CODE, MAX_CODE));
+                ds += g * (inside ? u - w.get(i) / s.s() : Math.clamp(u, minCode, maxCode));
             }
             dAlpha.add(from / gs, ds * s.dAlpha());
             dBeta.add(from / gs, ds * s.dBeta());
@@ -172,6 +335,48 @@ public final class FakeQuantizer {
                 }
                 int group = from / g;
                 body.run(from, scale(w, wmin, wmax, alpha.get(group), beta.get(group)));
+            }
+        });
+    }
+
+    /**
+     * {@link #forEachGroup} on fp32 weights' array, with the same scales: a group's min and max (each including
+     * the starting +0) over lanes, then the lanes reduced, then the scalar tail. Math.min and max, which the
+     * lanewise operations follow, order −0 below +0 and see no NaN here (a non-finite weight is rejected), so they
+     * are a total order's min and max and the order of the elements does not change them.
+     */
+    private void forEachGroupF32(Tensor.F32 wt, Tensor alpha, Tensor beta, GroupBody body) {
+        float[] w = wt.data();
+        int cols = wt.cols();
+        int g = group(cols);
+        Parallel.forRange(wt.rows(), cols, (rowFrom, rowTo) -> {
+            for (int from = rowFrom * cols; from < rowTo * cols; from += g) {
+                FloatVector vmin = FloatVector.zero(F);
+                FloatVector vmax = vmin;
+                VectorMask<Float> finite = F.maskAll(true);
+                int i = from;
+                for (; i <= from + g - F.length(); i += F.length()) {
+                    FloatVector x = FloatVector.fromArray(F, w, i);
+                    finite = finite.and(x.test(VectorOperators.IS_FINITE));
+                    vmin = vmin.min(x);
+                    vmax = vmax.max(x);
+                }
+                if (!finite.allTrue()) {
+                    i = from; // the scalar loop below finds the element and names it
+                }
+                float wmin = vmin.reduceLanes(VectorOperators.MIN);
+                float wmax = vmax.reduceLanes(VectorOperators.MAX);
+                for (; i < from + g; i++) {
+                    float wi = w[i];
+                    if (!Float.isFinite(wi)) {
+                        throw new IllegalArgumentException(
+                                "weight [" + i / cols + ", " + i % cols + "] is " + wi + "; cannot quantize");
+                    }
+                    wmin = Math.min(wmin, wi);
+                    wmax = Math.max(wmax, wi);
+                }
+                int group = from / g;
+                body.run(from, scale(wt, wmin, wmax, alpha.get(group), beta.get(group)));
             }
         });
     }
