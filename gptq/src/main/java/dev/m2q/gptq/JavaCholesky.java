@@ -32,6 +32,11 @@ final class JavaCholesky {
     static final int BLOCK = 128;
     /** Columns of X per product in {@link #invertLowerInPlace} (each starts its depth at its first column). */
     private static final int INVERSE_COLUMNS = 256;
+    /**
+     * Rows per sub-block of a block's own terms in {@link #invertLowerInPlace}: the terms of earlier sub-blocks
+     * are one product over many rows, only the last few per row are one-row products.
+     */
+    private static final int INVERSE_SUB_ROWS = 16;
     /** Rows per tile when moving data between a block's panel and the K² buffer (keeps the panel tile in L1). */
     private static final int COPY_TILE = 64;
 
@@ -110,7 +115,8 @@ final class JavaCholesky {
      * X = L⁻¹ over L in the lower triangle, by blocks of rows I = [i0, i1): row i of X is
      * −(Σ_{p<i} L[i,p]·X[p,:])/L[i,i] with X[i,i] = 1/L[i,i]. The terms p &lt; i0 are one product
      * T = L[I, :i0]·X[:i0, :i0] ({@link Kernels#gemmAcc}, column blocks starting their depth at their first
-     * column since X is lower triangular), the terms p in I follow row by row. Every element is one FMA chain
+     * column since X is lower triangular), the terms p in I follow: those of earlier sub-blocks of
+     * {@value #INVERSE_SUB_ROWS} rows as one product, the rest row by row. Every element is one FMA chain
      * over p in order, so the bits do not depend on the thread count. The strict upper triangle (A, no longer
      * needed) is zeroed first so that X's rows read as zero past their diagonal.
      */
@@ -133,16 +139,26 @@ final class JavaCholesky {
                 int w = Math.min(INVERSE_COLUMNS, i0 - jc);
                 kernels.gemmAcc(bw, w, i0 - jc, lrows, jc, i1, 1, a, jc * k + jc, k, a, i0 * k + jc, k);
             }
-            for (int r = 0; r < bw; r++) {
-                int i = i0 + r;
-                int ri = i * k;
-                kernels.gemmAcc(1, i, r, lrows, r * i1 + i0, i1, 1, a, i0 * k, k, a, ri, k);
-                float lii = lrows[r * i1 + i];
-                float inv = -1f / lii;
-                for (int j = 0; j < i; j++) {
-                    a[ri + j] *= inv;
+            // The terms p in I, by sub-blocks of rows S = [s0, s1): the terms p < s0 are one product over the
+            // finished rows X[i0 : i0 + s0] (columns < i0 + s0; past them those rows are +0, and an FMA of a
+            // finite L by +0 onto +0 leaves +0, so skipping them keeps every bit), then p in [s0, r) row by row.
+            for (int s0 = 0; s0 < bw; s0 += INVERSE_SUB_ROWS) {
+                int s1 = Math.min(bw, s0 + INVERSE_SUB_ROWS);
+                if (s0 > 0) {
+                    kernels.gemmAcc(
+                            s1 - s0, i0 + s0, s0, lrows, s0 * i1 + i0, i1, 1, a, i0 * k, k, a, (i0 + s0) * k, k);
                 }
-                a[ri + i] = 1f / lii;
+                for (int r = s0; r < s1; r++) {
+                    int i = i0 + r;
+                    int ri = i * k;
+                    kernels.gemmAcc(1, i, r - s0, lrows, r * i1 + i0 + s0, i1, 1, a, (i0 + s0) * k, k, a, ri, k);
+                    float lii = lrows[r * i1 + i];
+                    float inv = -1f / lii;
+                    for (int j = 0; j < i; j++) {
+                        a[ri + j] *= inv;
+                    }
+                    a[ri + i] = 1f / lii;
+                }
             }
         }
     }
