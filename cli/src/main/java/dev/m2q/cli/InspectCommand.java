@@ -3,6 +3,7 @@ package dev.m2q.cli;
 import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.annotation.JsonProperty;
 import dev.m2q.core.InputException;
+import dev.m2q.core.draft.DraftConfig;
 import dev.m2q.core.draft.DraftHead;
 import dev.m2q.core.io.Checkpoint;
 import dev.m2q.core.io.TensorSpec;
@@ -130,6 +131,17 @@ final class InspectCommand implements Callable<Integer> {
         try {
             DraftHead head = DraftHead.read(draft);
             head.checkAgainst(cfg);
+            List<String> missing = DraftConfig.missingEngineDefaulted(Json.parseObject(
+                    Files.readString(draft.resolve(DraftConfig.FILE), java.nio.charset.StandardCharsets.UTF_8)));
+            if (!missing.isEmpty()) {
+                // A violation, not a warning: vLLM and SGLang fill these keys in differently, so the same head would
+                // run with a different forward (and a lower acceptance) depending on the engine.
+                out.printf(
+                        "%s: EAGLE-3 head: config.json leaves %s to the engine's default (engines differ; m2q's"
+                                + " head means false): write it explicitly%n",
+                        draft, String.join(", ", missing));
+                return false;
+            }
             out.printf(
                     "%s: EAGLE-3 head, draft vocabulary %d of %d, taps %s: loadable%n",
                     draft,
@@ -139,6 +151,9 @@ final class InspectCommand implements Callable<Integer> {
             return true;
         } catch (InputException e) {
             out.printf("%s: EAGLE-3 head: %s%n", draft, e.getMessage());
+            return false;
+        } catch (java.io.IOException | dev.m2q.core.json.JsonException e) {
+            out.printf("%s: EAGLE-3 head: %s: %s%n", draft, DraftConfig.FILE, e.getMessage());
             return false;
         }
     }

@@ -99,6 +99,21 @@ class SpecValidateTest {
                 ok.out().contains("EAGLE-3 head, draft vocabulary 1024 of 2048, taps [2, 4, 5]: loadable"), ok.out());
 
         Path cfg = copy.resolve("draft").resolve(DraftConfig.FILE);
+        String written = Files.readString(cfg);
+        assertTrue(written.contains("\"norm_before_residual\": false"), written);
+        // A head whose config leaves norm_before_residual to the engine (vLLM's speculators path reads true, SpecForge
+        // false) is a violation naming the key.
+        Files.writeString(cfg, written.replace("\"norm_before_residual\": false,", ""));
+        CliTest.Run implicit = CliTest.run("inspect", "--check", copy.toString());
+        assertEquals(1, implicit.code(), implicit.out() + implicit.err());
+        assertTrue(implicit.out().contains("leaves norm_before_residual to the engine's default"), implicit.out());
+        // true is the other forward, which m2q's head does not compute.
+        Files.writeString(cfg, written.replace("\"norm_before_residual\": false", "\"norm_before_residual\": true"));
+        CliTest.Run other = CliTest.run("inspect", "--check", copy.toString());
+        assertEquals(1, other.code(), other.out() + other.err());
+        assertTrue(other.out().contains("norm_before_residual must be false"), other.out());
+        Files.writeString(cfg, written);
+
         Files.writeString(
                 cfg, Files.readString(cfg).replace("\"num_key_value_heads\": 2", "\"num_key_value_heads\": 4"));
         CliTest.Run bad = CliTest.run("inspect", "--check", copy.toString());

@@ -41,6 +41,14 @@ public record DraftConfig(
     public static final String FILE = "config.json";
     /** vLLM's key: ids of the target layers whose input is tapped. */
     public static final String AUX_KEY = "eagle_aux_hidden_state_layer_ids";
+    /**
+     * Whether the residual added after the head's attention is hidden_norm(g) (true) or the raw g (false). m2q's
+     * forward ({@link DraftModel}) adds the raw g, so a head m2q writes says false; vLLM's speculators path defaults
+     * the key to true when it is absent, the EAGLE/SpecForge path to false, so it is always written.
+     */
+    public static final String NORM_BEFORE_RESIDUAL = "norm_before_residual";
+    /** Keys whose absence lets an engine fill in a default that differs between engines (FORMATS §5). */
+    public static final List<String> ENGINE_DEFAULTED = List.of(NORM_BEFORE_RESIDUAL);
 
     public DraftConfig {
         for (int v : new int[] {
@@ -190,6 +198,7 @@ public record DraftConfig(
         c.put("max_position_embeddings", maxPositionEmbeddings);
         c.put("vocab_size", vocabSize);
         c.put("draft_vocab_size", draftVocabSize);
+        c.put(NORM_BEFORE_RESIDUAL, false);
         c.put("tie_word_embeddings", false);
         c.put("torch_dtype", "bfloat16");
         if (auxLayers != null) {
@@ -247,6 +256,10 @@ public record DraftConfig(
         if (!Boolean.FALSE.equals(c.get("tie_word_embeddings"))) {
             throw new InputException(w + "tie_word_embeddings must be false (the head has its own lm_head)");
         }
+        if (c.containsKey(NORM_BEFORE_RESIDUAL) && !Boolean.FALSE.equals(c.get(NORM_BEFORE_RESIDUAL))) {
+            throw new InputException(w + NORM_BEFORE_RESIDUAL + " must be false (m2q's head adds the un-normed hidden"
+                    + " input as the attention residual), found " + c.get(NORM_BEFORE_RESIDUAL));
+        }
         Object rs = c.get("rope_scaling");
         if (!c.containsKey("rope_scaling")) {
             throw new InputException(w + "rope_scaling must be present, null or an object");
@@ -284,6 +297,14 @@ public record DraftConfig(
                 integer(c, "vocab_size", w),
                 integer(c, "draft_vocab_size", w),
                 aux);
+    }
+
+    /**
+     * The {@link #ENGINE_DEFAULTED} keys a draft config object leaves out: each is read by some engine as true and by
+     * another as false, so a head without it runs with different semantics depending on where it is served.
+     */
+    public static List<String> missingEngineDefaulted(Map<String, Object> c) {
+        return ENGINE_DEFAULTED.stream().filter(k -> !c.containsKey(k)).toList();
     }
 
     private static int integer(Map<String, Object> c, String key, String w) {

@@ -104,6 +104,7 @@ class DraftHeadTest {
                         "max_position_embeddings",
                         "vocab_size",
                         "draft_vocab_size",
+                        "norm_before_residual",
                         "tie_word_embeddings",
                         "torch_dtype"),
                 List.copyOf(c.keySet()),
@@ -112,6 +113,17 @@ class DraftHeadTest {
         assertEquals(2048L, ((Number) c.get("vocab_size")).longValue());
         assertEquals(1024L, ((Number) c.get("draft_vocab_size")).longValue());
         assertEquals(1024L, ((Number) c.get("max_position_embeddings")).longValue());
+        // m2q's forward adds the raw hidden input as the residual: norm_before_residual false, written explicitly.
+        assertEquals(Boolean.FALSE, c.get("norm_before_residual"));
+        assertEquals(List.of(), DraftConfig.missingEngineDefaulted(c));
+        Map<String, Object> implicit = new LinkedHashMap<>(c);
+        implicit.remove("norm_before_residual");
+        assertEquals(List.of("norm_before_residual"), DraftConfig.missingEngineDefaulted(implicit));
+        Map<String, Object> other = new LinkedHashMap<>(c);
+        other.put("norm_before_residual", true);
+        assertTrue(assertThrows(InputException.class, () -> DraftConfig.parse(other, "head"))
+                .getMessage()
+                .contains("norm_before_residual must be false"));
         assertArrayEquals(new int[] {2, 4, 5}, back.config().taps(target.numLayers()));
     }
 
