@@ -296,36 +296,15 @@ public final class QuantizeJob {
                 // The BF16 stream: Y_ℓ = the BF16 layer on X_ℓ, the target of this layer and the next one's X.
                 ActivationStore yRef = null;
                 if (xRef != null) {
-                    try (LayerContext refCtx = new LayerContext(
-                            cfg,
-                            l,
-                            source,
-                            xRef,
-                            opts.seqlen(),
-                            opts.batchSequences(),
-                            kernels,
-                            progress,
-                            budget,
-                            partial.resolve("spill"),
-                            0)) {
+                    try (LayerContext refCtx = context(cfg, l, source, xRef, kernels, budget, partial, 0)) {
                         refCtx.working("bf16 stream");
                         yRef = refCtx.outputs(source);
                     }
                     xRef.close();
                     xRef = yRef;
                 }
-                try (LayerContext ctx = new LayerContext(
-                        cfg,
-                        l,
-                        source,
-                        x,
-                        opts.seqlen(),
-                        opts.batchSequences(),
-                        kernels,
-                        progress,
-                        budget,
-                        partial.resolve("spill"),
-                        method.residentBytes(cfg))) {
+                try (LayerContext ctx =
+                        context(cfg, l, source, x, kernels, budget, partial, method.residentBytes(cfg))) {
                     ctx.withReferenceTargets(yRef);
                     Map<String, QuantizedLinear> linears;
                     boolean fresh = l >= state.layersDone;
@@ -335,18 +314,8 @@ public final class QuantizeJob {
                         LayerResult r = method.quantize(ctx);
                         if (verify) {
                             ctx.working("verify-device");
-                            try (LayerContext onCpu = new LayerContext(
-                                    cfg,
-                                    l,
-                                    source,
-                                    x,
-                                    opts.seqlen(),
-                                    opts.batchSequences(),
-                                    verifyOn,
-                                    progress,
-                                    budget,
-                                    partial.resolve("spill"),
-                                    method.residentBytes(cfg))) {
+                            try (LayerContext onCpu =
+                                    context(cfg, l, source, x, verifyOn, budget, partial, method.residentBytes(cfg))) {
                                 onCpu.withReferenceTargets(yRef);
                                 progress.info(DeviceVerify.compare(
                                         l,
@@ -403,6 +372,30 @@ public final class QuantizeJob {
             }
         }
         return resumed;
+    }
+
+    /** A layer's context over {@code inputs} on {@code k}, with the run's sequence length, batch and spill folder. */
+    private LayerContext context(
+            ModelConfig cfg,
+            int l,
+            DecoderLayer.Weights source,
+            ActivationStore inputs,
+            Kernels k,
+            long budget,
+            Path partial,
+            long methodBytes) {
+        return new LayerContext(
+                cfg,
+                l,
+                source,
+                inputs,
+                opts.seqlen(),
+                opts.batchSequences(),
+                k,
+                progress,
+                budget,
+                partial.resolve("spill"),
+                methodBytes);
     }
 
     /**
