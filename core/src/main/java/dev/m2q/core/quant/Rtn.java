@@ -80,4 +80,70 @@ public final class Rtn {
         }
         return new QuantizedLinear(n, k, groupSize, codes, scales, GptqPacking.gIdxSequential(k, groupSize));
     }
+
+    /**
+     * The fp16-rounded symmetric scale at {@code bits}: 2·absmax/(2^b − 1) in fp32 (2·absmax/255 at 8 bits), with
+     * the same all-zero, underflow and overflow rules as {@link #scale(float)}; at 4 bits it is that method.
+     */
+    public static float scale(float absmax, Bits bits) {
+        if (bits.value() == 4) {
+            return scale(absmax);
+        }
+        if (!(absmax >= 0)) {
+            throw new IllegalArgumentException("group absmax " + absmax + " is not a non-negative number");
+        }
+        float levels = bits.maxCode();
+        float s = absmax == 0f ? 2f / levels : 2f * absmax / levels;
+        float h = Float.float16ToFloat(Float.floatToFloat16(s));
+        if (Float.isInfinite(h)) {
+            throw new IllegalArgumentException(
+                    "group absmax " + absmax + " needs scale " + s + ", beyond the fp16 range (max 65504)");
+        }
+        return h == 0f ? Float.float16ToFloat((short) 1) : h;
+    }
+
+    /** q = clamp(rint(w/s) + zero, 0, 2^b − 1) at {@code bits}. */
+    public static int code(float w, float scale, Bits bits) {
+        int q = (int) Math.rint(w / scale) + bits.zero();
+        return Math.max(0, Math.min(bits.maxCode(), q));
+    }
+
+    /** ŵ = s·(q − zero) at {@code bits}. */
+    public static float dequant(int code, float scale, Bits bits) {
+        return scale * (code - bits.zero());
+    }
+
+    /** RTN of W [N, K] at {@code bits}; at 4 bits it is {@link #quantize(float[], int, int, int)}. */
+    public static QuantizedLinear quantize(float[] w, int n, int k, int groupSize, Bits bits) {
+        if (bits.value() == 4) {
+            return quantize(w, n, k, groupSize);
+        }
+        if (n <= 0 || k <= 0 || groupSize <= 0 || k % groupSize != 0 || w.length != (long) n * k) {
+            throw new IllegalArgumentException("RTN needs W [" + n + ", " + k + "] (" + (long) n * k + " values, got "
+                    + w.length + ") with K a multiple of the group size " + groupSize);
+        }
+        int groups = k / groupSize;
+        int[] codes = new int[k * n];
+        float[] scales = new float[groups * n];
+        for (int r = 0; r < n; r++) {
+            int row = r * k;
+            for (int g = 0; g < groups; g++) {
+                int from = row + g * groupSize;
+                float absmax = 0f;
+                for (int c = from; c < from + groupSize; c++) {
+                    if (!Float.isFinite(w[c])) {
+                        throw new IllegalArgumentException(
+                                "weight [" + r + ", " + (c - row) + "] is " + w[c] + "; cannot quantize");
+                    }
+                    absmax = Math.max(absmax, Math.abs(w[c]));
+                }
+                float s = scale(absmax, bits);
+                scales[g * n + r] = s;
+                for (int c = from; c < from + groupSize; c++) {
+                    codes[(c - row) * n + r] = code(w[c], s, bits);
+                }
+            }
+        }
+        return new QuantizedLinear(n, k, groupSize, codes, scales, GptqPacking.gIdxSequential(k, groupSize), bits);
+    }
 }

@@ -1,108 +1,142 @@
 package dev.m2q.core.quant;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.m2q.core.InputException;
-import dev.m2q.core.tensor.Fp8;
-import java.util.SplittableRandom;
+import java.util.Random;
 import org.junit.jupiter.api.Test;
 
-/** The 8-bit scale rules and fake quantization, and the scheme names users type. All bit-exact. */
+/** The 8-bit rules of docs/FORMATS-8BIT.md: packing, zero point and RTN, checked against hand-computed values. */
 class EightBitTest {
     @Test
-    void scalesAreAmaxOver448And127CorrectlyRounded() {
-        SplittableRandom r = new SplittableRandom(11);
-        for (int i = 0; i < 100_000; i++) {
-            float amax = (float) Math.scalb(r.nextDouble(0.5, 1), r.nextInt(-40, 40));
-            // Recomputed in double and rounded once: for a float quotient this equals the correctly rounded fp32
-            // division (53 ≥ 2·24 + 2 bits, so the double rounding is innocuous). Bit-exact.
-            assertEquals((float) (amax / 448.0), EightBit.FP8.scale(amax), 0f);
-            assertEquals((float) (amax / 127.0), EightBit.INT8.scale(amax), 0f);
-        }
-        assertEquals(1f / 448, EightBit.FP8.scale(0f), 0f, "an all-zero range scales as amax 1");
-        assertThrows(IllegalArgumentException.class, () -> EightBit.FP8.scale(Float.NaN));
-        assertThrows(IllegalArgumentException.class, () -> EightBit.INT8.scale(Float.POSITIVE_INFINITY));
+    void constantsFollowFromTheWidth() {
+        assertEquals(8, Bits.FOUR.zero());
+        assertEquals(15, Bits.FOUR.maxCode());
+        assertEquals(8, Bits.FOUR.perWord());
+        assertEquals(128, Bits.EIGHT.zero());
+        assertEquals(255, Bits.EIGHT.maxCode());
+        assertEquals(4, Bits.EIGHT.perWord());
+        assertThrows(IllegalArgumentException.class, () -> Bits.of(3));
+        assertThrows(IllegalArgumentException.class, () -> Bits.of(16));
     }
 
     @Test
-    void fakeQuantRoundsToTheGridAndSaturates() {
-        float s = 0.01f;
-        SplittableRandom r = new SplittableRandom(3);
-        for (int i = 0; i < 100_000; i++) {
-            float x = (float) r.nextDouble(-6, 6);
-            float y = x / s;
-            // FP8: the tested e4m3 encoder (ties to even, ±448) on x / s, times s. Bit-exact.
-            assertEquals(s * Fp8.e4m3ToFloat(Fp8.floatToE4M3(y)), EightBit.FP8.fakeQuant(x, s), 0f);
-            // INT8: rint and the int8 range, computed here without Math.rint's help for the ties.
-            double fl = Math.floor(y);
-            double rounded = y - fl > 0.5 || (y - fl == 0.5 && ((long) fl & 1) != 0) ? fl + 1 : fl;
-            double clamped = Math.max(-128, Math.min(127, rounded));
-            assertEquals(s * (float) clamped, EightBit.INT8.fakeQuant(x, s), 0f, "x " + x);
-        }
-        assertEquals(448 * s, EightBit.FP8.fakeQuant(100f, s), 0f);
-        assertEquals(-128 * s, EightBit.INT8.fakeQuant(-100f, s), 0f);
-        assertEquals(127 * s, EightBit.INT8.fakeQuant(100f, s), 0f);
-        assertEquals(2 * s, EightBit.INT8.fakeQuant(2.5f * s, s), 0f, "ties to even");
-        assertTrue(EightBit.FP8.saturates(4.49f, s));
-        assertFalse(EightBit.FP8.saturates(4.47f, s));
+    void packsFourCodesPerWordLowestByteFirst() {
+        // K = 4 input channels of one output column: bytes 0x01, 0x80, 0xFF, 0x7F from the lowest byte up.
+        int[] codes = {0x01, 0x80, 0xFF, 0x7F};
+        int[] qweight = GptqPacking.packQweight(codes, 4, 1, Bits.EIGHT);
+        assertArrayEquals(new int[] {0x7FFF8001}, qweight);
+        assertArrayEquals(codes, GptqPacking.unpackQweight(qweight, 4, 1, Bits.EIGHT));
     }
 
     @Test
-    void perTokenScalesComeFromEachRow() {
-        float[] x = {1f, -2f, 0.5f, 0f, 0f, 0f, 3f, 0.001f, -3f};
-        float[] want = x.clone();
-        for (int r = 0; r < 3; r++) {
-            float amax = 0;
-            for (int c = 0; c < 3; c++) {
-                amax = Math.max(amax, Math.abs(x[r * 3 + c]));
-            }
-            for (int c = 0; c < 3 && amax > 0; c++) {
-                want[r * 3 + c] = EightBit.INT8.fakeQuant(x[r * 3 + c], amax / 127f);
-            }
-        }
-        EightBit.INT8.fakeQuantPerToken(x, 3, 3);
-        for (int i = 0; i < x.length; i++) {
-            assertEquals(want[i], x[i], 0f, "element " + i);
-        }
-        assertEquals(0f, x[4], 0f, "an all-zero row stays zero");
-        assertEquals(-3f, x[8], 1e-6f, "the row's absmax maps onto ±127 steps (within the scale's rounding)");
+    void packsAlongKPerOutputColumn() {
+        // K = 4, N = 2, codes [K, N] row-major: column 0 is 1, 2, 3, 4 and column 1 is 250, 251, 252, 253.
+        int[] codes = {1, 250, 2, 251, 3, 252, 4, 253};
+        int[] qweight = GptqPacking.packQweight(codes, 4, 2, Bits.EIGHT);
+        assertArrayEquals(new int[] {0x04030201, 0xFDFCFBFA}, qweight);
     }
 
     @Test
-    void schemesAsUsersNameThem() {
-        QuantScheme a = QuantScheme.of("w4a8-fp8", false, null, "fp8", null);
-        assertEquals(EightBit.FP8, a.activations());
-        assertFalse(a.staticActivations());
-        assertEquals(QuantScheme.KvGranularity.TENSOR, a.kvCache());
-        assertEquals("W4A8-FP8 + KV8", a.label());
-        QuantScheme b = QuantScheme.of("w4a8-int8", true, 99.99, "fp8", "head");
-        assertEquals("W4A8-INT8 static + KV8 per head", b.label());
-        assertEquals("w4a8-int8", b.schemeName());
-        assertEquals("w4a8-fp8", a.schemeName());
-        assertEquals(99.99, b.actClipPercentile());
-        QuantScheme c = QuantScheme.of("w4a16", false, null, null, null);
-        assertNull(c.activations());
-        assertEquals(QuantScheme.W4A16, c);
-        assertFalse(c.eightBit());
-        assertEquals("w4a16", c.schemeName());
-
-        assertMessage(() -> QuantScheme.of("w4a16", true, null, null, null), "--act-static", "w4a8-fp8");
-        assertMessage(() -> QuantScheme.of("w4a16", false, null, null, "head"), "--kv-granularity", "--kv-cache fp8");
-        assertMessage(() -> QuantScheme.of("w4a8-fp8", false, 99.9, null, null), "--act-clip", "--act-static");
-        assertMessage(() -> QuantScheme.of("w4a8-fp8", true, 0.0, null, null), "--act-clip", "(0, 100]");
-        assertMessage(() -> QuantScheme.of("w8a8", false, null, null, null), "--scheme w8a8", "w4a8-int8");
-        assertMessage(() -> QuantScheme.of("w4a16", false, null, "int8", null), "--kv-cache int8", "fp8");
-        assertMessage(() -> QuantScheme.of("w4a16", false, null, "fp8", "channel"), "--kv-granularity channel");
+    void randomCodesRoundTripBitExact() {
+        Random rng = new Random(20261204L);
+        int k = 64;
+        int n = 24;
+        int[] codes = new int[k * n];
+        for (int i = 0; i < codes.length; i++) {
+            codes[i] = rng.nextInt(256);
+        }
+        int[] qweight = GptqPacking.packQweight(codes, k, n, Bits.EIGHT);
+        assertEquals(k / 4 * n, qweight.length);
+        assertArrayEquals(codes, GptqPacking.unpackQweight(qweight, k, n, Bits.EIGHT));
+        int groups = 2;
+        int[] zeros = new int[groups * n];
+        for (int i = 0; i < zeros.length; i++) {
+            zeros[i] = rng.nextInt(256);
+        }
+        int[] qzeros = GptqPacking.packQzeros(zeros, groups, n, Bits.EIGHT);
+        assertEquals(groups * n / 4, qzeros.length);
+        assertArrayEquals(zeros, GptqPacking.unpackQzeros(qzeros, groups, n, Bits.EIGHT));
     }
 
-    private static void assertMessage(Runnable r, String... parts) {
-        InputException e = assertThrows(InputException.class, r::run);
-        for (String p : parts) {
-            assertTrue(e.getMessage().contains(p), e.getMessage());
+    @Test
+    void symmetricZerosStoreZeroMinusOneInEveryByte() {
+        assertEquals(0x7F7F7F7F, GptqPacking.symmetricZerosWord(Bits.EIGHT));
+        assertEquals(GptqPacking.SYMMETRIC_ZEROS_WORD, GptqPacking.symmetricZerosWord(Bits.FOUR));
+        int[] q = GptqPacking.symmetricQzeros(3, 8, Bits.EIGHT);
+        assertEquals(6, q.length);
+        int[] z = GptqPacking.unpackQzeros(q, 3, 8, Bits.EIGHT);
+        for (int v : z) {
+            assertEquals(127, v);
         }
+    }
+
+    @Test
+    void fourBitOverloadsAreTheFourBitMethods() {
+        Random rng = new Random(7L);
+        int k = 16;
+        int n = 8;
+        int[] codes = new int[k * n];
+        for (int i = 0; i < codes.length; i++) {
+            codes[i] = rng.nextInt(16);
+        }
+        assertArrayEquals(GptqPacking.packQweight(codes, k, n), GptqPacking.packQweight(codes, k, n, Bits.FOUR));
+        float[] w = new float[n * k];
+        for (int i = 0; i < w.length; i++) {
+            w[i] = (float) rng.nextGaussian();
+        }
+        QuantizedLinear a = Rtn.quantize(w, n, k, 8);
+        QuantizedLinear b = Rtn.quantize(w, n, k, 8, Bits.FOUR);
+        assertArrayEquals(a.codes(), b.codes());
+        assertArrayEquals(a.scales(), b.scales());
+    }
+
+    @Test
+    void rejectsCodesBeyondTheWidth() {
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> GptqPacking.packQweight(new int[] {256, 0, 0, 0}, 4, 1, Bits.EIGHT));
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> new QuantizedLinear(1, 4, 4, new int[] {0, 0, 0, 256}, new float[] {1f}, new int[4], Bits.EIGHT));
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> new QuantizedLinear(1, 4, 4, new int[] {0, 0, 0, 16}, new float[] {1f}, new int[4]));
+        assertThrows(IllegalArgumentException.class, () -> GptqPacking.packQweight(new int[6], 6, 1, Bits.EIGHT));
+    }
+
+    @Test
+    void rtnOnOneGroupByHand() {
+        // One row, G = K = 4, absmax 1: s = 2/255 = 0.0078431… rounds to fp16 1028·2⁻¹⁷ (fp16 spacing in
+        // [2⁻⁷, 2⁻⁶) is 2⁻¹⁷; 2/255·2¹⁷ = 1028.016). w/s: 1 → 127.502 → 128 + 128 = 256, clamped to 255;
+        // −0.5 → −63.751 → −64 → 64; 0.25 → 31.876 → 32 → 160; 0 → 128.
+        float[] w = {1f, -0.5f, 0.25f, 0f};
+        QuantizedLinear q = Rtn.quantize(w, 1, 4, 4, Bits.EIGHT);
+        float s = 1028f / 131072f;
+        assertEquals(s, q.scales()[0]);
+        assertArrayEquals(new int[] {255, 64, 160, 128}, q.codes());
+        assertEquals(Bits.EIGHT, q.bits());
+        assertEquals(s * 127, q.dequant(0, 0));
+        assertEquals(s * -64, q.dequant(0, 1));
+        assertArrayEquals(new float[] {s * 127, s * -64, s * 32, 0f}, q.dequantize());
+    }
+
+    @Test
+    void rtnTwoGroupsAndAnAllZeroGroupByHand() {
+        // Two rows, K = 4, G = 2. Row 0: group 0 absmax 0.5 → 1/255 → fp16 1028·2⁻¹⁸; group 1 all zero → 2/255.
+        // Row 1: group 0 absmax 2 → 4/255 → fp16 1028·2⁻¹⁶; group 1 absmax 0.125 → 0.25/255 → fp16 1028·2⁻²⁰.
+        float[] w = {0.5f, -0.25f, 0f, 0f, 2f, 1f, -0.125f, 0.0625f};
+        QuantizedLinear q = Rtn.quantize(w, 2, 4, 2, Bits.EIGHT);
+        float s00 = 1028f / (1 << 18);
+        float s01 = 1028f / (1 << 17);
+        float s10 = 1028f / (1 << 16);
+        float s11 = 1028f / (1 << 20);
+        // scales [groups, N] row-major
+        assertArrayEquals(new float[] {s00, s10, s01, s11}, q.scales());
+        // row 0: 0.5/s00 = 127.50 → 128 → 255 (clamped); −0.25/s00 = −63.75 → −64 → 64; zeros → 128.
+        // row 1: 2/s10 → 255; 1/s10 = 63.75 → 64 → 192; −0.125/s11 → −128 → 0; 0.0625/s11 = 63.75 → 64 → 192.
+        // codes [K, N] row-major
+        assertArrayEquals(new int[] {255, 255, 64, 192, 128, 0, 128, 192}, q.codes());
     }
 }
