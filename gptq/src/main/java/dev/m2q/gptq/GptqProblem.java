@@ -1,5 +1,7 @@
 package dev.m2q.gptq;
 
+import dev.m2q.core.quant.Bits;
+
 /**
  * One linear's input to GPTQ's column loop ({@link GptqKernels#columnLoop}), checked once here for every
  * backend.
@@ -13,11 +15,27 @@ package dev.m2q.gptq;
  * @param staticScales null: each group's scales are computed, with Rtn.scale of the column absmax, from the
  *     current W1 at the group's first position (group of position i = i / G); otherwise the static groups'
  *     scales [K/G, N], given up front, one group per G original channels (group of position i = perm[i] / G)
+ * @param bits the code width (docs/FORMATS-8BIT.md); the 8-argument constructor is 4 bits
  */
 public record GptqProblem(
-        float[] w1, float[] u, int k, int n, int groupSize, int blockSize, int[] perm, float[] staticScales) {
+        float[] w1,
+        float[] u,
+        int k,
+        int n,
+        int groupSize,
+        int blockSize,
+        int[] perm,
+        float[] staticScales,
+        Bits bits) {
+    /** A 4-bit problem. */
+    public GptqProblem(
+            float[] w1, float[] u, int k, int n, int groupSize, int blockSize, int[] perm, float[] staticScales) {
+        this(w1, u, k, n, groupSize, blockSize, perm, staticScales, Bits.FOUR);
+    }
+
     /** @throws IllegalArgumentException naming the first argument whose shape does not fit */
     public GptqProblem {
+        require(bits != null, "GPTQ column loop: bits is null");
         require(
                 k > 0 && n > 0 && groupSize > 0 && k % groupSize == 0 && blockSize > 0,
                 "GPTQ column loop: K " + k + " must be a positive multiple of the group size " + groupSize + ", N " + n
