@@ -1,6 +1,7 @@
 package dev.m2q.gptq;
 
 import dev.m2q.core.kernels.Kernels;
+import dev.m2q.core.quant.Bits;
 import dev.m2q.core.quant.GroupSize;
 import dev.m2q.core.quant.QuantizedLinear;
 import java.time.Duration;
@@ -54,10 +55,11 @@ public final class Gptq {
         // Act-order: columns by descending diag(H). Static groups fix their scales first, on original columns.
         int[] perm = o.actOrder() ? ActOrder.permutation(h, k) : null;
         boolean staticGroups = o.actOrder() && o.staticGroups();
+        Bits bits = Bits.of(o.bits());
         float[] staticScales = staticGroups ? new float[groups * n] : null;
         if (staticGroups) {
             for (int gi = 0; gi < groups; gi++) {
-                GptqLoop.groupScales(kernels, wt, gi * g, g, n, staticScales, gi * n, o.clipSearch());
+                GptqLoop.groupScales(kernels, wt, gi * g, g, n, staticScales, gi * n, bits, o.clipSearch());
             }
         }
         float[] hp = h;
@@ -75,9 +77,9 @@ public final class Gptq {
         hp = null;
 
         GptqCodes c = gptqKernels.columnLoop(
-                new GptqProblem(wt, u, k, n, g, o.blockSize(), perm, staticScales, o.clipSearch()));
+                new GptqProblem(wt, u, k, n, g, o.blockSize(), perm, staticScales, bits, o.clipSearch()));
 
-        QuantizedLinear q = new QuantizedLinear(n, k, g, c.codes(), c.scales(), c.gIdx());
+        QuantizedLinear q = new QuantizedLinear(n, k, g, c.codes(), c.scales(), c.gIdx(), bits);
         Duration time = Duration.ofNanos(System.nanoTime() - start);
         double sampled = o.exactLossRows() > 0 ? sampledLoss(w, q, h, o.exactLossRows(), kernels) : Double.NaN;
         return new GptqResult(q, c.errSquares() / n, sampled, chol.dampUsed(), fallbacks, time);

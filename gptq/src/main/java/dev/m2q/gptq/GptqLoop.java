@@ -2,6 +2,7 @@ package dev.m2q.gptq;
 
 import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.kernels.Parallel;
+import dev.m2q.core.quant.Bits;
 import dev.m2q.core.quant.ClipSearch;
 import dev.m2q.core.quant.Rtn;
 
@@ -39,6 +40,7 @@ public final class GptqLoop {
         float[] w1 = p.w1();
         float[] u = p.u();
         boolean staticGroups = p.staticGroups();
+        Bits bits = p.bits();
         float[] scales = staticGroups ? p.staticScales() : new float[p.groups() * n];
         int[] codes = new int[k * n]; // Q1 for every block, row c for original input channel c
         int[] gIdx = new int[k];
@@ -55,7 +57,7 @@ public final class GptqLoop {
                     group = i / g;
                     if (i % g == 0) {
                         // The group's scales, over its current weights: all updates issued so far.
-                        groupScales(kern, w1, i, g, n, scales, group * n, p.clipSearch());
+                        groupScales(kern, w1, i, g, n, scales, group * n, bits, p.clipSearch());
                     }
                 }
                 gIdx[col] = group;
@@ -64,9 +66,9 @@ public final class GptqLoop {
                 int e = (i - i1) * n;
                 for (int c = 0; c < n; c++) {
                     float s = scales[group * n + c];
-                    int q = Rtn.code(w1[row + c], s);
+                    int q = Rtn.code(w1[row + c], s, bits);
                     codes[col * n + c] = q;
-                    float err = (w1[row + c] - Rtn.dequant(q, s)) / uii;
+                    float err = (w1[row + c] - Rtn.dequant(q, s, bits)) / uii;
                     err1[e + c] = err;
                     errSq[c] = Math.fma((double) err, err, errSq[c]);
                 }
@@ -99,22 +101,23 @@ public final class GptqLoop {
     }
 
     /**
-     * RTN's scale for each output channel over rows [from, from + g) of W1 [*, n], into scales[at, at + n); with
-     * {@code clipSearch}, {@link ClipSearch}'s over the same weights (output channels in parallel).
+     * RTN's scale at {@code bits} for each output channel over rows [from, from + g) of W1 [*, n], into
+     * scales[at, at + n); with {@code clipSearch}, {@link ClipSearch}'s at {@code bits} over the same weights (output
+     * channels in parallel).
      *
      * @throws IllegalArgumentException when a weight there is not finite
      */
     static void groupScales(
-            Kernels kern, float[] w1, int from, int g, int n, float[] scales, int at, boolean clipSearch) {
+            Kernels kern, float[] w1, int from, int g, int n, float[] scales, int at, Bits bits, boolean clipSearch) {
         float[] absmax = new float[n];
         kern.absMaxColumns(w1, from * n, g, n, absmax, 0);
         for (int c = 0; c < n; c++) {
-            scales[at + c] = groupScale(absmax[c], c, from, g);
+            scales[at + c] = groupScale(absmax[c], c, from, g, bits);
         }
         if (clipSearch) {
             Parallel.forRange(n, (long) g * ClipSearch.STEPS, (c0, c1) -> {
                 for (int c = c0; c < c1; c++) {
-                    scales[at + c] = ClipSearch.scale(w1, from * n + c, n, g, absmax[c]);
+                    scales[at + c] = ClipSearch.scale(w1, from * n + c, n, g, absmax[c], bits);
                 }
             });
         }
@@ -127,11 +130,16 @@ public final class GptqLoop {
      * @throws IllegalArgumentException when absmax is not finite, or (Rtn.scale's) when the scale overflows fp16
      */
     public static float groupScale(float absmax, int output, int from, int g) {
+        return groupScale(absmax, output, from, g, Bits.FOUR);
+    }
+
+    /** {@link #groupScale(float, int, int, int)} at {@code bits}: Rtn.scale(absmax, bits). */
+    public static float groupScale(float absmax, int output, int from, int g, Bits bits) {
         if (!Float.isFinite(absmax)) {
             throw new IllegalArgumentException("a weight of output " + output + " in inputs " + from + ".."
                     + (from + g - 1) + " became " + absmax
                     + " during GPTQ; the Hessian is ill-conditioned, try a larger --damp");
         }
-        return Rtn.scale(absmax);
+        return Rtn.scale(absmax, bits);
     }
 }

@@ -1,5 +1,7 @@
 package dev.m2q.gptq;
 
+import dev.m2q.core.quant.Bits;
+
 /**
  * One linear's input to GPTQ's column loop ({@link GptqKernels#columnLoop}), checked once here for every
  * backend.
@@ -13,8 +15,9 @@ package dev.m2q.gptq;
  * @param staticScales null: each group's scales are computed, with Rtn.scale of the column absmax, from the
  *     current W1 at the group's first position (group of position i = i / G); otherwise the static groups'
  *     scales [K/G, N], given up front, one group per G original channels (group of position i = perm[i] / G)
- * @param clipSearch dynamic groups' scales from {@link dev.m2q.core.quant.ClipSearch} over the group's current
- *     weights instead of Rtn.scale of their absmax (static scales come computed)
+ * @param bits the code width (docs/FORMATS-8BIT.md); the constructors without it are 4 bits
+ * @param clipSearch dynamic groups' scales from {@link dev.m2q.core.quant.ClipSearch} (at {@code bits}) over the
+ *     group's current weights instead of Rtn.scale of their absmax (static scales come computed)
  */
 public record GptqProblem(
         float[] w1,
@@ -25,15 +28,45 @@ public record GptqProblem(
         int blockSize,
         int[] perm,
         float[] staticScales,
+        Bits bits,
         boolean clipSearch) {
-    /** A problem without the clipping search. */
+    /** A 4-bit problem without the clipping search. */
     public GptqProblem(
             float[] w1, float[] u, int k, int n, int groupSize, int blockSize, int[] perm, float[] staticScales) {
-        this(w1, u, k, n, groupSize, blockSize, perm, staticScales, false);
+        this(w1, u, k, n, groupSize, blockSize, perm, staticScales, Bits.FOUR, false);
+    }
+
+    /** A 4-bit problem, with or without the clipping search. */
+    public GptqProblem(
+            float[] w1,
+            float[] u,
+            int k,
+            int n,
+            int groupSize,
+            int blockSize,
+            int[] perm,
+            float[] staticScales,
+            boolean clipSearch) {
+        this(w1, u, k, n, groupSize, blockSize, perm, staticScales, Bits.FOUR, clipSearch);
+    }
+
+    /** A problem at {@code bits} without the clipping search. */
+    public GptqProblem(
+            float[] w1,
+            float[] u,
+            int k,
+            int n,
+            int groupSize,
+            int blockSize,
+            int[] perm,
+            float[] staticScales,
+            Bits bits) {
+        this(w1, u, k, n, groupSize, blockSize, perm, staticScales, bits, false);
     }
 
     /** @throws IllegalArgumentException naming the first argument whose shape does not fit */
     public GptqProblem {
+        require(bits != null, "GPTQ column loop: bits is null");
         require(
                 k > 0 && n > 0 && groupSize > 0 && k % groupSize == 0 && blockSize > 0,
                 "GPTQ column loop: K " + k + " must be a positive multiple of the group size " + groupSize + ", N " + n

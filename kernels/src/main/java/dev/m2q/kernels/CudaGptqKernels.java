@@ -50,6 +50,10 @@ final class CudaGptqKernels implements GptqKernels {
 
     @Override
     public GptqCodes columnLoop(GptqProblem p) {
+        if (p.bits().value() != 4) {
+            throw new IllegalArgumentException("the CUDA GPTQ loop (gptq.cu) is 4-bit only; got bits "
+                    + p.bits().value() + " (quantize 8-bit with --device cpu)");
+        }
         int k = p.k();
         int n = p.n();
         // The clipping search (ClipSearch) has no device twin yet: its loop runs on the CPU, the Java reference.

@@ -33,19 +33,27 @@ public final class ClipSearch {
      * absmax} (finite, as {@link Rtn#scale} requires).
      */
     public static float scale(float[] w, int off, int stride, int count, float absmax) {
-        float best = Rtn.scale(absmax);
+        return scale(w, off, stride, count, absmax, Bits.FOUR);
+    }
+
+    /**
+     * {@link #scale(float[], int, int, int, float)} at {@code bits}: each candidate is {@link Rtn#scale(float,
+     * Bits)} of the shrunk absmax and its codes span that width's range ([0, 255] around 128 at 8 bits).
+     */
+    public static float scale(float[] w, int off, int stride, int count, float absmax, Bits bits) {
+        float best = Rtn.scale(absmax, bits);
         if (absmax == 0f) {
             return best; // every factor gives the all-zero group's [−1, 1] scale
         }
-        double bestErr = error(w, off, stride, count, best);
+        double bestErr = error(w, off, stride, count, best, bits);
         float last = best;
         for (int i = 1; i <= STEPS; i++) {
-            float s = Rtn.scale(absmax * factor(i));
+            float s = Rtn.scale(absmax * factor(i), bits);
             if (s == last) {
                 continue;
             }
             last = s;
-            double err = error(w, off, stride, count, s);
+            double err = error(w, off, stride, count, s, bits);
             if (err < bestErr) {
                 bestErr = err;
                 best = s;
@@ -56,9 +64,14 @@ public final class ClipSearch {
 
     /** Σ |w − ŵ|^2.4 in index order, ŵ the RTN dequantization of w with {@code scale}. */
     public static double error(float[] w, int off, int stride, int count, float scale) {
+        return error(w, off, stride, count, scale, Bits.FOUR);
+    }
+
+    /** {@link #error(float[], int, int, int, float)} with the codes and dequantization of {@code bits}. */
+    public static double error(float[] w, int off, int stride, int count, float scale, Bits bits) {
         double sum = 0;
         for (int j = 0, at = off; j < count; j++, at += stride) {
-            float d = w[at] - Rtn.dequant(Rtn.code(w[at], scale), scale);
+            float d = w[at] - Rtn.dequant(Rtn.code(w[at], scale, bits), scale, bits);
             sum += Math.pow(Math.abs(d), NORM);
         }
         return sum;

@@ -129,6 +129,122 @@ public final class GptqPacking {
         return g;
     }
 
+    /**
+     * codes [K, N] at {@code bits} → qweight [K/(32/b), N]: 32/b consecutive input channels per word, element j at
+     * bit b·j (at 8 bits four codes per word, one per byte, element 0 in the lowest byte; docs/FORMATS-8BIT.md).
+     * At 4 bits it is {@link #packQweight(int[], int, int)}.
+     */
+    public static int[] packQweight(int[] codes, int k, int n, Bits bits) {
+        int per = bits.perWord();
+        int b = bits.value();
+        requireMultiple("K (in_features)", k, bits);
+        requireLength("codes", codes.length, (long) k * n);
+        int[] packed = new int[k / per * n];
+        for (int r = 0; r < k / per; r++) {
+            for (int j = 0; j < per; j++) {
+                int src = (per * r + j) * n;
+                for (int c = 0; c < n; c++) {
+                    packed[r * n + c] |= field(codes[src + c], "code", per * r + j, c, bits) << (b * j);
+                }
+            }
+        }
+        return packed;
+    }
+
+    /** qweight [K/(32/b), N] → codes [K, N] at {@code bits}. */
+    public static int[] unpackQweight(int[] qweight, int k, int n, Bits bits) {
+        int per = bits.perWord();
+        int b = bits.value();
+        int mask = bits.mask();
+        requireMultiple("K (in_features)", k, bits);
+        requireLength("qweight", qweight.length, (long) k / per * n);
+        int[] codes = new int[k * n];
+        for (int r = 0; r < k / per; r++) {
+            for (int j = 0; j < per; j++) {
+                int dst = (per * r + j) * n;
+                for (int c = 0; c < n; c++) {
+                    codes[dst + c] = (qweight[r * n + c] >>> (b * j)) & mask;
+                }
+            }
+        }
+        return codes;
+    }
+
+    /** z' = zero − 1, [groups, N], each in [0, 2^b − 1] → qzeros [groups, N/(32/b)] at {@code bits}. */
+    public static int[] packQzeros(int[] zerosMinusOne, int groups, int n, Bits bits) {
+        int per = bits.perWord();
+        int b = bits.value();
+        requireMultiple("N (out_features)", n, bits);
+        requireLength("zeros", zerosMinusOne.length, (long) groups * n);
+        int[] packed = new int[groups * (n / per)];
+        for (int g = 0; g < groups; g++) {
+            for (int c = 0; c < n / per; c++) {
+                int word = 0;
+                for (int j = 0; j < per; j++) {
+                    int col = per * c + j;
+                    word |= field(zerosMinusOne[g * n + col], "zero", g, col, bits) << (b * j);
+                }
+                packed[g * (n / per) + c] = word;
+            }
+        }
+        return packed;
+    }
+
+    /** qzeros [groups, N/(32/b)] → z' = zero − 1, [groups, N] at {@code bits}. */
+    public static int[] unpackQzeros(int[] qzeros, int groups, int n, Bits bits) {
+        int per = bits.perWord();
+        int b = bits.value();
+        int mask = bits.mask();
+        requireMultiple("N (out_features)", n, bits);
+        requireLength("qzeros", qzeros.length, (long) groups * (n / per));
+        int[] zeros = new int[groups * n];
+        for (int g = 0; g < groups; g++) {
+            for (int c = 0; c < n / per; c++) {
+                int word = qzeros[g * (n / per) + c];
+                for (int j = 0; j < per; j++) {
+                    zeros[g * n + per * c + j] = (word >>> (b * j)) & mask;
+                }
+            }
+        }
+        return zeros;
+    }
+
+    /**
+     * The qzeros word of symmetric GPTQ at {@code bits}: every field zero − 1 (0x77777777 at 4 bits, four bytes of
+     * 128 − 1 = 0x7F, i.e. 0x7F7F7F7F, at 8 bits).
+     */
+    public static int symmetricZerosWord(Bits bits) {
+        int word = 0;
+        for (int j = 0; j < bits.perWord(); j++) {
+            word |= (bits.zero() - 1) << (bits.value() * j);
+        }
+        return word;
+    }
+
+    /** qzeros [groups, N/(32/b)] for symmetric GPTQ at {@code bits}: every word {@link #symmetricZerosWord}. */
+    public static int[] symmetricQzeros(int groups, int n, Bits bits) {
+        requireMultiple("N (out_features)", n, bits);
+        int[] packed = new int[groups * (n / bits.perWord())];
+        Arrays.fill(packed, symmetricZerosWord(bits));
+        return packed;
+    }
+
+    private static int field(int v, String what, int row, int col, Bits bits) {
+        if (v < 0 || v > bits.maxCode()) {
+            throw new IllegalArgumentException(
+                    what + " " + v + " at [" + row + ", " + col + "] not in [0, " + bits.maxCode() + "]");
+        }
+        return v;
+    }
+
+    private static void requireMultiple(String what, int v, Bits bits) {
+        int per = bits.perWord();
+        if (v <= 0 || v % per != 0) {
+            throw new IllegalArgumentException(what + " = " + v + " is not a positive multiple of " + per
+                    + "; GPTQ packs " + per + " " + bits.value() + "-bit values per int32");
+        }
+    }
+
     private static int nibble(int v, String what, int row, int col) {
         if (v < 0 || v > 0xF) {
             throw new IllegalArgumentException(what + " " + v + " at [" + row + ", " + col + "] not in [0, 15]");

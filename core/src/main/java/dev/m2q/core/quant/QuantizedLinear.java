@@ -17,14 +17,24 @@ import dev.m2q.core.kernels.Matrix;
  *     rule puts a group's dominant extreme on code 0 (q − 8 = −8), so where the positive side dominates its scale is
  *     negative. The format has no sign rule: engines just multiply.
  * @param gIdx [K], the group of each input channel, in [0, K/G)
+ * @param bits the code width; at 8 bits codes are in [0, 255] and the zero point is 128 (docs/FORMATS-8BIT.md)
  */
-public record QuantizedLinear(int outFeatures, int inFeatures, int groupSize, int[] codes, float[] scales, int[] gIdx) {
+public record QuantizedLinear(
+        int outFeatures, int inFeatures, int groupSize, int[] codes, float[] scales, int[] gIdx, Bits bits) {
     /** The symmetric zero point: codes 0..15 map to −8..7 steps. */
     public static final int ZERO = 8;
 
     public static final int MAX_CODE = 15;
 
+    /** A 4-bit linear, the layout of FORMATS.md. */
+    public QuantizedLinear(int outFeatures, int inFeatures, int groupSize, int[] codes, float[] scales, int[] gIdx) {
+        this(outFeatures, inFeatures, groupSize, codes, scales, gIdx, Bits.FOUR);
+    }
+
     public QuantizedLinear {
+        if (bits == null) {
+            throw new IllegalArgumentException("bits is null");
+        }
         if (outFeatures <= 0 || inFeatures <= 0 || groupSize <= 0) {
             throw new IllegalArgumentException("bad shape: out " + outFeatures + ", in " + inFeatures + ", group "
                     + groupSize + " (all must be positive)");
@@ -39,10 +49,11 @@ public record QuantizedLinear(int outFeatures, int inFeatures, int groupSize, in
         requireLength("codes", codes.length, k * n);
         requireLength("scales", scales.length, (long) groups * n);
         requireLength("gIdx", gIdx.length, k);
+        int maxCode = bits.maxCode();
         for (int i = 0; i < codes.length; i++) {
-            if (codes[i] < 0 || codes[i] > MAX_CODE) {
-                throw new IllegalArgumentException(
-                        "code " + codes[i] + " at [" + i / outFeatures + ", " + i % outFeatures + "] not in [0, 15]");
+            if (codes[i] < 0 || codes[i] > maxCode) {
+                throw new IllegalArgumentException("code " + codes[i] + " at [" + i / outFeatures + ", "
+                        + i % outFeatures + "] not in [0, " + maxCode + "]");
             }
         }
         for (int i = 0; i < scales.length; i++) {
@@ -87,7 +98,7 @@ public record QuantizedLinear(int outFeatures, int inFeatures, int groupSize, in
 
     /** ŵ[n, k] = scales[gIdx[k], n] · (codes[k, n] − 8), in fp32 (the product is what the algorithms produced). */
     public float dequant(int n, int k) {
-        return scales[gIdx[k] * outFeatures + n] * (codes[k * outFeatures + n] - ZERO);
+        return scales[gIdx[k] * outFeatures + n] * (codes[k * outFeatures + n] - bits.zero());
     }
 
     /** Ŵ [N, K] row-major fp32. */
@@ -95,11 +106,12 @@ public record QuantizedLinear(int outFeatures, int inFeatures, int groupSize, in
         int nn = outFeatures;
         int kk = inFeatures;
         float[] w = new float[nn * kk];
+        int zero = bits.zero();
         for (int k = 0; k < kk; k++) {
             int g = gIdx[k] * nn;
             int c = k * nn;
             for (int n = 0; n < nn; n++) {
-                w[n * kk + k] = scales[g + n] * (codes[c + n] - ZERO);
+                w[n * kk + k] = scales[g + n] * (codes[c + n] - zero);
             }
         }
         return w;

@@ -64,6 +64,17 @@ public final class Rtn {
      * @throws IllegalArgumentException on a bad shape or a non-finite weight
      */
     public static QuantizedLinear quantize(float[] w, int n, int k, int groupSize, boolean clipSearch) {
+        return quantize(w, n, k, groupSize, Bits.FOUR, clipSearch);
+    }
+
+    /**
+     * RTN of W [N, K] at {@code bits} (codes, zero point and scale from the width: 4 bits is
+     * {@link #quantize(float[], int, int, int)}'s rule), each group's scale from {@link ClipSearch} at the same width
+     * when {@code clipSearch}.
+     *
+     * @throws IllegalArgumentException on a bad shape or a non-finite weight
+     */
+    public static QuantizedLinear quantize(float[] w, int n, int k, int groupSize, Bits bits, boolean clipSearch) {
         if (n <= 0 || k <= 0 || groupSize <= 0 || k % groupSize != 0 || w.length != (long) n * k) {
             throw new IllegalArgumentException("RTN needs W [" + n + ", " + k + "] (" + (long) n * k + " values, got "
                     + w.length + ") with K a multiple of the group size " + groupSize);
@@ -89,14 +100,51 @@ public final class Rtn {
                     for (int c = from; c < from + groupSize; c++) {
                         absmax = Math.max(absmax, Math.abs(w[c]));
                     }
-                    float s = clipSearch ? ClipSearch.scale(w, from, 1, groupSize, absmax) : scale(absmax);
+                    float s = clipSearch ? ClipSearch.scale(w, from, 1, groupSize, absmax, bits) : scale(absmax, bits);
                     scales[g * n + r] = s;
                     for (int c = from; c < from + groupSize; c++) {
-                        codes[(c - row) * n + r] = code(w[c], s);
+                        codes[(c - row) * n + r] = code(w[c], s, bits);
                     }
                 }
             }
         });
-        return new QuantizedLinear(n, k, groupSize, codes, scales, GptqPacking.gIdxSequential(k, groupSize));
+        return new QuantizedLinear(n, k, groupSize, codes, scales, GptqPacking.gIdxSequential(k, groupSize), bits);
+    }
+
+    /**
+     * The fp16-rounded symmetric scale at {@code bits}: 2·absmax/(2^b − 1) in fp32 (2·absmax/255 at 8 bits), with
+     * the same all-zero, underflow and overflow rules as {@link #scale(float)}; at 4 bits it is that method.
+     */
+    public static float scale(float absmax, Bits bits) {
+        if (bits.value() == 4) {
+            return scale(absmax);
+        }
+        if (!(absmax >= 0)) {
+            throw new IllegalArgumentException("group absmax " + absmax + " is not a non-negative number");
+        }
+        float levels = bits.maxCode();
+        float s = absmax == 0f ? 2f / levels : 2f * absmax / levels;
+        float h = Float.float16ToFloat(Float.floatToFloat16(s));
+        if (Float.isInfinite(h)) {
+            throw new IllegalArgumentException(
+                    "group absmax " + absmax + " needs scale " + s + ", beyond the fp16 range (max 65504)");
+        }
+        return h == 0f ? Float.float16ToFloat((short) 1) : h;
+    }
+
+    /** q = clamp(rint(w/s) + zero, 0, 2^b − 1) at {@code bits}. */
+    public static int code(float w, float scale, Bits bits) {
+        int q = (int) Math.rint(w / scale) + bits.zero();
+        return Math.max(0, Math.min(bits.maxCode(), q));
+    }
+
+    /** ŵ = s·(q − zero) at {@code bits}. */
+    public static float dequant(int code, float scale, Bits bits) {
+        return scale * (code - bits.zero());
+    }
+
+    /** RTN of W [N, K] at {@code bits}, without the clipping search. */
+    public static QuantizedLinear quantize(float[] w, int n, int k, int groupSize, Bits bits) {
+        return quantize(w, n, k, groupSize, bits, false);
     }
 }
