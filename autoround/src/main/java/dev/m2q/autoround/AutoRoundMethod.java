@@ -9,6 +9,7 @@ import dev.m2q.core.pipeline.LayerMethod;
 import dev.m2q.core.pipeline.LayerResult;
 import dev.m2q.core.pipeline.MethodStats;
 import dev.m2q.core.pipeline.ReportRow;
+import dev.m2q.core.quant.Bits;
 import dev.m2q.core.quant.QuantizedLinear;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -75,6 +76,7 @@ public final class AutoRoundMethod implements LayerMethod {
 
     private final AutoRoundOptions options;
     private final Target target;
+    private final Bits bits;
 
     /** AutoRound with the {@link Target#DEFAULT} target. */
     public AutoRoundMethod(AutoRoundOptions options) {
@@ -82,8 +84,14 @@ public final class AutoRoundMethod implements LayerMethod {
     }
 
     public AutoRoundMethod(AutoRoundOptions options, Target target) {
+        this(options, target, Bits.FOUR);
+    }
+
+    /** AutoRound with codes of {@code bits} (4 or 8). */
+    public AutoRoundMethod(AutoRoundOptions options, Target target, Bits bits) {
         this.options = options;
         this.target = target;
+        this.bits = bits;
     }
 
     @Override
@@ -114,7 +122,7 @@ public final class AutoRoundMethod implements LayerMethod {
             ActivationStore y = carried != null ? carried : own;
             LayerParams base = LayerParams.of(ctx.source());
             ctx.working("iteration-0 block loss");
-            SignRound signRound = new SignRound(ctx.config(), ctx.kernels(), options);
+            SignRound signRound = new SignRound(ctx.config(), ctx.kernels(), options, bits);
             Baseline iter0 = baseline(ctx, y, signRound.iterationZero(base));
             double lossBefore = iter0.loss();
 

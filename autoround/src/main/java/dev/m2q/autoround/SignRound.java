@@ -7,6 +7,7 @@ import dev.m2q.core.grad.MseLoss;
 import dev.m2q.core.grad.Tensor;
 import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.model.ModelConfig;
+import dev.m2q.core.quant.Bits;
 import dev.m2q.core.quant.QuantizedLinear;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -42,6 +43,7 @@ public final class SignRound {
     private final AutoRoundOptions opts;
     private final DecoderLayerGrad layer;
     private final FakeQuantizer fq;
+    private final Bits bits;
 
     /** A layer's calibration data: inputs X and targets Y per sequence, each [seqLen, hidden] fp32. */
     public interface Calibration {
@@ -71,10 +73,16 @@ public final class SignRound {
     public record Result(Map<String, QuantizedLinear> linears, double firstLoss, double bestLoss, int bestStep) {}
 
     public SignRound(ModelConfig cfg, Kernels kernels, AutoRoundOptions opts) {
+        this(cfg, kernels, opts, Bits.FOUR);
+    }
+
+    /** SignRound with codes of {@code bits} (4 or 8: {@link FakeQuantizer}'s range and {@link ExactCodes}'). */
+    public SignRound(ModelConfig cfg, Kernels kernels, AutoRoundOptions opts, Bits bits) {
         this.cfg = cfg;
         this.opts = opts;
         this.layer = new DecoderLayerGrad(cfg, kernels);
-        this.fq = new FakeQuantizer(opts.groupSize());
+        this.fq = new FakeQuantizer(opts.groupSize(), bits);
+        this.bits = bits;
     }
 
     /**
@@ -125,7 +133,7 @@ public final class SignRound {
                     Tensor s = fq.scales(base.linear(m), x.alpha(), x.beta());
                     byte[] codes =
                             bestCodes.computeIfAbsent(m, k -> new byte[wq.get(k).size()]);
-                    ExactCodes.codes(wq.get(m), s, opts.groupSize(), codes);
+                    ExactCodes.codes(wq.get(m), s, opts.groupSize(), codes, bits);
                     bestScales.put(m, s);
                 }
             }
@@ -153,7 +161,7 @@ public final class SignRound {
         }
         Map<String, QuantizedLinear> out = new LinkedHashMap<>();
         for (String m : modules) {
-            out.put(m, ExactCodes.of(bestCodes.get(m), bestScales.get(m), opts.groupSize()));
+            out.put(m, ExactCodes.of(bestCodes.get(m), bestScales.get(m), opts.groupSize(), bits));
         }
         return new Result(out, firstLoss, bestLoss, bestStep);
     }
@@ -233,7 +241,7 @@ public final class SignRound {
 
     private Map<String, QuantizedLinear> export(Map<String, Tensor> wq, Map<String, Tensor> scales) {
         Map<String, QuantizedLinear> out = new LinkedHashMap<>();
-        wq.forEach((m, w) -> out.put(m, ExactCodes.of(w, scales.get(m), opts.groupSize())));
+        wq.forEach((m, w) -> out.put(m, ExactCodes.of(w, scales.get(m), opts.groupSize(), bits)));
         return out;
     }
 

@@ -14,6 +14,7 @@ import dev.m2q.core.pipeline.QuantizeOptions;
 import dev.m2q.core.pipeline.ReleaseFormat;
 import dev.m2q.core.pipeline.ReleaseLayout;
 import dev.m2q.core.pipeline.WeightScan;
+import dev.m2q.core.quant.Bits;
 import dev.m2q.core.quant.GptqLayoutCheck;
 import dev.m2q.core.quant.GroupSize;
 import dev.m2q.core.quant.QuantScheme;
@@ -102,7 +103,12 @@ final class QuantizeCommand implements Callable<Integer> {
     @Mixin
     SchemeOptions scheme;
 
-    @Option(names = "--bits", defaultValue = "4", description = "Weight bits; 4 is the scheme engines load.")
+    @Option(
+            names = "--bits",
+            defaultValue = "4",
+            description = "Weight bits: 4 (default) or 8 (GPTQ-Int8 / 8-bit auto_round / compressed-tensors num_bits 8,"
+                    + " docs/FORMATS-8BIT.md; the CUDA GPTQ loop is 4-bit, so 8-bit GPTQ runs its column loop on the"
+                    + " CPU).")
     int bits;
 
     @Option(
@@ -271,10 +277,12 @@ final class QuantizeCommand implements Callable<Integer> {
     public Integer call() {
         long t0 = System.nanoTime();
         Path dir = model.dir();
-        if (bits != 4 || !sym) {
-            throw new InputException("m2q writes 4-bit symmetric GPTQ only (--bits 4 --sym): other schemes have no"
-                    + " engine kernel that loads this layout; got --bits " + bits + (sym ? "" : " --no-sym"));
+        if ((bits != 4 && bits != 8) || !sym) {
+            throw new InputException("m2q writes 4- or 8-bit symmetric weights only (--bits 4 or 8, --sym): other"
+                    + " schemes have no engine kernel that loads this layout; got --bits " + bits
+                    + (sym ? "" : " --no-sym"));
         }
+        Bits width = Bits.of(bits);
         boolean autoRound = method == Method.autoround;
         refuseOptionsOfOtherMethods();
         AutoRoundMethod.Target arTarget =
@@ -289,7 +297,7 @@ final class QuantizeCommand implements Callable<Integer> {
                     "--format auto_round labels AutoRound's output: use it with --method autoround (or write gptq)");
         }
         QuantScheme qs = scheme.get();
-        QuantizeJob.checkRelease(layout, qs);
+        QuantizeJob.checkRelease(layout, qs, width);
         Recipe rec = Recipe.byName(recipe == null ? "default" : recipe);
         int nsamples = nsamplesOption != null ? nsamplesOption : autoRound ? rec.nsamples() : 128;
         int seqlen = seqlenOption != null ? seqlenOption : autoRound ? rec.seqlen() : 2048;
@@ -335,7 +343,7 @@ final class QuantizeCommand implements Callable<Integer> {
         LayerMethod m;
         Map<String, Object> qc = new LinkedHashMap<>();
         if (autoRound) {
-            m = new AutoRoundMethod(autoRoundOptions, arTarget);
+            m = new AutoRoundMethod(autoRoundOptions, arTarget, width);
             qc.putAll(autoRoundOptions.configKeys(nsamples, seqlen));
             if (releaseFormat == ReleaseFormat.GPTQ) {
                 // All linears of a layer are tuned jointly: nothing is sequential, no Hessian is damped.
@@ -350,7 +358,9 @@ final class QuantizeCommand implements Callable<Integer> {
             boolean staticOn = actOrder && (staticGroups || perRow);
             GptqOptions gptq = new GptqOptions(
                     bits, groupSize, sym, damp, blockSize, actOrder, staticOn, exactLossRows, clipSearch);
-            m = method == Method.gptq ? new GptqMethod(gptq, trueSequential) : new RtnMethod(groupSize, clipSearch);
+            m = method == Method.gptq
+                    ? new GptqMethod(gptq, trueSequential)
+                    : new RtnMethod(groupSize, clipSearch, width);
             boolean descAct = actOrder && !staticOn;
             qc.put("desc_act", descAct);
             qc.put("static_groups", staticOn && !perRow);
@@ -401,13 +411,14 @@ final class QuantizeCommand implements Callable<Integer> {
                 qc,
                 new ArrayList<>(spec.commandLine().getParseResult().originalArgs()),
                 Version.get(),
-                releaseFormat);
+                releaseFormat,
+                width);
         var err = spec.commandLine().getErr();
         ConsoleProgress progress = new ConsoleProgress(err, ConsoleProgress.isTerminal());
         notes.forEach(progress::info);
         progress.info(String.format(
                 Locale.ROOT,
-                "m2q quantize: %s, %d layers, %s%s W4 %s sym, %s as %s, %d × %d calibration tokens, %s kernels",
+                "m2q quantize: %s, %d layers, %s%s W%d %s sym, %s as %s, %d × %d calibration tokens, %s kernels",
                 dir,
                 cfg.numLayers(),
                 m.name() + (clipSearch ? " with the clip search" : ""),
@@ -420,8 +431,9 @@ final class QuantizeCommand implements Callable<Integer> {
                                 autoRoundOptions.minmaxLr(),
                                 autoRoundOptions.batchSize())
                         : "",
+                bits,
                 GroupSize.label(groupSize),
-                qs.label(),
+                qs.label(width),
                 compressed ? layout.id() : releaseFormat.id(),
                 nsamples,
                 seqlen,

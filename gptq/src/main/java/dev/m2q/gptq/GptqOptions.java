@@ -6,10 +6,10 @@ import dev.m2q.core.quant.GroupSize;
 /**
  * GPTQ settings, with the defaults users of GPTQModel expect ({@link #DEFAULTS}).
  *
- * @param bits code width; m2q writes 4 only
+ * @param bits code width, 4 or 8 (docs/FORMATS-8BIT.md)
  * @param groupSize G, input channels per scale (K must be a multiple), or -1 ({@link GroupSize#PER_ROW}): one group
  *     of the whole row, where static groups and act-order's dynamic groups coincide (g_idx all 0)
- * @param sym symmetric (zero point 8); m2q writes symmetric only
+ * @param sym symmetric (zero point 2^(bits−1)); m2q writes symmetric only
  * @param damp λ, the dampening fraction of mean(diag H) added to the diagonal, in [0, 1)
  * @param blockSize B, columns per lazy-batch block
  * @param actOrder quantize columns by descending diag(H)
@@ -48,9 +48,9 @@ public record GptqOptions(
     }
 
     public GptqOptions {
-        if (bits != 4 || !sym) {
-            throw new InputException("m2q writes 4-bit symmetric GPTQ only: got bits " + bits + ", sym " + sym
-                    + " (use --bits 4 and symmetric quantization)");
+        if ((bits != 4 && bits != 8) || !sym) {
+            throw new InputException("m2q writes 4- or 8-bit symmetric GPTQ only: got bits " + bits + ", sym " + sym
+                    + " (use --bits 4 or 8 and symmetric quantization)");
         }
         if (!(damp >= 0 && damp < 1)) {
             throw new InputException("--damp " + damp + " must be in [0, 1) (default 0.01)");

@@ -6,6 +6,7 @@ import dev.m2q.core.pipeline.LayerMethod;
 import dev.m2q.core.pipeline.LayerResult;
 import dev.m2q.core.pipeline.MethodStats;
 import dev.m2q.core.pipeline.ReportRow;
+import dev.m2q.core.quant.Bits;
 import dev.m2q.core.quant.GroupSize;
 import dev.m2q.core.quant.QuantizedLinear;
 import dev.m2q.core.quant.Rtn;
@@ -21,6 +22,7 @@ import java.util.Map;
 public final class RtnMethod implements LayerMethod {
     private final int groupSize;
     private final boolean clipSearch;
+    private final Bits bits;
 
     /** @param groupSize G, or -1 ({@link GroupSize#PER_ROW}): one group of each linear's whole row */
     public RtnMethod(int groupSize) {
@@ -32,8 +34,18 @@ public final class RtnMethod implements LayerMethod {
      * @param clipSearch each group's scale from {@link dev.m2q.core.quant.ClipSearch} instead of its absmax
      */
     public RtnMethod(int groupSize, boolean clipSearch) {
+        this(groupSize, clipSearch, Bits.FOUR);
+    }
+
+    /**
+     * @param groupSize G, or -1 ({@link GroupSize#PER_ROW}): one group of each linear's whole row
+     * @param clipSearch each group's scale from {@link dev.m2q.core.quant.ClipSearch} instead of its absmax
+     * @param bits the code width, 4 or 8
+     */
+    public RtnMethod(int groupSize, boolean clipSearch, Bits bits) {
         this.groupSize = groupSize;
         this.clipSearch = clipSearch;
+        this.bits = bits;
     }
 
     @Override
@@ -56,7 +68,7 @@ public final class RtnMethod implements LayerMethod {
             Matrix w = ctx.source().linear(module);
             float[] wf = w.toFloatArray();
             QuantizedLinear q =
-                    Rtn.quantize(wf, w.rows(), w.cols(), GroupSize.resolve(groupSize, w.cols()), clipSearch);
+                    Rtn.quantize(wf, w.rows(), w.cols(), GroupSize.resolve(groupSize, w.cols()), bits, clipSearch);
             float[] dq = q.dequantize();
             double se = 0;
             for (int i = 0; i < wf.length; i++) {

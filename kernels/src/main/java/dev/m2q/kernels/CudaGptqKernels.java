@@ -50,14 +50,11 @@ final class CudaGptqKernels implements GptqKernels {
 
     @Override
     public GptqCodes columnLoop(GptqProblem p) {
-        if (p.bits().value() != 4) {
-            throw new IllegalArgumentException("the CUDA GPTQ loop (gptq.cu) is 4-bit only; got bits "
-                    + p.bits().value() + " (quantize 8-bit with --device cpu)");
-        }
         int k = p.k();
         int n = p.n();
-        // The clipping search (ClipSearch) has no device twin yet: its loop runs on the CPU, the Java reference.
-        if (p.clipSearch() || cuda.small((long) k * k * n / 2)) {
+        // The clipping search (ClipSearch) and 8-bit codes have no device twin yet (gptq.cu is 4-bit): their loop
+        // runs on the CPU, the Java reference; the Cholesky factor and H still come from the device.
+        if (p.clipSearch() || p.bits().value() != 4 || cuda.small((long) k * k * n / 2)) {
             return new JavaGptqKernels(cuda.cpu()).columnLoop(p);
         }
         float[] scales = p.staticGroups() ? p.staticScales() : new float[p.groups() * n];

@@ -7,6 +7,7 @@ import dev.m2q.core.model.LayerObserver;
 import dev.m2q.core.model.ModelConfig;
 import dev.m2q.core.model.Qwen2Model;
 import dev.m2q.core.quant.ActivationSimulation;
+import dev.m2q.core.quant.Bits;
 import dev.m2q.core.quant.CompressedTensorsFormat;
 import dev.m2q.core.quant.GptqLayoutCheck;
 import dev.m2q.core.quant.QuantScheme;
@@ -162,7 +163,8 @@ public final class Validator {
                                 new Qwen2Model.LoadOptions(
                                         true,
                                         RtnBaseline.transform(
-                                                candCfg.quantization().groupSize())))
+                                                candCfg.quantization().groupSize(),
+                                                Bits.of(candCfg.quantization().bits()))))
                         : null) {
             List<Run> runs = new ArrayList<>();
             ActivationQuant whole = ActivationQuant.NONE;

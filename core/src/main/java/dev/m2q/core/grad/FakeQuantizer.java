@@ -4,6 +4,7 @@ import static jdk.incubator.vector.VectorOperators.D2F;
 import static jdk.incubator.vector.VectorOperators.F2D;
 
 import dev.m2q.core.kernels.Parallel;
+import dev.m2q.core.quant.Bits;
 import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
@@ -51,6 +52,10 @@ import jdk.incubator.vector.VectorSpecies;
  * <p><b>Use in SignRound.</b> Per step and per linear: ŵ = {@link #forward}(W, V, α, β); run the layer with ŵ in
  * place of W ({@link LayerParams#with}); the layer's backward gives ∂L/∂ŵ; {@link #backward} turns it into
  * ∂L/∂V, ∂L/∂α, ∂L/∂β for the signed-gradient update.
+ *
+ * <p><b>Width.</b> The above is 4 bits. At b bits ({@link Bits}, docs/FORMATS-8BIT.md) every 8 is the zero point
+ * 2^(b−1) and the code range is [−2^(b−1), 2^(b−1) − 1]: at 8 bits s = fp16(−m/128), q ∈ [−128, 127], stored as
+ * q + 128, and ∂s/∂α = −min(w, 0)/128. The 4-bit arithmetic is unchanged (the divisor is the same double 8).
  */
 public final class FakeQuantizer {
     public static final int MIN_CODE = -8;
@@ -78,15 +83,26 @@ public final class FakeQuantizer {
     private final int minCode;
 
     private final int maxCode;
+    /** The zero point 2^(b−1) as the divisor of the scale rule: s = fp16(−m/half). */
+    private final double half;
 
     /** @param groupSize G, or −1 ({@code GroupSize.PER_ROW}): one group of each weight's whole row */
     public FakeQuantizer(int groupSize) {
+        this(groupSize, Bits.FOUR);
+    }
+
+    /**
+     * @param groupSize G, or −1 ({@code GroupSize.PER_ROW}): one group of each weight's whole row
+     * @param bits the code width: codes in [−2^(b−1), 2^(b−1) − 1]
+     */
+    public FakeQuantizer(int groupSize, Bits bits) {
         if (groupSize <= 0 && groupSize != -1) {
             throw new IllegalArgumentException("group size must be positive or -1 (per row), got " + groupSize);
         }
         this.groupSize = groupSize;
-        this.minCode = MIN_CODE;
-        this.maxCode = MAX_CODE;
+        this.minCode = -bits.zero();
+        this.maxCode = bits.maxCode() - bits.zero();
+        this.half = bits.zero();
     }
 
     /** G for a weight with {@code cols} input columns: cols itself for one group per row. */
@@ -100,18 +116,18 @@ public final class FakeQuantizer {
      */
     private record Scale(double s, double dAlpha, double dBeta) {}
 
-    private static Scale scale(Tensor w, double wmin, double wmax, double alpha, double beta) {
+    private Scale scale(Tensor w, double wmin, double wmax, double alpha, double beta) {
         double lo = w.narrow(wmin * Math.clamp(alpha, 0.0, 1.0));
         double hi = w.narrow(wmax * Math.clamp(beta, 0.0, 1.0));
         boolean negative = -lo > hi;
-        double s = fp16((negative ? -lo : -hi) / 8);
+        double s = fp16((negative ? -lo : -hi) / half);
         if (Double.isInfinite(s)) {
             throw new IllegalArgumentException("group extreme " + Math.max(-lo, hi) + " needs a scale beyond fp16");
         }
         if (s < 0 ? s > -MIN_SCALE : s < MIN_SCALE) {
             return new Scale(s < 0 ? -MIN_SCALE : MIN_SCALE, 0, 0);
         }
-        return negative ? new Scale(s, -wmin / 8, 0) : new Scale(s, 0, -wmax / 8);
+        return negative ? new Scale(s, -wmin / half, 0) : new Scale(s, 0, -wmax / half);
     }
 
     /** The scales s [out, in/G], w's precision: with ŵ they give the codes to export, q = ŵ/s (exact). */

@@ -423,9 +423,9 @@ public record ModelConfig(
         }
         int bits = intKey(q, "bits", null);
         boolean sym = Boolean.TRUE.equals(q.get("sym"));
-        if (bits != 4 || !sym) {
+        if ((bits != 4 && bits != 8) || !sym) {
             throw new InputException("config.json: quantization_config has bits=" + bits + ", sym=" + sym
-                    + "; m2q reads 4-bit symmetric weights only");
+                    + "; m2q reads 4- or 8-bit symmetric weights only");
         }
         return new Quantization(
                 autoRound ? Quantization.AUTO_ROUND : Quantization.GPTQ,
@@ -457,12 +457,12 @@ public record ModelConfig(
         boolean sym = Boolean.TRUE.equals(weights.get("symmetric"));
         // "channel": one scale per output channel (weight_scale [N, 1]), stored here as group size -1.
         boolean channel = "channel".equals(weights.get("strategy"));
-        if (bits != 4
+        if ((bits != 4 && bits != 8)
                 || !sym
                 || !"int".equals(weights.get("type"))
                 || !(channel || "group".equals(weights.get("strategy")))) {
             throw new InputException(where + " weights are " + Json.write(weights)
-                    + "; m2q reads 4-bit symmetric int weights with strategy \"group\" or \"channel\" only");
+                    + "; m2q reads 4- or 8-bit symmetric int weights with strategy \"group\" or \"channel\" only");
         }
         Object actorder = weights.get("actorder");
         return new Quantization(

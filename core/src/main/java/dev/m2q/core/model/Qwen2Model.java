@@ -503,10 +503,9 @@ public final class Qwen2Model implements AutoCloseable {
             if (q != null && quantizable) {
                 if (ckpt.contains(name)) {
                     throw new InputException("tensor \"" + name + "\" is stored unquantized, but config.json's"
-                            + " quantization_config says every decoder linear is 4-bit");
+                            + " quantization_config says every decoder linear is " + q.bits() + "-bit");
                 }
-                Matrix.W4 w4 = PackedLinears.read(ckpt::tensor, ckpt::contains, q, prefix, rows, cols);
-                return options.w4Kernel() ? w4 : new Matrix.F32(w4.dequantize(), rows, cols);
+                return PackedLinears.matrix(ckpt::tensor, ckpt::contains, q, prefix, rows, cols, options.w4Kernel());
             }
             TensorView t = get(name, rows, cols);
             Matrix m = t.dtype() == DType.BF16

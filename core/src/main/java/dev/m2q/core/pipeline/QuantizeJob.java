@@ -24,6 +24,7 @@ import dev.m2q.core.model.DecoderLayer;
 import dev.m2q.core.model.LayerObserver;
 import dev.m2q.core.model.ModelConfig;
 import dev.m2q.core.model.Qwen2Model;
+import dev.m2q.core.quant.Bits;
 import dev.m2q.core.quant.CompressedTensorsFormat;
 import dev.m2q.core.quant.GptqFormat;
 import dev.m2q.core.quant.GptqLayoutCheck;
@@ -111,7 +112,7 @@ public final class QuantizeJob {
             LayerMethod method,
             Kernels kernels,
             ProgressListener progress) {
-        checkRelease(layout, scheme);
+        checkRelease(layout, scheme, opts.bits());
         this.opts = opts;
         this.layout = layout;
         this.scheme = scheme;
@@ -129,6 +130,21 @@ public final class QuantizeJob {
             throw new InputException("--scheme " + scheme.schemeName()
                     + " needs --format compressed-tensors: the GPTQ layout's quantization_config has no activation"
                     + " scheme, so engines would run W4A16");
+        }
+    }
+
+    /**
+     * {@link #checkRelease(ReleaseLayout, QuantScheme)}, and at 8 bits: 8-bit activations are refused (the W4A8
+     * schemes are 4-bit weights; group-wise 8-bit weights with 8-bit activations match no engine kernel), an FP8 KV
+     * cache is allowed (kv_cache_scheme is independent of the weights).
+     */
+    public static void checkRelease(ReleaseLayout layout, QuantScheme scheme, Bits bits) {
+        checkRelease(layout, scheme);
+        if (bits.value() != 4 && scheme.activations() != null) {
+            throw new InputException("--scheme " + scheme.schemeName() + " with --bits " + bits.value()
+                    + ": 8-bit activations are written beside 4-bit weights only (the W4A8 schemes); group-wise "
+                    + bits.value() + "-bit weights with 8-bit activations have no engine kernel. Use --bits 4, or"
+                    + " --bits 8 with 16-bit activations (--kv-cache fp8 combines with either)");
         }
     }
 
@@ -190,8 +206,9 @@ public final class QuantizeJob {
                 Checkpoint src = Checkpoint.open(opts.model())) {
             Map<String, String> inputHashes = inputHashes(src);
             List<TensorSpec> specs = layout == ReleaseLayout.GPTQ
-                    ? GptqFormat.plan(cfg, src::tensor, opts.groupSize())
-                    : CompressedTensorsFormat.plan(cfg, src::tensor, opts.groupSize(), scheme, dynamicGroups());
+                    ? GptqFormat.plan(cfg, src::tensor, opts.groupSize(), opts.bits())
+                    : CompressedTensorsFormat.plan(
+                            cfg, src::tensor, opts.groupSize(), scheme, dynamicGroups(), opts.bits());
             ShardPlan plan = ShardPlan.of(specs, opts.maxShardBytes());
             Fingerprint fingerprint = fingerprint(inputHashes, calibration);
             if (opts.resume()) {
@@ -423,6 +440,11 @@ public final class QuantizeJob {
             if (q == null) {
                 throw new IllegalStateException(method.name() + " returned no weights for layer " + l + " " + rel);
             }
+            if (!q.bits().equals(opts.bits())) {
+                throw new IllegalStateException(
+                        method.name() + " returned " + q.bits().value() + "-bit weights for" + " layer " + l + " " + rel
+                                + " in a " + opts.bits().value() + "-bit release");
+            }
             String prefix = cfg.arch().module(l, rel);
             String biasName = prefix + ".bias";
             if (layout == ReleaseLayout.GPTQ) {
@@ -470,9 +492,15 @@ public final class QuantizeJob {
                 out.put(
                         rel,
                         layout == ReleaseLayout.GPTQ
-                                ? GptqFormat.read(tensor, prefix, n, k, opts.groupSize())
+                                ? GptqFormat.read(tensor, prefix, n, k, opts.groupSize(), opts.bits())
                                 : CompressedTensorsFormat.read(
-                                        tensor, plan.specs()::containsKey, prefix, n, k, opts.groupSize()));
+                                        tensor,
+                                        plan.specs()::containsKey,
+                                        prefix,
+                                        n,
+                                        k,
+                                        opts.groupSize(),
+                                        opts.bits()));
             }
         } finally {
             open.values().forEach(SafetensorsFile::close);
@@ -509,8 +537,12 @@ public final class QuantizeJob {
         Object qc = layout == ReleaseLayout.GPTQ
                 ? opts.format()
                         .quantizationConfig(
-                                opts.groupSize(), opts.quantizationConfig(), method.name(), opts.m2qVersion())
-                : CompressedTensorsFormat.quantizationConfig(opts.groupSize(), scheme, actorder());
+                                opts.bits().value(),
+                                opts.groupSize(),
+                                opts.quantizationConfig(),
+                                method.name(),
+                                opts.m2qVersion())
+                : CompressedTensorsFormat.quantizationConfig(opts.groupSize(), scheme, actorder(), opts.bits());
         config.put("quantization_config", qc);
         files.put("config.json", staged.writeAtomically("config.json", Json.writePretty(config)));
         if (layout == ReleaseLayout.GPTQ) {
@@ -531,7 +563,7 @@ public final class QuantizeJob {
         Manifest.Release manifest = new Manifest.Release(
                 opts.m2qVersion(),
                 layout == ReleaseLayout.GPTQ ? opts.format().id() : layout.id(),
-                scheme.label(),
+                scheme.label(opts.bits()),
                 Manifest.FORMAT_VERSION,
                 method.name(),
                 opts.commandLine(),
@@ -584,12 +616,24 @@ public final class QuantizeJob {
                 layout.id(),
                 opts.maxShardBytes(),
                 method.name(),
-                new TreeMap<>(method.settings()),
+                methodSettings(),
                 opts.nsamples(),
                 new TreeMap<>(opts.quantizationConfig()),
-                scheme.label(),
+                scheme.label(opts.bits()),
                 opts.seed(),
                 opts.seqlen());
+    }
+
+    /**
+     * The method's settings for the fingerprint, with the bits when they are not 4 (so a 4-bit run's progress.json
+     * is what it always was, and a --resume with another --bits is refused).
+     */
+    private Map<String, Object> methodSettings() {
+        Map<String, Object> m = new TreeMap<>(method.settings());
+        if (opts.bits().value() != 4) {
+            m.put("bits", opts.bits().value());
+        }
+        return m;
     }
 
     /**

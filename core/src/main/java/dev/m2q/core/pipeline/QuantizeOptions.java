@@ -1,6 +1,7 @@
 package dev.m2q.core.pipeline;
 
 import dev.m2q.core.InputException;
+import dev.m2q.core.quant.Bits;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -16,6 +17,8 @@ import java.util.Map;
  * @param maxMemoryBytes budget for the two calibration activation buffers; beyond it they spill to files
  * @param batchSequences calibration sequences run through a layer at once
  * @param format the layout's config (the tensors are the same in every format)
+ * @param bits the weights' code width (4, FORMATS.md; 8, docs/FORMATS-8BIT.md): the tensors' packing and the
+ *     config's bits / num_bits
  */
 public record QuantizeOptions(
         Path model,
@@ -32,7 +35,8 @@ public record QuantizeOptions(
         Map<String, Object> quantizationConfig,
         List<String> commandLine,
         String m2qVersion,
-        ReleaseFormat format) {
+        ReleaseFormat format,
+        Bits bits) {
 
     public QuantizeOptions {
         if (nsamples < 1 || seqlen < 2) {
@@ -45,9 +49,45 @@ public record QuantizeOptions(
         commandLine = commandLine.stream()
                 .filter(a -> !a.equals("--resume") && !a.equals("--overwrite"))
                 .toList();
-        if (format == null) {
-            throw new IllegalArgumentException("a release format is required");
+        if (format == null || bits == null) {
+            throw new IllegalArgumentException("a release format and the bits are required");
         }
+    }
+
+    /** Options for a 4-bit release in {@code format}. */
+    public QuantizeOptions(
+            Path model,
+            Path out,
+            int groupSize,
+            int nsamples,
+            int seqlen,
+            long seed,
+            long maxMemoryBytes,
+            long maxShardBytes,
+            int batchSequences,
+            boolean overwrite,
+            boolean resume,
+            Map<String, Object> quantizationConfig,
+            List<String> commandLine,
+            String m2qVersion,
+            ReleaseFormat format) {
+        this(
+                model,
+                out,
+                groupSize,
+                nsamples,
+                seqlen,
+                seed,
+                maxMemoryBytes,
+                maxShardBytes,
+                batchSequences,
+                overwrite,
+                resume,
+                quantizationConfig,
+                commandLine,
+                m2qVersion,
+                format,
+                Bits.FOUR);
     }
 
     /** Options for a release in the GPTQ layout (FORMATS.md §2). */

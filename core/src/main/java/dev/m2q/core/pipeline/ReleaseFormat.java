@@ -8,7 +8,7 @@ import java.util.Map;
 import java.util.TreeMap;
 
 /**
- * The layout a 4-bit release is written in. Both store exactly the same tensors — FORMATS.md §2's qweight, qzeros
+ * The layout a 4- or 8-bit release is written in. Both store exactly the same tensors — FORMATS.md §2's qweight, qzeros
  * (v1 symmetric zeros), F16 scales and g_idx; AutoRound's symmetric export "auto_round:auto_gptq" is that layout —
  * and differ only in config.json's {@code quantization_config} and the file that repeats it.
  */
@@ -63,11 +63,20 @@ public enum ReleaseFormat {
      */
     public Map<String, Object> quantizationConfig(
             int groupSize, Map<String, Object> methodKeys, String method, String m2qVersion) {
+        return quantizationConfig(4, groupSize, methodKeys, method, m2qVersion);
+    }
+
+    /**
+     * {@link #quantizationConfig(int, Map, String, String)} for weights of {@code bits} (4 or 8,
+     * docs/FORMATS-8BIT.md): the same keys with {@code bits} in place of 4.
+     */
+    public Map<String, Object> quantizationConfig(
+            int bits, int groupSize, Map<String, Object> methodKeys, String method, String m2qVersion) {
         Map<String, Object> qc = new LinkedHashMap<>();
         switch (this) {
             case GPTQ -> {
                 qc.put("quant_method", "gptq");
-                qc.put("bits", 4);
+                qc.put("bits", bits);
                 qc.put("group_size", groupSize);
                 qc.put("sym", true);
                 qc.put("desc_act", false);
@@ -83,7 +92,7 @@ public enum ReleaseFormat {
             case AUTO_ROUND -> {
                 qc.put("quant_method", "auto-round");
                 qc.put("packing_format", "auto_round:auto_gptq");
-                qc.put("bits", 4);
+                qc.put("bits", bits);
                 qc.put("group_size", groupSize);
                 qc.put("sym", true);
                 qc.put("data_type", "int");

@@ -19,7 +19,8 @@ import java.util.Set;
 /**
  * The loadability rules of a compressed-tensors "pack-quantized" checkpoint (FORMATS.md §4), reported through
  * {@link GptqLayoutCheck#checkCheckpoint} as {@link GptqLayoutCheck.Violation}s: the {@code quantization_config}
- * keys vLLM's compressed-tensors loader reads, and per {@code <prefix>.weight_packed} I32 [N, K/8] its
+ * keys vLLM's compressed-tensors loader reads (weights num_bits 4 or 8), and per {@code <prefix>.weight_packed} I32
+ * [N, K/8] ([N, K/4] at num_bits 8; one whose K (weight_shape) fits the other width is named) its
  * weight_scale [N, K/G] (BF16/F16/F32, finite; [N, 1] with the "channel" strategy), weight_shape I64 [2] = [N, K],
  * the same tile and tensor-parallel divisibility as the GPTQ layout, and the 8-bit parts: input_activations null or 8-bit symmetric float/int args,
  * per token and dynamic or per tensor and static, and then every linear's input_scale F32 [1], finite and > 0;
@@ -46,11 +47,12 @@ final class CompressedTensors {
                     where,
                     "format",
                     "quantization_config.format is " + Json.write(qc.get("format"))
-                            + "; 4-bit int weights are stored as \"pack-quantized\"",
+                            + "; 4- and 8-bit int weights are stored as \"pack-quantized\"",
                     "",
                     0);
         }
         Long groupSize = null;
+        Bits bits = null;
         boolean staticInputs = false;
         if (!(qc.get("config_groups") instanceof Map<?, ?> groups) || groups.isEmpty()) {
             out.add(where, "config_groups", "quantization_config has no config_groups: engines find no scheme", "", 0);
@@ -64,7 +66,17 @@ final class CompressedTensors {
                 if (!(g.get("targets") instanceof List<?> t) || t.isEmpty()) {
                     out.add(where, "targets", at + ".targets must list the modules, e.g. [\"Linear\"]", "", 0);
                 }
-                expect(out, w, at + ".weights", "num_bits", 4L);
+                Object nb = w.get("num_bits");
+                if (Long.valueOf(4).equals(nb) || Long.valueOf(8).equals(nb)) {
+                    bits = Bits.of((int) (long) (Long) nb);
+                } else {
+                    out.add(
+                            where,
+                            "num_bits",
+                            at + ".weights.num_bits is " + Json.write(nb) + "; expected 4 or 8",
+                            "",
+                            0);
+                }
                 expect(out, w, at + ".weights", "type", "int");
                 expect(out, w, at + ".weights", "symmetric", true);
 
@@ -133,9 +145,9 @@ final class CompressedTensors {
                         "",
                         0);
             }
-            if (groupSize != null) {
+            if (groupSize != null && bits != null) {
                 for (String prefix : prefixes) {
-                    linear(ck, prefix, (int) (long) groupSize, tps, out);
+                    linear(ck, prefix, (int) (long) groupSize, bits, tps, out);
                 }
             }
             if (staticInputs) {
@@ -150,21 +162,43 @@ final class CompressedTensors {
         }
     }
 
-    private static void linear(Checkpoint ck, String prefix, int g, List<Integer> tps, GptqLayoutCheck.Violations out) {
+    private static void linear(
+            Checkpoint ck, String prefix, int g, Bits bits, List<Integer> tps, GptqLayoutCheck.Violations out) {
         String kind = prefix.replaceAll("\\.\\d+\\.", ".*.");
         TensorView packed = ck.tensor(prefix + ".weight_packed");
+        int per = bits.perWord();
         if (packed.dtype() != DType.I32 || packed.rank() != 2) {
             out.add(
                     packed.name(),
                     "weight_packed",
-                    "dtype " + packed.dtype() + ", shape " + Arrays.toString(packed.shape())
-                            + "; expected I32 [N, K/8]",
+                    "dtype " + packed.dtype() + ", shape " + Arrays.toString(packed.shape()) + "; expected I32 [N, K/"
+                            + per + "]",
                     kind,
                     0);
             return;
         }
         long n = packed.dim(0);
-        long k = packed.dim(1) * 8;
+        long k = packed.dim(1) * per;
+        if (ck.contains(prefix + ".weight_shape")) {
+            // weight_shape says K whatever the width: a weight_packed whose columns fit the other width was packed
+            // at bits the config does not say (engines would read every code wrong).
+            TensorView shape = ck.tensor(prefix + ".weight_shape");
+            Bits other = bits.value() == 4 ? Bits.EIGHT : Bits.FOUR;
+            if (shape.dtype() == DType.I64
+                    && Arrays.equals(shape.shape(), new long[] {2})
+                    && shape.getLong(1) != k
+                    && shape.getLong(1) == packed.dim(1) * other.perWord()) {
+                out.add(
+                        packed.name(),
+                        "weight_packed bits",
+                        "weight_packed has shape " + Arrays.toString(packed.shape()) + " for K = " + shape.getLong(1)
+                                + " (weight_shape): " + other.perWord() + " codes per word, the " + other.value()
+                                + "-bit packing, but the config's weights num_bits is " + bits.value(),
+                        kind,
+                        0);
+                return;
+            }
+        }
         GptqLayoutCheck.shapeRules(out, prefix, kind, n, k, g);
         GptqLayoutCheck.tensorSplit(out, prefix, kind, n, k, g, tps);
         String shapeName = prefix + ".weight_shape";

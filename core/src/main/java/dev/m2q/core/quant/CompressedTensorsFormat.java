@@ -8,7 +8,6 @@ import dev.m2q.core.io.TensorSpec;
 import dev.m2q.core.io.TensorView;
 import dev.m2q.core.json.Json;
 import dev.m2q.core.json.JsonException;
-import dev.m2q.core.kernels.Matrix;
 import dev.m2q.core.model.ModelConfig;
 import dev.m2q.core.tensor.Bf16;
 import dev.m2q.core.tensor.DType;
@@ -29,7 +28,8 @@ import java.util.function.Predicate;
  * [N, K/G] (the model dtype); {@code weight_shape} I64 [2] = [N, K]; {@code weight_g_idx} I32 [K] only for dynamic
  * act-order groups; {@code input_scale} F32 [1] only for static activations. Per layer with an FP8 KV cache:
  * {@code self_attn.k_scale} and {@code self_attn.v_scale}, F32 [1] or [kvHeads, 1, 1]. q/k/v biases keep the source
- * dtype and name; every other tensor is copied.
+ * dtype and name; every other tensor is copied. At 8 bits (docs/FORMATS-8BIT.md) {@code weight_packed} is [N, K/4],
+ * four codes (signed value + 128) per word, element 0 in the lowest byte, and the config says num_bits 8.
  *
  * <p>The scales are stored in BF16, which has three mantissa bits fewer than the F16 the quantizers round to, so the
  * job first rounds each scale to BF16 ({@link #asWritten}) and carries on with exactly what the file holds: the next
@@ -50,6 +50,18 @@ public final class CompressedTensorsFormat {
      */
     public static List<TensorSpec> plan(
             ModelConfig cfg, Function<String, TensorView> source, int groupSize, QuantScheme scheme, boolean gIdx) {
+        return plan(cfg, source, groupSize, scheme, gIdx, Bits.FOUR);
+    }
+
+    /** {@link #plan(ModelConfig, Function, int, QuantScheme, boolean)} at {@code bits}: weight_packed [N, K/(32/b)]. */
+    public static List<TensorSpec> plan(
+            ModelConfig cfg,
+            Function<String, TensorView> source,
+            int groupSize,
+            QuantScheme scheme,
+            boolean gIdx,
+            Bits bits) {
+        int per = bits.perWord();
         List<TensorSpec> out = new ArrayList<>();
         Map<String, long[]> quantized = GptqFormat.quantizedLinears(cfg);
         for (Map.Entry<String, long[]> e : cfg.expectedShapes().entrySet()) {
@@ -60,11 +72,11 @@ public final class CompressedTensorsFormat {
                 long n = shape[0];
                 long k = shape[1];
                 long g = GroupSize.resolve(groupSize, (int) k);
-                if (k % g != 0 || k % 8 != 0) {
+                if (k % g != 0 || k % per != 0) {
                     throw new InputException(prefix + ": W[" + n + ", " + k + "] cannot be packed with group size "
-                            + groupSize + " (K must be a multiple of the group size and of 8)");
+                            + groupSize + " (K must be a multiple of the group size and of " + per + ")");
                 }
-                out.add(new TensorSpec(prefix + ".weight_packed", DType.I32, new long[] {n, k / 8}));
+                out.add(new TensorSpec(prefix + ".weight_packed", DType.I32, new long[] {n, k / per}));
                 out.add(new TensorSpec(prefix + ".weight_scale", DType.BF16, new long[] {n, k / g}));
                 out.add(new TensorSpec(prefix + ".weight_shape", DType.I64, new long[] {2}));
                 if (gIdx) {
@@ -92,7 +104,8 @@ public final class CompressedTensorsFormat {
     }
 
     /**
-     * {@code q} with every scale rounded to BF16 (nearest even), the values the file stores; the codes are kept.
+     * {@code q} with every scale rounded to BF16 (nearest even), the values the file stores; the codes and the width
+     * are kept.
      *
      * @throws IllegalStateException when a rounded scale leaves the F16 range (a scale near 65504)
      */
@@ -102,18 +115,22 @@ public final class CompressedTensorsFormat {
             s[i] = Bf16.round(s[i]);
         }
         try {
-            return new QuantizedLinear(q.outFeatures(), q.inFeatures(), q.groupSize(), q.codes(), s, q.gIdx());
+            return new QuantizedLinear(
+                    q.outFeatures(), q.inFeatures(), q.groupSize(), q.codes(), s, q.gIdx(), q.bits());
         } catch (IllegalArgumentException e) {
             throw new IllegalStateException("a weight scale rounded to BF16 is out of range: " + e.getMessage(), e);
         }
     }
 
-    /** weight_packed [N, K/8]: row n packs codes q[8r .. 8r+7, n] into word r, element 0 lowest. */
+    /**
+     * weight_packed [N, K/8]: row n packs codes q[8r .. 8r+7, n] into word r, element 0 lowest; at 8 bits [N, K/4],
+     * codes q[4r .. 4r+3, n] one per byte.
+     */
     public static int[] packRows(QuantizedLinear q) {
         int n = q.outFeatures();
         int k = q.inFeatures();
-        int[] qweight = GptqPacking.packQweight(q.codes(), k, n);
-        int words = k / 8;
+        int[] qweight = GptqPacking.packQweight(q.codes(), k, n, q.bits());
+        int words = k / q.bits().perWord();
         int[] packed = new int[n * words];
         for (int r = 0; r < words; r++) {
             for (int c = 0; c < n; c++) {
@@ -180,14 +197,26 @@ public final class CompressedTensorsFormat {
      */
     public static QuantizedLinear read(
             Function<String, TensorView> source, Predicate<String> has, String prefix, int n, int k, int groupSize) {
-        Matrix.W4 w = PackedLinears.read(
+        return read(source, has, prefix, n, k, groupSize, Bits.FOUR);
+    }
+
+    /** {@link #read(Function, Predicate, String, int, int, int)} of a release written at {@code bits}. */
+    public static QuantizedLinear read(
+            Function<String, TensorView> source,
+            Predicate<String> has,
+            String prefix,
+            int n,
+            int k,
+            int groupSize,
+            Bits bits) {
+        return PackedLinears.readCodes(
                 source,
                 has,
-                new ModelConfig.Quantization(ModelConfig.Quantization.COMPRESSED_TENSORS, 4, groupSize, true, false),
+                new ModelConfig.Quantization(
+                        ModelConfig.Quantization.COMPRESSED_TENSORS, bits.value(), groupSize, true, false),
                 prefix,
                 n,
                 k);
-        return QuantizedLinear.of(w, groupSize);
     }
 
     /**
@@ -205,9 +234,14 @@ public final class CompressedTensorsFormat {
      *     groups: no g_idx) or "group" (dynamic groups, weight_g_idx stored)
      */
     public static QuantizationConfig quantizationConfig(int groupSize, QuantScheme scheme, String actorder) {
+        return quantizationConfig(groupSize, scheme, actorder, Bits.FOUR);
+    }
+
+    /** {@link #quantizationConfig(int, QuantScheme, String)} with weights of {@code bits} (num_bits 4 or 8). */
+    public static QuantizationConfig quantizationConfig(int groupSize, QuantScheme scheme, String actorder, Bits bits) {
         boolean channel = groupSize == GroupSize.PER_ROW;
         WeightArgs weights = new WeightArgs(
-                4,
+                bits.value(),
                 "int",
                 true,
                 channel ? "channel" : "group",

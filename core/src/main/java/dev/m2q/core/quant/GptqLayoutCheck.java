@@ -54,11 +54,13 @@ import java.util.Map;
  *
  * A rule that follows one that failed is not reported (a K not divisible by G = 128 is not also reported as not
  * divisible by 128); tp = 1 adds nothing to the unsplit rules. On disk, in addition: {@code quantization_config} is
- * present with quant_method "gptq" (or "auto-round" with packing_format "auto_round:auto_gptq"), bits 4, and
+ * present with quant_method "gptq" (or "auto-round" with packing_format "auto_round:auto_gptq"), bits 4 or 8, and
  * group_size, sym and desc_act all present (vLLM picks Marlin only then; AutoRound's config may omit desc_act, which
  * then means false); per {@code <prefix>.qweight}: the dtypes and shapes of qweight [K/8, N] I32, qzeros [K/G, N/8]
  * I32, scales [K/G, N] F16, g_idx [K] I32 and bias [N] F16 when present; with sym, every qzeros word is 0x77777777
- * (v1 zeros); g_idx lies in [0, K/G) and, without desc_act, equals k / G; scales are finite.
+ * (v1 zeros); g_idx lies in [0, K/G) and, without desc_act, equals k / G; scales are finite. At bits 8
+ * (docs/FORMATS-8BIT.md) qweight is [K/4, N], qzeros [K/G, N/4] and every qzeros word 0x7F7F7F7F; a qweight whose
+ * rows fit the other width (K from g_idx) is named as packed at the width the config does not say.
  *
  * <p>Violations are reported once per module kind (the name with its layer index taken out), rule and tp, naming
  * the first offending tensor, so a 64-layer model gives one line per problem rather than 64.
@@ -75,6 +77,15 @@ public final class GptqLayoutCheck {
 
     /** The same zeros stored without the −1 (the v2 convention). */
     public static final int V2_SYM_ZEROS = 0x88888888;
+
+    /** The symmetric zeros of {@code bits} stored without the −1 (0x88888888 at 4 bits, 0x80808080 at 8). */
+    public static int v2SymZeros(Bits bits) {
+        int word = 0;
+        for (int j = 0; j < bits.perWord(); j++) {
+            word |= bits.zero() << (bits.value() * j);
+        }
+        return word;
+    }
 
     /** The largest tensor-parallel size {@link #loadableTps} tries (one node of 16 GPUs). */
     public static final int MAX_TP = 16;
@@ -231,7 +242,7 @@ public final class GptqLayoutCheck {
     }
 
     /** The parsed {@code quantization_config}; null fields were missing or unusable (already reported). */
-    private record QuantConfig(int groupSize, Boolean sym, Boolean descAct) {
+    private record QuantConfig(Bits bits, int groupSize, Boolean sym, Boolean descAct) {
         static QuantConfig read(Path dir, Violations out) {
             Path file = dir.resolve("config.json");
             Map<String, Object> root;
@@ -282,8 +293,14 @@ public final class GptqLayoutCheck {
                         0);
             }
             Long bits = integer(qc, "bits", out);
-            if (bits != null && bits != 4) {
-                out.add(where, "bits", "quantization_config.bits is " + bits + "; this layout is 4-bit", "", 0);
+            if (bits != null && bits != 4 && bits != 8) {
+                out.add(
+                        where,
+                        "bits",
+                        "quantization_config.bits is " + bits + "; m2q's GPTQ layouts are 4- or 8-bit",
+                        "",
+                        0);
+                bits = null;
             }
             Long g = integer(qc, "group_size", out);
             if (g != null && g != -1 && (g <= 0 || g > Integer.MAX_VALUE)) {
@@ -295,7 +312,9 @@ public final class GptqLayoutCheck {
             if (descAct == null && !gptq && !qc.containsKey("desc_act")) {
                 descAct = false;
             }
-            return bits == null || bits != 4 || g == null ? null : new QuantConfig((int) (long) g, sym, descAct);
+            return bits == null || g == null
+                    ? null
+                    : new QuantConfig(Bits.of((int) (long) bits), (int) (long) g, sym, descAct);
         }
 
         private static Long integer(Map<?, ?> qc, String key, Violations out) {
@@ -331,25 +350,45 @@ public final class GptqLayoutCheck {
         String kind = prefix.replaceAll("\\.\\d+\\.", ".*.");
         TensorView qweight = ck.tensor(prefix + ".qweight");
         dtype(out, qweight, DType.I32, kind);
+        int per = qc.bits().perWord();
         if (qweight.rank() != 2) {
             out.add(
                     qweight.name(),
                     "qweight shape",
-                    "qweight has shape " + Arrays.toString(qweight.shape()) + "; expected [K/8, N]",
+                    "qweight has shape " + Arrays.toString(qweight.shape()) + "; expected [K/" + per + ", N]",
                     kind,
                     0);
             return;
         }
-        long k = qweight.dim(0) * 8;
+        long k = qweight.dim(0) * per;
         long n = qweight.dim(1);
+        if (ck.contains(prefix + ".g_idx")) {
+            // g_idx [K] says K whatever the width: qweight rows that fit the other width mean the config's bits
+            // are not the bits the tensors were packed at (engines would read every code wrong).
+            TensorView gi = ck.tensor(prefix + ".g_idx");
+            Bits other = qc.bits().value() == 4 ? Bits.EIGHT : Bits.FOUR;
+            if (gi.rank() == 1 && gi.dim(0) != k && gi.dim(0) == qweight.dim(0) * other.perWord()) {
+                out.add(
+                        qweight.name(),
+                        "qweight bits",
+                        "qweight has shape " + Arrays.toString(qweight.shape()) + " for K = " + gi.dim(0)
+                                + " (g_idx): " + other.perWord() + " codes per word, the " + other.value()
+                                + "-bit packing, but quantization_config.bits is "
+                                + qc.bits().value(),
+                        kind,
+                        0);
+                return;
+            }
+        }
         shapeRules(out, prefix, kind, n, k, qc.groupSize());
         tensorSplit(out, prefix, kind, n, k, qc.groupSize(), tps);
         long g = qc.groupSize() == -1 ? k : qc.groupSize();
         long groups = (k + g - 1) / g;
 
-        TensorView qzeros = companion(ck, prefix, "qzeros", DType.I32, new long[] {groups, (n + 7) / 8}, kind, out);
+        TensorView qzeros =
+                companion(ck, prefix, "qzeros", DType.I32, new long[] {groups, (n + per - 1) / per}, kind, out);
         if (qzeros != null && qzeros.dtype() == DType.I32 && Boolean.TRUE.equals(qc.sym())) {
-            symmetricZeros(qzeros, kind, out);
+            symmetricZeros(qzeros, qc.bits(), kind, out);
         }
         TensorView scales = companion(ck, prefix, "scales", DType.F16, new long[] {groups, n}, kind, out);
         if (scales != null && scales.dtype().isFloatingPoint()) {
@@ -410,16 +449,19 @@ public final class GptqLayoutCheck {
                 0);
     }
 
-    private static void symmetricZeros(TensorView qzeros, String kind, Violations out) {
+    private static void symmetricZeros(TensorView qzeros, Bits bits, String kind, Violations out) {
+        int v1 = GptqPacking.symmetricZerosWord(bits);
+        int v2 = v2SymZeros(bits);
+        String v1Hex = String.format("0x%08X", v1);
         long bad = 0;
         long firstBad = -1;
         boolean allV2 = true;
         for (long i = 0; i < qzeros.numel(); i++) {
             int w = qzeros.getInt(i);
-            if (w != V1_SYM_ZEROS) {
+            if (w != v1) {
                 bad++;
                 firstBad = firstBad < 0 ? i : firstBad;
-                allV2 &= w == V2_SYM_ZEROS;
+                allV2 &= w == v2;
             }
         }
         if (bad == 0) {
@@ -430,9 +472,9 @@ public final class GptqLayoutCheck {
             out.add(
                     qzeros.name(),
                     "sym zeros v1",
-                    bad + " of " + qzeros.numel() + " words are 0x88888888: zero 8"
-                            + " stored as is (the v2 convention) under a \"gptq\" label, where engines add 1 back; v1"
-                            + " stores zero − 1, so every word must be 0x77777777",
+                    bad + " of " + qzeros.numel() + " words are " + String.format("0x%08X", v2) + ": zero "
+                            + bits.zero() + " stored as is (the v2 convention) under a \"gptq\" label, where engines"
+                            + " add 1 back; v1 stores zero − 1, so every word must be " + v1Hex,
                     kind,
                     0);
         } else {
@@ -442,7 +484,7 @@ public final class GptqLayoutCheck {
                     "qzeros[" + firstBad / cols + ", " + firstBad % cols + "] is 0x"
                             + String.format("%08X", qzeros.getInt(firstBad)) + " (" + bad
                             + " words differ); with sym every"
-                            + " word is 0x77777777",
+                            + " word is " + v1Hex + " at bits " + bits.value(),
                     kind,
                     0);
         }

@@ -95,7 +95,13 @@ public record QuantScheme(
      * head") when the KV cache is FP8.
      */
     public String label() {
-        String s = activations == null ? "W4A16" : "W4A8-" + activations.name();
+        return label(Bits.FOUR);
+    }
+
+    /** {@link #label()} with weights of {@code bits}: "W8A16 + KV8" for an 8-bit release with an FP8 KV cache. */
+    public String label(Bits bits) {
+        String w = "W" + bits.value();
+        String s = activations == null ? w + "A16" : w + "A8-" + activations.name();
         if (staticActivations) {
             s += " static";
         }
