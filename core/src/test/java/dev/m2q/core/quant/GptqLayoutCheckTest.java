@@ -440,7 +440,16 @@ class GptqLayoutCheckTest {
                 "config.json",
                 "quant_method",
                 "quant_method is \"awq\"");
-        assertOne(check(qc -> qc.put("bits", 8L), t -> {}), "config.json", "bits", "bits is 8");
+        assertOne(check(qc -> qc.put("bits", 3L), t -> {}), "config.json", "bits", "bits is 3");
+        // bits 8 on these 4-bit tensors: the qweight rows are K/8, so g_idx's K says 4-bit packing.
+        List<Violation> eight = check(qc -> qc.put("bits", 8L), t -> {});
+        assertEquals(2, eight.size(), eight.toString());
+        assertEquals(Q + ".qweight", eight.get(0).tensor());
+        assertEquals("qweight bits", eight.get(0).rule());
+        assertTrue(
+                eight.get(0).toString().contains("the 4-bit packing, but quantization_config.bits is 8"),
+                eight.toString());
+        assertEquals(DOWN + ".qweight", eight.get(1).tensor());
         assertOne(
                 check(qc -> qc.put("checkpoint_format", "gptq_v2"), t -> {}),
                 "config.json",
