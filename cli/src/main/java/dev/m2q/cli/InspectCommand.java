@@ -67,7 +67,9 @@ final class InspectCommand implements Callable<Integer> {
             cfg = ModelConfig.load(model);
         }
         try (Checkpoint ckpt = Checkpoint.open(model)) {
-            if (cfg != null) {
+            // With --check, tensors packed at the other width than the config's bits are one of the violations the
+            // layout check names (exit 1), not a refusal to look.
+            if (cfg != null && !(check && packedAtOtherBits(ckpt, cfg, model))) {
                 checkAgainstConfig(ckpt, cfg, model);
             }
             var out = spec.commandLine().getOut();
@@ -111,7 +113,10 @@ final class InspectCommand implements Callable<Integer> {
     static List<String> releaseViolations(Path dir, List<Integer> tp) {
         List<String> out = new ArrayList<>();
         try (Checkpoint ckpt = Checkpoint.open(dir)) {
-            checkAgainstConfig(ckpt, ModelConfig.load(dir), dir);
+            ModelConfig cfg = ModelConfig.load(dir);
+            if (!packedAtOtherBits(ckpt, cfg, dir)) {
+                checkAgainstConfig(ckpt, cfg, dir);
+            }
         } catch (InputException e) {
             out.add(e.getMessage());
             return out;
@@ -163,14 +168,49 @@ final class InspectCommand implements Callable<Integer> {
      * quantization_config declares): a mismatch is bad input.
      */
     static void checkAgainstConfig(Checkpoint ckpt, ModelConfig cfg, Path dir) {
+        ModelConfig.Quantization q = cfg.quantization();
+        Bits bits = q == null ? Bits.FOUR : Bits.of(q.bits());
+        try {
+            checkAgainstConfig(ckpt, cfg, dir, bits);
+        } catch (InputException e) {
+            if (packedAtOtherBits(ckpt, cfg, dir)) {
+                throw new InputException(e.getMessage() + ": the tensors are packed at "
+                        + other(bits).value() + " bits, but quantization_config says " + bits.value());
+            }
+            throw e;
+        }
+    }
+
+    private static Bits other(Bits bits) {
+        return bits.value() == 4 ? Bits.EIGHT : Bits.FOUR;
+    }
+
+    /**
+     * Whether the quantized tensors fit the other width than config.json's bits (and so not the config's): a 4-bit
+     * config over an 8-bit release, or the reverse.
+     */
+    static boolean packedAtOtherBits(Checkpoint ckpt, ModelConfig cfg, Path dir) {
+        ModelConfig.Quantization q = cfg.quantization();
+        if (q == null) {
+            return false;
+        }
+        try {
+            checkAgainstConfig(ckpt, cfg, dir, other(Bits.of(q.bits())));
+            return true;
+        } catch (InputException e) {
+            return false;
+        }
+    }
+
+    private static void checkAgainstConfig(Checkpoint ckpt, ModelConfig cfg, Path dir, Bits bits) {
         Map<String, long[]> expected = cfg.expectedShapes();
         ModelConfig.Quantization q = cfg.quantization();
         if (q != null) {
             expected = new LinkedHashMap<>();
             List<TensorSpec> plan = q.gptqTensors()
-                    ? GptqFormat.plan(cfg, ckpt::tensor, q.groupSize())
+                    ? GptqFormat.plan(cfg, ckpt::tensor, q.groupSize(), bits)
                     : CompressedTensorsFormat.plan(
-                            cfg, ckpt::tensor, q.groupSize(), CompressedTensorsFormat.scheme(dir), q.descAct());
+                            cfg, ckpt::tensor, q.groupSize(), CompressedTensorsFormat.scheme(dir), q.descAct(), bits);
             for (TensorSpec t : plan) {
                 expected.put(t.name(), t.shape());
             }

@@ -285,7 +285,8 @@ class GptqTest {
     void optionsAreValidated() {
         InputException e =
                 assertThrows(InputException.class, () -> new GptqOptions(3, 128, true, 0.01, 128, false, true, 0));
-        assertTrue(e.getMessage().startsWith("m2q writes 4-bit symmetric GPTQ only: "), e.getMessage());
+        assertTrue(e.getMessage().startsWith("m2q writes 4- or 8-bit symmetric GPTQ only: "), e.getMessage());
+        assertEquals(8, new GptqOptions(8, 128, true, 0.01, 128, false, true, 0).bits());
         assertThrows(InputException.class, () -> new GptqOptions(4, 128, false, 0.01, 128, false, true, 0));
         assertThrows(InputException.class, () -> GptqOptions.DEFAULTS.withDamp(1.0));
         assertThrows(InputException.class, () -> GptqOptions.DEFAULTS.withDamp(-0.1));
