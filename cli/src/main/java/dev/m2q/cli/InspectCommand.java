@@ -10,6 +10,7 @@ import dev.m2q.core.io.TensorSpec;
 import dev.m2q.core.io.TensorView;
 import dev.m2q.core.json.Json;
 import dev.m2q.core.model.ModelConfig;
+import dev.m2q.core.quant.Bits;
 import dev.m2q.core.quant.CompressedTensorsFormat;
 import dev.m2q.core.quant.GptqFormat;
 import dev.m2q.core.quant.GptqLayoutCheck;
