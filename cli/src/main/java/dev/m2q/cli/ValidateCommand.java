@@ -266,6 +266,23 @@ final class ValidateCommand implements Callable<Integer> {
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
+    /**
+     * {@code --w4-kernel} on a release that is not 4-bit: refused before any work (exit 2), naming the bits. The
+     * W4A16 kernel has no 8-bit twin; without the option an 8-bit release is dequantized to fp32 and validates.
+     */
+    static void requireW4KernelFits(boolean w4Kernel, java.nio.file.Path candidate) {
+        if (!w4Kernel || candidate == null || !java.nio.file.Files.isRegularFile(candidate.resolve("config.json"))) {
+            return;
+        }
+        dev.m2q.core.model.ModelConfig.Quantization q =
+                dev.m2q.core.model.ModelConfig.load(candidate).quantization();
+        if (q != null && q.bits() != 4) {
+            throw new InputException("--w4-kernel: " + candidate + " is an " + q.bits() + "-bit release"
+                    + " (quantization_config bits " + q.bits() + "); the packed W4A16 kernel reads 4-bit linears only,"
+                    + " run without --w4-kernel to validate it dequantized to fp32");
+        }
+    }
+
     @Override
     public Integer call() {
         // The report may go into the candidate (the default) but into no other input; it writes only its own files.
@@ -282,6 +299,7 @@ final class ValidateCommand implements Callable<Integer> {
         if (generateOut != null) {
             throw new InputException("--out is the file --generate writes: give --generate PROMPTS too");
         }
+        requireW4KernelFits(w4Kernel, candidate);
         TaskEval.Options taskOptions = taskOptions();
         Speculative sp = speculative();
         if (reference == null) {

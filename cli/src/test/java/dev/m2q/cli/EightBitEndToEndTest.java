@@ -169,8 +169,10 @@ class EightBitEndToEndTest {
                         .contains("model.layers.2.mlp.up_proj.qzeros: qzeros[0, 3] is 0x77777777 (1 words differ); with"
                                 + " sym every word is 0x7F7F7F7F at bits 8"),
                 z.out());
-        // validate's reader refuses it too, naming the tensor.
-        CliTest.assertBadInput(validate(zeros), "model.layers.2.mlp.up_proj.qzeros[0, 3] is 0x77777777");
+        // validate fails it (exit 1) on its integrity and format checks, naming the tensor, before measuring anything.
+        CliTest.Run v = validate(zeros);
+        assertEquals(1, v.code(), v.out() + v.err());
+        assertTrue(v.out().contains("format: model.layers.2.mlp.up_proj.qzeros: qzeros[0, 3] is 0x77777777"), v.out());
     }
 
     @Test
