@@ -275,6 +275,25 @@ class CudaGptqGpuTest {
     }
 
     /**
+     * At 8 bits the CUDA GPTQ kernels run the column loop on the CPU (gptq.cu is 4-bit), as for --clip-search: the
+     * same codes, scales and Σ Err² as the Java loop bit for bit, codes over the 8-bit range.
+     */
+    @Test
+    void eightBitColumnLoopFallsBackToTheJavaLoop() {
+        GptqKernels cuda = cudaGptq();
+        Problem p = Problem.of(new SplittableRandom(41), 96, 256, 128, true);
+        GptqCodes want = GPTQ_TWIN.columnLoop(new GptqProblem(
+                p.wt().clone(), p.u(), p.k(), p.n(), 128, 64, p.perm(), null, dev.m2q.core.quant.Bits.EIGHT));
+        GptqCodes got = cuda.columnLoop(new GptqProblem(
+                p.wt().clone(), p.u(), p.k(), p.n(), 128, 64, p.perm(), null, dev.m2q.core.quant.Bits.EIGHT));
+        assertArrayEquals(want.codes(), got.codes());
+        assertArrayEquals(want.scales(), got.scales());
+        assertArrayEquals(want.gIdx(), got.gIdx());
+        assertEquals(want.errSquares(), got.errSquares());
+        assertTrue(Arrays.stream(got.codes()).anyMatch(c -> c > 15), "8-bit codes reach beyond the 4-bit range");
+    }
+
+    /**
      * A weight that is not finite when its group's scale is computed fails with Gptq.groupScales' message, naming
      * the first (position, output) the Java loop would meet; a group absmax whose scale overflows fp16 fails
      * with Rtn.scale's.
