@@ -331,6 +331,31 @@ final class QuantizeCommand implements Callable<Integer> {
             notes.add("warning: " + marlin);
         }
         seqlen = capSeqlen(seqlen, seqlenOption != null, cfg.maxPositionEmbeddings(), notes);
+        List<Path> files = calib;
+        if (files == null || files.isEmpty()) {
+            Path bundled = dir.resolve("calibration.txt");
+            if (!Files.isRegularFile(bundled)) {
+                throw new InputException("--calib FILE is required (the model folder has no calibration.txt)");
+            }
+            files = List.of(bundled);
+        }
+        Tokenizer tok = Tokenizer.load(dir.resolve("tokenizer.json"));
+        ChatTemplate chat = Files.isRegularFile(dir.resolve("tokenizer_config.json")) ? chatOrNull(dir) : null;
+        CalibrationSet set = CalibrationSet.load(files, tok, chat);
+        set.capped().ifPresent(note -> spec.commandLine().getErr().println("m2q: note: " + note));
+        // Short text with the default count: as many whole samples as it holds (an explicit --nsamples stays a
+        // request that sample() refuses when unmet). Everything below (config keys, fingerprint) sees the count used.
+        if (nsamplesOption == null) {
+            CalibrationSet.Fit fit = set.fit(nsamples, seqlen);
+            fit.note().ifPresent(notes::add);
+            nsamples = fit.nsamples();
+            if (autoRoundOptions != null && autoRoundOptions.batchSize() > nsamples) {
+                throw new InputException("--batch-size " + autoRoundOptions.batchSize() + " is more than the "
+                        + nsamples + " samples of " + seqlen + " tokens the calibration text holds: pass a smaller"
+                        + " --batch-size or --seqlen, or more calibration text");
+            }
+        }
+        List<int[]> samples = set.sample(nsamples, seqlen, seed);
         Devices.Selection selected = device.select(kernels.get());
         LayerMethod m;
         Map<String, Object> qc = new LinkedHashMap<>();
@@ -363,20 +388,6 @@ final class QuantizeCommand implements Callable<Integer> {
                         + " weights at load and may not use its fastest kernel");
             }
         }
-
-        List<Path> files = calib;
-        if (files == null || files.isEmpty()) {
-            Path bundled = dir.resolve("calibration.txt");
-            if (!Files.isRegularFile(bundled)) {
-                throw new InputException("--calib FILE is required (the model folder has no calibration.txt)");
-            }
-            files = List.of(bundled);
-        }
-        Tokenizer tok = Tokenizer.load(dir.resolve("tokenizer.json"));
-        ChatTemplate chat = Files.isRegularFile(dir.resolve("tokenizer_config.json")) ? chatOrNull(dir) : null;
-        CalibrationSet set = CalibrationSet.load(files, tok, chat);
-        set.capped().ifPresent(note -> spec.commandLine().getErr().println("m2q: note: " + note));
-        List<int[]> samples = set.sample(nsamples, seqlen, seed);
 
         Map<String, Object> calibration = new LinkedHashMap<>();
         calibration.put(
