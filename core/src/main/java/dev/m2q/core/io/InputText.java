@@ -4,6 +4,7 @@ import dev.m2q.core.InputException;
 import dev.m2q.core.json.Json;
 import dev.m2q.core.json.JsonException;
 import java.io.BufferedInputStream;
+import java.io.EOFException;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.ByteBuffer;
@@ -39,7 +40,8 @@ import org.apache.commons.compress.compressors.CompressorStreamFactory;
  * {@code ._*} resource-fork members are skipped. Each member is detected on its own, so a tar of {@code .jsonl.zst}
  * shards reads; a member that is itself an archive is refused (unpack it first). Zip and 7z archives are refused
  * with that advice. Other magic numbers that commons-compress knows (zlib, lzma, lz4, snappy, Unix compress) are not
- * taken as compression: two printable letters such as {@code x^} open a zlib stream, so text could be mistaken.
+ * taken as compression: two printable letters such as {@code x^} open a zlib stream, so text could be mistaken. For
+ * the same reason bzip2 needs more than its letters {@code BZh}: a block-size digit and a block magic.
  *
  * <p><b>Text:</b> strictly UTF-8 (invalid bytes are refused naming the line and the byte offset); a leading BOM is
  * dropped. Errors name the file, and for a tar the member: {@code c4.tar.gz (member shard-3.jsonl):12: …}. A corrupt
@@ -213,6 +215,9 @@ public final class InputText {
     private static String compression(InputStream in, String where, String what) {
         try {
             String name = CompressorStreamFactory.detect(in);
+            if (name.equals(CompressorStreamFactory.BZIP2) && !bzip2(in)) {
+                return null;
+            }
             return COMPRESSIONS.containsKey(name) ? name : null;
         } catch (CompressorException e) {
             if (e.getCause() instanceof IOException io) {
@@ -220,6 +225,35 @@ public final class InputText {
             }
             return null; // no known signature: not compressed
         }
+    }
+
+    /** bzip2's first block (or end of stream) magic after "BZh1" to "BZh9", as real bzip2 data has. */
+    private static final byte[][] BZIP2_MAGICS = {
+        {0x31, 0x41, 0x59, 0x26, 0x53, 0x59}, {0x17, 0x72, 0x45, 0x38, 0x50, (byte) 0x90}
+    };
+
+    /**
+     * Whether what commons-compress takes for bzip2 (the three letters "BZh", which a text may start with) is
+     * bzip2 data: a block size digit, then a block or end-of-stream magic.
+     */
+    private static boolean bzip2(InputStream in) {
+        byte[] head;
+        try {
+            in.mark(10);
+            head = in.readNBytes(10);
+            in.reset();
+        } catch (IOException e) {
+            return true; // let the decoder report it, naming the file
+        }
+        if (head.length < 10 || head[3] < '1' || head[3] > '9') {
+            return false;
+        }
+        for (byte[] magic : BZIP2_MAGICS) {
+            if (Arrays.equals(head, 4, 10, magic, 0, 6)) {
+                return true;
+            }
+        }
+        return false;
     }
 
     private static InputStream open(InputStream in, String compression, String where, String what) {
@@ -325,10 +359,12 @@ public final class InputText {
         if (kind.equals("file")) {
             return new InputException(where + ": cannot read " + what + ": " + e, e);
         }
+        String why = e.getMessage() != null
+                ? e.getMessage()
+                : e instanceof EOFException ? "the data ends early" : "no detail";
         return new InputException(
                 where + ": the " + kind + " data is corrupt or truncated ("
-                        + e.getClass().getSimpleName() + (e.getMessage() == null ? "" : ": " + e.getMessage())
-                        + "); re-download or recompress the " + what,
+                        + e.getClass().getSimpleName() + ": " + why + "); re-download or recompress the " + what,
                 e);
     }
 
