@@ -343,16 +343,24 @@ final class QuantizeCommand implements Callable<Integer> {
         ChatTemplate chat = Files.isRegularFile(dir.resolve("tokenizer_config.json")) ? chatOrNull(dir) : null;
         CalibrationSet set = CalibrationSet.load(files, tok, chat);
         set.capped().ifPresent(note -> spec.commandLine().getErr().println("m2q: note: " + note));
-        // Short text with the default count: as many whole samples as it holds (an explicit --nsamples stays a
-        // request that sample() refuses when unmet). Everything below (config keys, fingerprint) sees the count used.
+        // Short text with the default count: as many whole samples as it holds, and AutoRound's default batch no
+        // larger (an explicit --nsamples or --batch-size stays a request, refused when unmet). Everything below
+        // (config keys, manifest, resume fingerprint) sees the counts used.
         if (nsamplesOption == null) {
             CalibrationSet.Fit fit = set.fit(nsamples, seqlen);
-            fit.note().ifPresent(notes::add);
             nsamples = fit.nsamples();
+            String note = fit.note().orElse(null);
             if (autoRoundOptions != null && autoRoundOptions.batchSize() > nsamples) {
-                throw new InputException("--batch-size " + autoRoundOptions.batchSize() + " is more than the "
-                        + nsamples + " samples of " + seqlen + " tokens the calibration text holds: pass a smaller"
-                        + " --batch-size or --seqlen, or more calibration text");
+                if (batchSize != null) {
+                    throw new InputException("--batch-size " + batchSize + " is more than the " + nsamples
+                            + " samples of " + seqlen + " tokens the calibration text holds: pass a smaller"
+                            + " --batch-size or --seqlen, or more calibration text");
+                }
+                note += ", in AutoRound batches of " + nsamples + " (default " + autoRoundOptions.batchSize() + ")";
+                autoRoundOptions = AutoRoundOptions.resolve(rec, iters, lr, minmaxLr, nsamples, groupSize, seed);
+            }
+            if (note != null) {
+                notes.add(note);
             }
         }
         List<int[]> samples = set.sample(nsamples, seqlen, seed);

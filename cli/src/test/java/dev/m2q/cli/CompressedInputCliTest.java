@@ -153,4 +153,45 @@ class CompressedInputCliTest {
         assertEquals(0, ok.code(), ok.err());
         assertFalse(ok.err().contains("calibration: text holds"), ok.err());
     }
+
+    @Test
+    void autoRoundsDefaultBatchShrinksWithShortTextAnExplicitOneDoesNot() throws Exception {
+        // An explicit --seqlen 64 keeps this fast; the count is still the default, so it still fits the text.
+        String all = new String(fixtureCalibration(), StandardCharsets.UTF_8);
+        Path shortText = Files.writeString(tmp.resolve("short.txt"), all.substring(0, all.lastIndexOf('\n', 1000) + 1));
+        int held = CalibrationSet.load(List.of(shortText), Tokenizer.load(FIXTURE.resolve("tokenizer.json")), null)
+                        .totalTokens()
+                / 64;
+        assertTrue(held >= 1 && held < 8, "the text must hold fewer windows than AutoRound's batch of 8: " + held);
+        String[] args = {
+            "quantize",
+            "--model",
+            FIXTURE.toString(),
+            "--out",
+            tmp.resolve("ar").toString(),
+            "--method",
+            "autoround",
+            "--iters",
+            "0",
+            "--seqlen",
+            "64",
+            "--calib",
+            shortText.toString()
+        };
+        Run r = run(args);
+        assertEquals(0, r.code(), r.err());
+        String line = "calibration: text holds " + held + " samples of 64 tokens, using " + held
+                + " (default 128), in AutoRound batches of " + held + " (default 8)";
+        assertEquals(1, r.err().lines().filter(l -> l.equals(line)).count(), r.err());
+        assertTrue(r.err().contains("batch " + held + ")"), r.err());
+        assertEquals((long) held, calibrationOf(tmp.resolve("ar")).get("nsamples"));
+
+        String[] explicit = Arrays.copyOf(args, args.length + 2);
+        explicit[args.length] = "--batch-size";
+        explicit[args.length + 1] = "8";
+        explicit[4] = tmp.resolve("ar2").toString();
+        assertBadInput(
+                run(explicit),
+                "--batch-size 8 is more than the " + held + " samples of 64 tokens the calibration text holds");
+    }
 }
