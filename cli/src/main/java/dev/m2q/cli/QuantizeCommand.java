@@ -207,14 +207,16 @@ final class QuantizeCommand implements Callable<Integer> {
             names = "--calib",
             paramLabel = "FILE",
             arity = "1..*",
-            description = "Calibration files: .txt, or .jsonl with \"text\" or chat \"messages\". Default: the model"
+            description = "Calibration files: text, or JSON lines with \"text\" or chat \"messages\"; plain,"
+                    + " gzip, xz, bzip2 or zstd, or a tar of such files, told apart by content. Default: the model"
                     + " folder's calibration.txt when it has one (the bundled demo model does).")
     List<Path> calib;
 
     @Option(
             names = "--nsamples",
             paramLabel = "N",
-            description = "Calibration windows (default 128; AutoRound: the recipe's, 512 for best).")
+            description = "Calibration windows (default 128; AutoRound: the recipe's, 512 for best; a default is"
+                    + " lowered, with a note, to the whole windows a short text holds).")
     Integer nsamplesOption;
 
     @Option(
