@@ -176,7 +176,7 @@ public final class InputText {
             throws IOException {
         TarArchiveInputStream tar = new TarArchiveInputStream(in, StandardCharsets.UTF_8.name());
         long left = budget;
-        for (TarArchiveEntry e = next(tar, file, what); e != null && left > 0; e = next(tar, file, what)) {
+        for (TarArchiveEntry e = next(tar, file, what); e != null; e = next(tar, file, what)) {
             String base = e.getName().substring(e.getName().lastIndexOf('/') + 1);
             if (!e.isFile() || e.isLink() || e.isSymbolicLink() || e.isDirectory() || base.startsWith("._")) {
                 continue;
@@ -191,10 +191,15 @@ public final class InputText {
                 throw new InputException(where + ": is itself a tar archive; m2q reads one level of tar: unpack it"
                         + " and pass its files (" + what + ")");
             }
-            String size = compression == null
-                    ? mib(e.getSize())
-                    : COMPRESSIONS.get(compression) + ", " + mib(e.getSize()) + " compressed";
-            Part p = part(member, where, baseName(base, compression), memberWord(compression), what, left, size);
+            // A budget spent exactly at the end of the last member read cuts this one at 0 bytes, so a note says so.
+            Part p = part(
+                    member,
+                    where,
+                    baseName(base, compression),
+                    memberWord(compression),
+                    what,
+                    left,
+                    size(e.getSize(), compression));
             parts.add(p);
             left -= p.bytesRead();
             if (p.cut()) {
@@ -393,14 +398,18 @@ public final class InputText {
 
     private static String sizeOf(Path file, String compression) {
         try {
-            long size = Files.size(file);
-            String s = size >= 1L << 30
-                    ? String.format(Locale.ROOT, "%.1f GiB", size / (double) (1L << 30))
-                    : size > 0 ? mib(size) : "size unknown";
-            return compression == null ? s : COMPRESSIONS.get(compression) + ", " + s + " compressed";
+            return size(Files.size(file), compression);
         } catch (IOException e) {
             return "size unknown";
         }
+    }
+
+    /** A file's or member's size in words, as stored ("gzip, 40.0 MiB compressed" when compressed). */
+    private static String size(long bytes, String compression) {
+        String s = bytes >= 1L << 30
+                ? String.format(Locale.ROOT, "%.1f GiB", bytes / (double) (1L << 30))
+                : bytes > 0 ? mib(bytes) : "size unknown";
+        return compression == null ? s : COMPRESSIONS.get(compression) + ", " + s + " compressed";
     }
 
     /** Bytes in MiB with one decimal, as the calibration notes print them. */

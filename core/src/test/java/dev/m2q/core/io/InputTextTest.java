@@ -141,6 +141,11 @@ class InputTextTest {
         assertEquals(5, parts.get(1).bytesRead());
         assertEquals("0.0 MiB", parts.get(1).size());
         assertEquals(3, InputText.read(f, "t", 25).size());
+        // Spent exactly at the end of a: b is cut at 0 bytes (so a note can say so), c not read.
+        List<InputText.Part> exact = InputText.read(f, "t", 10);
+        assertEquals(2, exact.size());
+        assertEquals("", exact.get(1).text());
+        assertTrue(exact.get(1).cut());
     }
 
     @Test
