@@ -77,7 +77,10 @@ final class ValidateCommand implements Callable<Integer> {
     /** The kernels chosen by --device and --kernels, once per run. */
     private Devices.Selection selection;
 
-    @Option(names = "--text", paramLabel = "FILE", description = "Held-out UTF-8 text (required with --reference).")
+    @Option(
+            names = "--text",
+            paramLabel = "FILE",
+            description = "Held-out UTF-8 text, plain or gzip/xz/bzip2/zstd (required with --reference).")
     Path text;
 
     @Option(
@@ -160,7 +163,8 @@ final class ValidateCommand implements Callable<Integer> {
             names = "--prompts",
             paramLabel = "FILE",
             description = "Prompts for speculative decoding (.jsonl with messages/prompt/text, or one per line),"
-                    + " rendered with the candidate's chat template.")
+                    + " rendered with the candidate's chat template; may be gzip/xz/bzip2/zstd or a tar (README,"
+                    + " \"Input files\").")
     Path prompts;
 
     @Option(
@@ -202,9 +206,10 @@ final class ValidateCommand implements Callable<Integer> {
             names = "--tasks",
             split = ",",
             paramLabel = "FILE",
-            description = "Task files (JSONL, one item per line; several separated by commas): multiple-choice or"
-                    + " generative items scored by the reference, the candidate and the RTN baseline when asked, with"
-                    + " paired statistics (README, \"Task accuracy\").")
+            description =
+                    "Task files (JSONL, one item per line; several separated by commas): multiple-choice or"
+                            + " generative items scored by the reference, the candidate and the RTN baseline when asked, with"
+                            + " paired statistics (README, \"Task accuracy\"); each may be gzip/xz/bzip2/zstd or a tar of such files.")
     List<Path> tasks;
 
     @Option(
@@ -248,7 +253,7 @@ final class ValidateCommand implements Callable<Integer> {
             names = "--generate",
             paramLabel = "PROMPTS",
             description = "Generation only: both models' greedy answers to PROMPTS side by side as JSONL in --out, for"
-                    + " grading outside m2q.")
+                    + " grading outside m2q (PROMPTS as --prompts).")
     Path generate;
 
     @Option(names = "--out", paramLabel = "FILE", description = "The JSONL file --generate writes.")
