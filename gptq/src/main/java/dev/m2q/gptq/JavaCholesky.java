@@ -93,7 +93,15 @@ final class JavaCholesky {
 
     /** Block J = [j0, j0 + bw) of super-block S = [s0, s0 + sw), whose panel holds the terms p &lt; s0. */
     private static boolean factorBlock(
-            float[] a, float[] diag, float shift, int k, Kernels kernels, float[] panel, float[] lt, int s0, int sw,
+            float[] a,
+            float[] diag,
+            float shift,
+            int k,
+            Kernels kernels,
+            float[] panel,
+            float[] lt,
+            int s0,
+            int sw,
             int j0) {
         int bw = Math.min(BLOCK, k - j0);
         int rows = k - j0;
