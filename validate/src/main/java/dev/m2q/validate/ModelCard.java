@@ -48,8 +48,8 @@ public final class ModelCard {
     /** A hub repository id: owner/name. */
     private static final Pattern HUB_ID = Pattern.compile("[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*");
 
-    /** A YAML value that needs no quotes. */
-    private static final Pattern PLAIN = Pattern.compile("[A-Za-z0-9][A-Za-z0-9_.+/-]*");
+    /** A YAML value that needs no quotes: no space (so no ": " or " #"), no leading indicator, no trailing ':'. */
+    private static final Pattern PLAIN = Pattern.compile("[A-Za-z0-9][A-Za-z0-9_.+/:%?=&-]*");
 
     private ModelCard() {}
 
@@ -194,7 +194,7 @@ public final class ModelCard {
 
     /** A YAML scalar: plain when it is safe, else a double-quoted string (JSON's escapes are YAML's). */
     private static String yaml(String v) {
-        return PLAIN.matcher(v).matches() && !v.contains(": ") ? v : Json.write(v);
+        return PLAIN.matcher(v).matches() && !v.endsWith(":") ? v : Json.write(v);
     }
 
     /**
@@ -331,7 +331,7 @@ public final class ModelCard {
         if (acc != null) {
             md.append(String.format(
                     Locale.ROOT,
-                    "Against the BF16 reference on %s tokens of `%s` (%s windows of up to %s tokens, %s next-token"
+                    "Against the BF16 reference on %s tokens of `%s` (%s window(s) of up to %s tokens, %s next-token"
                             + " predictions); the candidate ran %s. KL is the mean per-token KL(P_ref ‖ P_quant) in"
                             + " nats; top-1 is the share of positions where both models' most likely next token"
                             + " agree.%n%n",
@@ -341,6 +341,12 @@ public final class ModelCard {
                     r.seqlen(),
                     acc.predictions(),
                     r.candidatePath()));
+            if (acc.simulated8bit() != null) {
+                md.append("The release was measured as it declares itself, ")
+                        .append(r.scheme())
+                        .append(": its 8-bit parts simulated from the written scales (`validation.md` has each part"
+                                + " alone).\n\n");
+            }
             md.append("| model | perplexity | Δ perplexity | KL mean | KL p99 | top-1 agreement |\n");
             md.append("|---|---|---|---|---|---|\n");
             md.append("| BF16 reference | ")
@@ -744,7 +750,7 @@ public final class ModelCard {
             Object method = manifest.get("method");
             String seed = manifest.get("seed") instanceof Number n ? ", seed " + n : "";
             return method instanceof String s
-                    ? methodName(s) + " (m2q quantize" + seed + ")"
+                    ? methodName(s) + ", by m2q quantize" + seed.replace(", seed", " with seed")
                     : formatName() + " (no m2q-manifest.json: not quantized by m2q, so its recipe is not recorded)";
         }
 
