@@ -281,13 +281,16 @@ public final class ModelCard {
         md.append("- `lm_head`: ").append(f.lmHead()).append('\n');
         md.append("- Calibration: ").append(f.calibrationLine()).append('\n');
         md.append("- Checkpoint format: ").append(f.formatLine()).append('\n');
-        md.append("- Speculative decoding: ")
-                .append(
-                        f.draft()
-                                ? "an EAGLE-3 draft head in `draft/`, trained for this release (its own"
-                                        + " `m2q-manifest.json` hashes its files)"
-                                : "no draft head")
-                .append('\n');
+        md.append("- Speculative decoding: ");
+        if (f.draft()) {
+            md.append("an EAGLE-3 draft head in `draft/`");
+            if (f.draftManifest()) {
+                md.append(" (its files hashed in `draft/m2q-manifest.json`)");
+            }
+        } else {
+            md.append("no draft head");
+        }
+        md.append('\n');
         String license = refCard.get("license");
         if (license != null) {
             md.append("- License: `")
@@ -445,12 +448,13 @@ public final class ModelCard {
         md.append("### Speculative decoding (EAGLE-3)\n\n");
         md.append(String.format(
                 Locale.ROOT,
-                "Measured on m2q's own engine (batch 1, %s kernels, the release run %s), not on vLLM or SGLang:"
+                "Measured on m2q's own engine, %s (batch 1, %s kernels, the release run %s), not on vLLM or SGLang:"
                         + " %s prompts of `%s`, %s new tokens each, T = %s. Plain decoding on the same engine: %s"
                         + " tokens/s. τ = tokens emitted per target forward; α = accepted / verified drafts; the"
                         + " speedup is measured tokens/s with the head over without it; the predicted one is"
                         + " (1 − α^(k+1)) / ((1 − α)(k·c + 1)), for an engine where verifying k + 1 tokens costs one"
                         + " decode step.%n%n",
+                s.kernels() != null && s.kernels().startsWith("cuda") ? "on a GPU" : "on the CPU",
                 s.kernels(),
                 s.candidatePath(),
                 s.prompts(),
@@ -597,6 +601,7 @@ public final class ModelCard {
      * @param tensors the checkpoint's tensor names (empty when it cannot be opened)
      * @param tiedEmbeddings config.json's tie_word_embeddings
      * @param draft whether draft/ holds a head (its config.json)
+     * @param draftManifest whether draft/ has its m2q-manifest.json
      */
     record Facts(
             String name,
@@ -604,7 +609,8 @@ public final class ModelCard {
             Map<String, Object> manifest,
             Set<String> tensors,
             boolean tiedEmbeddings,
-            boolean draft) {
+            boolean draft,
+            boolean draftManifest) {
 
         static Facts read(Path release) {
             Path abs = release.toAbsolutePath().normalize();
@@ -624,7 +630,8 @@ public final class ModelCard {
                     json(abs.resolve(Manifest.FILE)),
                     tensors,
                     Boolean.TRUE.equals(config.get("tie_word_embeddings")),
-                    Files.isRegularFile(abs.resolve("draft").resolve("config.json")));
+                    Files.isRegularFile(abs.resolve("draft").resolve("config.json")),
+                    Files.isRegularFile(abs.resolve("draft").resolve(Manifest.FILE)));
         }
 
         private static Map<String, Object> json(Path file) {
