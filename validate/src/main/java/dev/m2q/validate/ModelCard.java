@@ -158,11 +158,13 @@ public final class ModelCard {
                     .append(f.sourceName(s.reference()))
                     .append("` (its hub id was not given: `m2q validate --base-model OWNER/NAME` names it here)");
         }
-        md.append(", made with m2q ")
-                .append(f.m2qVersion() != null ? f.m2qVersion() : r.m2qVersion())
+        md.append(
+                        f.m2qVersion() != null
+                                ? ", made with m2q " + f.m2qVersion()
+                                : ", made outside m2q (the release has no m2q-manifest.json)")
                 .append(". Every figure on this card is read from `validation.json`, measured by m2q ")
                 .append(r.m2qVersion())
-                .append(" on the files of this folder.\n\n");
+                .append(" on the release's files.\n\n");
         whatWasDone(md, f, refCard, s.reference());
         validation(md, r);
         serve(md, f, r, s.release());
