@@ -389,8 +389,11 @@ public final class ModelCard {
         if (r.speculative() != null) {
             speculative(md, r.speculative());
         }
-        md.append("The full report, with the per-layer error, the KL histogram and the integrity and format checks,"
-                + " is `validation.md` beside this card.\n\n");
+        md.append(
+                acc != null
+                        ? "The full report, with the per-layer error, the KL histogram and the integrity and format"
+                                + " checks, is `validation.md` beside this card.\n\n"
+                        : "The full report is `validation.md` beside this card.\n\n");
     }
 
     private static void modelRow(StringBuilder md, String label, ValidationReport.ModelFigures m) {
