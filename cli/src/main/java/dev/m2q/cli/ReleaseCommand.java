@@ -65,7 +65,7 @@ final class ReleaseCommand implements Callable<Integer> {
     /** The state and work folder beside --out. */
     static final String WORK_SUFFIX = ".m2q-release";
     /** The effective recipe inside the release. */
-    static final String RECIPE_FILE = "m2q-recipe.yaml";
+    static final String RECIPE_FILE = dev.m2q.validate.ModelCard.RECIPE_FILE;
 
     static final String STATE_FILE = "state.json";
 
@@ -263,6 +263,10 @@ final class ReleaseCommand implements Callable<Integer> {
         int verdict = Main.EXIT_OK;
         for (int i = 0; i < stages.size(); i++) {
             Stage s = stages.get(i);
+            if (s == Stage.VALIDATE && !dryRun) {
+                // Before validate, so that the model card it writes can point at the recipe.
+                writeRecipe(outDir, modelDir, draftMode, values, modelHashes, stages);
+            }
             Planned p = plan(s, values.getOrDefault(s, Map.of()), modelDir, modelHashes, outDir, work, head, outputs);
             int rc = runStage(p, i + 1, stages.size(), stages.subList(i, stages.size()));
             if (rc != Main.EXIT_OK && !(s == Stage.VALIDATE && rc == Main.EXIT_CHECK_FAILED)) {
@@ -281,7 +285,6 @@ final class ReleaseCommand implements Callable<Integer> {
         if (dryRun) {
             return Main.EXIT_OK;
         }
-        writeRecipe(outDir, modelDir, draftMode, values, modelHashes, stages);
         PrintWriter o = spec.commandLine().getOut();
         o.println("release " + outDir + ": "
                 + (verdict == Main.EXIT_OK

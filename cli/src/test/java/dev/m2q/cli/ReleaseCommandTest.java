@@ -83,6 +83,8 @@ class ReleaseCommandTest {
         assertTrue(Files.isRegularFile(first.resolve("validation.json")));
         assertTrue(Files.isRegularFile(first.resolve(ReleaseCommand.RECIPE_FILE)));
         assertEquals(5, count(r.err(), ": running"), r.err());
+        // The recipe is in place before validate, so the model card points at it.
+        assertTrue(Files.readString(first.resolve("README.md")).contains("- Recipe: `m2q-recipe.yaml`"));
     }
 
     @Test

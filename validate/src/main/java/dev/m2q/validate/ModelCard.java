@@ -99,6 +99,9 @@ public final class ModelCard {
     }
 
     /** A figure in its pattern, or "–" when it is not a finite number. */
+    /** The effective recipe {@code m2q release} writes into a release (before it validates it). */
+    public static final String RECIPE_FILE = "m2q-recipe.yaml";
+
     static String figure(String pattern, double v) {
         return Double.isFinite(v) ? String.format(Locale.ROOT, pattern, v) : "–";
     }
@@ -293,6 +296,13 @@ public final class ModelCard {
             md.append("no draft head");
         }
         md.append('\n');
+        if (f.recipe()) {
+            md.append("- Recipe: `")
+                    .append(RECIPE_FILE)
+                    .append("`, every option of every stage and the sha256 of every input; `m2q release --recipe ")
+                    .append(RECIPE_FILE)
+                    .append(" --out NEW_DIR` on the same inputs rebuilds these tensor files byte for byte\n");
+        }
         String license = refCard.get("license");
         if (license != null) {
             md.append("- License: `")
@@ -607,6 +617,7 @@ public final class ModelCard {
      * @param tiedEmbeddings config.json's tie_word_embeddings
      * @param draft whether draft/ holds a head (its config.json)
      * @param draftManifest whether draft/ has its m2q-manifest.json
+     * @param recipe whether the release holds the effective recipe of {@code m2q release} ({@link #RECIPE_FILE})
      */
     record Facts(
             String name,
@@ -615,7 +626,8 @@ public final class ModelCard {
             Set<String> tensors,
             boolean tiedEmbeddings,
             boolean draft,
-            boolean draftManifest) {
+            boolean draftManifest,
+            boolean recipe) {
 
         static Facts read(Path release) {
             Path abs = release.toAbsolutePath().normalize();
@@ -636,7 +648,8 @@ public final class ModelCard {
                     tensors,
                     Boolean.TRUE.equals(config.get("tie_word_embeddings")),
                     Files.isRegularFile(abs.resolve("draft").resolve("config.json")),
-                    Files.isRegularFile(abs.resolve("draft").resolve(Manifest.FILE)));
+                    Files.isRegularFile(abs.resolve("draft").resolve(Manifest.FILE)),
+                    Files.isRegularFile(abs.resolve(RECIPE_FILE)));
         }
 
         private static Map<String, Object> json(Path file) {
