@@ -24,7 +24,8 @@ final class EagleDataCommand implements Callable<Integer> {
             names = "--prompts",
             required = true,
             paramLabel = "FILE",
-            description = "Prompts: one per line, or .jsonl with {\"messages\": [...]} or {\"prompt\": ...} per line.")
+            description = "Prompts: one per line, or .jsonl with {\"messages\": [...]} or {\"prompt\": ...} per line;"
+                    + " plain, gzip, xz, bzip2 or zstd, or a tar of such files.")
     Path prompts;
 
     @Option(names = "--out", required = true, paramLabel = "FILE", description = "The data file to write (JSONL).")

@@ -22,7 +22,8 @@ import picocli.CommandLine.Command;
             TokenizeCommand.class,
             ValidateCommand.class,
             BenchCommand.class,
-            EagleCommand.class
+            EagleCommand.class,
+            ReleaseCommand.class
         })
 public final class Main {
     public static final int EXIT_OK = 0;

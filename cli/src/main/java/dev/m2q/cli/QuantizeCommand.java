@@ -213,14 +213,16 @@ final class QuantizeCommand implements Callable<Integer> {
             names = "--calib",
             paramLabel = "FILE",
             arity = "1..*",
-            description = "Calibration files: .txt, or .jsonl with \"text\" or chat \"messages\". Default: the model"
+            description = "Calibration files: text, or JSON lines with \"text\" or chat \"messages\"; plain,"
+                    + " gzip, xz, bzip2 or zstd, or a tar of such files, told apart by content. Default: the model"
                     + " folder's calibration.txt when it has one (the bundled demo model does).")
     List<Path> calib;
 
     @Option(
             names = "--nsamples",
             paramLabel = "N",
-            description = "Calibration windows (default 128; AutoRound: the recipe's, 512 for best).")
+            description = "Calibration windows (default 128; AutoRound: the recipe's, 512 for best; a default is"
+                    + " lowered, with a note, to the whole windows a short text holds).")
     Integer nsamplesOption;
 
     @Option(
@@ -339,6 +341,39 @@ final class QuantizeCommand implements Callable<Integer> {
             notes.add("warning: " + marlin);
         }
         seqlen = capSeqlen(seqlen, seqlenOption != null, cfg.maxPositionEmbeddings(), notes);
+        List<Path> files = calib;
+        if (files == null || files.isEmpty()) {
+            Path bundled = dir.resolve("calibration.txt");
+            if (!Files.isRegularFile(bundled)) {
+                throw new InputException("--calib FILE is required (the model folder has no calibration.txt)");
+            }
+            files = List.of(bundled);
+        }
+        Tokenizer tok = Tokenizer.load(dir.resolve("tokenizer.json"));
+        ChatTemplate chat = Files.isRegularFile(dir.resolve("tokenizer_config.json")) ? chatOrNull(dir) : null;
+        CalibrationSet set = CalibrationSet.load(files, tok, chat);
+        set.capped().ifPresent(note -> spec.commandLine().getErr().println("m2q: note: " + note));
+        // Short text with the default count: as many whole samples as it holds, and AutoRound's default batch no
+        // larger (an explicit --nsamples or --batch-size stays a request, refused when unmet). Everything below
+        // (config keys, manifest, resume fingerprint) sees the counts used.
+        if (nsamplesOption == null) {
+            CalibrationSet.Fit fit = set.fit(nsamples, seqlen);
+            nsamples = fit.nsamples();
+            String note = fit.note().orElse(null);
+            if (autoRoundOptions != null && autoRoundOptions.batchSize() > nsamples) {
+                if (batchSize != null) {
+                    throw new InputException("--batch-size " + batchSize + " is more than the " + nsamples
+                            + " samples of " + seqlen + " tokens the calibration text holds: pass a smaller"
+                            + " --batch-size or --seqlen, or more calibration text");
+                }
+                note += ", in AutoRound batches of " + nsamples + " (default " + autoRoundOptions.batchSize() + ")";
+                autoRoundOptions = AutoRoundOptions.resolve(rec, iters, lr, minmaxLr, nsamples, groupSize, seed);
+            }
+            if (note != null) {
+                notes.add(note);
+            }
+        }
+        List<int[]> samples = set.sample(nsamples, seqlen, seed);
         Devices.Selection selected = device.select(kernels.get());
         LayerMethod m;
         Map<String, Object> qc = new LinkedHashMap<>();
@@ -373,20 +408,6 @@ final class QuantizeCommand implements Callable<Integer> {
                         + " weights at load and may not use its fastest kernel");
             }
         }
-
-        List<Path> files = calib;
-        if (files == null || files.isEmpty()) {
-            Path bundled = dir.resolve("calibration.txt");
-            if (!Files.isRegularFile(bundled)) {
-                throw new InputException("--calib FILE is required (the model folder has no calibration.txt)");
-            }
-            files = List.of(bundled);
-        }
-        Tokenizer tok = Tokenizer.load(dir.resolve("tokenizer.json"));
-        ChatTemplate chat = Files.isRegularFile(dir.resolve("tokenizer_config.json")) ? chatOrNull(dir) : null;
-        CalibrationSet set = CalibrationSet.load(files, tok, chat);
-        set.capped().ifPresent(note -> spec.commandLine().getErr().println("m2q: note: " + note));
-        List<int[]> samples = set.sample(nsamples, seqlen, seed);
 
         Map<String, Object> calibration = new LinkedHashMap<>();
         calibration.put(

@@ -1,15 +1,16 @@
 package dev.m2q.cli;
 
 import dev.m2q.core.InputException;
-import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.charset.CharacterCodingException;
-import java.nio.charset.CodingErrorAction;
-import java.nio.charset.StandardCharsets;
+import dev.m2q.core.io.InputText;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 
-/** Reads user text files strictly: missing, unreadable or non-UTF-8 files are bad input. */
+/**
+ * Reads a user's text file ({@code --text}) strictly through {@link InputText}: missing, unreadable, corrupt or
+ * non-UTF-8 files are bad input; a compressed file is read by content; a tar's members are joined in archive order,
+ * each ending in a line break.
+ */
 final class TextFiles {
     private TextFiles() {}
 
@@ -17,18 +18,17 @@ final class TextFiles {
         if (!Files.isRegularFile(file)) {
             throw new InputException(file + ": no such file (" + option + ")");
         }
-        try {
-            byte[] bytes = Files.readAllBytes(file);
-            return StandardCharsets.UTF_8
-                    .newDecoder()
-                    .onMalformedInput(CodingErrorAction.REPORT)
-                    .onUnmappableCharacter(CodingErrorAction.REPORT)
-                    .decode(ByteBuffer.wrap(bytes))
-                    .toString();
-        } catch (CharacterCodingException e) {
-            throw new InputException(file + ": not valid UTF-8 text (" + option + ")", e);
-        } catch (IOException e) {
-            throw new InputException(file + ": cannot read: " + e.getMessage(), e);
+        List<InputText.Part> parts = InputText.read(file, option + " file");
+        if (parts.size() == 1) {
+            return parts.getFirst().text();
         }
+        StringBuilder b = new StringBuilder();
+        for (InputText.Part p : parts) {
+            b.append(p.text());
+            if (!p.text().isEmpty() && !p.text().endsWith("\n")) {
+                b.append('\n');
+            }
+        }
+        return b.toString();
     }
 }

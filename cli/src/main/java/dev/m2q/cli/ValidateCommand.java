@@ -11,6 +11,7 @@ import dev.m2q.core.model.Qwen2Model;
 import dev.m2q.core.tokenizer.ChatTemplate;
 import dev.m2q.core.tokenizer.PromptFile;
 import dev.m2q.core.tokenizer.Tokenizer;
+import dev.m2q.validate.ModelCard;
 import dev.m2q.validate.Report;
 import dev.m2q.validate.SpecBench;
 import dev.m2q.validate.ValidateOptions;
@@ -49,7 +50,8 @@ import picocli.CommandLine.Spec;
             "Checks a quantized release against its BF16 reference, from the files on disk: manifest hashes, format"
                     + " rules, then perplexity, per-token KL(P_ref || P_cand) mean and p99, top-1 agreement,"
                     + " per-layer output error, batch-1 decode tokens/s, and your gates. Writes validation.json,"
-                    + " validation.md and PNG plots.",
+                    + " validation.md, PNG plots and the release's model card (README.md, rewritten on every run unless"
+                    + " a README.md that m2q did not write is there).",
             "Without --candidate: the perplexity of --reference over the text.",
             "With --draft and --prompts: EAGLE-3 speculative decoding of the candidate at batch 1 for each --k (τ,"
                     + " per-position acceptance, tokens/s with and without the head, measured and predicted speedup);"
@@ -77,7 +79,10 @@ final class ValidateCommand implements Callable<Integer> {
     /** The kernels chosen by --device and --kernels, once per run. */
     private Devices.Selection selection;
 
-    @Option(names = "--text", paramLabel = "FILE", description = "Held-out UTF-8 text (required with --reference).")
+    @Option(
+            names = "--text",
+            paramLabel = "FILE",
+            description = "Held-out UTF-8 text, plain or gzip/xz/bzip2/zstd (required with --reference).")
     Path text;
 
     @Option(
@@ -160,7 +165,8 @@ final class ValidateCommand implements Callable<Integer> {
             names = "--prompts",
             paramLabel = "FILE",
             description = "Prompts for speculative decoding (.jsonl with messages/prompt/text, or one per line),"
-                    + " rendered with the candidate's chat template.")
+                    + " rendered with the candidate's chat template; may be gzip/xz/bzip2/zstd or a tar (README,"
+                    + " \"Input files\").")
     Path prompts;
 
     @Option(
@@ -195,16 +201,18 @@ final class ValidateCommand implements Callable<Integer> {
     @Option(
             names = "--report-dir",
             paramLabel = "DIR",
-            description = "Where validation.json, validation.md and the plots go (default: the candidate folder).")
+            description = "Where validation.json, validation.md, the plots and the model card (README.md) go (default:"
+                    + " the candidate folder).")
     Path reportDir;
 
     @Option(
             names = "--tasks",
             split = ",",
             paramLabel = "FILE",
-            description = "Task files (JSONL, one item per line; several separated by commas): multiple-choice or"
-                    + " generative items scored by the reference, the candidate and the RTN baseline when asked, with"
-                    + " paired statistics (README, \"Task accuracy\").")
+            description =
+                    "Task files (JSONL, one item per line; several separated by commas): multiple-choice or"
+                            + " generative items scored by the reference, the candidate and the RTN baseline when asked, with"
+                            + " paired statistics (README, \"Task accuracy\"); each may be gzip/xz/bzip2/zstd or a tar of such files.")
     List<Path> tasks;
 
     @Option(
@@ -248,7 +256,7 @@ final class ValidateCommand implements Callable<Integer> {
             names = "--generate",
             paramLabel = "PROMPTS",
             description = "Generation only: both models' greedy answers to PROMPTS side by side as JSONL in --out, for"
-                    + " grading outside m2q.")
+                    + " grading outside m2q (PROMPTS as --prompts).")
     Path generate;
 
     @Option(names = "--out", paramLabel = "FILE", description = "The JSONL file --generate writes.")
@@ -257,7 +265,14 @@ final class ValidateCommand implements Callable<Integer> {
     @Option(names = "--overwrite", description = "Let --generate replace an existing --out file.")
     boolean overwrite;
 
-    @Option(names = "--no-report", description = "Write no report files (print only).")
+    @Option(
+            names = "--base-model",
+            paramLabel = "HUB_ID",
+            description = "The hub id (owner/name) of the model the release was made from, for the model card's"
+                    + " base_model (default: read from a hub-cache --reference folder, else none).")
+    String baseModel;
+
+    @Option(names = "--no-report", description = "Write no report files and no model card (print only).")
     boolean noReport;
 
     @Option(names = "--json", description = "Print the report JSON instead of a summary.")
@@ -302,12 +317,13 @@ final class ValidateCommand implements Callable<Integer> {
         requireW4KernelFits(w4Kernel, candidate);
         TaskEval.Options taskOptions = taskOptions();
         Speculative sp = speculative();
+        ModelCard.Source card = candidate == null ? null : new ModelCard.Source(candidate, reference, baseModel);
         if (reference == null) {
             if (sp == null) {
                 throw new InputException("--reference is required (or --candidate with --draft and --prompts for a"
                         + " speculative-only run)");
             }
-            return speculativeOnly(sp);
+            return speculativeOnly(sp, card);
         }
         if (text == null) {
             throw new InputException("--text is required with --reference (the held-out text to score)");
@@ -375,7 +391,7 @@ final class ValidateCommand implements Callable<Integer> {
         // Speculative decoding runs only on a candidate that passed its checks; asked for but not run, it is null.
         Validator.Outcome o =
                 sp != null && run.report().accuracy() != null ? run.withSpeculative(runSpeculative(sp, err)) : run;
-        List<Path> written = writeReport(o, () -> {
+        List<Path> written = writeReport(o, card, () -> {
             if (json) {
                 out.print(o.report().toJson());
             } else {
@@ -493,14 +509,18 @@ final class ValidateCommand implements Callable<Integer> {
      * Prints the figures ({@code print}) and writes the report; when writing fails (a full disk, a folder that
      * changed since the check), the figures are printed all the same and the failure is one line, exit 2.
      */
-    private List<Path> writeReport(Validator.Outcome o, Runnable print) {
+    private List<Path> writeReport(Validator.Outcome o, ModelCard.Source card, Runnable print) {
         if (noReport) {
             print.run();
             return List.of();
         }
         List<Path> written;
         try {
-            written = Report.write(reportFolder(), o);
+            PrintWriter err = spec.commandLine().getErr();
+            written = Report.write(reportFolder(), o, card, line -> {
+                err.println("m2q: " + line);
+                err.flush();
+            });
         } catch (UncheckedIOException e) {
             print.run();
             throw new InputException(
@@ -539,14 +559,14 @@ final class ValidateCommand implements Callable<Integer> {
         return new Speculative(opts, head);
     }
 
-    private int speculativeOnly(Speculative sp) {
+    private int speculativeOnly(Speculative sp, ModelCard.Source card) {
         requireReportDir();
         PrintWriter err = spec.commandLine().getErr();
         PrintWriter out = spec.commandLine().getOut();
         ValidationReport report =
                 ValidationReport.speculativeOnly(Version.get(), candidate.toString(), runSpeculative(sp, err));
         Validator.Outcome o = new Validator.Outcome(report, null, null, null);
-        List<Path> written = writeReport(o, () -> {
+        List<Path> written = writeReport(o, card, () -> {
             if (json) {
                 out.print(report.toJson());
             } else {

@@ -30,104 +30,145 @@ final class JavaCholesky {
 
     /** Columns per block of both factorizations. */
     static final int BLOCK = 128;
-    /** Columns of X per product in {@link #invertLowerInPlace} (each starts its depth at its first column). */
-    private static final int INVERSE_COLUMNS = 256;
     /**
-     * Rows per sub-block of a block's own terms in {@link #invertLowerInPlace}: the terms of earlier sub-blocks
-     * are one product over many rows, only the last few per row are one-row products.
+     * Columns per super-block of the factorization and rows per super-block of the inverse: their leading
+     * products run over this many columns (or rows) at once, so that each packed operand of {@link Kernels#gemmAcc}
+     * serves four times as many multiply-adds as at {@value #BLOCK}; the blocks inside continue the same chains.
      */
-    private static final int INVERSE_SUB_ROWS = 16;
+    static final int SUPER = 4 * BLOCK;
+    /** Columns of X per product in {@link #invertLowerInPlace} (each starts its depth at its first column). */
+    private static final int INVERSE_COLUMNS = 512;
+    /**
+     * Rows per block at each level of {@link #invertLowerInPlace} below the super-block: a level's product
+     * over the rows of its earlier blocks, then its blocks one level down; past the last level, one-row products.
+     */
+    private static final int[] INVERSE_LEVELS = {BLOCK, 16};
     /** Rows per tile when moving data between a block's panel and the K² buffer (keeps the panel tile in L1). */
     private static final int COPY_TILE = 64;
 
     /**
      * Blocked left-looking Cholesky: L into the lower triangle (diagonal included) of a, reading A's strict
      * lower part from the upper triangle (A is symmetric, and this never writes there) and its diagonal from
-     * diag + shift. For each block column J = [j0, j1): the panel P = A[j0:, J] − L[j0:, :j0]·L[J, :j0]ᵀ (one
-     * {@link Kernels#gemmAcc}, nearly all the flops), then the unblocked factorization of P's top b × b, then
-     * the triangular solve of the rows below it (independent rows, split over threads), then P back into a.
-     * False when a pivot is not positive.
+     * diag + shift. For each block column J = [j0, j1): the panel P = A[j0:, J] − L[j0:, :j0]·L[J, :j0]ᵀ, then
+     * the unblocked factorization of P's top b × b, then the triangular solve of the rows below it (independent
+     * rows, split over threads), then P back into a. False when a pivot is not positive.
+     *
+     * <p>The product L[j0:, :j0]·L[J, :j0]ᵀ, nearly all the flops, is one FMA chain per element from +0 over
+     * p = 0 … j0 − 1. It runs in two {@link Kernels#gemmAcc} calls that continue the same chain: for the
+     * super-block S = [s0, s0 + {@value #SUPER}) holding J, the terms p &lt; s0 for all of S's columns at once
+     * (N = {@value #SUPER}), then per block the terms p in [s0, j0) (depth below {@value #SUPER}).
      */
     static boolean choleskyLower(float[] a, float[] diag, float shift, int k, Kernels kernels) {
-        int bmax = Math.min(BLOCK, k);
-        float[] panel = new float[k * bmax]; // P [k − j0, b], row stride b
-        float[] lt = new float[Math.max(0, k - bmax) * bmax]; // L[J, :j0]ᵀ [j0, b]
-        for (int j0 = 0; j0 < k; j0 += BLOCK) {
-            int j1 = Math.min(k, j0 + BLOCK);
-            int bw = j1 - j0;
-            int rows = k - j0;
-            Arrays.fill(panel, 0, rows * bw, 0f);
-            if (j0 > 0) {
-                for (int p0 = 0; p0 < j0; p0 += COPY_TILE) {
-                    int p1 = Math.min(j0, p0 + COPY_TILE);
-                    for (int q = 0; q < bw; q++) {
-                        int src = (j0 + q) * k;
-                        for (int p = p0; p < p1; p++) {
-                            lt[p * bw + q] = a[src + p];
-                        }
-                    }
-                }
-                kernels.gemmAcc(rows, bw, j0, a, j0 * k, k, 1, lt, 0, bw, panel, 0, bw);
+        int smax = Math.min(SUPER, k);
+        float[] panel = new float[k * smax]; // the products for S's columns, rows s0.., row stride sw
+        float[] lt = new float[Math.max(0, k - Math.min(BLOCK, k)) * smax]; // L[S, :s0]ᵀ, or L[J, s0:j0]ᵀ
+        for (int s0 = 0; s0 < k; s0 += SUPER) {
+            int sw = Math.min(SUPER, k - s0);
+            Arrays.fill(panel, 0, (k - s0) * sw, 0f);
+            if (s0 > 0) {
+                transposeRows(a, k, s0, sw, 0, s0, lt);
+                kernels.gemmAcc(k - s0, sw, s0, a, s0 * k, k, 1, lt, 0, sw, panel, 0, sw);
             }
-            // P = A − P; A[i, j] (i ≥ j) is a[j, i] above the diagonal, diag[j] + shift on it.
-            for (int r0 = 0; r0 < rows; r0 += COPY_TILE) {
-                int r1 = Math.min(rows, r0 + COPY_TILE);
-                for (int q = 0; q < bw; q++) {
-                    int src = (j0 + q) * k + j0;
-                    for (int r = Math.max(r0, q + 1); r < r1; r++) {
-                        panel[r * bw + q] = a[src + r] - panel[r * bw + q];
-                    }
-                    if (q >= r0 && q < r1) {
-                        panel[q * bw + q] = (diag[j0 + q] + shift) - panel[q * bw + q];
-                    }
-                }
-            }
-            // The diagonal block, unblocked (Crout, as the reference loop).
-            for (int q = 0; q < bw; q++) {
-                int rq = q * bw;
-                float d = panel[rq + q] - kernels.dot(panel, rq, panel, rq, q);
-                if (!(d > 0f) || Float.isInfinite(d)) {
+            for (int j0 = s0; j0 < s0 + sw; j0 += BLOCK) {
+                if (!factorBlock(a, diag, shift, k, kernels, panel, lt, s0, sw, j0)) {
                     return false;
                 }
-                float ljj = (float) Math.sqrt(d);
-                panel[rq + q] = ljj;
-                for (int r = q + 1; r < bw; r++) {
-                    panel[r * bw + q] = (panel[r * bw + q] - kernels.dot(panel, r * bw, panel, rq, q)) / ljj;
-                }
-            }
-            // The rows below: L[i, J] = P[i, :]·L_JJ⁻ᵀ, forward substitution per row.
-            Parallel.forRange(rows - bw, (long) bw * bw, (from, to) -> {
-                for (int r = bw + from; r < bw + to; r++) {
-                    int rr = r * bw;
-                    for (int q = 0; q < bw; q++) {
-                        panel[rr + q] = (panel[rr + q] - kernels.dot(panel, rr, panel, q * bw, q)) / panel[q * bw + q];
-                    }
-                }
-            });
-            for (int r = 0; r < rows; r++) {
-                System.arraycopy(panel, r * bw, a, (j0 + r) * k + j0, Math.min(bw, r + 1));
             }
         }
         return true;
     }
 
+    /** lt[p·rows + q] = a[(r0 + q)·k + p0 + p] for q &lt; rows, p &lt; depth: L[r0 : r0 + rows, p0 : p0 + depth]ᵀ. */
+    private static void transposeRows(float[] a, int k, int r0, int rows, int p0, int depth, float[] lt) {
+        for (int p = 0; p < depth; p += COPY_TILE) {
+            int p1 = Math.min(depth, p + COPY_TILE);
+            for (int q = 0; q < rows; q++) {
+                int src = (r0 + q) * k + p0;
+                for (int t = p; t < p1; t++) {
+                    lt[t * rows + q] = a[src + t];
+                }
+            }
+        }
+    }
+
+    /** Block J = [j0, j0 + bw) of super-block S = [s0, s0 + sw), whose panel holds the terms p &lt; s0. */
+    private static boolean factorBlock(
+            float[] a,
+            float[] diag,
+            float shift,
+            int k,
+            Kernels kernels,
+            float[] panel,
+            float[] lt,
+            int s0,
+            int sw,
+            int j0) {
+        int bw = Math.min(BLOCK, k - j0);
+        int rows = k - j0;
+        int base = (j0 - s0) * sw + (j0 - s0); // P[r, q] = panel[base + r·sw + q], r and q from j0
+        if (j0 > s0) { // the terms p in [s0, j0), continuing the chains
+            transposeRows(a, k, j0, bw, s0, j0 - s0, lt);
+            kernels.gemmAcc(rows, bw, j0 - s0, a, j0 * k + s0, k, 1, lt, 0, bw, panel, base, sw);
+        }
+        // P = A − P; A[i, j] (i ≥ j) is a[j, i] above the diagonal, diag[j] + shift on it.
+        for (int r0 = 0; r0 < rows; r0 += COPY_TILE) {
+            int r1 = Math.min(rows, r0 + COPY_TILE);
+            for (int q = 0; q < bw; q++) {
+                int src = (j0 + q) * k + j0;
+                for (int r = Math.max(r0, q + 1); r < r1; r++) {
+                    panel[base + r * sw + q] = a[src + r] - panel[base + r * sw + q];
+                }
+                if (q >= r0 && q < r1) {
+                    panel[base + q * sw + q] = (diag[j0 + q] + shift) - panel[base + q * sw + q];
+                }
+            }
+        }
+        // The diagonal block, unblocked (Crout, as the reference loop).
+        for (int q = 0; q < bw; q++) {
+            int rq = base + q * sw;
+            float d = panel[rq + q] - kernels.dot(panel, rq, panel, rq, q);
+            if (!(d > 0f) || Float.isInfinite(d)) {
+                return false;
+            }
+            float ljj = (float) Math.sqrt(d);
+            panel[rq + q] = ljj;
+            for (int r = q + 1; r < bw; r++) {
+                int rr = base + r * sw;
+                panel[rr + q] = (panel[rr + q] - kernels.dot(panel, rr, panel, rq, q)) / ljj;
+            }
+        }
+        // The rows below: L[i, J] = P[i, :]·L_JJ⁻ᵀ, forward substitution per row.
+        Parallel.forRange(rows - bw, (long) bw * bw, (from, to) -> {
+            for (int r = bw + from; r < bw + to; r++) {
+                int rr = base + r * sw;
+                for (int q = 0; q < bw; q++) {
+                    int rq = base + q * sw;
+                    panel[rr + q] = (panel[rr + q] - kernels.dot(panel, rr, panel, rq, q)) / panel[rq + q];
+                }
+            }
+        });
+        for (int r = 0; r < rows; r++) {
+            System.arraycopy(panel, base + r * sw, a, (j0 + r) * k + j0, Math.min(bw, r + 1));
+        }
+        return true;
+    }
+
     /**
-     * X = L⁻¹ over L in the lower triangle, by blocks of rows I = [i0, i1): row i of X is
-     * −(Σ_{p<i} L[i,p]·X[p,:])/L[i,i] with X[i,i] = 1/L[i,i]. The terms p &lt; i0 are one product
+     * X = L⁻¹ over L in the lower triangle: row i of X is −(Σ_{p<i} L[i,p]·X[p,:])/L[i,i] with X[i,i] = 1/L[i,i],
+     * every element one FMA chain over p in increasing order, so the bits do not depend on the blocking or the
+     * thread count. By super-blocks of rows I = [i0, i1): the terms p &lt; i0 are one product
      * T = L[I, :i0]·X[:i0, :i0] ({@link Kernels#gemmAcc}, column blocks starting their depth at their first
-     * column since X is lower triangular), the terms p in I follow: those of earlier sub-blocks of
-     * {@value #INVERSE_SUB_ROWS} rows as one product, the rest row by row. Every element is one FMA chain
-     * over p in order, so the bits do not depend on the thread count. The strict upper triangle (A, no longer
-     * needed) is zeroed first so that X's rows read as zero past their diagonal.
+     * column since X is lower triangular), then {@link #invertRows} adds the terms p in I. The strict upper
+     * triangle (A, no longer needed) is zeroed first so that X's rows read as zero past their diagonal.
      */
     static void invertLowerInPlace(float[] a, int k, Kernels kernels) {
         for (int p = 0; p < k; p++) {
             Arrays.fill(a, p * k + p + 1, (p + 1) * k, 0f);
         }
-        int bmax = Math.min(BLOCK, k);
+        int bmax = Math.min(SUPER, k);
         float[] lrows = new float[bmax * k]; // L[I, :i1], row stride i1
-        for (int i0 = 0; i0 < k; i0 += BLOCK) {
-            int i1 = Math.min(k, i0 + BLOCK);
+        for (int i0 = 0; i0 < k; i0 += SUPER) {
+            int i1 = Math.min(k, i0 + SUPER);
             int bw = i1 - i0;
             for (int r = 0; r < bw; r++) {
                 int ri = (i0 + r) * k;
@@ -139,27 +180,39 @@ final class JavaCholesky {
                 int w = Math.min(INVERSE_COLUMNS, i0 - jc);
                 kernels.gemmAcc(bw, w, i0 - jc, lrows, jc, i1, 1, a, jc * k + jc, k, a, i0 * k + jc, k);
             }
-            // The terms p in I, by sub-blocks of rows S = [s0, s1): the terms p < s0 are one product over the
-            // finished rows X[i0 : i0 + s0] (columns < i0 + s0; past them those rows are +0, and an FMA of a
-            // finite L by +0 onto +0 leaves +0, so skipping them keeps every bit), then p in [s0, r) row by row.
-            for (int s0 = 0; s0 < bw; s0 += INVERSE_SUB_ROWS) {
-                int s1 = Math.min(bw, s0 + INVERSE_SUB_ROWS);
-                if (s0 > 0) {
-                    kernels.gemmAcc(
-                            s1 - s0, i0 + s0, s0, lrows, s0 * i1 + i0, i1, 1, a, i0 * k, k, a, (i0 + s0) * k, k);
+            invertRows(a, k, lrows, i0, i1, i0, i1, 0, kernels);
+        }
+    }
+
+    /**
+     * Rows [r0, r1) of X, a range of super-block I = [i0, i1) whose rows of a already hold the terms p &lt; r0:
+     * by blocks S = [s0, s1) of {@code INVERSE_LEVELS[level]} rows, the terms p in [r0, s0) are one product over
+     * the finished rows X[r0 : s0] (columns &lt; s0; past them those rows are +0, and an FMA of a finite L by +0
+     * onto +0 leaves +0, so skipping them keeps every bit), then the block's own terms one level down. Past the
+     * last level, rows one by one: the terms p in [r0, i) as one one-row product, then the scaling.
+     */
+    private static void invertRows(
+            float[] a, int k, float[] lrows, int i0, int i1, int r0, int r1, int level, Kernels kernels) {
+        if (level == INVERSE_LEVELS.length) {
+            for (int i = r0; i < r1; i++) {
+                int ri = i * k;
+                int li = (i - i0) * i1;
+                kernels.gemmAcc(1, i, i - r0, lrows, li + r0, i1, 1, a, r0 * k, k, a, ri, k);
+                float lii = lrows[li + i];
+                float inv = -1f / lii;
+                for (int j = 0; j < i; j++) {
+                    a[ri + j] *= inv;
                 }
-                for (int r = s0; r < s1; r++) {
-                    int i = i0 + r;
-                    int ri = i * k;
-                    kernels.gemmAcc(1, i, r - s0, lrows, r * i1 + i0 + s0, i1, 1, a, (i0 + s0) * k, k, a, ri, k);
-                    float lii = lrows[r * i1 + i];
-                    float inv = -1f / lii;
-                    for (int j = 0; j < i; j++) {
-                        a[ri + j] *= inv;
-                    }
-                    a[ri + i] = 1f / lii;
-                }
+                a[ri + i] = 1f / lii;
             }
+            return;
+        }
+        for (int s0 = r0; s0 < r1; s0 += INVERSE_LEVELS[level]) {
+            int s1 = Math.min(r1, s0 + INVERSE_LEVELS[level]);
+            if (s0 > r0) {
+                kernels.gemmAcc(s1 - s0, s0, s0 - r0, lrows, (s0 - i0) * i1 + r0, i1, 1, a, r0 * k, k, a, s0 * k, k);
+            }
+            invertRows(a, k, lrows, i0, i1, s0, s1, level + 1, kernels);
         }
     }
 

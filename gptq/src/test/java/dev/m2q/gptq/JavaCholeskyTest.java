@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.kernels.ScalarKernels;
 import dev.m2q.core.kernels.VectorKernels;
 import java.util.SplittableRandom;
@@ -59,6 +60,72 @@ class JavaCholeskyTest {
                         s += xa[i * k + p] * a[j * k + p];
                     }
                     assertEquals(i == j ? 1 : 0, s, tol, kern.name() + " (" + i + ", " + j + ")");
+                }
+            }
+        }
+    }
+
+    /**
+     * The order {@link JavaCholesky#choleskyLower} promises, as plain loops over L in a k² array: for each block
+     * J = [j0, j0 + BLOCK), P[i, j] = A[i, j] − s with s one FMA chain from +0 over p &lt; j0 of L[i, p]·L[j, p];
+     * then Crout inside the block with {@code kernels.dot} over the block's earlier columns. Written from the
+     * contract, not from the super-blocked code, which splits each chain in two products.
+     */
+    private static float[] lowerReference(float[] a, float[] diag, float shift, int k, Kernels kernels) {
+        float[] l = new float[k * k];
+        for (int j0 = 0; j0 < k; j0 += JavaCholesky.BLOCK) {
+            int j1 = Math.min(k, j0 + JavaCholesky.BLOCK);
+            for (int j = j0; j < j1; j++) {
+                for (int i = j; i < k; i++) {
+                    float s = 0f;
+                    for (int p = 0; p < j0; p++) {
+                        s = Math.fma(l[i * k + p], l[j * k + p], s);
+                    }
+                    l[i * k + j] = (i == j ? diag[j] + shift : a[j * k + i]) - s;
+                }
+            }
+            for (int q = j0; q < j1; q++) {
+                float ljj = (float) Math.sqrt(l[q * k + q] - kernels.dot(l, q * k + j0, l, q * k + j0, q - j0));
+                l[q * k + q] = ljj;
+                for (int i = q + 1; i < k; i++) {
+                    l[i * k + q] = (l[i * k + q] - kernels.dot(l, i * k + j0, l, q * k + j0, q - j0)) / ljj;
+                }
+            }
+        }
+        return l;
+    }
+
+    /**
+     * The fp32 factor is bit for bit the plain loops of its order, on sizes that end inside a block, on a block
+     * boundary and inside a later super-block (1100 = 2·512 + 76), with both Java kernels.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {1, 127, 128, 515, 640, 1100})
+    void theFactorIsBitForBitItsOrder(int k) {
+        SplittableRandom rnd = new SplittableRandom(3L * k + 1);
+        double[] spd = spd(rnd, k);
+        float shift = 0.05f;
+        float[] a = new float[k * k];
+        float[] diag = new float[k];
+        for (int i = 0; i < k; i++) {
+            diag[i] = (float) spd[i * k + i];
+            for (int j = i + 1; j < k; j++) {
+                a[i * k + j] = (float) spd[i * k + j];
+            }
+        }
+        for (Kernels kernels : new Kernels[] {ScalarKernels.INSTANCE, VectorKernels.INSTANCE}) {
+            float[] want = lowerReference(a, diag, shift, k, kernels);
+            float[] got = a.clone();
+            assertTrue(JavaCholesky.choleskyLower(got, diag, shift, k, kernels));
+            for (int i = 0; i < k; i++) {
+                for (int j = 0; j <= i; j++) {
+                    assertEquals(
+                            Float.floatToRawIntBits(want[i * k + j]),
+                            Float.floatToRawIntBits(got[i * k + j]),
+                            kernels.name() + " k=" + k + " L(" + i + ", " + j + ")");
+                }
+                for (int j = i + 1; j < k; j++) {
+                    assertEquals(Float.floatToRawIntBits(a[i * k + j]), Float.floatToRawIntBits(got[i * k + j]));
                 }
             }
         }

@@ -12,10 +12,12 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.function.Consumer;
 
 /**
  * Writes a validation run (FORMATS.md §6): {@code validation.json} (every figure), {@code validation.md} (the
- * same for people, with the verdict first) and the PNG plots it embeds. Each file is written to a temporary name
+ * same for people, with the verdict first), the PNG plots it embeds and, for a release, its model card
+ * ({@link ModelCard}). Each file is written to a temporary name
  * and renamed, so a reader never sees half a report.
  */
 public final class Report {
@@ -65,6 +67,17 @@ public final class Report {
      * markdown, which say so.
      */
     public static List<Path> write(Path dir, Validator.Outcome o) {
+        return write(dir, o, null, line -> {});
+    }
+
+    /**
+     * {@link #write(Path, Validator.Outcome)}, then the model card ({@link ModelCard}, README.md) read back from the
+     * validation.json just written; {@code note} gets the one line saying why a card was not written (a README.md
+     * that is not m2q's is kept).
+     *
+     * @param card where the card's facts come from; null writes no card
+     */
+    public static List<Path> write(Path dir, Validator.Outcome o, ModelCard.Source card, Consumer<String> note) {
         ValidationReport r = o.report();
         List<Path> written = new ArrayList<>();
         try {
@@ -102,6 +115,14 @@ public final class Report {
             plots.forEach(p -> written.add(dir.resolve(p)));
             written.add(atomic(dir.resolve(JSON), r.toJson()));
             written.add(atomic(dir.resolve(MARKDOWN), markdown(r)));
+            if (card != null) {
+                ModelCard.Outcome made = ModelCard.write(dir, card);
+                if (made.written() != null) {
+                    written.add(made.written());
+                } else {
+                    note.accept(made.skipped());
+                }
+            }
         } catch (OutputException e) {
             throw new UncheckedIOException(
                     dir + ": cannot write the validation report (" + e.getMessage() + ")",

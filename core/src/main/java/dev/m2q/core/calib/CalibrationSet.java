@@ -1,20 +1,13 @@
 package dev.m2q.core.calib;
 
 import dev.m2q.core.InputException;
+import dev.m2q.core.io.InputText;
 import dev.m2q.core.json.Json;
 import dev.m2q.core.json.JsonException;
 import dev.m2q.core.tokenizer.ChatTemplate;
 import dev.m2q.core.tokenizer.Tokenizer;
-import java.io.IOException;
-import java.io.InputStream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.CharBuffer;
-import java.nio.charset.CharsetDecoder;
-import java.nio.charset.CoderResult;
-import java.nio.charset.CodingErrorAction;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
@@ -22,19 +15,22 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HexFormat;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
 import java.util.OptionalInt;
+import java.util.Set;
 import java.util.SplittableRandom;
 
 /**
  * The calibration text as one token stream, and the seeded windows the layer-sequential pipeline calibrates on.
  *
- * <p>Inputs, per file: a {@code .jsonl} file holds one JSON object per non-blank line, either
- * {@code {"text": "…"}} or {@code {"messages": [{"role": "…", "content": "…"}, …]}} (a conversation, rendered
- * through the model's chat template without a generation prompt); other keys on a line are ignored. Any other file
- * is one document: its whole text, strictly UTF-8.
+ * <p>Inputs, per file, read through {@link InputText}: plain, gzip, xz, bzip2 or zstd text, or a tar of such files
+ * (each member a text of its own, in archive order), detected by content. A JSON-lines text (named {@code .jsonl},
+ * or whose first non-blank line is an object with a {@code "text"} or {@code "messages"} key: see
+ * {@link InputText.Part#jsonLines}) holds one JSON object per non-blank line, either {@code {"text": "…"}} or
+ * {@code {"messages": [{"role": "…", "content": "…"}, …]}} (a conversation, rendered through the model's chat
+ * template without a generation prompt); other keys on a line are ignored. Any other text is one document: its
+ * whole text, strictly UTF-8.
  *
  * <p>Documents are tokenized one by one and concatenated in file and line order. <b>Separator:</b> when the
  * tokenizer has an {@value #SEPARATOR} token, its id is placed between consecutive documents (not before the
@@ -42,14 +38,17 @@ import java.util.SplittableRandom;
  * Documents that encode to no tokens are skipped and not counted.
  *
  * <p><b>Cap:</b> at most {@link #MAX_TEXT_BYTES} bytes of text are read, over all files in order, so that a
- * calibration file larger than the heap is not read whole (it used to end in an OutOfMemoryError). The file that
- * crosses the cap is read up to its last complete line within it, and later files are not read; {@link #capped()}
+ * calibration file larger than the heap is not read whole (it used to end in an OutOfMemoryError). The file (or tar
+ * member) that crosses the cap is read up to its last complete line within it, and later files are not read; {@link #capped()}
  * then says so in one line. The cut depends only on the files' bytes, so the same files and options give the same
  * samples, and a set under the cap is read exactly as before.
  */
 public final class CalibrationSet {
     /** The token placed between documents when the tokenizer has it. */
     public static final String SEPARATOR = "<|endoftext|>";
+
+    /** The keys that make a file JSON lines by content ({@link InputText.Part#jsonLines}). */
+    private static final Set<String> JSONL_KEYS = Set.of("text", "messages");
 
     /**
      * 32 MiB of text, about 8 million tokens: 32 times what the default 128 samples × 2048 tokens draw (and twice
@@ -101,23 +100,24 @@ public final class CalibrationSet {
                 unread.add(file.toString());
                 continue;
             }
-            Text text = readUtf8(file, budget);
-            budget -= text.bytesRead();
-            if (text.cut()) {
-                budget = 0;
-                cut = "read the first " + mib(text.bytesRead()) + " of " + file + " (" + text.size()
-                        + "), up to its last complete line";
-            }
-            for (String doc : documentsOf(file, text.text(), chat)) {
-                int[] ids = tok.encode(doc);
-                if (ids.length == 0) {
-                    continue;
+            for (InputText.Part part : InputText.read(file, "calibration file", budget)) {
+                budget -= part.bytesRead();
+                if (part.cut()) {
+                    budget = 0;
+                    cut = "read the first " + mib(part.bytesRead()) + " of " + part.where() + " (" + part.size()
+                            + "), up to its last complete line";
                 }
-                if (documents > 0 && separator.isPresent()) {
-                    stream.add(separator.getAsInt());
+                for (String doc : documentsOf(part, chat)) {
+                    int[] ids = tok.encode(doc);
+                    if (ids.length == 0) {
+                        continue;
+                    }
+                    if (documents > 0 && separator.isPresent()) {
+                        stream.add(separator.getAsInt());
+                    }
+                    stream.addAll(ids);
+                    documents++;
                 }
-                stream.addAll(ids);
-                documents++;
             }
         }
         String capped = cut == null && unread.isEmpty()
@@ -135,7 +135,7 @@ public final class CalibrationSet {
     }
 
     private static String mib(long bytes) {
-        return String.format(Locale.ROOT, "%.1f MiB", bytes / (double) (1 << 20));
+        return InputText.mib(bytes);
     }
 
     /** Tokens in the stream, separators included. */
@@ -162,6 +162,36 @@ public final class CalibrationSet {
         } catch (NoSuchAlgorithmException e) {
             throw new IllegalStateException("the JDK has no SHA-256", e);
         }
+    }
+
+    /**
+     * How many samples a default count can draw: the windows to draw, and the one line saying so when the text is
+     * short.
+     *
+     * @param nsamples the default count
+     * @param note present when the stream holds fewer than the default count
+     */
+    public record Fit(int nsamples, Optional<String> note) {}
+
+    /**
+     * The count to draw when {@code nsamples} is a default rather than the user's request: all of it when the stream
+     * holds {@code nsamples} whole non-overlapping windows of {@code seqlen} tokens, else as many as it holds, with a
+     * line saying so. A stream shorter than one window keeps the default, which {@link #sample} then refuses with
+     * both counts.
+     */
+    public Fit fit(int nsamples, int seqlen) {
+        if (nsamples <= 0 || seqlen <= 0) {
+            throw new IllegalArgumentException(
+                    "nsamples and seqlen must be positive, got " + nsamples + " and " + seqlen);
+        }
+        int held = tokens.length / seqlen;
+        if (held >= nsamples || held == 0) {
+            return new Fit(nsamples, Optional.empty());
+        }
+        return new Fit(
+                held,
+                Optional.of("calibration: text holds " + held + " samples of " + seqlen + " tokens, using " + held
+                        + " (default " + nsamples + ")"));
     }
 
     /**
@@ -216,16 +246,16 @@ public final class CalibrationSet {
         return starts;
     }
 
-    private static List<String> documentsOf(Path file, String text, ChatTemplate chat) {
-        if (!file.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".jsonl")) {
-            return List.of(text);
+    private static List<String> documentsOf(InputText.Part part, ChatTemplate chat) {
+        if (!part.jsonLines(JSONL_KEYS)) {
+            return List.of(part.text());
         }
         List<String> docs = new ArrayList<>();
-        String[] lines = text.split("\n", -1);
+        String[] lines = part.text().split("\n", -1);
         for (int i = 0; i < lines.length; i++) {
             String line = lines[i].strip();
             if (!line.isEmpty()) {
-                docs.add(jsonlDocument(line, file + ":" + (i + 1), chat));
+                docs.add(jsonlDocument(line, part.where() + ":" + (i + 1), chat));
             }
         }
         return docs;
@@ -270,77 +300,6 @@ public final class CalibrationSet {
             messages.add(new ChatTemplate.Message(role, content));
         }
         return chat.render(messages, false);
-    }
-
-    /**
-     * Text read from a file: {@code bytesRead} bytes of it, all of it unless {@code cut}; {@code size} describes the
-     * whole file.
-     */
-    private record Text(String text, long bytesRead, boolean cut, String size) {}
-
-    /**
-     * The file's text, or when it holds more than {@code budget} bytes its first {@code budget} bytes up to the last
-     * line break among them (up to the last whole UTF-8 character when there is none); invalid UTF-8 is refused
-     * with its byte offset and line. A leading BOM is dropped.
-     */
-    private static Text readUtf8(Path file, long budget) {
-        byte[] bytes;
-        try (InputStream in = Files.newInputStream(file)) {
-            bytes = in.readNBytes((int) Math.min(budget, Integer.MAX_VALUE - 9) + 1);
-        } catch (IOException e) {
-            throw new InputException(file + ": cannot read calibration file: " + e, e);
-        }
-        boolean cut = bytes.length > budget;
-        String size = "";
-        if (cut) {
-            int end = (int) budget;
-            int newline = end - 1;
-            while (newline >= 0 && bytes[newline] != '\n') {
-                newline--;
-            }
-            if (newline >= 0) {
-                end = newline + 1;
-            } else {
-                while (end > 0 && (bytes[end] & 0xC0) == 0x80) {
-                    end--; // bytes[end] continues a character: cut before the character starts
-                }
-            }
-            bytes = Arrays.copyOf(bytes, end);
-            size = sizeOf(file);
-        }
-        CharsetDecoder decoder = StandardCharsets.UTF_8
-                .newDecoder()
-                .onMalformedInput(CodingErrorAction.REPORT)
-                .onUnmappableCharacter(CodingErrorAction.REPORT);
-        ByteBuffer in = ByteBuffer.wrap(bytes);
-        CharBuffer out = CharBuffer.allocate(bytes.length);
-        CoderResult r = decoder.decode(in, out, true);
-        if (!r.isError()) {
-            r = decoder.flush(out);
-        }
-        if (r.isError()) {
-            int at = in.position();
-            int line = 1;
-            for (int i = 0; i < at; i++) {
-                line += bytes[i] == '\n' ? 1 : 0;
-            }
-            throw new InputException(file + ":" + line + ": not valid UTF-8 (byte offset " + at
-                    + "); calibration files must be UTF-8 text: convert it, e.g. with iconv -t UTF-8");
-        }
-        out.flip();
-        String text = out.toString();
-        return new Text(text.startsWith("\uFEFF") ? text.substring(1) : text, bytes.length, cut, size);
-    }
-
-    private static String sizeOf(Path file) {
-        try {
-            long size = Files.size(file);
-            return size >= 1L << 30
-                    ? String.format(Locale.ROOT, "%.1f GiB", size / (double) (1L << 30))
-                    : size > 0 ? mib(size) : "size unknown";
-        } catch (IOException e) {
-            return "size unknown";
-        }
     }
 
     /** A growable int array. */

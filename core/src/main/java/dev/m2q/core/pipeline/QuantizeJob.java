@@ -60,7 +60,9 @@ import java.util.function.Function;
  * that stops later for another reason keeps it for {@code --resume}.
  */
 public final class QuantizeJob {
-    private static final String PROGRESS = "progress.json";
+    /** The file in the partial folder that marks a run --resume can continue. */
+    public static final String PROGRESS = "progress.json";
+
     private static final List<String> COPIED = List.of(
             "tokenizer.json",
             "tokenizer_config.json",

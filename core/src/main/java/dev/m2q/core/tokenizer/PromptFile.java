@@ -1,43 +1,44 @@
 package dev.m2q.core.tokenizer;
 
 import dev.m2q.core.InputException;
+import dev.m2q.core.io.InputText;
 import dev.m2q.core.json.Json;
 import dev.m2q.core.json.JsonException;
-import java.io.IOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
- * Prompts for generation (EAGLE-3 training data, speculative-decoding runs). A {@code .jsonl} file holds one JSON
- * object per line: {@code {"messages": [{"role": ..., "content": ...}, ...]}} (a chat; trailing assistant turns
+ * Prompts for generation (EAGLE-3 training data, speculative-decoding runs), read through {@link InputText} (plain,
+ * gzip, xz, bzip2 or zstd text, or a tar of such files whose members are read in order). A JSON-lines text (named
+ * {@code .jsonl}, or whose first non-blank line is an object with one of the keys below) holds one JSON object per
+ * line: {@code {"messages": [{"role": ..., "content": ...}, ...]}} (a chat; trailing assistant turns
  * are dropped, the model answers the last user turn) or {@code {"prompt": "..."}} / {@code {"text": "..."}} (one
- * user message). Any other file holds one user message per non-blank line. Every prompt is rendered through the
+ * user message). Any other text holds one user message per non-blank line. Every prompt is rendered through the
  * chat template with an open assistant turn.
  */
 public final class PromptFile {
     private PromptFile() {}
 
+    /** The keys that make a file JSON lines by content ({@link InputText.Part#jsonLines}). */
+    private static final Set<String> JSONL_KEYS = Set.of("messages", "prompt", "text");
+
     /** Reads the conversations of {@code file}, each ending in a non-assistant message. */
     public static List<List<ChatTemplate.Message>> read(Path file) {
-        List<String> lines;
-        try {
-            lines = Files.readAllLines(file, StandardCharsets.UTF_8);
-        } catch (IOException e) {
-            throw new InputException(file + ": cannot read prompts: " + e.getMessage(), e);
-        }
-        boolean jsonl = file.getFileName().toString().endsWith(".jsonl");
         List<List<ChatTemplate.Message>> out = new ArrayList<>();
-        for (int i = 0; i < lines.size(); i++) {
-            String line = lines.get(i).strip();
-            if (line.isEmpty()) {
-                continue;
+        for (InputText.Part part : InputText.read(file, "prompt file")) {
+            boolean jsonl = part.jsonLines(JSONL_KEYS);
+            List<String> lines = part.lines();
+            for (int i = 0; i < lines.size(); i++) {
+                String line = lines.get(i).strip();
+                if (line.isEmpty()) {
+                    continue;
+                }
+                String where = part.where() + ":" + (i + 1) + ": ";
+                out.add(jsonl ? parse(line, where) : List.of(new ChatTemplate.Message("user", line)));
             }
-            String where = file + ":" + (i + 1) + ": ";
-            out.add(jsonl ? parse(line, where) : List.of(new ChatTemplate.Message("user", line)));
         }
         if (out.isEmpty()) {
             throw new InputException(file + ": no prompts");

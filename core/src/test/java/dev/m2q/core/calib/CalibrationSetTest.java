@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.m2q.core.InputException;
+import dev.m2q.core.io.Packed;
 import dev.m2q.core.tokenizer.ChatTemplate;
 import dev.m2q.core.tokenizer.Tokenizer;
 import java.io.IOException;
@@ -15,8 +16,12 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.Optional;
 import java.util.stream.IntStream;
+import org.apache.commons.compress.compressors.CompressorStreamFactory;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -293,5 +298,66 @@ class CalibrationSetTest {
         Path accents = write("accents.txt", "é".repeat(5000));
         CalibrationSet cut = CalibrationSet.load(List.of(accents), tok, chat, 1001);
         assertArrayEquals(tok.encode("é".repeat(500)), cut.tokens());
+    }
+
+    @Test
+    void compressedAndTarCalibrationGivesTheSameTokenIds() throws IOException {
+        String jsonl = "{\"text\": \"In the beginning God created the heaven and the earth.\", \"url\": \"u1\"}\n"
+                + "{\"text\": \"And the earth was without form, and void.\"}\n";
+        String prose = "And God said, Let there be light: and there was light.\n";
+        Path a = write("a.jsonl", jsonl);
+        Path b = write("b.txt", prose);
+        int[] expected = CalibrationSet.load(List.of(a, b), tok, chat).tokens();
+        assertEquals(3, CalibrationSet.load(List.of(a, b), tok, chat).documents());
+        for (String kind : Packed.KINDS) {
+            // The published c4 shard name (.json, not .jsonl) and a name that says nothing: JSON lines by content.
+            Path ca = Files.write(tmp.resolve("c4-train.00000-of-01024.json." + kind), Packed.compress(kind, jsonl));
+            Path cb = Files.write(tmp.resolve("b-" + kind), Packed.compress(kind, prose));
+            assertArrayEquals(
+                    expected, CalibrationSet.load(List.of(ca, cb), tok, chat).tokens(), kind);
+            Path shard = Files.write(tmp.resolve("shard"), Packed.compress(kind, jsonl));
+            assertArrayEquals(
+                    CalibrationSet.load(List.of(a), tok, chat).tokens(),
+                    CalibrationSet.load(List.of(shard), tok, chat).tokens(),
+                    kind);
+        }
+        Map<String, byte[]> members = new LinkedHashMap<>();
+        members.put("a.jsonl.zst", Packed.compress(CompressorStreamFactory.ZSTANDARD, jsonl));
+        members.put("b.txt", prose.getBytes(StandardCharsets.UTF_8));
+        byte[] tar = Packed.tar(members);
+        Path t = Files.write(tmp.resolve("calib.tar"), tar);
+        Path tgz = Files.write(tmp.resolve("calib.tgz"), Packed.compress(CompressorStreamFactory.GZIP, tar));
+        assertArrayEquals(expected, CalibrationSet.load(List.of(t), tok, chat).tokens());
+        assertArrayEquals(expected, CalibrationSet.load(List.of(tgz), tok, chat).tokens());
+    }
+
+    @Test
+    void theCapNamesTheTarMemberItCuts() throws IOException {
+        Map<String, byte[]> members = new LinkedHashMap<>();
+        members.put("one.txt", lines(3000).getBytes(StandardCharsets.UTF_8));
+        members.put("two.txt", lines(3000).getBytes(StandardCharsets.UTF_8));
+        Path t = Files.write(tmp.resolve("c.tar.xz"), Packed.compress(CompressorStreamFactory.XZ, Packed.tar(members)));
+        String note = CalibrationSet.load(List.of(t), tok, chat, 4000).capped().orElseThrow();
+        assertTrue(note.contains("of " + t + " (member two.txt) (0.0 MiB), up to its last complete line"), note);
+    }
+
+    @Test
+    void aDefaultCountFitsShortTextAndSaysSo() throws IOException {
+        CalibrationSet set = CalibrationSet.load(List.of(FIXTURE.resolve("calibration.txt")), tok, null);
+        int total = set.totalTokens();
+        int held = total / 1024;
+        CalibrationSet.Fit fit = set.fit(128, 1024);
+        assertEquals(held, fit.nsamples());
+        assertEquals(
+                "calibration: text holds " + held + " samples of 1024 tokens, using " + held + " (default 128)",
+                fit.note().orElseThrow());
+        assertEquals(held, set.sample(fit.nsamples(), 1024, 0).size());
+        // Enough text: the default stands and nothing is said; exactly enough is enough.
+        assertEquals(new CalibrationSet.Fit(held, Optional.empty()), set.fit(held, 1024));
+        assertEquals(new CalibrationSet.Fit(4, Optional.empty()), set.fit(4, 1024));
+        // Not even one window: the default stands, and sample() refuses it naming both counts.
+        CalibrationSet tiny = CalibrationSet.load(List.of(write("s.txt", "Let there be light.")), tok, null);
+        assertEquals(new CalibrationSet.Fit(128, Optional.empty()), tiny.fit(128, 1024));
+        assertThrows(InputException.class, () -> tiny.sample(128, 1024, 0));
     }
 }

@@ -5,10 +5,15 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.m2q.core.InputException;
+import dev.m2q.core.io.Packed;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
+import org.apache.commons.compress.compressors.CompressorStreamFactory;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -54,5 +59,30 @@ class PromptFileTest {
         assertTrue(assertThrows(InputException.class, () -> PromptFile.read(bad))
                 .getMessage()
                 .contains("bad.jsonl:1"));
+    }
+
+    @Test
+    void compressedPromptFilesReadByContent(@TempDir Path dir) throws IOException {
+        String jsonl = "{\"prompt\": \"P\"}\n{\"messages\": [{\"role\": \"user\", \"content\": \"Q\"}]}\n";
+        List<List<ChatTemplate.Message>> expected = PromptFile.read(Files.writeString(dir.resolve("p.jsonl"), jsonl));
+        for (String kind : Packed.KINDS) {
+            // A .jsonl.zst shard, and the same bytes under a name that says nothing.
+            assertEquals(
+                    expected,
+                    PromptFile.read(Files.write(dir.resolve("p.jsonl." + kind), Packed.compress(kind, jsonl))));
+            assertEquals(expected, PromptFile.read(Files.write(dir.resolve("prompts"), Packed.compress(kind, jsonl))));
+        }
+        // Text prompts in a tar, one per line, members in archive order.
+        Map<String, byte[]> members = new LinkedHashMap<>();
+        members.put("b.txt", "second\n".getBytes(StandardCharsets.UTF_8));
+        members.put("a.txt.gz", Packed.compress(CompressorStreamFactory.GZIP, "third\nfourth\n"));
+        Path tar = Files.write(dir.resolve("prompts.tar"), Packed.tar(members));
+        assertEquals(
+                List.of("second", "third", "fourth"),
+                PromptFile.read(tar).stream().map(c -> c.getFirst().content()).toList());
+        members.put("c.jsonl", "{\"prompt\": \"ok\"}\n{\"nothing\": 1}\n".getBytes(StandardCharsets.UTF_8));
+        Path bad = Files.write(dir.resolve("bad.tar"), Packed.tar(members));
+        InputException e = assertThrows(InputException.class, () -> PromptFile.read(bad));
+        assertTrue(e.getMessage().startsWith(bad + " (member c.jsonl):2: "), e.getMessage());
     }
 }

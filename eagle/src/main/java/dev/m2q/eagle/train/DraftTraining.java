@@ -88,7 +88,8 @@ public record DraftTraining(
     }
 
     /** The file an interrupted run leaves in its run folder when it can be resumed. */
-    private static final String RESUME_MARKER = TrainCheckpoint.DIR + "/" + TrainCheckpoint.STATE;
+    /** The file in the partial folder that marks a run --resume can continue. */
+    public static final String RESUME_MARKER = TrainCheckpoint.DIR + "/" + TrainCheckpoint.STATE;
 
     /**
      * Refuses, before any work: an output that is, contains or lies inside --target, --quantized or --data

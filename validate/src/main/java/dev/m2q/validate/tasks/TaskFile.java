@@ -1,15 +1,11 @@
 package dev.m2q.validate.tasks;
 
 import dev.m2q.core.InputException;
+import dev.m2q.core.io.InputText;
 import dev.m2q.core.json.Json;
 import dev.m2q.core.json.JsonException;
 import dev.m2q.core.tokenizer.ChatTemplate;
-import java.io.IOException;
 import java.math.BigInteger;
-import java.nio.charset.CharacterCodingException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -21,16 +17,20 @@ import java.util.Objects;
 
 /**
  * One task: a name and its items, all multiple choice or all generative, in file order. Read from JSONL files (one
- * JSON object per line, blank lines skipped) through a {@link TaskFields} mapping.
+ * JSON object per line, blank lines skipped) through a {@link TaskFields} mapping, through {@link InputText}: a file
+ * may be gzip, xz, bzip2 or zstd compressed, or a tar of such files, each member read as a file of its own.
  *
- * @param name the items' task field, else the file's name without its extension
+ * @param name the items' task field, else the file's (or tar member's) name without its extension and without a
+ *     compression suffix
  * @param path the file the items come from
+ * @param where how messages name the items' text: the file, or {@code "file (member m)"} for a tar member
  * @param items at least one
  */
-public record TaskFile(String name, Path path, List<TaskItem> items) {
+public record TaskFile(String name, Path path, String where, List<TaskItem> items) {
     public TaskFile {
         Objects.requireNonNull(name);
         Objects.requireNonNull(path);
+        Objects.requireNonNull(where);
         items = List.copyOf(items);
         if (items.isEmpty()) {
             throw new IllegalArgumentException("task " + name + " has no items");
@@ -41,6 +41,11 @@ public record TaskFile(String name, Path path, List<TaskItem> items) {
                 throw new IllegalArgumentException("task " + name + " mixes multiple-choice and generative items");
             }
         }
+    }
+
+    /** A task read from {@code path} itself (not from a tar member). */
+    public TaskFile(String name, Path path, List<TaskItem> items) {
+        this(name, path, path.toString(), items);
     }
 
     /** Whether the task's items are generative (else multiple choice). */
@@ -59,8 +64,8 @@ public record TaskFile(String name, Path path, List<TaskItem> items) {
             for (TaskFile t : read(f, fields)) {
                 TaskFile prev = byName.putIfAbsent(t.name(), t);
                 if (prev != null) {
-                    throw new InputException("task \"" + t.name() + "\" comes from both " + prev.path() + " and " + f
-                            + "; rename a file or set the items' task field");
+                    throw new InputException("task \"" + t.name() + "\" comes from both " + prev.where() + " and "
+                            + t.where() + "; rename a file or set the items' task field");
                 }
             }
         }
@@ -75,31 +80,30 @@ public record TaskFile(String name, Path path, List<TaskItem> items) {
      *     that mixes multiple-choice and generative items, or a file with no items
      */
     public static List<TaskFile> read(Path file, TaskFields fields) {
-        List<String> lines;
-        try {
-            lines = Files.readAllLines(file, StandardCharsets.UTF_8);
-        } catch (NoSuchFileException e) {
-            throw new InputException(file + ": no such task file", e);
-        } catch (CharacterCodingException e) {
-            throw new InputException(file + ": not UTF-8 text", e);
-        } catch (IOException e) {
-            throw new InputException(file + ": cannot read: " + e.getMessage(), e);
+        List<TaskFile> out = new ArrayList<>();
+        for (InputText.Part part : InputText.read(file, "task file")) {
+            out.addAll(read(file, part, fields));
         }
-        String base = file.getFileName().toString();
-        int dot = base.lastIndexOf('.');
-        String fileTask = dot > 0 ? base.substring(0, dot) : base;
+        return out;
+    }
+
+    /** The tasks of one text of {@code file} (the file itself, or a member of a tar). */
+    private static List<TaskFile> read(Path file, InputText.Part part, TaskFields fields) {
+        List<String> lines = part.lines();
+        String where = part.where();
+        String fileTask = part.stem();
         Map<String, List<TaskItem>> tasks = new LinkedHashMap<>();
         Map<String, Map<String, Integer>> idLines = new HashMap<>();
         for (int i = 0; i < lines.size(); i++) {
             if (lines.get(i).isBlank()) {
                 continue;
             }
-            Line l = new Line(file, i + 1, fields);
+            Line l = new Line(where, i + 1, fields);
             Map<String, Object> obj;
             try {
                 obj = Json.parseObject(lines.get(i));
             } catch (JsonException e) {
-                throw new InputException(file + ":" + (i + 1) + ": not a JSON object: " + e.getMessage(), e);
+                throw new InputException(where + ":" + (i + 1) + ": not a JSON object: " + e.getMessage(), e);
             }
             Object taskValue = lookup(obj, fields.task());
             String task = taskValue == null ? fileTask : l.text(taskValue, fields.task());
@@ -120,10 +124,10 @@ public record TaskFile(String name, Path path, List<TaskItem> items) {
             items.add(item);
         }
         if (tasks.isEmpty()) {
-            throw new InputException(file + ": no items (expected one JSON object per line)");
+            throw new InputException(where + ": no items (expected one JSON object per line)");
         }
         List<TaskFile> out = new ArrayList<>();
-        tasks.forEach((name, items) -> out.add(new TaskFile(name, file, items)));
+        tasks.forEach((name, items) -> out.add(new TaskFile(name, file, where, items)));
         return out;
     }
 
@@ -144,7 +148,7 @@ public record TaskFile(String name, Path path, List<TaskItem> items) {
     }
 
     /** One line being parsed: its errors name the file, the line and the field. */
-    private record Line(Path file, int line, TaskFields f) {
+    private record Line(String file, int line, TaskFields f) {
         InputException fail(String field, String problem) {
             return new InputException(file + ":" + line + ": field \"" + field + "\": " + problem);
         }

@@ -167,14 +167,14 @@ public final class TaskScorer {
         }
         int[] ctx = tok.encode(context);
         if (ctx.length == 0) {
-            throw new InputException(task.path() + ":" + item.line() + ": item " + item.id()
+            throw new InputException(task.where() + ":" + item.line() + ": item " + item.id()
                     + ": the context tokenizes to nothing; a choice needs a context to be scored after");
         }
         int[][] conts = new int[continuations.size()][];
         for (int i = 0; i < conts.length; i++) {
             int[] whole = tok.encode(context + continuations.get(i));
             if (whole.length <= ctx.length) {
-                throw new InputException(task.path() + ":" + item.line() + ": item " + item.id() + ": choice " + i
+                throw new InputException(task.where() + ":" + item.line() + ": item " + item.id() + ": choice " + i
                         + " adds no token after the context");
             }
             conts[i] = Arrays.copyOfRange(whole, ctx.length, whole.length);
@@ -406,7 +406,7 @@ public final class TaskScorer {
             int[] p = tok.encode(promptText((TaskItem.Generation) it, o.chat()));
             if (p.length == 0) {
                 throw new InputException(
-                        task.path() + ":" + it.line() + ": item " + it.id() + ": the prompt tokenizes to nothing");
+                        task.where() + ":" + it.line() + ": item " + it.id() + ": the prompt tokenizes to nothing");
             }
             prompts.add(p);
             capacity = Math.max(capacity, p.length + o.maxNewTokens());

@@ -7,10 +7,18 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.m2q.core.InputException;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
+import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
+import org.apache.commons.compress.archivers.tar.TarArchiveOutputStream;
+import org.apache.commons.compress.compressors.CompressorStreamFactory;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -296,5 +304,69 @@ class TaskFileTest {
         assertEquals("q", f.question());
         assertEquals(List.of("opa", "opb"), f.choices());
         assertEquals(TaskFields.DEFAULT, TaskFields.parse(""));
+    }
+
+    /** {@code data} as the commons-compress compression {@code kind}. */
+    private static byte[] compress(String kind, byte[] data) throws Exception {
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        try (OutputStream out = new CompressorStreamFactory().createCompressorOutputStream(kind, bytes)) {
+            out.write(data);
+        }
+        return bytes.toByteArray();
+    }
+
+    private static byte[] compress(String kind, String text) throws Exception {
+        return compress(kind, text.getBytes(StandardCharsets.UTF_8));
+    }
+
+    /** A tar of regular files, in the map's order. */
+    private static byte[] tar(Map<String, byte[]> members) throws IOException {
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        try (TarArchiveOutputStream tar = new TarArchiveOutputStream(bytes)) {
+            for (var m : members.entrySet()) {
+                TarArchiveEntry e = new TarArchiveEntry(m.getKey());
+                e.setSize(m.getValue().length);
+                tar.putArchiveEntry(e);
+                tar.write(m.getValue());
+                tar.closeArchiveEntry();
+            }
+        }
+        return bytes.toByteArray();
+    }
+
+    @Test
+    void compressedFilesAndTarMembersAreTasksOfTheirOwn() throws Exception {
+        String v1 =
+                "{\"id\": \"v1\", \"context\": \"In the beginning\", \"choices\": [\"God\", \"man\"], \"answer\": 0}";
+        String g1 = "{\"id\": \"g1\", \"prompt\": \"2+2=\", \"answer\": 4}";
+        // A .jsonl.xz file: the task is named without either suffix, and reads as the plain file does.
+        Path plain = write("verses.jsonl", v1);
+        Path xz = Files.write(dir.resolve("verses.jsonl.xz"), compress(CompressorStreamFactory.XZ, v1 + "\n"));
+        TaskFile fromXz = TaskFile.read(xz, TaskFields.DEFAULT).getFirst();
+        assertEquals("verses", fromXz.name());
+        assertEquals(TaskFile.read(plain, TaskFields.DEFAULT).getFirst().items(), fromXz.items());
+
+        // A tar.gz of a zstd member and a plain one: two tasks, in archive order (not by name).
+        Map<String, byte[]> members = new LinkedHashMap<>();
+        members.put("suite/verses.jsonl.zst", compress(CompressorStreamFactory.ZSTANDARD, v1 + "\n"));
+        members.put("suite/gen.jsonl", g1.getBytes(StandardCharsets.UTF_8));
+        Path tgz = Files.write(dir.resolve("suite.tar.gz"), compress(CompressorStreamFactory.GZIP, tar(members)));
+        List<TaskFile> tasks = TaskFile.readAll(List.of(tgz), TaskFields.DEFAULT);
+        assertEquals(
+                List.of("verses", "gen"), tasks.stream().map(TaskFile::name).toList());
+        assertEquals(tgz + " (member suite/verses.jsonl.zst)", tasks.getFirst().where());
+        assertEquals(tgz, tasks.getFirst().path());
+        assertTrue(tasks.get(1).generative());
+
+        // The same task name from a tar member and a file: both named.
+        InputException dup =
+                assertThrows(InputException.class, () -> TaskFile.readAll(List.of(tgz, plain), TaskFields.DEFAULT));
+        assertTrue(dup.getMessage().contains(tgz + " (member suite/verses.jsonl.zst) and " + plain), dup.getMessage());
+
+        // A bad line in a member: the file, the member and the line.
+        members.put("suite/gen.jsonl", (g1 + "\n{\"id\": \"g2\"}\n").getBytes(StandardCharsets.UTF_8));
+        Path bad = Files.write(dir.resolve("bad.tar"), tar(members));
+        InputException e = assertThrows(InputException.class, () -> TaskFile.read(bad, TaskFields.DEFAULT));
+        assertTrue(e.getMessage().startsWith(bad + " (member suite/gen.jsonl):2: "), e.getMessage());
     }
 }
