@@ -53,9 +53,9 @@ class EightBitEndToEndTest {
         return CliTest.run(a.toArray(String[]::new));
     }
 
-    /** The candidate's mean KL(bf16 ‖ release) from validate --json. */
+    /** The candidate's mean KL(bf16 ‖ release) from validate --json, whose report names {@code scheme}. */
     @SuppressWarnings("unchecked")
-    static double kl(Path candidate) {
+    static double kl(Path candidate, String scheme) {
         CliTest.Run v = validate(candidate);
         assertEquals(0, v.code(), v.out() + v.err());
         Map<String, Object> acc =
@@ -89,8 +89,8 @@ class EightBitEndToEndTest {
         assertEquals(8L, qc.get("bits"));
         assertEquals(qc, Json.parseObject(Files.readString(gptq.resolve("quantize_config.json"))));
         assertLoadable(gptq);
-        double kl4 = kl(w4);
-        double kl8 = kl(gptq);
+        double kl4 = kl(w4, "W4A16");
+        double kl8 = kl(gptq, "W8A16");
         // 8-bit steps are 17 times finer (2·absmax/255 against /15), so the weight error's energy is ~1/289 of the
         // 4-bit one's and the KL, second order in it, falls by about as much; /20 leaves a wide margin while still
         // failing if the release were 4-bit codes under an 8-bit label (or read back at the wrong width).
@@ -117,7 +117,7 @@ class EightBitEndToEndTest {
         assertEquals("auto-round", aqc.get("quant_method"));
         assertEquals(8L, aqc.get("bits"));
         assertLoadable(ar);
-        double klAr = kl(ar);
+        double klAr = kl(ar, "W8A16");
         assertTrue(klAr > 0 && klAr < kl4 / 20, "AutoRound W8 KL " + klAr + " vs W4 KL " + kl4);
 
         Path ct = tmp.resolve("ct8");

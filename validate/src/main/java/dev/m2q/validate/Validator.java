@@ -245,7 +245,7 @@ public final class Validator {
                 o.text().toString(),
                 o.ids().length,
                 o.seqLen(),
-                scheme.label(),
+                scheme.label(Bits.of(candCfg.quantization().bits())),
                 null,
                 accuracy,
                 throughput,
