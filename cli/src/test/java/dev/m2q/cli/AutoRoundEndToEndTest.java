@@ -101,13 +101,7 @@ class AutoRoundEndToEndTest {
 
         Path cut = tmp.resolve("cut");
         Path progress = tmp.resolve("cut.m2q-partial").resolve("progress.json");
-        List<String> cmd = new ArrayList<>(List.of(
-                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--add-modules",
-                "jdk.incubator.vector",
-                "-cp",
-                System.getProperty("java.class.path"),
-                Main.class.getName()));
+        List<String> cmd = CliTest.inAnotherJvm();
         cmd.addAll(List.of(args(cut)));
         Process p = new ProcessBuilder(cmd)
                 .redirectErrorStream(true)

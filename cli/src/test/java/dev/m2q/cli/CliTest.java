@@ -42,6 +42,20 @@ class CliTest {
 
     record Run(int code, String out, String err) {}
 
+    /**
+     * The command that starts m2q's {@link Main} in a second JVM on this test's class path (for a kill -9 in the
+     * middle of a run), to which the test adds its arguments.
+     */
+    static List<String> inAnotherJvm() {
+        return new java.util.ArrayList<>(List.of(
+                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--add-modules",
+                "jdk.incubator.vector",
+                "-cp",
+                System.getProperty("java.class.path"),
+                Main.class.getName()));
+    }
+
     static Run run(String... args) {
         StringWriter out = new StringWriter();
         StringWriter err = new StringWriter();

@@ -10,7 +10,6 @@ import dev.m2q.eagle.train.DraftTraining;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -125,13 +124,7 @@ class ReleaseCommandTest {
         // eagle data runs, then eagle train is killed -9 after its first checkpoint.
         Path marker =
                 StagedDir.partialOf(ReleaseCommand.workDir(out).resolve("head")).resolve(DraftTraining.RESUME_MARKER);
-        List<String> cmd = new ArrayList<>(List.of(
-                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--add-modules",
-                "jdk.incubator.vector",
-                "-cp",
-                System.getProperty("java.class.path"),
-                Main.class.getName()));
+        List<String> cmd = CliTest.inAnotherJvm();
         cmd.addAll(List.of(args));
         Process p = new ProcessBuilder(cmd)
                 .redirectErrorStream(true)
