@@ -227,6 +227,21 @@ final class ReleaseCommand implements Callable<Integer> {
         if (head != null && !"train".equals(draftMode)) {
             EagleCommand.dir(head, "--draft");
         }
+        Map<String, Recipe.Value> validate = values.get(Stage.VALIDATE);
+        if (head != null && !validate.containsKey("prompts")) {
+            throw new InputException("a release with a draft head validates it by speculative decoding: set"
+                    + " validate.prompts in the recipe or pass --validate.prompts FILE (the prompts to decode), or build"
+                    + " it with --no-draft");
+        }
+        if (head == null) {
+            List<String> unused =
+                    SPECULATIVE_ONLY.stream().filter(validate::containsKey).toList();
+            if (!unused.isEmpty()) {
+                unused.forEach(validate::remove);
+                err.println("release: no draft head, so validate runs without its speculative options ("
+                        + String.join(", ", unused) + ")");
+            }
+        }
         List<PathGuard.Named> inputs = PathGuard.all(
                 PathGuard.of("--model", modelDir),
                 PathGuard.of("--recipe", recipeFile),
@@ -439,6 +454,9 @@ final class ReleaseCommand implements Callable<Integer> {
         }
         return values;
     }
+
+    /** Validate's options for speculative decoding, which apply only when the release has a draft head. */
+    private static final List<String> SPECULATIVE_ONLY = List.of("prompts", "k", "temperature", "spec-tokens");
 
     /** Options that mean the same in every stage that has them: one command-line value sets them all. */
     private static final Set<String> SHARED = Set.of("--kernels", "--device");

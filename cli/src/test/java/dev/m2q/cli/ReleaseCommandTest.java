@@ -256,6 +256,8 @@ class ReleaseCommandTest {
                 FIXTURE.resolveSibling("eagle").resolve("train-prompts.txt").toString(),
                 "--text",
                 FIXTURE.resolve("heldout.txt").toString(),
+                "--validate.prompts",
+                FIXTURE.resolveSibling("eagle").resolve("eval-prompts.txt").toString(),
                 "--out",
                 tmp.resolve("big").toString(),
                 "--dry-run");
@@ -263,6 +265,40 @@ class ReleaseCommandTest {
         assertTrue(big.err().contains("--group-size") || big.err().contains("--format gptq"), big.err());
         assertFalse(Files.exists(tmp.resolve("big")));
         assertFalse(Files.exists(ReleaseCommand.workDir(tmp.resolve("big"))));
+    }
+
+    /** Without a head, validate's speculative options are dropped with a line; with one, its prompts are required. */
+    @Test
+    void speculativeOptionsFollowTheDraftHead() {
+        CliTest.Run none = CliTest.run(
+                "release",
+                "--recipe",
+                recipe.toString(),
+                "--out",
+                tmp.resolve("nohead").toString(),
+                "--no-draft",
+                "--dry-run");
+        assertEquals(0, none.code(), none.err());
+        assertTrue(
+                none.err()
+                        .contains("no draft head, so validate runs without its speculative options (prompts, k,"
+                                + " spec-tokens)"),
+                none.err());
+        assertEquals(2, count(none.err(), ": would run"), none.err());
+        assertFalse(none.err().contains("--draft"), none.err());
+        EagleCliTest.oneLine(
+                CliTest.run(
+                        "release",
+                        "--model",
+                        FIXTURE.toString(),
+                        "--out",
+                        tmp.resolve("never2").toString(),
+                        "--prompts",
+                        recipe.resolveSibling("train-prompts.txt").toString(),
+                        "--text",
+                        FIXTURE.resolve("heldout.txt").toString(),
+                        "--dry-run"),
+                "a release with a draft head validates it by speculative decoding: set validate.prompts");
     }
 
     private static String[] append(String[] a, String... more) {
