@@ -10,6 +10,7 @@ import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.kernels.Matrix;
 import dev.m2q.core.model.ModelConfig;
 import dev.m2q.core.model.Qwen2Model;
+import dev.m2q.core.pipeline.GptqRelease;
 import dev.m2q.core.pipeline.LayerContext;
 import dev.m2q.core.pipeline.LayerMethod;
 import dev.m2q.core.pipeline.LayerResult;
@@ -17,7 +18,9 @@ import dev.m2q.core.pipeline.ProgressListener;
 import dev.m2q.core.pipeline.QuantizeJob;
 import dev.m2q.core.pipeline.QuantizeOptions;
 import dev.m2q.core.pipeline.ReleaseFormat;
+import dev.m2q.core.quant.Bits;
 import dev.m2q.core.quant.GptqFormat;
+import dev.m2q.core.quant.QuantScheme;
 import dev.m2q.core.quant.QuantizedLinear;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -124,9 +127,9 @@ class AutoRoundMethodTest {
                 resume,
                 o.configKeys(NSAMPLES, SEQLEN),
                 List.of("test"),
-                "test",
-                format);
-        return new QuantizeJob(opts, m, KERNELS, ProgressListener.NONE).run(samples(), Map.of("test", true));
+                "test");
+        return new QuantizeJob(opts, format, QuantScheme.W4A16, m, KERNELS, ProgressListener.NONE)
+                .run(samples(), Map.of("test", true));
     }
 
     /** Every quantized linear of a release, read back through core's reader (PackedLinears). */
@@ -135,8 +138,10 @@ class AutoRoundMethodTest {
         Map<String, QuantizedLinear> out = new LinkedHashMap<>();
         try (Checkpoint c = Checkpoint.open(release)) {
             GptqFormat.quantizedLinears(cfg)
-                    .forEach((prefix, nk) ->
-                            out.put(prefix, GptqFormat.read(c::tensor, prefix, (int) nk[0], (int) nk[1], G)));
+                    .forEach((prefix, nk) -> out.put(
+                            prefix,
+                            GptqRelease.GPTQ.read(
+                                    c::tensor, c::contains, prefix, (int) nk[0], (int) nk[1], G, Bits.FOUR)));
         }
         return out;
     }
@@ -218,8 +223,8 @@ class AutoRoundMethodTest {
         AutoRoundOptions o = AutoRoundOptions.resolve(Recipe.DEFAULT, 6, null, null, 4, G, 5);
         Recording bf16 = new Recording(o, AutoRoundMethod.Target.BF16_STREAM);
         Recording same = new Recording(o, AutoRoundMethod.Target.SAME_INPUT);
-        run(tmp.resolve("bf16"), bf16, o, ReleaseFormat.AUTO_ROUND);
-        run(tmp.resolve("same"), same, o, ReleaseFormat.AUTO_ROUND);
+        run(tmp.resolve("bf16"), bf16, o, GptqRelease.AUTO_ROUND);
+        run(tmp.resolve("same"), same, o, GptqRelease.AUTO_ROUND);
         int differing = 0;
         for (Map.Entry<String, QuantizedLinear> e : bf16.linears.entrySet()) {
             QuantizedLinear other = same.linears.get(e.getKey());
@@ -238,9 +243,9 @@ class AutoRoundMethodTest {
         Path cut = tmp.resolve("cut");
         Interrupted stop = new Interrupted(new Recording(o, AutoRoundMethod.Target.BF16_STREAM), 3);
         org.junit.jupiter.api.Assertions.assertThrows(
-                IllegalStateException.class, () -> run(cut, stop, o, ReleaseFormat.AUTO_ROUND));
+                IllegalStateException.class, () -> run(cut, stop, o, GptqRelease.AUTO_ROUND));
         QuantizeJob.Summary s =
-                run(cut, new Recording(o, AutoRoundMethod.Target.BF16_STREAM), o, ReleaseFormat.AUTO_ROUND, true);
+                run(cut, new Recording(o, AutoRoundMethod.Target.BF16_STREAM), o, GptqRelease.AUTO_ROUND, true);
         assertEquals(3, s.resumedLayers());
         assertArrayEquals(
                 Files.readAllBytes(tmp.resolve("bf16").resolve("model.safetensors")),
@@ -253,11 +258,10 @@ class AutoRoundMethodTest {
                         cut2,
                         new Interrupted(new Recording(o, AutoRoundMethod.Target.BF16_STREAM), 2),
                         o,
-                        ReleaseFormat.AUTO_ROUND));
+                        GptqRelease.AUTO_ROUND));
         dev.m2q.core.InputException refused = org.junit.jupiter.api.Assertions.assertThrows(
                 dev.m2q.core.InputException.class,
-                () -> run(
-                        cut2, new Recording(o, AutoRoundMethod.Target.SAME_INPUT), o, ReleaseFormat.AUTO_ROUND, true));
+                () -> run(cut2, new Recording(o, AutoRoundMethod.Target.SAME_INPUT), o, GptqRelease.AUTO_ROUND, true));
         assertTrue(refused.getMessage().contains("other inputs or options"), refused.getMessage());
     }
 
@@ -265,7 +269,7 @@ class AutoRoundMethodTest {
     void itersZeroReleaseIsRtnWithAutoRoundsScaleRuleBitForBit(@TempDir Path tmp) {
         AutoRoundOptions o = AutoRoundOptions.resolve(Recipe.DEFAULT, 0, null, null, 4, G, 1);
         Path out = tmp.resolve("rtn");
-        run(out, new AutoRoundMethod(o), o, ReleaseFormat.AUTO_ROUND);
+        run(out, new AutoRoundMethod(o), o, GptqRelease.AUTO_ROUND);
         Map<String, QuantizedLinear> got = readBack(out);
         int negative = 0;
         try (Qwen2Model bf16 = Qwen2Model.load(FIXTURE, KERNELS)) {
@@ -298,7 +302,7 @@ class AutoRoundMethodTest {
         AutoRoundOptions o = AutoRoundOptions.resolve(Recipe.DEFAULT, 16, null, null, 4, G, 5);
         Recording auto = new Recording(o);
         Path ar = tmp.resolve("ar");
-        run(ar, auto, o, ReleaseFormat.AUTO_ROUND);
+        run(ar, auto, o, GptqRelease.AUTO_ROUND);
 
         // The method's rows, one per linear; the job adds one KV-range row per layer (module "…self_attn").
         List<String> all = Files.readAllLines(ar.resolve("m2q-report.jsonl"));
@@ -320,7 +324,7 @@ class AutoRoundMethodTest {
         // Same tuned weights under the GPTQ label: identical tensors, bit for bit, and both read back to them.
         Recording gptq = new Recording(o);
         Path gp = tmp.resolve("gptq");
-        run(gp, gptq, o, ReleaseFormat.GPTQ);
+        run(gp, gptq, o, GptqRelease.GPTQ);
         assertArrayEquals(
                 Files.readAllBytes(ar.resolve("model.safetensors")),
                 Files.readAllBytes(gp.resolve("model.safetensors")));

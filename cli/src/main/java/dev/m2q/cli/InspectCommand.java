@@ -12,7 +12,6 @@ import dev.m2q.core.json.Json;
 import dev.m2q.core.model.ModelConfig;
 import dev.m2q.core.quant.Bits;
 import dev.m2q.core.quant.CompressedTensorsFormat;
-import dev.m2q.core.quant.GptqFormat;
 import dev.m2q.core.quant.GptqLayoutCheck;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -208,10 +207,8 @@ final class InspectCommand implements Callable<Integer> {
         ModelConfig.Quantization q = cfg.quantization();
         if (q != null) {
             expected = new LinkedHashMap<>();
-            List<TensorSpec> plan = q.gptqTensors()
-                    ? GptqFormat.plan(cfg, ckpt::tensor, q.groupSize(), bits)
-                    : CompressedTensorsFormat.plan(
-                            cfg, ckpt::tensor, q.groupSize(), CompressedTensorsFormat.scheme(dir), q.descAct(), bits);
+            List<TensorSpec> plan =
+                    q.format().plan(cfg, ckpt::tensor, q.groupSize(), CompressedTensorsFormat.scheme(dir), bits);
             for (TensorSpec t : plan) {
                 expected.put(t.name(), t.shape());
             }

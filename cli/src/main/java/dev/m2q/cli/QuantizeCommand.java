@@ -8,11 +8,12 @@ import dev.m2q.core.calib.CalibrationSet;
 import dev.m2q.core.io.PathGuard;
 import dev.m2q.core.kernels.Devices;
 import dev.m2q.core.model.ModelConfig;
+import dev.m2q.core.pipeline.CompressedTensorsRelease;
+import dev.m2q.core.pipeline.GptqRelease;
 import dev.m2q.core.pipeline.LayerMethod;
 import dev.m2q.core.pipeline.QuantizeJob;
 import dev.m2q.core.pipeline.QuantizeOptions;
 import dev.m2q.core.pipeline.ReleaseFormat;
-import dev.m2q.core.pipeline.ReleaseLayout;
 import dev.m2q.core.pipeline.WeightScan;
 import dev.m2q.core.quant.Bits;
 import dev.m2q.core.quant.GptqLayoutCheck;
@@ -289,17 +290,14 @@ final class QuantizeCommand implements Callable<Integer> {
         refuseOptionsOfOtherMethods();
         AutoRoundMethod.Target arTarget =
                 autoRoundTarget == null ? AutoRoundMethod.Target.DEFAULT : AutoRoundMethod.Target.byId(autoRoundTarget);
-        ReleaseLayout layout = format == null ? ReleaseLayout.GPTQ : ReleaseLayout.byName(format);
-        boolean compressed = layout == ReleaseLayout.COMPRESSED_TENSORS;
-        ReleaseFormat releaseFormat = format != null && !compressed
-                ? ReleaseFormat.byName(format)
-                : autoRound ? ReleaseFormat.AUTO_ROUND : ReleaseFormat.GPTQ;
-        if (releaseFormat == ReleaseFormat.AUTO_ROUND && !autoRound) {
+        ReleaseFormat releaseFormat =
+                format != null ? ReleaseFormat.byName(format) : autoRound ? GptqRelease.AUTO_ROUND : GptqRelease.GPTQ;
+        if (releaseFormat.equals(GptqRelease.AUTO_ROUND) && !autoRound) {
             throw new InputException(
                     "--format auto_round labels AutoRound's output: use it with --method autoround (or write gptq)");
         }
         QuantScheme qs = scheme.get();
-        QuantizeJob.checkRelease(layout, qs, width);
+        releaseFormat.check(qs, width);
         Recipe rec = Recipe.byName(recipe == null ? "default" : recipe);
         int nsamples = nsamplesOption != null ? nsamplesOption : autoRound ? rec.nsamples() : 128;
         int seqlen = seqlenOption != null ? seqlenOption : autoRound ? rec.seqlen() : 2048;
@@ -333,7 +331,8 @@ final class QuantizeCommand implements Callable<Integer> {
                     .append(GptqLayoutCheck.loadsAt(cfg, groupSize));
             throw new InputException(b.toString());
         }
-        WeightScan.check(dir, cfg, layout); // NaN, Inf or fp16-overflowing weights: exit 2 before anything is written
+        WeightScan.check(
+                dir, cfg, releaseFormat); // NaN, Inf or fp16-overflowing weights: exit 2 before anything is written
         // Printed once the inputs are all accepted, so a refusal stays one line on stderr.
         List<String> notes = new ArrayList<>();
         String marlin = GroupSize.marlinWarning(groupSize);
@@ -380,7 +379,7 @@ final class QuantizeCommand implements Callable<Integer> {
         if (autoRound) {
             m = new AutoRoundMethod(autoRoundOptions, arTarget, width);
             qc.putAll(autoRoundOptions.configKeys(nsamples, seqlen));
-            if (releaseFormat == ReleaseFormat.GPTQ) {
+            if (releaseFormat.equals(GptqRelease.GPTQ)) {
                 // All linears of a layer are tuned jointly: nothing is sequential, no Hessian is damped.
                 qc.put("desc_act", false);
                 qc.put("static_groups", false);
@@ -397,6 +396,8 @@ final class QuantizeCommand implements Callable<Integer> {
                     ? new GptqMethod(gptq, trueSequential)
                     : new RtnMethod(groupSize, clipSearch, width);
             boolean descAct = actOrder && !staticOn;
+            releaseFormat =
+                    releaseFormat.withActOrder(CompressedTensorsRelease.ActOrder.of(descAct, staticOn && !perRow));
             qc.put("desc_act", descAct);
             qc.put("static_groups", staticOn && !perRow);
             if (method == Method.gptq) {
@@ -432,7 +433,6 @@ final class QuantizeCommand implements Callable<Integer> {
                 qc,
                 new ArrayList<>(spec.commandLine().getParseResult().originalArgs()),
                 Version.get(),
-                releaseFormat,
                 width);
         var err = spec.commandLine().getErr();
         ConsoleProgress progress = new ConsoleProgress(err, ConsoleProgress.isTerminal());
@@ -455,12 +455,12 @@ final class QuantizeCommand implements Callable<Integer> {
                 bits,
                 GroupSize.label(groupSize),
                 qs.label(width),
-                compressed ? layout.id() : releaseFormat.id(),
+                releaseFormat.id(),
                 nsamples,
                 seqlen,
                 selected.kernels().name()));
         progress.info(selected.line());
-        QuantizeJob job = new QuantizeJob(opts, layout, qs, m, selected.kernels(), progress)
+        QuantizeJob job = new QuantizeJob(opts, releaseFormat, qs, m, selected.kernels(), progress)
                 .checkedBy(release -> InspectCommand.releaseViolations(release, tp));
         if (verifyDevice) {
             job.verifiedOn(kernels.get());

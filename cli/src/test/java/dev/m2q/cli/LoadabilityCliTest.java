@@ -9,6 +9,9 @@ import dev.m2q.core.io.Checkpoint;
 import dev.m2q.core.io.TensorView;
 import dev.m2q.core.json.Json;
 import dev.m2q.core.model.ModelConfig;
+import dev.m2q.core.pipeline.CompressedTensorsRelease;
+import dev.m2q.core.pipeline.GptqRelease;
+import dev.m2q.core.quant.Bits;
 import dev.m2q.core.quant.CompressedTensorsFormat;
 import dev.m2q.core.quant.GptqFormat;
 import dev.m2q.core.quant.QuantizedLinear;
@@ -106,9 +109,10 @@ class LoadabilityCliTest {
                 QuantizedLinear got;
                 if (compressed) {
                     want = CompressedTensorsFormat.asWritten(want);
-                    got = CompressedTensorsFormat.read(rel::tensor, rel::contains, prefix, n, k, -1);
+                    got = CompressedTensorsRelease.NO_ACT_ORDER.read(
+                            rel::tensor, rel::contains, prefix, n, k, -1, Bits.FOUR);
                 } else {
-                    got = GptqFormat.read(rel::tensor, prefix, n, k, -1);
+                    got = GptqRelease.GPTQ.read(rel::tensor, name -> true, prefix, n, k, -1, Bits.FOUR);
                 }
                 assertEquals(k, got.groupSize(), prefix);
                 assertArrayEquals(want.codes(), got.codes(), prefix + " codes");

@@ -6,10 +6,10 @@ import dev.m2q.core.kernels.CountingKernels;
 import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.model.KvCache;
 import dev.m2q.core.model.Qwen2Model;
+import dev.m2q.core.pipeline.GptqRelease;
 import dev.m2q.core.pipeline.ProgressListener;
 import dev.m2q.core.pipeline.QuantizeJob;
 import dev.m2q.core.pipeline.QuantizeOptions;
-import dev.m2q.core.pipeline.ReleaseLayout;
 import dev.m2q.core.quant.QuantScheme;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -166,7 +166,7 @@ class BoundaryBytesTest {
         }
         new QuantizeJob(
                         opts,
-                        ReleaseLayout.GPTQ,
+                        GptqRelease.GPTQ,
                         QuantScheme.W4A16,
                         new GptqMethod(GptqOptions.DEFAULTS, true),
                         ck,

@@ -7,13 +7,13 @@ import dev.m2q.core.io.Checkpoint;
 import dev.m2q.core.io.TensorView;
 import dev.m2q.core.json.Json;
 import dev.m2q.core.kernels.Kernels;
+import dev.m2q.core.pipeline.CompressedTensorsRelease;
 import dev.m2q.core.pipeline.LayerContext;
 import dev.m2q.core.pipeline.LayerMethod;
 import dev.m2q.core.pipeline.LayerResult;
 import dev.m2q.core.pipeline.ProgressListener;
 import dev.m2q.core.pipeline.QuantizeJob;
 import dev.m2q.core.pipeline.QuantizeOptions;
-import dev.m2q.core.pipeline.ReleaseLayout;
 import dev.m2q.core.quant.GptqFormat;
 import dev.m2q.core.quant.GptqLayoutCheck;
 import dev.m2q.core.quant.QuantScheme;
@@ -76,7 +76,8 @@ class GptqCompressedTensorsTest {
                 FIXTURE, out, o.groupSize(), 4, 64, 1, 1L << 30, 4L << 30, 2, false, false, qc, List.of("t"), "t");
         new QuantizeJob(
                         opts,
-                        ReleaseLayout.COMPRESSED_TENSORS,
+                        CompressedTensorsRelease.NO_ACT_ORDER.withActOrder(CompressedTensorsRelease.ActOrder.of(
+                                Boolean.TRUE.equals(qc.get("desc_act")), Boolean.TRUE.equals(qc.get("static_groups")))),
                         scheme,
                         m,
                         Kernels.byName("vector"),

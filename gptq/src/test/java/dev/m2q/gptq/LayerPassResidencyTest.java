@@ -11,11 +11,11 @@ import dev.m2q.core.kernels.JavaBackend;
 import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.model.ModelConfig;
 import dev.m2q.core.pipeline.ActivationStore;
+import dev.m2q.core.pipeline.GptqRelease;
 import dev.m2q.core.pipeline.LayerContext;
 import dev.m2q.core.pipeline.ProgressListener;
 import dev.m2q.core.pipeline.QuantizeJob;
 import dev.m2q.core.pipeline.QuantizeOptions;
-import dev.m2q.core.pipeline.ReleaseLayout;
 import dev.m2q.core.pipeline.ReportLine;
 import dev.m2q.core.pipeline.ReportRow;
 import dev.m2q.core.quant.QuantScheme;
@@ -155,8 +155,8 @@ class LayerPassResidencyTest {
         for (int i = 0; i < SAMPLES; i++) {
             samples.add(r.ints(SEQ, 0, 2045).toArray());
         }
-        QuantizeJob.Summary s = new QuantizeJob(opts, ReleaseLayout.GPTQ, QuantScheme.W4A16, gptq(), ck, listener)
-                .run(samples, Map.of());
+        QuantizeJob.Summary s =
+                new QuantizeJob(opts, GptqRelease.GPTQ, QuantScheme.W4A16, gptq(), ck, listener).run(samples, Map.of());
         Map<String, String> release = new TreeMap<>();
         s.files().forEach((f, h) -> {
             if (f.endsWith(".safetensors")) {

@@ -238,7 +238,7 @@ public final class Validator {
                 o.candidate().toString(),
                 integrity,
                 format,
-                candCfg.quantization().method(),
+                candCfg.quantization().format().quantMethod(),
                 candCfg.quantization().groupSize(),
                 o.w4Kernel() ? "w4a16 kernel (packed)" : "dequantized to fp32",
                 o.kernels().name(),
@@ -503,7 +503,7 @@ public final class Validator {
     private static void requireSameModel(ModelConfig ref, ModelConfig cand, ValidateOptions o) {
         if (ref.quantization() != null) {
             throw new InputException(o.reference() + ": --reference is itself quantized ("
-                    + ref.quantization().method() + "); pass the BF16 checkpoint");
+                    + ref.quantization().format().quantMethod() + "); pass the BF16 checkpoint");
         }
         if (cand.quantization() == null) {
             throw new InputException(o.candidate() + ": config.json has no quantization_config; --candidate must be a"

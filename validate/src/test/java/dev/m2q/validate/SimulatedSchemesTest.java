@@ -9,10 +9,10 @@ import dev.m2q.core.model.ActivationQuant;
 import dev.m2q.core.model.LayerObserver;
 import dev.m2q.core.model.ModelConfig;
 import dev.m2q.core.model.Qwen2Model;
+import dev.m2q.core.pipeline.CompressedTensorsRelease;
 import dev.m2q.core.pipeline.ProgressListener;
 import dev.m2q.core.pipeline.QuantizeJob;
 import dev.m2q.core.pipeline.QuantizeOptions;
-import dev.m2q.core.pipeline.ReleaseLayout;
 import dev.m2q.core.quant.QuantScheme;
 import dev.m2q.core.tensor.Fp8;
 import java.nio.file.Path;
@@ -47,7 +47,7 @@ class SimulatedSchemesTest {
                 List.of(r.ints(32, 0, 2045).toArray(), r.ints(32, 0, 2045).toArray());
         new QuantizeJob(
                         o,
-                        ReleaseLayout.COMPRESSED_TENSORS,
+                        CompressedTensorsRelease.NO_ACT_ORDER,
                         scheme,
                         new ValidatorTest.PlainRtn(),
                         ValidatorTest.K,

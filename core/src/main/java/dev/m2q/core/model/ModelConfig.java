@@ -4,6 +4,8 @@ import dev.m2q.core.InputException;
 import dev.m2q.core.io.Checkpoint;
 import dev.m2q.core.json.Json;
 import dev.m2q.core.json.JsonException;
+import dev.m2q.core.pipeline.CompressedTensorsRelease;
+import dev.m2q.core.pipeline.ReleaseFormat;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -45,20 +47,12 @@ public record ModelConfig(
     /**
      * The {@code quantization_config} of an already quantized checkpoint (null for a bf16 source).
      *
-     * @param method {@link #GPTQ}, {@link #AUTO_ROUND} (its "auto_round:auto_gptq" packing is the GPTQ layout) or
-     *     {@link #COMPRESSED_TENSORS} ("pack-quantized": weight_packed / weight_scale / weight_shape)
+     * @param format the release format it declares ({@link ReleaseFormat#of}): the GPTQ layout labelled gptq or
+     *     auto-round ("auto_round:auto_gptq" packing), or compressed-tensors ("pack-quantized": weight_packed /
+     *     weight_scale / weight_shape)
      * @param descAct GPTQ's desc_act, or a compressed-tensors actorder that stores a g_idx
      */
-    public record Quantization(String method, int bits, int groupSize, boolean sym, boolean descAct) {
-        public static final String GPTQ = "gptq";
-        public static final String AUTO_ROUND = "auto-round";
-        public static final String COMPRESSED_TENSORS = "compressed-tensors";
-
-        /** True for the layouts that store qweight / qzeros / scales / g_idx (GPTQ and AutoRound's GPTQ packing). */
-        public boolean gptqTensors() {
-            return !COMPRESSED_TENSORS.equals(method);
-        }
-    }
+    public record Quantization(ReleaseFormat format, int bits, int groupSize, boolean sym, boolean descAct) {}
 
     /** The widest row a Java array holds: no tensor dimension of a loadable checkpoint exceeds it. */
     private static final long MAX_WIDTH = Integer.MAX_VALUE - 8;
@@ -404,17 +398,9 @@ public record ModelConfig(
         }
         @SuppressWarnings("unchecked")
         Map<String, Object> q = (Map<String, Object>) raw;
-        Object method = q.get("quant_method");
-        if ("compressed-tensors".equals(method)) {
-            return compressedTensors(q);
-        }
-        boolean autoRound = "auto-round".equals(method) || "intel/auto-round".equals(method);
-        boolean gptqLayout = "gptq".equals(method)
-                || (autoRound && String.valueOf(q.get("packing_format")).contains("gptq"));
-        if (!gptqLayout) {
-            throw new InputException("config.json: quantization_config.quant_method \"" + method
-                    + "\" is not a layout m2q reads (reads: gptq, auto-round with auto_round:auto_gptq packing,"
-                    + " compressed-tensors pack-quantized)");
+        ReleaseFormat format = ReleaseFormat.of(q);
+        if (format instanceof CompressedTensorsRelease) {
+            return compressedTensors(q, format);
         }
         for (String key : List.of("bits", "group_size", "sym")) {
             if (!q.containsKey(key)) {
@@ -428,15 +414,11 @@ public record ModelConfig(
                     + "; m2q reads 4- or 8-bit symmetric weights only");
         }
         return new Quantization(
-                autoRound ? Quantization.AUTO_ROUND : Quantization.GPTQ,
-                bits,
-                intKey(q, "group_size", null),
-                true,
-                Boolean.TRUE.equals(q.get("desc_act")));
+                format, bits, intKey(q, "group_size", null), true, Boolean.TRUE.equals(q.get("desc_act")));
     }
 
     /** compressed-tensors "pack-quantized" with one int4 symmetric group-wise weight scheme (FORMATS.md §4). */
-    private static Quantization compressedTensors(Map<String, Object> q) {
+    private static Quantization compressedTensors(Map<String, Object> q, ReleaseFormat format) {
         String where = "config.json: quantization_config";
         if (!"pack-quantized".equals(q.get("format"))) {
             throw new InputException(where + ".format is " + Json.write(q.get("format"))
@@ -466,7 +448,7 @@ public record ModelConfig(
         }
         Object actorder = weights.get("actorder");
         return new Quantization(
-                Quantization.COMPRESSED_TENSORS,
+                format,
                 bits,
                 channel ? -1 : intKey(weights, "group_size", null),
                 true,

@@ -24,8 +24,6 @@ import dev.m2q.core.model.DecoderLayer;
 import dev.m2q.core.model.LayerObserver;
 import dev.m2q.core.model.ModelConfig;
 import dev.m2q.core.model.Qwen2Model;
-import dev.m2q.core.quant.Bits;
-import dev.m2q.core.quant.CompressedTensorsFormat;
 import dev.m2q.core.quant.GptqFormat;
 import dev.m2q.core.quant.GptqLayoutCheck;
 import dev.m2q.core.quant.QuantScheme;
@@ -45,9 +43,8 @@ import java.util.TreeMap;
 import java.util.function.Function;
 
 /**
- * The layer-sequential pipeline (ALGORITHMS.md §0) writing a GPTQ-layout checkpoint (FORMATS.md §2), labelled as
- * GPTQ or as AutoRound's "auto_round:auto_gptq" (§3) by {@link QuantizeOptions#format}, or a compressed-tensors
- * checkpoint (§4). Propagating the calibration set through each quantized layer also calibrates its activation
+ * The layer-sequential pipeline (ALGORITHMS.md §0) writing a release in a {@link ReleaseFormat}: the GPTQ layout
+ * (FORMATS.md §2) labelled as GPTQ or as AutoRound's "auto_round:auto_gptq" (§3), or compressed-tensors (§4). Propagating the calibration set through each quantized layer also calibrates its activation
  * ranges (§4 of ALGORITHMS.md, {@link RangeCalibrator}): every release records them in m2q-report.jsonl, and a
  * compressed-tensors release of an 8-bit scheme stores the static input scales and the KV-cache scales they give.
  *
@@ -73,7 +70,7 @@ public final class QuantizeJob {
             "added_tokens.json");
 
     private final QuantizeOptions opts;
-    private final ReleaseLayout layout;
+    private final ReleaseFormat format;
     private final QuantScheme scheme;
     private final LayerMethod method;
     private final Kernels kernels;
@@ -97,57 +94,30 @@ public final class QuantizeJob {
 
     /** A W4A16 release in the GPTQ layout. */
     public QuantizeJob(QuantizeOptions opts, LayerMethod method, Kernels kernels, ProgressListener progress) {
-        this(opts, ReleaseLayout.GPTQ, QuantScheme.W4A16, method, kernels, progress);
+        this(opts, GptqRelease.GPTQ, QuantScheme.W4A16, method, kernels, progress);
     }
 
     /**
-     * A release of {@code scheme} in {@code layout}. 8-bit activations need compressed-tensors (the GPTQ config
-     * has no activation scheme); an FP8 KV cache in the GPTQ layout is calibrated and reported, but its scales are
-     * not written, since engines ignore them there (the run says so).
+     * A release of {@code scheme} in {@code format}. 8-bit activations need compressed-tensors (the GPTQ config has
+     * no activation scheme); an FP8 KV cache in the GPTQ layout is calibrated and reported, but its scales are not
+     * written, since engines ignore them there (the run says so).
      *
-     * @throws InputException for 8-bit activations in the GPTQ layout
+     * @throws InputException for a scheme the format cannot carry ({@link ReleaseFormat#check})
      */
     public QuantizeJob(
             QuantizeOptions opts,
-            ReleaseLayout layout,
+            ReleaseFormat format,
             QuantScheme scheme,
             LayerMethod method,
             Kernels kernels,
             ProgressListener progress) {
-        checkRelease(layout, scheme, opts.bits());
+        format.check(scheme, opts.bits());
         this.opts = opts;
-        this.layout = layout;
+        this.format = format;
         this.scheme = scheme;
         this.method = method;
         this.kernels = kernels;
         this.progress = progress;
-    }
-
-    /**
-     * Refuses a scheme the layout cannot carry: 8-bit activations in the GPTQ layout, whose quantization_config has
-     * no activation scheme (engines would run W4A16).
-     */
-    public static void checkRelease(ReleaseLayout layout, QuantScheme scheme) {
-        if (layout == ReleaseLayout.GPTQ && scheme.activations() != null) {
-            throw new InputException("--scheme " + scheme.schemeName()
-                    + " needs --format compressed-tensors: the GPTQ layout's quantization_config has no activation"
-                    + " scheme, so engines would run W4A16");
-        }
-    }
-
-    /**
-     * {@link #checkRelease(ReleaseLayout, QuantScheme)}, and at 8 bits: 8-bit activations are refused (the W4A8
-     * schemes are 4-bit weights; group-wise 8-bit weights with 8-bit activations match no engine kernel), an FP8 KV
-     * cache is allowed (kv_cache_scheme is independent of the weights).
-     */
-    public static void checkRelease(ReleaseLayout layout, QuantScheme scheme, Bits bits) {
-        checkRelease(layout, scheme);
-        if (bits.value() != 4 && scheme.activations() != null) {
-            throw new InputException("--scheme " + scheme.schemeName() + " with --bits " + bits.value()
-                    + ": 8-bit activations are written beside 4-bit weights only (the W4A8 schemes); group-wise "
-                    + bits.value() + "-bit weights with 8-bit activations have no engine kernel. Use --bits 4, or"
-                    + " --bits 8 with 16-bit activations (--kv-cache fp8 combines with either)");
-        }
     }
 
     /** Checks the finished release with {@code check} (default: {@link GptqLayoutCheck} at tp 1) before the swap. */
@@ -190,11 +160,7 @@ public final class QuantizeJob {
         PathGuard.check(PathGuard.staged("--out", out), PathGuard.of("--model", opts.model()));
         checkOutput(out, opts.overwrite(), opts.resume());
         ModelConfig cfg = ModelConfig.load(opts.model());
-        if (layout == ReleaseLayout.GPTQ && scheme.kvCache() != null) {
-            progress.info("warning: --kv-cache fp8 with --format gptq: vLLM and SGLang ignore KV-cache scales in GPTQ"
-                    + " checkpoints, so they are calibrated and recorded in m2q-report.jsonl only; write"
-                    + " --format compressed-tensors to ship them");
-        }
+        format.warning(scheme).ifPresent(progress::info);
         if (scheme.staticActivations()) {
             progress.info("note: static input scales (input_scale) are consumed by vLLM's W8A8 kernels; its W4A8"
                     + " kernels quantize activations per token at run time and ignore them");
@@ -207,10 +173,7 @@ public final class QuantizeJob {
         try (Qwen2Model model = Qwen2Model.load(opts.model(), kernels);
                 Checkpoint src = Checkpoint.open(opts.model())) {
             Map<String, String> inputHashes = inputHashes(src);
-            List<TensorSpec> specs = layout == ReleaseLayout.GPTQ
-                    ? GptqFormat.plan(cfg, src::tensor, opts.groupSize(), opts.bits())
-                    : CompressedTensorsFormat.plan(
-                            cfg, src::tensor, opts.groupSize(), scheme, dynamicGroups(), opts.bits());
+            List<TensorSpec> specs = format.plan(cfg, src::tensor, opts.groupSize(), scheme, opts.bits());
             ShardPlan plan = ShardPlan.of(specs, opts.maxShardBytes());
             Fingerprint fingerprint = fingerprint(inputHashes, calibration);
             if (opts.resume()) {
@@ -346,9 +309,9 @@ public final class QuantizeJob {
                         linears = asWritten(r.linears());
                         writeLayer(cfg, l, src, writer, linears);
                         methodRows = r.report();
-                        // The GPTQ layout writes the method's weights unchanged, so its resident dequantized
-                        // weights are the ones to propagate; compressed-tensors rounds the scales first.
-                        onBackend = layout == ReleaseLayout.GPTQ ? r.weights() : null;
+                        // A format that writes the method's weights unchanged propagates its resident dequantized
+                        // weights; compressed-tensors rounds the scales first.
+                        onBackend = format.storesMethodWeights() ? r.weights() : null;
                     } else {
                         linears = readBack(cfg, l, partial, plan);
                         resumed++;
@@ -374,7 +337,7 @@ public final class QuantizeJob {
                         x = next;
                         if (fresh) {
                             LayerScales scales = LayerScales.of(cfg, l, ranges.ranges(), scheme);
-                            writeScales(cfg, l, writer, scales);
+                            format.writeScales(writer, cfg, l, scales);
                             state.report.addAll(scales.mergeInto(cfg, l, methodRows));
                             writer.sync();
                             state.layersDone = l + 1;
@@ -417,22 +380,11 @@ public final class QuantizeJob {
                 methodBytes);
     }
 
-    /**
-     * A fresh layer's weights as the release stores them, which is what the job propagates and a resume replays:
-     * unchanged in the GPTQ layout, scales rounded to BF16 in compressed-tensors.
-     */
+    /** A fresh layer's weights as the release stores them ({@link ReleaseFormat#asWritten}). */
     private Map<String, QuantizedLinear> asWritten(Map<String, QuantizedLinear> linears) {
-        if (layout == ReleaseLayout.GPTQ) {
-            return linears;
-        }
         Map<String, QuantizedLinear> out = new LinkedHashMap<>();
-        linears.forEach((rel, q) -> out.put(rel, CompressedTensorsFormat.asWritten(q)));
+        linears.forEach((rel, q) -> out.put(rel, format.asWritten(q)));
         return out;
-    }
-
-    /** compressed-tensors stores g_idx only for dynamic act-order groups (desc_act). */
-    private boolean dynamicGroups() {
-        return Boolean.TRUE.equals(opts.quantizationConfig().get("desc_act"));
     }
 
     private void writeLayer(
@@ -449,33 +401,11 @@ public final class QuantizeJob {
             }
             String prefix = cfg.arch().module(l, rel);
             String biasName = prefix + ".bias";
-            if (layout == ReleaseLayout.GPTQ) {
-                float[] bias = src.contains(biasName) ? src.tensor(biasName).toFloatArray() : null;
-                GptqFormat.write(writer, prefix, GptqFormat.pack(prefix, q), bias);
-            } else {
-                CompressedTensorsFormat.write(writer, prefix, q, dynamicGroups());
-                if (src.contains(biasName)) {
-                    writer.write(biasName, src.tensor(biasName));
-                }
-            }
+            format.writeLinear(writer, prefix, q, src.contains(biasName) ? src.tensor(biasName) : null);
         }
         String p = cfg.arch().layerPrefix() + l + ".";
         for (String norm : List.of("input_layernorm.weight", "post_attention_layernorm.weight")) {
             writer.write(p + norm, src.tensor(p + norm));
-        }
-    }
-
-    /** A compressed-tensors release's static input scales and KV-cache scales; the GPTQ layout stores none. */
-    private void writeScales(ModelConfig cfg, int l, CheckpointWriter writer, LayerScales scales) {
-        if (layout == ReleaseLayout.GPTQ) {
-            return;
-        }
-        scales.inputScales()
-                .forEach((rel, s) -> CompressedTensorsFormat.writeInputScale(
-                        writer, cfg.arch().module(l, rel), s));
-        if (scales.kScale() != null) {
-            CompressedTensorsFormat.writeKvScales(
-                    writer, cfg.arch().module(l, "self_attn"), scales.kScale(), scales.vScale());
         }
     }
 
@@ -493,16 +423,7 @@ public final class QuantizeJob {
                 int k = (int) nk[1];
                 out.put(
                         rel,
-                        layout == ReleaseLayout.GPTQ
-                                ? GptqFormat.read(tensor, prefix, n, k, opts.groupSize(), opts.bits())
-                                : CompressedTensorsFormat.read(
-                                        tensor,
-                                        plan.specs()::containsKey,
-                                        prefix,
-                                        n,
-                                        k,
-                                        opts.groupSize(),
-                                        opts.bits()));
+                        format.read(tensor, plan.specs()::containsKey, prefix, n, k, opts.groupSize(), opts.bits()));
             }
         } finally {
             open.values().forEach(SafetensorsFile::close);
@@ -536,21 +457,11 @@ public final class QuantizeJob {
         } catch (IOException e) {
             throw new UncheckedIOException(configFile + ": cannot read: " + e.getMessage(), e);
         }
-        Object qc = layout == ReleaseLayout.GPTQ
-                ? opts.format()
-                        .quantizationConfig(
-                                opts.bits().value(),
-                                opts.groupSize(),
-                                opts.quantizationConfig(),
-                                method.name(),
-                                opts.m2qVersion())
-                : CompressedTensorsFormat.quantizationConfig(opts.groupSize(), scheme, actorder(), opts.bits());
+        Object qc = format.quantizationConfig(new ReleaseFormat.Keys(
+                opts.bits(), opts.groupSize(), scheme, opts.quantizationConfig(), method.name(), opts.m2qVersion()));
         config.put("quantization_config", qc);
         files.put("config.json", staged.writeAtomically("config.json", Json.writePretty(config)));
-        if (layout == ReleaseLayout.GPTQ) {
-            String qcFile = opts.format().configFile();
-            files.put(qcFile, staged.writeAtomically(qcFile, Json.writePretty(qc)));
-        }
+        format.configFile().ifPresent(f -> files.put(f, staged.writeAtomically(f, Json.writePretty(qc))));
         for (String name : COPIED) {
             Path from = opts.model().resolve(name);
             if (Files.isRegularFile(from)) {
@@ -564,7 +475,7 @@ public final class QuantizeJob {
         files.put("m2q-report.jsonl", staged.writeAtomically("m2q-report.jsonl", report.toString()));
         Manifest.Release manifest = new Manifest.Release(
                 opts.m2qVersion(),
-                layout == ReleaseLayout.GPTQ ? opts.format().id() : layout.id(),
+                format.id(),
                 scheme.label(opts.bits()),
                 Manifest.FORMAT_VERSION,
                 method.name(),
@@ -590,14 +501,6 @@ public final class QuantizeJob {
         return new Finished(files, violations);
     }
 
-    /** compressed-tensors' weights.actorder for the method's act-order options. */
-    private String actorder() {
-        if (dynamicGroups()) {
-            return "group";
-        }
-        return Boolean.TRUE.equals(opts.quantizationConfig().get("static_groups")) ? "weight" : null;
-    }
-
     private Map<String, String> inputHashes(Checkpoint src) {
         Map<String, String> h = new TreeMap<>();
         for (Path f : src.files()) {
@@ -611,11 +514,11 @@ public final class QuantizeJob {
                 scheme.actClipPercentile(),
                 opts.batchSequences(),
                 calibration,
-                opts.format().id(),
+                gptqLabel(),
                 opts.groupSize(),
                 inputHashes,
                 kernelsFingerprint(kernels),
-                layout.id(),
+                format instanceof GptqRelease ? GptqRelease.GPTQ.id() : format.id(), // the layout, as before
                 opts.maxShardBytes(),
                 method.name(),
                 methodSettings(),
@@ -624,6 +527,17 @@ public final class QuantizeJob {
                 scheme.label(opts.bits()),
                 opts.seed(),
                 opts.seqlen());
+    }
+
+    /**
+     * The fingerprint's "format": the GPTQ label, and for compressed-tensors the label the CLI gives its method's
+     * GPTQ output (what progress.json has always recorded, so an interrupted run of an earlier m2q still resumes).
+     */
+    private String gptqLabel() {
+        if (format instanceof GptqRelease) {
+            return format.id();
+        }
+        return method.name().equals("autoround") ? GptqRelease.AUTO_ROUND.id() : GptqRelease.GPTQ.id();
     }
 
     /**

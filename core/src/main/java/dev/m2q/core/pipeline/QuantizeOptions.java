@@ -11,12 +11,12 @@ import java.util.Map;
  *
  * @param quantizationConfig the method's keys of config.json's {@code quantization_config} (desc_act,
  *     static_groups, damp_percent, true_sequential, …; for AutoRound iters, lr, …), merged over the format's fixed
- *     ones by {@link ReleaseFormat#quantizationConfig}
+ *     ones by {@link ReleaseFormat#quantizationConfig}; the GPTQ
+ *     label writes them as they are, compressed-tensors takes its actorder from {@link ReleaseFormat#withActOrder}
  * @param commandLine the user's arguments, recorded in the manifest (without --resume and --overwrite, so a
  *     resumed run writes the same manifest)
  * @param maxMemoryBytes budget for the two calibration activation buffers; beyond it they spill to files
  * @param batchSequences calibration sequences run through a layer at once
- * @param format the layout's config (the tensors are the same in every format)
  * @param bits the weights' code width (4, FORMATS.md; 8, docs/FORMATS-8BIT.md): the tensors' packing and the
  *     config's bits / num_bits
  */
@@ -35,7 +35,6 @@ public record QuantizeOptions(
         Map<String, Object> quantizationConfig,
         List<String> commandLine,
         String m2qVersion,
-        ReleaseFormat format,
         Bits bits) {
 
     public QuantizeOptions {
@@ -49,48 +48,12 @@ public record QuantizeOptions(
         commandLine = commandLine.stream()
                 .filter(a -> !a.equals("--resume") && !a.equals("--overwrite"))
                 .toList();
-        if (format == null || bits == null) {
-            throw new IllegalArgumentException("a release format and the bits are required");
+        if (bits == null) {
+            throw new IllegalArgumentException("the bits are required");
         }
     }
 
-    /** Options for a 4-bit release in {@code format}. */
-    public QuantizeOptions(
-            Path model,
-            Path out,
-            int groupSize,
-            int nsamples,
-            int seqlen,
-            long seed,
-            long maxMemoryBytes,
-            long maxShardBytes,
-            int batchSequences,
-            boolean overwrite,
-            boolean resume,
-            Map<String, Object> quantizationConfig,
-            List<String> commandLine,
-            String m2qVersion,
-            ReleaseFormat format) {
-        this(
-                model,
-                out,
-                groupSize,
-                nsamples,
-                seqlen,
-                seed,
-                maxMemoryBytes,
-                maxShardBytes,
-                batchSequences,
-                overwrite,
-                resume,
-                quantizationConfig,
-                commandLine,
-                m2qVersion,
-                format,
-                Bits.FOUR);
-    }
-
-    /** Options for a release in the GPTQ layout (FORMATS.md §2). */
+    /** Options for a 4-bit release. */
     public QuantizeOptions(
             Path model,
             Path out,
@@ -121,6 +84,6 @@ public record QuantizeOptions(
                 quantizationConfig,
                 commandLine,
                 m2qVersion,
-                ReleaseFormat.GPTQ);
+                Bits.FOUR);
     }
 }

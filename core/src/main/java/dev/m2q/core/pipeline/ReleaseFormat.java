@@ -1,105 +1,132 @@
 package dev.m2q.core.pipeline;
 
 import dev.m2q.core.InputException;
-import java.util.Arrays;
-import java.util.LinkedHashMap;
+import dev.m2q.core.io.CheckpointWriter;
+import dev.m2q.core.io.TensorSpec;
+import dev.m2q.core.io.TensorView;
+import dev.m2q.core.model.ModelConfig;
+import dev.m2q.core.quant.Bits;
+import dev.m2q.core.quant.QuantScheme;
+import dev.m2q.core.quant.QuantizedLinear;
 import java.util.List;
 import java.util.Map;
-import java.util.TreeMap;
+import java.util.Optional;
+import java.util.function.Function;
+import java.util.function.Predicate;
 
 /**
- * The layout a 4- or 8-bit release is written in. Both store exactly the same tensors — FORMATS.md §2's qweight, qzeros
- * (v1 symmetric zeros), F16 scales and g_idx; AutoRound's symmetric export "auto_round:auto_gptq" is that layout —
- * and differ only in config.json's {@code quantization_config} and the file that repeats it.
+ * A format m2q writes a release in and reads one back from: the GPTQ layout (FORMATS.md §2) labelled as GPTQ or as
+ * AutoRound's "auto_round:auto_gptq" (§3), or compressed-tensors "pack-quantized" (§4). Each format is one class;
+ * the bits (4 or 8, docs/FORMATS-8BIT.md) are a parameter of every verb, not a format of their own.
  */
-public enum ReleaseFormat {
-    /** FORMATS.md §2: quant_method "gptq", repeated in quantize_config.json. */
-    GPTQ("gptq", "quantize_config.json"),
+public sealed interface ReleaseFormat permits GptqRelease, CompressedTensorsRelease {
+    /** The name users type after {@code --format}, written to the manifest: gptq, auto_round, compressed-tensors. */
+    String id();
+
+    /** config.json's quant_method: gptq, auto-round, compressed-tensors. */
+    String quantMethod();
+
     /**
-     * FORMATS.md §3: quant_method "auto-round" with packing_format "auto_round:auto_gptq", repeated in
-     * quantization_config.json.
+     * Refuses a scheme the format cannot carry at {@code bits}.
+     *
+     * @throws InputException naming the option to change
      */
-    AUTO_ROUND("auto_round", "quantization_config.json");
+    void check(QuantScheme scheme, Bits bits);
 
-    private final String id;
-    private final String configFile;
+    /** A warning for a scheme the format carries only in part (calibrated, but not stored); empty when none. */
+    Optional<String> warning(QuantScheme scheme);
 
-    ReleaseFormat(String id, String configFile) {
-        this.id = id;
-        this.configFile = configFile;
-    }
+    /** The format with the run's act-order (compressed-tensors stores it; the GPTQ label carries it as method keys). */
+    ReleaseFormat withActOrder(CompressedTensorsRelease.ActOrder actOrder);
 
-    /** The name users type after {@code --format}. */
-    public String id() {
-        return id;
-    }
+    /**
+     * Whether scales and quantized linears' biases are stored in F16, so a weight whose scale or a bias beyond F16's
+     * range cannot be written (the GPTQ layout); compressed-tensors keeps biases in the model dtype.
+     */
+    boolean storesF16();
 
-    /** The file beside config.json that holds the same {@code quantization_config} object. */
-    public String configFile() {
-        return configFile;
-    }
+    /** The release's tensors, in source order (what the shard plan lays out). */
+    List<TensorSpec> plan(
+            ModelConfig cfg, Function<String, TensorView> source, int groupSize, QuantScheme scheme, Bits bits);
 
-    /** The format named {@code name} ("gptq", "auto_round"); anything else is bad input, naming the choices. */
-    public static ReleaseFormat byName(String name) {
-        for (ReleaseFormat f : values()) {
-            if (f.id.equals(name)) {
+    /**
+     * {@code q} as the release stores it, which is what the job propagates and a resume replays: unchanged in the
+     * GPTQ layout, scales rounded to BF16 in compressed-tensors.
+     */
+    QuantizedLinear asWritten(QuantizedLinear q);
+
+    /** Whether {@link #asWritten} is the identity, so the method's own dequantized weights can be propagated. */
+    boolean storesMethodWeights();
+
+    /** Writes one quantized linear {@code prefix} already {@link #asWritten}, with its bias (null when none). */
+    void writeLinear(CheckpointWriter w, String prefix, QuantizedLinear q, TensorView bias);
+
+    /** Writes one layer's static input scales and KV-cache scales where the format stores them. */
+    void writeScales(CheckpointWriter w, ModelConfig cfg, int layer, LayerScales scales);
+
+    /** Reads one quantized linear [n, k] back through the reader validate uses ({@link dev.m2q.core.quant.PackedLinears}). */
+    QuantizedLinear read(
+            Function<String, TensorView> source,
+            Predicate<String> has,
+            String prefix,
+            int n,
+            int k,
+            int groupSize,
+            Bits bits);
+
+    /** config.json's {@code quantization_config} (a map or a record, written as JSON) for a run's {@code keys}. */
+    Object quantizationConfig(Keys keys);
+
+    /** The file beside config.json that repeats {@code quantization_config}; empty when the format has none. */
+    Optional<String> configFile();
+
+    /**
+     * What a release's {@code quantization_config} is made of besides the format.
+     *
+     * @param methodKeys the method's keys (desc_act, static_groups, damp_percent, …; for AutoRound iters, lr, …)
+     * @param method the method's name, for the GPTQ config's meta
+     */
+    record Keys(
+            Bits bits,
+            int groupSize,
+            QuantScheme scheme,
+            Map<String, Object> methodKeys,
+            String method,
+            String m2qVersion) {}
+
+    /** The format named {@code name} after {@code --format}; anything else is bad input, naming the choices. */
+    static ReleaseFormat byName(String name) {
+        for (ReleaseFormat f :
+                List.of(GptqRelease.GPTQ, GptqRelease.AUTO_ROUND, CompressedTensorsRelease.NO_ACT_ORDER)) {
+            if (f.id().equals(name)) {
                 return f;
             }
         }
-        throw new InputException("--format " + name + " is not a format m2q writes (available: "
-                + String.join(
-                        ", ", Arrays.stream(values()).map(ReleaseFormat::id).toList()) + ")");
+        throw new InputException(
+                "--format " + name + " is not a format m2q writes (available: gptq, auto_round, compressed-tensors)");
     }
 
     /**
-     * config.json's {@code quantization_config}: the format's fixed keys, with {@code methodKeys} merged over the
-     * defaults among them (new keys in sorted order, so the bytes do not depend on the map's iteration order).
-     * GPTQ: quant_method "gptq", bits 4, group_size, sym true, desc_act false, lm_head false, then the method's keys
-     * (desc_act, static_groups, true_sequential, damp_percent, …; after AutoRound its iters, lr, …), then
-     * checkpoint_format "gptq", pack_dtype "int32" and meta {quantizer ["m2q:VERSION"], method}. AUTO_ROUND:
-     * quant_method "auto-round", packing_format "auto_round:auto_gptq", bits 4, group_size, sym true, data_type
-     * "int", then the method's keys (iters, nsamples, seqlen, lr, minmax_lr, …), then autoround_version, m2q's
-     * version.
+     * The format of an existing release's {@code quantization_config}: quant_method gptq; auto-round (or
+     * intel/auto-round) with a GPTQ packing_format; compressed-tensors with its weights' actorder.
+     *
+     * @throws InputException for a quant_method m2q does not read
      */
-    public Map<String, Object> quantizationConfig(
-            int groupSize, Map<String, Object> methodKeys, String method, String m2qVersion) {
-        return quantizationConfig(4, groupSize, methodKeys, method, m2qVersion);
-    }
-
-    /**
-     * {@link #quantizationConfig(int, Map, String, String)} for weights of {@code bits} (4 or 8,
-     * docs/FORMATS-8BIT.md): the same keys with {@code bits} in place of 4.
-     */
-    public Map<String, Object> quantizationConfig(
-            int bits, int groupSize, Map<String, Object> methodKeys, String method, String m2qVersion) {
-        Map<String, Object> qc = new LinkedHashMap<>();
-        switch (this) {
-            case GPTQ -> {
-                qc.put("quant_method", "gptq");
-                qc.put("bits", bits);
-                qc.put("group_size", groupSize);
-                qc.put("sym", true);
-                qc.put("desc_act", false);
-                qc.put("lm_head", false);
-                qc.putAll(new TreeMap<>(methodKeys));
-                qc.put("checkpoint_format", "gptq");
-                qc.put("pack_dtype", "int32");
-                Map<String, Object> meta = new LinkedHashMap<>();
-                meta.put("quantizer", List.of("m2q:" + m2qVersion));
-                meta.put("method", method);
-                qc.put("meta", meta);
-            }
-            case AUTO_ROUND -> {
-                qc.put("quant_method", "auto-round");
-                qc.put("packing_format", "auto_round:auto_gptq");
-                qc.put("bits", bits);
-                qc.put("group_size", groupSize);
-                qc.put("sym", true);
-                qc.put("data_type", "int");
-                qc.putAll(new TreeMap<>(methodKeys));
-                qc.put("autoround_version", m2qVersion);
-            }
+    static ReleaseFormat of(Map<?, ?> quantizationConfig) {
+        Object method = quantizationConfig.get("quant_method");
+        if (CompressedTensorsRelease.QUANT_METHOD.equals(method)) {
+            return CompressedTensorsRelease.NO_ACT_ORDER.withActOrder(
+                    CompressedTensorsRelease.ActOrder.of(quantizationConfig));
         }
-        return qc;
+        if ("gptq".equals(method)) {
+            return GptqRelease.GPTQ;
+        }
+        if (("auto-round".equals(method) || "intel/auto-round".equals(method))
+                && String.valueOf(quantizationConfig.get("packing_format")).contains("gptq")) {
+            return GptqRelease.AUTO_ROUND;
+        }
+        throw new InputException("config.json: quantization_config.quant_method \"" + method
+                + "\" is not a layout m2q reads (reads: gptq, auto-round with auto_round:auto_gptq packing,"
+                + " compressed-tensors pack-quantized)");
     }
 }

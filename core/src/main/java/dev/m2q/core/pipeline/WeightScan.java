@@ -103,12 +103,12 @@ public final class WeightScan {
     }
 
     /**
-     * Checks every tensor of {@code model} that a release in {@code layout} quantizes or copies.
+     * Checks every tensor of {@code model} that a release in {@code format} quantizes or copies.
      *
      * @throws InputException naming the first offending element, {@code tensor[row, col]}, its value, the shard and
      *     why it cannot be stored; a missing or malformed tensor as the checkpoint reader reports it
      */
-    public static Result check(Path model, ModelConfig cfg, ReleaseLayout layout) {
+    public static Result check(Path model, ModelConfig cfg, ReleaseFormat format) {
         long t0 = System.nanoTime();
         Set<String> linears = GptqFormat.quantizedLinears(cfg).keySet();
         try (Checkpoint src = Checkpoint.open(model)) {
@@ -119,24 +119,22 @@ public final class WeightScan {
                 if (!v.dtype().isFloatingPoint()) {
                     continue; // the model's loader refuses it, naming the dtype
                 }
-                targets.add(new Target(v, ruleOf(name, linears, layout)));
+                targets.add(new Target(v, ruleOf(name, linears, format)));
                 bytes += v.byteSize();
             }
             Finding f = scan(targets);
             if (f != null) {
-                throw new InputException(f.message(layout));
+                throw new InputException(f.message(format));
             }
             return new Result(targets.size(), bytes, (System.nanoTime() - t0) / 1e9);
         }
     }
 
-    static Rule ruleOf(String name, Set<String> linears, ReleaseLayout layout) {
+    static Rule ruleOf(String name, Set<String> linears, ReleaseFormat format) {
         if (name.endsWith(".weight") && linears.contains(name.substring(0, name.length() - 7))) {
-            return layout == ReleaseLayout.GPTQ ? Rule.LINEAR_GPTQ : Rule.LINEAR_COMPRESSED;
+            return format.storesF16() ? Rule.LINEAR_GPTQ : Rule.LINEAR_COMPRESSED;
         }
-        if (name.endsWith(".bias")
-                && linears.contains(name.substring(0, name.length() - 5))
-                && layout == ReleaseLayout.GPTQ) {
+        if (name.endsWith(".bias") && linears.contains(name.substring(0, name.length() - 5)) && format.storesF16()) {
             return Rule.F16;
         }
         return Rule.FINITE;
@@ -147,7 +145,7 @@ public final class WeightScan {
 
     /** The first offending element of one tensor, and how many tensors offend in all. */
     record Finding(Target target, long index, int offendingTensors) {
-        String message(ReleaseLayout layout) {
+        String message(ReleaseFormat format) {
             TensorView v = target.view();
             float x = v.getFloat(index);
             String at = v.name() + multiIndex(v.shape(), index);
@@ -171,7 +169,7 @@ public final class WeightScan {
                     at + " is " + value + where + ": the 4-bit scale of its group, 2·|w|/15 = "
                             + String.format(Locale.ROOT, "%.6g", 2 * Math.abs(x) / 15)
                             + ", overflows fp16 (max 65504), "
-                            + (layout == ReleaseLayout.GPTQ
+                            + (format.storesF16()
                                     ? "in which the GPTQ layout stores scales"
                                     : "to which the quantizer rounds scales")
                             + "; a weight this large cannot be quantized to 4 bits (is the checkpoint damaged?)"

@@ -19,7 +19,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Function;
-import java.util.function.Predicate;
 
 /**
  * The compressed-tensors "pack-quantized" layout (FORMATS.md §4), the one format that carries 8-bit activation and
@@ -189,34 +188,6 @@ public final class CompressedTensorsFormat {
             throw new IllegalStateException(name + " is " + s + ": a scale must be finite and > 0");
         }
         return s;
-    }
-
-    /**
-     * Reads one linear [N, K] back through the same reader and rules as validate ({@link PackedLinears}), unpacked
-     * to codes.
-     */
-    public static QuantizedLinear read(
-            Function<String, TensorView> source, Predicate<String> has, String prefix, int n, int k, int groupSize) {
-        return read(source, has, prefix, n, k, groupSize, Bits.FOUR);
-    }
-
-    /** {@link #read(Function, Predicate, String, int, int, int)} of a release written at {@code bits}. */
-    public static QuantizedLinear read(
-            Function<String, TensorView> source,
-            Predicate<String> has,
-            String prefix,
-            int n,
-            int k,
-            int groupSize,
-            Bits bits) {
-        return PackedLinears.readCodes(
-                source,
-                has,
-                new ModelConfig.Quantization(
-                        ModelConfig.Quantization.COMPRESSED_TENSORS, bits.value(), groupSize, true, false),
-                prefix,
-                n,
-                k);
     }
 
     /**

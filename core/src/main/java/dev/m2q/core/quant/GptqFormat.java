@@ -121,25 +121,4 @@ public final class GptqFormat {
             w.writeFloats(prefix + ".bias", bias);
         }
     }
-
-    /**
-     * Reads one quantized linear [N, K] back from GPTQ tensors (symmetric v1 zeros only), through the same reader
-     * and rules as validate ({@link PackedLinears}), unpacked to codes.
-     */
-    public static QuantizedLinear read(
-            Function<String, TensorView> source, String prefix, int n, int k, int groupSize) {
-        return read(source, prefix, n, k, groupSize, Bits.FOUR);
-    }
-
-    /** {@link #read(Function, String, int, int, int)} of a release written at {@code bits}. */
-    public static QuantizedLinear read(
-            Function<String, TensorView> source, String prefix, int n, int k, int groupSize, Bits bits) {
-        return PackedLinears.readCodes(
-                source,
-                name -> true,
-                new ModelConfig.Quantization(ModelConfig.Quantization.GPTQ, bits.value(), groupSize, true, false),
-                prefix,
-                n,
-                k);
-    }
 }

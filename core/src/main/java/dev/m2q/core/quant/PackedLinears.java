@@ -4,6 +4,8 @@ import dev.m2q.core.InputException;
 import dev.m2q.core.io.TensorView;
 import dev.m2q.core.kernels.Matrix;
 import dev.m2q.core.model.ModelConfig;
+import dev.m2q.core.pipeline.CompressedTensorsRelease;
+import dev.m2q.core.pipeline.GptqRelease;
 import dev.m2q.core.tensor.DType;
 import java.util.function.Function;
 import java.util.function.Predicate;
@@ -146,9 +148,10 @@ public final class PackedLinears {
                     + " (K must be a multiple of the group size and of " + per + ")");
         }
         int groups = k / g;
-        return q.gptqTensors()
-                ? gptq(source, has, prefix, n, k, g, groups, bits)
-                : compressedTensors(source, has, prefix, n, k, g, groups, bits);
+        return switch (q.format()) {
+            case GptqRelease r -> gptq(source, has, prefix, n, k, g, groups, bits);
+            case CompressedTensorsRelease r -> compressedTensors(source, has, prefix, n, k, g, groups, bits);
+        };
     }
 
     private static Parts gptq(

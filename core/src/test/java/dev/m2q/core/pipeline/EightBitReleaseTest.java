@@ -68,7 +68,7 @@ class EightBitReleaseTest {
         }
     }
 
-    static QuantizeOptions options(Path out, ReleaseFormat format, Bits bits, boolean resume) {
+    static QuantizeOptions options(Path out, Bits bits, boolean resume) {
         return new QuantizeOptions(
                 FIXTURE,
                 out,
@@ -84,7 +84,6 @@ class EightBitReleaseTest {
                 Map.of(),
                 List.of("test"),
                 "test",
-                format,
                 bits);
     }
 
@@ -106,16 +105,19 @@ class EightBitReleaseTest {
     @Test
     @SuppressWarnings("unchecked")
     void gptqAndAutoRoundLayoutsWriteEightBitPackingAndReadBack(@TempDir Path tmp) throws IOException {
-        for (ReleaseFormat format : ReleaseFormat.values()) {
+        for (GptqRelease format : List.of(GptqRelease.GPTQ, GptqRelease.AUTO_ROUND)) {
             Rtn8 m = new Rtn8(Bits.EIGHT, -1);
             Path out = tmp.resolve(format.id());
-            new QuantizeJob(options(out, format, Bits.EIGHT, false), m, K, ProgressListener.NONE)
+            new QuantizeJob(options(out, Bits.EIGHT, false), format, QuantScheme.W4A16, m, K, ProgressListener.NONE)
                     .run(QuantizeJobTest.samples(), Map.of());
             Map<String, Object> qc =
                     (Map<String, Object>) Json.parseObject(Files.readString(out.resolve("config.json")))
                             .get("quantization_config");
             assertEquals(8L, qc.get("bits"), format.id());
-            assertEquals(qc, Json.parseObject(Files.readString(out.resolve(format.configFile()))));
+            assertEquals(
+                    qc,
+                    Json.parseObject(
+                            Files.readString(out.resolve(format.configFile().orElseThrow()))));
             String p = "model.layers.3.mlp.down_proj";
             QuantizedLinear want = m.all.get(p);
             try (Checkpoint c = Checkpoint.open(out)) {
@@ -146,8 +148,8 @@ class EightBitReleaseTest {
         Path out = tmp.resolve("ct");
         QuantScheme kv8 = QuantScheme.of("w4a16", false, null, "fp8", null);
         new QuantizeJob(
-                        options(out, ReleaseFormat.GPTQ, Bits.EIGHT, false),
-                        ReleaseLayout.COMPRESSED_TENSORS,
+                        options(out, Bits.EIGHT, false),
+                        CompressedTensorsRelease.NO_ACT_ORDER,
                         kv8,
                         m,
                         K,
@@ -169,7 +171,7 @@ class EightBitReleaseTest {
         }
         // The job carries on with the BF16-rounded scales it wrote, so the reader must give exactly those.
         Rtn8 asWritten = new Rtn8(Bits.EIGHT, -1);
-        m.all.forEach((k, v) -> asWritten.all.put(k, dev.m2q.core.quant.CompressedTensorsFormat.asWritten(v)));
+        m.all.forEach((k, v) -> asWritten.all.put(k, CompressedTensorsRelease.NO_ACT_ORDER.asWritten(v)));
         readsBackBitExact(out, asWritten);
         assertEquals(List.of(), GptqLayoutCheck.checkCheckpoint(out, List.of(1, 2)));
 
@@ -186,8 +188,8 @@ class EightBitReleaseTest {
         InputException e = assertThrows(
                 InputException.class,
                 () -> new QuantizeJob(
-                        options(tmp.resolve("x"), ReleaseFormat.GPTQ, Bits.EIGHT, false),
-                        ReleaseLayout.COMPRESSED_TENSORS,
+                        options(tmp.resolve("x"), Bits.EIGHT, false),
+                        CompressedTensorsRelease.NO_ACT_ORDER,
                         w4a8,
                         new Rtn8(Bits.EIGHT, -1),
                         K,
@@ -198,10 +200,7 @@ class EightBitReleaseTest {
     @Test
     void aMethodReturningOtherBitsIsAnInternalError(@TempDir Path tmp) {
         IllegalStateException e = assertThrows(IllegalStateException.class, () -> new QuantizeJob(
-                        options(tmp.resolve("x"), ReleaseFormat.GPTQ, Bits.EIGHT, false),
-                        new Rtn8(Bits.FOUR, -1),
-                        K,
-                        ProgressListener.NONE)
+                        options(tmp.resolve("x"), Bits.EIGHT, false), new Rtn8(Bits.FOUR, -1), K, ProgressListener.NONE)
                 .run(QuantizeJobTest.samples(), Map.of()));
         assertTrue(e.getMessage().contains("4-bit weights for layer 0"), e.getMessage());
     }
@@ -210,26 +209,16 @@ class EightBitReleaseTest {
     void aResumeWithOtherBitsIsRefused(@TempDir Path tmp) {
         Path out = tmp.resolve("q");
         assertThrows(IllegalStateException.class, () -> new QuantizeJob(
-                        options(out, ReleaseFormat.GPTQ, Bits.FOUR, false),
-                        new Rtn8(Bits.FOUR, 2),
-                        K,
-                        ProgressListener.NONE)
+                        options(out, Bits.FOUR, false), new Rtn8(Bits.FOUR, 2), K, ProgressListener.NONE)
                 .run(QuantizeJobTest.samples(), Map.of()));
         InputException e = assertThrows(InputException.class, () -> new QuantizeJob(
-                        options(out, ReleaseFormat.GPTQ, Bits.EIGHT, true),
-                        new Rtn8(Bits.EIGHT, -1),
-                        K,
-                        ProgressListener.NONE)
+                        options(out, Bits.EIGHT, true), new Rtn8(Bits.EIGHT, -1), K, ProgressListener.NONE)
                 .run(QuantizeJobTest.samples(), Map.of()));
         assertTrue(e.getMessage().contains("other inputs or options"), e.getMessage());
         // The same bits resume.
         assertEquals(
                 2,
-                new QuantizeJob(
-                                options(out, ReleaseFormat.GPTQ, Bits.FOUR, true),
-                                new Rtn8(Bits.FOUR, -1),
-                                K,
-                                ProgressListener.NONE)
+                new QuantizeJob(options(out, Bits.FOUR, true), new Rtn8(Bits.FOUR, -1), K, ProgressListener.NONE)
                         .run(QuantizeJobTest.samples(), Map.of())
                         .resumedLayers());
     }

@@ -46,7 +46,7 @@ class ScaleCalibrationTest {
     static QuantizeJob.Summary run(Path out, QuantScheme scheme, LayerMethod m) {
         return new QuantizeJob(
                         QuantizeJobTest.options(out, 1L << 30),
-                        ReleaseLayout.COMPRESSED_TENSORS,
+                        CompressedTensorsRelease.NO_ACT_ORDER,
                         scheme,
                         m,
                         VECTOR,
@@ -320,7 +320,7 @@ class ScaleCalibrationTest {
         assertThrows(IllegalStateException.class, () -> run(out, scheme, new QuantizeJobTest.Interrupted(3)));
         new QuantizeJob(
                         QuantizeJobTest.resuming(out),
-                        ReleaseLayout.COMPRESSED_TENSORS,
+                        CompressedTensorsRelease.NO_ACT_ORDER,
                         scheme,
                         new QuantizeJobTest.RecordingRtn(),
                         VECTOR,
@@ -340,7 +340,7 @@ class ScaleCalibrationTest {
                 InputException.class,
                 () -> new QuantizeJob(
                         QuantizeJobTest.options(tmp.resolve("x"), 1L << 30),
-                        ReleaseLayout.GPTQ,
+                        GptqRelease.GPTQ,
                         QuantScheme.of("w4a8-fp8", false, null, null, null),
                         new QuantizeJobTest.RecordingRtn(),
                         VECTOR,
@@ -351,7 +351,7 @@ class ScaleCalibrationTest {
         Path out = tmp.resolve("gptq");
         new QuantizeJob(
                         QuantizeJobTest.options(out, 1L << 30),
-                        ReleaseLayout.GPTQ,
+                        GptqRelease.GPTQ,
                         QuantScheme.of("w4a16", false, null, "fp8", null),
                         new QuantizeJobTest.RecordingRtn(),
                         VECTOR,

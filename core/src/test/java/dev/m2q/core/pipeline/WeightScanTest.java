@@ -77,7 +77,7 @@ class WeightScanTest {
         return String.format(java.util.Locale.ROOT, "%.6g", Bf16.round(x));
     }
 
-    static String refusal(Path dir, ReleaseLayout layout) {
+    static String refusal(Path dir, ReleaseFormat layout) {
         return assertThrows(InputException.class, () -> WeightScan.check(dir, ModelConfig.load(dir), layout))
                 .getMessage();
     }
@@ -92,15 +92,15 @@ class WeightScanTest {
     void cleanModelsPass(@TempDir Path tmp) throws IOException {
         Path clean = model(tmp.resolve("clean"), Map.of());
         ModelConfig cfg = ModelConfig.load(clean);
-        for (ReleaseLayout layout : ReleaseLayout.values()) {
+        for (ReleaseFormat layout : List.of(GptqRelease.GPTQ, CompressedTensorsRelease.NO_ACT_ORDER)) {
             WeightScan.Result r = WeightScan.check(clean, cfg, layout);
             assertEquals(cfg.expectedShapes().size(), r.tensors());
             assertTrue(r.bytes() > 0 && r.bytes() < Files.size(clean.resolve("model.safetensors")));
         }
         ModelConfig fixture = ModelConfig.load(FIXTURE);
-        WeightScan.Result f = WeightScan.check(FIXTURE, fixture, ReleaseLayout.GPTQ);
+        WeightScan.Result f = WeightScan.check(FIXTURE, fixture, GptqRelease.GPTQ);
         assertEquals(fixture.expectedShapes().size(), f.tensors());
-        WeightScan.check(FIXTURE, fixture, ReleaseLayout.COMPRESSED_TENSORS);
+        WeightScan.check(FIXTURE, fixture, CompressedTensorsRelease.NO_ACT_ORDER);
     }
 
     @Test
@@ -110,7 +110,7 @@ class WeightScanTest {
                 model(tmp.resolve("nan"), Map.of("model.layers.0.mlp.down_proj.weight", new float[][] {
                     {5 * 32 + 17, Float.NaN}, {9 * 32 + 1, Float.NaN}
                 })),
-                ReleaseLayout.GPTQ);
+                GptqRelease.GPTQ);
         assertMentions(m, "model.layers.0.mlp.down_proj.weight[5, 17] is NaN", "model.safetensors", "re-download");
         assertTrue(!m.contains("other tensor"), m);
 
@@ -118,14 +118,14 @@ class WeightScanTest {
                 model(
                         tmp.resolve("pinf"),
                         Map.of("model.layers.0.self_attn.q_proj.weight", new float[][] {{3 * 16 + 15, 1f / 0f}})),
-                ReleaseLayout.COMPRESSED_TENSORS);
+                CompressedTensorsRelease.NO_ACT_ORDER);
         assertMentions(m, "model.layers.0.self_attn.q_proj.weight[3, 15] is +Inf");
 
         m = refusal(
                 model(
                         tmp.resolve("ninf"),
                         Map.of("model.layers.0.mlp.up_proj.weight", new float[][] {{31 * 16, -1f / 0f}})),
-                ReleaseLayout.GPTQ);
+                GptqRelease.GPTQ);
         assertMentions(m, "model.layers.0.mlp.up_proj.weight[31, 0] is -Inf");
     }
 
@@ -135,7 +135,7 @@ class WeightScanTest {
                 model(
                         tmp.resolve("norm"),
                         Map.of("model.layers.0.post_attention_layernorm.weight", new float[][] {{3, Float.NaN}})),
-                ReleaseLayout.GPTQ);
+                GptqRelease.GPTQ);
         assertMentions(m, "model.layers.0.post_attention_layernorm.weight[3] is NaN");
 
         // Two tensors offend: the first in checkpoint order (the embeddings) is named, the other counted.
@@ -145,7 +145,7 @@ class WeightScanTest {
                         Map.of(
                                 "model.embed_tokens.weight", new float[][] {{7 * 16 + 2, Float.NaN}},
                                 "lm_head.weight", new float[][] {{0, -1f / 0f}})),
-                ReleaseLayout.GPTQ);
+                GptqRelease.GPTQ);
         assertMentions(m, "model.embed_tokens.weight[7, 2] is NaN", "1 other tensor fail");
     }
 
@@ -154,16 +154,16 @@ class WeightScanTest {
         // 70 000 is a BF16 value (70 144 after rounding) that fp16 (max 65 504) cannot hold.
         Path dir = model(
                 tmp.resolve("bias"), Map.of("model.layers.0.self_attn.k_proj.bias", new float[][] {{4, 70_000f}}));
-        String m = refusal(dir, ReleaseLayout.GPTQ);
+        String m = refusal(dir, GptqRelease.GPTQ);
         assertMentions(m, "model.layers.0.self_attn.k_proj.bias[4] is " + g6(70_000f), "fp16", "compressed-tensors");
-        WeightScan.check(dir, ModelConfig.load(dir), ReleaseLayout.COMPRESSED_TENSORS);
+        WeightScan.check(dir, ModelConfig.load(dir), CompressedTensorsRelease.NO_ACT_ORDER);
     }
 
     @Test
     void linearWeightsWhoseScaleOverflowsFp16AreRefused(@TempDir Path tmp) throws IOException {
         Path dir =
                 model(tmp.resolve("big"), Map.of("model.layers.0.self_attn.o_proj.weight", new float[][] {{17, 6e5f}}));
-        for (ReleaseLayout layout : ReleaseLayout.values()) {
+        for (ReleaseFormat layout : List.of(GptqRelease.GPTQ, CompressedTensorsRelease.NO_ACT_ORDER)) {
             assertMentions(
                     refusal(dir, layout),
                     "model.layers.0.self_attn.o_proj.weight[1, 1] is " + g6(6e5f),
@@ -172,7 +172,7 @@ class WeightScanTest {
         // The same value in a norm is only copied: accepted.
         Path norm = model(
                 tmp.resolve("bignorm"), Map.of("model.layers.0.input_layernorm.weight", new float[][] {{1, 6e5f}}));
-        WeightScan.check(norm, ModelConfig.load(norm), ReleaseLayout.GPTQ);
+        WeightScan.check(norm, ModelConfig.load(norm), GptqRelease.GPTQ);
     }
 
     /** The limits are exact: the largest accepted BF16 magnitude passes the quantizer, the next one fails it. */

@@ -9,6 +9,8 @@ import dev.m2q.core.InputException;
 import dev.m2q.core.io.TensorView;
 import dev.m2q.core.kernels.Matrix;
 import dev.m2q.core.model.ModelConfig;
+import dev.m2q.core.pipeline.CompressedTensorsRelease;
+import dev.m2q.core.pipeline.GptqRelease;
 import dev.m2q.core.tensor.Bf16;
 import dev.m2q.core.tensor.DType;
 import java.lang.foreign.MemorySegment;
@@ -29,8 +31,9 @@ class PackedLinearsTest {
     static final int K = 256;
     static final int G = 128;
     static final String P = "model.layers.0.mlp.up_proj";
-    static final ModelConfig.Quantization GPTQ = new ModelConfig.Quantization("gptq", 4, G, true, false);
-    static final ModelConfig.Quantization CT = new ModelConfig.Quantization("compressed-tensors", 4, G, true, false);
+    static final ModelConfig.Quantization GPTQ = new ModelConfig.Quantization(GptqRelease.GPTQ, 4, G, true, false);
+    static final ModelConfig.Quantization CT =
+            new ModelConfig.Quantization(CompressedTensorsRelease.NO_ACT_ORDER, 4, G, true, false);
 
     /** Random codes; scales j/64 for small j, exact in fp16 and bf16 alike so both layouts store them exactly. */
     static QuantizedLinear linear() {
@@ -119,8 +122,7 @@ class PackedLinearsTest {
         }
         QuantizedLinear q = new QuantizedLinear(N, K, G, base.codes(), scales, base.gIdx());
         float[] want = q.dequantize();
-        ModelConfig.Quantization autoRound =
-                new ModelConfig.Quantization(ModelConfig.Quantization.AUTO_ROUND, 4, G, true, false);
+        ModelConfig.Quantization autoRound = new ModelConfig.Quantization(GptqRelease.AUTO_ROUND, 4, G, true, false);
         for (Matrix.W4 w :
                 List.of(read(gptqTensors(q), GPTQ), read(gptqTensors(q), autoRound), read(ctTensors(q), CT))) {
             assertArrayEquals(scales, w.scales());

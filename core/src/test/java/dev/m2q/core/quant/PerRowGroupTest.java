@@ -12,6 +12,8 @@ import dev.m2q.core.io.TensorView;
 import dev.m2q.core.json.Json;
 import dev.m2q.core.kernels.Matrix;
 import dev.m2q.core.model.ModelConfig;
+import dev.m2q.core.pipeline.CompressedTensorsRelease;
+import dev.m2q.core.pipeline.GptqRelease;
 import dev.m2q.core.tensor.Bf16;
 import dev.m2q.core.tensor.DType;
 import java.lang.foreign.MemorySegment;
@@ -96,11 +98,11 @@ class PerRowGroupTest {
         }
         put(m, P + ".scales", DType.F16, s, 1, N);
         put(m, P + ".g_idx", DType.I32, ints(p.gIdx()), K);
-        QuantizedLinear back = GptqFormat.read(m::get, P, N, K, GroupSize.PER_ROW);
+        QuantizedLinear back = GptqRelease.GPTQ.read(m::get, name -> true, P, N, K, GroupSize.PER_ROW, Bits.FOUR);
         assertSame(q, back);
         // The validate / forward reader agrees and keeps one group.
         Matrix.W4 w4 = PackedLinears.read(
-                m::get, m::containsKey, new ModelConfig.Quantization("gptq", 4, -1, true, false), P, N, K);
+                m::get, m::containsKey, new ModelConfig.Quantization(GptqRelease.GPTQ, 4, -1, true, false), P, N, K);
         assertEquals(K, w4.groupSize());
         assertArrayEquals(q.dequantize(), w4.dequantize());
     }
@@ -119,7 +121,10 @@ class PerRowGroupTest {
         shape.set(LE64, 0, N);
         shape.set(LE64, 8, K);
         put(m, P + ".weight_shape", DType.I64, shape, 2);
-        assertSame(q, CompressedTensorsFormat.read(m::get, m::containsKey, P, N, K, GroupSize.PER_ROW));
+        assertSame(
+                q,
+                CompressedTensorsRelease.NO_ACT_ORDER.read(
+                        m::get, m::containsKey, P, N, K, GroupSize.PER_ROW, Bits.FOUR));
     }
 
     @Test
