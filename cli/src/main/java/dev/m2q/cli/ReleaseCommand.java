@@ -12,16 +12,12 @@ import dev.m2q.eagle.train.DraftTraining;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.UncheckedIOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
-import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -572,7 +568,7 @@ final class ReleaseCommand implements Callable<Integer> {
     /** Runs, resumes or skips one stage; returns its exit code (0 when skipped as unchanged). */
     private int runStage(Planned p, int index, int count, List<Stage> remaining) {
         String name = p.stage().section;
-        String key = sha256(String.join("\0", p.args()) + "\n" + p.inputs());
+        String key = Sha256.ofText(String.join("\0", p.args()) + "\n" + p.inputs());
         StageState prev = state.stages().get(name);
         String head = "release: [" + index + "/" + count + "] " + name;
         if (prev != null && key.equals(prev.key()) && "finished".equals(prev.status())) {
@@ -834,15 +830,6 @@ final class ReleaseCommand implements Callable<Integer> {
                 + "Keys are the stages' option names; inputs: holds the sha256 of every input file.";
         AtomicFile.writeText(outDir.resolve(RECIPE_FILE), Recipe.write(header, r));
         saveState(state);
-    }
-
-    private static String sha256(String s) {
-        try {
-            return HexFormat.of()
-                    .formatHex(MessageDigest.getInstance("SHA-256").digest(s.getBytes(StandardCharsets.UTF_8)));
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
-        }
     }
 
     static String human(Duration d) {

@@ -23,6 +23,11 @@ public final class Sha256 {
 
     private Sha256() {}
 
+    /** Lower-case hex SHA-256 of the text's UTF-8 bytes. */
+    public static String ofText(String text) {
+        return HexFormat.of().formatHex(newDigest().digest(text.getBytes(java.nio.charset.StandardCharsets.UTF_8)));
+    }
+
     /** Lower-case hex SHA-256 of the file's bytes. */
     public static String ofFile(Path file) {
         MessageDigest md = newDigest();
