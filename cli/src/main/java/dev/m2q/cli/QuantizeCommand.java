@@ -331,8 +331,8 @@ final class QuantizeCommand implements Callable<Integer> {
                     .append(GptqLayoutCheck.loadsAt(cfg, groupSize));
             throw new InputException(b.toString());
         }
-        WeightScan.check(
-                dir, cfg, releaseFormat); // NaN, Inf or fp16-overflowing weights: exit 2 before anything is written
+        // NaN, Inf or fp16-overflowing weights: exit 2 before anything is written.
+        WeightScan.check(dir, cfg, releaseFormat);
         // Printed once the inputs are all accepted, so a refusal stays one line on stderr.
         List<String> notes = new ArrayList<>();
         String marlin = GroupSize.marlinWarning(groupSize);
