@@ -7,14 +7,12 @@ import dev.m2q.core.io.TensorView;
 import dev.m2q.core.model.ModelConfig;
 import dev.m2q.core.quant.Bits;
 import dev.m2q.core.quant.CompressedTensorsFormat;
-import dev.m2q.core.quant.PackedLinears;
 import dev.m2q.core.quant.QuantScheme;
 import dev.m2q.core.quant.QuantizedLinear;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.function.Function;
-import java.util.function.Predicate;
 
 /**
  * compressed-tensors "pack-quantized" (FORMATS.md §4; {@link CompressedTensorsFormat} packs its bits), the one
@@ -158,19 +156,6 @@ public record CompressedTensorsRelease(ActOrder actOrder) implements ReleaseForm
             CompressedTensorsFormat.writeKvScales(
                     w, cfg.arch().module(layer, "self_attn"), scales.kScale(), scales.vScale());
         }
-    }
-
-    @Override
-    public QuantizedLinear read(
-            Function<String, TensorView> source,
-            Predicate<String> has,
-            String prefix,
-            int n,
-            int k,
-            int groupSize,
-            Bits bits) {
-        return PackedLinears.readCodes(
-                source, has, new ModelConfig.Quantization(this, bits.value(), groupSize, true, false), prefix, n, k);
     }
 
     @Override

@@ -7,7 +7,6 @@ import dev.m2q.core.io.TensorView;
 import dev.m2q.core.model.ModelConfig;
 import dev.m2q.core.quant.Bits;
 import dev.m2q.core.quant.GptqFormat;
-import dev.m2q.core.quant.PackedLinears;
 import dev.m2q.core.quant.QuantScheme;
 import dev.m2q.core.quant.QuantizedLinear;
 import java.util.LinkedHashMap;
@@ -16,7 +15,6 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.TreeMap;
 import java.util.function.Function;
-import java.util.function.Predicate;
 
 /**
  * The GPTQ layout (FORMATS.md §2; {@link GptqFormat} packs its bits): qweight, qzeros (v1 symmetric zeros), F16
@@ -122,19 +120,6 @@ public record GptqRelease(Label label) implements ReleaseFormat {
     /** None: engines ignore KV-cache scales in a GPTQ checkpoint (the run warns), and there are no input scales. */
     @Override
     public void writeScales(CheckpointWriter w, ModelConfig cfg, int layer, LayerScales scales) {}
-
-    @Override
-    public QuantizedLinear read(
-            Function<String, TensorView> source,
-            Predicate<String> has,
-            String prefix,
-            int n,
-            int k,
-            int groupSize,
-            Bits bits) {
-        return PackedLinears.readCodes(
-                source, has, new ModelConfig.Quantization(this, bits.value(), groupSize, true, false), prefix, n, k);
-    }
 
     /**
      * The format's fixed keys, with the method keys merged over the defaults among them (new keys in sorted order, so

@@ -6,6 +6,7 @@ import dev.m2q.core.io.TensorSpec;
 import dev.m2q.core.io.TensorView;
 import dev.m2q.core.model.ModelConfig;
 import dev.m2q.core.quant.Bits;
+import dev.m2q.core.quant.PackedLinears;
 import dev.m2q.core.quant.QuantScheme;
 import dev.m2q.core.quant.QuantizedLinear;
 import java.util.List;
@@ -65,14 +66,17 @@ public sealed interface ReleaseFormat permits GptqRelease, CompressedTensorsRele
     void writeScales(CheckpointWriter w, ModelConfig cfg, int layer, LayerScales scales);
 
     /** Reads one quantized linear [n, k] back through the reader validate uses ({@link dev.m2q.core.quant.PackedLinears}). */
-    QuantizedLinear read(
+    default QuantizedLinear read(
             Function<String, TensorView> source,
             Predicate<String> has,
             String prefix,
             int n,
             int k,
             int groupSize,
-            Bits bits);
+            Bits bits) {
+        return PackedLinears.readCodes(
+                source, has, new ModelConfig.Quantization(this, bits.value(), groupSize, true, false), prefix, n, k);
+    }
 
     /** config.json's {@code quantization_config} (a map or a record, written as JSON) for a run's {@code keys}. */
     Object quantizationConfig(Keys keys);
