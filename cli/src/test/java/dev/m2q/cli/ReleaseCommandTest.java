@@ -180,6 +180,17 @@ class ReleaseCommandTest {
         assertArrayEquals(
                 Files.readAllBytes(first.resolve("model.safetensors")),
                 Files.readAllBytes(out.resolve("model.safetensors")));
+
+        // A gate that fails: exit 1, the release in place and marked failed; a rerun keeps the verdict.
+        String[] strict = append(args, "--steps", "3", "--max-kl", "0.000001");
+        r = CliTest.run(strict);
+        assertEquals(Main.EXIT_CHECK_FAILED, r.code(), r.err());
+        assertTrue(r.out().contains("complete, GATES FAILED"), r.out());
+        assertTrue(Files.readString(out.resolve("validation.md")).contains("FAILED"));
+        assertTrue(Files.isRegularFile(out.resolve("model.safetensors")), "the release stays");
+        r = CliTest.run(strict);
+        assertEquals(Main.EXIT_CHECK_FAILED, r.code(), r.err());
+        assertTrue(r.err().contains("[5/5] validate: unchanged, skipped (it ended with exit 1)"), r.err());
     }
 
     @Test
