@@ -43,6 +43,27 @@ class CliTest {
     record Run(int code, String out, String err) {}
 
     /**
+     * {@code m2q validate} of {@code candidate} against {@code reference} over the first 128 held-out tokens of the
+     * fixture, without the decode benchmark (seconds), with {@code extra} arguments appended.
+     */
+    static Run validateBrief(Path reference, Path candidate, String... extra) {
+        List<String> a = new java.util.ArrayList<>(List.of(
+                "validate",
+                "--reference",
+                reference.toString(),
+                "--candidate",
+                candidate.toString(),
+                "--text",
+                FIXTURE.resolve("heldout.txt").toString(),
+                "--max-tokens",
+                "128",
+                "--decode-tokens",
+                "0"));
+        a.addAll(List.of(extra));
+        return run(a.toArray(String[]::new));
+    }
+
+    /**
      * The command that starts m2q's {@link Main} in a second JVM on this test's class path (for a kill -9 in the
      * middle of a run), to which the test adds its arguments.
      */

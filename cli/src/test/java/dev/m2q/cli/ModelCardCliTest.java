@@ -77,20 +77,7 @@ class ModelCardCliTest {
     }
 
     private static CliTest.Run validate(Path ref, String... extra) {
-        List<String> a = new ArrayList<>(List.of(
-                "validate",
-                "--reference",
-                ref.toString(),
-                "--candidate",
-                release.toString(),
-                "--text",
-                CliTest.FIXTURE.resolve("heldout.txt").toString(),
-                "--max-tokens",
-                "128",
-                "--decode-tokens",
-                "0"));
-        a.addAll(List.of(extra));
-        return CliTest.run(a.toArray(String[]::new));
+        return CliTest.validateBrief(ref, release, extra);
     }
 
     /** The cells of the markdown table row that starts with {@code first}. */

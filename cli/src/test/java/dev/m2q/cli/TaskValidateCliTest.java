@@ -43,20 +43,7 @@ class TaskValidateCliTest {
     }
 
     static CliTest.Run validate(String... extra) {
-        List<String> a = new ArrayList<>(List.of(
-                "validate",
-                "--reference",
-                CliTest.FIXTURE.toString(),
-                "--candidate",
-                release.toString(),
-                "--text",
-                CliTest.FIXTURE.resolve("heldout.txt").toString(),
-                "--max-tokens",
-                "128",
-                "--decode-tokens",
-                "0"));
-        a.addAll(List.of(extra));
-        return CliTest.run(a.toArray(String[]::new));
+        return CliTest.validateBrief(CliTest.FIXTURE, release, extra);
     }
 
     @Test

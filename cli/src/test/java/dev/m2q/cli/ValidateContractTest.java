@@ -13,7 +13,6 @@ import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
@@ -45,20 +44,7 @@ class ValidateContractTest {
     }
 
     static CliTest.Run validate(Path candidate, String... extra) {
-        List<String> a = new ArrayList<>(List.of(
-                "validate",
-                "--reference",
-                CliTest.FIXTURE.toString(),
-                "--candidate",
-                candidate.toString(),
-                "--text",
-                CliTest.FIXTURE.resolve("heldout.txt").toString(),
-                "--max-tokens",
-                "128",
-                "--decode-tokens",
-                "0"));
-        a.addAll(List.of(extra));
-        return CliTest.run(a.toArray(String[]::new));
+        return CliTest.validateBrief(CliTest.FIXTURE, candidate, extra);
     }
 
     /** Exit 1, the integrity failure named in the summary, and no accuracy run. */
