@@ -377,17 +377,9 @@ final class ReleaseCommand implements Callable<Integer> {
                     }
                 }
                 if (targets.isEmpty()) {
-                    String best = null;
-                    int bestD = 4;
-                    for (Map<String, OptionSpec> m : options.values()) {
-                        for (String o : m.keySet()) {
-                            int d = StageOptions.distance(opt, o);
-                            if (d < bestD) {
-                                bestD = d;
-                                best = o;
-                            }
-                        }
-                    }
+                    List<String> all = new ArrayList<>();
+                    options.values().forEach(m -> all.addAll(m.keySet()));
+                    String best = StageOptions.nearest(opt, all);
                     throw new InputException(name + ": not an option of m2q release or of any of its stages (quantize,"
                             + " eagle data, eagle train, validate)"
                             + (best == null ? "" : "; did you mean " + best + "?"));

@@ -29,17 +29,26 @@ final class StageOptions {
         if (s.wired.contains("--" + key) || "overwrite".equals(key)) {
             return full + ": set by m2q release itself (--model, --out, --draft and the stages' folders)";
         }
+        String best = nearest("--" + key, options.keySet());
+        return full + ": not an option of m2q " + String.join(" ", s.command)
+                + (best != null ? " (did you mean " + best.substring(2) + "?)" : "");
+    }
+
+    /**
+     * The name among {@code names} closest to {@code name} by edit distance, when it is a likely typo: at most 2
+     * edits and fewer than a third of the name's letters; else null.
+     */
+    static String nearest(String name, Iterable<String> names) {
         String best = null;
-        int bestD = Integer.MAX_VALUE;
-        for (String o : options.keySet()) {
-            int d = distance(key, o.substring(2));
+        int bestD = Math.min(3, (name.length() - 2 + 2) / 3);
+        for (String o : names) {
+            int d = distance(name, o);
             if (d < bestD) {
                 bestD = d;
-                best = o.substring(2);
+                best = o;
             }
         }
-        return full + ": not an option of m2q " + String.join(" ", s.command)
-                + (best != null && bestD <= 3 ? " (did you mean " + best + "?)" : "");
+        return best;
     }
 
     static int distance(String a, String b) {
