@@ -1,6 +1,7 @@
 package dev.m2q.gptq;
 
 import dev.m2q.core.kernels.Kernels;
+import dev.m2q.core.kernels.Parallel;
 import dev.m2q.core.quant.Bits;
 import dev.m2q.core.quant.GroupSize;
 import dev.m2q.core.quant.QuantizedLinear;
@@ -158,13 +159,26 @@ public final class Gptq {
         return total / n;
     }
 
-    private static float[] transpose(float[] w, int n, int k) {
+    /** Rows and columns per tile of {@link #transpose}: a 64 × 64 tile of each side (16 KiB) stays in L1. */
+    private static final int TRANSPOSE_TILE = 64;
+
+    /** Wᵀ [k, n] of W [n, k], by tiles (so neither side is walked with a stride of a whole row), row bands in parallel. */
+    static float[] transpose(float[] w, int n, int k) {
         float[] t = new float[k * n];
-        for (int r = 0; r < n; r++) {
-            for (int c = 0; c < k; c++) {
-                t[c * n + r] = w[r * k + c];
+        int bands = (n + TRANSPOSE_TILE - 1) / TRANSPOSE_TILE;
+        Parallel.forRange(bands, (long) TRANSPOSE_TILE * k, (from, to) -> {
+            for (int r0 = from * TRANSPOSE_TILE; r0 < Math.min(n, to * TRANSPOSE_TILE); r0 += TRANSPOSE_TILE) {
+                int r1 = Math.min(n, r0 + TRANSPOSE_TILE);
+                for (int c0 = 0; c0 < k; c0 += TRANSPOSE_TILE) {
+                    int c1 = Math.min(k, c0 + TRANSPOSE_TILE);
+                    for (int r = r0; r < r1; r++) {
+                        for (int c = c0; c < c1; c++) {
+                            t[c * n + r] = w[r * k + c];
+                        }
+                    }
+                }
             }
-        }
+        });
         return t;
     }
 }
