@@ -62,6 +62,7 @@ final class JavaCholesky {
         int smax = Math.min(SUPER, k);
         float[] panel = new float[k * smax]; // the products for S's columns, rows s0.., row stride sw
         float[] lt = new float[Math.max(0, k - Math.min(BLOCK, k)) * smax]; // L[S, :s0]ᵀ, or L[J, s0:j0]ᵀ
+        float[] solved = new float[Math.max(0, k - Math.min(BLOCK, k)) * Math.min(BLOCK, k)]; // the rows below J
         for (int s0 = 0; s0 < k; s0 += SUPER) {
             int sw = Math.min(SUPER, k - s0);
             Arrays.fill(panel, 0, (k - s0) * sw, 0f);
@@ -70,7 +71,7 @@ final class JavaCholesky {
                 kernels.gemmAcc(k - s0, sw, s0, a, s0 * k, k, 1, lt, 0, sw, panel, 0, sw);
             }
             for (int j0 = s0; j0 < s0 + sw; j0 += BLOCK) {
-                if (!factorBlock(a, diag, shift, k, kernels, panel, lt, s0, sw, j0)) {
+                if (!factorBlock(a, diag, shift, k, kernels, panel, lt, solved, s0, sw, j0)) {
                     return false;
                 }
             }
@@ -100,6 +101,7 @@ final class JavaCholesky {
             Kernels kernels,
             float[] panel,
             float[] lt,
+            float[] solved,
             int s0,
             int sw,
             int j0) {
@@ -137,16 +139,28 @@ final class JavaCholesky {
                 panel[rr + q] = (panel[rr + q] - kernels.dot(panel, rr, panel, rq, q)) / ljj;
             }
         }
-        // The rows below: L[i, J] = P[i, :]·L_JJ⁻ᵀ, forward substitution per row.
-        Parallel.forRange(rows - bw, (long) bw * bw, (from, to) -> {
-            for (int r = bw + from; r < bw + to; r++) {
-                int rr = base + r * sw;
-                for (int q = 0; q < bw; q++) {
-                    int rq = base + q * sw;
-                    panel[rr + q] = (panel[rr + q] - kernels.dot(panel, rr, panel, rq, q)) / panel[rq + q];
+        // The rows below: L[i, J] = P[i, :]·L_JJ⁻ᵀ, as one product with the block's inverse (as MAGMA's trsm does
+        // with inverted diagonal blocks): X = L_JJ⁻¹ in invertLowerInPlace's order, then each L[i, j0 + q] one FMA
+        // chain from +0 over the block's columns p in order of P[i, p]·X[q, p] (X[q, p] = 0 past p = q).
+        int below = rows - bw;
+        if (below > 0) {
+            float[] inv = new float[bw * bw];
+            for (int q = 0; q < bw; q++) {
+                System.arraycopy(panel, base + q * sw, inv, q * bw, q + 1);
+            }
+            invertLowerInPlace(inv, bw, kernels);
+            float[] invT = new float[bw * bw]; // Xᵀ, the product's B
+            for (int q = 0; q < bw; q++) {
+                for (int p = 0; p <= q; p++) {
+                    invT[p * bw + q] = inv[q * bw + p];
                 }
             }
-        });
+            Arrays.fill(solved, 0, below * bw, 0f);
+            kernels.gemmAcc(below, bw, bw, panel, base + bw * sw, sw, 1, invT, 0, bw, solved, 0, bw);
+            for (int r = 0; r < below; r++) {
+                System.arraycopy(solved, r * bw, panel, base + (bw + r) * sw, bw);
+            }
+        }
         for (int r = 0; r < rows; r++) {
             System.arraycopy(panel, base + r * sw, a, (j0 + r) * k + j0, Math.min(bw, r + 1));
         }

@@ -35,7 +35,7 @@ class JavaCholeskyInverseTest {
      * The order {@link JavaCholesky#invertLowerInPlace} promises, as a plain loop: X[i, j] (j &lt; i) is one FMA
      * chain from +0 over p = 0, 1, …, i − 1 of L[i, p]·X[p, j], times −1/L[i, i]; X[i, i] = 1/L[i, i].
      */
-    private static float[] reference(float[] l, int k) {
+    static float[] reference(float[] l, int k) {
         float[] x = new float[k * k];
         for (int i = 0; i < k; i++) {
             float lii = l[i * k + i];

@@ -68,7 +68,8 @@ class JavaCholeskyTest {
     /**
      * The order {@link JavaCholesky#choleskyLower} promises, as plain loops over L in a k² array: for each block
      * J = [j0, j0 + BLOCK), P[i, j] = A[i, j] − s with s one FMA chain from +0 over p &lt; j0 of L[i, p]·L[j, p];
-     * then Crout inside the block with {@code kernels.dot} over the block's earlier columns. Written from the
+     * then Crout inside the block's own rows with {@code kernels.dot} over the block's earlier columns, and the rows
+     * below as products with the block's inverse. Written from the
      * contract, not from the super-blocked code, which splits each chain in two products.
      */
     private static float[] lowerReference(float[] a, float[] diag, float shift, int k, Kernels kernels) {
@@ -87,9 +88,30 @@ class JavaCholeskyTest {
             for (int q = j0; q < j1; q++) {
                 float ljj = (float) Math.sqrt(l[q * k + q] - kernels.dot(l, q * k + j0, l, q * k + j0, q - j0));
                 l[q * k + q] = ljj;
-                for (int i = q + 1; i < k; i++) {
+                for (int i = q + 1; i < j1; i++) {
                     l[i * k + q] = (l[i * k + q] - kernels.dot(l, i * k + j0, l, q * k + j0, q - j0)) / ljj;
                 }
+            }
+            // Rows below the block: one FMA chain from +0 over the block's columns of P[i, p]·X[q, p], X the
+            // block's inverse in invertLowerInPlace's order (JavaCholeskyInverseTest.reference).
+            int bw = j1 - j0;
+            float[] block = new float[bw * bw];
+            for (int q = 0; q < bw; q++) {
+                for (int p = 0; p <= q; p++) {
+                    block[q * bw + p] = l[(j0 + q) * k + j0 + p];
+                }
+            }
+            float[] x = JavaCholeskyInverseTest.reference(block, bw);
+            for (int i = j1; i < k; i++) {
+                float[] row = new float[bw];
+                for (int q = 0; q < bw; q++) {
+                    float s = 0f;
+                    for (int p = 0; p < bw; p++) {
+                        s = Math.fma(l[i * k + j0 + p], x[q * bw + p], s);
+                    }
+                    row[q] = s;
+                }
+                System.arraycopy(row, 0, l, i * k + j0, bw);
             }
         }
         return l;
