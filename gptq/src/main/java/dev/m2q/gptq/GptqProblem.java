@@ -36,34 +36,6 @@ public record GptqProblem(
         this(w1, u, k, n, groupSize, blockSize, perm, staticScales, Bits.FOUR, false);
     }
 
-    /** A 4-bit problem, with or without the clipping search. */
-    public GptqProblem(
-            float[] w1,
-            float[] u,
-            int k,
-            int n,
-            int groupSize,
-            int blockSize,
-            int[] perm,
-            float[] staticScales,
-            boolean clipSearch) {
-        this(w1, u, k, n, groupSize, blockSize, perm, staticScales, Bits.FOUR, clipSearch);
-    }
-
-    /** A problem at {@code bits} without the clipping search. */
-    public GptqProblem(
-            float[] w1,
-            float[] u,
-            int k,
-            int n,
-            int groupSize,
-            int blockSize,
-            int[] perm,
-            float[] staticScales,
-            Bits bits) {
-        this(w1, u, k, n, groupSize, blockSize, perm, staticScales, bits, false);
-    }
-
     /** @throws IllegalArgumentException naming the first argument whose shape does not fit */
     public GptqProblem {
         require(bits != null, "GPTQ column loop: bits is null");

@@ -41,8 +41,8 @@ class GptqEightBitTest {
             for (int i = 0; i < k; i++) {
                 u[i * k + i] = 1f;
             }
-            GptqCodes got =
-                    new JavaGptqKernels(kern).columnLoop(new GptqProblem(w1, u, k, n, g, 32, null, null, Bits.EIGHT));
+            GptqCodes got = new JavaGptqKernels(kern)
+                    .columnLoop(new GptqProblem(w1, u, k, n, g, 32, null, null, Bits.EIGHT, false));
             assertArrayEquals(rtn.codes(), got.codes(), kern.toString());
             assertArrayEquals(rtn.scales(), got.scales(), kern.toString());
             assertArrayEquals(GptqPacking.gIdxSequential(k, g), got.gIdx());

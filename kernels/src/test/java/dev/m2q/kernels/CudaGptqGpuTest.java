@@ -283,9 +283,9 @@ class CudaGptqGpuTest {
         GptqKernels cuda = cudaGptq();
         Problem p = Problem.of(new SplittableRandom(41), 96, 256, 128, true);
         GptqCodes want = GPTQ_TWIN.columnLoop(new GptqProblem(
-                p.wt().clone(), p.u(), p.k(), p.n(), 128, 64, p.perm(), null, dev.m2q.core.quant.Bits.EIGHT));
+                p.wt().clone(), p.u(), p.k(), p.n(), 128, 64, p.perm(), null, dev.m2q.core.quant.Bits.EIGHT, false));
         GptqCodes got = cuda.columnLoop(new GptqProblem(
-                p.wt().clone(), p.u(), p.k(), p.n(), 128, 64, p.perm(), null, dev.m2q.core.quant.Bits.EIGHT));
+                p.wt().clone(), p.u(), p.k(), p.n(), 128, 64, p.perm(), null, dev.m2q.core.quant.Bits.EIGHT, false));
         assertArrayEquals(want.codes(), got.codes());
         assertArrayEquals(want.scales(), got.scales());
         assertArrayEquals(want.gIdx(), got.gIdx());
