@@ -111,29 +111,39 @@ final class TiledGemm {
             float[] c,
             int cOff,
             int ldc) {
-        /** C[i0:i1, j0:j1] += A[i0:i1, :]·B[:, j0:j1]. */
+        /**
+         * C[i0:i1, j0:j1] += A[i0:i1, :]·B[:, j0:j1]. Depth blocks outermost: the rows' A panels for one block
+         * are packed once and serve every column block (packing them per column block cost a fifth of the
+         * product's time at the lazy update's shapes); each element's chain still runs over p in order.
+         */
         void block(int i0, int i1, int j0, int j1) {
             Buffers buf = buffers();
             float[] bp = buf.b(KC * NC);
-            float[] ap = buf.a(KC * MR);
+            int tiles = (i1 - i0 + MR - 1) / MR;
+            float[] ap = buf.a(tiles * KC * MR);
             float[] tile = buf.tile;
-            for (int jc = j0; jc < j1; jc += NC) {
-                int nc = Math.min(NC, j1 - jc);
-                for (int pc = 0; pc < depth; pc += KC) {
-                    int kc = Math.min(KC, depth - pc);
+            for (int pc = 0; pc < depth; pc += KC) {
+                int kc = Math.min(KC, depth - pc);
+                for (int t = 0; t < tiles; t++) {
+                    int i = i0 + t * MR;
+                    packA(a, aOff + i * aRow + pc * aCol, aRow, aCol, Math.min(MR, i1 - i), kc, ap, t * kc * MR);
+                }
+                for (int jc = j0; jc < j1; jc += NC) {
+                    int nc = Math.min(NC, j1 - jc);
                     packB(b, bOff + pc * ldb + jc, ldb, kc, nc, bp);
-                    for (int i = i0; i < i1; i += MR) {
+                    for (int t = 0; t < tiles; t++) {
+                        int i = i0 + t * MR;
                         int mr = Math.min(MR, i1 - i);
-                        packA(a, aOff + i * aRow + pc * aCol, aRow, aCol, mr, kc, ap);
+                        int ao = t * kc * MR;
                         for (int jt = 0; jt < nc; jt += NW) {
                             int nw = Math.min(NW, nc - jt);
                             int ci = cOff + i * ldc + jc + jt;
                             int bo = jt * kc;
                             if (mr == MR && nw == NW) {
-                                kernel(kc, ap, 0, bp, bo, c, ci, ldc, c, ci, ldc, false);
+                                kernel(kc, ap, ao, bp, bo, c, ci, ldc, c, ci, ldc, false);
                             } else {
                                 copyIn(c, ci, ldc, mr, nw, tile);
-                                kernel(kc, ap, 0, bp, bo, tile, 0, NW, tile, 0, NW, false);
+                                kernel(kc, ap, ao, bp, bo, tile, 0, NW, tile, 0, NW, false);
                                 copyOut(tile, mr, nw, c, ci, ldc);
                             }
                         }
@@ -160,26 +170,34 @@ final class TiledGemm {
             int j = (int) Math.round(k * Math.sqrt((double) q / chunks) / NW) * NW;
             bounds[q] = q == chunks ? k : Math.max(bounds[q - 1], Math.min(k, j));
         }
+        // Every column chunk reads the A panels of all tiles left of it: packed once here, shared by the threads
+        // (packing them per chunk, a strided gather, cost more than the chunk's products at small chunks).
+        int tiles = (k + MR - 1) / MR;
+        float[] ap = new float[tiles * rows * MR];
+        Parallel.forRange(tiles, (long) rows * MR, (from, to) -> {
+            for (int t = from; t < to; t++) {
+                packA(x, t * MR, 1, k, Math.min(MR, k - t * MR), rows, ap, t * rows * MR);
+            }
+        });
         Parallel.forRange(chunks, (long) rows * k * k / (2L * chunks) + 1, (from, to) -> {
             for (int q = from; q < to; q++) {
                 for (int jc = bounds[q]; jc < bounds[q + 1]; jc += nc) {
-                    syrkColumns(x, rows, k, c, jc, Math.min(bounds[q + 1], jc + nc));
+                    syrkColumns(x, rows, k, c, ap, jc, Math.min(bounds[q + 1], jc + nc));
                 }
             }
         });
     }
 
-    /** c[i, j] += Σ_t x[t, i]·x[t, j] for j in [j0, j1), i ≤ j. */
-    private static void syrkColumns(float[] x, int rows, int k, float[] c, int j0, int j1) {
+    /** c[i, j] += Σ_t x[t, i]·x[t, j] for j in [j0, j1), i ≤ j; ap holds x's A panels, tile t at t·rows·MR. */
+    private static void syrkColumns(float[] x, int rows, int k, float[] c, float[] ap, int j0, int j1) {
         Buffers buf = buffers();
         int nc = j1 - j0;
         float[] bp = buf.b(rows * ((nc + NW - 1) / NW) * NW);
-        float[] ap = buf.a(rows * MR);
         float[] tile = buf.tile;
         packB(x, j0, k, rows, nc, bp);
         for (int i = 0; i < j1; i += MR) {
             int mr = Math.min(MR, k - i);
-            packA(x, i, 1, k, mr, rows, ap);
+            int ao = i * rows;
             for (int jt = 0; jt < nc; jt += NW) {
                 int jb = j0 + jt;
                 int nw = Math.min(NW, nc - jt);
@@ -189,9 +207,9 @@ final class TiledGemm {
                 int bo = jt * rows;
                 if (mr == MR && nw == NW && jb >= i + MR - 1) {
                     int ci = i * k + jb;
-                    kernel(rows, ap, 0, bp, bo, null, 0, 0, c, ci, k, true);
+                    kernel(rows, ap, ao, bp, bo, null, 0, 0, c, ci, k, true);
                 } else {
-                    kernel(rows, ap, 0, bp, bo, null, 0, 0, tile, 0, NW, false);
+                    kernel(rows, ap, ao, bp, bo, null, 0, 0, tile, 0, NW, false);
                     for (int r = 0; r < mr; r++) {
                         int row = (i + r) * k;
                         for (int q = Math.max(0, i + r - jb); q < nw; q++) {
@@ -233,12 +251,12 @@ final class TiledGemm {
         }
     }
 
-    /** A[r, p] = a[off + r·aRow + p·aCol] for r &lt; mr, p &lt; kc into [kc][MR], rows past mr zero. */
-    static void packA(float[] a, int off, int aRow, int aCol, int mr, int kc, float[] ap) {
+    /** A[r, p] = a[off + r·aRow + p·aCol] for r &lt; mr, p &lt; kc into ap[apOff:] as [kc][MR], rows past mr zero. */
+    static void packA(float[] a, int off, int aRow, int aCol, int mr, int kc, float[] ap, int apOff) {
         if (aRow == 1 && mr == MR) {
             for (int p = 0; p < kc; p++) {
                 int src = off + p * aCol;
-                int dst = p * MR;
+                int dst = apOff + p * MR;
                 for (int r = 0; r < MR; r++) {
                     ap[dst + r] = a[src + r];
                 }
@@ -249,11 +267,11 @@ final class TiledGemm {
             if (r < mr) {
                 int src = off + r * aRow;
                 for (int p = 0; p < kc; p++) {
-                    ap[p * MR + r] = a[src + p * aCol];
+                    ap[apOff + p * MR + r] = a[src + p * aCol];
                 }
             } else {
                 for (int p = 0; p < kc; p++) {
-                    ap[p * MR + r] = 0f;
+                    ap[apOff + p * MR + r] = 0f;
                 }
             }
         }
