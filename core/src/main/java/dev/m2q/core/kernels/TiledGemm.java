@@ -86,80 +86,17 @@ final class TiledGemm {
             float[] c,
             int cOff,
             int ldc) {
-        gemmAcc(m, n, depth, a, aOff, aRow, aCol, b, bOff, ldb, c, cOff, ldc, SHARED_B_MAX);
-    }
-
-    /** {@link #gemmAcc} with B packed once for all threads when it holds at most {@code sharedMax} floats. */
-    static void gemmAcc(
-            int m,
-            int n,
-            int depth,
-            float[] a,
-            int aOff,
-            int aRow,
-            int aCol,
-            float[] b,
-            int bOff,
-            int ldb,
-            float[] c,
-            int cOff,
-            int ldc,
-            long sharedMax) {
+        Gemm g = new Gemm(depth, a, aOff, aRow, aCol, b, bOff, ldb, c, cOff, ldc);
         int rowTiles = (m + MR - 1) / MR;
         int colTiles = (n + NW - 1) / NW;
         int threads = Runtime.getRuntime().availableProcessors();
         if (rowTiles >= 4 * threads || rowTiles >= colTiles) {
-            int nPad = colTiles * NW;
-            long packed = (long) depth * nPad;
-            if (threads > 1 && rowTiles > 1 && packed <= sharedMax) {
-                // Every row chunk reads all of B: pack it once for all threads rather than once per chunk (per
-                // chunk, the inverse's 512-row products spent 40% of their time packing B).
-                float[] bp = takeShared((int) packed);
-                try {
-                    int depthBlocks = (depth + KC - 1) / KC;
-                    int colBlocks = (n + NC - 1) / NC;
-                    Parallel.forRange(depthBlocks * colBlocks, (long) KC * NC, (from, to) -> {
-                        for (int q = from; q < to; q++) {
-                            int pc = q / colBlocks * KC;
-                            int jc = q % colBlocks * NC;
-                            int kc = Math.min(KC, depth - pc);
-                            packB(b, bOff + pc * ldb + jc, ldb, kc, Math.min(NC, n - jc), bp, pc * nPad + jc * kc);
-                        }
-                    });
-                    Gemm g = new Gemm(depth, a, aOff, aRow, aCol, b, bOff, ldb, c, cOff, ldc, bp, nPad);
-                    Parallel.forRange(
-                            rowTiles,
-                            (long) MR * n * depth,
-                            (from, to) -> g.block(MR * from, Math.min(m, MR * to), 0, n));
-                } finally {
-                    giveShared(bp);
-                }
-                return;
-            }
-            Gemm g = new Gemm(depth, a, aOff, aRow, aCol, b, bOff, ldb, c, cOff, ldc, null, 0);
             Parallel.forRange(
                     rowTiles, (long) MR * n * depth, (from, to) -> g.block(MR * from, Math.min(m, MR * to), 0, n));
         } else {
-            Gemm g = new Gemm(depth, a, aOff, aRow, aCol, b, bOff, ldb, c, cOff, ldc, null, 0);
             Parallel.forRange(
                     colTiles, (long) m * NW * depth, (from, to) -> g.block(0, m, NW * from, Math.min(n, NW * to)));
         }
-    }
-
-    /** The most floats of B packed once per call for all threads (64 MiB); past it each row chunk packs its own. */
-    static final long SHARED_B_MAX = 1L << 24;
-
-    /** The calling thread's shared B buffer, absent while a call of that thread uses it (a nested call allocates). */
-    private static final ThreadLocal<float[]> SHARED_B = new ThreadLocal<>();
-
-    private static float[] takeShared(int size) {
-        float[] bp = SHARED_B.get();
-        SHARED_B.remove();
-        return bp != null && bp.length >= size ? bp : new float[size];
-    }
-
-    private static void giveShared(float[] bp) {
-        SHARED_B.set(bp);
     }
 
     private record Gemm(
@@ -173,9 +110,7 @@ final class TiledGemm {
             int ldb,
             float[] c,
             int cOff,
-            int ldc,
-            float[] packedB,
-            int nPad) {
+            int ldc) {
         /**
          * C[i0:i1, j0:j1] += A[i0:i1, :]·B[:, j0:j1]. Depth blocks outermost: the rows' A panels for one block
          * are packed once and serve every column block (packing them per column block cost a fifth of the
@@ -183,7 +118,7 @@ final class TiledGemm {
          */
         void block(int i0, int i1, int j0, int j1) {
             Buffers buf = buffers();
-            float[] bp = packedB != null ? packedB : buf.b(KC * NC);
+            float[] bp = buf.b(KC * NC);
             int tiles = (i1 - i0 + MR - 1) / MR;
             float[] ap = buf.a(tiles * KC * MR);
             float[] tile = buf.tile;
@@ -195,13 +130,7 @@ final class TiledGemm {
                 }
                 for (int jc = j0; jc < j1; jc += NC) {
                     int nc = Math.min(NC, j1 - jc);
-                    int bBase;
-                    if (packedB != null) {
-                        bBase = pc * nPad + jc * kc;
-                    } else {
-                        bBase = 0;
-                        packB(b, bOff + pc * ldb + jc, ldb, kc, nc, bp);
-                    }
+                    packB(b, bOff + pc * ldb + jc, ldb, kc, nc, bp);
                     for (int t = 0; t < tiles; t++) {
                         int i = i0 + t * MR;
                         int mr = Math.min(MR, i1 - i);
@@ -209,7 +138,7 @@ final class TiledGemm {
                         for (int jt = 0; jt < nc; jt += NW) {
                             int nw = Math.min(NW, nc - jt);
                             int ci = cOff + i * ldc + jc + jt;
-                            int bo = bBase + jt * kc;
+                            int bo = jt * kc;
                             if (mr == MR && nw == NW) {
                                 kernel(kc, ap, ao, bp, bo, c, ci, ldc, c, ci, ldc, false);
                             } else {
@@ -296,14 +225,9 @@ final class TiledGemm {
      * B[p, j] = b[off + p·ldb + j] for p &lt; kc, j &lt; nc into panels [nc/NW][kc][NW], columns past nc zero.
      */
     static void packB(float[] b, int off, int ldb, int kc, int nc, float[] bp) {
-        packB(b, off, ldb, kc, nc, bp, 0);
-    }
-
-    /** {@link #packB(float[], int, int, int, int, float[])} into bp from bpOff. */
-    static void packB(float[] b, int off, int ldb, int kc, int nc, float[] bp, int bpOff) {
         for (int jt = 0; jt < nc; jt += NW) {
             int nw = Math.min(NW, nc - jt);
-            int base = bpOff + jt * kc;
+            int base = jt * kc;
             if (nw == NW) {
                 for (int p = 0; p < kc; p++) {
                     int src = off + p * ldb + jt;
