@@ -18,11 +18,11 @@ import java.util.function.Supplier;
 final class ReleaseProgress implements ProgressListener {
     private static final ThreadLocal<ProgressListener> ACTIVE = new ThreadLocal<>();
 
+    /** Quantize's unit: a layer (its modules move the bar within it). */
+    static final String LAYER = "layer";
+
     /** Bar width in characters. */
     private static final int BAR = 20;
-
-    /** Least seconds between two redraws of the terminal line (a phase's start and end always redraw). */
-    private static final double REDRAW_SECONDS = 0.1;
 
     /** Plain lines per phase besides its first: one as each tenth of it is done. */
     private static final long LINES_PER_PHASE = 10;
@@ -46,7 +46,6 @@ final class ReleaseProgress implements ProgressListener {
     private int moduleLayer = -1;
     private long lastPrinted = -1;
     private String lastPrintedPhase;
-    private double lastDrawn = Double.NEGATIVE_INFINITY;
     private String drawn = "";
 
     /**
@@ -92,7 +91,7 @@ final class ReleaseProgress implements ProgressListener {
         lastPrinted = -1;
         lastPrintedPhase = null;
         eta.start(i, clock.getAsDouble());
-        redraw(true);
+        redraw();
     }
 
     /** Stage {@code i} was skipped: nothing of it is left. */
@@ -119,32 +118,31 @@ final class ReleaseProgress implements ProgressListener {
         modulesSeen++;
         double within =
                 modulesPerLayer > 0 ? Math.min(modulesSeen - 1, modulesPerLayer - 1) / (double) modulesPerLayer : 0;
-        phase = "layer";
+        phase = LAYER;
         done = layer;
         total = layers;
         detail = module;
         eta.progress(phase, layer + within, layers, layer);
-        redraw(false);
+        redraw();
     }
 
     @Override
     public synchronized void layerDone(int layer, int layers, double seconds) {
         detail = "";
-        units("layer", layer + 1, layers, null);
+        units(LAYER, layer + 1, layers, null);
     }
 
     @Override
     public synchronized void units(String phase, long done, long total, String line) {
-        boolean newPhase = !phase.equals(this.phase);
         this.phase = phase;
         this.done = done;
         this.total = total;
-        if (!"layer".equals(phase)) {
+        if (!LAYER.equals(phase)) {
             detail = "";
         }
         eta.progress(phase, done, total);
         if (terminal) {
-            redraw(newPhase || done >= total);
+            redraw();
             return;
         }
         long tenth = total > 0 ? Math.min(done, total) * LINES_PER_PHASE / total : LINES_PER_PHASE;
@@ -169,7 +167,7 @@ final class ReleaseProgress implements ProgressListener {
         to.println(line);
         to.flush();
         if (terminal) {
-            redraw(true);
+            redraw();
         }
     }
 
@@ -252,7 +250,7 @@ final class ReleaseProgress implements ProgressListener {
     }
 
     private String units() {
-        return phase + " " + Math.min(done + ("layer".equals(phase) && !detail.isEmpty() ? 1 : 0), total) + "/" + total
+        return phase + " " + Math.min(done + (LAYER.equals(phase) && !detail.isEmpty() ? 1 : 0), total) + "/" + total
                 + (detail.isEmpty() ? "" : " " + detail);
     }
 
@@ -276,15 +274,14 @@ final class ReleaseProgress implements ProgressListener {
                 : String.format(Locale.ROOT, "%d:%02d", s / 60, s % 60);
     }
 
-    private void redraw(boolean force) {
+    /**
+     * Redraws the terminal line. Every report redraws it: a unit is at least one forward of the model, so the line
+     * never changes faster than a terminal shows it, and a skipped redraw would leave a stale module on the bar.
+     */
+    private void redraw() {
         if (!terminal || stage == null) {
             return;
         }
-        double now = clock.getAsDouble();
-        if (!force && now - lastDrawn < REDRAW_SECONDS) {
-            return;
-        }
-        lastDrawn = now;
         String line = barLine();
         err.print("\r" + line + " ".repeat(Math.max(0, drawn.length() - line.length())));
         err.flush();

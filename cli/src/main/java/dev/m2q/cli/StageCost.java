@@ -100,7 +100,7 @@ final class StageCost {
             int batch = q.batchSize != null ? q.batchSize : rec.batchSize();
             perLayer += 2 * tokens + 3.0 * iters * batch * seqlen;
         }
-        return Map.of("layer", perLayer * cfg.numLayers());
+        return Map.of(ReleaseProgress.LAYER, perLayer * cfg.numLayers());
     }
 
     /**
