@@ -42,7 +42,9 @@ import picocli.CommandLine.Unmatched;
  * {@code OUT.m2q-release/state.json}: a rerun skips a finished stage whose key and output are unchanged, continues a
  * killed stage with the command's own {@code --resume} where it has one, and redoes a stage whose key changed,
  * saying what changed. The effective recipe (every option's value, defaults filled in, and the inputs' sha256) is
- * written into the release as {@code m2q-recipe.yaml}.
+ * written into the release as {@code m2q-recipe.yaml}. Progress: every stage reports its units to a
+ * {@link ReleaseProgress} (a redrawn line with the stage's bar and the whole run's time left on a terminal, plain
+ * lines otherwise), whose time left comes from {@link RunEta} and, for stages not run yet, {@link StageCost}.
  */
 @Command(
         name = "release",

@@ -14,6 +14,11 @@ import java.util.function.Supplier;
  * redrawn in place, {@code release [3/5] eagle-train [#####.....] 45% step 135/300 stage 0:42 left run ~3:10 left},
  * with the lines the stages print for the log (and what they print on stdout) written above it. Otherwise: plain
  * lines, no carriage returns, one when a phase starts, at each tenth of a phase and at its end.
+ *
+ * <p>A stdout line is written between clearing the bar on stderr and redrawing it. The two streams reach the
+ * terminal in that order only when nothing stands between them and it: {@code ./m2q} passes stderr through a
+ * filter process (tools/launch-java.sh), so there a stdout line can now and then land beside the bar instead of
+ * replacing it (cosmetic: nothing is lost, and the next redraw is whole).
  */
 final class ReleaseProgress implements ProgressListener {
     private static final ThreadLocal<ProgressListener> ACTIVE = new ThreadLocal<>();
