@@ -1,5 +1,6 @@
 package dev.m2q.cli;
 
+import dev.m2q.core.pipeline.ProgressListener;
 import dev.m2q.eagle.attach.DraftAttach;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
@@ -31,6 +32,7 @@ final class EagleAttachCommand implements Callable<Integer> {
         EagleCommand.dir(draft, "--draft");
         EagleCommand.dir(release, "--release");
         var files = DraftAttach.attach(draft, release, overwrite, Version.get());
+        ReleaseProgress.forStage(() -> ProgressListener.NONE).units("attach", 1, 1, null);
         var o = spec.commandLine().getOut();
         o.println("attached " + draft + " as " + release.resolve(DraftAttach.DIR) + " (" + files.size() + " files)");
         o.flush();

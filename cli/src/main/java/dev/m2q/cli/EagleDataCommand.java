@@ -1,5 +1,6 @@
 package dev.m2q.cli;
 
+import dev.m2q.core.pipeline.ProgressListener;
 import dev.m2q.eagle.data.DataFile;
 import dev.m2q.eagle.data.DataGeneration;
 import java.nio.file.Path;
@@ -64,10 +65,11 @@ final class EagleDataCommand implements Callable<Integer> {
         DataGeneration job = new DataGeneration(target, prompts, out, maxNewTokens, temperature, seed, overwrite);
         job.checkOutput();
         var err = spec.commandLine().getErr();
-        DataFile d = job.run(kernels.get(), line -> {
+        ProgressListener log = ReleaseProgress.forStage(() -> ProgressListener.lines(line -> {
             err.println(line);
             err.flush();
-        });
+        }));
+        DataFile d = job.run(kernels.get(), log);
         var o = spec.commandLine().getOut();
         o.println("wrote " + out + ": " + d.sequences().size() + " sequences, "
                 + d.sequences().stream()

@@ -1,6 +1,7 @@
 package dev.m2q.cli;
 
 import dev.m2q.core.InputException;
+import dev.m2q.core.pipeline.ProgressListener;
 import dev.m2q.eagle.train.DraftTrainer;
 import dev.m2q.eagle.train.DraftTraining;
 import dev.m2q.eagle.train.TttObjective;
@@ -153,11 +154,12 @@ final class EagleTrainCommand implements Callable<Integer> {
                 Version.get());
         job.checkOutput();
         var err = spec.commandLine().getErr();
+        ProgressListener log = ReleaseProgress.forStage(() -> ProgressListener.lines(line -> {
+            err.println(line);
+            err.flush();
+        }));
         DraftTraining.Summary s =
-                job.run((config, vocab, k) -> new TttObjective(config, vocab, tttSteps, k), kernels.get(), line -> {
-                    err.println(line);
-                    err.flush();
-                });
+                job.run((config, vocab, k) -> new TttObjective(config, vocab, tttSteps, k), kernels.get(), log);
         var o = spec.commandLine().getOut();
         o.println("wrote " + s.out() + ": EAGLE-3 head, draft vocabulary "
                 + s.head().vocab().size()

@@ -11,6 +11,7 @@ import dev.m2q.core.model.ModelConfig;
 import dev.m2q.core.pipeline.CompressedTensorsRelease;
 import dev.m2q.core.pipeline.GptqRelease;
 import dev.m2q.core.pipeline.LayerMethod;
+import dev.m2q.core.pipeline.ProgressListener;
 import dev.m2q.core.pipeline.QuantizeJob;
 import dev.m2q.core.pipeline.QuantizeOptions;
 import dev.m2q.core.pipeline.ReleaseFormat;
@@ -435,7 +436,8 @@ final class QuantizeCommand implements Callable<Integer> {
                 Version.get(),
                 width);
         var err = spec.commandLine().getErr();
-        ConsoleProgress progress = new ConsoleProgress(err, ConsoleProgress.isTerminal());
+        ProgressListener progress =
+                ReleaseProgress.forStage(() -> new ConsoleProgress(err, ConsoleProgress.isTerminal()));
         notes.forEach(progress::info);
         progress.info(String.format(
                 Locale.ROOT,

@@ -42,7 +42,9 @@ import picocli.CommandLine.Unmatched;
  * {@code OUT.m2q-release/state.json}: a rerun skips a finished stage whose key and output are unchanged, continues a
  * killed stage with the command's own {@code --resume} where it has one, and redoes a stage whose key changed,
  * saying what changed. The effective recipe (every option's value, defaults filled in, and the inputs' sha256) is
- * written into the release as {@code m2q-recipe.yaml}.
+ * written into the release as {@code m2q-recipe.yaml}. Progress: every stage reports its units to a
+ * {@link ReleaseProgress} (a redrawn line with the stage's bar and the whole run's time left on a terminal, plain
+ * lines otherwise), whose time left comes from {@link RunEta} and, for stages not run yet, {@link StageCost}.
  */
 @Command(
         name = "release",
@@ -201,13 +203,18 @@ final class ReleaseCommand implements Callable<Integer> {
     /** The exit code of a run ended by {@link #killAfterStart} (a shell's for SIGKILL). */
     static final int KILLED = 137;
 
+    /** Stderr as given; {@link #err} writes above the progress line once the run has one. */
+    private PrintWriter rawErr;
+
     private PrintWriter err;
+    private ReleaseProgress display;
     private State state;
     private Path stateFile;
 
     @Override
     public Integer call() {
-        err = spec.commandLine().getErr();
+        rawErr = spec.commandLine().getErr();
+        err = rawErr;
         Recipe recipe = recipeFile == null ? Recipe.empty() : Recipe.read(recipeFile);
         Map<Stage, Map<String, Recipe.Value>> values = stageValues(recipe);
         Path modelDir = model != null ? model : path(recipe.top().get("model"), "model");
@@ -270,6 +277,14 @@ final class ReleaseCommand implements Callable<Integer> {
         warnChangedInputs(recipe, modelHashes, values);
 
         Instant start = Instant.now();
+        if (!dryRun) {
+            display = new ReleaseProgress(
+                    rawErr,
+                    ConsoleProgress.isTerminal(),
+                    () -> System.nanoTime() / 1e9,
+                    new RunEta(costs(stages, values, modelDir, outDir, work, head)));
+            err = display.lines(rawErr);
+        }
         Map<Stage, String> outputs = new LinkedHashMap<>();
         int verdict = Main.EXIT_OK;
         for (int i = 0; i < stages.size(); i++) {
@@ -278,8 +293,9 @@ final class ReleaseCommand implements Callable<Integer> {
                 // Before validate, so that the model card it writes can point at the recipe.
                 writeRecipe(outDir, modelDir, draftMode, values, modelHashes, stages);
             }
-            Planned p = plan(s, values.getOrDefault(s, Map.of()), modelDir, modelHashes, outDir, work, head, outputs);
-            int rc = runStage(p, i + 1, stages.size(), stages.subList(i, stages.size()));
+            Planned p =
+                    plan(s, values.getOrDefault(s, Map.of()), modelDir, modelHashes, outDir, work, head, outputs, true);
+            int rc = runStage(p, i, stages.size());
             if (rc != Main.EXIT_OK && !(s == Stage.VALIDATE && rc == Main.EXIT_CHECK_FAILED)) {
                 err.println(
                         "release: stopped at " + s.section + " (exit " + rc + "); finished stages are kept (state in "
@@ -305,6 +321,36 @@ final class ReleaseCommand implements Callable<Integer> {
                 + "; recipe in " + outDir.resolve(RECIPE_FILE));
         o.flush();
         return verdict;
+    }
+
+    /**
+     * The run's stages for its ETA: each one's work in the cost model ({@link StageCost}) and its time in the last
+     * run that finished it (from the state, NaN when none).
+     */
+    private List<RunEta.Stage> costs(
+            List<Stage> stages,
+            Map<Stage, Map<String, Recipe.Value>> values,
+            Path modelDir,
+            Path outDir,
+            Path work,
+            Path head) {
+        StageCost cost;
+        try {
+            cost = new StageCost(dev.m2q.core.model.ModelConfig.load(modelDir), modelDir);
+        } catch (RuntimeException e) {
+            cost = null; // the quantize stage names a bad config itself
+        }
+        List<RunEta.Stage> out = new ArrayList<>();
+        for (Stage s : stages) {
+            Planned p =
+                    plan(s, values.getOrDefault(s, Map.of()), modelDir, Map.of(), outDir, work, head, Map.of(), false);
+            StageState st = state.stages().get(s.section);
+            double previous =
+                    st != null && "finished".equals(st.status()) && st.seconds() > 0 ? st.seconds() : Double.NaN;
+            out.add(new RunEta.Stage(
+                    s.section, cost == null ? Map.of(s.section, Double.NaN) : cost.phases(s, p.args()), previous));
+        }
+        return out;
     }
 
     static Path workDir(Path out) {
@@ -495,7 +541,8 @@ final class ReleaseCommand implements Callable<Integer> {
             Path outDir,
             Path work,
             Path head,
-            Map<Stage, String> upstream) {
+            Map<Stage, String> upstream,
+            boolean withInputs) {
         List<String> args = new ArrayList<>();
         Map<String, String> inputs = new TreeMap<>();
         Path output;
@@ -525,7 +572,7 @@ final class ReleaseCommand implements Callable<Integer> {
             }
             case ATTACH -> {
                 args.addAll(List.of("--draft", head.toString(), "--release", outDir.toString()));
-                if (!upstream.containsKey(Stage.EAGLE_TRAIN)) {
+                if (withInputs && !upstream.containsKey(Stage.EAGLE_TRAIN)) {
                     inputs.putAll(hashTree("draft", head));
                 }
                 output = outDir.resolve(DraftAttach.DIR).resolve("m2q-manifest.json");
@@ -545,7 +592,7 @@ final class ReleaseCommand implements Callable<Integer> {
         for (Map.Entry<String, Recipe.Value> e : vals.entrySet()) {
             OptionSpec o = opts.get("--" + e.getKey());
             args.addAll(StageOptions.tokens(o, e.getValue()));
-            if (StageOptions.isPath(o) && e.getValue().scalar() != null) {
+            if (withInputs && StageOptions.isPath(o) && e.getValue().scalar() != null) {
                 for (String item : e.getValue().list()
                         ? e.getValue().items()
                         : List.of(e.getValue().scalar())) {
@@ -557,18 +604,21 @@ final class ReleaseCommand implements Callable<Integer> {
         return new Planned(s, args, inputs, output, marker);
     }
 
-    /** Runs, resumes or skips one stage; returns its exit code (0 when skipped as unchanged). */
-    private int runStage(Planned p, int index, int count, List<Stage> remaining) {
+    /** Runs, resumes or skips stage {@code i} (0-based); returns its exit code (0 when skipped as unchanged). */
+    private int runStage(Planned p, int i, int count) {
         String name = p.stage().section;
         String key = Sha256.ofText(String.join("\0", p.args()) + "\n" + p.inputs());
         StageState prev = state.stages().get(name);
-        String head = "release: [" + index + "/" + count + "] " + name;
+        String head = "release: [" + (i + 1) + "/" + count + "] " + name;
         if (prev != null && key.equals(prev.key()) && "finished".equals(prev.status())) {
             String now = Files.isRegularFile(p.output()) ? hashFile(p.output()) : null;
             if (prev.output().equals(now)) {
                 err.println(head + ": unchanged, skipped"
                         + (prev.exit() != 0 ? " (it ended with exit " + prev.exit() + ")" : ""));
                 err.flush();
+                if (display != null) {
+                    display.stageSkipped(i);
+                }
                 return prev.exit();
             }
             err.println(head + ": its output " + p.output() + (now == null ? " is gone" : " changed") + "; running it"
@@ -596,8 +646,8 @@ final class ReleaseCommand implements Callable<Integer> {
         if (p.stage() != Stage.VALIDATE) {
             argv.add("--overwrite");
         }
-        String eta = eta(remaining);
-        err.println(head + (resume ? ": continuing the interrupted run" : ": running") + eta);
+        err.println(
+                head + (resume ? ": continuing the interrupted run" : ": running") + " (" + display.runLeft() + ")");
         err.println("  m2q " + String.join(" ", argv));
         err.flush();
         putStage(name, new StageState(key, "started", p.args(), p.inputs(), "", -1, 0));
@@ -605,7 +655,14 @@ final class ReleaseCommand implements Callable<Integer> {
             return KILLED;
         }
         Instant t0 = Instant.now();
-        int rc = Main.run(spec.commandLine().getOut(), err, argv.toArray(String[]::new));
+        display.stageStarted(i, count, name);
+        int rc;
+        try {
+            rc = display.around(() -> Main.run(
+                    display.lines(spec.commandLine().getOut()), display.lines(rawErr), argv.toArray(String[]::new)));
+        } finally {
+            display.stageFinished();
+        }
         double secs = Duration.between(t0, Instant.now()).toMillis() / 1e3;
         if (rc == Main.EXIT_OK || (p.stage() == Stage.VALIDATE && rc == Main.EXIT_CHECK_FAILED)) {
             if (!Files.isRegularFile(p.output())) {
@@ -616,20 +673,6 @@ final class ReleaseCommand implements Callable<Integer> {
             err.flush();
         }
         return rc;
-    }
-
-    /** " (about 3m10s left, from the last run's stage times)" when every remaining stage has run before, else "". */
-    private String eta(List<Stage> remaining) {
-        double total = 0;
-        for (Stage s : remaining) {
-            StageState st = state.stages().get(s.section);
-            if (st == null || !(st.seconds() > 0)) {
-                return "";
-            }
-            total += st.seconds();
-        }
-        return " (about " + human(Duration.ofMillis((long) (total * 1e3))) + " left for the whole run, from the"
-                + " stages' last times)";
     }
 
     private static String whatChanged(StageState prev, Planned p) {

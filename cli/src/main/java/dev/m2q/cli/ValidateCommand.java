@@ -8,6 +8,7 @@ import dev.m2q.core.kernels.Devices;
 import dev.m2q.core.model.ModelConfig;
 import dev.m2q.core.model.Perplexity;
 import dev.m2q.core.model.Qwen2Model;
+import dev.m2q.core.pipeline.ProgressListener;
 import dev.m2q.core.tokenizer.ChatTemplate;
 import dev.m2q.core.tokenizer.PromptFile;
 import dev.m2q.core.tokenizer.Tokenizer;
@@ -600,13 +601,14 @@ final class ValidateCommand implements Callable<Integer> {
         return SpecBench.run(withKernels, sp.head(), log(err)).json();
     }
 
-    private java.util.function.Consumer<String> log(PrintWriter err) {
-        return line -> {
+    /** The stage's log: the release's progress while m2q release runs it, else lines on stderr (none with --json). */
+    private ProgressListener log(PrintWriter err) {
+        return ReleaseProgress.forStage(() -> ProgressListener.lines(line -> {
             if (!json) {
                 err.println(line);
                 err.flush();
             }
-        };
+        }));
     }
 
     /** One line: the plain baseline and the k with the best measured speedup. */

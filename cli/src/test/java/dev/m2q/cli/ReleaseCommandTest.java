@@ -11,6 +11,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.BeforeAll;
@@ -82,8 +83,45 @@ class ReleaseCommandTest {
         assertTrue(Files.isRegularFile(first.resolve("validation.json")));
         assertTrue(Files.isRegularFile(first.resolve(ReleaseCommand.RECIPE_FILE)));
         assertEquals(5, count(r.err(), ": running"), r.err());
+        stageProgressInALog(r.err());
         // The recipe is in place before validate, so the model card points at it.
         assertTrue(Files.readString(first.resolve("README.md")).contains("- Recipe: `m2q-recipe.yaml`"));
+    }
+
+    /**
+     * The first release's progress as a log shows it: plain lines (no carriage return), every stage's in order, at
+     * most one per tenth of each phase plus its first, each stage reaching 100%, and from the second stage on (the
+     * first measured, the rest sized by the cost model) the whole run's time left.
+     */
+    private static void stageProgressInALog(String err) {
+        assertFalse(err.contains("\r"), err);
+        List<String> lines = err.lines().filter(l -> l.startsWith("release [")).toList();
+        List<String> stages = lines.stream()
+                .map(l -> l.substring(0, l.indexOf(':')))
+                .distinct()
+                .toList();
+        assertEquals(
+                List.of(
+                        "release [1/5] quantize",
+                        "release [2/5] eagle-data",
+                        "release [3/5] eagle-train",
+                        "release [4/5] attach",
+                        "release [5/5] validate"),
+                stages,
+                err);
+        for (String s : stages) {
+            assertTrue(lines.stream().anyMatch(l -> l.startsWith(s + ": ") && l.contains("(100%)")), s + "\n" + err);
+        }
+        Map<String, Long> perPhase = lines.stream()
+                .collect(java.util.stream.Collectors.groupingBy(
+                        l -> l.substring(0, l.indexOf(' ', l.indexOf(": ") + 2)),
+                        java.util.stream.Collectors.counting()));
+        perPhase.forEach((phase, n) -> assertTrue(n <= 11, phase + ": " + n + " lines\n" + err));
+        String data = lines.stream()
+                .filter(l -> l.startsWith("release [2/5] eagle-data: "))
+                .findFirst()
+                .orElseThrow();
+        assertTrue(data.contains(", run ~") && data.contains(" left"), data);
     }
 
     @Test

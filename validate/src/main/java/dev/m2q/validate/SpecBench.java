@@ -10,6 +10,7 @@ import dev.m2q.core.json.JsonException;
 import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.model.ModelConfig;
 import dev.m2q.core.model.Qwen2Model;
+import dev.m2q.core.pipeline.ProgressListener;
 import dev.m2q.core.tokenizer.ChatTemplate;
 import dev.m2q.core.tokenizer.PromptFile;
 import dev.m2q.core.tokenizer.Tokenizer;
@@ -49,6 +50,9 @@ import java.util.function.Consumer;
  * compared with the plain one (they must be equal token for token).
  */
 public final class SpecBench {
+    /** The unit of progress reported to a {@link ProgressListener} log: one prompt decoded in one pass of the sweep. */
+    public static final String PHASE = "speculative run";
+
     private static final int WARMUP_TOKENS = 64;
     private static final int MAX_K = 64;
 
@@ -366,7 +370,8 @@ public final class SpecBench {
             int specTokens,
             long seed,
             int[] eos,
-            List<int[]> outputs) {
+            List<int[]> outputs,
+            Runnable ran) {
         long tokens = 0;
         int forwards = 0;
         long nanos = 0;
@@ -377,6 +382,7 @@ public final class SpecBench {
             tokens += r.tokens().length - 1;
             forwards += r.forwards();
             nanos += r.decodeNanos();
+            ran.run();
         }
         return new Baseline(tokens, forwards, nanos);
     }
@@ -400,8 +406,12 @@ public final class SpecBench {
 
         // The baseline runs before and after the sweep and the faster pass counts: JIT compilation and a shared
         // machine's noise then cannot flatter the speedup by slowing the baseline.
+        // Progress: each prompt decoded once per pass: two plain passes and one per k.
+        long runs = (long) prompts.size() * (ks.length + 2);
+        long[] ran = {0};
+        Runnable tick = () -> ProgressListener.units(log, PHASE, ++ran[0], runs, null);
         List<int[]> plainOut = new ArrayList<>();
-        Baseline before = plainPass(spec, prompts, temperature, specTokens, seed, eos, plainOut);
+        Baseline before = plainPass(spec, prompts, temperature, specTokens, seed, eos, plainOut, tick);
 
         List<Measured> measured = new ArrayList<>();
         for (int k : ks) {
@@ -428,10 +438,11 @@ public final class SpecBench {
                 if (Arrays.equals(r.tokens(), plainOut.get(i))) {
                     identical++;
                 }
+                tick.run();
             }
             measured.add(new Measured(k, rounds, emitted, proposed, reached, accepted, target, draft, identical));
         }
-        Baseline after = plainPass(spec, prompts, temperature, specTokens, seed, eos, new ArrayList<>());
+        Baseline after = plainPass(spec, prompts, temperature, specTokens, seed, eos, new ArrayList<>(), tick);
         Baseline base = after.tokensPerSecond() > before.tokensPerSecond() ? after : before;
         log.accept(String.format(
                 Locale.ROOT,

@@ -6,6 +6,7 @@ import dev.m2q.core.model.ActivationQuant;
 import dev.m2q.core.model.LayerObserver;
 import dev.m2q.core.model.ModelConfig;
 import dev.m2q.core.model.Qwen2Model;
+import dev.m2q.core.pipeline.ProgressListener;
 import dev.m2q.core.quant.ActivationSimulation;
 import dev.m2q.core.quant.Bits;
 import dev.m2q.core.quant.CompressedTensorsFormat;
@@ -39,6 +40,14 @@ import java.util.function.Consumer;
  * values the static scales saturate on the held-out text.
  */
 public final class Validator {
+    /**
+     * The units of progress reported to a {@link ProgressListener} log: a perplexity window (every model compared
+     * runs it), then a decode-throughput model.
+     */
+    public static final String PHASE_WINDOWS = "window";
+
+    public static final String PHASE_DECODE = "decode model";
+
     /** Logit rows computed at once (bounds the [rows, vocab] buffers for a 152k vocabulary). */
     private static final int LOGIT_ROWS = 64;
 
@@ -188,18 +197,24 @@ public final class Validator {
                 runs.add(new Run(rtn, ActivationQuant.NONE, base));
             }
             int[] ids = o.ids();
+            int allWindows = windows(ids.length, o.seqLen());
             for (int start = 0; start + 1 < ids.length; start += o.seqLen()) {
                 int[] w = Arrays.copyOfRange(ids, start, Math.min(ids.length, start + o.seqLen()));
                 refNll += window(ref, runs, w);
                 predicted += w.length - 1;
                 windows++;
-                log.accept(String.format(
-                        Locale.ROOT,
-                        "window %d: %d tokens, running KL mean %.5f, top-1 %.4f",
+                ProgressListener.units(
+                        log,
+                        PHASE_WINDOWS,
                         windows,
-                        w.length,
-                        cand.klMean(),
-                        cand.top1()));
+                        allWindows,
+                        String.format(
+                                Locale.ROOT,
+                                "window %d: %d tokens, running KL mean %.5f, top-1 %.4f",
+                                windows,
+                                w.length,
+                                cand.klMean(),
+                                cand.top1()));
             }
             if (tasks != null) {
                 Tokenizer tok = Tokenizer.load(o.reference().resolve("tokenizer.json"));
@@ -260,6 +275,18 @@ public final class Validator {
                 new Figures("candidate", cand.kl(), cand.layerErrors()),
                 base == null ? null : new Figures("RTN", base.kl(), base.layerErrors()),
                 taskResult);
+    }
+
+    /**
+     * The windows {@code tokens} tokens make at {@code seqLen} per window (a window needs two tokens: one to predict
+     * from, one predicted).
+     */
+    public static int windows(int tokens, int seqLen) {
+        int n = 0;
+        for (int start = 0; start + 1 < tokens; start += seqLen) {
+            n++;
+        }
+        return n;
     }
 
     /** One model compared with the reference: its weights, the activations it simulates, its figures. */
@@ -366,16 +393,20 @@ public final class Validator {
     private static ValidationReport.Throughput throughput(ValidateOptions o, Consumer<String> log) {
         int[] prompt = Arrays.copyOf(o.ids(), Math.min(PROMPT_TOKENS, o.ids().length));
         Map<String, Double> out = new LinkedHashMap<>();
+        int models = o.w4Kernel() ? 2 : 3;
         try (Qwen2Model ref = Qwen2Model.load(o.reference(), o.kernels())) {
             out.put("BF16", Decode.tokensPerSecond(ref, prompt, o.decodeTokens()));
         }
+        ProgressListener.units(log, PHASE_DECODE, 1, models, null);
         try (Qwen2Model q = Qwen2Model.load(o.candidate(), o.kernels(), new Qwen2Model.LoadOptions(true, null))) {
             out.put("W4A16 kernel", Decode.tokensPerSecond(q, prompt, o.decodeTokens()));
         }
+        ProgressListener.units(log, PHASE_DECODE, 2, models, null);
         if (!o.w4Kernel()) {
             try (Qwen2Model q = Qwen2Model.load(o.candidate(), o.kernels())) {
                 out.put("W4 dequantized (fp32)", Decode.tokensPerSecond(q, prompt, o.decodeTokens()));
             }
+            ProgressListener.units(log, PHASE_DECODE, 3, models, null);
         }
         log.accept(String.format(
                 Locale.ROOT,

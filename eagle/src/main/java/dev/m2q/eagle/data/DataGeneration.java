@@ -6,6 +6,7 @@ import dev.m2q.core.io.Sha256;
 import dev.m2q.core.io.StagedDir;
 import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.model.Qwen2Model;
+import dev.m2q.core.pipeline.ProgressListener;
 import dev.m2q.core.tokenizer.ChatTemplate;
 import dev.m2q.core.tokenizer.PromptFile;
 import dev.m2q.core.tokenizer.Tokenizer;
@@ -27,6 +28,9 @@ import java.util.function.Consumer;
 public record DataGeneration(
         Path target, Path prompts, Path out, int maxNewTokens, double temperature, long seed, boolean overwrite) {
 
+    /** The unit of progress: an answered prompt. */
+    public static final String PHASE = "prompt";
+
     /**
      * Refuses, before any work: an output that is, contains or lies inside --target or --prompts ({@link PathGuard}),
      * an existing output unless {@code overwrite}, and a folder as the output.
@@ -44,7 +48,8 @@ public record DataGeneration(
     /**
      * Generates every response and writes the file, built in {@code OUT.m2q-partial/} and moved over {@code out} only
      * when complete ({@link StagedDir}: a failure leaves the previous file as it was and nothing else behind);
-     * {@code log} receives one line per progress report.
+     * {@code log} receives one line per progress report (every 16 prompts and the last), and when it is a
+     * {@link ProgressListener} every answered prompt as a {@link #PHASE} unit.
      */
     public DataFile run(Kernels kernels, Consumer<String> log) {
         checkOutput();
@@ -62,10 +67,16 @@ public record DataGeneration(
                 DataFile.Sequence s = gen.answer(prompt, prompts + " prompt " + (i + 1));
                 seqs.add(s);
                 tokens += s.assistantTokens();
-                if ((i + 1) % 16 == 0 || i + 1 == conversations.size()) {
-                    log.accept("eagle data: " + (i + 1) + "/" + conversations.size() + " prompts answered, " + tokens
-                            + " response tokens");
-                }
+                boolean line = (i + 1) % 16 == 0 || i + 1 == conversations.size();
+                ProgressListener.units(
+                        log,
+                        PHASE,
+                        i + 1,
+                        conversations.size(),
+                        line
+                                ? "eagle data: " + (i + 1) + "/" + conversations.size() + " prompts answered, " + tokens
+                                        + " response tokens"
+                                : null);
             }
             DataFile.Header header = DataFile.Header.generated(
                     target.toAbsolutePath().normalize().toString(),

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.annotation.JsonProperty;
 import dev.m2q.core.InputException;
 import dev.m2q.core.grad.Tensor;
 import dev.m2q.core.json.Json;
+import dev.m2q.core.pipeline.ProgressListener;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -25,6 +26,9 @@ import java.util.function.Consumer;
  */
 public final class DraftTrainer {
     public static final String LOG = "train-log.jsonl";
+
+    /** The unit of progress: an optimizer step (reported to a {@link ProgressListener} log after each). */
+    public static final String PHASE = "step";
 
     /**
      * The trainer's options, written as they are into the fingerprint a resumed run must match and into the head's
@@ -145,11 +149,19 @@ public final class DraftTrainer {
             if (evalNow && !holdout.isEmpty()) {
                 last = evaluate(params, done);
                 writeLog(logFile, List.of(EvalRow.of(last)), true);
+                ProgressListener.units(log, PHASE, done, opts.steps(), null);
                 log.accept(describe(last));
-            } else if (done % 10 == 0 || done == 1) {
-                log.accept(String.format(
-                        "eagle train: step %d/%d loss %.4f lr %.3g grad-norm %.3f",
-                        done, opts.steps(), st.loss(), lr, norm));
+            } else {
+                ProgressListener.units(
+                        log,
+                        PHASE,
+                        done,
+                        opts.steps(),
+                        done % 10 == 0 || done == 1
+                                ? String.format(
+                                        "eagle train: step %d/%d loss %.4f lr %.3g grad-norm %.3f",
+                                        done, opts.steps(), st.loss(), lr, norm)
+                                : null);
             }
             if (opts.checkpointEvery() > 0 && done % opts.checkpointEvery() == 0 && done < opts.steps()) {
                 new TrainCheckpoint(done, params, adam.firstMoments(), adam.secondMoments()).save(ckDir, fp);

@@ -4,6 +4,7 @@ import dev.m2q.core.io.AtomicFile;
 import dev.m2q.core.json.Json;
 import dev.m2q.core.model.KvCache;
 import dev.m2q.core.model.Qwen2Model;
+import dev.m2q.core.pipeline.ProgressListener;
 import dev.m2q.core.tokenizer.ChatTemplate;
 import dev.m2q.core.tokenizer.PromptFile;
 import dev.m2q.core.tokenizer.Tokenizer;
@@ -68,7 +69,8 @@ public final class SideBySide {
                         tok.decode(TaskScorer.greedy(reference, rc, ids.get(i), o)),
                         tok.decode(TaskScorer.greedy(candidate, cc, ids.get(i), o)));
                 lines.append(Json.write(line)).append('\n');
-                log.accept("generate: prompt " + (i + 1) + " of " + ids.size());
+                ProgressListener.units(
+                        log, "prompt", i + 1, ids.size(), "generate: prompt " + (i + 1) + " of " + ids.size());
             }
         }
         AtomicFile.writeText(out, lines.toString());

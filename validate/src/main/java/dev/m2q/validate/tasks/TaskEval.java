@@ -1,6 +1,7 @@
 package dev.m2q.validate.tasks;
 
 import dev.m2q.core.model.Qwen2Model;
+import dev.m2q.core.pipeline.ProgressListener;
 import dev.m2q.core.tokenizer.Tokenizer;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -24,6 +25,9 @@ import java.util.function.Consumer;
  * comparison of each primary metric.
  */
 public final class TaskEval {
+    /** The unit of progress reported to a {@link ProgressListener} log: one task scored by one model. */
+    public static final String PHASE = "task run";
+
     private TaskEval() {}
 
     /**
@@ -90,10 +94,20 @@ public final class TaskEval {
         Set<String> primary = new LinkedHashSet<>();
         List<AccuracyGate.Result> gates = new ArrayList<>();
         AccuracyGate gate = o.maxAccDrop() == null ? null : new AccuracyGate(o.maxAccDrop());
+        int models = rtn == null ? 2 : 3;
+        int scored = 0;
         for (TaskFile task : o.tasks()) {
             List<TaskRun> ref = score(reference, tok, task, "reference", o, log);
+            ProgressListener.units(
+                    log, PHASE, ++scored, (long) models * o.tasks().size(), null);
             List<TaskRun> cand = score(candidate, tok, task, "candidate", o, log);
+            ProgressListener.units(
+                    log, PHASE, ++scored, (long) models * o.tasks().size(), null);
             List<TaskRun> base = rtn == null ? null : score(rtn, tok, task, "rtn", o, log);
+            if (base != null) {
+                ProgressListener.units(
+                        log, PHASE, ++scored, (long) models * o.tasks().size(), null);
+            }
             String main = primaryMetric(task);
             primary.add(main);
             for (int m = 0; m < ref.size(); m++) {
