@@ -36,7 +36,7 @@ final class CompressedTensors {
     /** Whether config.json in {@code dir} declares quant_method "compressed-tensors". */
     static boolean is(Path dir) {
         Object qc = config(dir).get("quantization_config");
-        return qc instanceof Map<?, ?> m && "compressed-tensors".equals(m.get("quant_method"));
+        return qc instanceof Map<?, ?> m && CompressedTensorsFormat.QUANT_METHOD.equals(m.get("quant_method"));
     }
 
     static void check(Path dir, List<Integer> tps, GptqLayoutCheck.Violations out) {
