@@ -29,8 +29,12 @@ final class TiledGemm {
     static final int NW = NR * V;
     /** Depth per block: an MR × KC panel of A (6 KiB) stays in L1, a KC × NW panel of B streams from L2. */
     static final int KC = 256;
-    /** Columns per block of B: KC × NC fp32 = 384 KiB, L2-resident beside the A panel and the C tiles. */
+    /** Columns per block of B in {@link #syrkUpper}: KC × NC fp32 = 384 KiB, L2-resident beside the A panel. */
     static final int NC = 6 * NW;
+    /** Rows per packed block of A in gemmAcc: MC × KC fp32 = 192 KiB, L2-resident while B's micro-panels pass. */
+    static final int MC = 32 * MR;
+    /** Columns per packed block of B in gemmAcc: KC × NB fp32 = 4 MiB, L3-resident while A's blocks pass. */
+    static final int NB = 64 * NW;
     /** Below this many multiply-adds the blocked path's packing is not worth it; the simple loops run. */
     static final long MIN_WORK = 1L << 15;
 
@@ -90,13 +94,48 @@ final class TiledGemm {
         int rowTiles = (m + MR - 1) / MR;
         int colTiles = (n + NW - 1) / NW;
         int threads = Runtime.getRuntime().availableProcessors();
-        if (rowTiles >= 4 * threads || rowTiles >= colTiles) {
-            Parallel.forRange(
-                    rowTiles, (long) MR * n * depth, (from, to) -> g.block(MR * from, Math.min(m, MR * to), 0, n));
-        } else {
-            Parallel.forRange(
-                    colTiles, (long) m * NW * depth, (from, to) -> g.block(0, m, NW * from, Math.min(n, NW * to)));
+        int rows = pieceRows(threads, rowTiles, colTiles, m, n);
+        int cols = threads / rows;
+        // One piece per thread (the pieces' work is uniform, so no finer split is needed to balance them).
+        Parallel.forRange(rows * cols, (long) m * n / (rows * cols) * depth, (from, to) -> {
+            for (int q = from; q < to; q++) {
+                int ri = q / cols;
+                int ci = q % cols;
+                int i0 = MR * (int) ((long) rowTiles * ri / rows);
+                int i1 = Math.min(m, MR * (int) ((long) rowTiles * (ri + 1) / rows));
+                int j0 = NW * (int) ((long) colTiles * ci / cols);
+                int j1 = Math.min(n, NW * (int) ((long) colTiles * (ci + 1) / cols));
+                if (i0 < i1 && j0 < j1) {
+                    g.block(i0, i1, j0, j1);
+                }
+            }
+        });
+    }
+
+    /**
+     * Row pieces R of an R × C split into {@code threads} pieces (C = threads / R): each row piece packs all of B
+     * (depth × n) and each column piece all of A (m × depth), so R is chosen for the least R·n + C·m (the most row
+     * pieces on a tie); R ≤ the row tiles and C ≤ the column tiles where possible. Packing B once per row chunk
+     * of a finer split (eight on two cores) cost the inverse's 512-row products a third of their time.
+     */
+    static int pieceRows(int threads, int rowTiles, int colTiles, int m, int n) {
+        int best = 0;
+        long bestCost = Long.MAX_VALUE;
+        for (int r = threads; r >= 1; r--) {
+            int cc = threads / r;
+            if (r * cc != threads || r > rowTiles || cc > colTiles) {
+                continue;
+            }
+            long cost = (long) r * n + (long) cc * m;
+            if (cost < bestCost) {
+                bestCost = cost;
+                best = r;
+            }
         }
+        if (best == 0) { // too few tiles for a whole split: the longer side takes every thread it has tiles for
+            return rowTiles >= colTiles ? Math.min(threads, rowTiles) : 1;
+        }
+        return best;
     }
 
     private record Gemm(
@@ -112,39 +151,51 @@ final class TiledGemm {
             int cOff,
             int ldc) {
         /**
-         * C[i0:i1, j0:j1] += A[i0:i1, :]·B[:, j0:j1]. Depth blocks outermost: the rows' A panels for one block
-         * are packed once and serve every column block (packing them per column block cost a fifth of the
-         * product's time at the lazy update's shapes); each element's chain still runs over p in order.
+         * C[i0:i1, j0:j1] += A[i0:i1, :]·B[:, j0:j1], blocked as GotoBLAS/BLIS: per column block of at most
+         * {@link #NB} columns and depth block of {@link #KC}, B's block is packed once (L3), then per row block
+         * of {@link #MC} rows A's block is packed once (L2) and every micro-panel of B (L2) meets every micro-panel
+         * of A. Each element's chain still runs over p in order (depth blocks in order, exact store and reload).
          */
         void block(int i0, int i1, int j0, int j1) {
             Buffers buf = buffers();
-            float[] bp = buf.b(KC * NC);
-            int tiles = (i1 - i0 + MR - 1) / MR;
-            float[] ap = buf.a(tiles * KC * MR);
+            float[] bp = buf.b(KC * Math.min(NB, (j1 - j0 + NW - 1) / NW * NW));
+            float[] ap = buf.a(KC * MC);
             float[] tile = buf.tile;
-            for (int pc = 0; pc < depth; pc += KC) {
-                int kc = Math.min(KC, depth - pc);
-                for (int t = 0; t < tiles; t++) {
-                    int i = i0 + t * MR;
-                    packA(a, aOff + i * aRow + pc * aCol, aRow, aCol, Math.min(MR, i1 - i), kc, ap, t * kc * MR);
-                }
-                for (int jc = j0; jc < j1; jc += NC) {
-                    int nc = Math.min(NC, j1 - jc);
-                    packB(b, bOff + pc * ldb + jc, ldb, kc, nc, bp);
-                    for (int t = 0; t < tiles; t++) {
-                        int i = i0 + t * MR;
-                        int mr = Math.min(MR, i1 - i);
-                        int ao = t * kc * MR;
-                        for (int jt = 0; jt < nc; jt += NW) {
-                            int nw = Math.min(NW, nc - jt);
-                            int ci = cOff + i * ldc + jc + jt;
+            for (int jb = j0; jb < j1; jb += NB) {
+                int nb = Math.min(NB, j1 - jb);
+                for (int pc = 0; pc < depth; pc += KC) {
+                    int kc = Math.min(KC, depth - pc);
+                    packB(b, bOff + pc * ldb + jb, ldb, kc, nb, bp);
+                    for (int ic = i0; ic < i1; ic += MC) {
+                        int mc = Math.min(MC, i1 - ic);
+                        int tiles = (mc + MR - 1) / MR;
+                        for (int t = 0; t < tiles; t++) {
+                            int i = ic + t * MR;
+                            packA(
+                                    a,
+                                    aOff + i * aRow + pc * aCol,
+                                    aRow,
+                                    aCol,
+                                    Math.min(MR, ic + mc - i),
+                                    kc,
+                                    ap,
+                                    t * kc * MR);
+                        }
+                        for (int jt = 0; jt < nb; jt += NW) {
+                            int nw = Math.min(NW, nb - jt);
                             int bo = jt * kc;
-                            if (mr == MR && nw == NW) {
-                                kernel(kc, ap, ao, bp, bo, c, ci, ldc, c, ci, ldc, false);
-                            } else {
-                                copyIn(c, ci, ldc, mr, nw, tile);
-                                kernel(kc, ap, ao, bp, bo, tile, 0, NW, tile, 0, NW, false);
-                                copyOut(tile, mr, nw, c, ci, ldc);
+                            for (int t = 0; t < tiles; t++) {
+                                int i = ic + t * MR;
+                                int mr = Math.min(MR, ic + mc - i);
+                                int ao = t * kc * MR;
+                                int ci = cOff + i * ldc + jb + jt;
+                                if (mr == MR && nw == NW) {
+                                    kernel(kc, ap, ao, bp, bo, c, ci, ldc, c, ci, ldc, false);
+                                } else {
+                                    copyIn(c, ci, ldc, mr, nw, tile);
+                                    kernel(kc, ap, ao, bp, bo, tile, 0, NW, tile, 0, NW, false);
+                                    copyOut(tile, mr, nw, c, ci, ldc);
+                                }
                             }
                         }
                     }

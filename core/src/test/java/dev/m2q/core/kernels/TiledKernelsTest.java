@@ -113,15 +113,17 @@ class TiledKernelsTest {
         "100, 800, 600, false",
         "7, 1000, 300, true",
         "500, 70, 257, false",
-        "61, 385, 129, true"
+        "61, 385, 129, true",
+        "4400, 4160, 9, false"
     })
     void gemmAccIsTheScalarChainBitForBit(int m, int n, int depth, boolean transposedA) {
-        // n = 800 crosses the 384-column block, depth 600 two 256-deep blocks; 7 rows split over columns,
-        // 500 over rows; ragged edges in every direction. Offsets and padded strides as in the twin test.
+        // depth 600 crosses two 256-deep blocks, 500 and 4400 rows the 192-row block of A, 4400 × 4160 (split
+        // over rows) the 4096-column block of B; 7 rows split over columns, 500 over rows; ragged edges in every
+        // direction. Offsets and padded strides as in the twin test.
         SplittableRandom rnd = new SplittableRandom(7L * m + 3L * n + depth);
         int aRow = transposedA ? 1 : depth + 3;
         int aCol = transposedA ? m + 2 : 1;
-        float[] a = randoms(rnd, 5 + m * depth + 3 * depth + 2 * m + 8);
+        float[] a = randoms(rnd, 5 + (m - 1) * aRow + (depth - 1) * aCol + 1 + 8);
         int ldb = n + 1;
         float[] b = randoms(rnd, 2 + depth * ldb);
         int ldc = n + 4;
@@ -133,6 +135,20 @@ class TiledKernelsTest {
         for (int e = 0; e < start.length; e++) {
             assertEquals(Float.floatToRawIntBits(cs[e]), Float.floatToRawIntBits(cv[e]), "c[" + e + "]");
         }
+    }
+
+    @Test
+    void gemmPiecesPackTheLeast() {
+        // R row pieces pack B R times, C = threads / R column pieces pack A C times: the least R·n + C·m.
+        assertEquals(2, TiledGemm.pieceRows(2, 4587, 80, 27520, 5120)); // the lazy update: rows
+        assertEquals(1, TiledGemm.pieceRows(2, 1, 16, 1, 1000)); // one row: columns
+        assertEquals(2, TiledGemm.pieceRows(2, 86, 8, 512, 512)); // square: a tie goes to rows
+        // 32 threads on the inverse's 512 × 512 products: 8 × 4 packs 8·512 + 4·512, less than 32 × 1's
+        // 32·512 + 512; 4 × 8 ties with 8 × 4 and the rows win.
+        assertEquals(8, TiledGemm.pieceRows(32, 86, 8, 512, 512));
+        assertEquals(1, TiledGemm.pieceRows(1, 86, 8, 512, 512));
+        // Too few tiles for an exact split of 3 threads: the longer side takes what it has.
+        assertEquals(2, TiledGemm.pieceRows(3, 2, 1, 12, 40));
     }
 
     @ParameterizedTest
