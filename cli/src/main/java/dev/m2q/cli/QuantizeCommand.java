@@ -270,7 +270,7 @@ final class QuantizeCommand implements Callable<Integer> {
     @Option(
             names = "--verify-device",
             description = "Quantize every layer a second time with the Java kernels on the same inputs and stop"
-                    + " (exit 1) when more than 5% of its codes differ from the device's (more than rounding ties"
+                    + " (exit 1) when more than 5%% of its codes differ from the device's (more than rounding ties"
                     + " flip). Doubles the work: a diagnostic for a GPU in doubt.")
     boolean verifyDevice;
 

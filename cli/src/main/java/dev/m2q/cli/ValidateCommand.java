@@ -249,7 +249,7 @@ final class ValidateCommand implements Callable<Integer> {
             names = "--max-acc-drop",
             paramLabel = "POINTS",
             description = "Gate: exit 1 unless the accuracy drop (reference − candidate) is shown to be within POINTS:"
-                    + " the upper end of its 95% paired-bootstrap interval must be ≤ POINTS (each task's acc or"
+                    + " the upper end of its 95%% paired-bootstrap interval must be ≤ POINTS (each task's acc or"
                     + " exact_match, and the pooled one).")
     Double maxAccDrop;
 

@@ -215,6 +215,32 @@ class CliTest {
     }
 
     @Test
+    void everyCommandsHelpRendersWithoutPicocliWarnings() {
+        // A bare % in a description is a format specifier to picocli: it warns on stderr (its own, not the
+        // command line's) and prints the line unformatted. Every command's and subcommand's --help, rendered here.
+        java.io.PrintStream saved = System.err;
+        java.io.ByteArrayOutputStream caught = new java.io.ByteArrayOutputStream();
+        List<String> names = new java.util.ArrayList<>();
+        try {
+            System.setErr(new java.io.PrintStream(caught, true, java.nio.charset.StandardCharsets.UTF_8));
+            java.util.ArrayDeque<picocli.CommandLine> todo = new java.util.ArrayDeque<>();
+            todo.add(new picocli.CommandLine(new Main()));
+            while (!todo.isEmpty()) {
+                picocli.CommandLine c = todo.poll();
+                names.add(c.getCommandSpec().qualifiedName());
+                assertTrue(
+                        c.getUsageMessage().contains("Usage:"),
+                        c.getCommandSpec().qualifiedName());
+                todo.addAll(c.getSubcommands().values());
+            }
+        } finally {
+            System.setErr(saved);
+        }
+        assertTrue(names.contains("m2q release") && names.contains("m2q eagle train"), names.toString());
+        assertEquals("", caught.toString(java.nio.charset.StandardCharsets.UTF_8));
+    }
+
+    @Test
     void helpListsTheCommands() {
         Run r = run("--help");
         assertEquals(0, r.code());
