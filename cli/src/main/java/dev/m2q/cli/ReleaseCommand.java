@@ -348,7 +348,10 @@ final class ReleaseCommand implements Callable<Integer> {
             double previous =
                     st != null && "finished".equals(st.status()) && st.seconds() > 0 ? st.seconds() : Double.NaN;
             out.add(new RunEta.Stage(
-                    s.section, cost == null ? Map.of(s.section, Double.NaN) : cost.phases(s, p.args()), previous));
+                    s.section,
+                    cost == null ? Map.of(s.section, Double.NaN) : cost.phases(s, p.args()),
+                    previous,
+                    s != Stage.QUANTIZE));
         }
         return out;
     }

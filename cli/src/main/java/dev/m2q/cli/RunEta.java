@@ -21,10 +21,18 @@ final class RunEta {
      * @param phases its phases in the order it runs them, each with its work in the cost model's units (a phase the
      *     stage reports that is not here counts no work)
      * @param previousSeconds how long it took in an earlier run (NaN: no such record)
+     * @param passes whether its work is passes of the model (forwards, decode steps, training steps) whose measured
+     *     rate sizes the other such stages; quantize's is not: its seconds per unit also hold its Hessians and solves
+     *     (on the fixture three times the others' per unit), so its rate sizes the rest only until one of them ran
      */
-    record Stage(String name, Map<String, Double> phases, double previousSeconds) {
+    record Stage(String name, Map<String, Double> phases, double previousSeconds, boolean passes) {
         Stage {
             phases = new LinkedHashMap<>(phases);
+        }
+
+        /** A stage whose work is passes of the model. */
+        Stage(String name, Map<String, Double> phases, double previousSeconds) {
+            this(name, phases, previousSeconds, true);
         }
 
         double work() {
@@ -161,18 +169,27 @@ final class RunEta {
 
     /**
      * Seconds per unit of work measured in this run: the finished stages' times and the running stage's elapsed
-     * time over the work they did in this process. Empty before any work is done.
+     * time over the work they did in this process, from the stages whose work is passes of the model once one has
+     * done some, else from all. Empty before any work is done.
      */
     OptionalDouble secondsPerWork(double now) {
+        OptionalDouble passes = secondsPerWork(now, true);
+        return passes.isPresent() ? passes : secondsPerWork(now, false);
+    }
+
+    /** {@link #secondsPerWork(double)} over the stages whose work is passes of the model, or over all of them. */
+    private OptionalDouble secondsPerWork(double now, boolean passesOnly) {
         double secs = 0;
         double work = 0;
         for (int i = 0; i < stages.size(); i++) {
-            if (!Double.isNaN(took[i]) && stages.get(i).work() > 0) {
+            Stage s = stages.get(i);
+            if (!Double.isNaN(took[i]) && s.work() > 0 && (s.passes() || !passesOnly)) {
                 secs += took[i];
-                work += stages.get(i).work();
+                work += s.work();
             }
         }
-        if (running >= 0 && stages.get(running).work() > 0 && !Double.isNaN(baseWork)) {
+        Stage r = running >= 0 ? stages.get(running) : null;
+        if (r != null && r.work() > 0 && (r.passes() || !passesOnly) && !Double.isNaN(baseWork)) {
             double ran = workDone - baseWork;
             if (ran > 0) {
                 secs += now - startedAt;

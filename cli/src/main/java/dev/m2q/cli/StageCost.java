@@ -32,6 +32,16 @@ final class StageCost {
     /** The logits of one token (h × V multiply-adds) in token-layer forwards. */
     private final double logits;
 
+    /**
+     * One token through one layer in a one-token decode step, in token-layer forwards of a batched pass. A decode
+     * step reads every weight for one token (bound by memory), a batched pass reuses each weight across its rows
+     * (bound by arithmetic): on the 2-core machine of docs/BENCHMARKS.md a 32B layer's step reads 1 GB of bf16 at
+     * about 70 GB/s (15 ms) against 2·488 M flops at about 330 GFLOP/s (3 ms) per token of a prefill, and the
+     * fixture's first release ran its decode-heavy eagle-data about 4.5 times slower per unit than its batched
+     * eagle-train. Without it a first run's ETA came out four times too long on the fixture.
+     */
+    static final double DECODE_STEP = 5;
+
     /** From the eagle-data stage, for eagle-train: prompts and their mean rendered length, the answers' bound. */
     private double prompts = Double.NaN;
 
@@ -89,12 +99,16 @@ final class StageCost {
         if (q.method == QuantizeCommand.Method.gptq) {
             long h = cfg.hiddenSize();
             long i = cfg.intermediateSize();
+            // The Hessians' rank-k updates (HessianAccumulator, the upper triangle): K(K+1)/2 per token for each
+            // distinct input (q/k/v share theirs, gate/up theirs), about one forward's work per token.
+            double hessians =
+                    ((h * (h + 1) / 2.0) * 2 + cfg.qDim() * (cfg.qDim() + 1) / 2.0 + i * (i + 1) / 2.0) / layerMacs;
             double updates = (double) (cfg.qDim() + 2L * cfg.kvDim()) * h * h
                     + (double) h * cfg.qDim() * cfg.qDim()
                     + 2.0 * i * h * h
                     + (double) h * i * i;
             double factors = Math.pow(h, 3) * 2 + Math.pow(cfg.qDim(), 3) + Math.pow(i, 3);
-            perLayer += tokens + (updates + factors) / layerMacs;
+            perLayer += tokens * (1 + hessians) + (updates + factors) / layerMacs;
         } else if (autoRound) {
             int iters = q.iters != null ? q.iters : rec.iters();
             int batch = q.batchSize != null ? q.batchSize : rec.batchSize();
@@ -105,8 +119,8 @@ final class StageCost {
 
     /**
      * Each prompt's rendered tokens go through the target once (the prefill), then each answer token is one
-     * decode step of one token through every layer and the logits (ResponseGenerator); answers stop at
-     * --max-new-tokens (or earlier at an end token: the bound is used).
+     * decode step of one token through every layer and the logits (ResponseGenerator), {@link #DECODE_STEP} units
+     * per token-layer; answers stop at --max-new-tokens (or earlier at an end token: the bound is used).
      */
     private Map<String, Double> eagleData(EagleDataCommand d) {
         List<int[]> ids =
@@ -114,7 +128,7 @@ final class StageCost {
         prompts = ids.size();
         promptTokens = ids.stream().mapToInt(a -> a.length).average().orElse(0);
         maxNewTokens = d.maxNewTokens;
-        double perPrompt = promptTokens * cfg.numLayers() + d.maxNewTokens * (cfg.numLayers() + logits);
+        double perPrompt = promptTokens * cfg.numLayers() + d.maxNewTokens * (cfg.numLayers() + logits) * DECODE_STEP;
         return Map.of(DataGeneration.PHASE, prompts * perPrompt);
     }
 
@@ -141,8 +155,9 @@ final class StageCost {
     /**
      * The perplexity windows run every text token through the reference and the candidate (and the RTN baseline
      * when asked) side by side, each with its logits (Validator.window); the throughput measure decodes
-     * --decode-tokens on two models (three with the dequantized fp32 path); the speculative sweep decodes each
-     * prompt's --spec-tokens once per k and twice plainly (SpecBench.measure), counted as plain decode steps.
+     * --decode-tokens on two models (three with the dequantized fp32 path) one token at a time; the speculative
+     * sweep decodes each prompt's --spec-tokens once per k and twice plainly (SpecBench.measure), counted as plain
+     * decode steps; a decode step's token-layer is {@link #DECODE_STEP} units.
      * Task scoring is not modelled (its items' lengths are known only once scored): its time shows as the stage's
      * own rate when it runs.
      */
@@ -159,12 +174,12 @@ final class StageCost {
             m.put(TaskEval.PHASE, 0.0);
         }
         if (v.decodeTokens > 0) {
-            m.put(Validator.PHASE_DECODE, (double) v.decodeTokens * (v.w4Kernel ? 2 : 3) * perToken);
+            m.put(Validator.PHASE_DECODE, (double) v.decodeTokens * (v.w4Kernel ? 2 : 3) * perToken * DECODE_STEP);
         }
         if (v.draft != null && v.prompts != null) {
             int n = PromptFile.read(v.prompts).size();
             int ks = SpecBench.parseKs(v.k).length;
-            m.put(SpecBench.PHASE, (double) n * (ks + 2) * v.specTokens * perToken);
+            m.put(SpecBench.PHASE, (double) n * (ks + 2) * v.specTokens * perToken * DECODE_STEP);
         }
         return m;
     }

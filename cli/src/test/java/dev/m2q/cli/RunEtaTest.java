@@ -21,7 +21,7 @@ class RunEtaTest {
         validate.put("window", 40.0);
         validate.put("speculative run", 10.0);
         return List.of(
-                new RunEta.Stage("quantize", Map.of("layer", 100.0), previous[0]),
+                new RunEta.Stage("quantize", Map.of("layer", 100.0), previous[0], false),
                 new RunEta.Stage("eagle-data", Map.of("prompt", 50.0), previous[1]),
                 new RunEta.Stage("eagle-train", Map.of("step", 200.0), previous[2]),
                 new RunEta.Stage("attach", Map.of("attach", 0.0), previous[3]),
@@ -48,13 +48,14 @@ class RunEtaTest {
         // Quantize ends at 40 s: the rate is its whole 100 units in 40 s, again 0.4 s per unit.
         eta.finish(40);
         assertEquals(0.4 * 300, eta.runLeft(40).orElseThrow(), EPS);
-        // Eagle data runs twice as slow per unit: after 10 of 50 prompts in 20 s (10 units of work, 2 s each) its
-        // own rate says 80 s left; the run's rate is (40 + 20) s over (100 + 10) units for the stages not started.
+        // Eagle data runs five times as slow per unit: after 10 of 50 prompts in 20 s (10 units of work, 2 s each)
+        // its own rate says 80 s left; the stages not started now go at its rate alone, 2 s per unit, since
+        // quantize's seconds per unit also hold its solves.
         eta.start(1, 40);
         for (int k = 1; k <= 10; k++) {
             eta.progress("prompt", k, 50);
         }
-        double rate = 60.0 / 110;
+        double rate = 20.0 / 10;
         assertEquals(80, eta.stageLeft(60).orElseThrow(), EPS);
         assertEquals(80 + rate * (200 + 50), eta.runLeft(60).orElseThrow(), EPS);
     }

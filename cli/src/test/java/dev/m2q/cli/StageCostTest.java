@@ -59,8 +59,14 @@ class StageCostTest {
         assertEquals(4.0 * 64 * CFG.numLayers(), rtn, 0);
         double gptq = quantize(c, "--nsamples", "4", "--seqlen", "64");
         double gptq2 = quantize(c, "--nsamples", "8", "--seqlen", "64");
-        // GPTQ: two passes of the tokens (Hessians, outputs) plus solves that do not depend on them.
-        assertEquals(2 * 4.0 * 64 * CFG.numLayers(), gptq2 - gptq, 1e-12 * gptq2);
+        // GPTQ: two passes of the tokens (Hessians, outputs), the Hessians' rank-k updates (K(K+1)/2 per token for
+        // the inputs of q/k/v, o, gate/up and down, over the layer's multiply-adds), and solves that do not depend
+        // on the tokens.
+        long h = CFG.hiddenSize();
+        long i = CFG.intermediateSize();
+        double layerMacs = (double) h * (CFG.qDim() + 2L * CFG.kvDim()) + (double) CFG.qDim() * h + 3.0 * h * i;
+        double syrk = (h * (h + 1) + CFG.qDim() * (CFG.qDim() + 1) / 2.0 + i * (i + 1) / 2.0) / layerMacs;
+        assertEquals((2 + syrk) * 4.0 * 64 * CFG.numLayers(), gptq2 - gptq, 1e-12 * gptq2);
         assertTrue(gptq - 2 * rtn > 0, "the solves add work");
         double ar = quantize(
                 c, "--method", "autoround", "--nsamples", "4", "--seqlen", "64", "--iters", "10", "--batch-size", "2");
