@@ -4,6 +4,7 @@ import dev.m2q.core.kernels.Backend;
 import dev.m2q.core.kernels.Backend.Buf;
 import dev.m2q.core.kernels.JavaBackend;
 import dev.m2q.core.kernels.Kernels;
+import dev.m2q.core.kernels.Parallel;
 
 /**
  * The GPTQ Hessian of one linear input, H = (2/T)·Σ_t x_t x_tᵀ over all T calibration tokens, accumulated from
@@ -147,10 +148,23 @@ public final class HessianAccumulator implements AutoCloseable {
      */
     static void finish(float[] sum, int k, long tokens) {
         float f = (float) (2.0 / tokens);
-        // By MIRROR_TILE² tiles, so the column-wise writes of the mirror stay in cache (K = 27648: 3 GB).
-        for (int i0 = 0; i0 < k; i0 += MIRROR_TILE) {
-            int i1 = Math.min(k, i0 + MIRROR_TILE);
-            for (int j0 = i0; j0 < k; j0 += MIRROR_TILE) {
+        // By MIRROR_TILE² tiles, so the column-wise writes of the mirror stay in cache (K = 27648: 3 GB); the tiles
+        // on and above the diagonal, numbered row by row, split over threads (each element is one product and two
+        // stores whichever thread does it, so the bits do not depend on the split).
+        int tiles = (k + MIRROR_TILE - 1) / MIRROR_TILE;
+        int[] firstOfRow = new int[tiles + 1];
+        for (int t = 0; t < tiles; t++) {
+            firstOfRow[t + 1] = firstOfRow[t] + (tiles - t);
+        }
+        Parallel.forRange(firstOfRow[tiles], (long) MIRROR_TILE * MIRROR_TILE, (from, to) -> {
+            int ti = 0;
+            for (int p = from; p < to; p++) {
+                while (firstOfRow[ti + 1] <= p) {
+                    ti++;
+                }
+                int i0 = ti * MIRROR_TILE;
+                int j0 = (ti + p - firstOfRow[ti]) * MIRROR_TILE;
+                int i1 = Math.min(k, i0 + MIRROR_TILE);
                 int j1 = Math.min(k, j0 + MIRROR_TILE);
                 for (int i = i0; i < i1; i++) {
                     int row = i * k;
@@ -161,6 +175,6 @@ public final class HessianAccumulator implements AutoCloseable {
                     }
                 }
             }
-        }
+        });
     }
 }

@@ -69,6 +69,33 @@ class HessianAccumulatorTest {
     }
 
     @Test
+    void finishIsTheScaledMirrorBitForBitWhateverTheThreadSplit() {
+        // K = 1000: 16 tiles of 64 a side, 136 on or above the diagonal, enough work to split over threads; the
+        // ragged last tile crosses the edge. Each element is one product and two stores, so the plain loop gives
+        // the same bits.
+        int k = 1000;
+        long tokens = 777;
+        java.util.SplittableRandom rnd = new java.util.SplittableRandom(99);
+        float[] sum = new float[k * k];
+        for (int e = 0; e < sum.length; e++) {
+            sum[e] = (float) rnd.nextGaussian();
+        }
+        float[] expected = sum.clone();
+        float f = (float) (2.0 / tokens);
+        for (int i = 0; i < k; i++) {
+            for (int j = i; j < k; j++) {
+                float v = expected[i * k + j] * f;
+                expected[i * k + j] = v;
+                expected[j * k + i] = v;
+            }
+        }
+        HessianAccumulator.finish(sum, k, tokens);
+        for (int e = 0; e < sum.length; e++) {
+            assertEquals(Float.floatToRawIntBits(expected[e]), Float.floatToRawIntBits(sum[e]), "h[" + e + "]");
+        }
+    }
+
+    @Test
     void misuseFailsLoudly() {
         HessianAccumulator acc = new HessianAccumulator(4);
         assertThrows(IllegalStateException.class, acc::hessian);
