@@ -1,6 +1,7 @@
 package dev.m2q.core.quant;
 
 import dev.m2q.core.kernels.Matrix;
+import dev.m2q.core.kernels.Parallel;
 
 /**
  * A linear layer's weight W[N, K] (N = out_features, K = in_features, the PyTorch layout) quantized to 4-bit
@@ -107,13 +108,24 @@ public record QuantizedLinear(
         int kk = inFeatures;
         float[] w = new float[nn * kk];
         int zero = bits.zero();
-        for (int k = 0; k < kk; k++) {
-            int g = gIdx[k] * nn;
-            int c = k * nn;
-            for (int n = 0; n < nn; n++) {
-                w[n * kk + k] = scales[g + n] * (codes[c + n] - zero);
+        // The codes are [K, N] and Ŵ is [N, K]: by 64 × 64 tiles so that the transposed writes stay in cache, row
+        // blocks of Ŵ over threads (each element is one product, so the split does not change a bit).
+        int tile = 64;
+        Parallel.forRange((nn + tile - 1) / tile, (long) tile * kk, (from, to) -> {
+            for (int n0 = from * tile; n0 < Math.min(nn, to * tile); n0 += tile) {
+                int n1 = Math.min(nn, n0 + tile);
+                for (int k0 = 0; k0 < kk; k0 += tile) {
+                    int k1 = Math.min(kk, k0 + tile);
+                    for (int k = k0; k < k1; k++) {
+                        int g = gIdx[k] * nn;
+                        int c = k * nn;
+                        for (int n = n0; n < n1; n++) {
+                            w[n * kk + k] = scales[g + n] * (codes[c + n] - zero);
+                        }
+                    }
+                }
             }
-        }
+        });
         return w;
     }
 }
