@@ -145,9 +145,11 @@ final class QuantizeCommand implements Callable<Integer> {
     @Option(
             names = "--clip-search",
             negatable = true,
-            description = "RTN and GPTQ: choose each group's scale by a search over 101 ranges from its absmax down to"
-                    + " 0.8 of it, keeping the least Σ|w − ŵ|^2.4 (the GPTQ reference quantizer's MSE search), instead"
-                    + " of the absmax itself. Java engine (on --device cuda GPTQ's loop then runs on the CPU).")
+            description = "RTN: choose each group's scale by a search over 101 ranges from its absmax down to 0.8 of"
+                    + " it, keeping the least Σ|w − ŵ|^2.4 (the GPTQ reference quantizer's MSE search), instead of the"
+                    + " absmax itself. GPTQ: run its column loop once per scale rule (the absmax, that search, the"
+                    + " absmax × 0.95, 0.90, 0.85) and keep, per output row, the rule with the least GPTQ loss (never"
+                    + " above plain GPTQ's). Java engine (on --device cuda GPTQ's loop then runs on the CPU).")
     boolean clipSearch;
 
     @Option(

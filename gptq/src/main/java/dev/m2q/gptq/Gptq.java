@@ -53,14 +53,15 @@ public final class Gptq {
             fallbacks.add(deadNote(dead.length));
         }
 
-        // Act-order: columns by descending diag(H). Static groups fix their scales first, on original columns.
+        // Act-order: columns by descending diag(H). Static groups fix their scales first, on original columns (RTN's
+        // absmax ones; with the clipping search the loop computes its other rules' own from W1, GptqLoop.clipSearch).
         int[] perm = o.actOrder() ? ActOrder.permutation(h, k) : null;
         boolean staticGroups = o.actOrder() && o.staticGroups();
         Bits bits = Bits.of(o.bits());
         float[] staticScales = staticGroups ? new float[groups * n] : null;
         if (staticGroups) {
             for (int gi = 0; gi < groups; gi++) {
-                GptqLoop.groupScales(kernels, wt, gi * g, g, n, staticScales, gi * n, bits, o.clipSearch());
+                GptqLoop.groupScales(kernels, wt, gi * g, g, n, staticScales, gi * n, bits, ScaleRule.ABSMAX);
             }
         }
         float[] hp = h;

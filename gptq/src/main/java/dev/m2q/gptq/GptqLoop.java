@@ -5,6 +5,8 @@ import dev.m2q.core.kernels.Parallel;
 import dev.m2q.core.quant.Bits;
 import dev.m2q.core.quant.ClipSearch;
 import dev.m2q.core.quant.Rtn;
+import java.util.Arrays;
+import java.util.List;
 
 /**
  * The loop of the GPTQ paper (Frantar et al., 2022, Algorithm 1; IST-DASLab's gptq.py, fasterquant) on W1 = Wᵀ,
@@ -24,28 +26,147 @@ import dev.m2q.core.quant.Rtn;
  * fused multiply-adds, then over the columns in order. With U the upper Cholesky factor of the damped H⁻¹, W − Q =
  * Err·U, so Σ Err² = tr((W − Q)·H_damped·(W − Q)ᵀ): the proxy loss comes free of any product with H.
  *
- * Each step is one of core's {@link Kernels} operations (axpy, gemmAcc, absMaxColumns), so the result is the same
+ * <p>The clipping search ({@link GptqProblem#clipSearch}, {@code --clip-search}) uses that the rows are
+ * independent: each output column of W1 is quantized and updated from its own weights, its own scales and the
+ * shared U only, so its codes and its share of the loss depend only on the rule that sets its scales. It runs the
+ * loop once per {@link ScaleRule} (the Cholesky factor is shared) and keeps each row's best ({@link #clipSearch}):
+ * GPTQ's own per-row loss judges the scales, error feedback included, where {@link ClipSearch}'s Σ|w − ŵ|^2.4 only
+ * sees the weights.
+ *
+ * <p>Each step is one of core's {@link Kernels} operations (axpy, gemmAcc, absMaxColumns), so the result is the same
  * bits over ScalarKernels and VectorKernels; the CUDA loop (gptq.cu) follows the same arithmetic.
  */
 public final class GptqLoop {
     private GptqLoop() {}
 
-    /** {@link GptqKernels#columnLoop}, its inner steps on {@code kern}. */
+    /**
+     * {@link GptqKernels#columnLoop}, its inner steps on {@code kern}: one pass of the loop with {@link
+     * ScaleRule#ABSMAX}, or with {@link GptqProblem#clipSearch} the per-row choice among {@link
+     * ScaleRule#CLIP_SEARCH} ({@link #clipSearch}).
+     */
     static GptqCodes run(Kernels kern, GptqProblem p) {
+        if (p.clipSearch()) {
+            return clipSearch(kern, p, ScaleRule.CLIP_SEARCH);
+        }
+        int n = p.n();
+        float[] scales = p.staticGroups() ? p.staticScales() : new float[p.groups() * n];
+        int[] codes = new int[p.k() * n];
+        int[] gIdx = new int[p.k()];
+        double[] errSq = new double[n];
+        pass(kern, p, p.w1(), ScaleRule.ABSMAX, scales, codes, gIdx, errSq);
+        return new GptqCodes(codes, scales, gIdx, GptqCodes.total(errSq));
+    }
+
+    /**
+     * GPTQ's clipping search: the loop once per rule (on a copy of W1, the last rule on W1 itself), keeping for
+     * each output row the codes and scales of the rule whose loop loss Σ_i Err1[i, c]² for that row is the smallest;
+     * a later rule replaces an earlier one only with a strictly smaller loss, so the first rule keeps ties.
+     *
+     * <p>Exact: the rows of W1's columns are independent in the loop (each output column c of W1 is quantized,
+     * compensated and updated only from its own weights, its own scales and the shared U, every element one
+     * in-order FMA chain), so row c of the result is row c of the winning rule's run alone, bit for bit, and the
+     * row's loss is that run's: tr((w_c − q_c)·H_damped·(w_c − q_c)ᵀ), the row's share of the layer's output error on
+     * the calibration inputs (for the damped H). The total is therefore never above the first rule's (ABSMAX:
+     * plain GPTQ) nor any other rule's. Memory: the best rows so far (codes, scales, losses), one candidate, and one
+     * copy of W1.
+     *
+     * <p>Static groups: the problem's static scales are the first rule's (Gptq gives RTN's absmax ones); every other
+     * rule's static scales are computed here, per group of G original channels, from W1 as given (rows gathered
+     * from their act-order positions back into channel order, so the same bits as computing them before the
+     * permutation).
+     */
+    static GptqCodes clipSearch(Kernels kern, GptqProblem p, List<ScaleRule> rules) {
+        int k = p.k();
+        int n = p.n();
+        int groups = p.groups();
+        float[] w1 = p.w1();
+        float[] work = rules.size() > 1 ? new float[k * n] : null;
+        int[] gIdx = new int[k];
+        int[] bestCodes = new int[k * n];
+        float[] bestScales = new float[groups * n];
+        double[] bestErr = new double[n];
+        int[] codes = new int[k * n];
+        float[] scales = new float[groups * n];
+        double[] errSq = new double[n];
+        for (int r = 0; r < rules.size(); r++) {
+            ScaleRule rule = rules.get(r);
+            if (p.staticGroups()) {
+                if (r == 0) {
+                    System.arraycopy(p.staticScales(), 0, scales, 0, groups * n);
+                } else {
+                    staticScales(kern, p, rule, scales); // from W1 as given: the last pass has not run yet
+                }
+            }
+            float[] w;
+            if (r == rules.size() - 1) {
+                w = w1; // the last pass may overwrite the problem's W1 (scratch)
+            } else {
+                System.arraycopy(w1, 0, work, 0, k * n);
+                w = work;
+            }
+            Arrays.fill(errSq, 0);
+            pass(kern, p, w, rule, scales, codes, gIdx, errSq);
+            for (int c = 0; c < n; c++) {
+                if (r > 0 && !(errSq[c] < bestErr[c])) {
+                    continue;
+                }
+                bestErr[c] = errSq[c];
+                for (int at = c; at < k * n; at += n) {
+                    bestCodes[at] = codes[at];
+                }
+                for (int at = c; at < groups * n; at += n) {
+                    bestScales[at] = scales[at];
+                }
+            }
+        }
+        return new GptqCodes(bestCodes, bestScales, gIdx, GptqCodes.total(bestErr));
+    }
+
+    /**
+     * The static groups' scales of {@code rule} into {@code out} [K/G, N]: group gi over original channels
+     * [gi·G, gi·G + G), found in W1 at their act-order positions and gathered in channel order.
+     */
+    private static void staticScales(Kernels kern, GptqProblem p, ScaleRule rule, float[] out) {
+        int k = p.k();
+        int n = p.n();
+        int g = p.groupSize();
+        int[] perm = p.perm();
+        int[] position = new int[k];
+        for (int i = 0; i < k; i++) {
+            position[perm == null ? i : perm[i]] = i;
+        }
+        float[] group = new float[g * n];
+        for (int gi = 0; gi < p.groups(); gi++) {
+            for (int j = 0; j < g; j++) {
+                System.arraycopy(p.w1(), position[gi * g + j] * n, group, j * n, n);
+            }
+            groupScales(kern, group, 0, g, n, out, gi * n, p.bits(), rule);
+        }
+    }
+
+    /**
+     * One pass of the loop over {@code w1} (overwritten) with {@code rule}'s dynamic scales, or the static ones
+     * already in {@code scales}: codes, scales (when dynamic), g_idx, and each output column's Σ Err1² added into
+     * {@code errSq} (zeros on entry) in position order.
+     */
+    private static void pass(
+            Kernels kern,
+            GptqProblem p,
+            float[] w1,
+            ScaleRule rule,
+            float[] scales,
+            int[] codes,
+            int[] gIdx,
+            double[] errSq) {
         int k = p.k();
         int n = p.n();
         int g = p.groupSize();
         int b = p.blockSize();
         int[] perm = p.perm();
-        float[] w1 = p.w1();
         float[] u = p.u();
         boolean staticGroups = p.staticGroups();
         Bits bits = p.bits();
-        float[] scales = staticGroups ? p.staticScales() : new float[p.groups() * n];
-        int[] codes = new int[k * n]; // Q1 for every block, row c for original input channel c
-        int[] gIdx = new int[k];
         float[] err1 = new float[b * n]; // Err1 [B, N]: the scaled errors of the block's columns
-        double[] errSq = new double[n]; // Σ Err1² per output column, in position order
         for (int i1 = 0; i1 < k; i1 += b) {
             int i2 = Math.min(i1 + b, k);
             for (int i = i1; i < i2; i++) {
@@ -57,7 +178,7 @@ public final class GptqLoop {
                     group = i / g;
                     if (i % g == 0) {
                         // The group's scales, over its current weights: all updates issued so far.
-                        groupScales(kern, w1, i, g, n, scales, group * n, bits, p.clipSearch());
+                        groupScales(kern, w1, i, g, n, scales, group * n, bits, rule);
                     }
                 }
                 gIdx[col] = group;
@@ -79,7 +200,6 @@ public final class GptqLoop {
             }
             lazyBatchUpdate(kern, w1, u, err1, i1, i2, n, k);
         }
-        return new GptqCodes(codes, scales, gIdx, GptqCodes.total(errSq));
     }
 
     /**
@@ -101,25 +221,28 @@ public final class GptqLoop {
     }
 
     /**
-     * RTN's scale at {@code bits} for each output channel over rows [from, from + g) of W1 [*, n], into
-     * scales[at, at + n); with {@code clipSearch}, {@link ClipSearch}'s at {@code bits} over the same weights (output
-     * channels in parallel).
+     * {@code rule}'s scale at {@code bits} for each output channel over rows [from, from + g) of W1 [*, n], into
+     * scales[at, at + n) (the norm search's output channels in parallel).
      *
      * @throws IllegalArgumentException when a weight there is not finite
      */
     static void groupScales(
-            Kernels kern, float[] w1, int from, int g, int n, float[] scales, int at, Bits bits, boolean clipSearch) {
+            Kernels kern, float[] w1, int from, int g, int n, float[] scales, int at, Bits bits, ScaleRule rule) {
         float[] absmax = new float[n];
         kern.absMaxColumns(w1, from * n, g, n, absmax, 0);
         for (int c = 0; c < n; c++) {
             scales[at + c] = groupScale(absmax[c], c, from, g, bits);
         }
-        if (clipSearch) {
+        if (rule.normSearch()) {
             Parallel.forRange(n, (long) g * ClipSearch.STEPS, (c0, c1) -> {
                 for (int c = c0; c < c1; c++) {
-                    scales[at + c] = ClipSearch.scale(w1, from * n + c, n, g, absmax[c], bits);
+                    scales[at + c] = rule.scale(w1, from * n + c, n, g, absmax[c], bits);
                 }
             });
+        } else if (rule.shrinkStep() != 0) {
+            for (int c = 0; c < n; c++) {
+                scales[at + c] = rule.scale(w1, from * n + c, n, g, absmax[c], bits);
+            }
         }
     }
 

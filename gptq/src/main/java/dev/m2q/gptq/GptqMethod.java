@@ -32,9 +32,14 @@ public final class GptqMethod implements LayerMethod {
         this.trueSequential = trueSequential;
     }
 
+    /**
+     * {@code clip_search: "loop-loss"} with the clipping search: GPTQ's search picks each row's scale rule by the
+     * loop's loss (issue 17), so a progress file of a build whose search used the 2.4-norm alone ({@code true}) is
+     * refused on resume rather than mixed with it.
+     */
     @Override
     public Map<String, Object> settings() {
-        return options.clipSearch() ? Map.of("clip_search", true) : Map.of();
+        return options.clipSearch() ? Map.of("clip_search", "loop-loss") : Map.of();
     }
 
     @Override

@@ -18,9 +18,11 @@ import dev.m2q.core.quant.GroupSize;
  * @param exactLossRows 0 (the default): the report's loss is the loop's own, free; N &gt; 0: also the exact proxy
  *     loss with the undamped H on about N evenly spaced output rows ({@link Gptq#sampledLoss}), which costs a
  *     product with H per sampled row
- * @param clipSearch each group's scales from {@link dev.m2q.core.quant.ClipSearch} over the weights GPTQ computes
- *     them from (the group's current weights when the loop reaches it, or the original ones for static groups)
- *     instead of their absmax
+ * @param clipSearch GPTQ's clipping search ({@code --clip-search}): the column loop once per scale rule of {@link
+ *     ScaleRule#CLIP_SEARCH} (RTN's absmax scale, {@link dev.m2q.core.quant.ClipSearch}'s 2.4-norm search, fixed
+ *     shrinks of the absmax), each output row keeping the rule whose loop loss (the row's share of
+ *     tr((W − Q)·H_damped·(W − Q)ᵀ)) is the smallest, ties to the earlier rule: never above plain GPTQ's loss on any
+ *     row ({@link GptqLoop#clipSearch})
  */
 public record GptqOptions(
         int bits,

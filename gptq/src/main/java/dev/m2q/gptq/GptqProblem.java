@@ -16,8 +16,10 @@ import dev.m2q.core.quant.Bits;
  *     current W1 at the group's first position (group of position i = i / G); otherwise the static groups'
  *     scales [K/G, N], given up front, one group per G original channels (group of position i = perm[i] / G)
  * @param bits the code width (docs/FORMATS-8BIT.md); the constructors without it are 4 bits
- * @param clipSearch dynamic groups' scales from {@link dev.m2q.core.quant.ClipSearch} (at {@code bits}) over the
- *     group's current weights instead of Rtn.scale of their absmax (static scales come computed)
+ * @param clipSearch GPTQ's clipping search: the loop runs once per {@link ScaleRule} of {@link
+ *     ScaleRule#CLIP_SEARCH} and each output row keeps the rule with the least loop loss ({@link
+ *     GptqLoop#clipSearch}); the static scales, when given, are the first rule's (RTN's absmax), the loop computes
+ *     the others' from W1
  */
 public record GptqProblem(
         float[] w1,

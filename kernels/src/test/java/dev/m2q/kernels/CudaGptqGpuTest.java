@@ -294,6 +294,28 @@ class CudaGptqGpuTest {
     }
 
     /**
+     * With the clipping search (GPTQ's loop once per scale rule, each row keeping its best: GptqLoop.clipSearch) the
+     * CUDA GPTQ kernels run the column loop on the CPU, the Java reference: the same codes, scales and Σ Err² bit
+     * for bit, whatever the size (the problem is above the device threshold, so only the fallback explains it).
+     */
+    @Test
+    void clipSearchColumnLoopFallsBackToTheJavaLoop() {
+        GptqKernels cuda = cudaGptq();
+        Problem p = Problem.of(new SplittableRandom(43), 96, 256, 128, true);
+        GptqCodes want = GPTQ_TWIN.columnLoop(new GptqProblem(
+                p.wt().clone(), p.u(), p.k(), p.n(), 128, 64, p.perm(), null, dev.m2q.core.quant.Bits.FOUR, true));
+        GptqCodes got = cuda.columnLoop(new GptqProblem(
+                p.wt().clone(), p.u(), p.k(), p.n(), 128, 64, p.perm(), null, dev.m2q.core.quant.Bits.FOUR, true));
+        assertArrayEquals(want.codes(), got.codes());
+        assertArrayEquals(want.scales(), got.scales());
+        assertArrayEquals(want.gIdx(), got.gIdx());
+        assertEquals(want.errSquares(), got.errSquares());
+        GptqCodes plain = GPTQ_TWIN.columnLoop(new GptqProblem(
+                p.wt().clone(), p.u(), p.k(), p.n(), 128, 64, p.perm(), null, dev.m2q.core.quant.Bits.FOUR, false));
+        assertTrue(got.errSquares() <= plain.errSquares(), got.errSquares() + " vs plain " + plain.errSquares());
+    }
+
+    /**
      * A weight that is not finite when its group's scale is computed fails with Gptq.groupScales' message, naming
      * the first (position, output) the Java loop would meet; a group absmax whose scale overflows fp16 fails
      * with Rtn.scale's.

@@ -12,6 +12,11 @@ package dev.m2q.core.quant;
  * is a double sum of {@code Math.pow(|w − ŵ|, 2.4)} over the group in index order; a candidate wins only with a
  * strictly smaller error, so ties keep the larger factor (f = 1 first: a group the search cannot improve keeps RTN's
  * scale). Consecutive factors whose scales round to the same fp16 value give the same codes and are measured once.
+ *
+ * <p>This is all of {@code --clip-search} for RTN. For GPTQ it is one candidate rule among several (the gptq
+ * module's ScaleRule and GptqLoop.clipSearch): the weight-space error ignores GPTQ's error feedback (a clipped
+ * outlier's error is pushed onto the row's later columns), which on the fixture made the search raise GPTQ's
+ * per-row perplexity, so GPTQ judges each output row's scale rule by its own loop loss instead.
  */
 public final class ClipSearch {
     /** The exponent of the error: 2.4, the GPTQ reference quantizer's {@code norm}. */
