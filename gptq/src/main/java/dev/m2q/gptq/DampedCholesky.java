@@ -1,6 +1,7 @@
 package dev.m2q.gptq;
 
 import dev.m2q.core.kernels.Kernels;
+import dev.m2q.core.kernels.Parallel;
 import java.util.Arrays;
 import java.util.stream.IntStream;
 
@@ -56,20 +57,39 @@ public final class DampedCholesky {
         if (!(damp >= 0 && damp < 1)) {
             throw new IllegalArgumentException("damp " + damp + " must be in [0, 1)");
         }
-        for (int e = 0; e < h.length; e++) {
-            if (!Float.isFinite(h[e])) {
-                throw nonFiniteEntry(e, k, h[e]);
+        // The first non-finite entry in index order, found by rows over threads (the earliest row that has one).
+        int[] firstBadRow = {k};
+        Parallel.forRange(k, k, (from, to) -> {
+            for (int p = from; p < to; p++) {
+                for (int q = 0; q < k; q++) {
+                    if (!Float.isFinite(h[p * k + q])) {
+                        synchronized (firstBadRow) {
+                            firstBadRow[0] = Math.min(firstBadRow[0], p);
+                        }
+                        return;
+                    }
+                }
+            }
+        });
+        if (firstBadRow[0] < k) {
+            int p = firstBadRow[0];
+            for (int q = 0; q < k; q++) {
+                if (!Float.isFinite(h[p * k + q])) {
+                    throw nonFiniteEntry((long) p * k + q, k, h[p * k + q]);
+                }
             }
         }
         // a = JHJ: a[p, q] = h[K−1−p, K−1−q].
         float[] a = new float[k * k];
-        for (int p = 0; p < k; p++) {
-            int src = (k - 1 - p) * k + (k - 1);
-            int dst = p * k;
-            for (int q = 0; q < k; q++) {
-                a[dst + q] = h[src - q];
+        Parallel.forRange(k, k, (from, to) -> {
+            for (int p = from; p < to; p++) {
+                int src = (k - 1 - p) * k + (k - 1);
+                int dst = p * k;
+                for (int q = 0; q < k; q++) {
+                    a[dst + q] = h[src - q];
+                }
             }
-        }
+        });
         float[] hDiag = new float[k];
         for (int i = 0; i < k; i++) {
             hDiag[i] = h[i * k + i];
@@ -158,19 +178,24 @@ public final class DampedCholesky {
 
     /** U = J·X·J: U[p, q] = X[K−1−p, K−1−q], moved from the lower triangle to the upper; the lower becomes 0. */
     private static void reverseLowerIntoUpper(float[] a, int k) {
-        for (int p = 0; p < k; p++) {
-            for (int q = p + 1; q < k; q++) {
-                a[p * k + q] = a[(k - 1 - p) * k + (k - 1 - q)];
+        // Rows over threads: the writes (strict upper triangle) and the reads (strict lower) never meet.
+        Parallel.forRange(k, k / 2, (from, to) -> {
+            for (int p = from; p < to; p++) {
+                for (int q = p + 1; q < k; q++) {
+                    a[p * k + q] = a[(k - 1 - p) * k + (k - 1 - q)];
+                }
             }
-        }
+        });
         for (int p = 0; p < k / 2; p++) {
             int r = k - 1 - p;
             float t = a[p * k + p];
             a[p * k + p] = a[r * k + r];
             a[r * k + r] = t;
         }
-        for (int p = 1; p < k; p++) {
-            Arrays.fill(a, p * k, p * k + p, 0f);
-        }
+        Parallel.forRange(k, k / 2, (from, to) -> {
+            for (int p = Math.max(1, from); p < to; p++) {
+                Arrays.fill(a, p * k, p * k + p, 0f);
+            }
+        });
     }
 }

@@ -81,15 +81,18 @@ final class JavaCholesky {
 
     /** lt[p·rows + q] = a[(r0 + q)·k + p0 + p] for q &lt; rows, p &lt; depth: L[r0 : r0 + rows, p0 : p0 + depth]ᵀ. */
     private static void transposeRows(float[] a, int k, int r0, int rows, int p0, int depth, float[] lt) {
-        for (int p = 0; p < depth; p += COPY_TILE) {
-            int p1 = Math.min(depth, p + COPY_TILE);
-            for (int q = 0; q < rows; q++) {
-                int src = (r0 + q) * k + p0;
-                for (int t = p; t < p1; t++) {
-                    lt[t * rows + q] = a[src + t];
+        int tiles = (depth + COPY_TILE - 1) / COPY_TILE;
+        Parallel.forRange(tiles, (long) COPY_TILE * rows, (from, to) -> {
+            for (int p = from * COPY_TILE; p < Math.min(depth, to * COPY_TILE); p += COPY_TILE) {
+                int p1 = Math.min(depth, p + COPY_TILE);
+                for (int q = 0; q < rows; q++) {
+                    int src = (r0 + q) * k + p0;
+                    for (int t = p; t < p1; t++) {
+                        lt[t * rows + q] = a[src + t];
+                    }
                 }
             }
-        }
+        });
     }
 
     /** Block J = [j0, j0 + bw) of super-block S = [s0, s0 + sw), whose panel holds the terms p &lt; s0. */
@@ -113,18 +116,21 @@ final class JavaCholesky {
             kernels.gemmAcc(rows, bw, j0 - s0, a, j0 * k + s0, k, 1, lt, 0, bw, panel, base, sw);
         }
         // P = A − P; A[i, j] (i ≥ j) is a[j, i] above the diagonal, diag[j] + shift on it.
-        for (int r0 = 0; r0 < rows; r0 += COPY_TILE) {
-            int r1 = Math.min(rows, r0 + COPY_TILE);
-            for (int q = 0; q < bw; q++) {
-                int src = (j0 + q) * k + j0;
-                for (int r = Math.max(r0, q + 1); r < r1; r++) {
-                    panel[base + r * sw + q] = a[src + r] - panel[base + r * sw + q];
-                }
-                if (q >= r0 && q < r1) {
-                    panel[base + q * sw + q] = (diag[j0 + q] + shift) - panel[base + q * sw + q];
+        // Row tiles over threads: each element is one subtraction, so the split does not change a bit.
+        Parallel.forRange((rows + COPY_TILE - 1) / COPY_TILE, (long) COPY_TILE * bw, (from, to) -> {
+            for (int r0 = from * COPY_TILE; r0 < Math.min(rows, to * COPY_TILE); r0 += COPY_TILE) {
+                int r1 = Math.min(rows, r0 + COPY_TILE);
+                for (int q = 0; q < bw; q++) {
+                    int src = (j0 + q) * k + j0;
+                    for (int r = Math.max(r0, q + 1); r < r1; r++) {
+                        panel[base + r * sw + q] = a[src + r] - panel[base + r * sw + q];
+                    }
+                    if (q >= r0 && q < r1) {
+                        panel[base + q * sw + q] = (diag[j0 + q] + shift) - panel[base + q * sw + q];
+                    }
                 }
             }
-        }
+        });
         // The diagonal block, unblocked (Crout, as the reference loop).
         for (int q = 0; q < bw; q++) {
             int rq = base + q * sw;
@@ -161,9 +167,11 @@ final class JavaCholesky {
                 System.arraycopy(solved, r * bw, panel, base + (bw + r) * sw, bw);
             }
         }
-        for (int r = 0; r < rows; r++) {
-            System.arraycopy(panel, base + r * sw, a, (j0 + r) * k + j0, Math.min(bw, r + 1));
-        }
+        Parallel.forRange(rows, bw, (from, to) -> {
+            for (int r = from; r < to; r++) {
+                System.arraycopy(panel, base + r * sw, a, (j0 + r) * k + j0, Math.min(bw, r + 1));
+            }
+        });
         return true;
     }
 
@@ -176,19 +184,24 @@ final class JavaCholesky {
      * triangle (A, no longer needed) is zeroed first so that X's rows read as zero past their diagonal.
      */
     static void invertLowerInPlace(float[] a, int k, Kernels kernels) {
-        for (int p = 0; p < k; p++) {
-            Arrays.fill(a, p * k + p + 1, (p + 1) * k, 0f);
-        }
+        Parallel.forRange(k, k / 2, (from, to) -> {
+            for (int p = from; p < to; p++) {
+                Arrays.fill(a, p * k + p + 1, (p + 1) * k, 0f);
+            }
+        });
         int bmax = Math.min(SUPER, k);
         float[] lrows = new float[bmax * k]; // L[I, :i1], row stride i1
         for (int i0 = 0; i0 < k; i0 += SUPER) {
             int i1 = Math.min(k, i0 + SUPER);
             int bw = i1 - i0;
-            for (int r = 0; r < bw; r++) {
-                int ri = (i0 + r) * k;
-                System.arraycopy(a, ri, lrows, r * i1, i1);
-                Arrays.fill(a, ri, ri + i1, 0f);
-            }
+            int first = i0;
+            Parallel.forRange(bw, i1, (from, to) -> {
+                for (int r = from; r < to; r++) {
+                    int ri = (first + r) * k;
+                    System.arraycopy(a, ri, lrows, r * i1, i1);
+                    Arrays.fill(a, ri, ri + i1, 0f);
+                }
+            });
             // Rows I of a become T = L[I, :i0]·X[:i0, :i0] (the columns ≥ i0 stay 0).
             for (int jc = 0; jc < i0; jc += INVERSE_COLUMNS) {
                 int w = Math.min(INVERSE_COLUMNS, i0 - jc);
