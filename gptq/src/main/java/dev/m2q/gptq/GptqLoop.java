@@ -45,15 +45,20 @@ public final class GptqLoop {
      * ScaleRule#CLIP_SEARCH} ({@link #clipSearch}).
      */
     static GptqCodes run(Kernels kern, GptqProblem p) {
+        return run(kern, p, Runtime.getRuntime().availableProcessors());
+    }
+
+    /** {@link #run(Kernels, GptqProblem)} with each block's output columns in {@code pieces} ranges (same bits). */
+    static GptqCodes run(Kernels kern, GptqProblem p, int pieces) {
         if (p.clipSearch()) {
-            return clipSearch(kern, p, ScaleRule.CLIP_SEARCH);
+            return clipSearch(kern, p, ScaleRule.CLIP_SEARCH, pieces);
         }
         int n = p.n();
         float[] scales = p.staticGroups() ? p.staticScales() : new float[p.groups() * n];
         int[] codes = new int[p.k() * n];
         int[] gIdx = new int[p.k()];
         double[] errSq = new double[n];
-        pass(kern, p, p.w1(), ScaleRule.ABSMAX, scales, codes, gIdx, errSq);
+        pass(kern, p, p.w1(), ScaleRule.ABSMAX, scales, codes, gIdx, errSq, pieces);
         return new GptqCodes(codes, scales, gIdx, GptqCodes.total(errSq));
     }
 
@@ -76,6 +81,10 @@ public final class GptqLoop {
      * permutation).
      */
     static GptqCodes clipSearch(Kernels kern, GptqProblem p, List<ScaleRule> rules) {
+        return clipSearch(kern, p, rules, Runtime.getRuntime().availableProcessors());
+    }
+
+    private static GptqCodes clipSearch(Kernels kern, GptqProblem p, List<ScaleRule> rules, int pieces) {
         int k = p.k();
         int n = p.n();
         int groups = p.groups();
@@ -105,7 +114,7 @@ public final class GptqLoop {
                 w = work;
             }
             Arrays.fill(errSq, 0);
-            pass(kern, p, w, rule, scales, codes, gIdx, errSq);
+            pass(kern, p, w, rule, scales, codes, gIdx, errSq, pieces);
             for (int c = 0; c < n; c++) {
                 if (r > 0 && !(errSq[c] < bestErr[c])) {
                     continue;
@@ -157,7 +166,8 @@ public final class GptqLoop {
             float[] scales,
             int[] codes,
             int[] gIdx,
-            double[] errSq) {
+            double[] errSq,
+            int pieces) {
         int k = p.k();
         int n = p.n();
         int g = p.groupSize();
@@ -165,40 +175,121 @@ public final class GptqLoop {
         int[] perm = p.perm();
         float[] u = p.u();
         boolean staticGroups = p.staticGroups();
-        Bits bits = p.bits();
         float[] err1 = new float[b * n]; // Err1 [B, N]: the scaled errors of the block's columns
+        int units = (n + ALIGN - 1) / ALIGN;
+        int parts = Math.max(1, Math.min(pieces, units));
         for (int i1 = 0; i1 < k; i1 += b) {
             int i2 = Math.min(i1 + b, k);
             for (int i = i1; i < i2; i++) {
                 int col = perm == null ? i : perm[i]; // original input channel at position i
-                int group;
-                if (staticGroups) {
-                    group = col / g;
-                } else {
-                    group = i / g;
-                    if (i % g == 0) {
-                        // The group's scales, over its current weights: all updates issued so far.
-                        groupScales(kern, w1, i, g, n, scales, group * n, bits, rule);
+                gIdx[col] = staticGroups ? col / g : i / g;
+            }
+            // The output columns of W1 are independent within the block (each is rounded, scaled and compensated
+            // from its own weights and the shared U), so they split over threads; the boundaries sit at multiples
+            // of ALIGN so that every element meets the same arithmetic as in one call over all N (a vector axpy
+            // fuses its whole vectors and not its tail).
+            int from1 = i1;
+            int to2 = i2;
+            IllegalArgumentException[] failed = new IllegalArgumentException[parts];
+            int[] failedAt = new int[parts];
+            Parallel.forRange(parts, (long) (i2 - i1) * (i2 - i1) * n / parts, (q0, q1) -> {
+                for (int q = q0; q < q1; q++) {
+                    int c0 = Math.min(n, ALIGN * (int) ((long) units * q / parts));
+                    int c1 = Math.min(n, ALIGN * (int) ((long) units * (q + 1) / parts));
+                    int[] at = {0};
+                    try {
+                        columns(kern, p, w1, rule, scales, codes, errSq, err1, from1, to2, c0, c1, at);
+                    } catch (IllegalArgumentException e) {
+                        failed[q] = e;
+                        failedAt[q] = at[0];
                     }
                 }
-                gIdx[col] = group;
-                float uii = u[i * k + i];
-                int row = i * n;
-                int e = (i - i1) * n;
-                for (int c = 0; c < n; c++) {
-                    float s = scales[group * n + c];
-                    int q = Rtn.code(w1[row + c], s, bits);
-                    codes[col * n + c] = q;
-                    float err = (w1[row + c] - Rtn.dequant(q, s, bits)) / uii;
-                    err1[e + c] = err;
-                    errSq[c] = Math.fma((double) err, err, errSq[c]);
+            });
+            rethrowFirst(failed, failedAt);
+            lazyBatchUpdate(kern, w1, u, err1, i1, i2, n, k);
+        }
+    }
+
+    /** Output columns per unit of the split of {@link #pass}: a multiple of every vector length in use. */
+    static final int ALIGN = 64;
+
+    /** The failure the loop on one thread would have met first: the least position, then the least column range. */
+    private static void rethrowFirst(IllegalArgumentException[] failed, int[] at) {
+        int first = -1;
+        for (int q = 0; q < failed.length; q++) {
+            if (failed[q] != null && (first < 0 || at[q] < at[first])) {
+                first = q;
+            }
+        }
+        if (first >= 0) {
+            throw failed[first];
+        }
+    }
+
+    /**
+     * Positions [i1, i2) of the loop for output columns [c0, c1) of W1 (c0 a multiple of {@link #ALIGN}); a group's
+     * scale that cannot be formed throws with the position in {@code failedAt[0]}.
+     */
+    private static void columns(
+            Kernels kern,
+            GptqProblem p,
+            float[] w1,
+            ScaleRule rule,
+            float[] scales,
+            int[] codes,
+            double[] errSq,
+            float[] err1,
+            int i1,
+            int i2,
+            int c0,
+            int c1,
+            int[] failedAt) {
+        int k = p.k();
+        int n = p.n();
+        int g = p.groupSize();
+        int[] perm = p.perm();
+        float[] u = p.u();
+        boolean staticGroups = p.staticGroups();
+        Bits bits = p.bits();
+        float[] absmax = new float[c1 - c0];
+        for (int i = i1; i < i2; i++) {
+            int col = perm == null ? i : perm[i];
+            int group = staticGroups ? col / g : i / g;
+            if (!staticGroups && i % g == 0) {
+                // The group's scales, over its current weights: all updates issued so far.
+                java.util.Arrays.fill(absmax, 0f);
+                for (int r = i; r < i + g; r++) {
+                    for (int c = c0; c < c1; c++) {
+                        absmax[c - c0] = Math.max(absmax[c - c0], Math.abs(w1[r * n + c]));
+                    }
                 }
-                // Compensate inside the block: w_j −= err · U_ij for the block's later columns.
-                for (int j = i + 1; j < i2; j++) {
-                    kern.axpy(-u[i * k + j], err1, e, w1, j * n, n);
+                for (int c = c0; c < c1; c++) {
+                    try {
+                        scales[group * n + c] = groupScale(absmax[c - c0], c, i, g, bits);
+                    } catch (IllegalArgumentException e) {
+                        failedAt[0] = i;
+                        throw e;
+                    }
+                    if (rule.normSearch() || rule.shrinkStep() != 0) {
+                        scales[group * n + c] = rule.scale(w1, i * n + c, n, g, absmax[c - c0], bits);
+                    }
                 }
             }
-            lazyBatchUpdate(kern, w1, u, err1, i1, i2, n, k);
+            float uii = u[i * k + i];
+            int row = i * n;
+            int e = (i - i1) * n;
+            for (int c = c0; c < c1; c++) {
+                float s = scales[group * n + c];
+                int q = Rtn.code(w1[row + c], s, bits);
+                codes[col * n + c] = q;
+                float err = (w1[row + c] - Rtn.dequant(q, s, bits)) / uii;
+                err1[e + c] = err;
+                errSq[c] = Math.fma((double) err, err, errSq[c]);
+            }
+            // Compensate inside the block: w_j −= err · U_ij for the block's later columns.
+            for (int j = i + 1; j < i2; j++) {
+                kern.axpy(-u[i * k + j], err1, e + c0, w1, j * n + c0, c1 - c0);
+            }
         }
     }
 
