@@ -33,8 +33,11 @@ import java.util.List;
  * GPTQ's own per-row loss judges the scales, error feedback included, where {@link ClipSearch}'s Σ|w − ŵ|^2.4 only
  * sees the weights.
  *
- * <p>Each step is one of core's {@link Kernels} operations (axpy, gemmAcc, absMaxColumns), so the result is the same
- * bits over ScalarKernels and VectorKernels; the CUDA loop (gptq.cu) follows the same arithmetic.
+ * <p>Each step is one of core's {@link Kernels} operations (axpy, gemmAcc) or per-element arithmetic (rounding, the
+ * groups' absmax), so one implementation gives the same bits whatever the thread count. Across implementations the
+ * codes, scales and g_idx agree in the tests (GptqKernelsTest), but W1's updates need not round alike:
+ * VectorKernels' axpy fuses its whole vectors and ScalarKernels' does not. The CUDA loop (gptq.cu) follows the same
+ * arithmetic.
  */
 public final class GptqLoop {
     private GptqLoop() {}
