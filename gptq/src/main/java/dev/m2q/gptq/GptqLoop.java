@@ -33,11 +33,11 @@ import java.util.List;
  * GPTQ's own per-row loss judges the scales, error feedback included, where {@link ClipSearch}'s Σ|w − ŵ|^2.4 only
  * sees the weights.
  *
- * <p>Each step is one of core's {@link Kernels} operations (axpy, gemmAcc, the static groups' absMaxColumns) or per-element arithmetic (rounding, the
- * dynamic groups' absmax), so one implementation gives the same bits whatever the thread count. Across implementations the
- * codes, scales and g_idx agree in the tests (GptqKernelsTest), but W1's updates need not round alike:
- * VectorKernels' axpy fuses its whole vectors and ScalarKernels' does not. The CUDA loop (gptq.cu) follows the same
- * arithmetic.
+ * <p>Each step is one of core's {@link Kernels} operations (axpy, gemmAcc, the static groups' absMaxColumns) or
+ * per-element arithmetic (rounding, the dynamic groups' absmax), so one implementation gives the same bits whatever
+ * the thread count. Across implementations the codes, scales and g_idx agree in the tests (GptqKernelsTest), but
+ * W1's updates need not round alike: VectorKernels' axpy fuses its whole vectors and ScalarKernels' does not. The
+ * CUDA loop (gptq.cu) follows the same arithmetic.
  */
 public final class GptqLoop {
     private GptqLoop() {}
