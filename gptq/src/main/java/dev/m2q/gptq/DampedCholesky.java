@@ -3,6 +3,7 @@ package dev.m2q.gptq;
 import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.kernels.Parallel;
 import java.util.Arrays;
+import java.util.OptionalInt;
 import java.util.stream.IntStream;
 
 /**
@@ -57,27 +58,19 @@ public final class DampedCholesky {
         if (!(damp >= 0 && damp < 1)) {
             throw new IllegalArgumentException("damp " + damp + " must be in [0, 1)");
         }
-        // The first non-finite entry in index order, found by rows over threads (the earliest row that has one).
-        int[] firstBadRow = {k};
-        Parallel.forRange(k, k, (from, to) -> {
-            for (int p = from; p < to; p++) {
-                for (int q = 0; q < k; q++) {
-                    if (!Float.isFinite(h[p * k + q])) {
-                        synchronized (firstBadRow) {
-                            firstBadRow[0] = Math.min(firstBadRow[0], p);
-                        }
-                        return;
-                    }
-                }
-            }
-        });
-        if (firstBadRow[0] < k) {
-            int p = firstBadRow[0];
-            for (int q = 0; q < k; q++) {
-                if (!Float.isFinite(h[p * k + q])) {
-                    throw nonFiniteEntry((long) p * k + q, k, h[p * k + q]);
-                }
-            }
+        // The first non-finite entry in index order: the first row holding one (an ordered parallel search), then
+        // its column.
+        OptionalInt bad = IntStream.range(0, k)
+                .parallel()
+                .filter(p -> IntStream.range(0, k).anyMatch(q -> !Float.isFinite(h[p * k + q])))
+                .findFirst();
+        if (bad.isPresent()) {
+            int p = bad.getAsInt();
+            int q = IntStream.range(0, k)
+                    .filter(c -> !Float.isFinite(h[p * k + c]))
+                    .findFirst()
+                    .orElseThrow();
+            throw nonFiniteEntry((long) p * k + q, k, h[p * k + q]);
         }
         // a = JHJ: a[p, q] = h[K−1−p, K−1−q].
         float[] a = new float[k * k];

@@ -149,6 +149,20 @@ class DampedCholeskyTest {
     }
 
     @Test
+    void theFirstNonFiniteEntryInIndexOrderIsNamedWhateverTheThreadSplit() {
+        // K = 1000, searched by rows over threads: entries in rows 700 and 300 (and later in row 300) are bad; the
+        // message names the first in index order, [300, 12].
+        int k = 1000;
+        float[] h = Fixtures.identity(k);
+        h[700 * k + 5] = Float.NaN;
+        h[300 * k + 900] = Float.NEGATIVE_INFINITY;
+        h[300 * k + 12] = Float.POSITIVE_INFINITY;
+        IllegalArgumentException e =
+                assertThrows(IllegalArgumentException.class, () -> DampedCholesky.factor(h, k, 0.01));
+        assertTrue(e.getMessage().contains("[300, 12] is Infinity"), e.getMessage());
+    }
+
+    @Test
     void hopelessHessiansFailWithAClearMessage() {
         float[] nan = Fixtures.identity(3);
         nan[4] = Float.NaN;
