@@ -48,7 +48,7 @@ set -euo pipefail
 home="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
 source "$home/lib/launch-java.sh"
 m2q_run_java "$home/runtime/bin/java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED \
-  -Djava.awt.headless=true $(m2q_gc_flag) ${M2Q_JAVA_OPTS:-} -jar "$home/lib/m2q.jar" "$@"
+  -Djava.awt.headless=true $(m2q_gc_flag) $(m2q_thp_flag) ${M2Q_JAVA_OPTS:-} -jar "$home/lib/m2q.jar" "$@"
 EOF
 chmod +x "$out/bin/m2q"
 

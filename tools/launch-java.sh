@@ -39,6 +39,25 @@ m2q_gc_flag() {
   esac
 }
 
+# m2q_thp_flag [FILE]: -XX:+UseTransparentHugePages where the kernel hands out transparent huge pages only on
+# request (FILE, /sys/kernel/mm/transparent_hugepage/enabled by default, reads "[madvise]"), unless M2Q_JAVA_OPTS
+# names the flag itself. Measured (docs/BENCHMARKS.md, "Transparent huge pages"): a 32B-shaped GPTQ layer touches
+# GB-sized arrays for the first time (Hessians, their factors, W's copies), and on a KVM guest each 4 KiB page
+# fault cost about 14 us; with 2 MiB pages the layer took 133 s instead of 204 s. Under "[always]" the kernel
+# already does it, and under "[never]" (or without the file: not Linux) the JVM would only warn.
+m2q_thp_flag() {
+  local file="${1:-/sys/kernel/mm/transparent_hugepage/enabled}" mode=""
+  case " ${M2Q_JAVA_OPTS:-} " in
+    *"TransparentHugePages"*) return 0 ;;
+  esac
+  if [ -r "$file" ]; then
+    mode="$(cat "$file" 2>/dev/null || true)"
+  fi
+  case "$mode" in
+    *"[madvise]"*) printf '%s' "-XX:+UseTransparentHugePages" ;;
+  esac
+}
+
 # m2q_run_java JAVA [ARG...]: runs JAVA ARG... as described above and exits with its status.
 m2q_run_java() {
   set +e

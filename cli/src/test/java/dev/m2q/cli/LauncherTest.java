@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
@@ -94,5 +95,44 @@ class LauncherTest {
         assertEquals("-XX:+UseG1GC", gcFlag("-Xmx4g -Xlog:gc"));
         assertEquals("", gcFlag("-XX:+UseParallelGC"));
         assertEquals("", gcFlag("-Xmx13g -XX:+UseZGC -Xlog:gc"));
+    }
+
+    /**
+     * The flag m2q_thp_flag prints with {@code M2Q_JAVA_OPTS} set to {@code opts} and the kernel's THP mode file
+     * holding {@code mode} (null: no such file, as on a system without transparent huge pages).
+     */
+    static String thpFlag(String opts, String mode) throws IOException, InterruptedException {
+        Path file = Files.createTempFile("thp-enabled", "");
+        try {
+            if (mode == null) {
+                Files.delete(file);
+            } else {
+                Files.writeString(file, mode + "\n");
+            }
+            ProcessBuilder pb = new ProcessBuilder(
+                    "bash",
+                    "-c",
+                    "set -euo pipefail; source \"$1\"; m2q_thp_flag \"$2\"",
+                    "launcher",
+                    SCRIPT.toString(),
+                    file.toString());
+            pb.environment().put("M2Q_JAVA_OPTS", opts);
+            Process p = pb.start();
+            String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            assertEquals(0, p.waitFor());
+            return out;
+        } finally {
+            Files.deleteIfExists(file);
+        }
+    }
+
+    @Test
+    void hugePagesAskedForOnlyWhereTheKernelWaitsToBeAsked() throws Exception {
+        assertEquals("-XX:+UseTransparentHugePages", thpFlag("", "always [madvise] never"));
+        assertEquals("-XX:+UseTransparentHugePages", thpFlag("-Xmx13g", "always [madvise] never"));
+        assertEquals("", thpFlag("", "[always] madvise never"), "the kernel already gives them");
+        assertEquals("", thpFlag("", "always madvise [never]"), "the JVM would only warn");
+        assertEquals("", thpFlag("", null), "no such file: not Linux, or no THP");
+        assertEquals("", thpFlag("-XX:-UseTransparentHugePages", "always [madvise] never"), "the user's choice");
     }
 }
