@@ -48,7 +48,7 @@ if [[ ${#names[@]} -eq 0 ]]; then mapfile -t names < <(printf '%s\n' "${!RUNS[@]
 mkdir -p "$out"
 cd "$here"
 tsv="$out/quality.tsv"
-[[ -f "$tsv" ]] || printf 'run\targs\tquantize_s\tppl\tdppl_pct\tkl_mean\tkl_p99\ttop1\ttask_acc\ttask_delta\ttask_delta_low\ttask_delta_high\n' > "$tsv"
+[[ -f "$tsv" ]] || printf 'run\targs\tquantize_s\tppl\tdppl_pct\tdppl_low\tdppl_high\tkl_mean\tkl_p99\ttop1\ttask_acc\ttask_delta\ttask_delta_low\ttask_delta_high\n' > "$tsv"
 for name in "${names[@]}"; do
   args="${RUNS[$name]:?unknown run $name}"
   dir="$out/$name"
@@ -60,7 +60,8 @@ for name in "${names[@]}"; do
   ./m2q validate --reference fixtures/tiny-qwen2 --candidate "$dir" --text fixtures/tiny-qwen2/heldout.txt \
     --tasks fixtures/tasks/verse-endings.jsonl --decode-tokens 0 --no-gates > "$out/$name.validate.log" 2>&1 || true
   jq -r --arg run "$name" --arg args "$args" --arg qs "$(echo "$t1 - $t0" | bc)" '
-    [$run, $args, $qs, .accuracy.candidate.ppl, .accuracy.candidate.ppl_increase_percent, .accuracy.candidate.kl_mean,
+    [$run, $args, $qs, .accuracy.candidate.ppl, .accuracy.candidate.ppl_increase_percent,
+     .accuracy.candidate.ppl_increase_ci95[0], .accuracy.candidate.ppl_increase_ci95[1], .accuracy.candidate.kl_mean,
      .accuracy.candidate.kl_p99, .accuracy.candidate.top1_agreement, .tasks.per_task[0].candidate.accuracy,
      .tasks.per_task[0].delta_points, .tasks.per_task[0].delta_low, .tasks.per_task[0].delta_high] | @tsv' \
     "$dir/validation.json" | tee -a "$tsv"

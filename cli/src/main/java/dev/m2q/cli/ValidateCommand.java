@@ -660,7 +660,7 @@ final class ValidateCommand implements Callable<Integer> {
                         "%-9s perplexity %s (%s), KL mean %s p99 %s, top-1 %s%n",
                         m == acc.candidate() ? "candidate" : "RTN",
                         num(m.ppl(), "%.4f"),
-                        num(m.pplIncreasePercent(), "%+.3f%%"),
+                        Report.pplIncrease(m, "n/a"),
                         num(m.klMean(), "%.5f"),
                         num(m.klP99(), "%.5f"),
                         percent(m.top1Agreement()));

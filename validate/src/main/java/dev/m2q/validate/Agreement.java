@@ -1,6 +1,8 @@
 package dev.m2q.validate;
 
+import dev.m2q.validate.tasks.TaskStats;
 import java.util.Arrays;
+import java.util.List;
 
 /**
  * How closely one quantized model follows the reference on the same tokens (ALGORITHMS.md §6), accumulated window
@@ -17,6 +19,11 @@ final class Agreement {
     private int top1;
     private double nll;
     private long predicted;
+    /** Per finished window: its summed next-token NLL (for the bootstrap of {@link PplStats}). */
+    private double[] windowNll = new double[16];
+
+    private int windows;
+    private double openNll;
 
     Agreement(String label, int layers) {
         this.label = label;
@@ -84,9 +91,22 @@ final class Agreement {
             top1++;
         }
         if (target >= 0) {
-            nll -= q.logProb(qLogits, off, target);
+            double lp = q.logProb(qLogits, off, target);
+            nll -= lp;
+            openNll -= lp;
             predicted++;
+        } else {
+            if (windows == windowNll.length) {
+                windowNll = Arrays.copyOf(windowNll, 2 * windows);
+            }
+            windowNll[windows++] = openNll;
+            openNll = 0;
         }
+    }
+
+    /** Each finished window's summed next-token NLL, in window order (a window ends at its target −1 position). */
+    double[] windowNll() {
+        return Arrays.copyOf(windowNll, windows);
     }
 
     double ppl() {
@@ -127,14 +147,33 @@ final class Agreement {
 
     /** The figures as validation.json writes them, with the reference perplexity for the increase. */
     ValidationReport.ModelFigures figures(double refPpl) {
+        return figures(refPpl, null);
+    }
+
+    /**
+     * {@link #figures(double)} with the increase's paired bootstrap interval over the windows (when {@code ref} is
+     * given: the reference's per-window NLL and predicted tokens, the same windows) and this model's per-window NLL.
+     */
+    ValidationReport.ModelFigures figures(double refPpl, ValidationReport.PplWindows ref) {
+        List<Double> ci = null;
+        List<Double> perWindow = null;
+        if (ref != null) {
+            double[] mine = windowNll();
+            TaskStats.Interval i =
+                    PplStats.increaseInterval(ref.nllArray(), mine, ref.tokensArray(), ref.resamples(), ref.seed());
+            ci = List.of(i.low(), i.high());
+            perWindow = Arrays.stream(mine).boxed().toList();
+        }
         return new ValidationReport.ModelFigures(
                 label,
                 ppl(),
                 100 * (ppl() / refPpl - 1),
+                ci,
                 klMean(),
                 klP99(),
                 top1(),
                 positions,
-                Arrays.stream(layerErrors()).boxed().toList());
+                Arrays.stream(layerErrors()).boxed().toList(),
+                perWindow);
     }
 }

@@ -242,6 +242,24 @@ public final class Report {
         }
     }
 
+    /**
+     * A model's perplexity increase in percent with, when the report has it, the paired bootstrap 95% interval over
+     * the held-out windows: "+0.232% [−0.041, +0.512]". Shared with the command's summary.
+     */
+    public static String pplIncrease(ValidationReport.ModelFigures m) {
+        return pplIncrease(m, "–");
+    }
+
+    /** {@link #pplIncrease(ValidationReport.ModelFigures)} with {@code otherwise} for an increase that is not finite. */
+    public static String pplIncrease(ValidationReport.ModelFigures m, String otherwise) {
+        String point = Double.isFinite(m.pplIncreasePercent()) ? fmt("%+.3f%%", m.pplIncreasePercent()) : otherwise;
+        List<Double> ci = m.pplIncreaseCi95();
+        if (ci == null || ci.size() != 2 || !Double.isFinite(ci.get(0)) || !Double.isFinite(ci.get(1))) {
+            return point;
+        }
+        return point + fmt(" [%+.3f, %+.3f]", ci.get(0), ci.get(1));
+    }
+
     /** A figure formatted, or "–" when it is not a finite number (null in validation.json). */
     private static String num(double v, String f) {
         return Double.isFinite(v) ? fmt(f, v) : "–";
@@ -315,6 +333,14 @@ public final class Report {
                 acc.windows(),
                 r.seqlen(),
                 acc.predictions()));
+        if (acc.pplWindows() != null) {
+            md.append(fmt(
+                    "Δ perplexity in brackets: its 95%% interval, a paired bootstrap over the %s windows (%s resamples,"
+                            + " seed %s): how far the increase moves with the text drawn.%n%n",
+                    acc.windows(),
+                    acc.pplWindows().resamples(),
+                    acc.pplWindows().seed()));
+        }
         md.append("| model | perplexity | Δ perplexity | KL mean (nats) | KL p99 | top-1 agreement |\n");
         md.append("|---|---|---|---|---|---|\n");
         md.append(fmt("| BF16 reference | %s | – | – | – | – |%n", num(acc.referencePpl(), "%.4f")));
@@ -328,7 +354,7 @@ public final class Report {
                     "| %s | %s | %s | %s | %s | %s |%n",
                     m.label().equals("rtn") ? "RTN (on the fly)" : "candidate",
                     num(m.ppl(), "%.4f"),
-                    num(m.pplIncreasePercent(), "%+.3f%%"),
+                    pplIncrease(m),
                     num(m.klMean(), "%.6f"),
                     num(m.klP99(), "%.6f"),
                     percent(m.top1Agreement())));

@@ -213,6 +213,7 @@ public record ValidationReport(
      * @param simulated8bit for a release declaring 8-bit activations or KV cache: the scheme, W4A16 and each 8-bit
      *     part alone on the same weights; null otherwise
      * @param seconds wall time of the accuracy run
+     * @param pplWindows the windows behind the perplexity intervals; null in a report written before them
      */
     public record Accuracy(
             int windows,
@@ -221,10 +222,57 @@ public record ValidationReport(
             ModelFigures candidate,
             @JsonProperty("baseline_rtn") ModelFigures baselineRtn,
             @JsonProperty("simulated_8bit") List<Simulated> simulated8bit,
-            double seconds) {
+            double seconds,
+            @JsonProperty("ppl_windows") PplWindows pplWindows) {
         public Accuracy {
             Objects.requireNonNull(candidate, "candidate");
             simulated8bit = simulated8bit == null ? null : List.copyOf(simulated8bit);
+        }
+
+        /** Without the per-window figures (a report written before they were). */
+        public Accuracy(
+                int windows,
+                long predictions,
+                double referencePpl,
+                ModelFigures candidate,
+                ModelFigures baselineRtn,
+                List<Simulated> simulated8bit,
+                double seconds) {
+            this(windows, predictions, referencePpl, candidate, baselineRtn, simulated8bit, seconds, null);
+        }
+    }
+
+    /**
+     * The held-out windows behind the perplexity intervals ({@link PplStats}): the reference's summed next-token NLL
+     * and the tokens predicted, per window in order, and the bootstrap's resamples and seed. With each model's own
+     * {@link ModelFigures#windowNll} they let any two reports of the same reference and text be compared window by
+     * window (tools/bench/PplCompare.java).
+     *
+     * @param referenceNll per window, the reference's summed NLL (nats)
+     * @param tokens per window, the tokens predicted (the window's length − 1)
+     * @param resamples the paired bootstrap's resamples
+     * @param seed its seed
+     */
+    public record PplWindows(
+            @JsonProperty("reference_nll") List<Double> referenceNll,
+            List<Integer> tokens,
+            @JsonProperty("bootstrap_resamples") int resamples,
+            @JsonProperty("bootstrap_seed") long seed) {
+        public PplWindows {
+            referenceNll = List.copyOf(referenceNll);
+            tokens = List.copyOf(tokens);
+            if (referenceNll.size() != tokens.size()) {
+                throw new IllegalArgumentException(
+                        "ppl_windows: " + referenceNll.size() + " reference NLLs for " + tokens.size() + " windows");
+            }
+        }
+
+        double[] nllArray() {
+            return referenceNll.stream().mapToDouble(Double::doubleValue).toArray();
+        }
+
+        int[] tokensArray() {
+            return tokens.stream().mapToInt(Integer::intValue).toArray();
         }
     }
 
@@ -239,18 +287,39 @@ public record ValidationReport(
      * @param top1Agreement the share of positions where both models' argmax agree
      * @param positions positions compared
      * @param layerRelError per layer, ‖h − h_ref‖ / ‖h_ref‖ (NaN, written null, where not finite)
+     * @param pplIncreaseCi95 the paired bootstrap 95% interval of pplIncreasePercent over the held-out windows,
+     *     [low, high] ({@link PplStats}); null in a report without {@link Accuracy#pplWindows}
+     * @param windowNll per window, this model's summed next-token NLL (nats), the windows of {@link
+     *     Accuracy#pplWindows}; null with it
      */
     public record ModelFigures(
             String label,
             double ppl,
             @JsonProperty("ppl_increase_percent") double pplIncreasePercent,
+            @JsonProperty("ppl_increase_ci95") List<Double> pplIncreaseCi95,
             @JsonProperty("kl_mean") double klMean,
             @JsonProperty("kl_p99") double klP99,
             @JsonProperty("top1_agreement") double top1Agreement,
             int positions,
-            @JsonProperty("layer_rel_error") List<Double> layerRelError) {
+            @JsonProperty("layer_rel_error") List<Double> layerRelError,
+            @JsonProperty("window_nll") List<Double> windowNll) {
         public ModelFigures {
             layerRelError = nanForNull(layerRelError);
+            pplIncreaseCi95 = pplIncreaseCi95 == null ? null : nanForNull(pplIncreaseCi95);
+            windowNll = windowNll == null ? null : nanForNull(windowNll);
+        }
+
+        /** Without the windows' interval and NLLs. */
+        public ModelFigures(
+                String label,
+                double ppl,
+                double pplIncreasePercent,
+                double klMean,
+                double klP99,
+                double top1Agreement,
+                int positions,
+                List<Double> layerRelError) {
+            this(label, ppl, pplIncreasePercent, null, klMean, klP99, top1Agreement, positions, layerRelError, null);
         }
     }
 

@@ -15,6 +15,7 @@ import dev.m2q.core.quant.QuantScheme;
 import dev.m2q.core.tokenizer.Tokenizer;
 import dev.m2q.validate.tasks.TaskEval;
 import dev.m2q.validate.tasks.TaskSection;
+import dev.m2q.validate.tasks.TaskStats;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -159,6 +160,8 @@ public final class Validator {
         List<QuantScheme> parts = parts(scheme);
         List<Simulated> simulated = new ArrayList<>();
         double refNll = 0;
+        List<Double> refWindowNll = new ArrayList<>();
+        List<Integer> windowTokens = new ArrayList<>();
         long predicted = 0;
         int windows = 0;
         TaskEval.Result taskResult = null;
@@ -200,7 +203,10 @@ public final class Validator {
             int allWindows = windows(ids.length, o.seqLen());
             for (int start = 0; start + 1 < ids.length; start += o.seqLen()) {
                 int[] w = Arrays.copyOfRange(ids, start, Math.min(ids.length, start + o.seqLen()));
-                refNll += window(ref, runs, w);
+                double wn = window(ref, runs, w);
+                refNll += wn;
+                refWindowNll.add(wn);
+                windowTokens.add(w.length - 1);
                 predicted += w.length - 1;
                 windows++;
                 ProgressListener.units(
@@ -229,14 +235,17 @@ public final class Validator {
             }
         }
         double refPpl = Math.exp(refNll / predicted);
+        ValidationReport.PplWindows pplWindows = new ValidationReport.PplWindows(
+                refWindowNll, windowTokens, TaskStats.DEFAULT_RESAMPLES, TaskStats.DEFAULT_SEED);
         ValidationReport.Accuracy accuracy = new ValidationReport.Accuracy(
                 windows,
                 predicted,
                 refPpl,
-                cand.figures(refPpl),
-                base == null ? null : base.figures(refPpl),
+                cand.figures(refPpl, pplWindows),
+                base == null ? null : base.figures(refPpl, pplWindows),
                 simulated.isEmpty() ? null : simulatedFigures(simulated, refPpl),
-                (System.nanoTime() - t0) / 1e9);
+                (System.nanoTime() - t0) / 1e9,
+                pplWindows);
 
         ValidationReport.Throughput throughput = o.decodeTokens() > 0 ? throughput(o, log) : null;
 

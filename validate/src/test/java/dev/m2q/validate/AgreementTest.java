@@ -50,4 +50,28 @@ class AgreementTest {
         a.layer(1, new float[] {0f, 2f}, new float[] {0f, 0f}); // ‖d‖² = 4, ‖ref‖² = 5
         assertArrayEquals(new double[] {0.2, Math.sqrt(4.0 / 5.0)}, a.layerErrors(), 1e-15);
     }
+
+    @Test
+    void eachWindowsNllEndsAtItsLastPosition() {
+        // Windows of 3 and 2 positions: targets, then −1 at the window's last position. Window NLLs are the sums of
+        // −log q(target) of their own positions, in the order the windows finished; together they are the total.
+        Agreement a = new Agreement("q", 1);
+        float[] ref = {0f, 0f};
+        Agreement.Row refRow = Agreement.Row.of(ref, 0, 2);
+        float[][] q = {{1f, 0f}, {0f, 2f}, {0.5f, 0.5f}, {3f, 0f}, {0f, 0f}};
+        int[] targets = {0, 1, -1, 1, -1};
+        double[] want = new double[2];
+        int w = 0;
+        for (int p = 0; p < q.length; p++) {
+            a.position(ref, refRow, q[p], 0, 2, targets[p]);
+            if (targets[p] >= 0) {
+                want[w] -= Agreement.Row.of(q[p], 0, 2).logProb(q[p], 0, targets[p]);
+            } else {
+                w++;
+            }
+        }
+        // The same double operations in the same order as position's, so the sums agree bit for bit.
+        assertArrayEquals(want, a.windowNll(), 0.0);
+        assertEquals(Math.exp((want[0] + want[1]) / 3), a.ppl(), 1e-15 * a.ppl());
+    }
 }

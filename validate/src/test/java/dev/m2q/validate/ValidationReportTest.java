@@ -63,7 +63,16 @@ class ValidationReportTest {
         ValidationReport.FormatChecks format = new ValidationReport.FormatChecks(
                 List.of(1, 2), List.of(new ValidationReport.Violation("a.qzeros", "v2", "zeros stored as v2")));
         ValidationReport.ModelFigures cand = new ValidationReport.ModelFigures(
-                "candidate", 12.5, 1.25, 0.01, 0.2, 0.93, 300, List.of(0.01, 0.02, Double.NaN));
+                "candidate",
+                12.5,
+                1.25,
+                List.of(0.5, 2.0),
+                0.01,
+                0.2,
+                0.93,
+                300,
+                List.of(0.01, 0.02, Double.NaN),
+                List.of(250.5, 251.25, 249.0));
         ValidationReport.ModelFigures rtn =
                 new ValidationReport.ModelFigures("rtn", 13.0, 5.0, 0.02, 0.3, 0.9, 300, List.of(0.02, 0.03, 0.04));
         List<ValidationReport.Simulated> sims = List.of(
@@ -78,7 +87,9 @@ class ValidationReportTest {
                         0.001,
                         0.05,
                         new ValidationReport.Saturation(Double.NaN, 1e-4, 0)));
-        ValidationReport.Accuracy acc = new ValidationReport.Accuracy(3, 297, 12.345, cand, rtn, sims, 4.5);
+        ValidationReport.PplWindows windows = new ValidationReport.PplWindows(
+                List.of(250.0, 250.75, 248.5), List.of(99, 99, 99), 10_000, 20_260_101L);
+        ValidationReport.Accuracy acc = new ValidationReport.Accuracy(3, 297, 12.345, cand, rtn, sims, 4.5, windows);
         Map<String, Double> tps = new LinkedHashMap<>();
         tps.put("BF16", 20.0);
         tps.put("W4A16 kernel", 50.0);
@@ -197,18 +208,24 @@ class ValidationReportTest {
                         "candidate",
                         "baseline_rtn",
                         "simulated_8bit",
-                        "seconds"),
+                        "seconds",
+                        "ppl_windows"),
                 List.copyOf(acc.keySet()));
+        assertEquals(
+                List.of("reference_nll", "tokens", "bootstrap_resamples", "bootstrap_seed"),
+                List.copyOf(((Map<?, ?>) acc.get("ppl_windows")).keySet()));
         assertEquals(
                 List.of(
                         "label",
                         "ppl",
                         "ppl_increase_percent",
+                        "ppl_increase_ci95",
                         "kl_mean",
                         "kl_p99",
                         "top1_agreement",
                         "positions",
-                        "layer_rel_error"),
+                        "layer_rel_error",
+                        "window_nll"),
                 List.copyOf(((Map<?, ?>) acc.get("candidate")).keySet()));
         Map<?, ?> sat = (Map<?, ?>) ((Map<?, ?>) ((List<?>) acc.get("simulated_8bit")).get(1)).get("saturation");
         assertEquals(List.of("static_inputs", "keys", "values"), List.copyOf(sat.keySet()));

@@ -167,7 +167,7 @@ public final class TaskStats {
     }
 
     /** Linear interpolation between the order statistics of sorted {@code x} at fraction q (Hyndman–Fan type 7). */
-    static double percentile(double[] sorted, double q) {
+    public static double percentile(double[] sorted, double q) {
         double h = q * (sorted.length - 1);
         int lo = (int) Math.floor(h);
         int hi = Math.min(lo + 1, sorted.length - 1);

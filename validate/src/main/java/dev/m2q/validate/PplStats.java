@@ -1,0 +1,126 @@
+package dev.m2q.validate;
+
+import dev.m2q.validate.tasks.TaskStats;
+import dev.m2q.validate.tasks.TaskStats.Interval;
+import java.util.Arrays;
+import java.util.SplittableRandom;
+
+/**
+ * How far a perplexity increase can be trusted: the held-out text is scored in windows, and a model's increase over
+ * the reference, 100·(exp(Σ_w (NLL_w − NLL_ref,w) / Σ_w n_w) − 1) %, moves with the windows drawn. The paired
+ * bootstrap here resamples whole windows (the text's independent pieces: tokens within a window are not, since each
+ * conditions on the ones before it), and both models' NLL of a window travel together, so the interval is of the
+ * difference the two models make on the same text. Deterministic: the draws come from a {@link SplittableRandom} of
+ * the given seed (the task statistics' defaults, {@link TaskStats#DEFAULT_RESAMPLES} and {@link
+ * TaskStats#DEFAULT_SEED}).
+ */
+public final class PplStats {
+    private PplStats() {}
+
+    /**
+     * 100·(exp(Σ (nll − ref) / Σ tokens) − 1): the increase in percent of the perplexity of the model whose
+     * per-window summed NLL is {@code nll} over the one whose is {@code ref}, both over the same windows of {@code
+     * tokens} predicted tokens each.
+     */
+    public static double increasePercent(double[] ref, double[] nll, int[] tokens) {
+        require(ref, nll, tokens);
+        double d = 0;
+        long n = 0;
+        for (int w = 0; w < tokens.length; w++) {
+            d += nll[w] - ref[w];
+            n += tokens[w];
+        }
+        return 100 * Math.expm1(d / n);
+    }
+
+    /**
+     * The paired bootstrap 95% interval of {@link #increasePercent}, percentile method: {@code resamples} times, draw
+     * as many windows as there are, with replacement, and take the increase on the draw; the interval runs from the
+     * 2.5th to the 97.5th percentile of those (TaskStats.percentile, Hyndman–Fan type 7).
+     *
+     * @return NaN ends when there are no windows
+     */
+    public static Interval increaseInterval(double[] ref, double[] nll, int[] tokens, int resamples, long seed) {
+        require(ref, nll, tokens);
+        double[] diff = new double[tokens.length];
+        for (int w = 0; w < diff.length; w++) {
+            diff[w] = nll[w] - ref[w];
+        }
+        return bootstrap(diff, tokens, resamples, seed);
+    }
+
+    /**
+     * The paired bootstrap 95% interval of increase(a) − increase(b), in percentage points, for two models scored on
+     * the same windows against the same reference: the three NLLs of a window travel together. An interval that
+     * lies below 0 says that a's increase is the smaller on this text beyond what the windows' draw explains.
+     *
+     * @return NaN ends when there are no windows
+     */
+    public static Interval differenceInterval(
+            double[] ref, double[] a, double[] b, int[] tokens, int resamples, long seed) {
+        require(ref, a, tokens);
+        require(ref, b, tokens);
+        checkResamples(resamples);
+        int m = tokens.length;
+        if (m == 0) {
+            return new Interval(Double.NaN, Double.NaN);
+        }
+        SplittableRandom rnd = new SplittableRandom(seed);
+        double[] out = new double[resamples];
+        for (int r = 0; r < resamples; r++) {
+            double da = 0;
+            double db = 0;
+            long n = 0;
+            for (int i = 0; i < m; i++) {
+                int w = rnd.nextInt(m);
+                da += a[w] - ref[w];
+                db += b[w] - ref[w];
+                n += tokens[w];
+            }
+            out[r] = 100 * (Math.expm1(da / n) - Math.expm1(db / n));
+        }
+        Arrays.sort(out);
+        return new Interval(TaskStats.percentile(out, 0.025), TaskStats.percentile(out, 0.975));
+    }
+
+    private static Interval bootstrap(double[] diff, int[] tokens, int resamples, long seed) {
+        checkResamples(resamples);
+        int m = diff.length;
+        if (m == 0) {
+            return new Interval(Double.NaN, Double.NaN);
+        }
+        SplittableRandom rnd = new SplittableRandom(seed);
+        double[] out = new double[resamples];
+        for (int r = 0; r < resamples; r++) {
+            double d = 0;
+            long n = 0;
+            for (int i = 0; i < m; i++) {
+                int w = rnd.nextInt(m);
+                d += diff[w];
+                n += tokens[w];
+            }
+            out[r] = 100 * Math.expm1(d / n);
+        }
+        Arrays.sort(out);
+        return new Interval(TaskStats.percentile(out, 0.025), TaskStats.percentile(out, 0.975));
+    }
+
+    private static void checkResamples(int resamples) {
+        if (resamples < 1) {
+            throw new IllegalArgumentException("bootstrap: resamples = " + resamples + ", must be ≥ 1");
+        }
+    }
+
+    private static void require(double[] ref, double[] nll, int[] tokens) {
+        if (ref.length != tokens.length || nll.length != tokens.length) {
+            throw new IllegalArgumentException("perplexity windows do not pair: " + ref.length + " reference, "
+                    + nll.length + " model and " + tokens.length + " token counts");
+        }
+        for (int t : tokens) {
+            if (t <= 0) {
+                throw new IllegalArgumentException(
+                        "a window predicts " + t + " tokens; each must predict at least one");
+            }
+        }
+    }
+}
