@@ -6,7 +6,7 @@ import java.util.List;
 import java.util.Locale;
 
 /**
- * Two releases' perplexity increases compared window by window: each {@code validation.json} (m2q validate, same
+ * Two releases' perplexity increases (and mean KL, where the reports keep it per window) compared window by window: each {@code validation.json} (m2q validate, same
  * reference, text and --seqlen, so the same windows) holds the reference's per-window NLL and its candidate's, and
  * the paired bootstrap of {@link PplStats#differenceInterval} says whether A's increase is below B's beyond what the
  * draw of windows explains (an interval below 0: A is better on this text; one across 0: they cannot be told apart).
@@ -48,6 +48,29 @@ public final class PplCompare {
                 tokens.length,
                 resamples,
                 seed);
+        klDifference(a.candidate(), b.candidate(), tokens, resamples, seed);
+    }
+
+    private static void klDifference(
+            ValidationReport.ModelFigures a, ValidationReport.ModelFigures b, int[] tokens, int resamples, long seed) {
+        if (a.windowKl() == null || b.windowKl() == null) {
+            return;
+        }
+        double[] ka = a.windowKl().stream().mapToDouble(Double::doubleValue).toArray();
+        double[] kb = b.windowKl().stream().mapToDouble(Double::doubleValue).toArray();
+        int[] positions = new int[tokens.length];
+        for (int w = 0; w < tokens.length; w++) {
+            positions[w] = tokens[w] + 1;
+        }
+        TaskStats.Interval i = PplStats.meanDifferenceInterval(ka, kb, positions, resamples, seed);
+        System.out.printf(
+                Locale.ROOT,
+                "KL mean A − B: %+.6f nats [%+.6f, %+.6f] (A %.6f, B %.6f)%n",
+                a.klMean() - b.klMean(),
+                i.low(),
+                i.high(),
+                a.klMean(),
+                b.klMean());
     }
 
     private static ValidationReport.Accuracy accuracy(Path file) {

@@ -21,9 +21,12 @@ final class Agreement {
     private long predicted;
     /** Per finished window: its summed next-token NLL (for the bootstrap of {@link PplStats}). */
     private double[] windowNll = new double[16];
+    /** Per finished window: the sum of its positions' KL (every position, the last included). */
+    private double[] windowKl = new double[16];
 
     private int windows;
     private double openNll;
+    private double openKl;
 
     Agreement(String label, int layers) {
         this.label = label;
@@ -87,6 +90,7 @@ final class Agreement {
             kl = Arrays.copyOf(kl, 2 * kl.length);
         }
         kl[positions++] = Math.max(0, k);
+        openKl += Math.max(0, k);
         if (ref.argmax() == q.argmax()) {
             top1++;
         }
@@ -98,15 +102,23 @@ final class Agreement {
         } else {
             if (windows == windowNll.length) {
                 windowNll = Arrays.copyOf(windowNll, 2 * windows);
+                windowKl = Arrays.copyOf(windowKl, 2 * windows);
             }
-            windowNll[windows++] = openNll;
+            windowNll[windows] = openNll;
+            windowKl[windows++] = openKl;
             openNll = 0;
+            openKl = 0;
         }
     }
 
     /** Each finished window's summed next-token NLL, in window order (a window ends at its target −1 position). */
     double[] windowNll() {
         return Arrays.copyOf(windowNll, windows);
+    }
+
+    /** Each finished window's summed per-position KL, in window order (its positions: its predictions + 1). */
+    double[] windowKl() {
+        return Arrays.copyOf(windowKl, windows);
     }
 
     double ppl() {
@@ -157,12 +169,14 @@ final class Agreement {
     ValidationReport.ModelFigures figures(double refPpl, ValidationReport.PplWindows ref) {
         List<Double> ci = null;
         List<Double> perWindow = null;
+        List<Double> perWindowKl = null;
         if (ref != null) {
             double[] mine = windowNll();
             TaskStats.Interval i =
                     PplStats.increaseInterval(ref.nllArray(), mine, ref.tokensArray(), ref.resamples(), ref.seed());
             ci = List.of(i.low(), i.high());
             perWindow = Arrays.stream(mine).boxed().toList();
+            perWindowKl = Arrays.stream(windowKl()).boxed().toList();
         }
         return new ValidationReport.ModelFigures(
                 label,
@@ -174,6 +188,7 @@ final class Agreement {
                 top1(),
                 positions,
                 Arrays.stream(layerErrors()).boxed().toList(),
-                perWindow);
+                perWindow,
+                perWindowKl);
     }
 }

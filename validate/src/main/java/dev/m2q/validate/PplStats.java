@@ -83,6 +83,40 @@ public final class PplStats {
         return new Interval(TaskStats.percentile(out, 0.025), TaskStats.percentile(out, 0.975));
     }
 
+    /**
+     * The paired bootstrap 95% interval of mean(a) − mean(b) for two models' per-window sums (KL over each window's
+     * positions, say) with {@code counts} items per window: per draw of as many windows as there are, (Σ a − Σ b) /
+     * Σ counts over the drawn windows. An interval below 0 says that a's mean is the smaller on this text beyond what
+     * the windows' draw explains.
+     *
+     * @return NaN ends when there are no windows
+     */
+    public static Interval meanDifferenceInterval(double[] a, double[] b, int[] counts, int resamples, long seed) {
+        if (a.length != counts.length || b.length != counts.length) {
+            throw new IllegalArgumentException(
+                    "windows do not pair: " + a.length + " and " + b.length + " sums for " + counts.length + " counts");
+        }
+        checkResamples(resamples);
+        int m = counts.length;
+        if (m == 0) {
+            return new Interval(Double.NaN, Double.NaN);
+        }
+        SplittableRandom rnd = new SplittableRandom(seed);
+        double[] out = new double[resamples];
+        for (int r = 0; r < resamples; r++) {
+            double d = 0;
+            long n = 0;
+            for (int i = 0; i < m; i++) {
+                int w = rnd.nextInt(m);
+                d += a[w] - b[w];
+                n += counts[w];
+            }
+            out[r] = d / n;
+        }
+        Arrays.sort(out);
+        return new Interval(TaskStats.percentile(out, 0.025), TaskStats.percentile(out, 0.975));
+    }
+
     private static Interval bootstrap(double[] diff, int[] tokens, int resamples, long seed) {
         checkResamples(resamples);
         int m = diff.length;

@@ -291,6 +291,8 @@ public record ValidationReport(
      *     [low, high] ({@link PplStats}); null in a report without {@link Accuracy#pplWindows}
      * @param windowNll per window, this model's summed next-token NLL (nats), the windows of {@link
      *     Accuracy#pplWindows}; null with it
+     * @param windowKl per window, the sum of KL(P_ref ‖ P) over its positions (its predictions + 1: the last
+     *     position has no next token but counts for KL), nats; null with it
      */
     public record ModelFigures(
             String label,
@@ -302,11 +304,13 @@ public record ValidationReport(
             @JsonProperty("top1_agreement") double top1Agreement,
             int positions,
             @JsonProperty("layer_rel_error") List<Double> layerRelError,
-            @JsonProperty("window_nll") List<Double> windowNll) {
+            @JsonProperty("window_nll") List<Double> windowNll,
+            @JsonProperty("window_kl") List<Double> windowKl) {
         public ModelFigures {
             layerRelError = nanForNull(layerRelError);
             pplIncreaseCi95 = pplIncreaseCi95 == null ? null : nanForNull(pplIncreaseCi95);
             windowNll = windowNll == null ? null : nanForNull(windowNll);
+            windowKl = windowKl == null ? null : nanForNull(windowKl);
         }
 
         /** Without the windows' interval and NLLs. */
@@ -319,7 +323,18 @@ public record ValidationReport(
                 double top1Agreement,
                 int positions,
                 List<Double> layerRelError) {
-            this(label, ppl, pplIncreasePercent, null, klMean, klP99, top1Agreement, positions, layerRelError, null);
+            this(
+                    label,
+                    ppl,
+                    pplIncreasePercent,
+                    null,
+                    klMean,
+                    klP99,
+                    top1Agreement,
+                    positions,
+                    layerRelError,
+                    null,
+                    null);
         }
     }
 

@@ -72,6 +72,9 @@ class AgreementTest {
         }
         // The same double operations in the same order as position's, so the sums agree bit for bit.
         assertArrayEquals(want, a.windowNll(), 0.0);
+        // Window KL: the positions' KL in order, the last position of each window included.
+        double[] kl = a.kl();
+        assertArrayEquals(new double[] {kl[0] + kl[1] + kl[2], kl[3] + kl[4]}, a.windowKl(), 0.0);
         assertEquals(Math.exp((want[0] + want[1]) / 3), a.ppl(), 1e-15 * a.ppl());
     }
 }

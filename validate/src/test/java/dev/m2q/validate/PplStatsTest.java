@@ -130,4 +130,34 @@ class PplStatsTest {
         Interval none = PplStats.increaseInterval(new double[0], new double[0], new int[0], 10, SEED);
         assertTrue(Double.isNaN(none.low()) && Double.isNaN(none.high()));
     }
+
+    @Test
+    void theMeanDifferenceIsPairedPerWindow() {
+        double[] a = {0.5, 0.2, 0.9, 0.1};
+        double[] b = {0.4, 0.3, 0.6, 0.1};
+        int[] counts = {10, 20, 30, 5};
+        // The same model twice: every draw differs by exactly 0.
+        Interval none = PplStats.meanDifferenceInterval(a, a, counts, 500, SEED);
+        assertEquals(0.0, none.low(), 0.0);
+        assertEquals(0.0, none.high(), 0.0);
+        // One resample is one seeded draw of as many windows, (Σ a − Σ b) / Σ counts over it.
+        SplittableRandom rnd = new SplittableRandom(SEED);
+        double d = 0;
+        long n = 0;
+        for (int i = 0; i < 4; i++) {
+            int w = rnd.nextInt(4);
+            d += a[w] - b[w];
+            n += counts[w];
+        }
+        Interval one = PplStats.meanDifferenceInterval(a, b, counts, 1, SEED);
+        assertEquals(d / n, one.low(), 0.0, "the same draws and sums: bit for bit");
+        // Swapping the models mirrors the interval.
+        Interval ab = PplStats.meanDifferenceInterval(a, b, counts, 2000, SEED);
+        Interval ba = PplStats.meanDifferenceInterval(b, a, counts, 2000, SEED);
+        assertEquals(-ab.high(), ba.low(), 1e-15);
+        assertEquals(-ab.low(), ba.high(), 1e-15);
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> PplStats.meanDifferenceInterval(a, new double[3], counts, 10, SEED));
+    }
 }

@@ -72,7 +72,8 @@ class ValidationReportTest {
                 0.93,
                 300,
                 List.of(0.01, 0.02, Double.NaN),
-                List.of(250.5, 251.25, 249.0));
+                List.of(250.5, 251.25, 249.0),
+                List.of(1.0, 0.75, 1.25));
         ValidationReport.ModelFigures rtn =
                 new ValidationReport.ModelFigures("rtn", 13.0, 5.0, 0.02, 0.3, 0.9, 300, List.of(0.02, 0.03, 0.04));
         List<ValidationReport.Simulated> sims = List.of(
@@ -225,7 +226,8 @@ class ValidationReportTest {
                         "top1_agreement",
                         "positions",
                         "layer_rel_error",
-                        "window_nll"),
+                        "window_nll",
+                        "window_kl"),
                 List.copyOf(((Map<?, ?>) acc.get("candidate")).keySet()));
         Map<?, ?> sat = (Map<?, ?>) ((Map<?, ?>) ((List<?>) acc.get("simulated_8bit")).get(1)).get("saturation");
         assertEquals(List.of("static_inputs", "keys", "values"), List.copyOf(sat.keySet()));
