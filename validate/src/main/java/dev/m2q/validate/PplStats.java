@@ -42,11 +42,7 @@ public final class PplStats {
      */
     public static Interval increaseInterval(double[] ref, double[] nll, int[] tokens, int resamples, long seed) {
         require(ref, nll, tokens);
-        double[] diff = new double[tokens.length];
-        for (int w = 0; w < diff.length; w++) {
-            diff[w] = nll[w] - ref[w];
-        }
-        return bootstrap(diff, tokens, resamples, seed);
+        return bootstrap(minus(nll, ref), null, tokens, resamples, seed, (d, unused, n) -> 100 * Math.expm1(d / n));
     }
 
     /**
@@ -60,27 +56,13 @@ public final class PplStats {
             double[] ref, double[] a, double[] b, int[] tokens, int resamples, long seed) {
         require(ref, a, tokens);
         require(ref, b, tokens);
-        checkResamples(resamples);
-        int m = tokens.length;
-        if (m == 0) {
-            return new Interval(Double.NaN, Double.NaN);
-        }
-        SplittableRandom rnd = new SplittableRandom(seed);
-        double[] out = new double[resamples];
-        for (int r = 0; r < resamples; r++) {
-            double da = 0;
-            double db = 0;
-            long n = 0;
-            for (int i = 0; i < m; i++) {
-                int w = rnd.nextInt(m);
-                da += a[w] - ref[w];
-                db += b[w] - ref[w];
-                n += tokens[w];
-            }
-            out[r] = 100 * (Math.expm1(da / n) - Math.expm1(db / n));
-        }
-        Arrays.sort(out);
-        return new Interval(TaskStats.percentile(out, 0.025), TaskStats.percentile(out, 0.975));
+        return bootstrap(
+                minus(a, ref),
+                minus(b, ref),
+                tokens,
+                resamples,
+                seed,
+                (da, db, n) -> 100 * (Math.expm1(da / n) - Math.expm1(db / n)));
     }
 
     /**
@@ -96,44 +78,50 @@ public final class PplStats {
             throw new IllegalArgumentException(
                     "windows do not pair: " + a.length + " and " + b.length + " sums for " + counts.length + " counts");
         }
-        checkResamples(resamples);
-        int m = counts.length;
-        if (m == 0) {
-            return new Interval(Double.NaN, Double.NaN);
-        }
-        SplittableRandom rnd = new SplittableRandom(seed);
-        double[] out = new double[resamples];
-        for (int r = 0; r < resamples; r++) {
-            double d = 0;
-            long n = 0;
-            for (int i = 0; i < m; i++) {
-                int w = rnd.nextInt(m);
-                d += a[w] - b[w];
-                n += counts[w];
-            }
-            out[r] = d / n;
-        }
-        Arrays.sort(out);
-        return new Interval(TaskStats.percentile(out, 0.025), TaskStats.percentile(out, 0.975));
+        return bootstrap(minus(a, b), null, counts, resamples, seed, (d, unused, n) -> d / n);
     }
 
-    private static Interval bootstrap(double[] diff, int[] tokens, int resamples, long seed) {
+    /** A statistic of one draw from its sums over the drawn windows: Σ x, Σ y (0 without y) and Σ n. */
+    @FunctionalInterface
+    private interface Statistic {
+        double of(double sumX, double sumY, long sumN);
+    }
+
+    /** x[w] − y[w] per window. */
+    private static double[] minus(double[] x, double[] y) {
+        double[] d = new double[x.length];
+        for (int w = 0; w < d.length; w++) {
+            d[w] = x[w] - y[w];
+        }
+        return d;
+    }
+
+    /**
+     * The percentile interval of {@code stat} over {@code resamples} draws of as many windows as there are, with
+     * replacement, from a {@link SplittableRandom} of {@code seed}: per draw, the sums of x, y (when given) and n
+     * over the drawn windows, in the order drawn.
+     */
+    private static Interval bootstrap(double[] x, double[] y, int[] n, int resamples, long seed, Statistic stat) {
         checkResamples(resamples);
-        int m = diff.length;
+        int m = n.length;
         if (m == 0) {
             return new Interval(Double.NaN, Double.NaN);
         }
         SplittableRandom rnd = new SplittableRandom(seed);
         double[] out = new double[resamples];
         for (int r = 0; r < resamples; r++) {
-            double d = 0;
-            long n = 0;
+            double sx = 0;
+            double sy = 0;
+            long sn = 0;
             for (int i = 0; i < m; i++) {
                 int w = rnd.nextInt(m);
-                d += diff[w];
-                n += tokens[w];
+                sx += x[w];
+                if (y != null) {
+                    sy += y[w];
+                }
+                sn += n[w];
             }
-            out[r] = 100 * Math.expm1(d / n);
+            out[r] = stat.of(sx, sy, sn);
         }
         Arrays.sort(out);
         return new Interval(TaskStats.percentile(out, 0.025), TaskStats.percentile(out, 0.975));
