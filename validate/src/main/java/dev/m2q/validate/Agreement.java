@@ -164,7 +164,8 @@ final class Agreement {
 
     /**
      * {@link #figures(double)} with the increase's paired bootstrap interval over the windows (when {@code ref} is
-     * given: the reference's per-window NLL and predicted tokens, the same windows) and this model's per-window NLL.
+     * given: the reference's per-window NLL and predicted tokens, the same windows) and this model's per-window NLL
+     * and KL sums.
      */
     ValidationReport.ModelFigures figures(double refPpl, ValidationReport.PplWindows ref) {
         List<Double> ci = null;
