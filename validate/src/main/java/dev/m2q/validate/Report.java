@@ -253,11 +253,15 @@ public final class Report {
     /** {@link #pplIncrease(ValidationReport.ModelFigures)} with {@code otherwise} for an increase that is not finite. */
     public static String pplIncrease(ValidationReport.ModelFigures m, String otherwise) {
         String point = Double.isFinite(m.pplIncreasePercent()) ? fmt("%+.3f%%", m.pplIncreasePercent()) : otherwise;
-        List<Double> ci = m.pplIncreaseCi95();
+        return point + interval(m.pplIncreaseCi95(), "%+.3f");
+    }
+
+    /** " [low, high]" in {@code f}, or "" when there is no interval or an end is not finite. */
+    private static String interval(List<Double> ci, String f) {
         if (ci == null || ci.size() != 2 || !Double.isFinite(ci.get(0)) || !Double.isFinite(ci.get(1))) {
-            return point;
+            return "";
         }
-        return point + fmt(" [%+.3f, %+.3f]", ci.get(0), ci.get(1));
+        return " [" + fmt(f, ci.get(0)) + ", " + fmt(f, ci.get(1)) + "]";
     }
 
     /** A figure formatted, or "–" when it is not a finite number (null in validation.json). */
@@ -364,7 +368,8 @@ public final class Report {
             md.append(fmt(
                     "The candidate declares %s: its 8-bit parts are simulated from the written scales (FP8 e4m3 round to"
                             + " nearest even, saturating; INT8 rint, clamped), and the same weights run as W4A16 and with"
-                            + " each part alone. Extra = the scheme's figure minus W4A16's; saturation = the share of"
+                            + " each part alone. Extra = the scheme's figure minus W4A16's, with its paired 95%% interval over"
+                            + " the windows in brackets; saturation = the share of"
                             + " values beyond the static scales' range on this text.%n%n",
                     r.scheme()));
             md.append("| scheme | perplexity | Δ perplexity | KL mean | extra KL over W4A16 | extra Δppl (points) |"
@@ -378,8 +383,8 @@ public final class Report {
                         num(m.ppl(), "%.4f"),
                         num(m.pplIncreasePercent(), "%+.3f%%"),
                         num(m.klMean(), "%.6f"),
-                        num(m.extraKlMean(), "%+.6f"),
-                        num(m.extraPplIncreasePoints(), "%+.3f"),
+                        num(m.extraKlMean(), "%+.6f") + interval(m.extraKlMeanCi95(), "%+.6f"),
+                        num(m.extraPplIncreasePoints(), "%+.3f") + interval(m.extraPplIncreaseCi95(), "%+.3f"),
                         percent(m.top1Agreement()),
                         sat == null
                                 ? "–"

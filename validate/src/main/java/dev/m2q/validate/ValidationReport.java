@@ -342,6 +342,10 @@ public record ValidationReport(
      * A scheme simulated on the candidate's weights, with what it adds over W4A16.
      *
      * @param saturation the share of values the static scales saturate; null for W4A16 (nothing simulated)
+     * @param extraKlMeanCi95 the paired bootstrap 95% interval of extraKlMean over the held-out windows, [low,
+     *     high] ({@link PplStats#meanDifferenceInterval}, the same weights run both ways); null for W4A16's own row
+     * @param extraPplIncreaseCi95 the same for extraPplIncreasePoints ({@link PplStats#differenceInterval}); null
+     *     for W4A16's own row
      */
     public record Simulated(
             String scheme,
@@ -352,7 +356,39 @@ public record ValidationReport(
             @JsonProperty("top1_agreement") double top1Agreement,
             @JsonProperty("extra_kl_mean") double extraKlMean,
             @JsonProperty("extra_ppl_increase_points") double extraPplIncreasePoints,
-            Saturation saturation) {}
+            Saturation saturation,
+            @JsonProperty("extra_kl_mean_ci95") List<Double> extraKlMeanCi95,
+            @JsonProperty("extra_ppl_increase_ci95") List<Double> extraPplIncreaseCi95) {
+        public Simulated {
+            extraKlMeanCi95 = extraKlMeanCi95 == null ? null : nanForNull(extraKlMeanCi95);
+            extraPplIncreaseCi95 = extraPplIncreaseCi95 == null ? null : nanForNull(extraPplIncreaseCi95);
+        }
+
+        /** Without the intervals of the extras (W4A16's own row, or a report written before them). */
+        public Simulated(
+                String scheme,
+                double ppl,
+                double pplIncreasePercent,
+                double klMean,
+                double klP99,
+                double top1Agreement,
+                double extraKlMean,
+                double extraPplIncreasePoints,
+                Saturation saturation) {
+            this(
+                    scheme,
+                    ppl,
+                    pplIncreasePercent,
+                    klMean,
+                    klP99,
+                    top1Agreement,
+                    extraKlMean,
+                    extraPplIncreasePoints,
+                    saturation,
+                    null,
+                    null);
+        }
+    }
 
     /** Shares of values beyond the static scales' range: linear inputs, keys, values. */
     public record Saturation(@JsonProperty("static_inputs") double staticInputs, double keys, double values) {}

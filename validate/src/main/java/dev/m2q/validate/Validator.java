@@ -243,7 +243,7 @@ public final class Validator {
                 refPpl,
                 cand.figures(refPpl, pplWindows),
                 base == null ? null : base.figures(refPpl, pplWindows),
-                simulated.isEmpty() ? null : simulatedFigures(simulated, refPpl),
+                simulated.isEmpty() ? null : simulatedFigures(simulated, refPpl, pplWindows),
                 (System.nanoTime() - t0) / 1e9,
                 pplWindows);
 
@@ -370,7 +370,8 @@ public final class Validator {
      * KL(P_ref ‖ ·) and of the perplexity increase (in percentage points), and the share of values the static scales
      * saturate on this text.
      */
-    private static List<ValidationReport.Simulated> simulatedFigures(List<Simulated> simulated, double refPpl) {
+    private static List<ValidationReport.Simulated> simulatedFigures(
+            List<Simulated> simulated, double refPpl, ValidationReport.PplWindows windows) {
         Agreement w4a16 = simulated.stream()
                 .filter(s -> !s.scheme().eightBit())
                 .findFirst()
@@ -385,6 +386,24 @@ public final class Validator {
                 ActivationSimulation.Saturation sat = s.simulation().saturation();
                 saturation = new ValidationReport.Saturation(sat.staticInputs(), sat.keys(), sat.values());
             }
+            List<Double> klCi = null;
+            List<Double> pplCi = null;
+            if (a != w4a16) {
+                // The same weights with and without the 8-bit parts, window by window.
+                int[] tokens = windows.tokensArray();
+                int[] positions = Arrays.stream(tokens).map(t -> t + 1).toArray();
+                TaskStats.Interval kl = PplStats.meanDifferenceInterval(
+                        a.windowKl(), w4a16.windowKl(), positions, windows.resamples(), windows.seed());
+                TaskStats.Interval ppl = PplStats.differenceInterval(
+                        windows.nllArray(),
+                        a.windowNll(),
+                        w4a16.windowNll(),
+                        tokens,
+                        windows.resamples(),
+                        windows.seed());
+                klCi = List.of(kl.low(), kl.high());
+                pplCi = List.of(ppl.low(), ppl.high());
+            }
             out.add(new ValidationReport.Simulated(
                     s.scheme().label(),
                     a.ppl(),
@@ -394,7 +413,9 @@ public final class Validator {
                     a.top1(),
                     a.klMean() - w4a16.klMean(),
                     100 * (a.ppl() / refPpl - 1) - w4Increase,
-                    saturation));
+                    saturation,
+                    klCi,
+                    pplCi));
         }
         return out;
     }

@@ -193,6 +193,18 @@ class SimulatedSchemesTest {
         assertTrue(kl > klW4, "simulating 8-bit parts must cost something: " + kl + " vs " + klW4);
         assertEquals(0.0, sims.get(0).extraKlMean(), 0.0);
         assertNull(sims.get(0).saturation(), "W4A16 simulates nothing");
+        assertNull(sims.get(0).extraKlMeanCi95(), "W4A16's own row has no extra to bound");
+        // Each 8-bit part's extras carry their paired interval over the windows. The point is a difference of two
+        // means and the interval's draws are ratios of window sums, so on a draw of every window they agree to
+        // double rounding: 1e-12 lets the point sit on a degenerate interval's end.
+        for (ValidationReport.Simulated s : sims.subList(1, 4)) {
+            List<Double> kci = s.extraKlMeanCi95();
+            List<Double> pci = s.extraPplIncreaseCi95();
+            assertEquals(2, kci.size(), s.toString());
+            assertEquals(2, pci.size(), s.toString());
+            assertTrue(kci.get(0) <= s.extraKlMean() + 1e-12 && s.extraKlMean() <= kci.get(1) + 1e-12, s.toString());
+            assertTrue(pci.get(0) <= pci.get(1), s.toString());
+        }
         for (ValidationReport.Simulated s : sims.subList(1, 4)) {
             assertTrue(s.extraKlMean() > 0, s.toString());
         }
@@ -205,6 +217,7 @@ class SimulatedSchemesTest {
         String md = Report.markdown(o.report());
         assertTrue(md.contains("| W4A8-FP8 static + KV8 |"), md);
         assertTrue(md.contains("extra KL over W4A16"), md);
+        assertTrue(md.contains("paired 95% interval"), md);
     }
 
     @Test
