@@ -171,7 +171,17 @@ class ModelCardCliTest {
         String[] cand = row(card, "this release");
         ValidationReport.ModelFigures c = acc.candidate();
         figure("perplexity", cand[1], PPL, c.ppl(), 1);
-        figure("Δ perplexity", cand[2], PPL_INCREASE, c.pplIncreasePercent(), 1);
+        // "+0.232 % [+0.105, +0.355]": the increase, then its interval as validation.json has it.
+        String[] increase = cand[2].split(" \\[", 2);
+        figure("Δ perplexity", increase[0], PPL_INCREASE, c.pplIncreasePercent(), 1);
+        assertEquals(
+                String.format(
+                        Locale.ROOT,
+                        "[%+.3f, %+.3f]",
+                        c.pplIncreaseCi95().get(0),
+                        c.pplIncreaseCi95().get(1)),
+                "[" + increase[1],
+                "Δ perplexity's interval");
         figure("KL mean", cand[3], KL, c.klMean(), 1);
         figure("KL p99", cand[4], KL, c.klP99(), 1);
         figure("top-1", cand[5], PERCENT, c.top1Agreement(), 100);

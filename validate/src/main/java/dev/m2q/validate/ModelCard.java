@@ -349,13 +349,17 @@ public final class ModelCard {
                     "Against the BF16 reference on %s tokens of `%s` (%s window(s) of up to %s tokens, %s next-token"
                             + " predictions); the candidate ran %s. KL is the mean per-token KL(P_ref ‖ P_quant) in"
                             + " nats; top-1 is the share of positions where both models' most likely next token"
-                            + " agree.%n%n",
+                            + " agree.%s%n%n",
                     r.tokens(),
                     fileName(r.text()),
                     acc.windows(),
                     r.seqlen(),
                     acc.predictions(),
-                    r.candidatePath()));
+                    r.candidatePath(),
+                    acc.pplWindows() == null
+                            ? ""
+                            : " In brackets, the Δ perplexity's 95 % interval: a paired bootstrap over the windows, how"
+                                    + " far it moves with the text drawn."));
             if (acc.simulated8bit() != null) {
                 md.append("The release was measured as it declares itself, ")
                         .append(r.scheme())
@@ -413,6 +417,7 @@ public final class ModelCard {
                 .append(figure(Fmt.PPL, m.ppl()))
                 .append(" | ")
                 .append(figure(Fmt.PPL_INCREASE, m.pplIncreasePercent()))
+                .append(Report.interval(m.pplIncreaseCi95(), "%+.3f"))
                 .append(" | ")
                 .append(figure(Fmt.KL, m.klMean()))
                 .append(" | ")

@@ -256,8 +256,11 @@ public final class Report {
         return point + interval(m.pplIncreaseCi95(), "%+.3f");
     }
 
-    /** " [low, high]" in {@code f}, or "" when there is no interval or an end is not finite. */
-    private static String interval(List<Double> ci, String f) {
+    /**
+     * " [low, high]" in {@code f}, or "" when there is no interval or an end is not finite (shared with {@link
+     * ModelCard}).
+     */
+    static String interval(List<Double> ci, String f) {
         if (ci == null || ci.size() != 2 || !Double.isFinite(ci.get(0)) || !Double.isFinite(ci.get(1))) {
             return "";
         }
