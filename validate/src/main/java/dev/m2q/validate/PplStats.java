@@ -10,7 +10,8 @@ import java.util.SplittableRandom;
  * the reference, 100·(exp(Σ_w (NLL_w − NLL_ref,w) / Σ_w n_w) − 1) %, moves with the windows drawn. The paired
  * bootstrap here resamples whole windows (the text's independent pieces: tokens within a window are not, since each
  * conditions on the ones before it), and both models' NLL of a window travel together, so the interval is of the
- * difference the two models make on the same text. Deterministic: the draws come from a {@link SplittableRandom} of
+ * difference the two models make on the same text. The same bootstrap bounds a difference of two per-window means
+ * ({@link #meanDifferenceInterval}: KL). Deterministic: the draws come from a {@link SplittableRandom} of
  * the given seed (the task statistics' defaults, {@link TaskStats#DEFAULT_RESAMPLES} and {@link
  * TaskStats#DEFAULT_SEED}).
  */
