@@ -29,8 +29,8 @@ public final class PplCompare {
             System.err.println("the two reports scored different windows (another reference, text or --seqlen)");
             System.exit(2);
         }
-        double[] ref = wa.referenceNll().stream().mapToDouble(Double::doubleValue).toArray();
-        int[] tokens = wa.tokens().stream().mapToInt(Integer::intValue).toArray();
+        double[] ref = wa.referenceNllArray();
+        int[] tokens = wa.tokensArray();
         double[] na = nll(a.candidate());
         double[] nb = nll(b.candidate());
         int resamples = wa.resamples();
@@ -48,20 +48,16 @@ public final class PplCompare {
                 tokens.length,
                 resamples,
                 seed);
-        klDifference(a.candidate(), b.candidate(), tokens, resamples, seed);
+        klDifference(a.candidate(), b.candidate(), wa.positionsArray(), resamples, seed);
     }
 
     private static void klDifference(
-            ValidationReport.ModelFigures a, ValidationReport.ModelFigures b, int[] tokens, int resamples, long seed) {
+            ValidationReport.ModelFigures a, ValidationReport.ModelFigures b, int[] positions, int resamples, long seed) {
         if (a.windowKl() == null || b.windowKl() == null) {
             return;
         }
         double[] ka = a.windowKl().stream().mapToDouble(Double::doubleValue).toArray();
         double[] kb = b.windowKl().stream().mapToDouble(Double::doubleValue).toArray();
-        int[] positions = new int[tokens.length];
-        for (int w = 0; w < tokens.length; w++) {
-            positions[w] = tokens[w] + 1;
-        }
         TaskStats.Interval i = PplStats.meanDifferenceInterval(ka, kb, positions, resamples, seed);
         System.out.printf(
                 Locale.ROOT,

@@ -89,8 +89,9 @@ final class Agreement {
         if (positions == kl.length) {
             kl = Arrays.copyOf(kl, 2 * kl.length);
         }
-        kl[positions++] = Math.max(0, k);
-        openKl += Math.max(0, k);
+        double klHere = Math.max(0, k);
+        kl[positions++] = klHere;
+        openKl += klHere;
         if (ref.argmax() == q.argmax()) {
             top1++;
         }
@@ -173,8 +174,8 @@ final class Agreement {
         List<Double> perWindowKl = null;
         if (ref != null) {
             double[] mine = windowNll();
-            TaskStats.Interval i =
-                    PplStats.increaseInterval(ref.nllArray(), mine, ref.tokensArray(), ref.resamples(), ref.seed());
+            TaskStats.Interval i = PplStats.increaseInterval(
+                    ref.referenceNllArray(), mine, ref.tokensArray(), ref.resamples(), ref.seed());
             ci = List.of(i.low(), i.high());
             perWindow = Arrays.stream(mine).boxed().toList();
             perWindowKl = Arrays.stream(windowKl()).boxed().toList();

@@ -39,7 +39,7 @@ public final class PplStats {
      * as many windows as there are, with replacement, and take the increase on the draw; the interval runs from the
      * 2.5th to the 97.5th percentile of those (TaskStats.percentile, Hyndman–Fan type 7).
      *
-     * @return NaN ends when there are no windows
+     * @return NaN ends when there are no windows or a window's NLL is not finite
      */
     public static Interval increaseInterval(double[] ref, double[] nll, int[] tokens, int resamples, long seed) {
         require(ref, nll, tokens);
@@ -105,8 +105,8 @@ public final class PplStats {
     private static Interval bootstrap(double[] x, double[] y, int[] n, int resamples, long seed, Statistic stat) {
         checkResamples(resamples);
         int m = n.length;
-        if (m == 0) {
-            return new Interval(Double.NaN, Double.NaN);
+        if (m == 0 || !finite(x) || (y != null && !finite(y))) {
+            return new Interval(Double.NaN, Double.NaN); // a NaN window would make some draws NaN and some not
         }
         SplittableRandom rnd = new SplittableRandom(seed);
         double[] out = new double[resamples];
@@ -126,6 +126,15 @@ public final class PplStats {
         }
         Arrays.sort(out);
         return new Interval(TaskStats.percentile(out, 0.025), TaskStats.percentile(out, 0.975));
+    }
+
+    private static boolean finite(double[] v) {
+        for (double d : v) {
+            if (!Double.isFinite(d)) {
+                return false;
+            }
+        }
+        return true;
     }
 
     private static void checkResamples(int resamples) {

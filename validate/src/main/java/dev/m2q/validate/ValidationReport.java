@@ -267,12 +267,22 @@ public record ValidationReport(
             }
         }
 
-        double[] nllArray() {
+        /** {@link #referenceNll} as an array, for {@link PplStats}. */
+        public double[] referenceNllArray() {
             return referenceNll.stream().mapToDouble(Double::doubleValue).toArray();
         }
 
-        int[] tokensArray() {
+        /** {@link #tokens} as an array, for {@link PplStats}. */
+        public int[] tokensArray() {
             return tokens.stream().mapToInt(Integer::intValue).toArray();
+        }
+
+        /**
+         * Positions per window, the count behind a window's KL sum ({@link ModelFigures#windowKl}): its predictions
+         * + 1, since the last position has no next token but counts for KL.
+         */
+        public int[] positionsArray() {
+            return tokens.stream().mapToInt(t -> t + 1).toArray();
         }
     }
 

@@ -390,15 +390,13 @@ public final class Validator {
             List<Double> pplCi = null;
             if (a != w4a16) {
                 // The same weights with and without the 8-bit parts, window by window.
-                int[] tokens = windows.tokensArray();
-                int[] positions = Arrays.stream(tokens).map(t -> t + 1).toArray();
                 TaskStats.Interval kl = PplStats.meanDifferenceInterval(
-                        a.windowKl(), w4a16.windowKl(), positions, windows.resamples(), windows.seed());
+                        a.windowKl(), w4a16.windowKl(), windows.positionsArray(), windows.resamples(), windows.seed());
                 TaskStats.Interval ppl = PplStats.differenceInterval(
-                        windows.nllArray(),
+                        windows.referenceNllArray(),
                         a.windowNll(),
                         w4a16.windowNll(),
-                        tokens,
+                        windows.tokensArray(),
                         windows.resamples(),
                         windows.seed());
                 klCi = List.of(kl.low(), kl.high());

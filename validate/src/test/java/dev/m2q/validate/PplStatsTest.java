@@ -129,6 +129,15 @@ class PplStatsTest {
                 () -> PplStats.increaseInterval(new double[1], new double[1], new int[] {1}, 0, SEED));
         Interval none = PplStats.increaseInterval(new double[0], new double[0], new int[0], 10, SEED);
         assertTrue(Double.isNaN(none.low()) && Double.isNaN(none.high()));
+        // A window whose NLL is NaN (a model that produced NaN logits there) leaves no interval, not one from the
+        // draws that happened to miss it.
+        double[] ref = {10, 20, 30};
+        int[] tokens = {5, 5, 5};
+        Interval nan = PplStats.increaseInterval(ref, new double[] {11, Double.NaN, 31}, tokens, 100, SEED);
+        assertTrue(Double.isNaN(nan.low()) && Double.isNaN(nan.high()), nan.toString());
+        Interval nanB = PplStats.differenceInterval(
+                ref, new double[] {11, 21, 31}, new double[] {11, 21, Double.POSITIVE_INFINITY}, tokens, 100, SEED);
+        assertTrue(Double.isNaN(nanB.low()) && Double.isNaN(nanB.high()), nanB.toString());
     }
 
     @Test
