@@ -273,7 +273,7 @@ public final class GptqLoop {
                         failedAt[0] = i;
                         throw e;
                     }
-                    if (rule.normSearch() || rule.shrinkStep() != 0) {
+                    if (rule.searches()) {
                         scales[group * n + c] = rule.scale(w1, i * n + c, n, g, absmax[c - c0], bits);
                     }
                 }
@@ -327,16 +327,13 @@ public final class GptqLoop {
         for (int c = 0; c < n; c++) {
             scales[at + c] = groupScale(absmax[c], c, from, g, bits);
         }
-        if (rule.normSearch()) {
-            Parallel.forRange(n, (long) g * ClipSearch.STEPS, (c0, c1) -> {
+        if (rule.searches()) {
+            // Output channels over threads (each is its own search): the norm search tries ClipSearch.STEPS scales.
+            Parallel.forRange(n, (long) g * (rule.normSearch() ? ClipSearch.STEPS : 1), (c0, c1) -> {
                 for (int c = c0; c < c1; c++) {
                     scales[at + c] = rule.scale(w1, from * n + c, n, g, absmax[c], bits);
                 }
             });
-        } else if (rule.shrinkStep() != 0) {
-            for (int c = 0; c < n; c++) {
-                scales[at + c] = rule.scale(w1, from * n + c, n, g, absmax[c], bits);
-            }
         }
     }
 

@@ -50,6 +50,11 @@ public record ScaleRule(String name, int shrinkStep, boolean normSearch) {
         return new ScaleRule("absmax × " + ClipSearch.factor(step), step, false);
     }
 
+    /** Whether the rule's scale differs from RTN's absmax one (a fixed shrink or the norm search). */
+    public boolean searches() {
+        return normSearch || shrinkStep != 0;
+    }
+
     /**
      * The scale of the {@code count} weights {@code w[off], w[off + stride], …} whose largest |w| is {@code absmax}
      * (finite): Rtn.scale of the (shrunk) absmax, or ClipSearch's, at {@code bits}.
