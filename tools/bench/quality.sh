@@ -7,6 +7,7 @@
 # Quality figures are deterministic (seeded); the seconds depend on the machine's load.
 #   tools/bench/quality.sh                      # every run below
 #   tools/bench/quality.sh g128-gptq g128-rtn   # some of them
+#   SEEDS="1 2 3" tools/bench/quality.sh g128-gptq   # runs g128-gptq-s1.. with --seed 1.. (other calibration draws)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 out="${OUT:-$here/target/quality}"
@@ -39,6 +40,8 @@ declare -A RUNS=(
   [w8-gptq-actorder]="--bits 8 --method gptq --act-order"
   [w8-ar-same-light]="--bits 8 --method autoround --recipe light --autoround-target same-input"
   [w8-ar-bf16-light]="--bits 8 --method autoround --recipe light --autoround-target bf16-stream"
+  [w8-ar-same]="--bits 8 --method autoround --autoround-target same-input"
+  [w8-ar-bf16]="--bits 8 --method autoround --autoround-target bf16-stream"
 )
 # Extra runs: EXTRA_NAME and EXTRA_ARGS add one (for example the best method with --format compressed-tensors
 # --scheme w4a8-fp8 --kv-cache fp8).
@@ -49,8 +52,15 @@ mkdir -p "$out"
 cd "$here"
 tsv="$out/quality.tsv"
 [[ -f "$tsv" ]] || printf 'run\targs\tquantize_s\tppl\tdppl_pct\tdppl_low\tdppl_high\tkl_mean\tkl_p99\ttop1\ttask_acc\ttask_delta\ttask_delta_low\ttask_delta_high\n' > "$tsv"
-for name in "${names[@]}"; do
-  args="${RUNS[$name]:?unknown run $name}"
+jobs=()
+for base in "${names[@]}"; do
+  : "${RUNS[$base]:?unknown run $base}"
+  if [[ -z "${SEEDS:-}" ]]; then jobs+=("$base"); else for seed in $SEEDS; do jobs+=("$base-s$seed"); done; fi
+done
+for name in "${jobs[@]}"; do
+  base="${name%-s[0-9]*}"
+  args="${RUNS[$base]}"
+  if [[ "$name" != "$base" ]]; then args="$args --seed ${name##*-s}"; fi
   dir="$out/$name"
   echo "== $name: $args"
   t0=$(date +%s.%N)
