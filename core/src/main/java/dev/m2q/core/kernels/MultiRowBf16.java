@@ -53,6 +53,8 @@ final class MultiRowBf16 {
 
     /** Each thread's stored chains, [J_BLOCK, MAX_ROWS, V]: reused, so a decode step allocates nothing here. */
     private static final ThreadLocal<float[]> CHAINS = ThreadLocal.withInitial(() -> new float[J_BLOCK * MAX_ROWS * V]);
+    /** Each thread's lane sums of a block, [MAX_ROWS, J_BLOCK] ({@link LaneSums}). */
+    private static final ThreadLocal<float[]> SUMS = ThreadLocal.withInitial(() -> new float[MAX_ROWS * J_BLOCK]);
 
     private MultiRowBf16() {}
 
@@ -65,16 +67,18 @@ final class MultiRowBf16 {
         int slabs = Math.max(1, Math.min(n / J_BLOCK, Runtime.getRuntime().availableProcessors()));
         Parallel.forRange(slabs, (long) rows * k * n / slabs, (from, to) -> {
             float[] chains = CHAINS.get();
+            float[] sums = SUMS.get();
             for (int sl = from; sl < to; sl++) {
                 int j0 = (int) ((long) n * sl / slabs);
                 int j1 = (int) ((long) n * (sl + 1) / slabs);
-                slab(x, rows, w, bias, y, j0, j1, chains);
+                slab(x, rows, w, bias, y, j0, j1, chains, sums);
             }
         });
     }
 
     /** y[t, j] for every row t and j in [j0, j1). */
-    private static void slab(float[] x, int rows, Matrix.Bf16 w, float[] bias, float[] y, int j0, int j1, float[] ch) {
+    private static void slab(
+            float[] x, int rows, Matrix.Bf16 w, float[] bias, float[] y, int j0, int j1, float[] ch, float[] sums) {
         int n = w.rows();
         int k = w.cols();
         int upper = F.loopBound(k);
@@ -124,16 +128,13 @@ final class MultiRowBf16 {
                     }
                 }
             }
+            if (upper > 0) {
+                LaneSums.of(ch, MAX_ROWS * V, V, je - jb, rows, sums, J_BLOCK);
+            }
             for (int j = jb; j < je; j++) {
                 float b = bias == null ? 0f : bias[j];
-                int a = (j - jb) * MAX_ROWS * V;
                 for (int t = 0; t < rows; t++) {
-                    float s = 0f;
-                    if (upper > 0) {
-                        for (int l = 0; l < V; l++) {
-                            s += ch[a + t * V + l];
-                        }
-                    }
+                    float s = upper > 0 ? sums[t * J_BLOCK + j - jb] : 0f;
                     int x0 = t * k;
                     for (int c = upper; c < k; c++) {
                         s += x[x0 + c] * w.get(j, c);
