@@ -1,9 +1,9 @@
 // Fixture decode costs for issue 16 item 2, best-of and median over interleaved repetitions (robust to a shared
 // machine's load): the target's decode forward (1 token after 60 cached), the tapped verify forward of k + 1 tokens,
 // and the EAGLE-3 drafter's propose(k), for k = 1, 3, 5, 7; prints verify/decode and c = propose/k / decode.
-// Needs target/tiny-gptq with its head in target/tiny-gptq/draft (the README demo). Run from the repository root:
+// Needs a release with its head in draft/: by default target/tiny-release, the README demo's. From the repository root:
 //   java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -cp cli/target/m2q.jar \
-//       tools/bench/FixtureCost.java 200            (add -XX:ActiveProcessorCount=1 for one thread)
+//       tools/bench/FixtureCost.java 200 [RELEASE]    (add -XX:ActiveProcessorCount=1 for one thread)
 import dev.m2q.core.draft.DraftHead;
 import dev.m2q.core.draft.DraftModel;
 import dev.m2q.core.kernels.Kernels;
@@ -20,8 +20,9 @@ public class FixtureCost {
     public static void main(String[] a) throws Exception {
         int reps = Integer.parseInt(a[0]);
         Kernels kern = VectorKernels.INSTANCE;
-        try (Qwen2Model target = Qwen2Model.load(Path.of("target/tiny-gptq"), kern)) {
-            DraftHead head = DraftHead.read(Path.of("target/tiny-gptq/draft"));
+        Path release = Path.of(a.length > 1 ? a[1] : "target/tiny-release");
+        try (Qwen2Model target = Qwen2Model.load(release, kern)) {
+            DraftHead head = DraftHead.read(release.resolve("draft"));
             int[] taps = head.config().taps(target.numLayers());
             SplittableRandom rnd = new SplittableRandom(7);
             int n = 60;
