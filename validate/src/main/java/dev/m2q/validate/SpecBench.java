@@ -351,17 +351,41 @@ public final class SpecBench {
         }
     }
 
-    /** One k's counts and times over all prompts, before the baseline is known. */
-    private record Measured(
-            int k,
-            int rounds,
-            long emitted,
-            long[] proposed,
-            long[] reached,
-            long[] accepted,
-            long target,
-            long draft,
-            int identical) {}
+    /** One k's counts and times, summed over the prompts as they are decoded. */
+    private static final class Tally {
+        final int k;
+        final long[] proposed;
+        final long[] reached;
+        final long[] accepted;
+        int rounds;
+        long emitted;
+        long target;
+        long draft;
+        int identical;
+
+        Tally(int k) {
+            this.k = k;
+            proposed = new long[k];
+            reached = new long[k];
+            accepted = new long[k];
+        }
+
+        /** Adds one prompt's run; {@code plain} is the same prompt's plain output. */
+        void add(SpecDecode.Result r, int[] plain) {
+            rounds += r.rounds();
+            emitted += r.roundTokens();
+            target += r.targetNanos();
+            draft += r.draftNanos();
+            for (int j = 0; j < k; j++) {
+                proposed[j] += r.proposed()[j];
+                reached[j] += r.reached()[j];
+                accepted[j] += r.accepted()[j];
+            }
+            if (Arrays.equals(r.tokens(), plain)) {
+                identical++;
+            }
+        }
+    }
 
     /**
      * Decodes the first prompt {@link #WARMUP_PASSES} times plainly and with every k of the sweep, so that each k's
@@ -402,20 +426,7 @@ public final class SpecBench {
         long runs = (long) prompts.size() * (ks.length + 2);
         long[] ran = {0};
         Runnable tick = () -> ProgressListener.units(log, PHASE, ++ran[0], runs, null);
-        int n = ks.length;
-        long[][] proposed = new long[n][];
-        long[][] reached = new long[n][];
-        long[][] accepted = new long[n][];
-        for (int q = 0; q < n; q++) {
-            proposed[q] = new long[ks[q]];
-            reached[q] = new long[ks[q]];
-            accepted[q] = new long[ks[q]];
-        }
-        int[] rounds = new int[n];
-        long[] emitted = new long[n];
-        long[] target = new long[n];
-        long[] draft = new long[n];
-        int[] identical = new int[n];
+        List<Tally> tallies = Arrays.stream(ks).mapToObj(Tally::new).toList();
         long plainTokens = 0;
         int plainForwards = 0;
         long plainNanos = 0;
@@ -426,22 +437,9 @@ public final class SpecBench {
             SpecDecode.Settings plainSettings = new SpecDecode.Settings(1, temperature, specTokens, eos);
             SpecDecode.PlainResult first = spec.plain(prompt, plainSettings, new SplittableRandom(seed + i));
             tick.run();
-            for (int q = 0; q < n; q++) {
-                int k = ks[q];
-                SpecDecode.Settings s = new SpecDecode.Settings(k, temperature, specTokens, eos);
-                SpecDecode.Result r = spec.generate(prompt, s, new SplittableRandom(seed + i));
-                rounds[q] += r.rounds();
-                emitted[q] += r.roundTokens();
-                target[q] += r.targetNanos();
-                draft[q] += r.draftNanos();
-                for (int j = 0; j < k; j++) {
-                    proposed[q][j] += r.proposed()[j];
-                    reached[q][j] += r.reached()[j];
-                    accepted[q][j] += r.accepted()[j];
-                }
-                if (Arrays.equals(r.tokens(), first.tokens())) {
-                    identical[q]++;
-                }
+            for (Tally t : tallies) {
+                SpecDecode.Settings s = new SpecDecode.Settings(t.k, temperature, specTokens, eos);
+                t.add(spec.generate(prompt, s, new SplittableRandom(seed + i)), first.tokens());
                 tick.run();
             }
             SpecDecode.PlainResult second = spec.plain(prompt, plainSettings, new SplittableRandom(seed + i));
@@ -451,19 +449,6 @@ public final class SpecBench {
             plainNanos += Math.min(first.decodeNanos(), second.decodeNanos());
             firstNanos += first.decodeNanos();
             secondNanos += second.decodeNanos();
-        }
-        List<Measured> measured = new ArrayList<>();
-        for (int q = 0; q < n; q++) {
-            measured.add(new Measured(
-                    ks[q],
-                    rounds[q],
-                    emitted[q],
-                    proposed[q],
-                    reached[q],
-                    accepted[q],
-                    target[q],
-                    draft[q],
-                    identical[q]));
         }
         Baseline base = new Baseline(plainTokens, plainForwards, plainNanos);
         log.accept(String.format(
@@ -477,22 +462,22 @@ public final class SpecBench {
                 prompts.size()));
 
         List<Row> rows = new ArrayList<>();
-        for (Measured m : measured) {
-            int k = m.k();
-            long steps = Arrays.stream(m.proposed()).sum();
-            double stepNanos = steps == 0 ? Double.NaN : m.draft() / (double) steps;
+        for (Tally m : tallies) {
+            int k = m.k;
+            long steps = Arrays.stream(m.proposed).sum();
+            double stepNanos = steps == 0 ? Double.NaN : m.draft / (double) steps;
             Row row = new Row(
                     k,
-                    m.rounds(),
-                    m.emitted(),
-                    m.proposed(),
-                    m.reached(),
-                    m.accepted(),
-                    m.emitted() / ((m.target() + m.draft()) / 1e9),
+                    m.rounds,
+                    m.emitted,
+                    m.proposed,
+                    m.reached,
+                    m.accepted,
+                    m.emitted / ((m.target + m.draft) / 1e9),
                     stepNanos,
-                    m.rounds() == 0 ? Double.NaN : m.target() / (double) m.rounds(),
+                    m.rounds == 0 ? Double.NaN : m.target / (double) m.rounds,
                     stepNanos / base.nanosPerForward(),
-                    temperature == 0 ? m.identical() : null);
+                    temperature == 0 ? m.identical : null);
             rows.add(row);
             log.accept(String.format(
                     Locale.ROOT,
