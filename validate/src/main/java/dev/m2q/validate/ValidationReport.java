@@ -213,7 +213,9 @@ public record ValidationReport(
      * @param simulated8bit for a release declaring 8-bit activations or KV cache: the scheme, W4A16 and each 8-bit
      *     part alone on the same weights; null otherwise
      * @param seconds wall time of the accuracy run
-     * @param pplWindows the windows behind the perplexity intervals; null in a report written before them
+     * @param pplWindows the windows behind the perplexity intervals (null when there are none to report; a
+     *     validation.json without the key at all is refused, as every file this strict reader sees must be
+     *     complete)
      */
     public record Accuracy(
             int windows,
@@ -229,7 +231,7 @@ public record ValidationReport(
             simulated8bit = simulated8bit == null ? null : List.copyOf(simulated8bit);
         }
 
-        /** Without the per-window figures (a report written before they were). */
+        /** Without the per-window figures (written as null). */
         public Accuracy(
                 int windows,
                 long predictions,
@@ -374,7 +376,7 @@ public record ValidationReport(
             extraPplIncreaseCi95 = extraPplIncreaseCi95 == null ? null : nanForNull(extraPplIncreaseCi95);
         }
 
-        /** Without the intervals of the extras (W4A16's own row, or a report written before them). */
+        /** Without the intervals of the extras (W4A16's own row: written as null). */
         public Simulated(
                 String scheme,
                 double ppl,

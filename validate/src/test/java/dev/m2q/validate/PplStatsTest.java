@@ -47,15 +47,8 @@ class PplStatsTest {
         double[] ref = {10, 20, 30};
         double[] nll = {11, 19, 33};
         int[] tokens = {5, 10, 15};
-        SplittableRandom rnd = new SplittableRandom(SEED);
-        double d = 0;
-        long n = 0;
-        for (int i = 0; i < 3; i++) {
-            int w = rnd.nextInt(3);
-            d += nll[w] - ref[w];
-            n += tokens[w];
-        }
-        double want = 100 * Math.expm1(d / n);
+        double[] draw = oneDraw(nll, ref, tokens);
+        double want = 100 * Math.expm1(draw[0] / draw[1]);
         Interval i = PplStats.increaseInterval(ref, nll, tokens, 1, SEED);
         assertEquals(want, i.low(), 0.0, "the same draws and the same sums: bit for bit");
         assertEquals(want, i.high(), 0.0);
@@ -150,16 +143,9 @@ class PplStatsTest {
         assertEquals(0.0, none.low(), 0.0);
         assertEquals(0.0, none.high(), 0.0);
         // One resample is one seeded draw of as many windows, (Σ a − Σ b) / Σ counts over it.
-        SplittableRandom rnd = new SplittableRandom(SEED);
-        double d = 0;
-        long n = 0;
-        for (int i = 0; i < 4; i++) {
-            int w = rnd.nextInt(4);
-            d += a[w] - b[w];
-            n += counts[w];
-        }
+        double[] draw = oneDraw(a, b, counts);
         Interval one = PplStats.meanDifferenceInterval(a, b, counts, 1, SEED);
-        assertEquals(d / n, one.low(), 0.0, "the same draws and sums: bit for bit");
+        assertEquals(draw[0] / draw[1], one.low(), 0.0, "the same draws and sums: bit for bit");
         // Swapping the models mirrors the interval.
         Interval ab = PplStats.meanDifferenceInterval(a, b, counts, 2000, SEED);
         Interval ba = PplStats.meanDifferenceInterval(b, a, counts, 2000, SEED);
@@ -168,5 +154,21 @@ class PplStatsTest {
         assertThrows(
                 IllegalArgumentException.class,
                 () -> PplStats.meanDifferenceInterval(a, new double[3], counts, 10, SEED));
+    }
+
+    /**
+     * The first resample of the bootstrap, replayed from its seed: as many windows as there are, drawn with
+     * replacement, and {Σ (x − y), Σ n} over them.
+     */
+    private static double[] oneDraw(double[] x, double[] y, int[] n) {
+        SplittableRandom rnd = new SplittableRandom(SEED);
+        double d = 0;
+        long count = 0;
+        for (int i = 0; i < n.length; i++) {
+            int w = rnd.nextInt(n.length);
+            d += x[w] - y[w];
+            count += n[w];
+        }
+        return new double[] {d, count};
     }
 }
