@@ -8,9 +8,9 @@ import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.model.KvCache;
 import dev.m2q.core.model.ModelConfig;
 import dev.m2q.core.model.Qwen2Model;
+import dev.m2q.core.model.Sampler;
 import dev.m2q.kernels.CudaBench;
 import dev.m2q.kernels.CudaContext;
-import dev.m2q.validate.Decode;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -152,7 +152,7 @@ final class BenchCommand implements Callable<Integer> {
                         float[] logits = m.forward(prompt, cache, true);
                         long t1 = System.nanoTime();
                         for (int j = 0; j < decode; j++) {
-                            logits = m.forward(new int[] {Decode.argmax(logits)}, cache, true);
+                            logits = m.forward(new int[] {Sampler.argmax(logits)}, cache, true);
                         }
                         long t2 = System.nanoTime();
                         if (i >= 0) {

@@ -2,6 +2,7 @@ package dev.m2q.validate;
 
 import dev.m2q.core.model.KvCache;
 import dev.m2q.core.model.Qwen2Model;
+import dev.m2q.core.model.Sampler;
 
 /** Batch-1 greedy decoding with a KV cache: the tokens/s users see when a model answers one request. */
 public final class Decode {
@@ -42,22 +43,11 @@ public final class Decode {
             int[] out = new int[tokens];
             long t0 = System.nanoTime();
             for (int i = 0; i < tokens; i++) {
-                out[i] = argmax(logits);
+                out[i] = Sampler.argmax(logits);
                 logits = m.forward(new int[] {out[i]}, cache, true);
             }
             nanos[0] = System.nanoTime() - t0;
             return out;
         }
-    }
-
-    /** Index of the largest value (the first on ties): greedy decoding's choice. */
-    public static int argmax(float[] v) {
-        int best = 0;
-        for (int i = 1; i < v.length; i++) {
-            if (v[i] > v[best]) {
-                best = i;
-            }
-        }
-        return best;
     }
 }

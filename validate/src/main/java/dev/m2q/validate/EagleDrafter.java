@@ -5,6 +5,7 @@ import dev.m2q.core.draft.DraftVocab;
 import dev.m2q.core.kernels.Backend;
 import dev.m2q.core.kernels.Backend.Buf;
 import dev.m2q.core.model.Qwen2Model;
+import dev.m2q.core.model.Sampler;
 import java.util.random.RandomGenerator;
 
 /**
@@ -141,14 +142,14 @@ public final class EagleDrafter implements SpecDecode.Drafter, AutoCloseable {
             backend.read(logits, 0, logitsHost, 0, vd);
             int id;
             if (temperature == 0) {
-                id = SpecDecode.argmax(logitsHost, 0, vd);
+                id = Sampler.argmax(logitsHost, 0, vd);
             } else {
                 if (probs[j] == null) {
                     probs[j] = new double[vd];
                     dists[j] = new SpecDecode.Distribution(targetIds, probs[j]);
                 }
-                SpecDecode.softmax(logitsHost, 0, vd, temperature, probs[j]);
-                id = SpecDecode.sample(probs[j], rng);
+                Sampler.softmax(logitsHost, 0, vd, temperature, probs[j]);
+                id = Sampler.sample(probs[j], rng);
             }
             tokens[j] = vocab.targetId(id);
             if (j + 1 < k) {

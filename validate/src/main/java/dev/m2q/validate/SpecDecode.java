@@ -2,6 +2,7 @@ package dev.m2q.validate;
 
 import dev.m2q.core.model.KvCache;
 import dev.m2q.core.model.Qwen2Model;
+import dev.m2q.core.model.Sampler;
 import java.util.Arrays;
 import java.util.random.RandomGenerator;
 
@@ -152,7 +153,7 @@ public final class SpecDecode {
      * How one decoding run is asked for.
      *
      * @param k drafts per round (ignored by {@link #plain})
-     * @param temperature 0: greedy; otherwise sampling from softmax(logits / T)
+     * @param temperature 0: greedy; otherwise sampling from softmax(logits / T) ({@link Sampler})
      * @param maxNewTokens tokens to generate, the first included
      * @param eos token ids that end the sequence (emitted, then decoding stops)
      */
@@ -313,7 +314,7 @@ public final class SpecDecode {
         long targetNanos = 0;
         long draftNanos = 0;
         try {
-            int x = choose(p.lastLogits, 0, vocab, s.temperature(), rng);
+            int x = Sampler.choose(p.lastLogits, 0, vocab, s.temperature(), rng);
             out[count++] = x;
             if (count == out.length || s.isEos(x)) {
                 return result(out, count, 0, proposed, reached, accepted, p.nanos, 0, 0);
@@ -400,7 +401,7 @@ public final class SpecDecode {
             int[] id = new int[1];
             t0 = System.nanoTime();
             while (true) {
-                int x = choose(logits, 0, vocab, s.temperature(), rng);
+                int x = Sampler.choose(logits, 0, vocab, s.temperature(), rng);
                 out[count++] = x;
                 if (count == out.length || s.isEos(x)) {
                     break;
@@ -411,87 +412,6 @@ public final class SpecDecode {
             }
             return new PlainResult(Arrays.copyOf(out, count), forwards, prefill, System.nanoTime() - t0);
         }
-    }
-
-    /**
-     * The greedy token (T = 0) or a sample from softmax(row / T) of logits row [off, off + vocab), the probabilities
-     * in this thread's {@link #scratch} (no allocation per token).
-     */
-    static int choose(float[] logits, int off, int vocab, double temperature, RandomGenerator rng) {
-        if (temperature == 0) {
-            return argmax(logits, off, vocab);
-        }
-        return sample(softmax(logits, off, vocab, temperature, scratch(vocab)), rng);
-    }
-
-    /** Each thread's probability buffer, [vocab] of the last vocabulary asked for. */
-    private static final ThreadLocal<double[][]> SCRATCH =
-            ThreadLocal.withInitial(() -> new double[][] {new double[0]});
-
-    /**
-     * This thread's buffer of exactly n doubles (made again only when n changes): the sampler's and the verifier's
-     * probabilities, so that sampling a token allocates nothing. Its contents are the last caller's.
-     */
-    static double[] scratch(int n) {
-        double[][] holder = SCRATCH.get();
-        if (holder[0].length != n) {
-            holder[0] = new double[n];
-        }
-        return holder[0];
-    }
-
-    /** Index of the largest of v[off, off + n) (the first on ties), relative to off. */
-    static int argmax(float[] v, int off, int n) {
-        int best = 0;
-        for (int i = 1; i < n; i++) {
-            if (v[off + i] > v[off + best]) {
-                best = i;
-            }
-        }
-        return best;
-    }
-
-    /** softmax(v[off, off + n) / T) in double, as a new array. */
-    static double[] softmax(float[] v, int off, int n, double temperature) {
-        return softmax(v, off, n, temperature, new double[n]);
-    }
-
-    /** softmax(v[off, off + n) / T) in double, written into p[0, n); returns p. */
-    static double[] softmax(float[] v, int off, int n, double temperature, double[] p) {
-        double max = Double.NEGATIVE_INFINITY;
-        for (int i = 0; i < n; i++) {
-            max = Math.max(max, v[off + i]);
-        }
-        double sum = 0;
-        for (int i = 0; i < n; i++) {
-            p[i] = Math.exp((v[off + i] - max) / temperature);
-            sum += p[i];
-        }
-        for (int i = 0; i < n; i++) {
-            p[i] /= sum;
-        }
-        return p;
-    }
-
-    /** An index drawn from the weights w (not necessarily normalized) by one uniform: inverse CDF. */
-    static int sample(double[] w, RandomGenerator rng) {
-        double total = 0;
-        for (double x : w) {
-            total += x;
-        }
-        double u = rng.nextDouble() * total;
-        double c = 0;
-        int last = 0;
-        for (int i = 0; i < w.length; i++) {
-            if (w[i] > 0) {
-                c += w[i];
-                last = i;
-                if (u < c) {
-                    return i;
-                }
-            }
-        }
-        return last; // u fell into the rounding gap at the top of the CDF: the last index with weight
     }
 
     /**
@@ -518,13 +438,13 @@ public final class SpecDecode {
             for (int j = 0; j < k; j++) {
                 int token = d.tokens()[j];
                 if (temperature == 0) {
-                    int best = argmax(logits, j * vocab, vocab);
+                    int best = Sampler.argmax(logits, j * vocab, vocab);
                     if (token != best) {
                         return new Verdict(j, best);
                     }
                     continue;
                 }
-                double[] p = softmax(logits, j * vocab, vocab, temperature, scratch(vocab));
+                double[] p = Sampler.softmax(logits, j * vocab, vocab, temperature, Sampler.scratch(vocab));
                 double q = d.q(j, token);
                 if (rng.nextDouble() * q < p[token]) {
                     continue;
@@ -537,9 +457,9 @@ public final class SpecDecode {
                 if (d.exceeds(j, p)) {
                     d.subtract(j, p);
                 }
-                return new Verdict(j, sample(p, rng));
+                return new Verdict(j, Sampler.sample(p, rng));
             }
-            return new Verdict(k, choose(logits, k * vocab, vocab, temperature, rng));
+            return new Verdict(k, Sampler.choose(logits, k * vocab, vocab, temperature, rng));
         };
     }
 }

@@ -9,6 +9,7 @@ import dev.m2q.core.kernels.CountingKernels;
 import dev.m2q.core.kernels.CountingKernels.OpCount;
 import dev.m2q.core.model.KvCache;
 import dev.m2q.core.model.Qwen2Model;
+import dev.m2q.core.model.Sampler;
 import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
@@ -104,7 +105,7 @@ class EagleDrafterBoundaryTest {
             int[] tokens = new int[k];
             for (int j = 0; j < k; j++) {
                 float[] logits = draft.logits(x, 1);
-                tokens[j] = draft.head().vocab().targetId(SpecDecode.argmax(logits, 0, logits.length));
+                tokens[j] = draft.head().vocab().targetId(Sampler.argmax(logits, 0, logits.length));
                 if (j + 1 < k) {
                     x = draft.step(x, target.embed(new int[] {tokens[j]}), 1, c);
                 }

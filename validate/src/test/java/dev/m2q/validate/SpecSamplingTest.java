@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.m2q.core.draft.DraftConfig;
 import dev.m2q.core.draft.DraftHead;
 import dev.m2q.core.model.Qwen2Model;
+import dev.m2q.core.model.Sampler;
 import java.io.IOException;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -80,7 +81,7 @@ class SpecSamplingTest {
 
     static double[] next(int[] context) {
         float[] logits = target.forward(context, target.newCache(context.length), true);
-        return SpecDecode.softmax(logits, 0, vocab, T);
+        return Sampler.softmax(logits, 0, vocab, T);
     }
 
     static int[] append(int[] a, int x) {
@@ -139,7 +140,7 @@ class SpecSamplingTest {
     void alwaysAcceptingFails() {
         DraftHead head = SpecFixtures.randomHead(target.config(), SpecFixtures.strided(vocab, 0, 2), 5);
         SpecDecode.Verifier wrong = (logits, v, d, temperature, rng) -> new SpecDecode.Verdict(
-                d.tokens().length, SpecDecode.choose(logits, d.tokens().length * v, v, temperature, rng));
+                d.tokens().length, Sampler.choose(logits, d.tokens().length * v, v, temperature, rng));
         Check c = run(new SpecDecode(target, taps, SpecFixtures.drafter(head, target), wrong));
         assertTrue(c.tv() > c.bound(), c.toString());
     }

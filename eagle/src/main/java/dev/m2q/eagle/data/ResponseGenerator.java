@@ -5,6 +5,7 @@ import dev.m2q.core.json.Json;
 import dev.m2q.core.json.JsonException;
 import dev.m2q.core.model.KvCache;
 import dev.m2q.core.model.Qwen2Model;
+import dev.m2q.core.model.Sampler;
 import dev.m2q.core.tokenizer.Tokenizer;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -16,7 +17,7 @@ import java.util.TreeSet;
 
 /**
  * The target answers its own prompts (ALGORITHMS §5's data): decoding with the KV cache, greedy at temperature 0
- * (ties to the lower id), else sampling from softmax(logits / T) with one seeded {@link Random} consumed in prompt
+ * (ties to the lower id), else sampling from softmax(logits / T) ({@link Sampler}) with one seeded {@link Random} consumed in prompt
  * order; a response ends at a stop id (generated and kept) or after {@code maxNewTokens}.
  */
 public final class ResponseGenerator {
@@ -56,7 +57,7 @@ public final class ResponseGenerator {
         try (KvCache cache = model.newCache(ids.length)) {
             float[] logits = model.forward(prompt, cache, true);
             while (true) {
-                int next = temperature == 0 ? argmax(logits) : sample(logits, temperature, rng);
+                int next = Sampler.choose(logits, temperature, rng);
                 ids[n++] = next;
                 if (isStop(next) || n - prompt.length == maxNewTokens) {
                     break;
@@ -78,37 +79,6 @@ public final class ResponseGenerator {
             }
         }
         return false;
-    }
-
-    /** The index of the largest logit, the lowest on ties. */
-    static int argmax(float[] logits) {
-        int best = 0;
-        for (int i = 1; i < logits.length; i++) {
-            if (logits[i] > logits[best]) {
-                best = i;
-            }
-        }
-        return best;
-    }
-
-    /** A draw from softmax(logits / T), in double, by inverting the cumulative sum at one uniform draw. */
-    static int sample(float[] logits, double temperature, Random rng) {
-        double max = logits[argmax(logits)];
-        double[] p = new double[logits.length];
-        double sum = 0;
-        for (int i = 0; i < p.length; i++) {
-            p[i] = Math.exp((logits[i] - max) / temperature);
-            sum += p[i];
-        }
-        double u = rng.nextDouble() * sum;
-        double acc = 0;
-        for (int i = 0; i < p.length; i++) {
-            acc += p[i];
-            if (u < acc) {
-                return i;
-            }
-        }
-        return argmax(logits);
     }
 
     /**

@@ -7,9 +7,9 @@ import dev.m2q.core.kernels.PackedRows;
 import dev.m2q.core.kernels.Parallel;
 import dev.m2q.core.model.KvCache;
 import dev.m2q.core.model.Qwen2Model;
+import dev.m2q.core.model.Sampler;
 import dev.m2q.core.tokenizer.ChatTemplate;
 import dev.m2q.core.tokenizer.Tokenizer;
-import dev.m2q.validate.Decode;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -442,7 +442,7 @@ public final class TaskScorer {
         int[] out = new int[o.maxNewTokens()];
         int n = 0;
         while (true) {
-            int t = Decode.argmax(logits);
+            int t = Sampler.argmax(logits);
             for (int e : eos) {
                 if (t == e) {
                     return Arrays.copyOf(out, n);
