@@ -3,8 +3,8 @@ package dev.m2q.core.pipeline;
 import dev.m2q.core.InputException;
 import dev.m2q.core.io.Checkpoint;
 import dev.m2q.core.io.CheckpointWriter;
+import dev.m2q.core.io.ModelHashes;
 import dev.m2q.core.io.PathGuard;
-import dev.m2q.core.io.Sha256;
 import dev.m2q.core.io.ShardPlan;
 import dev.m2q.core.io.StagedDir;
 import dev.m2q.core.io.TensorSpec;
@@ -19,7 +19,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
-import java.util.TreeMap;
 
 /**
  * The layer-sequential pipeline (ALGORITHMS.md §0) writing a release in a {@link ReleaseFormat}: the GPTQ layout
@@ -146,7 +145,7 @@ public final class QuantizeJob {
         CheckpointWriter writer = null;
         try (Qwen2Model model = Qwen2Model.load(opts.model(), kernels);
                 Checkpoint src = Checkpoint.open(opts.model())) {
-            Map<String, String> inputHashes = inputHashes(src);
+            Map<String, String> inputHashes = ModelHashes.of(opts.model(), src);
             List<TensorSpec> specs = format.plan(cfg, src::tensor, opts.groupSize(), scheme, opts.bits());
             ShardPlan plan = ShardPlan.of(specs, opts.maxShardBytes());
             String kernelsId = kernelsFingerprint(kernels);
@@ -200,14 +199,6 @@ public final class QuantizeJob {
      */
     public static void checkOutput(Path out, boolean overwrite, boolean resume) {
         StagedDir.check(out, overwrite, resume, PROGRESS);
-    }
-
-    private Map<String, String> inputHashes(Checkpoint src) {
-        Map<String, String> h = new TreeMap<>();
-        for (Path f : src.files()) {
-            h.put(f.getFileName().toString(), Sha256.ofFile(f));
-        }
-        return h;
     }
 
     /**

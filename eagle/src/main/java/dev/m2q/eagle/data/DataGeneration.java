@@ -1,6 +1,7 @@
 package dev.m2q.eagle.data;
 
 import dev.m2q.core.InputException;
+import dev.m2q.core.io.ModelHashes;
 import dev.m2q.core.io.PathGuard;
 import dev.m2q.core.io.Sha256;
 import dev.m2q.core.io.StagedDir;
@@ -10,7 +11,6 @@ import dev.m2q.core.pipeline.ProgressListener;
 import dev.m2q.core.tokenizer.ChatTemplate;
 import dev.m2q.core.tokenizer.PromptFile;
 import dev.m2q.core.tokenizer.Tokenizer;
-import dev.m2q.eagle.io.Hashes;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -80,7 +80,7 @@ public record DataGeneration(
             }
             DataFile.Header header = DataFile.Header.generated(
                     target.toAbsolutePath().normalize().toString(),
-                    Hashes.ofModel(target),
+                    ModelHashes.of(target),
                     model.config().vocabSize(),
                     prompts.toAbsolutePath().normalize().toString(),
                     Sha256.ofFile(prompts),
