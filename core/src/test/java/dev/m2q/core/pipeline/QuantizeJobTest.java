@@ -221,6 +221,43 @@ class QuantizeJobTest {
                         .resumedLayers());
     }
 
+    @Test
+    void aResumeAfterTheConfigChangedIsRefused(@TempDir Path tmp) throws IOException {
+        // The weights alone do not fix the computation (rope_theta, rms_norm_eps, ... live in config.json): the
+        // manifest and the resume fingerprint hash config.json beside the weight files.
+        Path model = tmp.resolve("model");
+        Files.createDirectories(model);
+        try (var files = Files.list(FIXTURE)) {
+            for (Path f : files.toList()) {
+                if (Files.isRegularFile(f)) {
+                    Files.copy(f, model.resolve(f.getFileName()));
+                }
+            }
+        }
+        Path out = tmp.resolve("q");
+        QuantizeOptions fresh = new QuantizeOptions(
+                model, out, 128, 4, 64, 1, 1L << 30, 4L << 30, 3, false, false, Map.of(), List.of("test"), "test");
+        QuantizeOptions resume = new QuantizeOptions(
+                model, out, 128, 4, 64, 1, 1L << 30, 4L << 30, 3, false, true, Map.of(), List.of("test"), "test");
+        assertThrows(IllegalStateException.class, () -> new QuantizeJob(
+                        fresh, new Interrupted(2), Kernels.byName("vector"), ProgressListener.NONE)
+                .run(samples(), Map.of()));
+        Path config = model.resolve("config.json");
+        String original = Files.readString(config);
+        Files.writeString(config, original.replace("\"rms_norm_eps\": 1e-06", "\"rms_norm_eps\": 1e-05"));
+        InputException e = assertThrows(InputException.class, () -> new QuantizeJob(
+                        resume, new RecordingRtn(), Kernels.byName("vector"), ProgressListener.NONE)
+                .run(samples(), Map.of()));
+        assertTrue(e.getMessage().contains("other inputs or options"), e.getMessage());
+
+        Files.writeString(config, original);
+        new QuantizeJob(resume, new RecordingRtn(), Kernels.byName("vector"), ProgressListener.NONE)
+                .run(samples(), Map.of());
+        Object inputs = Json.parseObject(Files.readString(out.resolve("m2q-manifest.json")))
+                .get("input");
+        assertTrue(inputs.toString().contains("config.json"), inputs.toString());
+    }
+
     /** RTN that asks for the BF16 stream and records, per layer, the targets it was handed. */
     static final class ReferenceRecorder extends RecordingRtn {
         final List<float[][]> targets = new ArrayList<>();
