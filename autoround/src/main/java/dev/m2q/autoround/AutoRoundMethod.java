@@ -1,5 +1,7 @@
 package dev.m2q.autoround;
 
+import static dev.m2q.core.Seeds.GOLDEN;
+
 import dev.m2q.core.grad.LayerParams;
 import dev.m2q.core.kernels.Matrix;
 import dev.m2q.core.model.DecoderLayer;
@@ -39,8 +41,6 @@ import java.util.Map;
  * codes that differ from iteration 0's; {@code tune_s}, the SignRound loop, and {@code time_s}, the whole layer.
  */
 public final class AutoRoundMethod implements LayerMethod {
-    private static final long GOLDEN = 0x9E3779B97F4A7C15L;
-
     /** What each layer's quantized outputs (on the quantized stream X̂) are tuned to match. */
     public enum Target {
         /** The BF16 layer's outputs on the BF16 model's own hidden states (two streams). */

@@ -90,6 +90,7 @@ public sealed interface Matrix permits Matrix.Bf16, Matrix.F32, Matrix.W4 {
      * @param groupSize G, K % G == 0
      */
     record W4(MemorySegment qweight, float[] scales, int[] gIdx, int rows, int cols, int groupSize) implements Matrix {
+        /** The 4-bit symmetric zero point, 2^(4−1) ({@code quant.Bits.FOUR.zero()}). */
         public static final int ZERO = 8;
 
         public W4 {

@@ -72,12 +72,6 @@ public final class GptqLayoutCheck {
     /** Marlin's input-channel tile. */
     public static final int TILE_K = 128;
 
-    /** The symmetric 4-bit qzeros word in the v1 convention: every nibble is zero − 1 = 7. */
-    public static final int V1_SYM_ZEROS = 0x77777777;
-
-    /** The same zeros stored without the −1 (the v2 convention). */
-    public static final int V2_SYM_ZEROS = 0x88888888;
-
     /** The symmetric zeros of {@code bits} stored without the −1 (0x88888888 at 4 bits, 0x80808080 at 8). */
     public static int v2SymZeros(Bits bits) {
         int word = 0;

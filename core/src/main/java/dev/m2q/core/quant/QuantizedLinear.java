@@ -5,7 +5,7 @@ import dev.m2q.core.kernels.Parallel;
 
 /**
  * A linear layer's weight W[N, K] (N = out_features, K = in_features, the PyTorch layout) quantized to 4-bit
- * symmetric codes with one scale per (group, output channel) and the fixed zero point {@link #ZERO} = 8:
+ * symmetric codes with one scale per (group, output channel) and the fixed zero point 8 ({@link Bits#zero}):
  * ŵ[n, k] = scales[gIdx[k], n] · (codes[k, n] − 8). This is the GPTQ layout before packing (FORMATS.md §2);
  * {@link GptqPacking} turns it into qweight / qzeros / scales / g_idx.
  *
@@ -22,11 +22,6 @@ import dev.m2q.core.kernels.Parallel;
  */
 public record QuantizedLinear(
         int outFeatures, int inFeatures, int groupSize, int[] codes, float[] scales, int[] gIdx, Bits bits) {
-    /** The symmetric zero point: codes 0..15 map to −8..7 steps. */
-    public static final int ZERO = 8;
-
-    public static final int MAX_CODE = 15;
-
     /** A 4-bit linear, the layout of FORMATS.md. */
     public QuantizedLinear(int outFeatures, int inFeatures, int groupSize, int[] codes, float[] scales, int[] gIdx) {
         this(outFeatures, inFeatures, groupSize, codes, scales, gIdx, Bits.FOUR);

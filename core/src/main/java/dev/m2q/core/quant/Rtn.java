@@ -39,13 +39,13 @@ public final class Rtn {
 
     /** q = clamp(rint(w/s) + 8, 0, 15): w/s in fp32, rounded half to even like torch.round. */
     public static int code(float w, float scale) {
-        int q = (int) Math.rint(w / scale) + QuantizedLinear.ZERO;
-        return Math.max(0, Math.min(QuantizedLinear.MAX_CODE, q));
+        int q = (int) Math.rint(w / scale) + Bits.FOUR.zero();
+        return Math.max(0, Math.min(Bits.FOUR.maxCode(), q));
     }
 
     /** ŵ = s·(q − 8) in fp32, the value {@link QuantizedLinear#dequant} gives back. */
     public static float dequant(int code, float scale) {
-        return scale * (code - QuantizedLinear.ZERO);
+        return scale * (code - Bits.FOUR.zero());
     }
 
     /**

@@ -47,7 +47,7 @@ class GptqPackingTest {
         }
         int[] zeros = GptqPacking.unpackQzeros(packed, 3, 24);
         for (int z : zeros) {
-            assertEquals(QuantizedLinear.ZERO - 1, z);
+            assertEquals(Bits.FOUR.zero() - 1, z);
         }
         int[] sevens = new int[3 * 24];
         java.util.Arrays.fill(sevens, 7);

@@ -11,6 +11,7 @@ import dev.m2q.core.io.Sha256;
 import dev.m2q.core.io.StagedDir;
 import dev.m2q.core.json.Json;
 import dev.m2q.core.model.ModelConfig;
+import dev.m2q.eagle.train.DraftTraining;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -26,8 +27,6 @@ import java.util.TreeMap;
  * was. The head may not be, contain or lie inside the {@code draft/} folder it would replace ({@link PathGuard}).
  */
 public final class DraftAttach {
-    static final String FORMAT = "eagle3-draft";
-
     /**
      * {@code QDIR/draft/m2q-manifest.json}.
      *
@@ -88,7 +87,7 @@ public final class DraftAttach {
             }
             AttachedManifest m = new AttachedManifest(
                     m2qVersion,
-                    FORMAT,
+                    DraftTraining.FORMAT,
                     1,
                     draft.toAbsolutePath().normalize().toString(),
                     source,

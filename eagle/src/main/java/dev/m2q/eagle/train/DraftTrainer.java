@@ -2,6 +2,7 @@ package dev.m2q.eagle.train;
 
 import com.fasterxml.jackson.annotation.JsonProperty;
 import dev.m2q.core.InputException;
+import dev.m2q.core.Seeds;
 import dev.m2q.core.grad.Tensor;
 import dev.m2q.core.json.Json;
 import dev.m2q.core.pipeline.ProgressListener;
@@ -193,7 +194,7 @@ public final class DraftTrainer {
             if (e != epoch) {
                 epoch = e;
                 order = new ArrayList<>(train);
-                Collections.shuffle(order, new Random(opts.seed() + e * 0x9E3779B97F4A7C15L));
+                Collections.shuffle(order, new Random(opts.seed() + e * Seeds.GOLDEN));
             }
             out.add(order.get((int) (pos % train.size())));
         }
