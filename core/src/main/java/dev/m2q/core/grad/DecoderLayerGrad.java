@@ -3,6 +3,7 @@ package dev.m2q.core.grad;
 import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.model.DecoderLayer;
 import dev.m2q.core.model.ModelConfig;
+import dev.m2q.core.model.Proj;
 
 /**
  * A Qwen2 decoder layer's training forward and its hand-written backward, in the op order of
@@ -107,7 +108,7 @@ public final class DecoderLayerGrad {
             throw new IllegalStateException("this trace was already consumed by a backward pass");
         }
         grads.requireShapes(cfg);
-        for (String bias : new String[] {"self_attn.q_proj.bias", "self_attn.k_proj.bias", "self_attn.v_proj.bias"}) {
+        for (String bias : new String[] {Proj.Q.bias(), Proj.K.bias(), Proj.V.bias()}) {
             if ((p.get(bias) == null) != (grads.get(bias) == null)) {
                 throw new IllegalArgumentException("gradients for " + bias + " must be present exactly when it is");
             }

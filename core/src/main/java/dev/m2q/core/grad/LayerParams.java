@@ -3,6 +3,7 @@ package dev.m2q.core.grad;
 import dev.m2q.core.kernels.Matrix;
 import dev.m2q.core.model.DecoderLayer;
 import dev.m2q.core.model.ModelConfig;
+import dev.m2q.core.model.Proj;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -31,17 +32,17 @@ public record LayerParams(
     /** The checkpoint names of the components relative to the layer prefix, in component order. */
     public static final List<String> NAMES = List.of(
             "input_layernorm.weight",
-            "self_attn.q_proj.weight",
-            "self_attn.q_proj.bias",
-            "self_attn.k_proj.weight",
-            "self_attn.k_proj.bias",
-            "self_attn.v_proj.weight",
-            "self_attn.v_proj.bias",
-            "self_attn.o_proj.weight",
+            Proj.Q.weight(),
+            Proj.Q.bias(),
+            Proj.K.weight(),
+            Proj.K.bias(),
+            Proj.V.weight(),
+            Proj.V.bias(),
+            Proj.O.weight(),
             "post_attention_layernorm.weight",
-            "mlp.gate_proj.weight",
-            "mlp.up_proj.weight",
-            "mlp.down_proj.weight");
+            Proj.GATE.weight(),
+            Proj.UP.weight(),
+            Proj.DOWN.weight());
 
     /**
      * The fp32 tensors of a layer's weights. Fp32 matrices and the norm and bias arrays are shared, not copied;

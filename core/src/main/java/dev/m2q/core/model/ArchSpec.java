@@ -21,11 +21,8 @@ public record ArchSpec(
         List<String> neverQuantized,
         boolean qkvBias) {
 
-    private static final List<List<String>> DECODER_GROUPS = List.of(
-            List.of("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"),
-            List.of("self_attn.o_proj"),
-            List.of("mlp.gate_proj", "mlp.up_proj"),
-            List.of("mlp.down_proj"));
+    private static final List<List<String>> DECODER_GROUPS =
+            Proj.GROUPS.stream().map(Proj::paths).toList();
 
     private static final List<String> NEVER = List.of("model.embed_tokens", "model.norm", "lm_head");
 

@@ -20,11 +20,11 @@ import java.util.List;
  */
 public final class DecoderLayer implements AutoCloseable {
     /** The linears that share each input, in the order the forward computes them. */
-    public static final List<String> QKV = List.of("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj");
+    public static final List<String> QKV = Proj.paths(Proj.GROUPS.get(0));
 
-    public static final List<String> O = List.of("self_attn.o_proj");
-    public static final List<String> GATE_UP = List.of("mlp.gate_proj", "mlp.up_proj");
-    public static final List<String> DOWN = List.of("mlp.down_proj");
+    public static final List<String> O = Proj.paths(Proj.GROUPS.get(1));
+    public static final List<String> GATE_UP = Proj.paths(Proj.GROUPS.get(2));
+    public static final List<String> DOWN = Proj.paths(Proj.GROUPS.get(3));
 
     /**
      * A layer's parameters. Norm weights [hidden]; q [qDim, hidden], k and v [kvDim, hidden], o [hidden, qDim],
@@ -46,34 +46,24 @@ public final class DecoderLayer implements AutoCloseable {
 
         /** The same weights with linear {@code module} (e.g. "mlp.up_proj") replaced. */
         public Weights with(String module, Matrix m) {
-            return switch (module) {
-                case "self_attn.q_proj" ->
-                    new Weights(inputNorm, m, qBias, k, kBias, v, vBias, o, postNorm, gate, up, down);
-                case "self_attn.k_proj" ->
-                    new Weights(inputNorm, q, qBias, m, kBias, v, vBias, o, postNorm, gate, up, down);
-                case "self_attn.v_proj" ->
-                    new Weights(inputNorm, q, qBias, k, kBias, m, vBias, o, postNorm, gate, up, down);
-                case "self_attn.o_proj" ->
-                    new Weights(inputNorm, q, qBias, k, kBias, v, vBias, m, postNorm, gate, up, down);
-                case "mlp.gate_proj" -> new Weights(inputNorm, q, qBias, k, kBias, v, vBias, o, postNorm, m, up, down);
-                case "mlp.up_proj" -> new Weights(inputNorm, q, qBias, k, kBias, v, vBias, o, postNorm, gate, m, down);
-                case "mlp.down_proj" -> new Weights(inputNorm, q, qBias, k, kBias, v, vBias, o, postNorm, gate, up, m);
-                default -> throw new IllegalArgumentException("no linear \"" + module + "\" in a decoder layer");
-            };
+            return with(Proj.of(module), m);
+        }
+
+        /** The same weights with linear {@code p} replaced. */
+        public Weights with(Proj p, Matrix m) {
+            Matrix[] l = {q, k, v, o, gate, up, down};
+            l[p.ordinal()] = m;
+            return new Weights(inputNorm, l[0], qBias, l[1], kBias, l[2], vBias, l[3], postNorm, l[4], l[5], l[6]);
         }
 
         /** Linear {@code module} by its name relative to the layer. */
         public Matrix linear(String module) {
-            return switch (module) {
-                case "self_attn.q_proj" -> q;
-                case "self_attn.k_proj" -> k;
-                case "self_attn.v_proj" -> v;
-                case "self_attn.o_proj" -> o;
-                case "mlp.gate_proj" -> gate;
-                case "mlp.up_proj" -> up;
-                case "mlp.down_proj" -> down;
-                default -> throw new IllegalArgumentException("no linear \"" + module + "\" in a decoder layer");
-            };
+            return linear(Proj.of(module));
+        }
+
+        /** Linear {@code p}. */
+        public Matrix linear(Proj p) {
+            return new Matrix[] {q, k, v, o, gate, up, down}[p.ordinal()];
         }
     }
 
@@ -118,34 +108,15 @@ public final class DecoderLayer implements AutoCloseable {
          * owns both).
          */
         public Resident with(String module, Backend.Weight m) {
-            return switch (module) {
-                case "self_attn.q_proj" ->
-                    new Resident(inputNorm, m, qBias, k, kBias, v, vBias, o, postNorm, gate, up, down);
-                case "self_attn.k_proj" ->
-                    new Resident(inputNorm, q, qBias, m, kBias, v, vBias, o, postNorm, gate, up, down);
-                case "self_attn.v_proj" ->
-                    new Resident(inputNorm, q, qBias, k, kBias, m, vBias, o, postNorm, gate, up, down);
-                case "self_attn.o_proj" ->
-                    new Resident(inputNorm, q, qBias, k, kBias, v, vBias, m, postNorm, gate, up, down);
-                case "mlp.gate_proj" -> new Resident(inputNorm, q, qBias, k, kBias, v, vBias, o, postNorm, m, up, down);
-                case "mlp.up_proj" -> new Resident(inputNorm, q, qBias, k, kBias, v, vBias, o, postNorm, gate, m, down);
-                case "mlp.down_proj" -> new Resident(inputNorm, q, qBias, k, kBias, v, vBias, o, postNorm, gate, up, m);
-                default -> throw new IllegalArgumentException("no linear \"" + module + "\" in a decoder layer");
-            };
+            Backend.Weight[] l = {q, k, v, o, gate, up, down};
+            l[Proj.of(module).ordinal()] = m;
+            return new Resident(inputNorm, l[0], qBias, l[1], kBias, l[2], vBias, l[3], postNorm, l[4], l[5], l[6]);
         }
 
         /** Linear {@code module} by its name relative to the layer. */
         public Backend.Weight linear(String module) {
-            return switch (module) {
-                case "self_attn.q_proj" -> q;
-                case "self_attn.k_proj" -> k;
-                case "self_attn.v_proj" -> v;
-                case "self_attn.o_proj" -> o;
-                case "mlp.gate_proj" -> gate;
-                case "mlp.up_proj" -> up;
-                case "mlp.down_proj" -> down;
-                default -> throw new IllegalArgumentException("no linear \"" + module + "\" in a decoder layer");
-            };
+            return new Backend.Weight[] {q, k, v, o, gate, up, down}
+                    [Proj.of(module).ordinal()];
         }
 
         @Override
@@ -372,7 +343,7 @@ public final class DecoderLayer implements AutoCloseable {
                     backend.attention(q, k, v, nSeq, seqLen, 0, heads, kvHeads, headDim, attn);
                 }
                 quantizeInput(O, attn, rows, qDim);
-                obs.linearInput("self_attn.o_proj", backend, attn, rows, qDim);
+                obs.linearInput(Proj.O.path(), backend, attn, rows, qDim);
                 if (obs.enough()) {
                     return null;
                 }
@@ -398,7 +369,7 @@ public final class DecoderLayer implements AutoCloseable {
                     backend.matmul(h, rows, rw.up(), null, u);
                     backend.swiglu(g, u, ld * inter);
                     quantizeInput(DOWN, g, rows, inter);
-                    obs.linearInput("mlp.down_proj", backend, g, rows, inter);
+                    obs.linearInput(Proj.DOWN.path(), backend, g, rows, inter);
                     if (obs.enough()) {
                         return null;
                     }

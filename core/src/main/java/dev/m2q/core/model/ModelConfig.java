@@ -106,19 +106,17 @@ public record ModelConfig(
         for (int i = 0; i < numLayers; i++) {
             String p = arch.layerPrefix() + i + ".";
             m.put(p + "input_layernorm.weight", new long[] {h});
-            m.put(p + "self_attn.q_proj.weight", new long[] {qDim(), h});
-            m.put(p + "self_attn.k_proj.weight", new long[] {kvDim(), h});
-            m.put(p + "self_attn.v_proj.weight", new long[] {kvDim(), h});
-            if (attentionBias) {
-                m.put(p + "self_attn.q_proj.bias", new long[] {qDim()});
-                m.put(p + "self_attn.k_proj.bias", new long[] {kvDim()});
-                m.put(p + "self_attn.v_proj.bias", new long[] {kvDim()});
+            for (Proj x : Proj.values()) {
+                if (x == Proj.GATE) {
+                    m.put(p + "post_attention_layernorm.weight", new long[] {h});
+                }
+                m.put(p + x.weight(), x.shape(this));
+                if (x == Proj.V && attentionBias) {
+                    for (Proj b : Proj.GROUPS.get(0)) {
+                        m.put(p + b.bias(), new long[] {b.out(this)});
+                    }
+                }
             }
-            m.put(p + "self_attn.o_proj.weight", new long[] {h, qDim()});
-            m.put(p + "post_attention_layernorm.weight", new long[] {h});
-            m.put(p + "mlp.gate_proj.weight", new long[] {intermediateSize, h});
-            m.put(p + "mlp.up_proj.weight", new long[] {intermediateSize, h});
-            m.put(p + "mlp.down_proj.weight", new long[] {h, intermediateSize});
         }
         m.put("model.norm.weight", new long[] {h});
         if (!tieWordEmbeddings) {
@@ -200,22 +198,23 @@ public record ModelConfig(
                     + " disagree with " + EMBED + " " + Arrays.toString(embed));
         }
         String p0 = prefix + "0.";
-        checkWidth(names, shape, p0 + "mlp.gate_proj", "intermediate_size", intermediateSize);
-        checkWidth(names, shape, p0 + "self_attn.q_proj", "num_attention_heads × head_dim", qDim());
-        for (String module : List.of("self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")) {
-            if (names.contains(p0 + module + ".bias")) {
+        checkWidth(names, shape, p0 + Proj.GATE.path(), "intermediate_size", intermediateSize);
+        checkWidth(names, shape, p0 + Proj.Q.path(), "num_attention_heads × head_dim", qDim());
+        for (Proj x : Proj.values()) {
+            String module = x.path();
+            if (!x.takesAttentionBias() && names.contains(p0 + x.bias())) {
                 throw new InputException("config.json: the weights hold " + p0 + module + ".bias, which this"
                         + " forward has no place for (no " + module + " bias is implemented)");
             }
         }
-        boolean qBias = names.contains(p0 + "self_attn.q_proj.bias");
+        boolean qBias = names.contains(p0 + Proj.Q.bias());
         if (qBias && !attentionBias) {
-            throw new InputException("config.json: attention_bias is false but the weights hold " + p0
-                    + "self_attn.q_proj.bias, which the forward would ignore; set attention_bias to true");
+            throw new InputException("config.json: attention_bias is false but the weights hold " + p0 + Proj.Q.bias()
+                    + ", which the forward would ignore; set attention_bias to true");
         }
         if (!qBias && attentionBias) {
             throw new InputException("config.json: q/k/v biases are implied (attention_bias, or the " + arch.family()
-                    + " default) but the weights hold no " + p0 + "self_attn.q_proj.bias");
+                    + " default) but the weights hold no " + p0 + Proj.Q.bias());
         }
         if (!tieWordEmbeddings && !names.contains("lm_head.weight") && names.contains(EMBED)) {
             throw new InputException("config.json: tie_word_embeddings is false but the weights hold no"

@@ -128,21 +128,28 @@ public final class Qwen2Model implements AutoCloseable {
     private static DecoderLayer.Weights layerWeights(Weights w, ModelConfig cfg, int i) {
         String p = cfg.arch().layerPrefix() + i + ".";
         int hd = cfg.hiddenSize();
-        int inter = cfg.intermediateSize();
         boolean bias = cfg.attentionBias();
+        Matrix[] l = new Matrix[Proj.values().length];
+        float[][] b = new float[Proj.values().length][];
+        for (Proj x : Proj.values()) {
+            l[x.ordinal()] = w.matrix(p + x.weight(), x.out(cfg), x.in(cfg));
+            if (bias && x.takesAttentionBias()) {
+                b[x.ordinal()] = w.vector(p + x.bias(), x.out(cfg));
+            }
+        }
         return new DecoderLayer.Weights(
                 w.vector(p + "input_layernorm.weight", hd),
-                w.matrix(p + "self_attn.q_proj.weight", cfg.qDim(), hd),
-                bias ? w.vector(p + "self_attn.q_proj.bias", cfg.qDim()) : null,
-                w.matrix(p + "self_attn.k_proj.weight", cfg.kvDim(), hd),
-                bias ? w.vector(p + "self_attn.k_proj.bias", cfg.kvDim()) : null,
-                w.matrix(p + "self_attn.v_proj.weight", cfg.kvDim(), hd),
-                bias ? w.vector(p + "self_attn.v_proj.bias", cfg.kvDim()) : null,
-                w.matrix(p + "self_attn.o_proj.weight", hd, cfg.qDim()),
+                l[0],
+                b[0],
+                l[1],
+                b[1],
+                l[2],
+                b[2],
+                l[3],
                 w.vector(p + "post_attention_layernorm.weight", hd),
-                w.matrix(p + "mlp.gate_proj.weight", inter, hd),
-                w.matrix(p + "mlp.up_proj.weight", inter, hd),
-                w.matrix(p + "mlp.down_proj.weight", hd, inter));
+                l[4],
+                l[5],
+                l[6]);
     }
 
     public ModelConfig config() {

@@ -7,6 +7,7 @@ import dev.m2q.core.kernels.Matrix;
 import dev.m2q.core.model.DecoderLayer;
 import dev.m2q.core.model.LayerObserver;
 import dev.m2q.core.model.ModelConfig;
+import dev.m2q.core.model.Proj;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -172,19 +173,11 @@ public final class LayerContext implements AutoCloseable {
      */
     public DecoderLayer.Resident resident() {
         uploadVectors();
-        return new DecoderLayer.Resident(
-                inputNorm,
-                sourceLinear("self_attn.q_proj"),
-                qBias,
-                sourceLinear("self_attn.k_proj"),
-                kBias,
-                sourceLinear("self_attn.v_proj"),
-                vBias,
-                sourceLinear("self_attn.o_proj"),
-                postNorm,
-                sourceLinear("mlp.gate_proj"),
-                sourceLinear("mlp.up_proj"),
-                sourceLinear("mlp.down_proj"));
+        Map<String, Backend.Weight> linears = new HashMap<>();
+        for (Proj p : Proj.values()) {
+            linears.put(p.path(), sourceLinear(p.path()));
+        }
+        return resident(linears);
     }
 
     /**
@@ -357,19 +350,24 @@ public final class LayerContext implements AutoCloseable {
                 linears.put(m, up);
             }
         }
+        return resident(linears);
+    }
+
+    /** The resident layer of this context's norms and biases with {@code linears} (by module path). */
+    private DecoderLayer.Resident resident(Map<String, Backend.Weight> linears) {
         return new DecoderLayer.Resident(
                 inputNorm,
-                linears.get("self_attn.q_proj"),
+                linears.get(Proj.Q.path()),
                 qBias,
-                linears.get("self_attn.k_proj"),
+                linears.get(Proj.K.path()),
                 kBias,
-                linears.get("self_attn.v_proj"),
+                linears.get(Proj.V.path()),
                 vBias,
-                linears.get("self_attn.o_proj"),
+                linears.get(Proj.O.path()),
                 postNorm,
-                linears.get("mlp.gate_proj"),
-                linears.get("mlp.up_proj"),
-                linears.get("mlp.down_proj"));
+                linears.get(Proj.GATE.path()),
+                linears.get(Proj.UP.path()),
+                linears.get(Proj.DOWN.path()));
     }
 
     private void uploadVectors() {

@@ -6,6 +6,7 @@ import dev.m2q.core.io.TensorView;
 import dev.m2q.core.json.Json;
 import dev.m2q.core.json.JsonException;
 import dev.m2q.core.model.ModelConfig;
+import dev.m2q.core.model.Proj;
 import dev.m2q.core.tensor.DType;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -532,7 +533,8 @@ public final class GptqLayoutCheck {
      * row-parallel along K (K % tp, K/tp % G, K/tp % 128).
      */
     static void tensorSplit(Violations out, String module, String kind, long n, long k, int g, List<Integer> tps) {
-        boolean row = module.endsWith("o_proj") || module.endsWith("down_proj");
+        Proj p = Proj.ofModule(module);
+        boolean row = p != null && p.rowParallel();
         for (int tp : tps) {
             if (tp == 1) {
                 continue;
