@@ -6,7 +6,9 @@ import java.util.List;
  * The seven linears of a Qwen2/Llama decoder layer, stated once: each one's module path relative to the layer (the
  * Hugging Face name, also the name in reports and observers), its shape for a config, whether it carries a bias,
  * and how tensor parallelism splits it. {@link DecoderLayer}'s records, {@link ModelConfig#expectedShapes}, the
- * checkpoint reader and the layout checks all read this table instead of spelling the names.
+ * checkpoint reader and the layout checks all read this table instead of spelling the names. The constants are
+ * declared in the order of the linears in {@link DecoderLayer.Weights} (q, k, v, o, gate, up, down), which index them
+ * by {@link #ordinal()}.
  */
 public enum Proj {
     Q("self_attn.q_proj"),
