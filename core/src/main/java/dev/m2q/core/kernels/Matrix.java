@@ -36,13 +36,13 @@ public sealed interface Matrix permits Matrix.Bf16, Matrix.F32, Matrix.W4 {
     ValueLayout.OfShort LE_SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     /**
-     * The segment as the kernels read it, always a plain native one. The Vector API's loads from a MemorySegment run
-     * as vector instructions at full speed only while a single implementation class reaches them: measured on the
-     * one-row bf16 product (1024 × 256, one core), 11.7 µs from mapped memory alone, 19–25 µs for every matrix of a
-     * process that also multiplied native, heap or mapped ones, and 1,460 µs with byte[] and short[] heap segments
-     * together. A native segment (a mapped file's included) is viewed as a plain one with the same address, size,
-     * lifetime and read-only state, so nothing is copied; a heap segment is copied into native memory that is freed
-     * with the matrix.
+     * A bf16 matrix's segment as the kernels read it, always a plain native one. The Vector API's loads from a
+     * MemorySegment run as vector instructions at full speed only while a single implementation class reaches them:
+     * measured on the one-row bf16 product (1024 × 256, one core), 11.7 µs from mapped memory alone, 19–25 µs for
+     * every matrix of a process that also multiplied native or heap ones, and 1,460 µs with byte[] and short[] heap
+     * segments together. A native segment (a mapped file's included) is viewed as a plain one with the same address,
+     * size, lifetime and read-only state, so nothing is copied; a heap segment (a draft head's weights) is copied
+     * into native memory that is freed with the matrix.
      */
     private static MemorySegment forKernels(MemorySegment s) {
         if (s.isNative()) {
@@ -107,8 +107,9 @@ public sealed interface Matrix permits Matrix.Bf16, Matrix.F32, Matrix.W4 {
      * W[n, k] = scales[gIdx[k], n] · (q[k, n] − 8), where q[k, n] = (qweight[k / 8, n] >>> 4·(k % 8)) &amp; 0xF.
      * rows = N (out_features), cols = K (in_features).
      *
-     * @param qweight [K/8, N] little-endian int32 words, row-major; a view of a mapped file or a heap segment (held
-     *     as {@link Matrix#forKernels} gives it)
+     * @param qweight [K/8, N] little-endian int32 words, row-major; a view of a mapped file or a heap segment (kept
+     *     as given: the W4 kernel's loads were measured 44.5 µs from one kind and 48 µs from two, not worth a
+     *     native copy of a large release's repacked words)
      * @param scales [K/G, N] row-major, already decoded from F16/BF16 to fp32
      * @param gIdx [K], the group of each input channel, in [0, K/G); need not be monotonic (desc_act)
      * @param groupSize G, K % G == 0
@@ -140,7 +141,6 @@ public sealed interface Matrix permits Matrix.Bf16, Matrix.F32, Matrix.W4 {
                             "W4 g_idx[" + k + "] = " + gIdx[k] + " not in [0, " + groups + ")");
                 }
             }
-            qweight = forKernels(qweight);
         }
 
         /** The heap-backed form, qweight as an int[] [K/8, N]. */

@@ -17,12 +17,12 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The kernels read every bf16 and W4 matrix from one kind of segment (Matrix.forKernels): a heap-backed matrix is
- * copied to native memory with the same bytes, a mapped one is viewed without a copy and keeps its lifetime.
+ * The kernels read every bf16 matrix from one kind of segment (Matrix.forKernels): a heap-backed matrix is copied to
+ * native memory with the same bytes, a mapped one is viewed without a copy and keeps its lifetime.
  */
 class MatrixSegmentsTest {
     @Test
-    void heapMatricesAreHeldNativeWithTheSameValuesAndProducts() {
+    void heapBf16IsHeldNativeWithTheSameBytes() {
         SplittableRandom rnd = new SplittableRandom(3);
         int n = 48;
         int k = 64;
@@ -34,33 +34,11 @@ class MatrixSegmentsTest {
         Matrix.Bf16 m = new Matrix.Bf16(heap, n, k);
         assertTrue(m.data().isNative());
         assertEquals(-1, m.data().mismatch(heap), "the same bytes");
-        int[] qweight = new int[k / 8 * n];
-        for (int i = 0; i < qweight.length; i++) {
-            qweight[i] = rnd.nextInt();
-        }
-        float[] scales = new float[k / 32 * n];
-        java.util.Arrays.fill(scales, 0.01f);
-        int[] gIdx = new int[k];
-        for (int c = 0; c < k; c++) {
-            gIdx[c] = c / 32;
-        }
-        Matrix.W4 w = Matrix.W4.of(qweight, scales, gIdx, n, k, 32);
-        assertTrue(w.qweight().isNative());
         for (int r = 0; r < n; r++) {
             for (int c = 0; c < k; c++) {
-                assertEquals((qweight[c / 8 * n + r] >>> (4 * (c % 8))) & 0xF, w.code(r, c));
+                assertEquals(Float.intBitsToFloat(bits[r * k + c] << 16), m.get(r, c));
             }
         }
-        // the W4 product from the native copy equals the scalar twin's bit for bit (the W4 kernels' contract)
-        float[] x = new float[2 * k];
-        for (int i = 0; i < x.length; i++) {
-            x[i] = (float) rnd.nextGaussian();
-        }
-        float[] yv = new float[2 * n];
-        float[] ys = new float[2 * n];
-        VectorKernels.INSTANCE.matmul(x, 2, w, null, yv);
-        ScalarKernels.INSTANCE.matmul(x, 2, w, null, ys);
-        assertEquals(java.util.Arrays.toString(ys), java.util.Arrays.toString(yv));
     }
 
     @Test
