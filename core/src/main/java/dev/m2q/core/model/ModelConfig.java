@@ -106,16 +106,18 @@ public record ModelConfig(
         for (int i = 0; i < numLayers; i++) {
             String p = arch.layerPrefix() + i + ".";
             m.put(p + "input_layernorm.weight", new long[] {h});
-            for (Proj x : Proj.values()) {
-                if (x == Proj.GATE) {
-                    m.put(p + "post_attention_layernorm.weight", new long[] {h});
-                }
+            for (Proj x : List.of(Proj.Q, Proj.K, Proj.V)) {
                 m.put(p + x.weight(), x.shape(this));
-                if (x == Proj.V && attentionBias) {
-                    for (Proj b : Proj.GROUPS.get(0)) {
-                        m.put(p + b.bias(), new long[] {b.out(this)});
-                    }
+            }
+            if (attentionBias) {
+                for (Proj x : List.of(Proj.Q, Proj.K, Proj.V)) {
+                    m.put(p + x.bias(), new long[] {x.out(this)});
                 }
+            }
+            m.put(p + Proj.O.weight(), Proj.O.shape(this));
+            m.put(p + "post_attention_layernorm.weight", new long[] {h});
+            for (Proj x : List.of(Proj.GATE, Proj.UP, Proj.DOWN)) {
+                m.put(p + x.weight(), x.shape(this));
             }
         }
         m.put("model.norm.weight", new long[] {h});

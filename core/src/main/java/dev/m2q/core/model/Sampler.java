@@ -6,7 +6,8 @@ import java.util.random.RandomGenerator;
  * The next token from a row of logits, the one way m2q chooses it: greedy at T = 0 (the largest logit, the lowest
  * id on ties), otherwise one draw from softmax(logits / T), computed in double and sampled by inverting its
  * cumulative sum at one uniform. Plain decoding, speculative decoding (its drafts, its verifier's residual and its
- * bonus token) and EAGLE-3's response generation all call it, so one seed draws the same tokens in each of them.
+ * bonus token) and EAGLE-3's response generation all call it, so the same logits and the same uniform draw give the
+ * same token in each of them.
  * {@link #choose} needs no buffer per token: the probabilities go to a per-thread scratch array.
  */
 public final class Sampler {
