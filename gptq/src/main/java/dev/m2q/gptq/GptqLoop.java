@@ -48,7 +48,7 @@ public final class GptqLoop {
      * ScaleRule#CLIP_SEARCH} ({@link #clipSearch}).
      */
     static GptqCodes run(Kernels kern, GptqProblem p) {
-        return run(kern, p, Runtime.getRuntime().availableProcessors());
+        return run(kern, p, Parallel.threads());
     }
 
     /** {@link #run(Kernels, GptqProblem)} with each block's output columns in {@code pieces} ranges (same bits). */
@@ -84,7 +84,7 @@ public final class GptqLoop {
      * permutation).
      */
     static GptqCodes clipSearch(Kernels kern, GptqProblem p, List<ScaleRule> rules) {
-        return clipSearch(kern, p, rules, Runtime.getRuntime().availableProcessors());
+        return clipSearch(kern, p, rules, Parallel.threads());
     }
 
     private static GptqCodes clipSearch(Kernels kern, GptqProblem p, List<ScaleRule> rules, int pieces) {

@@ -36,7 +36,7 @@ final class MultiRowF32 {
         }
         int n = w.rows();
         int k = w.cols();
-        int slabs = Math.max(1, Math.min(n / J_BLOCK, Runtime.getRuntime().availableProcessors()));
+        int slabs = Math.max(1, Math.min(n / J_BLOCK, Parallel.threads()));
         Parallel.forRange(slabs, (long) rows * k * n / slabs, (from, to) -> {
             float[] chains = CHAINS.get();
             float[] sums = SUMS.get();

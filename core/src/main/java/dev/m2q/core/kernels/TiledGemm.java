@@ -93,7 +93,7 @@ final class TiledGemm {
         Gemm g = new Gemm(depth, a, aOff, aRow, aCol, b, bOff, ldb, c, cOff, ldc);
         int rowTiles = (m + MR - 1) / MR;
         int colTiles = (n + NW - 1) / NW;
-        int threads = Runtime.getRuntime().availableProcessors();
+        int threads = Parallel.threads();
         int rows = pieceRows(threads, rowTiles, colTiles, m, n);
         int cols = threads / rows;
         // One piece per thread (the pieces' work is uniform, so no finer split is needed to balance them).
@@ -212,7 +212,7 @@ final class TiledGemm {
     static void syrkUpper(float[] x, int rows, int k, float[] c) {
         // B block: rows × nc fp32 kept near 512 KiB (L2), at least one micro-panel, at most NC columns.
         int nc = Math.max(NW, Math.min(NC, (128 * 1024 / Math.max(1, rows)) / NW * NW));
-        int threads = Runtime.getRuntime().availableProcessors();
+        int threads = Parallel.threads();
         int colTiles = (k + NW - 1) / NW;
         int chunks = Math.max(1, Math.min(colTiles, 8 * threads));
         int[] bounds = new int[chunks + 1];

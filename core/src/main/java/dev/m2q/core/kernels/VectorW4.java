@@ -63,7 +63,7 @@ final class VectorW4 {
             float[] xs = prescaled(x, k);
             // One slab of N per core: each packed row is then read in runs of N/cores words, long enough for
             // the prefetchers (8 slabs of 640 words each measured ~20% slower at 5120×5120 from DRAM).
-            int slabs = Math.min(chunks, Runtime.getRuntime().availableProcessors());
+            int slabs = Math.min(chunks, Parallel.threads());
             Parallel.forRange(slabs, (long) k * n / Math.max(1, slabs), (from, to) -> {
                 for (int sl = from; sl < to; sl++) {
                     int c0 = (int) ((long) chunks * sl / slabs) * V;
@@ -79,7 +79,7 @@ final class VectorW4 {
             float[] xs = prescaled(x, rows * k);
             // As one token: one slab of N per core, each packed row read sequentially over the slab, every word
             // decoded once for all the rows.
-            int slabs = Math.min(chunks, Runtime.getRuntime().availableProcessors());
+            int slabs = Math.min(chunks, Parallel.threads());
             Parallel.forRange(slabs, (long) rows * k * n / Math.max(1, slabs), (from, to) -> {
                 for (int sl = from; sl < to; sl++) {
                     int c0 = (int) ((long) chunks * sl / slabs) * V;
