@@ -71,6 +71,8 @@ final class JavaOps {
         java.util.Arrays.fill(out, 0, nSeq * seqLen * qDim, 0f);
         Parallel.forRange(nSeq * seqLen * heads, (long) total * d, (from, to) -> {
             float[] scores = new float[total];
+            int[] keys = new int[total];
+            float[] scratch = kern instanceof VectorKernels ? VectorAttention.chains() : null;
             for (int item = from; item < to; item++) {
                 int row = item / heads; // query row over all sequences
                 int h = item % heads;
@@ -80,24 +82,58 @@ final class JavaOps {
                 int kvh = h / group;
                 int qOff = row * qDim + h * d;
                 int visible = startPos + t + 1;
-                float max = Float.NEGATIVE_INFINITY;
                 for (int j = 0; j < visible; j++) {
-                    float sc = kern.dot(q, qOff, k, (kv0 + j) * kvDim + kvh * d, d) * scale;
-                    scores[j] = sc;
-                    max = Math.max(max, sc);
+                    keys[j] = (kv0 + j) * kvDim + kvh * d;
                 }
-                double sum = 0;
-                for (int j = 0; j < visible; j++) {
-                    float e = (float) Math.exp(scores[j] - max);
-                    scores[j] = e;
-                    sum += e;
-                }
-                float inv = (float) (1.0 / sum);
-                for (int j = 0; j < visible; j++) {
-                    kern.axpy(scores[j] * inv, v, (kv0 + j) * kvDim + kvh * d, out, qOff, d);
-                }
+                softmaxAttend(kern, q, qOff, k, v, keys, visible, d, scale, scores, scratch, out);
             }
         });
+    }
+
+    /**
+     * One (row, head) of attention over the key rows at offsets keys[0, visible) of k and v: scores s_j = dot(q,
+     * k_j)·scale, e_j = fp32(exp(s_j − max s)), sum = Σ e_j in double, out += (e_j · fp32(1/sum)) · v_j key by key
+     * with the kernels' axpy. {@code scratch}: {@link VectorAttention#chains()} when kern is the vector kernels
+     * (whose dot and axpy it then runs with the same bits), else unused.
+     */
+    private static void softmaxAttend(
+            Kernels kern,
+            float[] q,
+            int qOff,
+            float[] k,
+            float[] v,
+            int[] keys,
+            int visible,
+            int d,
+            float scale,
+            float[] scores,
+            float[] scratch,
+            float[] out) {
+        if (scratch != null) {
+            VectorAttention.scores(q, qOff, k, keys, visible, d, scale, scores, scratch);
+        } else {
+            for (int j = 0; j < visible; j++) {
+                scores[j] = kern.dot(q, qOff, k, keys[j], d) * scale;
+            }
+        }
+        float max = Float.NEGATIVE_INFINITY;
+        for (int j = 0; j < visible; j++) {
+            max = Math.max(max, scores[j]);
+        }
+        double sum = 0;
+        for (int j = 0; j < visible; j++) {
+            float e = (float) Math.exp(scores[j] - max);
+            scores[j] = e;
+            sum += e;
+        }
+        float inv = (float) (1.0 / sum);
+        if (scratch != null) {
+            VectorAttention.weightedSum(scores, inv, v, keys, visible, d, out, qOff);
+        } else {
+            for (int j = 0; j < visible; j++) {
+                kern.axpy(scores[j] * inv, v, keys[j], out, qOff, d);
+            }
+        }
     }
 
     /**
@@ -125,6 +161,7 @@ final class JavaOps {
         Parallel.forRange(rows * heads, (long) most * d, (from, to) -> {
             float[] scores = new float[most];
             int[] keys = new int[most];
+            float[] scratch = kern instanceof VectorKernels ? VectorAttention.chains() : null;
             for (int item = from; item < to; item++) {
                 int row = item / heads;
                 int h = item % heads;
@@ -134,22 +171,7 @@ final class JavaOps {
                 for (int j = 0; j < visible; j++) {
                     keys[j] = layout.key(row, j) * kvDim + kvh * d;
                 }
-                float max = Float.NEGATIVE_INFINITY;
-                for (int j = 0; j < visible; j++) {
-                    float sc = kern.dot(q, qOff, k, keys[j], d) * scale;
-                    scores[j] = sc;
-                    max = Math.max(max, sc);
-                }
-                double sum = 0;
-                for (int j = 0; j < visible; j++) {
-                    float e = (float) Math.exp(scores[j] - max);
-                    scores[j] = e;
-                    sum += e;
-                }
-                float inv = (float) (1.0 / sum);
-                for (int j = 0; j < visible; j++) {
-                    kern.axpy(scores[j] * inv, v, keys[j], out, qOff, d);
-                }
+                softmaxAttend(kern, q, qOff, k, v, keys, visible, d, scale, scores, scratch, out);
             }
         });
     }

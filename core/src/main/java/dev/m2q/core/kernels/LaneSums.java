@@ -15,6 +15,11 @@ final class LaneSums {
      * j &lt; channels and rows t &lt; rows.
      */
     static void of(float[] ch, int stride, int lanes, int channels, int rows, float[] sums, int sumStride) {
+        of(ch, stride, lanes, channels, rows, sums, 0, sumStride);
+    }
+
+    /** As above, into sums[sumOff + t · sumStride + j]. */
+    static void of(float[] ch, int stride, int lanes, int channels, int rows, float[] sums, int sumOff, int sumStride) {
         int j = 0;
         for (; j + 4 <= channels; j += 4) {
             for (int t = 0; t < rows; t++) {
@@ -32,7 +37,7 @@ final class LaneSums {
                     s2 += ch[a2 + l];
                     s3 += ch[a3 + l];
                 }
-                int o = t * sumStride + j;
+                int o = sumOff + t * sumStride + j;
                 sums[o] = s0;
                 sums[o + 1] = s1;
                 sums[o + 2] = s2;
@@ -46,7 +51,7 @@ final class LaneSums {
                 for (int l = 0; l < lanes; l++) {
                     s += ch[a + l];
                 }
-                sums[t * sumStride + j] = s;
+                sums[sumOff + t * sumStride + j] = s;
             }
         }
     }

@@ -1,0 +1,125 @@
+package dev.m2q.core.kernels;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * The two loops over key rows of {@link JavaOps}'s attention for {@link VectorKernels}, each with the bits of the
+ * loop it replaces: the scores are {@link VectorKernels#dot}'s (one FMA chain of V lanes over the head, then the
+ * in-order lane sum, then the scalar tail), the weighted sum is {@link VectorKernels#axpy}'s applied key by key.
+ *
+ * <p>What they save. A dot product of one 64-wide head ended in a lane sum read back from a stack slot that the next
+ * key's dot product wrote again, so the keys ran one after another (about 12 ns each); here the chains of a block of
+ * keys are stored side by side and summed four at a time by {@link LaneSums}. The output row was loaded, updated and
+ * stored once per key (a chain through memory, about 7 ns per key); here it stays in registers, up to {@link
+ * #OUT_VECTORS} vectors at a time, over all the keys.
+ */
+final class VectorAttention {
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    private static final int V = F.length();
+    /** Keys whose chains are stored before their lane sums run. */
+    static final int KEY_BLOCK = 16;
+    /** Output vectors held in registers over the keys (a 64-wide head in four). */
+    private static final int OUT_VECTORS = 4;
+
+    private VectorAttention() {}
+
+    /** Scratch for {@link #scores}: one block's chains, then their sums. */
+    static float[] chains() {
+        return new float[KEY_BLOCK * V + KEY_BLOCK];
+    }
+
+    /**
+     * scores[j] = dot(q[qOff, qOff + d), k[keys[j], keys[j] + d)) · scale for j &lt; visible, each dot product as
+     * {@link VectorKernels#dot} computes it. {@code ch}: {@link #chains()}.
+     */
+    static void scores(
+            float[] q, int qOff, float[] k, int[] keys, int visible, int d, float scale, float[] scores, float[] ch) {
+        int upper = F.loopBound(d);
+        for (int j0 = 0; j0 < visible; j0 += KEY_BLOCK) {
+            int n = Math.min(KEY_BLOCK, visible - j0);
+            int j = 0;
+            for (; j + 4 <= n; j += 4) {
+                int k0 = keys[j0 + j];
+                int k1 = keys[j0 + j + 1];
+                int k2 = keys[j0 + j + 2];
+                int k3 = keys[j0 + j + 3];
+                FloatVector a0 = FloatVector.zero(F);
+                FloatVector a1 = FloatVector.zero(F);
+                FloatVector a2 = FloatVector.zero(F);
+                FloatVector a3 = FloatVector.zero(F);
+                for (int i = 0; i < upper; i += V) {
+                    FloatVector qv = FloatVector.fromArray(F, q, qOff + i);
+                    a0 = qv.fma(FloatVector.fromArray(F, k, k0 + i), a0);
+                    a1 = qv.fma(FloatVector.fromArray(F, k, k1 + i), a1);
+                    a2 = qv.fma(FloatVector.fromArray(F, k, k2 + i), a2);
+                    a3 = qv.fma(FloatVector.fromArray(F, k, k3 + i), a3);
+                }
+                a0.intoArray(ch, j * V);
+                a1.intoArray(ch, (j + 1) * V);
+                a2.intoArray(ch, (j + 2) * V);
+                a3.intoArray(ch, (j + 3) * V);
+            }
+            for (; j < n; j++) {
+                int kj = keys[j0 + j];
+                FloatVector a = FloatVector.zero(F);
+                for (int i = 0; i < upper; i += V) {
+                    a = FloatVector.fromArray(F, q, qOff + i).fma(FloatVector.fromArray(F, k, kj + i), a);
+                }
+                a.intoArray(ch, j * V);
+            }
+            LaneSums.of(ch, V, V, n, 1, ch, KEY_BLOCK * V, 0);
+            for (j = 0; j < n; j++) {
+                float s = ch[KEY_BLOCK * V + j];
+                int kj = keys[j0 + j];
+                for (int i = upper; i < d; i++) {
+                    s += q[qOff + i] * k[kj + i];
+                }
+                scores[j0 + j] = s * scale;
+            }
+        }
+    }
+
+    /**
+     * out[outOff + i] += (p[j] · inv) · v[keys[j] + i] for i &lt; d, key by key in increasing j, each step as {@link
+     * VectorKernels#axpy} takes it (a fused multiply-add per full vector, a multiply then an add in the tail).
+     */
+    static void weightedSum(float[] p, float inv, float[] v, int[] keys, int visible, int d, float[] out, int outOff) {
+        int upper = F.loopBound(d);
+        int c0 = 0;
+        for (; c0 + OUT_VECTORS * V <= upper; c0 += OUT_VECTORS * V) {
+            int o = outOff + c0;
+            FloatVector o0 = FloatVector.fromArray(F, out, o);
+            FloatVector o1 = FloatVector.fromArray(F, out, o + V);
+            FloatVector o2 = FloatVector.fromArray(F, out, o + 2 * V);
+            FloatVector o3 = FloatVector.fromArray(F, out, o + 3 * V);
+            for (int j = 0; j < visible; j++) {
+                FloatVector a = FloatVector.broadcast(F, p[j] * inv);
+                int x = keys[j] + c0;
+                o0 = FloatVector.fromArray(F, v, x).fma(a, o0);
+                o1 = FloatVector.fromArray(F, v, x + V).fma(a, o1);
+                o2 = FloatVector.fromArray(F, v, x + 2 * V).fma(a, o2);
+                o3 = FloatVector.fromArray(F, v, x + 3 * V).fma(a, o3);
+            }
+            o0.intoArray(out, o);
+            o1.intoArray(out, o + V);
+            o2.intoArray(out, o + 2 * V);
+            o3.intoArray(out, o + 3 * V);
+        }
+        for (; c0 < upper; c0 += V) {
+            int o = outOff + c0;
+            FloatVector acc = FloatVector.fromArray(F, out, o);
+            for (int j = 0; j < visible; j++) {
+                acc = FloatVector.fromArray(F, v, keys[j] + c0).fma(FloatVector.broadcast(F, p[j] * inv), acc);
+            }
+            acc.intoArray(out, o);
+        }
+        for (int i = upper; i < d; i++) {
+            float acc = out[outOff + i];
+            for (int j = 0; j < visible; j++) {
+                acc += p[j] * inv * v[keys[j] + i];
+            }
+            out[outOff + i] = acc;
+        }
+    }
+}
