@@ -10,12 +10,13 @@ import java.util.stream.IntStream;
  * handled by exactly one task, so results do not depend on the thread count.
  *
  * <p>Two ways to hand work off. A range of at least {@link #SPIN_MIN_WORK} multiply-adds goes to a pool of
- * {@code availableProcessors() − 1} worker threads that wait for work by spinning for {@link #SPIN_NANOS} after
- * their last task before they park: a decode step runs some sixty products of 10⁴–10⁶ multiply-adds a few
+ * {@code threads() − 1} workers that wait for the next range spinning ({@link #SPIN_NANOS}), then yielding their
+ * core ({@link #YIELD_NANOS}), then parked: a decode step runs some sixty products of 10⁴–10⁶ multiply-adds a few
  * microseconds apart, and the fork-join pool's hand-off (a parked thread woken per call) cost as much as such a
- * product, so the fixture decoded on one core. The caller runs chunks itself and spins until the workers' chunks
- * are done. A range that arrives while the pool is in use (from another thread, or from inside a task) takes the
- * fork-join pool above {@link #MIN_WORK}, as before, or runs on the calling thread.
+ * product, so below 2.6·10⁵ multiply-adds the fixture's decoding ran on one core. The caller runs chunks itself and
+ * spins until the workers' chunks are done (in the fixture's speculative decoding about 1 µs per range, beside 10 µs
+ * of its own chunks). A range that arrives while the pool is in use (from another thread, or from inside a task)
+ * takes the fork-join pool above {@link #MIN_WORK}, as before, or runs on the calling thread.
  */
 public final class Parallel {
     /** The body of a loop over [from, to). */
