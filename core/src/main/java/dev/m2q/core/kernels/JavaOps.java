@@ -70,36 +70,53 @@ final class JavaOps {
         float scale = (float) (1.0 / Math.sqrt(d));
         java.util.Arrays.fill(out, 0, nSeq * seqLen * qDim, 0f);
         Parallel.forRange(nSeq * seqLen * heads, (long) total * d, (from, to) -> {
-            float[] scores = new float[total];
+            boolean vector = kern instanceof VectorKernels;
+            int tile = vector ? VectorAttention.HEAD_TILE : 1;
+            float[] scores = new float[tile * total];
+            float[] inv = new float[tile];
             int[] keys = new int[total];
-            float[] scratch = kern instanceof VectorKernels ? VectorAttention.chains() : null;
-            for (int item = from; item < to; item++) {
+            float[] scratch = vector ? VectorAttention.chains() : null;
+            for (int item = from; item < to; ) {
                 int row = item / heads; // query row over all sequences
                 int h = item % heads;
                 int s = row / seqLen;
                 int t = row % seqLen;
                 int kv0 = s * total; // the sequence's first key row
                 int kvh = h / group;
+                int nh = heads(item, to, h, heads, group, tile);
                 int qOff = row * qDim + h * d;
                 int visible = startPos + t + 1;
                 for (int j = 0; j < visible; j++) {
                     keys[j] = (kv0 + j) * kvDim + kvh * d;
                 }
-                softmaxAttend(kern, q, qOff, k, v, keys, visible, d, scale, scores, scratch, out);
+                softmaxAttend(kern, q, qOff, nh, k, v, keys, visible, d, scale, scores, total, inv, scratch, out);
+                item += nh;
             }
         });
     }
 
     /**
-     * One (row, head) of attention over the key rows at offsets keys[0, visible) of k and v: scores s_j = dot(q,
-     * k_j)·scale, e_j = fp32(exp(s_j − max s)), sum = Σ e_j in double, out += (e_j · fp32(1/sum)) · v_j key by key
-     * with the kernels' axpy. {@code scratch}: {@link VectorAttention#chains()} when kern is the vector kernels
-     * (whose dot and axpy it then runs with the same bits), else unused.
+     * The query heads from item's head h that one pass takes: consecutive heads of h's KV group in the same row and
+     * in this task's range [item, to), at most {@code tile}.
+     */
+    private static int heads(int item, int to, int h, int heads, int group, int tile) {
+        int last = Math.min(Math.min(heads, (h / group + 1) * group), h + Math.min(tile, to - item));
+        return last - h;
+    }
+
+    /**
+     * Attention of {@code nh} consecutive query heads of one KV group (q and out at qOff + i·d for head i) over the
+     * key rows at offsets keys[0, visible) of k and v: scores s_j = dot(q, k_j)·scale, e_j = fp32(exp(s_j − max s)),
+     * sum = Σ e_j in double, out += (e_j · fp32(1/sum)) · v_j key by key with the kernels' axpy; each head's bits are
+     * those of computing it alone. {@code scratch}: {@link VectorAttention#chains()} when kern is the vector
+     * kernels (whose dot and axpy it then runs with the same bits, the heads sharing each block of rows in L1), else
+     * null and nh 1. scores holds nh rows of {@code stride}, inv nh.
      */
     private static void softmaxAttend(
             Kernels kern,
             float[] q,
             int qOff,
+            int nh,
             float[] k,
             float[] v,
             int[] keys,
@@ -107,31 +124,36 @@ final class JavaOps {
             int d,
             float scale,
             float[] scores,
+            int stride,
+            float[] inv,
             float[] scratch,
             float[] out) {
         if (scratch != null) {
-            VectorAttention.scores(q, qOff, k, keys, visible, d, scale, scores, scratch);
+            VectorAttention.scores(q, qOff, nh, k, keys, visible, d, scale, scores, stride, scratch);
         } else {
             for (int j = 0; j < visible; j++) {
                 scores[j] = kern.dot(q, qOff, k, keys[j], d) * scale;
             }
         }
-        float max = Float.NEGATIVE_INFINITY;
-        for (int j = 0; j < visible; j++) {
-            max = Math.max(max, scores[j]);
+        for (int h = 0; h < nh; h++) {
+            int o = h * stride;
+            float max = Float.NEGATIVE_INFINITY;
+            for (int j = 0; j < visible; j++) {
+                max = Math.max(max, scores[o + j]);
+            }
+            double sum = 0;
+            for (int j = 0; j < visible; j++) {
+                float e = (float) Math.exp(scores[o + j] - max);
+                scores[o + j] = e;
+                sum += e;
+            }
+            inv[h] = (float) (1.0 / sum);
         }
-        double sum = 0;
-        for (int j = 0; j < visible; j++) {
-            float e = (float) Math.exp(scores[j] - max);
-            scores[j] = e;
-            sum += e;
-        }
-        float inv = (float) (1.0 / sum);
         if (scratch != null) {
-            VectorAttention.weightedSum(scores, inv, v, keys, visible, d, out, qOff);
+            VectorAttention.weightedSum(scores, stride, inv, nh, v, keys, visible, d, out, qOff);
         } else {
             for (int j = 0; j < visible; j++) {
-                kern.axpy(scores[j] * inv, v, keys[j], out, qOff, d);
+                kern.axpy(scores[j] * inv[0], v, keys[j], out, qOff, d);
             }
         }
     }
@@ -159,19 +181,24 @@ final class JavaOps {
         float scale = (float) (1.0 / Math.sqrt(d));
         java.util.Arrays.fill(out, 0, rows * qDim, 0f);
         Parallel.forRange(rows * heads, (long) most * d, (from, to) -> {
-            float[] scores = new float[most];
+            boolean vector = kern instanceof VectorKernels;
+            int tile = vector ? VectorAttention.HEAD_TILE : 1;
+            float[] scores = new float[tile * most];
+            float[] inv = new float[tile];
             int[] keys = new int[most];
-            float[] scratch = kern instanceof VectorKernels ? VectorAttention.chains() : null;
-            for (int item = from; item < to; item++) {
+            float[] scratch = vector ? VectorAttention.chains() : null;
+            for (int item = from; item < to; ) {
                 int row = item / heads;
                 int h = item % heads;
                 int kvh = h / group;
+                int nh = heads(item, to, h, heads, group, tile);
                 int qOff = row * qDim + h * d;
                 int visible = layout.visible(row);
                 for (int j = 0; j < visible; j++) {
                     keys[j] = layout.key(row, j) * kvDim + kvh * d;
                 }
-                softmaxAttend(kern, q, qOff, k, v, keys, visible, d, scale, scores, scratch, out);
+                softmaxAttend(kern, q, qOff, nh, k, v, keys, visible, d, scale, scores, most, inv, scratch, out);
+                item += nh;
             }
         });
     }

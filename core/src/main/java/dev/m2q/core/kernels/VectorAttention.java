@@ -21,6 +21,14 @@ final class VectorAttention {
     static final int KEY_BLOCK = 16;
     /** Output vectors held in registers over the keys (a 64-wide head in four). */
     private static final int OUT_VECTORS = 4;
+    /** Value rows per block of the weighted sum (16 KB of a 128-wide head). */
+    static final int SUM_BLOCK = 32;
+    /**
+     * Query heads of one KV group that share each block of key and value rows (Qwen2.5's groups are 5 to 8 heads):
+     * without it each head of a Qwen2.5-32B group read its KV head's K and V again (1 MB each at 2,048 keys, beyond
+     * L2), about 35 % of the attention's time at that shape.
+     */
+    static final int HEAD_TILE = 8;
 
     private VectorAttention() {}
 
@@ -30,61 +38,115 @@ final class VectorAttention {
     }
 
     /**
-     * scores[j] = dot(q[qOff, qOff + d), k[keys[j], keys[j] + d)) · scale for j &lt; visible, each dot product as
-     * {@link VectorKernels#dot} computes it. {@code ch}: {@link #chains()}.
+     * scores[h · stride + j] = dot(q[qOff + h·d, + d), k[keys[j], + d)) · scale for heads h &lt; heads and keys j &lt;
+     * visible, each dot product as {@link VectorKernels#dot} computes it. The heads (consecutive query heads of one KV
+     * group, at most {@link #HEAD_TILE}) take each block of key rows in turn while it is in L1. {@code ch}: {@link
+     * #chains()}.
      */
     static void scores(
-            float[] q, int qOff, float[] k, int[] keys, int visible, int d, float scale, float[] scores, float[] ch) {
-        int upper = F.loopBound(d);
+            float[] q,
+            int qOff,
+            int heads,
+            float[] k,
+            int[] keys,
+            int visible,
+            int d,
+            float scale,
+            float[] scores,
+            int stride,
+            float[] ch) {
         for (int j0 = 0; j0 < visible; j0 += KEY_BLOCK) {
             int n = Math.min(KEY_BLOCK, visible - j0);
-            int j = 0;
-            for (; j + 4 <= n; j += 4) {
-                int k0 = keys[j0 + j];
-                int k1 = keys[j0 + j + 1];
-                int k2 = keys[j0 + j + 2];
-                int k3 = keys[j0 + j + 3];
-                FloatVector a0 = FloatVector.zero(F);
-                FloatVector a1 = FloatVector.zero(F);
-                FloatVector a2 = FloatVector.zero(F);
-                FloatVector a3 = FloatVector.zero(F);
-                for (int i = 0; i < upper; i += V) {
-                    FloatVector qv = FloatVector.fromArray(F, q, qOff + i);
-                    a0 = qv.fma(FloatVector.fromArray(F, k, k0 + i), a0);
-                    a1 = qv.fma(FloatVector.fromArray(F, k, k1 + i), a1);
-                    a2 = qv.fma(FloatVector.fromArray(F, k, k2 + i), a2);
-                    a3 = qv.fma(FloatVector.fromArray(F, k, k3 + i), a3);
-                }
-                a0.intoArray(ch, j * V);
-                a1.intoArray(ch, (j + 1) * V);
-                a2.intoArray(ch, (j + 2) * V);
-                a3.intoArray(ch, (j + 3) * V);
-            }
-            for (; j < n; j++) {
-                int kj = keys[j0 + j];
-                FloatVector a = FloatVector.zero(F);
-                for (int i = 0; i < upper; i += V) {
-                    a = FloatVector.fromArray(F, q, qOff + i).fma(FloatVector.fromArray(F, k, kj + i), a);
-                }
-                a.intoArray(ch, j * V);
-            }
-            LaneSums.of(ch, V, V, n, 1, ch, KEY_BLOCK * V, 0);
-            for (j = 0; j < n; j++) {
-                float s = ch[KEY_BLOCK * V + j];
-                int kj = keys[j0 + j];
-                for (int i = upper; i < d; i++) {
-                    s += q[qOff + i] * k[kj + i];
-                }
-                scores[j0 + j] = s * scale;
+            for (int h = 0; h < heads; h++) {
+                block(q, qOff + h * d, k, keys, j0, n, d, scale, scores, h * stride, ch);
             }
         }
     }
 
+    /** The scores of keys j0 .. j0 + n − 1 (n ≤ {@link #KEY_BLOCK}) for the query at qOff, into scores[sOff + j]. */
+    private static void block(
+            float[] q,
+            int qOff,
+            float[] k,
+            int[] keys,
+            int j0,
+            int n,
+            int d,
+            float scale,
+            float[] scores,
+            int sOff,
+            float[] ch) {
+        int upper = F.loopBound(d);
+        int j = 0;
+        for (; j + 4 <= n; j += 4) {
+            int k0 = keys[j0 + j];
+            int k1 = keys[j0 + j + 1];
+            int k2 = keys[j0 + j + 2];
+            int k3 = keys[j0 + j + 3];
+            FloatVector a0 = FloatVector.zero(F);
+            FloatVector a1 = FloatVector.zero(F);
+            FloatVector a2 = FloatVector.zero(F);
+            FloatVector a3 = FloatVector.zero(F);
+            for (int i = 0; i < upper; i += V) {
+                FloatVector qv = FloatVector.fromArray(F, q, qOff + i);
+                a0 = qv.fma(FloatVector.fromArray(F, k, k0 + i), a0);
+                a1 = qv.fma(FloatVector.fromArray(F, k, k1 + i), a1);
+                a2 = qv.fma(FloatVector.fromArray(F, k, k2 + i), a2);
+                a3 = qv.fma(FloatVector.fromArray(F, k, k3 + i), a3);
+            }
+            a0.intoArray(ch, j * V);
+            a1.intoArray(ch, (j + 1) * V);
+            a2.intoArray(ch, (j + 2) * V);
+            a3.intoArray(ch, (j + 3) * V);
+        }
+        for (; j < n; j++) {
+            int kj = keys[j0 + j];
+            FloatVector a = FloatVector.zero(F);
+            for (int i = 0; i < upper; i += V) {
+                a = FloatVector.fromArray(F, q, qOff + i).fma(FloatVector.fromArray(F, k, kj + i), a);
+            }
+            a.intoArray(ch, j * V);
+        }
+        LaneSums.of(ch, V, V, n, 1, ch, KEY_BLOCK * V, 0);
+        for (j = 0; j < n; j++) {
+            float s = ch[KEY_BLOCK * V + j];
+            int kj = keys[j0 + j];
+            for (int i = upper; i < d; i++) {
+                s += q[qOff + i] * k[kj + i];
+            }
+            scores[sOff + j0 + j] = s * scale;
+        }
+    }
+
     /**
-     * out[outOff + i] += (p[j] · inv) · v[keys[j] + i] for i &lt; d, key by key in increasing j, each step as {@link
-     * VectorKernels#axpy} takes it (a fused multiply-add per full vector, a multiply then an add in the tail).
+     * out[outOff + h·d + i] += (p[h · stride + j] · inv[h]) · v[keys[j] + i] for heads h &lt; heads and i &lt; d, key
+     * by key in increasing j, each step as {@link VectorKernels#axpy} takes it (a fused multiply-add per full vector,
+     * a multiply then an add in the tail). Blocks of {@link #SUM_BLOCK} value rows are taken by every head in turn
+     * while they are in L1; each head's output stays in registers over a block (stored and reloaded between blocks,
+     * which is exact).
      */
-    static void weightedSum(float[] p, float inv, float[] v, int[] keys, int visible, int d, float[] out, int outOff) {
+    static void weightedSum(
+            float[] p,
+            int stride,
+            float[] inv,
+            int heads,
+            float[] v,
+            int[] keys,
+            int visible,
+            int d,
+            float[] out,
+            int outOff) {
+        for (int j0 = 0; j0 < visible; j0 += SUM_BLOCK) {
+            int j1 = Math.min(visible, j0 + SUM_BLOCK);
+            for (int h = 0; h < heads; h++) {
+                sumBlock(p, h * stride, inv[h], v, keys, j0, j1, d, out, outOff + h * d);
+            }
+        }
+    }
+
+    /** One head's update over keys j0 .. j1 − 1. */
+    private static void sumBlock(
+            float[] p, int pOff, float inv, float[] v, int[] keys, int j0, int j1, int d, float[] out, int outOff) {
         int upper = F.loopBound(d);
         int c0 = 0;
         for (; c0 + OUT_VECTORS * V <= upper; c0 += OUT_VECTORS * V) {
@@ -93,8 +155,8 @@ final class VectorAttention {
             FloatVector o1 = FloatVector.fromArray(F, out, o + V);
             FloatVector o2 = FloatVector.fromArray(F, out, o + 2 * V);
             FloatVector o3 = FloatVector.fromArray(F, out, o + 3 * V);
-            for (int j = 0; j < visible; j++) {
-                FloatVector a = FloatVector.broadcast(F, p[j] * inv);
+            for (int j = j0; j < j1; j++) {
+                FloatVector a = FloatVector.broadcast(F, p[pOff + j] * inv);
                 int x = keys[j] + c0;
                 o0 = FloatVector.fromArray(F, v, x).fma(a, o0);
                 o1 = FloatVector.fromArray(F, v, x + V).fma(a, o1);
@@ -109,15 +171,15 @@ final class VectorAttention {
         for (; c0 < upper; c0 += V) {
             int o = outOff + c0;
             FloatVector acc = FloatVector.fromArray(F, out, o);
-            for (int j = 0; j < visible; j++) {
-                acc = FloatVector.fromArray(F, v, keys[j] + c0).fma(FloatVector.broadcast(F, p[j] * inv), acc);
+            for (int j = j0; j < j1; j++) {
+                acc = FloatVector.fromArray(F, v, keys[j] + c0).fma(FloatVector.broadcast(F, p[pOff + j] * inv), acc);
             }
             acc.intoArray(out, o);
         }
         for (int i = upper; i < d; i++) {
             float acc = out[outOff + i];
-            for (int j = 0; j < visible; j++) {
-                acc += p[j] * inv * v[keys[j] + i];
+            for (int j = j0; j < j1; j++) {
+                acc += p[pOff + j] * inv * v[keys[j] + i];
             }
             out[outOff + i] = acc;
         }

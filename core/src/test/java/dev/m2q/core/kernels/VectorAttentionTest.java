@@ -57,29 +57,37 @@ class VectorAttentionTest {
         SplittableRandom rnd = new SplittableRandom(17);
         for (int d : HEAD_DIMS) {
             for (int n : KEY_COUNTS) {
-                int stride = 2 * d + 3;
-                float[] q = randoms(rnd, d + 5);
-                float[] kv = randoms(rnd, (2 * n + 2) * stride);
-                int[] keys = keys(rnd, n, stride, d / 2);
-                float scale = (float) (1.0 / Math.sqrt(d));
+                for (int nh = 1; nh <= VectorAttention.HEAD_TILE; nh++) {
+                    int stride = 2 * d + 3;
+                    int sStride = n + 2;
+                    float[] q = randoms(rnd, 5 + nh * d);
+                    float[] kv = randoms(rnd, (2 * n + 2) * stride);
+                    int[] keys = keys(rnd, n, stride, d / 2);
+                    float scale = (float) (1.0 / Math.sqrt(d));
+                    String what = "d " + d + ", keys " + n + ", heads " + nh;
 
-                float[] want = new float[n];
-                for (int j = 0; j < n; j++) {
-                    want[j] = vk.dot(q, 5, kv, keys[j], d) * scale;
-                }
-                float[] got = new float[n + 1];
-                VectorAttention.scores(q, 5, kv, keys, n, d, scale, got, VectorAttention.chains());
-                assertArrayEquals(bits(want), bits(java.util.Arrays.copyOf(got, n)), "scores, d " + d + ", keys " + n);
+                    float[] want = new float[nh * sStride];
+                    for (int h = 0; h < nh; h++) {
+                        for (int j = 0; j < n; j++) {
+                            want[h * sStride + j] = vk.dot(q, 5 + h * d, kv, keys[j], d) * scale;
+                        }
+                    }
+                    float[] got = new float[nh * sStride];
+                    VectorAttention.scores(q, 5, nh, kv, keys, n, d, scale, got, sStride, VectorAttention.chains());
+                    assertArrayEquals(bits(want), bits(got), "scores, " + what);
 
-                float[] p = randoms(rnd, n);
-                float inv = 0.37f;
-                float[] outWant = randoms(rnd, d + 9);
-                float[] outGot = outWant.clone();
-                for (int j = 0; j < n; j++) {
-                    vk.axpy(p[j] * inv, kv, keys[j], outWant, 9, d);
+                    float[] p = randoms(rnd, nh * sStride);
+                    float[] inv = randoms(rnd, nh);
+                    float[] outWant = randoms(rnd, 9 + nh * d + 4);
+                    float[] outGot = outWant.clone();
+                    for (int h = 0; h < nh; h++) {
+                        for (int j = 0; j < n; j++) {
+                            vk.axpy(p[h * sStride + j] * inv[h], kv, keys[j], outWant, 9 + h * d, d);
+                        }
+                    }
+                    VectorAttention.weightedSum(p, sStride, inv, nh, kv, keys, n, d, outGot, 9);
+                    assertArrayEquals(bits(outWant), bits(outGot), "weighted sum, " + what);
                 }
-                VectorAttention.weightedSum(p, inv, kv, keys, n, d, outGot, 9);
-                assertArrayEquals(bits(outWant), bits(outGot), "weighted sum, d " + d + ", keys " + n);
             }
         }
     }
@@ -133,28 +141,30 @@ class VectorAttentionTest {
     @Test
     void attentionHasTheBitsOfTheKeyByKeyLoop() {
         SplittableRandom rnd = new SplittableRandom(23);
-        int heads = 4;
-        int kvHeads = 2;
-        for (int d : new int[] {64, 72, 128}) {
-            // decoding after a prompt (1 row), a verify (3 rows), a calibration batch (2 sequences from position 0)
-            for (int[] shape : new int[][] {{1, 1, 40}, {1, 3, 37}, {2, 21, 0}}) {
-                int nSeq = shape[0];
-                int seqLen = shape[1];
-                int startPos = shape[2];
-                int total = startPos + seqLen;
-                float[] q = randoms(rnd, nSeq * seqLen * heads * d);
-                float[] k = randoms(rnd, nSeq * total * kvHeads * d);
-                float[] v = randoms(rnd, nSeq * total * kvHeads * d);
-                float[] want = new float[q.length];
-                float[] got = new float[q.length];
-                attentionByKey(VectorKernels.INSTANCE, q, k, v, nSeq, seqLen, startPos, heads, kvHeads, d, want);
-                VectorKernels.INSTANCE.attention(q, k, v, nSeq, seqLen, startPos, heads, kvHeads, d, got);
-                assertArrayEquals(bits(want), bits(got), "d " + d + ", shape " + java.util.Arrays.toString(shape));
-                // and the scalar kernels still take their own dot and axpy
-                attentionByKey(ScalarKernels.INSTANCE, q, k, v, nSeq, seqLen, startPos, heads, kvHeads, d, want);
-                ScalarKernels.INSTANCE.attention(q, k, v, nSeq, seqLen, startPos, heads, kvHeads, d, got);
-                assertArrayEquals(bits(want), bits(got), "scalar, d " + d);
+        // 4 heads in groups of 2 (the fixture), 10 in groups of 5 (Qwen2.5-32B), 18 in one group (tiles of 8, 8, 2)
+        for (int[] hk : new int[][] {{4, 2}, {10, 2}, {18, 1}})
+            for (int d : new int[] {64, 72, 128}) {
+                int heads = hk[0];
+                int kvHeads = hk[1];
+                // decoding after a prompt (1 row), a verify (3 rows), a calibration batch (2 sequences from position 0)
+                for (int[] shape : new int[][] {{1, 1, 40}, {1, 3, 37}, {2, 21, 0}, {1, 1, 700}}) {
+                    int nSeq = shape[0];
+                    int seqLen = shape[1];
+                    int startPos = shape[2];
+                    int total = startPos + seqLen;
+                    float[] q = randoms(rnd, nSeq * seqLen * heads * d);
+                    float[] k = randoms(rnd, nSeq * total * kvHeads * d);
+                    float[] v = randoms(rnd, nSeq * total * kvHeads * d);
+                    float[] want = new float[q.length];
+                    float[] got = new float[q.length];
+                    attentionByKey(VectorKernels.INSTANCE, q, k, v, nSeq, seqLen, startPos, heads, kvHeads, d, want);
+                    VectorKernels.INSTANCE.attention(q, k, v, nSeq, seqLen, startPos, heads, kvHeads, d, got);
+                    assertArrayEquals(bits(want), bits(got), "d " + d + ", shape " + java.util.Arrays.toString(shape));
+                    // and the scalar kernels still take their own dot and axpy
+                    attentionByKey(ScalarKernels.INSTANCE, q, k, v, nSeq, seqLen, startPos, heads, kvHeads, d, want);
+                    ScalarKernels.INSTANCE.attention(q, k, v, nSeq, seqLen, startPos, heads, kvHeads, d, got);
+                    assertArrayEquals(bits(want), bits(got), "scalar, d " + d);
+                }
             }
-        }
     }
 }
