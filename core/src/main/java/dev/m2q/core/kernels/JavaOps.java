@@ -50,7 +50,10 @@ final class JavaOps {
         });
     }
 
-    /** {@link Kernels#attention}, one (row, head) per work item, its dot products and updates on {@code k}. */
+    /**
+     * {@link Kernels#attention}, one (row, head) per work item, its dot products and updates on {@code k}; a task
+     * takes consecutive heads of one KV group in one {@link #softmaxAttend} pass.
+     */
     static void attention(
             Kernels kern,
             float[] q,
@@ -70,12 +73,8 @@ final class JavaOps {
         float scale = (float) (1.0 / Math.sqrt(d));
         java.util.Arrays.fill(out, 0, nSeq * seqLen * qDim, 0f);
         Parallel.forRange(nSeq * seqLen * heads, (long) total * d, (from, to) -> {
-            boolean vector = kern instanceof VectorKernels;
-            int tile = vector ? VectorAttention.HEAD_TILE : 1;
-            float[] scores = new float[tile * total];
-            float[] inv = new float[tile];
-            int[] keys = new int[total];
-            float[] scratch = vector ? VectorAttention.chains() : null;
+            Pass p = Pass.of(kern, total);
+            int[] keys = p.keys;
             for (int item = from; item < to; ) {
                 int row = item / heads; // query row over all sequences
                 int h = item % heads;
@@ -83,13 +82,13 @@ final class JavaOps {
                 int t = row % seqLen;
                 int kv0 = s * total; // the sequence's first key row
                 int kvh = h / group;
-                int nh = heads(item, to, h, heads, group, tile);
+                int nh = heads(item, to, h, heads, group, p.tile);
                 int qOff = row * qDim + h * d;
                 int visible = startPos + t + 1;
                 for (int j = 0; j < visible; j++) {
                     keys[j] = (kv0 + j) * kvDim + kvh * d;
                 }
-                softmaxAttend(kern, q, qOff, nh, k, v, keys, visible, d, scale, scores, total, inv, scratch, out);
+                softmaxAttend(kern, p, q, qOff, nh, k, v, visible, d, scale, out);
                 item += nh;
             }
         });
@@ -105,31 +104,50 @@ final class JavaOps {
     }
 
     /**
+     * One task's buffers for {@link #softmaxAttend}: the key offsets [most], the scores of up to {@code tile} heads
+     * [tile, most] and their 1/sum [tile], and on the vector kernels {@link VectorAttention#chains()} (the scalar
+     * kernels take one head at a time on their own dot and axpy, chains null).
+     */
+    private record Pass(int tile, int most, int[] keys, float[] scores, float[] inv, float[] chains) {
+        static Pass of(Kernels kern, int most) {
+            boolean vector = kern instanceof VectorKernels;
+            int tile = vector ? VectorAttention.HEAD_TILE : 1;
+            return new Pass(
+                    tile,
+                    most,
+                    new int[most],
+                    new float[tile * most],
+                    new float[tile],
+                    vector ? VectorAttention.chains() : null);
+        }
+    }
+
+    /**
      * Attention of {@code nh} consecutive query heads of one KV group (q and out at qOff + i·d for head i) over the
-     * key rows at offsets keys[0, visible) of k and v: scores s_j = dot(q, k_j)·scale, e_j = fp32(exp(s_j − max s)),
-     * sum = Σ e_j in double, out += (e_j · fp32(1/sum)) · v_j key by key with the kernels' axpy; each head's bits are
-     * those of computing it alone. {@code scratch}: {@link VectorAttention#chains()} when kern is the vector
-     * kernels (whose dot and axpy it then runs with the same bits, the heads sharing each block of rows in L1), else
-     * null and nh 1. scores holds nh rows of {@code stride}, inv nh.
+     * key rows at offsets p.keys[0, visible) of k and v: scores s_j = dot(q, k_j)·scale, e_j = fp32(exp(s_j − max
+     * s)), sum = Σ e_j in double, out += (e_j · fp32(1/sum)) · v_j key by key with the kernels' axpy; each head's bits
+     * are those of computing it alone. On the vector kernels {@link VectorAttention} runs their dot and axpy with the
+     * same bits, the heads sharing each block of rows in L1.
      */
     private static void softmaxAttend(
             Kernels kern,
+            Pass p,
             float[] q,
             int qOff,
             int nh,
             float[] k,
             float[] v,
-            int[] keys,
             int visible,
             int d,
             float scale,
-            float[] scores,
-            int stride,
-            float[] inv,
-            float[] scratch,
             float[] out) {
-        if (scratch != null) {
-            VectorAttention.scores(q, qOff, nh, k, keys, visible, d, scale, scores, stride, scratch);
+        int[] keys = p.keys;
+        float[] scores = p.scores;
+        int stride = p.most;
+        float[] inv = p.inv;
+        float[] chains = p.chains;
+        if (chains != null) {
+            VectorAttention.scores(q, qOff, nh, k, keys, visible, d, scale, scores, stride, chains);
         } else {
             for (int j = 0; j < visible; j++) {
                 scores[j] = kern.dot(q, qOff, k, keys[j], d) * scale;
@@ -149,7 +167,7 @@ final class JavaOps {
             }
             inv[h] = (float) (1.0 / sum);
         }
-        if (scratch != null) {
+        if (chains != null) {
             VectorAttention.weightedSum(scores, stride, inv, nh, v, keys, visible, d, out, qOff);
         } else {
             for (int j = 0; j < visible; j++) {
@@ -181,23 +199,19 @@ final class JavaOps {
         float scale = (float) (1.0 / Math.sqrt(d));
         java.util.Arrays.fill(out, 0, rows * qDim, 0f);
         Parallel.forRange(rows * heads, (long) most * d, (from, to) -> {
-            boolean vector = kern instanceof VectorKernels;
-            int tile = vector ? VectorAttention.HEAD_TILE : 1;
-            float[] scores = new float[tile * most];
-            float[] inv = new float[tile];
-            int[] keys = new int[most];
-            float[] scratch = vector ? VectorAttention.chains() : null;
+            Pass p = Pass.of(kern, most);
+            int[] keys = p.keys;
             for (int item = from; item < to; ) {
                 int row = item / heads;
                 int h = item % heads;
                 int kvh = h / group;
-                int nh = heads(item, to, h, heads, group, tile);
+                int nh = heads(item, to, h, heads, group, p.tile);
                 int qOff = row * qDim + h * d;
                 int visible = layout.visible(row);
                 for (int j = 0; j < visible; j++) {
                     keys[j] = layout.key(row, j) * kvDim + kvh * d;
                 }
-                softmaxAttend(kern, q, qOff, nh, k, v, keys, visible, d, scale, scores, most, inv, scratch, out);
+                softmaxAttend(kern, p, q, qOff, nh, k, v, visible, d, scale, out);
                 item += nh;
             }
         });
