@@ -198,8 +198,8 @@ final class VectorW4 {
      * y[t, n0..n1) for rows t &lt; rows ≤ {@link #MULTI_ROWS}, from xs = the rows of x {@link #prescaled}; n1 − n0 is
      * a multiple of V. As {@link #singleToken}, groups outermost; 2 rows run {@link #rows2} (four channel vectors
      * per tile), 3 and 4 {@link #rows4}, 5 to 8 {@link #rows8} (two; spare rows repeat the last real one and are not
-     * written). Each y[t, n]
-     * is the sequence of {@link Kernels#matmul}: the chains per group in increasing k, then one scale FMA.
+     * written). Each y[t, n] is the sequence of {@link Kernels#matmul}: the chains per group in increasing k, then
+     * one scale FMA.
      */
     private static void multiRow(
             Matrix.W4 w, float[] xs, int rows, float[] sx, float[] bias, float[] y, int n0, int n1) {
