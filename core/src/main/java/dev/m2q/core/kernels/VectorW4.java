@@ -197,9 +197,10 @@ final class VectorW4 {
     /**
      * y[t, n0..n1) for rows t &lt; rows ≤ {@link #MULTI_ROWS}, from xs = the rows of x {@link #prescaled}; n1 − n0 is
      * a multiple of V. As {@link #singleToken}, groups outermost; 2 rows run {@link #rows2} (four channel vectors
-     * per tile), 3 and 4 {@link #rows4}, 5 to 8 {@link #rows8} (two; spare rows repeat the last real one and are not
-     * written). Each y[t, n] is the sequence of {@link Kernels#matmul}: the chains per group in increasing k, then
-     * one scale FMA.
+     * per tile), 3 and 4 {@link #rows4} (two), 5 to 8 {@link #rows4} twice, over rows 0–3 and 4–7 (spare rows repeat
+     * the last real one and are not written). One pass over 8 rows (16 chains) decoded each word once but ran 1.2–1.6×
+     * slower than two passes of 8 chains that decode it twice (5120 × 5120, one core: 3,853 against 3,295 µs). Each
+     * y[t, n] is the sequence of {@link Kernels#matmul}: the chains per group in increasing k, then one scale FMA.
      */
     private static void multiRow(
             Matrix.W4 w, float[] xs, int rows, float[] sx, float[] bias, float[] y, int n0, int n1) {
@@ -231,8 +232,11 @@ final class VectorW4 {
             for (; c + tile * V <= n1; c += tile * V) {
                 switch (kernel) {
                     case 2 -> rows2(qw, n, r0, r1, c, xs, xo, rows, scales, g * n, zt, y);
-                    case 4 -> rows4(qw, n, r0, r1, c, xs, xo, rows, scales, g * n, zt, y);
-                    default -> rows8(qw, n, r0, r1, c, xs, xo, rows, scales, g * n, zt, y);
+                    case 4 -> rows4(qw, n, r0, r1, c, xs, xo, rows, scales, g * n, zt, y, 0);
+                    default -> {
+                        rows4(qw, n, r0, r1, c, xs, xo, rows, scales, g * n, zt, y, 0);
+                        rows4(qw, n, r0, r1, c, xs, xo, rows, scales, g * n, zt, y, 4);
+                    }
                 }
             }
             for (; c < n1; c += V) {
@@ -309,120 +313,11 @@ final class VectorW4 {
     }
 
     /**
-     * One group's contribution to 2·V channels from c for 8 rows of x (rows past {@code live} repeat the last
-     * real row and are not written): 16 FMA chains over packed rows [r0, r1), each word decoded once for
-     * all rows, then y = fma(scale, chain − 8·sx, y) per live row.
-     */
-    private static void rows8(
-            MemorySegment qw,
-            int n,
-            int r0,
-            int r1,
-            int c,
-            float[] xs,
-            int[] xo,
-            int live,
-            float[] scales,
-            int sOff,
-            float[] zt,
-            float[] y) {
-        int x0 = xo[0];
-        int x1 = xo[1];
-        int x2 = xo[2];
-        int x3 = xo[3];
-        int x4 = xo[4];
-        int x5 = xo[5];
-        int x6 = xo[6];
-        int x7 = xo[7];
-        FloatVector a00 = FloatVector.zero(F);
-        FloatVector a01 = a00;
-        FloatVector a10 = a00;
-        FloatVector a11 = a00;
-        FloatVector a20 = a00;
-        FloatVector a21 = a00;
-        FloatVector a30 = a00;
-        FloatVector a31 = a00;
-        FloatVector a40 = a00;
-        FloatVector a41 = a00;
-        FloatVector a50 = a00;
-        FloatVector a51 = a00;
-        FloatVector a60 = a00;
-        FloatVector a61 = a00;
-        FloatVector a70 = a00;
-        FloatVector a71 = a00;
-        for (int r = r0; r < r1; r++) {
-            long off = 4L * ((long) r * n + c);
-            IntVector w0 = IntVector.fromMemorySegment(I, qw, off, LE);
-            IntVector w1 = IntVector.fromMemorySegment(I, qw, off + 4L * V, LE);
-            int kb = 8 * r;
-            for (int j = 0; j < 8; j++) {
-                FloatVector d0 = code(w0, j);
-                FloatVector d1 = code(w1, j);
-                FloatVector xb;
-                xb = FloatVector.broadcast(F, xs[x0 + kb + j]);
-                a00 = d0.fma(xb, a00);
-                a01 = d1.fma(xb, a01);
-                xb = FloatVector.broadcast(F, xs[x1 + kb + j]);
-                a10 = d0.fma(xb, a10);
-                a11 = d1.fma(xb, a11);
-                xb = FloatVector.broadcast(F, xs[x2 + kb + j]);
-                a20 = d0.fma(xb, a20);
-                a21 = d1.fma(xb, a21);
-                xb = FloatVector.broadcast(F, xs[x3 + kb + j]);
-                a30 = d0.fma(xb, a30);
-                a31 = d1.fma(xb, a31);
-                xb = FloatVector.broadcast(F, xs[x4 + kb + j]);
-                a40 = d0.fma(xb, a40);
-                a41 = d1.fma(xb, a41);
-                xb = FloatVector.broadcast(F, xs[x5 + kb + j]);
-                a50 = d0.fma(xb, a50);
-                a51 = d1.fma(xb, a51);
-                xb = FloatVector.broadcast(F, xs[x6 + kb + j]);
-                a60 = d0.fma(xb, a60);
-                a61 = d1.fma(xb, a61);
-                xb = FloatVector.broadcast(F, xs[x7 + kb + j]);
-                a70 = d0.fma(xb, a70);
-                a71 = d1.fma(xb, a71);
-            }
-        }
-        scaleInto(a00, scales, sOff + c, zt[0], y, c);
-        scaleInto(a01, scales, sOff + c + V, zt[0], y, c + V);
-        if (live > 1) {
-            scaleInto(a10, scales, sOff + c, zt[1], y, 1 * n + c);
-            scaleInto(a11, scales, sOff + c + V, zt[1], y, 1 * n + c + V);
-        }
-        if (live > 2) {
-            scaleInto(a20, scales, sOff + c, zt[2], y, 2 * n + c);
-            scaleInto(a21, scales, sOff + c + V, zt[2], y, 2 * n + c + V);
-        }
-        if (live > 3) {
-            scaleInto(a30, scales, sOff + c, zt[3], y, 3 * n + c);
-            scaleInto(a31, scales, sOff + c + V, zt[3], y, 3 * n + c + V);
-        }
-        if (live > 4) {
-            scaleInto(a40, scales, sOff + c, zt[4], y, 4 * n + c);
-            scaleInto(a41, scales, sOff + c + V, zt[4], y, 4 * n + c + V);
-        }
-        if (live > 5) {
-            scaleInto(a50, scales, sOff + c, zt[5], y, 5 * n + c);
-            scaleInto(a51, scales, sOff + c + V, zt[5], y, 5 * n + c + V);
-        }
-        if (live > 6) {
-            scaleInto(a60, scales, sOff + c, zt[6], y, 6 * n + c);
-            scaleInto(a61, scales, sOff + c + V, zt[6], y, 6 * n + c + V);
-        }
-        if (live > 7) {
-            scaleInto(a70, scales, sOff + c, zt[7], y, 7 * n + c);
-            scaleInto(a71, scales, sOff + c + V, zt[7], y, 7 * n + c + V);
-        }
-    }
-
-    /**
-     * One group's contribution to 2·V channels from c for 4 rows of x (rows past {@code live} repeat the last real
-     * row and are not written): 8 FMA chains, each word decoded once for all rows, then y = fma(scale, chain − 8·sx,
-     * y) per live row. Two channel vectors, not four: with 16 chains, four decoded vectors and four words in
-     * registers, the 4-row product took twice the 2-row one's time (768 × 256, one core: 19 against 9 µs; now 12;
-     * at 5120 × 5120, 2,166 → 1,524 µs).
+     * One group's contribution to 2·V channels from c for rows t0 .. t0 + 3 of x (rows from {@code live} on repeat
+     * the last real row and are not written): 8 FMA chains, each word decoded once for these rows, then y =
+     * fma(scale, chain − 8·sx, y) per live row. Two channel vectors, not four: with 16 chains, four decoded vectors
+     * and four words in registers, the 4-row product took twice the 2-row one's time (768 × 256, one core: 19
+     * against 9 µs; now 12; at 5120 × 5120, 2,166 → 1,524 µs).
      */
     private static void rows4(
             MemorySegment qw,
@@ -436,11 +331,12 @@ final class VectorW4 {
             float[] scales,
             int sOff,
             float[] zt,
-            float[] y) {
-        int x0 = xo[0];
-        int x1 = xo[1];
-        int x2 = xo[2];
-        int x3 = xo[3];
+            float[] y,
+            int t0) {
+        int x0 = xo[t0 + 0];
+        int x1 = xo[t0 + 1];
+        int x2 = xo[t0 + 2];
+        int x3 = xo[t0 + 3];
         FloatVector a00 = FloatVector.zero(F);
         FloatVector a01 = a00;
         FloatVector a10 = a00;
@@ -472,19 +368,19 @@ final class VectorW4 {
                 a31 = d1.fma(xb, a31);
             }
         }
-        scaleInto(a00, scales, sOff + c, zt[0], y, c);
-        scaleInto(a01, scales, sOff + c + V, zt[0], y, c + V);
-        if (live > 1) {
-            scaleInto(a10, scales, sOff + c, zt[1], y, 1 * n + c);
-            scaleInto(a11, scales, sOff + c + V, zt[1], y, 1 * n + c + V);
+        scaleInto(a00, scales, sOff + c, zt[t0], y, t0 * n + c);
+        scaleInto(a01, scales, sOff + c + V, zt[t0], y, t0 * n + c + V);
+        if (live > t0 + 1) {
+            scaleInto(a10, scales, sOff + c, zt[t0 + 1], y, (t0 + 1) * n + c);
+            scaleInto(a11, scales, sOff + c + V, zt[t0 + 1], y, (t0 + 1) * n + c + V);
         }
-        if (live > 2) {
-            scaleInto(a20, scales, sOff + c, zt[2], y, 2 * n + c);
-            scaleInto(a21, scales, sOff + c + V, zt[2], y, 2 * n + c + V);
+        if (live > t0 + 2) {
+            scaleInto(a20, scales, sOff + c, zt[t0 + 2], y, (t0 + 2) * n + c);
+            scaleInto(a21, scales, sOff + c + V, zt[t0 + 2], y, (t0 + 2) * n + c + V);
         }
-        if (live > 3) {
-            scaleInto(a30, scales, sOff + c, zt[3], y, 3 * n + c);
-            scaleInto(a31, scales, sOff + c + V, zt[3], y, 3 * n + c + V);
+        if (live > t0 + 3) {
+            scaleInto(a30, scales, sOff + c, zt[t0 + 3], y, (t0 + 3) * n + c);
+            scaleInto(a31, scales, sOff + c + V, zt[t0 + 3], y, (t0 + 3) * n + c + V);
         }
     }
 

@@ -45,8 +45,9 @@ class W4KernelTest {
         "64, 200, 256, 32, MONOTONIC, true, false",
         "64, 16, 384, 128, RANDOM, true, false",
         "70, 37, 128, 32, PERMUTED, false, true",
-        // 2..8 rows (a speculative verify of k + 1 tokens): every word decoded once for all rows; the 2-, 4- and
-        // 8-row register tiles, spare rows of the 4- and 8-row ones (3, 5, 6, 7), a ragged vector tail after the
+        // 2..8 rows (a speculative verify of k + 1 tokens): each word decoded once per pass of up to 4 rows; the 2-
+        // and 4-row register tiles, two 4-row passes from 5 rows, spare rows (3, 5, 6, 7), a ragged vector tail after
+        // the
         // tiles (N = 208 = 13 vectors), a scalar tail (N = 100), and tiny x falling back to the buffered path
         "2, 208, 256, 32, MONOTONIC, true, false",
         "3, 100, 512, 128, MONOTONIC, false, false",
