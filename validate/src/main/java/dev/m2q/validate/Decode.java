@@ -15,8 +15,14 @@ public final class Decode {
     /** Timed runs at most. */
     static final int MAX_TIMED_RUNS = 20;
 
-    /** Timed decoding at most (past {@link #TIMED_RUNS}), so that a large model stops after its first runs. */
+    /**
+     * Timed decoding at most, counted from the first timed run and checked once {@link #TIMED_RUNS} have run, so
+     * that a large model stops after its first runs.
+     */
     static final long MAX_TIMED_NANOS = 10_000_000_000L;
+
+    /** Timed runs in a row without a gain after which the fastest counts. */
+    static final int STALE_RUNS = 3;
 
     /** A run at least this much faster than the best so far counts as still getting faster. */
     static final double FASTER = 0.98;
@@ -27,10 +33,10 @@ public final class Decode {
      * Decode tokens/s: prefill {@code prompt}, then generate {@code tokens} greedily, timing only the generation
      * (one timed forward per token). Full-length untimed runs first let the JIT compile the decode path, and the
      * fastest of the timed runs counts: measured, a single run after an 8-token warm-up put the W4A16 kernel below
-     * BF16 on the fixture while it was still compiling. Timed runs continue while the last three brought a run 2 %
-     * faster than any before, up to {@link #MAX_TIMED_RUNS} and {@link #MAX_TIMED_NANOS}: in a validate process,
-     * whose earlier work leaves other paths compiled, three runs read the fixture's W4A16 kernel anywhere from 1,100
-     * to 2,600 tokens/s.
+     * BF16 on the fixture while it was still compiling. Timed runs continue until {@link #STALE_RUNS} in a row bring
+     * none 2 % faster than the best, up to {@link #MAX_TIMED_RUNS} and {@link #MAX_TIMED_NANOS}: in a validate
+     * process, whose earlier work leaves other paths compiled, three runs read the fixture's W4A16 kernel anywhere
+     * from 1,100 to 2,600 tokens/s.
      */
     public static double tokensPerSecond(Qwen2Model m, int[] prompt, int tokens) {
         for (int i = 0; i < WARMUP_RUNS; i++) {
@@ -59,7 +65,7 @@ public final class Decode {
         if (runs < TIMED_RUNS) {
             return true;
         }
-        return sinceFaster < 3 && runs < MAX_TIMED_RUNS && spent < MAX_TIMED_NANOS;
+        return sinceFaster < STALE_RUNS && runs < MAX_TIMED_RUNS && spent < MAX_TIMED_NANOS;
     }
 
     /** The greedy continuation of {@code prompt}, {@code tokens} long. */

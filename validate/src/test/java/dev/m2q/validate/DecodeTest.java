@@ -17,8 +17,8 @@ class DecodeTest {
     @Test
     void timingGoesOnWhileRunsGetFasterAndStopsThreeRunsAfterTheLastGain() {
         assertTrue(Decode.moreRuns(Decode.TIMED_RUNS, 0, 0));
-        assertTrue(Decode.moreRuns(7, 2, 1_000_000));
-        assertFalse(Decode.moreRuns(7, 3, 1_000_000));
+        assertTrue(Decode.moreRuns(7, Decode.STALE_RUNS - 1, 1_000_000));
+        assertFalse(Decode.moreRuns(7, Decode.STALE_RUNS, 1_000_000));
     }
 
     @Test

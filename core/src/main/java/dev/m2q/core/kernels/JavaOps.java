@@ -105,8 +105,8 @@ final class JavaOps {
 
     /**
      * One task's buffers for {@link #softmaxAttend}: the key offsets [most], the scores of up to {@code tile} heads
-     * [tile, most] and their 1/sum [tile], and on the vector kernels {@link VectorAttention#chains()} (the scalar
-     * kernels take one head at a time on their own dot and axpy, chains null).
+     * [tile, most] and their 1/sum [tile], and on the vector kernels {@link VectorAttention#chains()} (null for other
+     * kernels, which take one head per pass on their own dot and axpy: sharing rows in L1 needs the blocked loops).
      */
     private record Pass(int tile, int most, int[] keys, float[] scores, float[] inv, float[] chains) {
         static Pass of(Kernels kern, int most) {
@@ -149,8 +149,10 @@ final class JavaOps {
         if (chains != null) {
             VectorAttention.scores(q, qOff, nh, k, keys, visible, d, scale, scores, stride, chains);
         } else {
-            for (int j = 0; j < visible; j++) {
-                scores[j] = kern.dot(q, qOff, k, keys[j], d) * scale;
+            for (int h = 0; h < nh; h++) {
+                for (int j = 0; j < visible; j++) {
+                    scores[h * stride + j] = kern.dot(q, qOff + h * d, k, keys[j], d) * scale;
+                }
             }
         }
         for (int h = 0; h < nh; h++) {
@@ -170,8 +172,10 @@ final class JavaOps {
         if (chains != null) {
             VectorAttention.weightedSum(scores, stride, inv, nh, v, keys, visible, d, out, qOff);
         } else {
-            for (int j = 0; j < visible; j++) {
-                kern.axpy(scores[j] * inv[0], v, keys[j], out, qOff, d);
+            for (int h = 0; h < nh; h++) {
+                for (int j = 0; j < visible; j++) {
+                    kern.axpy(scores[h * stride + j] * inv[h], v, keys[j], out, qOff + h * d, d);
+                }
             }
         }
     }
