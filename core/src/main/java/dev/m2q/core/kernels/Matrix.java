@@ -106,19 +106,32 @@ public sealed interface Matrix permits Matrix.Bf16, Matrix.F32, Matrix.W4 {
      * A 4-bit symmetric weight kept packed in the GPTQ layout (FORMATS.md §2), never expanded to a full copy:
      * W[n, k] = scales[gIdx[k], n] · (q[k, n] − 8), where q[k, n] = (qweight[k / 8, n] >>> 4·(k % 8)) &amp; 0xF.
      * rows = N (out_features), cols = K (in_features).
-     *
-     * @param qweight [K/8, N] little-endian int32 words, row-major; a view of a mapped file or a heap segment (kept
-     *     as given: the W4 kernel's loads were measured 44.5 µs from one kind and 48 µs from two, not worth a
-     *     native copy of a large release's repacked words)
-     * @param scales [K/G, N] row-major, already decoded from F16/BF16 to fp32
-     * @param gIdx [K], the group of each input channel, in [0, K/G); need not be monotonic (desc_act)
-     * @param groupSize G, K % G == 0
      */
-    record W4(MemorySegment qweight, float[] scales, int[] gIdx, int rows, int cols, int groupSize) implements Matrix {
+    final class W4 implements Matrix {
         /** The 4-bit symmetric zero point, 2^(4−1) ({@code quant.Bits.FOUR.zero()}). */
         public static final int ZERO = 8;
 
-        public W4 {
+        private final MemorySegment qweight;
+        private final float[] scales;
+        private final int[] gIdx;
+        private final int rows;
+        private final int cols;
+        private final int groupSize;
+        /**
+         * The members of each group in the kernels' order, built once here: per product it cost 15 % of a fixture
+         * decode step (an O(K) pass and two arrays for a product of 256 × 768).
+         */
+        private final W4Groups groups;
+
+        /**
+         * @param qweight [K/8, N] little-endian int32 words, row-major; a view of a mapped file or a heap segment
+         *     (kept as given: the W4 kernel's loads were measured 44.5 µs from one kind and 48 µs from two, not
+         *     worth a native copy of a large release's repacked words)
+         * @param scales [K/G, N] row-major, already decoded from F16/BF16 to fp32
+         * @param gIdx [K], the group of each input channel, in [0, K/G); need not be monotonic (desc_act)
+         * @param groupSize G, K % G == 0
+         */
+        public W4(MemorySegment qweight, float[] scales, int[] gIdx, int rows, int cols, int groupSize) {
             if (rows <= 0 || cols <= 0 || groupSize <= 0 || cols % 8 != 0 || cols % groupSize != 0) {
                 throw new IllegalArgumentException("W4 matrix [" + rows + ", " + cols + "] with group size " + groupSize
                         + ": K must be a positive multiple of 8 and of the group size");
@@ -141,6 +154,52 @@ public sealed interface Matrix permits Matrix.Bf16, Matrix.F32, Matrix.W4 {
                             "W4 g_idx[" + k + "] = " + gIdx[k] + " not in [0, " + groups + ")");
                 }
             }
+            this.qweight = qweight;
+            this.scales = scales;
+            this.gIdx = gIdx;
+            this.rows = rows;
+            this.cols = cols;
+            this.groupSize = groupSize;
+            this.groups = W4Groups.of(gIdx, groupSize);
+        }
+
+        /** [K/8, N] little-endian int32 words, row-major. */
+        public MemorySegment qweight() {
+            return qweight;
+        }
+
+        /** [K/G, N] row-major fp32. */
+        public float[] scales() {
+            return scales;
+        }
+
+        /** [K], the group of each input channel. */
+        public int[] gIdx() {
+            return gIdx;
+        }
+
+        @Override
+        public int rows() {
+            return rows;
+        }
+
+        @Override
+        public int cols() {
+            return cols;
+        }
+
+        public int groupSize() {
+            return groupSize;
+        }
+
+        /** The input channels of each group, in the order the W4 kernels fold them. */
+        W4Groups groups() {
+            return groups;
+        }
+
+        @Override
+        public String toString() {
+            return "W4[" + rows + ", " + cols + "] g" + groupSize;
         }
 
         /** The heap-backed form, qweight as an int[] [K/8, N]. */

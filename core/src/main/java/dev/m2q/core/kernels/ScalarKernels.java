@@ -33,7 +33,7 @@ public final class ScalarKernels extends JavaKernels {
 
     /** The W4 sequence of {@link Kernels#matmul}, written out as plain loops. */
     private static void matmulW4(float[] x, int rows, Matrix.W4 w, float[] bias, float[] y) {
-        W4Groups groups = W4Groups.of(w);
+        W4Groups groups = w.groups();
         float[] sx = groups.groupSums(x, rows, w.cols());
         Parallel.forRange(
                 w.rows(), (long) rows * w.cols(), (from, to) -> w4Columns(x, rows, w, groups, sx, bias, y, from, to));

@@ -56,7 +56,7 @@ final class VectorW4 {
         if (rows <= 0) {
             return;
         }
-        W4Groups groups = W4Groups.of(w);
+        W4Groups groups = w.groups();
         float[] sx = groups.groupSums(x, rows, k);
         int chunks = n / V;
         if (rows == 1 && groups.contiguous() && w.groupSize() % 8 == 0 && prescalable(x, k)) {

@@ -12,15 +12,15 @@ package dev.m2q.core.kernels;
  *     packed rows [g·G/8, (g+1)·G/8) when G is a multiple of 8
  */
 record W4Groups(int[] members, int[] start, boolean contiguous) {
-    static W4Groups of(Matrix.W4 w) {
-        int k = w.cols();
-        int groups = k / w.groupSize();
-        int[] gIdx = w.gIdx();
+    /** The groups of g_idx (already checked to lie in [0, K/G)). */
+    static W4Groups of(int[] gIdx, int groupSize) {
+        int k = gIdx.length;
+        int groups = k / groupSize;
         int[] start = new int[groups + 1];
         boolean contiguous = true;
         for (int c = 0; c < k; c++) {
             start[gIdx[c] + 1]++;
-            contiguous &= gIdx[c] == c / w.groupSize();
+            contiguous &= gIdx[c] == c / groupSize;
         }
         for (int g = 0; g < groups; g++) {
             start[g + 1] += start[g];
@@ -44,6 +44,20 @@ record W4Groups(int[] members, int[] start, boolean contiguous) {
     float[] groupSums(float[] x, int rows, int k) {
         int groups = groups();
         float[] sx = new float[rows * groups];
+        if (contiguous) {
+            // the same adds in the same order, without the members' indirection
+            int size = k / groups;
+            for (int t = 0; t < rows; t++) {
+                for (int g = 0; g < groups; g++) {
+                    float s = 0f;
+                    for (int i = t * k + g * size, end = i + size; i < end; i++) {
+                        s += x[i];
+                    }
+                    sx[t * groups + g] = s;
+                }
+            }
+            return sx;
+        }
         for (int t = 0; t < rows; t++) {
             for (int g = 0; g < groups; g++) {
                 float s = 0f;

@@ -190,6 +190,35 @@ class W4KernelTest {
     }
 
     /** Random codes in [0, 15], scales in [0.001, 0.05) (typical GPTQ magnitudes), g_idx of the given kind. */
+    /**
+     * The group table a W4 matrix builds once, and its group sums of x: for contiguous groups the sums skip the
+     * members' indirection, which must not change a bit (the same adds in the same order). Integer paths exact.
+     */
+    @ParameterizedTest
+    @CsvSource({"MONOTONIC, 128", "MONOTONIC, 768", "PERMUTED, 128", "RANDOM, 128"})
+    void groupTableAndGroupSums(GIdx kind, int g) {
+        SplittableRandom rnd = new SplittableRandom(17L + g + kind.ordinal());
+        int k = 768;
+        int rows = 3;
+        Matrix.W4 w = randomW4(rnd, 32, k, g, kind);
+        W4Groups groups = w.groups();
+        W4Groups built = W4Groups.of(w.gIdx(), g);
+        assertArrayEquals(built.members(), groups.members());
+        assertArrayEquals(built.start(), groups.start());
+        assertEquals(kind == GIdx.MONOTONIC, groups.contiguous());
+        for (int gr = 0; gr < groups.groups(); gr++) {
+            for (int i = groups.start()[gr]; i < groups.start()[gr + 1]; i++) {
+                assertEquals(gr, w.gIdx()[groups.members()[i]], "member " + i + " of group " + gr);
+                if (i > groups.start()[gr]) {
+                    assertTrue(groups.members()[i] > groups.members()[i - 1], "members in increasing k");
+                }
+            }
+        }
+        float[] x = gaussians(rnd, rows * k);
+        float[] viaMembers = new W4Groups(groups.members(), groups.start(), false).groupSums(x, rows, k);
+        assertArrayEquals(viaMembers, groups.groupSums(x, rows, k), "group sums, bit for bit");
+    }
+
     static Matrix.W4 randomW4(SplittableRandom rnd, int n, int k, int g, GIdx kind) {
         int groups = k / g;
         int[] words = new int[k / 8 * n];
