@@ -1,6 +1,7 @@
 package dev.m2q.core.kernels;
 
 import dev.m2q.core.model.Rope;
+import java.util.Arrays;
 
 /**
  * The Java implementations of the {@link Kernels} operations that are written once for both Java kernels: each
@@ -31,23 +32,69 @@ final class JavaOps {
     /** {@link Kernels#rope}. */
     static void rope(float[] x, int rows, int heads, int headDim, float[] invFreq, int[] positions) {
         int half = headDim / 2;
+        if (invFreq.length != half) {
+            throw new IllegalArgumentException(
+                    "rope of head size " + headDim + " needs " + half + " inverse frequencies, got " + invFreq.length);
+        }
         Parallel.forRange(rows, (long) heads * headDim, (from, to) -> {
-            float[] cos = new float[half];
-            float[] sin = new float[half];
+            RecentAngles angles = RecentAngles.of(invFreq);
+            float[] cs = angles.cosSin;
             for (int r = from; r < to; r++) {
-                Rope.angles(invFreq, positions[r], cos, sin);
+                int a0 = angles.slot(positions[r]);
+                int s0 = a0 + half;
                 int base = r * heads * headDim;
                 for (int h = 0; h < heads; h++) {
                     int o = base + h * headDim;
                     for (int i = 0; i < half; i++) {
                         float a = x[o + i];
                         float b = x[o + i + half];
-                        x[o + i] = a * cos[i] - b * sin[i];
-                        x[o + i + half] = b * cos[i] + a * sin[i];
+                        x[o + i] = a * cs[a0 + i] - b * cs[s0 + i];
+                        x[o + i + half] = b * cs[a0 + i] + a * cs[s0 + i];
                     }
                 }
             }
         });
+    }
+
+    /**
+     * Each thread's {@link Rope#angles} of its most recent positions, for one table of inverse frequencies. A decode
+     * step rotates the queries and the keys of every layer at the same positions: 2 × layers calls, each of which
+     * took half·2 trigonometric calls per row (about 1 µs at half = 32, a fifth of a 256-wide product). The values
+     * are those {@link Rope#angles} computes, so the rotation's bits do not change.
+     */
+    private static final class RecentAngles {
+        /** Positions kept: a prefill of more rows recomputes, a decode step or a verify of k + 1 rows hits. */
+        private static final int SLOTS = 64;
+
+        private static final ThreadLocal<RecentAngles> MINE = ThreadLocal.withInitial(RecentAngles::new);
+
+        private float[] invFreq = new float[0];
+        private final int[] position = new int[SLOTS];
+        /** Slot j's cos at [2·half·j, 2·half·j + half), its sin after them. */
+        private float[] cosSin = new float[0];
+
+        /** This thread's angles, emptied when {@code invFreq} differs (by value) from the table they were of. */
+        static RecentAngles of(float[] invFreq) {
+            RecentAngles a = MINE.get();
+            if (!Arrays.equals(a.invFreq, invFreq)) {
+                a.invFreq = invFreq.clone();
+                a.cosSin = new float[SLOTS * 2 * invFreq.length];
+                Arrays.fill(a.position, Integer.MIN_VALUE);
+            }
+            return a;
+        }
+
+        /** The offset in {@link #cosSin} of the angles of {@code pos} (≥ 0), computed when not held. */
+        int slot(int pos) {
+            int half = invFreq.length;
+            int j = pos & (SLOTS - 1);
+            int off = j * 2 * half;
+            if (position[j] != pos) {
+                Rope.angles(invFreq, pos, cosSin, off, off + half);
+                position[j] = pos;
+            }
+            return off;
+        }
     }
 
     /**
@@ -71,7 +118,7 @@ final class JavaOps {
         int kvDim = kvHeads * d;
         int total = startPos + seqLen;
         float scale = (float) (1.0 / Math.sqrt(d));
-        java.util.Arrays.fill(out, 0, nSeq * seqLen * qDim, 0f);
+        Arrays.fill(out, 0, nSeq * seqLen * qDim, 0f);
         Parallel.forRange(nSeq * seqLen * heads, (long) total * d, (from, to) -> {
             Pass p = Pass.of(kern, total);
             int[] keys = p.keys;
@@ -201,7 +248,7 @@ final class JavaOps {
         int kvDim = kvHeads * d;
         int most = layout.maxVisible();
         float scale = (float) (1.0 / Math.sqrt(d));
-        java.util.Arrays.fill(out, 0, rows * qDim, 0f);
+        Arrays.fill(out, 0, rows * qDim, 0f);
         Parallel.forRange(rows * heads, (long) most * d, (from, to) -> {
             Pass p = Pass.of(kern, most);
             int[] keys = p.keys;

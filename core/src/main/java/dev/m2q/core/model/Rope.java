@@ -95,4 +95,13 @@ public final class Rope {
             sin[i] = (float) Math.sin(angle);
         }
     }
+
+    /** {@link #angles(float[], int, float[], float[])} into out[cosOff, cosOff + headDim/2) and from sinOff. */
+    public static void angles(float[] invFreq, int pos, float[] out, int cosOff, int sinOff) {
+        for (int i = 0; i < invFreq.length; i++) {
+            float angle = (float) pos * invFreq[i];
+            out[cosOff + i] = (float) Math.cos(angle);
+            out[sinOff + i] = (float) Math.sin(angle);
+        }
+    }
 }
