@@ -123,6 +123,12 @@ public final class CudaKernels implements Kernels {
         return cpu.dot(a, aOff, b, bOff, n);
     }
 
+    /** Vector-sized rows, like {@link #dot}: runs on the CPU. */
+    @Override
+    public void dots(float[] a, int aOff, float[] b, int[] bOffs, int count, int n, float[] out, int outOff) {
+        cpu.dots(a, aOff, b, bOffs, count, n, out, outOff);
+    }
+
     /** Vector-sized, like {@link #dot}: runs on the CPU. */
     @Override
     public void axpy(float alpha, float[] x, int xOff, float[] y, int yOff, int n) {

@@ -97,6 +97,32 @@ public final class Products {
         return s;
     }
 
+    /** Each thread's fp32 results of {@link #dots}, grown as needed. */
+    private static final ThreadLocal<float[][]> DOTS = ThreadLocal.withInitial(() -> new float[][] {new float[0]});
+
+    /**
+     * out[j] = {@link #dot}(a, aOff, b, bOffs[j], n) for j &lt; count, the same values: fp32 tensors through {@link
+     * Kernels#dots} (which keeps dot's bits), fp64 ones one at a time.
+     */
+    public static void dots(
+            Kernels kernels, Tensor a, int aOff, Tensor b, int[] bOffs, int count, int n, double[] out) {
+        if (a instanceof Tensor.F32 af && b instanceof Tensor.F32 bf) {
+            float[][] held = DOTS.get();
+            if (held[0].length < count) {
+                held[0] = new float[Math.max(count, 2 * held[0].length)];
+            }
+            float[] f = held[0];
+            kernels.dots(af.data(), aOff, bf.data(), bOffs, count, n, f, 0);
+            for (int j = 0; j < count; j++) {
+                out[j] = f[j];
+            }
+            return;
+        }
+        for (int j = 0; j < count; j++) {
+            out[j] = dot(kernels, a, aOff, b, bOffs[j], n);
+        }
+    }
+
     /** y[yOff + i] += alpha · x[xOff + i] for i in [0, n). */
     public static void axpy(Kernels kernels, double alpha, Tensor x, int xOff, Tensor y, int yOff, int n) {
         if (x instanceof Tensor.F32 xf && y instanceof Tensor.F32 yf) {

@@ -41,6 +41,11 @@ public abstract class ForwardingKernels implements Kernels {
     }
 
     @Override
+    public void dots(float[] a, int aOff, float[] b, int[] bOffs, int count, int n, float[] out, int outOff) {
+        delegate.dots(a, aOff, b, bOffs, count, n, out, outOff);
+    }
+
+    @Override
     public void axpy(float alpha, float[] x, int xOff, float[] y, int yOff, int n) {
         delegate.axpy(alpha, x, xOff, y, yOff, n);
     }

@@ -39,6 +39,16 @@ public interface Kernels {
     /** Σ a[aOff + i] · b[bOff + i] for i in [0, n), accumulated in fp32. */
     float dot(float[] a, int aOff, float[] b, int bOff, int n);
 
+    /**
+     * out[outOff + j] = {@link #dot}(a, aOff, b, bOffs[j], n) for j &lt; count, each with dot's bits: one vector
+     * against many rows (an attention's scores over its keys), which an implementation may take in blocks.
+     */
+    default void dots(float[] a, int aOff, float[] b, int[] bOffs, int count, int n, float[] out, int outOff) {
+        for (int j = 0; j < count; j++) {
+            out[outOff + j] = dot(a, aOff, b, bOffs[j], n);
+        }
+    }
+
     /** y[yOff + i] += alpha · x[xOff + i] for i in [0, n). */
     void axpy(float alpha, float[] x, int xOff, float[] y, int yOff, int n);
 

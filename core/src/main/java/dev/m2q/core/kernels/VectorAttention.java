@@ -63,6 +63,20 @@ final class VectorAttention {
         }
     }
 
+    /** Each thread's {@link #chains()} for {@link #dots}. */
+    private static final ThreadLocal<float[]> DOTS_CHAINS = ThreadLocal.withInitial(VectorAttention::chains);
+
+    /**
+     * {@link Kernels#dots}: out[outOff + j] = dot(a[aOff, + n), b[bOffs[j], + n)) for j &lt; count, in blocks of
+     * {@link #KEY_BLOCK} rows with {@link #block}'s bits, which are {@link VectorKernels#dot}'s (the scale 1 is exact).
+     */
+    static void dots(float[] a, int aOff, float[] b, int[] bOffs, int count, int n, float[] out, int outOff) {
+        float[] ch = DOTS_CHAINS.get();
+        for (int j0 = 0; j0 < count; j0 += KEY_BLOCK) {
+            block(a, aOff, b, bOffs, j0, Math.min(KEY_BLOCK, count - j0), n, 1f, out, outOff, ch);
+        }
+    }
+
     /** The scores of keys j0 .. j0 + n − 1 (n ≤ {@link #KEY_BLOCK}) for the query at qOff, into scores[sOff + j]. */
     private static void block(
             float[] q,

@@ -248,6 +248,11 @@ public final class VectorKernels extends JavaKernels {
     }
 
     @Override
+    public void dots(float[] a, int aOff, float[] b, int[] bOffs, int count, int n, float[] out, int outOff) {
+        VectorAttention.dots(a, aOff, b, bOffs, count, n, out, outOff);
+    }
+
+    @Override
     public float dot(float[] a, int aOff, float[] b, int bOff, int n) {
         FloatVector acc = FloatVector.zero(F);
         int upper = F.loopBound(n);

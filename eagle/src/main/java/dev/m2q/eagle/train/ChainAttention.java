@@ -56,6 +56,7 @@ public final class ChainAttention {
         Tensor v1 = values.get(0);
         Parallel.forRange(rows * heads, (long) (rows / Math.max(1, seqStart.length - 1) + steps) * d, (from, to) -> {
             double[] scores = new double[0];
+            int[] offsets = new int[0];
             for (int item = from; item < to; item++) {
                 int row = item / heads;
                 int h = item % heads;
@@ -63,12 +64,18 @@ public final class ChainAttention {
                 int prefix = row - f + 1;
                 if (scores.length < prefix + steps - 1) {
                     scores = new double[prefix + steps - 1];
+                    offsets = new int[prefix];
                 }
                 int qOff = row * qDim + h * d;
                 int kvOff = (h / group) * d;
+                for (int s = 0; s < prefix; s++) {
+                    offsets[s] = (f + s) * kvDim + kvOff;
+                }
+                // the prefix's dot products in one call (each with dot's bits), then scaled as one at a time
+                Products.dots(kernels, q, qOff, k1, offsets, prefix, d, scores);
                 double max = Double.NEGATIVE_INFINITY;
                 for (int s = 0; s < prefix; s++) {
-                    scores[s] = scale * Products.dot(kernels, q, qOff, k1, (f + s) * kvDim + kvOff, d);
+                    scores[s] = scale * scores[s];
                     max = Math.max(max, scores[s]);
                 }
                 for (int j = 1; j < steps; j++) {
@@ -140,13 +147,36 @@ public final class ChainAttention {
                 int end = seqStart[item / kvHeads + 1];
                 int kv = item % kvHeads;
                 int kvOff = kv * d;
+                // the sequence's key and value rows of this kv head; a row's dot products with its prefix are
+                // taken in one call each (dot's bits), before its updates, which write none of their operands
+                int[] offsets = new int[end - f];
+                for (int s = f; s < end; s++) {
+                    offsets[s - f] = s * kvDim + kvOff;
+                }
+                double[] qk = new double[end - f];
+                double[] dp = new double[end - f];
                 for (int h = kv * group; h < (kv + 1) * group; h++) {
                     for (int row = f; row < end; row++) {
                         int qOff = row * qDim + h * d;
                         double lse = saved.logSumExp().get(row * heads + h);
                         double dSum = Products.dot(kernels, dOut, qOff, saved.out(), qOff, d);
+                        Products.dots(kernels, q, qOff, k1, offsets, row - f + 1, d, qk);
+                        Products.dots(kernels, dOut, qOff, v1, offsets, row - f + 1, d, dp);
                         for (int s = f; s <= row; s++) {
-                            key(qOff, s * kvDim + kvOff, lse, dSum, scale, dOut, q, k1, v1, dq, dk1, dv1);
+                            update(
+                                    qk[s - f],
+                                    dp[s - f],
+                                    qOff,
+                                    s * kvDim + kvOff,
+                                    lse,
+                                    dSum,
+                                    scale,
+                                    dOut,
+                                    q,
+                                    k1,
+                                    dq,
+                                    dk1,
+                                    dv1);
                         }
                         for (int j = 1; j < steps; j++) {
                             key(
@@ -184,9 +214,29 @@ public final class ChainAttention {
             Tensor dk,
             Tensor dv) {
         int d = headDim;
-        double p = Math.exp(scale * Products.dot(kernels, q, qOff, k, kOff, d) - lse);
+        double qk = Products.dot(kernels, q, qOff, k, kOff, d);
         double dp = Products.dot(kernels, dOut, qOff, v, kOff, d);
-        double ds = p * (dp - dSum);
+        update(qk, dp, qOff, kOff, lse, dSum, scale, dOut, q, k, dq, dk, dv);
+    }
+
+    /** {@link #key}'s updates, given its two dot products q·k and dOut·v. */
+    private void update(
+            double qk,
+            double dpv,
+            int qOff,
+            int kOff,
+            double lse,
+            double dSum,
+            double scale,
+            Tensor dOut,
+            Tensor q,
+            Tensor k,
+            Tensor dq,
+            Tensor dk,
+            Tensor dv) {
+        int d = headDim;
+        double p = Math.exp(scale * qk - lse);
+        double ds = p * (dpv - dSum);
         Products.axpy(kernels, scale * ds, k, kOff, dq, qOff, d);
         Products.axpy(kernels, scale * ds, q, qOff, dk, kOff, d);
         Products.axpy(kernels, p, dOut, qOff, dv, kOff, d);
