@@ -123,6 +123,12 @@ public final class CudaKernels implements Kernels {
         return cpu.dot(a, aOff, b, bOff, n);
     }
 
+    /** Vector-sized rows, like {@link #axpy}: runs on the CPU. */
+    @Override
+    public void axpys(float[] alphas, int aOff, float[] x, int[] xOffs, int count, float[] y, int yOff, int n) {
+        cpu.axpys(alphas, aOff, x, xOffs, count, y, yOff, n);
+    }
+
     /** Vector-sized rows, like {@link #dot}: runs on the CPU. */
     @Override
     public void dots(float[] a, int aOff, float[] b, int[] bOffs, int count, int n, float[] out, int outOff) {

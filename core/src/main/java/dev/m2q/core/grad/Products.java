@@ -97,8 +97,35 @@ public final class Products {
         return s;
     }
 
-    /** Each thread's fp32 results of {@link #dots}, grown as needed. */
+    /** Each thread's fp32 scratch of {@link #dots} and {@link #axpys}, grown as needed. */
     private static final ThreadLocal<float[][]> DOTS = ThreadLocal.withInitial(() -> new float[][] {new float[0]});
+
+    private static float[] scratch(int count) {
+        float[][] held = DOTS.get();
+        if (held[0].length < count) {
+            held[0] = new float[Math.max(count, 2 * held[0].length)];
+        }
+        return held[0];
+    }
+
+    /**
+     * {@link #axpy}(kernels, alphas[j], x, xOffs[j], y, yOff, n) for j = 0 .. count − 1 in turn, the same values:
+     * fp32 tensors through {@link Kernels#axpys} (each alpha rounded to fp32 as axpy rounds it), fp64 ones one at a time.
+     */
+    public static void axpys(
+            Kernels kernels, double[] alphas, Tensor x, int[] xOffs, int count, Tensor y, int yOff, int n) {
+        if (x instanceof Tensor.F32 xf && y instanceof Tensor.F32 yf) {
+            float[] a = scratch(count);
+            for (int j = 0; j < count; j++) {
+                a[j] = (float) alphas[j];
+            }
+            kernels.axpys(a, 0, xf.data(), xOffs, count, yf.data(), yOff, n);
+            return;
+        }
+        for (int j = 0; j < count; j++) {
+            axpy(kernels, alphas[j], x, xOffs[j], y, yOff, n);
+        }
+    }
 
     /**
      * out[j] = {@link #dot}(a, aOff, b, bOffs[j], n) for j &lt; count, the same values: fp32 tensors through {@link
@@ -107,11 +134,7 @@ public final class Products {
     public static void dots(
             Kernels kernels, Tensor a, int aOff, Tensor b, int[] bOffs, int count, int n, double[] out) {
         if (a instanceof Tensor.F32 af && b instanceof Tensor.F32 bf) {
-            float[][] held = DOTS.get();
-            if (held[0].length < count) {
-                held[0] = new float[Math.max(count, 2 * held[0].length)];
-            }
-            float[] f = held[0];
+            float[] f = scratch(count);
             kernels.dots(af.data(), aOff, bf.data(), bOffs, count, n, f, 0);
             for (int j = 0; j < count; j++) {
                 out[j] = f[j];

@@ -41,6 +41,11 @@ public abstract class ForwardingKernels implements Kernels {
     }
 
     @Override
+    public void axpys(float[] alphas, int aOff, float[] x, int[] xOffs, int count, float[] y, int yOff, int n) {
+        delegate.axpys(alphas, aOff, x, xOffs, count, y, yOff, n);
+    }
+
+    @Override
     public void dots(float[] a, int aOff, float[] b, int[] bOffs, int count, int n, float[] out, int outOff) {
         delegate.dots(a, aOff, b, bOffs, count, n, out, outOff);
     }

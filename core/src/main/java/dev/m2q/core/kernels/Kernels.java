@@ -53,6 +53,17 @@ public interface Kernels {
     void axpy(float alpha, float[] x, int xOff, float[] y, int yOff, int n);
 
     /**
+     * {@link #axpy}(alphas[aOff + j], x, xOffs[j], y, yOff, n) for j = 0, 1, …, count − 1 in turn, with axpy's bits: a
+     * weighted sum of many rows into one (an attention's output over its values), which an implementation may keep
+     * in registers over the rows.
+     */
+    default void axpys(float[] alphas, int aOff, float[] x, int[] xOffs, int count, float[] y, int yOff, int n) {
+        for (int j = 0; j < count; j++) {
+            axpy(alphas[aOff + j], x, xOffs[j], y, yOff, n);
+        }
+    }
+
+    /**
      * Symmetric rank-k update of the upper triangle, the Hessian accumulation's inner step: for 0 ≤ i ≤ j < k,
      * c[i·k + j] += Σ_t x[t·k + i]·x[t·k + j], x [rows, k] and c [k, k] row-major fp32; the strict lower
      * triangle of c is not touched.

@@ -77,6 +77,17 @@ final class VectorAttention {
         }
     }
 
+    /**
+     * {@link Kernels#axpys}: y[yOff, + n) += alphas[aOff + j] · x[xOffs[j], + n) for j &lt; count in turn, y held in
+     * registers over blocks of {@link #SUM_BLOCK} rows: {@link #sumBlock} with the factor 1, which is exact, so each
+     * step has {@link VectorKernels#axpy}'s bits.
+     */
+    static void axpys(float[] alphas, int aOff, float[] x, int[] xOffs, int count, float[] y, int yOff, int n) {
+        for (int j0 = 0; j0 < count; j0 += SUM_BLOCK) {
+            sumBlock(alphas, aOff, 1f, x, xOffs, j0, Math.min(count, j0 + SUM_BLOCK), n, y, yOff);
+        }
+    }
+
     /** The scores of keys j0 .. j0 + n − 1 (n ≤ {@link #KEY_BLOCK}) for the query at qOff, into scores[sOff + j]. */
     private static void block(
             float[] q,

@@ -253,6 +253,11 @@ public final class VectorKernels extends JavaKernels {
     }
 
     @Override
+    public void axpys(float[] alphas, int aOff, float[] x, int[] xOffs, int count, float[] y, int yOff, int n) {
+        VectorAttention.axpys(alphas, aOff, x, xOffs, count, y, yOff, n);
+    }
+
+    @Override
     public float dot(float[] a, int aOff, float[] b, int bOff, int n) {
         FloatVector acc = FloatVector.zero(F);
         int upper = F.loopBound(n);

@@ -89,8 +89,9 @@ public final class ChainAttention {
                     sum += scores[s];
                 }
                 for (int s = 0; s < prefix; s++) {
-                    Products.axpy(kernels, scores[s] / sum, v1, (f + s) * kvDim + kvOff, out, qOff, d);
+                    scores[s] = scores[s] / sum;
                 }
+                Products.axpys(kernels, scores, v1, offsets, prefix, out, qOff, d);
                 for (int j = 1; j < steps; j++) {
                     Products.axpy(
                             kernels, scores[prefix + j - 1] / sum, values.get(j), row * kvDim + kvOff, out, qOff, d);
@@ -155,28 +156,26 @@ public final class ChainAttention {
                 }
                 double[] qk = new double[end - f];
                 double[] dp = new double[end - f];
+                double[] dsScaled = new double[end - f];
                 for (int h = kv * group; h < (kv + 1) * group; h++) {
                     for (int row = f; row < end; row++) {
                         int qOff = row * qDim + h * d;
                         double lse = saved.logSumExp().get(row * heads + h);
                         double dSum = Products.dot(kernels, dOut, qOff, saved.out(), qOff, d);
-                        Products.dots(kernels, q, qOff, k1, offsets, row - f + 1, d, qk);
-                        Products.dots(kernels, dOut, qOff, v1, offsets, row - f + 1, d, dp);
-                        for (int s = f; s <= row; s++) {
-                            update(
-                                    qk[s - f],
-                                    dp[s - f],
-                                    qOff,
-                                    s * kvDim + kvOff,
-                                    lse,
-                                    dSum,
-                                    scale,
-                                    dOut,
-                                    q,
-                                    k1,
-                                    dq,
-                                    dk1,
-                                    dv1);
+                        int prefix = row - f + 1;
+                        Products.dots(kernels, q, qOff, k1, offsets, prefix, d, qk);
+                        Products.dots(kernels, dOut, qOff, v1, offsets, prefix, d, dp);
+                        // per key p and dS as one at a time; dq's prefix updates as one weighted sum (axpy's
+                        // bits, in key order), then each key's own rows of dk and dv
+                        for (int i = 0; i < prefix; i++) {
+                            double p = Math.exp(scale * qk[i] - lse);
+                            dsScaled[i] = scale * (p * (dp[i] - dSum));
+                            dp[i] = p;
+                        }
+                        Products.axpys(kernels, dsScaled, k1, offsets, prefix, dq, qOff, d);
+                        for (int i = 0; i < prefix; i++) {
+                            Products.axpy(kernels, dsScaled[i], q, qOff, dk1, offsets[i], d);
+                            Products.axpy(kernels, dp[i], dOut, qOff, dv1, offsets[i], d);
                         }
                         for (int j = 1; j < steps; j++) {
                             key(
@@ -214,29 +213,9 @@ public final class ChainAttention {
             Tensor dk,
             Tensor dv) {
         int d = headDim;
-        double qk = Products.dot(kernels, q, qOff, k, kOff, d);
+        double p = Math.exp(scale * Products.dot(kernels, q, qOff, k, kOff, d) - lse);
         double dp = Products.dot(kernels, dOut, qOff, v, kOff, d);
-        update(qk, dp, qOff, kOff, lse, dSum, scale, dOut, q, k, dq, dk, dv);
-    }
-
-    /** {@link #key}'s updates, given its two dot products q·k and dOut·v. */
-    private void update(
-            double qk,
-            double dpv,
-            int qOff,
-            int kOff,
-            double lse,
-            double dSum,
-            double scale,
-            Tensor dOut,
-            Tensor q,
-            Tensor k,
-            Tensor dq,
-            Tensor dk,
-            Tensor dv) {
-        int d = headDim;
-        double p = Math.exp(scale * qk - lse);
-        double ds = p * (dpv - dSum);
+        double ds = p * (dp - dSum);
         Products.axpy(kernels, scale * ds, k, kOff, dq, qOff, d);
         Products.axpy(kernels, scale * ds, q, qOff, dk, kOff, d);
         Products.axpy(kernels, p, dOut, qOff, dv, kOff, d);
