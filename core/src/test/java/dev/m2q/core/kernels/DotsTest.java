@@ -19,18 +19,9 @@ class DotsTest {
     void dotsAreDotRowByRow(int count, int n) {
         SplittableRandom rnd = new SplittableRandom(7L * count + n);
         int rows = Math.max(1, count) + 3;
-        float[] b = new float[rows * n + 11];
-        for (int i = 0; i < b.length; i++) {
-            b[i] = (float) rnd.nextGaussian();
-        }
-        float[] a = new float[n + 5];
-        for (int i = 0; i < a.length; i++) {
-            a[i] = (float) rnd.nextGaussian();
-        }
-        int[] offs = new int[count];
-        for (int j = 0; j < count; j++) {
-            offs[j] = rnd.nextInt(rows) * n + rnd.nextInt(11); // any rows, repeated, unaligned
-        }
+        float[] b = gaussians(rnd, rows * n + 11);
+        float[] a = gaussians(rnd, n + 5);
+        int[] offs = offsets(rnd, count, rows, n);
         for (Kernels kernels : new Kernels[] {VectorKernels.INSTANCE, ScalarKernels.INSTANCE}) {
             float[] out = new float[count + 6];
             out[0] = 42f;
@@ -54,22 +45,10 @@ class DotsTest {
     void axpysAreAxpyRowByRow(int count, int n) {
         SplittableRandom rnd = new SplittableRandom(11L * count + n);
         int rows = Math.max(1, count) + 3;
-        float[] x = new float[rows * n + 11];
-        for (int i = 0; i < x.length; i++) {
-            x[i] = (float) rnd.nextGaussian();
-        }
-        float[] alphas = new float[count + 2];
-        for (int j = 0; j < alphas.length; j++) {
-            alphas[j] = (float) rnd.nextGaussian();
-        }
-        int[] offs = new int[count];
-        for (int j = 0; j < count; j++) {
-            offs[j] = rnd.nextInt(rows) * n + rnd.nextInt(11);
-        }
-        float[] y0 = new float[n + 7];
-        for (int i = 0; i < y0.length; i++) {
-            y0[i] = (float) rnd.nextGaussian();
-        }
+        float[] x = gaussians(rnd, rows * n + 11);
+        float[] alphas = gaussians(rnd, count + 2);
+        int[] offs = offsets(rnd, count, rows, n);
+        float[] y0 = gaussians(rnd, n + 7);
         for (Kernels kernels : new Kernels[] {VectorKernels.INSTANCE, ScalarKernels.INSTANCE}) {
             float[] want = y0.clone();
             for (int j = 0; j < count; j++) {
@@ -84,5 +63,22 @@ class DotsTest {
                         kernels.name() + ": y[" + i + "] after " + count + " rows");
             }
         }
+    }
+
+    private static float[] gaussians(SplittableRandom rnd, int count) {
+        float[] v = new float[count];
+        for (int i = 0; i < count; i++) {
+            v[i] = (float) rnd.nextGaussian();
+        }
+        return v;
+    }
+
+    /** Row starts anywhere in the [rows, n] block and up to 10 floats past it: rows repeat and need not align. */
+    private static int[] offsets(SplittableRandom rnd, int count, int rows, int n) {
+        int[] offs = new int[count];
+        for (int j = 0; j < count; j++) {
+            offs[j] = rnd.nextInt(rows) * n + rnd.nextInt(11);
+        }
+        return offs;
     }
 }
