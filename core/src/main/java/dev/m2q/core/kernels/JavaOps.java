@@ -57,34 +57,65 @@ final class JavaOps {
     }
 
     /**
-     * Each thread's {@link Rope#angles} of its most recent positions, for one table of inverse frequencies. A decode
-     * step rotates the queries and the keys of every layer at the same positions: 2 × layers calls, each of which
-     * took half·2 trigonometric calls per row (about 1 µs at half = 32, a fifth of a 256-wide product). The values
-     * are those {@link Rope#angles} computes, so the rotation's bits do not change.
+     * Each thread's {@link Rope#angles} of its most recent positions, per table of inverse frequencies (a few tables:
+     * a speculative decoder's target and draft head may rotate with different ones, turn by turn). A decode step
+     * rotates the queries and the keys of every layer at the same positions: 2 × layers calls, each of which took
+     * half·2 trigonometric calls per row (about 1 µs at half = 32, a fifth of a 256-wide product). The values are
+     * those {@link Rope#angles} computes, so the rotation's bits do not change.
      */
     private static final class RecentAngles {
         /** Positions kept: a prefill of more rows recomputes, a decode step or a verify of k + 1 rows hits. */
         private static final int SLOTS = 64;
+        /** Tables kept per thread; the least recently used one is replaced. */
+        private static final int TABLES = 4;
 
-        private static final ThreadLocal<RecentAngles> MINE = ThreadLocal.withInitial(RecentAngles::new);
+        private static final ThreadLocal<RecentAngles[]> MINE = ThreadLocal.withInitial(() -> new RecentAngles[TABLES]);
 
-        private float[] invFreq = new float[0];
+        private final float[] invFreq;
         private final int[] position = new int[SLOTS];
         /** Slot j's cos at [2·half·j, 2·half·j + half), its sin after them. */
-        private float[] cosSin = new float[0];
+        private final float[] cosSin;
 
-        /** This thread's angles, emptied when {@code invFreq} differs (by value) from the table they were of. */
+        private long used;
+
+        private RecentAngles(float[] invFreq) {
+            this.invFreq = invFreq.clone();
+            this.cosSin = new float[SLOTS * 2 * invFreq.length];
+            Arrays.fill(position, Integer.MIN_VALUE);
+        }
+
+        /** This thread's angles for {@code invFreq} (compared by value). */
         static RecentAngles of(float[] invFreq) {
-            RecentAngles a = MINE.get();
-            if (!Arrays.equals(a.invFreq, invFreq)) {
-                a.invFreq = invFreq.clone();
-                a.cosSin = new float[SLOTS * 2 * invFreq.length];
-                Arrays.fill(a.position, Integer.MIN_VALUE);
+            RecentAngles[] mine = MINE.get();
+            long clock = 0;
+            for (RecentAngles a : mine) {
+                if (a != null) {
+                    clock = Math.max(clock, a.used);
+                }
             }
+            for (RecentAngles a : mine) {
+                if (a != null && Arrays.equals(a.invFreq, invFreq)) {
+                    a.used = clock + 1;
+                    return a;
+                }
+            }
+            int victim = 0;
+            for (int i = 0; i < TABLES; i++) {
+                if (mine[i] == null) {
+                    victim = i;
+                    break;
+                }
+                if (mine[i].used < mine[victim].used) {
+                    victim = i;
+                }
+            }
+            RecentAngles a = new RecentAngles(invFreq);
+            a.used = clock + 1;
+            mine[victim] = a;
             return a;
         }
 
-        /** The offset in {@link #cosSin} of the angles of {@code pos} (≥ 0), computed when not held. */
+        /** The offset in {@link #cosSin} of the angles of {@code pos}, computed when not held. */
         int slot(int pos) {
             int half = invFreq.length;
             int j = pos & (SLOTS - 1);

@@ -51,6 +51,9 @@ class RopeAnglesTest {
         float[] a = table(32, 10000);
         float[] b = table(32, 1e6);
         float[] aCopy = a.clone();
+        float[] c = table(32, 500);
+        float[] e = table(32, 2e4);
+        float[] f = table(32, 3e5);
         int[][] steps = {
             {300}, // a decode step
             {300}, // the same position again: held
@@ -60,7 +63,8 @@ class RopeAnglesTest {
             {4097, 4098}, // large angles
         };
         for (Kernels kernels : new Kernels[] {VectorKernels.INSTANCE, ScalarKernels.INSTANCE}) {
-            for (float[] inv : new float[][] {a, b, aCopy, a}) { // tables alternate; a copy of a equals a by value
+            // tables alternate (a copy of a equals a by value), more of them than a thread keeps
+            for (float[] inv : new float[][] {a, b, aCopy, a, c, e, f, b, a, f, c}) {
                 for (int[] positions : steps) {
                     int rows = positions.length;
                     float[] x = new float[rows * heads * headDim];
