@@ -47,26 +47,34 @@ public final class CausalAttention {
         Tensor lse = q.zeros(rows, heads);
         Parallel.forRange(rows * heads, (long) seqLen * d, (from, to) -> {
             double[] scores = new double[seqLen];
+            int[] offsets = new int[seqLen];
             for (int item = from; item < to; item++) {
                 int row = item / heads;
                 int h = item % heads;
                 int first = row - row % seqLen;
+                int visible = row - first + 1;
                 int qOff = row * qDim + h * d;
                 int kvOff = (h / group) * d;
+                for (int s = 0; s < visible; s++) {
+                    offsets[s] = (first + s) * kvDim + kvOff;
+                }
+                // the visible keys' dot products in one call and the output as one weighted sum (Kernels.dots and
+                // Kernels.axpys), each with the bits of one dot or axpy at a time
+                Products.dots(kernels, q, qOff, k, offsets, visible, d, scores);
                 double max = Double.NEGATIVE_INFINITY;
-                for (int s = first; s <= row; s++) {
-                    double sc = scale * Products.dot(kernels, q, qOff, k, s * kvDim + kvOff, d);
-                    scores[s - first] = sc;
-                    max = Math.max(max, sc);
+                for (int s = 0; s < visible; s++) {
+                    scores[s] = scale * scores[s];
+                    max = Math.max(max, scores[s]);
                 }
                 double sum = 0;
-                for (int s = first; s <= row; s++) {
-                    scores[s - first] = Math.exp(scores[s - first] - max);
-                    sum += scores[s - first];
+                for (int s = 0; s < visible; s++) {
+                    scores[s] = Math.exp(scores[s] - max);
+                    sum += scores[s];
                 }
-                for (int s = first; s <= row; s++) {
-                    Products.axpy(kernels, scores[s - first] / sum, v, s * kvDim + kvOff, out, qOff, d);
+                for (int s = 0; s < visible; s++) {
+                    scores[s] = scores[s] / sum;
                 }
+                Products.axpys(kernels, scores, v, offsets, visible, out, qOff, d);
                 lse.set(row * heads + h, max + Math.log(sum));
             }
         });
@@ -95,22 +103,36 @@ public final class CausalAttention {
         int nSeq = rows / seqLen;
         // One task per (sequence, kv head): it alone writes that kv head's dk, dv rows and its query heads' dq.
         Parallel.forRange(nSeq * kvHeads, (long) group * seqLen * seqLen * d, (from, to) -> {
+            int[] offsets = new int[seqLen];
+            double[] qk = new double[seqLen];
+            double[] p = new double[seqLen];
+            double[] dsScaled = new double[seqLen];
             for (int item = from; item < to; item++) {
                 int first = (item / kvHeads) * seqLen;
                 int kvOff = (item % kvHeads) * d;
+                for (int s = 0; s < seqLen; s++) {
+                    offsets[s] = (first + s) * kvDim + kvOff;
+                }
                 for (int h = (item % kvHeads) * group; h < (item % kvHeads + 1) * group; h++) {
                     for (int row = first; row < first + seqLen; row++) {
                         int qOff = row * qDim + h * d;
+                        int visible = row - first + 1;
                         double lse = saved.logSumExp().get(row * heads + h);
                         double dSum = Products.dot(kernels, dOut, qOff, saved.out(), qOff, d);
-                        for (int s = first; s <= row; s++) {
-                            int kOff = s * kvDim + kvOff;
-                            double p = Math.exp(scale * Products.dot(kernels, q, qOff, k, kOff, d) - lse);
-                            double dp = Products.dot(kernels, dOut, qOff, v, kOff, d);
-                            double ds = p * (dp - dSum);
-                            Products.axpy(kernels, scale * ds, k, kOff, dq, qOff, d);
-                            Products.axpy(kernels, scale * ds, q, qOff, dk, kOff, d);
-                            Products.axpy(kernels, p, dOut, qOff, dv, kOff, d);
+                        // q·k and dOut·v over the visible keys in one call each, then per key P and dS as one at a
+                        // time; dq as one weighted sum in key order, then each key's own dk and dv rows (the updates
+                        // write none of the products' operands, so the bits are those of the per-key loop)
+                        Products.dots(kernels, q, qOff, k, offsets, visible, d, qk);
+                        Products.dots(kernels, dOut, qOff, v, offsets, visible, d, p);
+                        for (int s = 0; s < visible; s++) {
+                            double ps = Math.exp(scale * qk[s] - lse);
+                            dsScaled[s] = scale * (ps * (p[s] - dSum));
+                            p[s] = ps;
+                        }
+                        Products.axpys(kernels, dsScaled, k, offsets, visible, dq, qOff, d);
+                        for (int s = 0; s < visible; s++) {
+                            Products.axpy(kernels, dsScaled[s], q, qOff, dk, offsets[s], d);
+                            Products.axpy(kernels, p[s], dOut, qOff, dv, offsets[s], d);
                         }
                     }
                 }
