@@ -104,9 +104,7 @@ public final class CausalAttention {
         // One task per (sequence, kv head): it alone writes that kv head's dk, dv rows and its query heads' dq.
         Parallel.forRange(nSeq * kvHeads, (long) group * seqLen * seqLen * d, (from, to) -> {
             int[] offsets = new int[seqLen];
-            double[] qk = new double[seqLen];
-            double[] p = new double[seqLen];
-            double[] dsScaled = new double[seqLen];
+            AttentionBackward rowBackward = new AttentionBackward();
             for (int item = from; item < to; item++) {
                 int first = (item / kvHeads) * seqLen;
                 int kvOff = (item % kvHeads) * d;
@@ -116,24 +114,24 @@ public final class CausalAttention {
                 for (int h = (item % kvHeads) * group; h < (item % kvHeads + 1) * group; h++) {
                     for (int row = first; row < first + seqLen; row++) {
                         int qOff = row * qDim + h * d;
-                        int visible = row - first + 1;
                         double lse = saved.logSumExp().get(row * heads + h);
                         double dSum = Products.dot(kernels, dOut, qOff, saved.out(), qOff, d);
-                        // q·k and dOut·v over the visible keys in one call each, then per key P and dS as one at a
-                        // time; dq as one weighted sum in key order, then each key's own dk and dv rows (the updates
-                        // write none of the products' operands, so the bits are those of the per-key loop)
-                        Products.dots(kernels, q, qOff, k, offsets, visible, d, qk);
-                        Products.dots(kernels, dOut, qOff, v, offsets, visible, d, p);
-                        for (int s = 0; s < visible; s++) {
-                            double ps = Math.exp(scale * qk[s] - lse);
-                            dsScaled[s] = scale * (ps * (p[s] - dSum));
-                            p[s] = ps;
-                        }
-                        Products.axpys(kernels, dsScaled, k, offsets, visible, dq, qOff, d);
-                        for (int s = 0; s < visible; s++) {
-                            Products.axpy(kernels, dsScaled[s], q, qOff, dk, offsets[s], d);
-                            Products.axpy(kernels, p[s], dOut, qOff, dv, offsets[s], d);
-                        }
+                        rowBackward.row(
+                                kernels,
+                                q,
+                                dOut,
+                                qOff,
+                                k,
+                                v,
+                                offsets,
+                                row - first + 1,
+                                d,
+                                scale,
+                                lse,
+                                dSum,
+                                dq,
+                                dk,
+                                dv);
                     }
                 }
             }

@@ -1,5 +1,6 @@
 package dev.m2q.eagle.train;
 
+import dev.m2q.core.grad.AttentionBackward;
 import dev.m2q.core.grad.Products;
 import dev.m2q.core.grad.Tensor;
 import dev.m2q.core.kernels.Kernels;
@@ -148,46 +149,50 @@ public final class ChainAttention {
                 int end = seqStart[item / kvHeads + 1];
                 int kv = item % kvHeads;
                 int kvOff = kv * d;
-                // the sequence's key and value rows of this kv head; a row's dot products with its prefix are
-                // taken in one call each (dot's bits), before its updates, which write none of their operands
+                // the sequence's key and value rows of this kv head: a row's prefix is offsets[0, row − f]
                 int[] offsets = new int[end - f];
                 for (int s = f; s < end; s++) {
                     offsets[s - f] = s * kvDim + kvOff;
                 }
-                double[] qk = new double[end - f];
-                double[] dp = new double[end - f];
-                double[] dsScaled = new double[end - f];
+                int[] chainKey = new int[1];
+                AttentionBackward rowBackward = new AttentionBackward();
                 for (int h = kv * group; h < (kv + 1) * group; h++) {
                     for (int row = f; row < end; row++) {
                         int qOff = row * qDim + h * d;
                         double lse = saved.logSumExp().get(row * heads + h);
                         double dSum = Products.dot(kernels, dOut, qOff, saved.out(), qOff, d);
-                        int prefix = row - f + 1;
-                        Products.dots(kernels, q, qOff, k1, offsets, prefix, d, qk);
-                        Products.dots(kernels, dOut, qOff, v1, offsets, prefix, d, dp);
-                        // per key p and dS as one at a time; dq's prefix updates as one weighted sum (axpy's
-                        // bits, in key order), then each key's own rows of dk and dv
-                        for (int i = 0; i < prefix; i++) {
-                            double p = Math.exp(scale * qk[i] - lse);
-                            dsScaled[i] = scale * (p * (dp[i] - dSum));
-                            dp[i] = p;
-                        }
-                        Products.axpys(kernels, dsScaled, k1, offsets, prefix, dq, qOff, d);
-                        for (int i = 0; i < prefix; i++) {
-                            Products.axpy(kernels, dsScaled[i], q, qOff, dk1, offsets[i], d);
-                            Products.axpy(kernels, dp[i], dOut, qOff, dv1, offsets[i], d);
-                        }
+                        rowBackward.row(
+                                kernels,
+                                q,
+                                dOut,
+                                qOff,
+                                k1,
+                                v1,
+                                offsets,
+                                row - f + 1,
+                                d,
+                                scale,
+                                lse,
+                                dSum,
+                                dq,
+                                dk1,
+                                dv1);
+                        // steps 2..i: the row's own chain key of each step
+                        chainKey[0] = row * kvDim + kvOff;
                         for (int j = 1; j < steps; j++) {
-                            key(
-                                    qOff,
-                                    row * kvDim + kvOff,
-                                    lse,
-                                    dSum,
-                                    scale,
-                                    dOut,
+                            rowBackward.row(
+                                    kernels,
                                     q,
+                                    dOut,
+                                    qOff,
                                     keys.get(j),
                                     values.get(j),
+                                    chainKey,
+                                    1,
+                                    d,
+                                    scale,
+                                    lse,
+                                    dSum,
                                     dq,
                                     dKeys.get(j),
                                     dValues.get(j));
@@ -196,29 +201,6 @@ public final class ChainAttention {
                 }
             }
         });
-    }
-
-    /** One (query, key) pair's share of the backward. */
-    private void key(
-            int qOff,
-            int kOff,
-            double lse,
-            double dSum,
-            double scale,
-            Tensor dOut,
-            Tensor q,
-            Tensor k,
-            Tensor v,
-            Tensor dq,
-            Tensor dk,
-            Tensor dv) {
-        int d = headDim;
-        double p = Math.exp(scale * Products.dot(kernels, q, qOff, k, kOff, d) - lse);
-        double dp = Products.dot(kernels, dOut, qOff, v, kOff, d);
-        double ds = p * (dp - dSum);
-        Products.axpy(kernels, scale * ds, k, kOff, dq, qOff, d);
-        Products.axpy(kernels, scale * ds, q, qOff, dk, kOff, d);
-        Products.axpy(kernels, p, dOut, qOff, dv, kOff, d);
     }
 
     /** For each row, the first row of its sequence. */
