@@ -98,14 +98,15 @@ public final class Products {
     }
 
     /** Each thread's fp32 scratch of {@link #dots} and {@link #axpys}, grown as needed. */
-    private static final ThreadLocal<float[][]> DOTS = ThreadLocal.withInitial(() -> new float[][] {new float[0]});
+    private static final ThreadLocal<float[]> SCRATCH = ThreadLocal.withInitial(() -> new float[0]);
 
     private static float[] scratch(int count) {
-        float[][] held = DOTS.get();
-        if (held[0].length < count) {
-            held[0] = new float[Math.max(count, 2 * held[0].length)];
+        float[] f = SCRATCH.get();
+        if (f.length < count) {
+            f = new float[Math.max(count, 2 * f.length)];
+            SCRATCH.set(f);
         }
-        return held[0];
+        return f;
     }
 
     /**
