@@ -128,7 +128,7 @@ public final class GptqMethod implements LayerMethod {
                         g.getFirst(),
                         new HessianAccumulator(weights.linear(g.getFirst()).cols(), ctx.backend(), gk));
             }
-            ctx.run(weights, new LayerObserver() {
+            LayerObserver inputs = new LayerObserver() {
                 private int seen;
 
                 @Override
@@ -151,7 +151,15 @@ public final class GptqMethod implements LayerMethod {
                     seen = 0; // the forward stops here; the next batch starts over
                     return true;
                 }
-            });
+            };
+            // One group's pass starts where the previous group's pass left the layer (the same weights up to there:
+            // LayerContext#run with a midpoint); several groups at once need the whole layer.
+            ctx.run(
+                    weights,
+                    inputs,
+                    groups.size() == 1
+                            ? DecoderLayer.Midpoint.before(groups.getFirst().getFirst())
+                            : null);
             for (Map.Entry<String, HessianAccumulator> e : acc.entrySet()) {
                 out.put(e.getKey(), e.getValue().finish());
             }

@@ -71,12 +71,13 @@ class BoundaryBytesTest {
      */
     static final String LAYER_PASS = """
             backend.absMaxColumns 6 0 0
-            backend.add 4 0 0
-            backend.alloc 40 0 0
-            backend.attention 4 0 0
-            backend.matmul 20 0 0
-            backend.rmsNorm 8 0 0
-            backend.rope 8 0 0
+            backend.add 3 0 0
+            backend.alloc 34 0 0
+            backend.attention 2 0 0
+            backend.copy 3 0 0
+            backend.matmul 13 0 0
+            backend.rmsNorm 6 0 0
+            backend.rope 4 0 0
             backend.swiglu 2 0 0
             backend.syrkUpper 4 0 0
             backend.take 7 0 138240

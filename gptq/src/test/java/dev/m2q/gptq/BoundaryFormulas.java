@@ -112,14 +112,18 @@ record BoundaryFormulas(int hidden, int inter, int heads, int kvHeads, int headD
         }
         out.add(new OpCount("gptq.quantize", 7, 0, quantOut));
         out.add(new OpCount("gptq.finishHessian", 4, 0, 0));
-        // on the backend, per batch: the four group passes (1 + 5 + 6 + 9 buffers) and the outputs pass (9); per
+        // on the backend, per batch: the four group passes, each from where the previous one left the layer
+        // (LayerContext's midpoints): q/k/v's to their input (1 buffer), o's through the attention, keeping its
+        // output (5 + 1 copied), gate/up's from it through o and the residual, keeping that (2 + 1 copied), down's
+        // from the residual (copied into its own buffer, 1 + 1 + 3); then the outputs pass from the input (9); per
         // layer the four Hessians and the six statistics
-        out.add(new OpCount("backend.alloc", 30 * b + 10, 0, 0));
-        out.add(new OpCount("backend.rmsNorm", (1 + 1 + 2 + 2 + 2) * b, 0, 0));
-        out.add(new OpCount("backend.matmul", (3 + 4 + 6 + 7) * b, 0, 0));
-        out.add(new OpCount("backend.rope", 4 * 2 * b, 0, 0));
-        out.add(new OpCount("backend.attention", 4 * b, 0, 0));
-        out.add(new OpCount("backend.add", (1 + 1 + 2) * b, 0, 0));
+        out.add(new OpCount("backend.alloc", 24 * b + 10, 0, 0));
+        out.add(new OpCount("backend.copy", 3 * b, 0, 0));
+        out.add(new OpCount("backend.rmsNorm", (1 + 1 + 1 + 1 + 2) * b, 0, 0));
+        out.add(new OpCount("backend.matmul", (3 + 1 + 2 + 7) * b, 0, 0));
+        out.add(new OpCount("backend.rope", 2 * 2 * b, 0, 0));
+        out.add(new OpCount("backend.attention", 2 * b, 0, 0));
+        out.add(new OpCount("backend.add", (1 + 2) * b, 0, 0));
         out.add(new OpCount("backend.swiglu", 2 * b, 0, 0));
         out.add(new OpCount("backend.syrkUpper", 4 * b, 0, 0));
         out.add(new OpCount("backend.absMaxColumns", 6 * b, 0, 0));

@@ -250,7 +250,7 @@ public final class DecoderLayer implements AutoCloseable {
         if (cache != null && nSeq != 1) {
             throw new IllegalArgumentException("a KV cache serves one sequence, not " + nSeq);
         }
-        return pass(rw, x, nSeq * seqLen, nSeq, seqLen, startPos, cache, null, obs);
+        return pass(rw, x, nSeq * seqLen, nSeq, seqLen, startPos, cache, null, null, obs);
     }
 
     /**
@@ -264,8 +264,71 @@ public final class DecoderLayer implements AutoCloseable {
      * said enough. No KV cache: the rows' own keys and values are the attention's.
      */
     public Buf forwardPacked(Resident rw, Buf x, PackedRows layout, LayerObserver obs) {
-        return pass(rw, x, layout.rows(), 1, layout.rows(), 0, null, layout, obs);
+        return pass(rw, x, layout.rows(), 1, layout.rows(), 0, null, layout, null, obs);
     }
+
+    /**
+     * A calibration pass that picks the layer up at a {@link Midpoint} an earlier pass computed ({@code from}, on
+     * {@link #backend()}, read and not closed): the rest of the layer on those values, with the observer shown only
+     * what comes after the midpoint. x [nSeq·seqLen, hidden] is the layer's input, for the residual after the
+     * attention (not read, and may be null, when starting at {@link Midpoint#RESIDUAL}); positions 0..seqLen−1, no
+     * cache. With {@code rw} equal to the earlier pass's weights up to the midpoint ({@link Midpoint#sameWeights})
+     * every tensor after it has the bits of the whole pass, because each is computed from the same values by the
+     * same operations. Returns a new buffer [nSeq·seqLen, hidden] that the caller closes, or null when {@code obs}
+     * said enough.
+     */
+    public Buf forwardFrom(Resident rw, Buf x, int nSeq, int seqLen, Start from, LayerObserver obs) {
+        int rows = nSeq * seqLen;
+        long need = (long) rows * from.at().width(cfg);
+        if (from.values().length() != need) {
+            throw new IllegalArgumentException(
+                    from.at() + " midpoint has " + from.values().length() + " values, expected " + need);
+        }
+        return pass(rw, x, rows, nSeq, seqLen, 0, null, null, from, obs);
+    }
+
+    /**
+     * Where a pass can pick up a layer an earlier pass over the same input ran: a tensor that depends only on the
+     * input and the weights before it. {@link LayerObserver#midpoint} shows each as the pass computes it.
+     */
+    public enum Midpoint {
+        /**
+         * o_proj's input, the attention's output [rows, qDim] (after any simulated quantization of that input): a
+         * function of the input, the input norm, q, k, v and their biases.
+         */
+        ATTENTION,
+        /** The residual stream after the attention block, x + o(attention) [rows, hidden]: o_proj too. */
+        RESIDUAL;
+
+        /** Values per row. */
+        public int width(ModelConfig cfg) {
+            return this == ATTENTION ? cfg.qDim() : cfg.hiddenSize();
+        }
+
+        /** Whether {@code a} and {@code b} hold the same objects for every weight this midpoint depends on. */
+        public boolean sameWeights(Resident a, Resident b) {
+            boolean attention = a.inputNorm() == b.inputNorm()
+                    && a.q() == b.q()
+                    && a.qBias() == b.qBias()
+                    && a.k() == b.k()
+                    && a.kBias() == b.kBias()
+                    && a.v() == b.v()
+                    && a.vBias() == b.vBias();
+            return attention && (this == ATTENTION || a.o() == b.o());
+        }
+
+        /** The latest midpoint that {@code module}'s input comes after, or null for q, k and v (the first inputs). */
+        public static Midpoint before(String module) {
+            return switch (Proj.of(module)) {
+                case Q, K, V -> null;
+                case O -> ATTENTION;
+                case GATE, UP, DOWN -> RESIDUAL;
+            };
+        }
+    }
+
+    /** A pass's starting point: midpoint {@code at}'s values for the pass's rows. */
+    public record Start(Midpoint at, Buf values) {}
 
     /** The layer on {@code rows} rows: a batch of nSeq·seqLen (with a cache or not), or packed rows. */
     private Buf pass(
@@ -277,19 +340,64 @@ public final class DecoderLayer implements AutoCloseable {
             int startPos,
             KvCache cache,
             PackedRows packed,
+            Start from,
             LayerObserver obs) {
         int hidden = cfg.hiddenSize();
-        checkInput(x.length(), rows);
-        int qDim = cfg.qDim();
-        int kvDim = cfg.kvDim();
-        int heads = cfg.numHeads();
-        int kvHeads = cfg.numKvHeads();
-        int headDim = cfg.headDim();
-        float eps = (float) cfg.rmsNormEps();
+        boolean fromResidual = from != null && from.at() == Midpoint.RESIDUAL;
+        if (!fromResidual) {
+            checkInput(x.length(), rows);
+        }
         long ld = (long) rows;
-
         try (Buf h = backend.alloc(ld * hidden)) {
-            backend.rmsNorm(x, rows, hidden, rw.inputNorm(), eps, h);
+            Buf x2;
+            if (fromResidual) {
+                // the pass adds down_proj's output into x2 and returns it: a copy, the midpoint stays as it was
+                x2 = backend.alloc(ld * hidden);
+                backend.copy(from.values(), 0, x2, 0, ld * hidden);
+            } else {
+                x2 = attentionBlock(rw, x, h, rows, nSeq, seqLen, startPos, cache, packed, from, obs);
+                if (x2 == null) {
+                    return null;
+                }
+            }
+            return mlpBlock(rw, x2, h, rows, obs);
+        }
+    }
+
+    /**
+     * The attention block, from the input x (or from the attention's output in {@code from}): x + o(attention),
+     * a new buffer the caller owns, or null when {@code obs} said enough. h [rows, hidden] is scratch.
+     */
+    private Buf attentionBlock(
+            Resident rw,
+            Buf x,
+            Buf h,
+            int rows,
+            int nSeq,
+            int seqLen,
+            int startPos,
+            KvCache cache,
+            PackedRows packed,
+            Start from,
+            LayerObserver obs) {
+        int hidden = cfg.hiddenSize();
+        int qDim = cfg.qDim();
+        long ld = (long) rows;
+        Buf x2;
+        if (from != null) {
+            // from.at() is ATTENTION here: the attention's output as an earlier pass left it
+            obs.linearInput(Proj.O.path(), backend, from.values(), rows, qDim);
+            if (obs.enough()) {
+                return null;
+            }
+            x2 = backend.alloc(ld * hidden);
+            backend.matmul(from.values(), rows, rw.o(), null, x2);
+        } else {
+            int kvDim = cfg.kvDim();
+            int heads = cfg.numHeads();
+            int kvHeads = cfg.numKvHeads();
+            int headDim = cfg.headDim();
+            backend.rmsNorm(x, rows, hidden, rw.inputNorm(), (float) cfg.rmsNormEps(), h);
             quantizeInput(QKV, h, rows, hidden);
             for (String m : QKV) {
                 obs.linearInput(m, backend, h, rows, hidden);
@@ -297,7 +405,6 @@ public final class DecoderLayer implements AutoCloseable {
             if (obs.enough()) {
                 return null;
             }
-            Buf x2;
             try (Buf q = backend.alloc(ld * qDim);
                     Buf k = backend.alloc(ld * kvDim);
                     Buf v = backend.alloc(ld * kvDim);
@@ -343,6 +450,7 @@ public final class DecoderLayer implements AutoCloseable {
                     backend.attention(q, k, v, nSeq, seqLen, 0, heads, kvHeads, headDim, attn);
                 }
                 quantizeInput(O, attn, rows, qDim);
+                obs.midpoint(Midpoint.ATTENTION, backend, attn, rows, qDim);
                 obs.linearInput(Proj.O.path(), backend, attn, rows, qDim);
                 if (obs.enough()) {
                     return null;
@@ -350,38 +458,51 @@ public final class DecoderLayer implements AutoCloseable {
                 x2 = backend.alloc(ld * hidden);
                 backend.matmul(attn, rows, rw.o(), null, x2);
             }
-            boolean done = false;
-            try {
-                backend.add(x, x2, x2, ld * hidden);
-                int inter = cfg.intermediateSize();
-                backend.rmsNorm(x2, rows, hidden, rw.postNorm(), eps, h);
-                quantizeInput(GATE_UP, h, rows, hidden);
-                for (String m : GATE_UP) {
-                    obs.linearInput(m, backend, h, rows, hidden);
-                }
+        }
+        try {
+            backend.add(x, x2, x2, ld * hidden);
+            obs.midpoint(Midpoint.RESIDUAL, backend, x2, rows, hidden);
+            return x2;
+        } catch (RuntimeException | Error e) {
+            x2.close();
+            throw e;
+        }
+    }
+
+    /** The MLP block on the residual x2 (owned: returned as the layer's output, or closed); h is scratch. */
+    private Buf mlpBlock(Resident rw, Buf x2, Buf h, int rows, LayerObserver obs) {
+        int hidden = cfg.hiddenSize();
+        int inter = cfg.intermediateSize();
+        long ld = (long) rows;
+        boolean done = false;
+        try {
+            backend.rmsNorm(x2, rows, hidden, rw.postNorm(), (float) cfg.rmsNormEps(), h);
+            quantizeInput(GATE_UP, h, rows, hidden);
+            for (String m : GATE_UP) {
+                obs.linearInput(m, backend, h, rows, hidden);
+            }
+            if (obs.enough()) {
+                return null;
+            }
+            try (Buf g = backend.alloc(ld * inter);
+                    Buf u = backend.alloc(ld * inter);
+                    Buf o = backend.alloc(ld * hidden)) {
+                backend.matmul(h, rows, rw.gate(), null, g);
+                backend.matmul(h, rows, rw.up(), null, u);
+                backend.swiglu(g, u, ld * inter);
+                quantizeInput(DOWN, g, rows, inter);
+                obs.linearInput(Proj.DOWN.path(), backend, g, rows, inter);
                 if (obs.enough()) {
                     return null;
                 }
-                try (Buf g = backend.alloc(ld * inter);
-                        Buf u = backend.alloc(ld * inter);
-                        Buf o = backend.alloc(ld * hidden)) {
-                    backend.matmul(h, rows, rw.gate(), null, g);
-                    backend.matmul(h, rows, rw.up(), null, u);
-                    backend.swiglu(g, u, ld * inter);
-                    quantizeInput(DOWN, g, rows, inter);
-                    obs.linearInput(Proj.DOWN.path(), backend, g, rows, inter);
-                    if (obs.enough()) {
-                        return null;
-                    }
-                    backend.matmul(g, rows, rw.down(), null, o);
-                    backend.add(x2, o, x2, ld * hidden);
-                }
-                done = true;
-                return x2;
-            } finally {
-                if (!done) {
-                    x2.close();
-                }
+                backend.matmul(g, rows, rw.down(), null, o);
+                backend.add(x2, o, x2, ld * hidden);
+            }
+            done = true;
+            return x2;
+        } finally {
+            if (!done) {
+                x2.close();
             }
         }
     }

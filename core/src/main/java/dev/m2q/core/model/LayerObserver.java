@@ -30,6 +30,12 @@ public interface LayerObserver {
     }
 
     /**
+     * A {@link DecoderLayer.Midpoint}'s values [rows, cols] on {@code backend}, when the pass computes them (before the
+     * next linear input is shown); by default ignored.
+     */
+    default void midpoint(DecoderLayer.Midpoint at, Backend backend, Backend.Buf values, int rows, int cols) {}
+
+    /**
      * Asked after each observation: true when this observer has what it needs from the current call, so the
      * layer may stop early (the forward then returns null). Calibration passes that only need one group's
      * inputs skip the rest of the layer this way.

@@ -10,9 +10,11 @@ import dev.m2q.core.model.ModelConfig;
 import dev.m2q.core.model.Proj;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 
 /**
  * What a {@link LayerMethod} sees of one layer: its source (bf16) weights, and a way to run the layer, with any
@@ -31,6 +33,14 @@ import java.util.Map;
  * beside those and one sequence. On the heap (the Java backend, {@link Long#MAX_VALUE}) the batch is the configured
  * one, as before, and the resident copy of the inputs shares the inputs' half of --max-memory with the store: it is
  * kept when the store's heap part and the copy fit that half together.
+ *
+ * <p>Midpoints ({@link #run(DecoderLayer.Resident, LayerObserver, DecoderLayer.Midpoint)}): a method whose passes
+ * change the layer front to back (GPTQ's true-sequential groups) lets each pass start where the previous one left
+ * the layer, from the attention's output or the residual after it, kept on the backend between the passes. One
+ * midpoint is kept at a time, one batch of the next beside it while a pass replaces it; it is kept only when it fits
+ * beside the inputs (on the heap: with the store's heap part and the resident copy in the inputs' half; on a device:
+ * beside the resident inputs and one batch, in the room left by the weights and the method's working set), and freed
+ * by the next plain pass (the outputs pass) or the layer's end. Nothing crosses for it.
  */
 public final class LayerContext implements AutoCloseable {
     private final ModelConfig config;
@@ -55,6 +65,9 @@ public final class LayerContext implements AutoCloseable {
     private final Map<String, Backend.Weight> sourceLinears = new HashMap<>();
     /** Each batch's inputs while they stay resident (entries null until the first pass writes them). */
     private Buf[] residentInputs;
+
+    /** The midpoint a method's pass left resident for its next pass (null when none). */
+    private Kept midpoint;
 
     /** The BF16 layer's outputs on the BF16 stream, when the method asked for that stream (owned by the job). */
     private ActivationStore referenceTargets;
@@ -196,7 +209,20 @@ public final class LayerContext implements AutoCloseable {
      * asks for.
      */
     public void run(DecoderLayer.Resident weights, LayerObserver observer) {
-        forEachBatch(weights, observer, null);
+        forEachBatch(weights, observer, null, null);
+    }
+
+    /**
+     * {@link #run(DecoderLayer.Resident, LayerObserver)} for an observer that needs nothing before midpoint {@code
+     * upTo} (the midpoint before the linear inputs it takes, {@link DecoderLayer.Midpoint#before}; null: it needs
+     * everything, a plain pass). The pass starts at the midpoint an earlier such pass of this layer kept, when its
+     * weights up to there are the same objects ({@link DecoderLayer.Midpoint#sameWeights}), and keeps the {@code
+     * upTo} midpoint it computes for the next pass when it fits beside the inputs (see the class comment). The bits
+     * the observer sees are those of a pass from the input. GPTQ's true-sequential passes so skip the attention the
+     * previous pass already ran with the same quantized q, k, v (and o).
+     */
+    public void run(DecoderLayer.Resident weights, LayerObserver observer, DecoderLayer.Midpoint upTo) {
+        forEachBatch(weights, observer, null, upTo);
     }
 
     /**
@@ -207,7 +233,7 @@ public final class LayerContext implements AutoCloseable {
     public void run(DecoderLayer.Weights weights, LayerObserver observer) {
         List<AutoCloseable> temps = new ArrayList<>();
         try {
-            forEachBatch(residentOf(weights, temps), observer, null);
+            forEachBatch(residentOf(weights, temps), observer, null, null);
         } finally {
             closeAll(temps);
         }
@@ -223,9 +249,11 @@ public final class LayerContext implements AutoCloseable {
     public void forEachOutput(DecoderLayer.Weights weights, OutputSink sink) {
         List<AutoCloseable> temps = new ArrayList<>();
         try {
-            forEachBatch(residentOf(weights, temps), LayerObserver.NONE, (first, count, out) -> {
-                sink.accept(first, count, backend.take(out));
-            });
+            forEachBatch(
+                    residentOf(weights, temps),
+                    LayerObserver.NONE,
+                    (first, count, out) -> sink.accept(first, count, backend.take(out)),
+                    null);
         } finally {
             closeAll(temps);
         }
@@ -258,14 +286,18 @@ public final class LayerContext implements AutoCloseable {
         int width = inputs.width();
         ActivationStore out = ActivationStore.create(inputs.samples(), width, storeBudget, spillDir);
         try {
-            forEachBatch(weights, observer, (first, count, buf) -> {
-                float[] rows = backend.take(buf);
-                for (int s = 0; s < count; s++) {
-                    float[] row = new float[width];
-                    System.arraycopy(rows, s * width, row, 0, width);
-                    out.set(first + s, row);
-                }
-            });
+            forEachBatch(
+                    weights,
+                    observer,
+                    (first, count, buf) -> {
+                        float[] rows = backend.take(buf);
+                        for (int s = 0; s < count; s++) {
+                            float[] row = new float[width];
+                            System.arraycopy(rows, s * width, row, 0, width);
+                            out.set(first + s, row);
+                        }
+                    },
+                    null);
         } catch (RuntimeException | Error e) {
             out.close();
             throw e;
@@ -278,42 +310,133 @@ public final class LayerContext implements AutoCloseable {
         void accept(int first, int count, Buf out);
     }
 
-    private void forEachBatch(DecoderLayer.Resident weights, LayerObserver observer, BufSink sink) {
+    private void forEachBatch(
+            DecoderLayer.Resident weights, LayerObserver observer, BufSink sink, DecoderLayer.Midpoint upTo) {
         Plan p = plan();
         int width = inputs.width();
         int samples = inputs.samples();
+        int batches = (samples + p.batch() - 1) / p.batch();
         if (p.residentInputs() && residentInputs == null) {
-            residentInputs = new Buf[(samples + p.batch() - 1) / p.batch()];
+            residentInputs = new Buf[batches];
         }
-        for (int b = 0, first = 0; first < samples; b++, first += p.batch()) {
-            int count = Math.min(p.batch(), samples - first);
-            Buf x;
-            if (p.residentInputs()) {
-                if (residentInputs[b] == null) {
-                    residentInputs[b] = upload(first, count, width);
+        Kept start = null;
+        if (upTo == null) {
+            dropMidpoint(); // a pass that needs everything: the midpoints' passes are over
+        } else if (midpoint != null
+                && midpoint.at().compareTo(upTo) <= 0
+                && midpoint.at().sameWeights(midpoint.weights(), weights)) {
+            start = midpoint;
+        } else {
+            dropMidpoint();
+        }
+        Buf[] kept = upTo != null && p.midpoints() && (start == null || start.at() != upTo) ? new Buf[batches] : null;
+        boolean finished = false;
+        try {
+            for (int b = 0, first = 0; first < samples; b++, first += p.batch()) {
+                int count = Math.min(p.batch(), samples - first);
+                boolean needsInput = start == null || start.at() != DecoderLayer.Midpoint.RESIDUAL;
+                Buf x = null;
+                if (p.residentInputs()) {
+                    if (residentInputs[b] == null) {
+                        residentInputs[b] = upload(first, count, width);
+                    }
+                    x = residentInputs[b];
+                } else if (needsInput) {
+                    x = upload(first, count, width);
                 }
-                x = residentInputs[b];
-            } else {
-                x = upload(first, count, width);
-            }
-            try {
-                Buf out = forward.forward(weights, x, count, seqLen, 0, null, observer);
-                if (out != null) {
-                    try {
-                        if (sink != null) {
-                            sink.accept(first, count, out);
+                LayerObserver obs = kept == null ? observer : keeping(observer, upTo, kept, b);
+                try {
+                    Buf out = start == null
+                            ? forward.forward(weights, x, count, seqLen, 0, null, obs)
+                            : forward.forwardFrom(
+                                    weights,
+                                    x,
+                                    count,
+                                    seqLen,
+                                    new DecoderLayer.Start(start.at(), start.batches()[b]),
+                                    obs);
+                    if (out != null) {
+                        try {
+                            if (sink != null) {
+                                sink.accept(first, count, out);
+                            }
+                        } finally {
+                            out.close();
                         }
-                    } finally {
-                        out.close();
+                    }
+                } finally {
+                    if (!p.residentInputs() && x != null) {
+                        x.close();
                     }
                 }
-            } finally {
-                if (!p.residentInputs()) {
-                    x.close();
+                if (kept != null && start != null) {
+                    // replaced by this pass's midpoint: its room goes to the next batch's
+                    start.batches()[b].close();
+                    start.batches()[b] = null;
+                }
+            }
+            finished = true;
+        } finally {
+            if (kept != null) {
+                boolean complete = finished && Arrays.stream(kept).allMatch(Objects::nonNull);
+                if (complete) {
+                    dropMidpoint();
+                    midpoint = new Kept(upTo, weights, kept);
+                } else {
+                    // an observer that stopped before the midpoint, or a failure: nothing is kept (the start's
+                    // batches may already be freed)
+                    closeAll(Arrays.asList(kept));
+                    dropMidpoint();
                 }
             }
         }
     }
+
+    /**
+     * {@code observer}, copying midpoint {@code at}'s values of batch {@code b} into {@code kept[b]} when the pass
+     * computes them (a copy on the backend: no crossing).
+     */
+    private LayerObserver keeping(LayerObserver observer, DecoderLayer.Midpoint at, Buf[] kept, int b) {
+        return new LayerObserver() {
+            @Override
+            public void linearInput(String module, Backend backend, Buf x, int rows, int cols) {
+                observer.linearInput(module, backend, x, rows, cols);
+            }
+
+            @Override
+            public void keysValues(Backend backend, Buf k, Buf v, int rows, int kvDim) {
+                observer.keysValues(backend, k, v, rows, kvDim);
+            }
+
+            @Override
+            public void midpoint(DecoderLayer.Midpoint m, Backend backend, Buf values, int rows, int cols) {
+                observer.midpoint(m, backend, values, rows, cols);
+                if (m == at && kept[b] == null) {
+                    long n = (long) rows * cols;
+                    Buf copy = backend.alloc(n);
+                    backend.copy(values, 0, copy, 0, n);
+                    kept[b] = copy;
+                }
+            }
+
+            @Override
+            public boolean enough() {
+                return observer.enough();
+            }
+        };
+    }
+
+    /** Frees the kept midpoint, if any. */
+    private void dropMidpoint() {
+        if (midpoint != null) {
+            Kept k = midpoint;
+            midpoint = null;
+            closeAll(Arrays.asList(k.batches()));
+        }
+    }
+
+    /** A midpoint kept on the backend: batch b's values in batches[b], computed with {@code weights}. */
+    private record Kept(DecoderLayer.Midpoint at, DecoderLayer.Resident weights, Buf[] batches) {}
 
     /** Samples first..first+count as one buffer on the backend (one crossing). */
     private Buf upload(int first, int count, int width) {
@@ -393,16 +516,28 @@ public final class LayerContext implements AutoCloseable {
         }
     }
 
-    /** How this layer's passes run: sequences per batch, and whether the inputs stay resident. */
-    private record Plan(int batch, boolean residentInputs) {}
+    /**
+     * How this layer's passes run: sequences per batch, whether the inputs stay resident, and whether a midpoint
+     * ({@link #run(DecoderLayer.Resident, LayerObserver, DecoderLayer.Midpoint)}) may be kept beside them.
+     */
+    private record Plan(int batch, boolean residentInputs, boolean midpoints) {}
 
     private Plan plan() {
         if (plan == null) {
             long inputBytes = ActivationStore.bytes(inputs.samples(), inputs.width());
+            // one midpoint's values, and one batch's more while a pass replaces one midpoint by the next
+            int batches = (inputs.samples() + batch - 1) / batch;
+            long midpointBytes = inputBytes
+                    / config.hiddenSize()
+                    * Math.max(config.hiddenSize(), config.qDim())
+                    / batches
+                    * (batches + 1);
             long free = backend.freeBytes();
             if (free == Long.MAX_VALUE) {
                 long storeOnHeap = inputs.spilled() ? 0 : inputBytes;
-                plan = new Plan(batch, storeOnHeap + inputBytes <= storeBudget);
+                boolean resident = storeOnHeap + inputBytes <= storeBudget;
+                boolean midpoints = storeOnHeap + (resident ? inputBytes : 0) + midpointBytes <= storeBudget;
+                plan = new Plan(batch, resident, midpoints);
             } else {
                 long perSequence = sequenceBytes(config, seqLen);
                 long room = free - weightBytes(config) - methodBytes;
@@ -414,7 +549,7 @@ public final class LayerContext implements AutoCloseable {
                             + backend.name() + " has " + free / (1 << 20) + " MiB free, a sequence needs "
                             + perSequence / (1 << 20) + " MiB");
                 }
-                plan = new Plan(b, resident);
+                plan = new Plan(b, resident, midpointBytes + (long) b * perSequence <= left);
             }
         }
         return plan;
@@ -444,6 +579,7 @@ public final class LayerContext implements AutoCloseable {
      * uploads the weights as the release stores them), so that the pass has their room.
      */
     void freeKept() {
+        dropMidpoint();
         List<AutoCloseable> k = new ArrayList<>(kept);
         kept.clear();
         closeAll(k);
@@ -456,12 +592,13 @@ public final class LayerContext implements AutoCloseable {
             return;
         }
         closed = true;
+        dropMidpoint();
         List<AutoCloseable> all = new ArrayList<>(kept);
         if (residentInputs != null) {
             all.addAll(List.of(residentInputs));
         }
         all.addAll(sourceLinears.values());
-        all.addAll(java.util.Arrays.asList(inputNorm, postNorm, qBias, kBias, vBias));
+        all.addAll(Arrays.asList(inputNorm, postNorm, qBias, kBias, vBias));
         all.add(forward);
         closeAll(all);
     }
