@@ -309,15 +309,18 @@ final class JavaOps {
         });
     }
 
-    /** {@link Kernels#absMaxColumns}: Math.max propagates NaN, and max is exact, so any order gives the same bits. */
+    /**
+     * {@link Kernels#absMaxColumns}: Math.max propagates NaN, and max is exact, so any order gives the same bits. Rows
+     * outer: each thread reads its columns' run of every row in turn (a column at a time strode through x, a cache
+     * line per element).
+     */
     static void absMaxColumns(float[] x, int xOff, int rows, int cols, float[] out, int outOff) {
         Parallel.forRange(cols, rows, (from, to) -> {
-            for (int c = from; c < to; c++) {
-                float m = out[outOff + c];
-                for (int r = 0; r < rows; r++) {
-                    m = Math.max(m, Math.abs(x[xOff + r * cols + c]));
+            for (int r = 0; r < rows; r++) {
+                int row = xOff + r * cols;
+                for (int c = from; c < to; c++) {
+                    out[outOff + c] = Math.max(out[outOff + c], Math.abs(x[row + c]));
                 }
-                out[outOff + c] = m;
             }
         });
     }

@@ -134,10 +134,29 @@ class JavaOpsTest {
             }
             float[] poisoned = x.clone();
             poisoned[3 + (rows - 1) * cols] = Float.NaN;
+            if (cols > 1) {
+                poisoned[3 + 1] = Float.NaN; // in the first row: the rows after it must not replace it
+            }
             float[] out2 = new float[cols];
             kern.absMaxColumns(poisoned, 3, rows, cols, out2, 0);
             assertTrue(Float.isNaN(out2[0]), "a NaN in column 0 must make its absmax NaN");
+            for (int c = 1; c < cols; c++) {
+                if (c == 1) {
+                    assertTrue(Float.isNaN(out2[1]), "a NaN in column 1's first row must make its absmax NaN");
+                } else {
+                    assertEquals(absMax(x, 3, rows, cols, c), out2[c], 0f, "column " + c);
+                }
+            }
         }
+    }
+
+    /** Column c's absmax over the rows, from 0. */
+    private static float absMax(float[] x, int off, int rows, int cols, int c) {
+        float m = 0f;
+        for (int r = 0; r < rows; r++) {
+            m = Math.max(m, Math.abs(x[off + r * cols + c]));
+        }
+        return m;
     }
 
     private static float[] randoms(SplittableRandom rnd, int n) {
