@@ -70,14 +70,14 @@ class BoundaryBytesTest {
      * GPTQ run on the backend (calls, no bytes).
      */
     static final String LAYER_PASS = """
-            backend.absMaxColumns 6 0 0
-            backend.add 3 0 0
-            backend.alloc 34 0 0
-            backend.attention 2 0 0
-            backend.copy 3 0 0
-            backend.matmul 13 0 0
-            backend.rmsNorm 6 0 0
-            backend.rope 4 0 0
+            backend.absMaxColumns 11 0 0
+            backend.add 2 0 0
+            backend.alloc 35 0 0
+            backend.attention 1 0 0
+            backend.copy 4 0 0
+            backend.matmul 9 0 0
+            backend.rmsNorm 5 0 0
+            backend.rope 2 0 0
             backend.swiglu 2 0 0
             backend.syrkUpper 4 0 0
             backend.take 7 0 138240

@@ -115,18 +115,22 @@ record BoundaryFormulas(int hidden, int inter, int heads, int kvHeads, int headD
         // on the backend, per batch: the four group passes, each from where the previous one left the layer
         // (LayerContext's midpoints): q/k/v's to their input (1 buffer), o's through the attention, keeping its
         // output (5 + 1 copied), gate/up's from it through o and the residual, keeping that (2 + 1 copied), down's
-        // from the residual (copied into its own buffer, 1 + 1 + 3); then the outputs pass from the input (9); per
-        // layer the four Hessians and the six statistics
-        out.add(new OpCount("backend.alloc", 24 * b + 10, 0, 0));
-        out.add(new OpCount("backend.copy", 3 * b, 0, 0));
-        out.add(new OpCount("backend.rmsNorm", (1 + 1 + 1 + 1 + 2) * b, 0, 0));
-        out.add(new OpCount("backend.matmul", (3 + 1 + 2 + 7) * b, 0, 0));
-        out.add(new OpCount("backend.rope", 2 * 2 * b, 0, 0));
-        out.add(new OpCount("backend.attention", 2 * b, 0, 0));
-        out.add(new OpCount("backend.add", (1 + 2) * b, 0, 0));
+        // from the residual (copied into its own buffer, 2 + 3); then the outputs pass from the residual too (2 +
+        // 3). Per layer the four Hessians and the statistics' buffers: the ranges are measured on every pass, each
+        // tensor afresh in each pass that shows it (q's input 2, the keys 1, the values 1, o's input 2, gate's 3,
+        // down's 2)
+        out.add(new OpCount("backend.alloc", 20 * b + 4 + 11, 0, 0));
+        out.add(new OpCount("backend.copy", 4 * b, 0, 0));
+        out.add(new OpCount("backend.rmsNorm", (1 + 1 + 1 + 1 + 1) * b, 0, 0));
+        out.add(new OpCount("backend.matmul", (3 + 1 + 2 + 3) * b, 0, 0));
+        out.add(new OpCount("backend.rope", 2 * b, 0, 0));
+        out.add(new OpCount("backend.attention", b, 0, 0));
+        out.add(new OpCount("backend.add", (1 + 1) * b, 0, 0));
         out.add(new OpCount("backend.swiglu", 2 * b, 0, 0));
         out.add(new OpCount("backend.syrkUpper", 4 * b, 0, 0));
-        out.add(new OpCount("backend.absMaxColumns", 6 * b, 0, 0));
+        // per batch: q's input in the first two passes, the keys, the values and o's input in o's pass, o's and
+        // gate's inputs in gate's pass, gate's and down's in down's pass and in the outputs pass
+        out.add(new OpCount("backend.absMaxColumns", (1 + 4 + 2 + 2 + 2) * b, 0, 0));
         return out;
     }
 

@@ -40,7 +40,9 @@ import java.util.Objects;
  * midpoint is kept at a time, one batch of the next beside it while a pass replaces it; it is kept only when it fits
  * beside the inputs (on the heap: with the store's heap part and the resident copy in the inputs' half; on a device:
  * beside the resident inputs and one batch, in the room left by the weights and the method's working set), and freed
- * by the next plain pass (the outputs pass) or the layer's end. Nothing crosses for it.
+ * by the next plain pass or the layer's end. Nothing crosses for it. The pipeline's outputs pass on the method's own
+ * weights ({@link #propagate}) starts from the residual too, when the activation ranges were measured on every pass
+ * ({@link #observeEveryPass}).
  */
 public final class LayerContext implements AutoCloseable {
     private final ModelConfig config;
@@ -68,6 +70,12 @@ public final class LayerContext implements AutoCloseable {
 
     /** The midpoint a method's pass left resident for its next pass (null when none). */
     private Kept midpoint;
+
+    /** Shown every pass of the layer ({@link #observeEveryPass}), or null. */
+    private RangeCalibrator everyPass;
+
+    /** Passes run so far. */
+    private int passes;
 
     /** The BF16 layer's outputs on the BF16 stream, when the method asked for that stream (owned by the job). */
     private ActivationStore referenceTargets;
@@ -239,6 +247,28 @@ public final class LayerContext implements AutoCloseable {
         }
     }
 
+    /**
+     * Shows {@code ranges} every pass of this layer from now on, the method's and the outputs pass, beside the pass's
+     * own observer; each pass starts a new measurement of what it shows ({@link RangeCalibrator#newPass}), so the
+     * ranges are those of the last pass that showed each tensor. Called before any pass.
+     */
+    void observeEveryPass(RangeCalibrator ranges) {
+        if (passes > 0) {
+            throw new IllegalStateException("layer " + layer + ": observeEveryPass after " + passes + " passes");
+        }
+        everyPass = ranges;
+    }
+
+    /**
+     * The pipeline's outputs pass on the method's resident weights: {@link #outputs(DecoderLayer.Resident,
+     * LayerObserver)} with nothing else to observe. With an observer of {@link #observeEveryPass} it starts from the
+     * residual a method's pass kept with the same weights up to there (GPTQ's gate/up pass): that observer saw the
+     * tensors before it in the passes that computed them with those weights.
+     */
+    ActivationStore propagate(DecoderLayer.Resident weights) {
+        return outputs(weights, LayerObserver.NONE, everyPass != null ? DecoderLayer.Midpoint.RESIDUAL : null);
+    }
+
     /** Receives each batch's layer outputs: {@code out} [count·seqLen, hidden] for samples first..first+count. */
     @FunctionalInterface
     public interface OutputSink {
@@ -283,6 +313,10 @@ public final class LayerContext implements AutoCloseable {
      * it). The caller closes the store.
      */
     public ActivationStore outputs(DecoderLayer.Resident weights, LayerObserver observer) {
+        return outputs(weights, observer, null);
+    }
+
+    private ActivationStore outputs(DecoderLayer.Resident weights, LayerObserver observer, DecoderLayer.Midpoint upTo) {
         int width = inputs.width();
         ActivationStore out = ActivationStore.create(inputs.samples(), width, storeBudget, spillDir);
         try {
@@ -297,7 +331,7 @@ public final class LayerContext implements AutoCloseable {
                             out.set(first + s, row);
                         }
                     },
-                    null);
+                    upTo);
         } catch (RuntimeException | Error e) {
             out.close();
             throw e;
@@ -330,6 +364,12 @@ public final class LayerContext implements AutoCloseable {
             dropMidpoint();
         }
         Buf[] kept = upTo != null && p.midpoints() && (start == null || start.at() != upTo) ? new Buf[batches] : null;
+        passes++;
+        LayerObserver shown = observer;
+        if (everyPass != null) {
+            everyPass.newPass();
+            shown = both(observer, everyPass);
+        }
         boolean finished = false;
         try {
             for (int b = 0, first = 0; first < samples; b++, first += p.batch()) {
@@ -344,7 +384,7 @@ public final class LayerContext implements AutoCloseable {
                 } else if (needsInput) {
                     x = upload(first, count, width);
                 }
-                LayerObserver obs = kept == null ? observer : keeping(observer, upTo, kept, b);
+                LayerObserver obs = kept == null ? shown : keeping(shown, upTo, kept, b);
                 try {
                     Buf out = start == null
                             ? forward.forward(weights, x, count, seqLen, 0, null, obs)
@@ -422,6 +462,33 @@ public final class LayerContext implements AutoCloseable {
             @Override
             public boolean enough() {
                 return observer.enough();
+            }
+        };
+    }
+
+    /** What {@code first} is shown, shown to {@code second} too; enough when {@code first} has enough. */
+    private static LayerObserver both(LayerObserver first, LayerObserver second) {
+        return new LayerObserver() {
+            @Override
+            public void linearInput(String module, Backend backend, Buf x, int rows, int cols) {
+                first.linearInput(module, backend, x, rows, cols);
+                second.linearInput(module, backend, x, rows, cols);
+            }
+
+            @Override
+            public void keysValues(Backend backend, Buf k, Buf v, int rows, int kvDim) {
+                first.keysValues(backend, k, v, rows, kvDim);
+                second.keysValues(backend, k, v, rows, kvDim);
+            }
+
+            @Override
+            public void midpoint(DecoderLayer.Midpoint at, Backend backend, Buf values, int rows, int cols) {
+                first.midpoint(at, backend, values, rows, cols);
+            }
+
+            @Override
+            public boolean enough() {
+                return first.enough();
             }
         };
     }

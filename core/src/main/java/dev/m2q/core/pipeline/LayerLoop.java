@@ -143,12 +143,20 @@ final class LayerLoop {
                     xRef.close();
                     xRef = yRef;
                 }
-                try (LayerContext ctx = context(l, source, x, kernels, budget, method.residentBytes(cfg))) {
+                try (LayerContext ctx = context(l, source, x, kernels, budget, method.residentBytes(cfg));
+                        RangeCalibrator ranges =
+                                new RangeCalibrator(cfg, l, ctx.backend(), scheme.actClipPercentile() < 100)) {
                     ctx.withReferenceTargets(yRef);
                     Map<String, QuantizedLinear> linears;
                     boolean fresh = l >= state.layersDone();
                     List<ReportRow> methodRows = List.of();
                     DecoderLayer.Resident onBackend = null;
+                    // Where the outputs pass may run on the method's own weights, the ranges are measured on every
+                    // pass, so that pass may start where a method's pass left the layer (LayerContext#propagate).
+                    boolean everyPass = fresh && format.storesMethodWeights();
+                    if (everyPass) {
+                        ctx.observeEveryPass(ranges);
+                    }
                     if (fresh) {
                         LayerResult r = method.quantize(ctx);
                         if (verify) {
@@ -174,31 +182,27 @@ final class LayerLoop {
                         resumed++;
                     }
                     ctx.working("propagate");
-                    try (RangeCalibrator ranges =
-                            new RangeCalibrator(cfg, l, ctx.backend(), scheme.actClipPercentile() < 100)) {
-                        LayerObserver obs = fresh ? ranges : LayerObserver.NONE;
-                        ActivationStore next;
-                        if (onBackend != null) {
-                            next = ctx.outputs(onBackend, obs);
-                        } else {
-                            ctx.freeKept();
-                            DecoderLayer.Weights quantized = source;
-                            for (Map.Entry<String, QuantizedLinear> e : new TreeMap<>(linears).entrySet()) {
-                                QuantizedLinear q = e.getValue();
-                                quantized = quantized.with(
-                                        e.getKey(), new Matrix.F32(q.dequantize(), q.outFeatures(), q.inFeatures()));
-                            }
-                            next = ctx.outputs(quantized, obs);
+                    ActivationStore next;
+                    if (onBackend != null) {
+                        next = ctx.propagate(onBackend);
+                    } else {
+                        ctx.freeKept();
+                        DecoderLayer.Weights quantized = source;
+                        for (Map.Entry<String, QuantizedLinear> e : new TreeMap<>(linears).entrySet()) {
+                            QuantizedLinear q = e.getValue();
+                            quantized = quantized.with(
+                                    e.getKey(), new Matrix.F32(q.dequantize(), q.outFeatures(), q.inFeatures()));
                         }
-                        x.close();
-                        x = next;
-                        if (fresh) {
-                            LayerScales scales = LayerScales.of(cfg, l, ranges.ranges(), scheme);
-                            format.writeScales(writer, cfg, l, scales);
-                            writer.sync();
-                            state = state.withLayer(scales.mergeInto(cfg, l, methodRows));
-                            state.save(partial.resolve(ResumeState.FILE));
-                        }
+                        next = ctx.outputs(quantized, fresh && !everyPass ? ranges : LayerObserver.NONE);
+                    }
+                    x.close();
+                    x = next;
+                    if (fresh) {
+                        LayerScales scales = LayerScales.of(cfg, l, ranges.ranges(), scheme);
+                        format.writeScales(writer, cfg, l, scales);
+                        writer.sync();
+                        state = state.withLayer(scales.mergeInto(cfg, l, methodRows));
+                        state.save(partial.resolve(ResumeState.FILE));
                     }
                 }
                 progress.layerDone(l, cfg.numLayers(), (System.nanoTime() - t0) / 1e9);

@@ -7,14 +7,17 @@ import dev.m2q.core.kernels.Kernels;
 import dev.m2q.core.model.LayerObserver;
 import dev.m2q.core.model.ModelConfig;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * The activation ranges of one decoder layer over every calibration token (ALGORITHMS.md §4), observed while the
- * layer pass propagates the calibration set through the quantized layer, so there is no second pass over the
- * model and the ranges are those of the 4-bit model the engines run: per linear input the absolute maximum per
+ * layer pass propagates the calibration set through the quantized layer (or, where the pipeline shows it every pass
+ * of the layer, in the last pass that showed each tensor, whose weights up to it are the quantized ones: {@link
+ * #newPass}), so there is no second pass over the model and the ranges are those of the 4-bit model the engines run: per linear input the absolute maximum per
  * channel (hence per tensor), and per layer the absolute maximum of the keys after RoPE and of the values per
  * channel (hence per KV head and per tensor). The running maxima live on the pass's {@link Backend} and the
  * reductions run there ({@link Backend#absMaxColumns}, the twin of {@link Kernels#absMaxColumns}; on the device under
@@ -33,6 +36,10 @@ final class RangeCalibrator implements LayerObserver, AutoCloseable {
     private final Map<String, AbsHistogram> counts = new HashMap<>();
     private Buf keys;
     private Buf values;
+    /** What an earlier pass measured, to be measured again from its first showing in this pass ({@link #newPass}). */
+    private final Set<String> stale = new HashSet<>();
+
+    private boolean keysStale;
 
     /**
      * @param backend the backend the pass runs on (the layer context's), where the maxima are kept
@@ -50,10 +57,24 @@ final class RangeCalibrator implements LayerObserver, AutoCloseable {
         }
     }
 
+    /**
+     * A new pass over the calibration set begins: each input, and the keys and values, are measured again from
+     * their first showing in it, so the ranges are those of the last pass that showed each (the layer context shows
+     * this observer every pass of the layer: {@link LayerContext#observeEveryPass}).
+     */
+    void newPass() {
+        stale.addAll(channels.keySet());
+        keysStale = keys != null;
+    }
+
     @Override
     public void linearInput(String module, Backend b, Buf x, int rows, int cols) {
         if (!module.equals(leadOf.get(module))) {
             return;
+        }
+        if (stale.remove(module)) {
+            channels.remove(module).close();
+            counts.remove(module);
         }
         Buf c = channels.computeIfAbsent(module, m -> backend.alloc(cols));
         backend.absMaxColumns(x, rows, cols, c);
@@ -65,6 +86,12 @@ final class RangeCalibrator implements LayerObserver, AutoCloseable {
 
     @Override
     public void keysValues(Backend b, Buf k, Buf v, int rows, int kvDim) {
+        if (keysStale) {
+            keys.close();
+            values.close();
+            keys = null;
+            keysStale = false;
+        }
         if (keys == null) {
             keys = backend.alloc(kvDim);
             values = backend.alloc(kvDim);
