@@ -397,12 +397,7 @@ public final class DecoderLayer implements AutoCloseable {
             int heads = cfg.numHeads();
             int kvHeads = cfg.numKvHeads();
             int headDim = cfg.headDim();
-            backend.rmsNorm(x, rows, hidden, rw.inputNorm(), (float) cfg.rmsNormEps(), h);
-            quantizeInput(QKV, h, rows, hidden);
-            for (String m : QKV) {
-                obs.linearInput(m, backend, h, rows, hidden);
-            }
-            if (obs.enough()) {
+            if (groupInput(x, rw.inputNorm(), QKV, h, rows, obs)) {
                 return null;
             }
             try (Buf q = backend.alloc(ld * qDim);
@@ -476,12 +471,7 @@ public final class DecoderLayer implements AutoCloseable {
         long ld = (long) rows;
         boolean done = false;
         try {
-            backend.rmsNorm(x2, rows, hidden, rw.postNorm(), (float) cfg.rmsNormEps(), h);
-            quantizeInput(GATE_UP, h, rows, hidden);
-            for (String m : GATE_UP) {
-                obs.linearInput(m, backend, h, rows, hidden);
-            }
-            if (obs.enough()) {
+            if (groupInput(x2, rw.postNorm(), GATE_UP, h, rows, obs)) {
                 return null;
             }
             try (Buf g = backend.alloc(ld * inter);
@@ -505,6 +495,20 @@ public final class DecoderLayer implements AutoCloseable {
                 x2.close();
             }
         }
+    }
+
+    /**
+     * h = the RMS norm of x with {@code norm}, the input {@code group}'s linears share (after any simulated
+     * quantization), shown to {@code obs} for each of them; true when obs has enough.
+     */
+    private boolean groupInput(Buf x, Buf norm, List<String> group, Buf h, int rows, LayerObserver obs) {
+        int hidden = cfg.hiddenSize();
+        backend.rmsNorm(x, rows, hidden, norm, (float) cfg.rmsNormEps(), h);
+        quantizeInput(group, h, rows, hidden);
+        for (String m : group) {
+            obs.linearInput(m, backend, h, rows, hidden);
+        }
+        return obs.enough();
     }
 
     private void rope(Buf x, int rows, int heads, int startPos, int seqLen) {
