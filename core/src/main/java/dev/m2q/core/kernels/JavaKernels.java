@@ -38,7 +38,7 @@ abstract sealed class JavaKernels implements Kernels permits ScalarKernels, Vect
     }
 
     @Override
-    public final void absMaxColumns(float[] x, int xOff, int rows, int cols, float[] out, int outOff) {
+    public void absMaxColumns(float[] x, int xOff, int rows, int cols, float[] out, int outOff) {
         JavaOps.absMaxColumns(x, xOff, rows, cols, out, outOff);
     }
 }

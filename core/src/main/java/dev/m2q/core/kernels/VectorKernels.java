@@ -292,6 +292,33 @@ public final class VectorKernels extends JavaKernels {
     private static final int SYRK_COLS = 512;
 
     /**
+     * {@link Kernels#absMaxColumns} a vector of columns at a time, rows outer; each thread keeps its columns' running
+     * maxima in {@code out}. The lanes compute Math.abs and Math.max, exact in any order, so the bits are the scalar
+     * twin's (a NaN stays NaN, −0 and +0 give +0).
+     */
+    @Override
+    public void absMaxColumns(float[] x, int xOff, int rows, int cols, float[] out, int outOff) {
+        int chunks = (cols + LANES - 1) / LANES;
+        Parallel.forRange(chunks, (long) rows * LANES, (from, to) -> {
+            int c0 = from * LANES;
+            int c1 = Math.min(cols, to * LANES);
+            int upper = c0 + F.loopBound(c1 - c0);
+            for (int r = 0; r < rows; r++) {
+                int row = xOff + r * cols;
+                int c = c0;
+                for (; c < upper; c += LANES) {
+                    FloatVector.fromArray(F, out, outOff + c)
+                            .max(FloatVector.fromArray(F, x, row + c).abs())
+                            .intoArray(out, outOff + c);
+                }
+                for (; c < c1; c++) {
+                    out[outOff + c] = Math.max(out[outOff + c], Math.abs(x[row + c]));
+                }
+            }
+        });
+    }
+
+    /**
      * Large products run on {@link TiledGemm#syrkUpper} (packed panels, 6 × 4-vector register tiles, each chunk
      * sum in one register pass). Small ones here, blocked: c is covered by blocks of {@link #SYRK_ROWS} × {@link #SYRK_COLS} on and above the diagonal; each
      * block's chunk sums are one {@link #gemmAcc} from zero into a scratch block (Xᵀ read in place through its
