@@ -217,7 +217,7 @@ public final class LayerContext implements AutoCloseable {
      * asks for.
      */
     public void run(DecoderLayer.Resident weights, LayerObserver observer) {
-        forEachBatch(weights, observer, null, null);
+        forEachBatch(weights, observer, null, null, false);
     }
 
     /**
@@ -230,7 +230,7 @@ public final class LayerContext implements AutoCloseable {
      * previous pass already ran with the same quantized q, k, v (and o).
      */
     public void run(DecoderLayer.Resident weights, LayerObserver observer, DecoderLayer.Midpoint upTo) {
-        forEachBatch(weights, observer, null, upTo);
+        forEachBatch(weights, observer, null, upTo, true);
     }
 
     /**
@@ -241,7 +241,7 @@ public final class LayerContext implements AutoCloseable {
     public void run(DecoderLayer.Weights weights, LayerObserver observer) {
         List<AutoCloseable> temps = new ArrayList<>();
         try {
-            forEachBatch(residentOf(weights, temps), observer, null, null);
+            forEachBatch(residentOf(weights, temps), observer, null, null, false);
         } finally {
             closeAll(temps);
         }
@@ -283,7 +283,8 @@ public final class LayerContext implements AutoCloseable {
                     residentOf(weights, temps),
                     LayerObserver.NONE,
                     (first, count, out) -> sink.accept(first, count, backend.take(out)),
-                    null);
+                    null,
+                    false);
         } finally {
             closeAll(temps);
         }
@@ -331,7 +332,8 @@ public final class LayerContext implements AutoCloseable {
                             out.set(first + s, row);
                         }
                     },
-                    upTo);
+                    upTo,
+                    false);
         } catch (RuntimeException | Error e) {
             out.close();
             throw e;
@@ -344,8 +346,16 @@ public final class LayerContext implements AutoCloseable {
         void accept(int first, int count, Buf out);
     }
 
+    /**
+     * One pass over every batch; with {@code upTo}, from the kept midpoint that allows it, and with {@code keep}
+     * keeping the {@code upTo} midpoint it computes (a method's pass, whose next pass may use it).
+     */
     private void forEachBatch(
-            DecoderLayer.Resident weights, LayerObserver observer, BufSink sink, DecoderLayer.Midpoint upTo) {
+            DecoderLayer.Resident weights,
+            LayerObserver observer,
+            BufSink sink,
+            DecoderLayer.Midpoint upTo,
+            boolean keep) {
         Plan p = plan();
         int width = inputs.width();
         int samples = inputs.samples();
@@ -363,7 +373,9 @@ public final class LayerContext implements AutoCloseable {
         } else {
             dropMidpoint();
         }
-        Buf[] kept = upTo != null && p.midpoints() && (start == null || start.at() != upTo) ? new Buf[batches] : null;
+        Buf[] kept = keep && upTo != null && p.midpoints() && (start == null || start.at() != upTo)
+                ? new Buf[batches]
+                : null;
         passes++;
         LayerObserver shown = observer;
         if (everyPass != null) {

@@ -111,6 +111,55 @@ class LayerContextMidpointTest {
         }
     }
 
+    /**
+     * The pipeline's outputs pass ({@link LayerContext#propagate}) starts from the residual a method's pass kept, and
+     * keeps nothing itself: the same outputs as a pass from the input, no attention run, no copy made.
+     */
+    @Test
+    void theOutputsPassStartsFromTheKeptResidualAndKeepsNothing(@TempDir Path tmp) {
+        float[][] whole;
+        try (Fixture f = new Fixture(tmp.resolve("whole"), 1L << 30)) {
+            whole = outputs(f.ctx.outputs(f.ctx.resident(), LayerObserver.NONE));
+        }
+        try (Fixture f = new Fixture(tmp.resolve("kept"), 1L << 30);
+                RangeCalibrator ranges = new RangeCalibrator(config(), 0, f.ctx.backend(), false)) {
+            f.ctx.observeEveryPass(ranges);
+            DecoderLayer.Resident w = f.ctx.resident();
+            f.ctx.run(w, new Inputs("mlp.gate_proj"), Midpoint.RESIDUAL);
+            long attention = f.counts.count("backend.attention").calls();
+            long copies = f.counts.count("backend.copy").calls();
+            float[][] got = outputs(f.ctx.propagate(w));
+            assertEquals(attention, f.counts.count("backend.attention").calls());
+            // one copy per batch: the residual into the buffer the pass adds down_proj's output to
+            assertEquals(copies + 2, f.counts.count("backend.copy").calls());
+            for (int s = 0; s < SAMPLES; s++) {
+                assertArrayEquals(whole[s], got[s], "sample " + s);
+            }
+            ranges.ranges(); // every tensor was shown, the keys and q/k/v's input by the first pass
+        }
+        try (Fixture f = new Fixture(tmp.resolve("none"), 1L << 30);
+                RangeCalibrator ranges = new RangeCalibrator(config(), 0, f.ctx.backend(), false)) {
+            f.ctx.observeEveryPass(ranges);
+            float[][] got = outputs(f.ctx.propagate(f.ctx.resident()));
+            assertEquals(0, f.counts.count("backend.copy").calls(), "nothing kept, nothing copied");
+            assertEquals(2, f.counts.count("backend.attention").calls());
+            for (int s = 0; s < SAMPLES; s++) {
+                assertArrayEquals(whole[s], got[s], "sample " + s);
+            }
+        }
+    }
+
+    /** A store's samples, and the store closed. */
+    static float[][] outputs(ActivationStore store) {
+        try (store) {
+            float[][] out = new float[store.samples()][];
+            for (int s = 0; s < out.length; s++) {
+                out[s] = store.get(s).clone();
+            }
+            return out;
+        }
+    }
+
     static void assertBitsEqual(Sequence a, Sequence b) {
         for (List<List<float[]>> pair :
                 List.of(List.of(a.o(), b.o()), List.of(a.gate(), b.gate()), List.of(a.down(), b.down()))) {
