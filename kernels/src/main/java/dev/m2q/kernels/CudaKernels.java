@@ -129,6 +129,12 @@ public final class CudaKernels implements Kernels {
         cpu.axpys(alphas, aOff, x, xOffs, count, y, yOff, n);
     }
 
+    /** Vector-sized rows, like {@link #axpy}: runs on the CPU. */
+    @Override
+    public void axpyRows(float[] alphas, int aOff, float[] x, int xOff, float[] y, int[] yOffs, int count, int n) {
+        cpu.axpyRows(alphas, aOff, x, xOff, y, yOffs, count, n);
+    }
+
     /** Vector-sized rows, like {@link #dot}: runs on the CPU. */
     @Override
     public void dots(float[] a, int aOff, float[] b, int[] bOffs, int count, int n, float[] out, int outOff) {

@@ -9,7 +9,8 @@ import dev.m2q.core.kernels.Kernels;
  *
  * <p>The bits are those of the loop over keys that takes one dot product and three axpys per key: the row's q·k and
  * dOut·v come from {@link Kernels#dots} (dot's bits), dq is one {@link Kernels#axpys} in key order (axpy's bits), and
- * each key's dk and dv rows follow; the updates write none of the products' operands, and dq, dk, dv are distinct.
+ * the keys' dk rows, then their dv rows, one {@link Kernels#axpyRows} each in key order; the updates write none of the
+ * products' operands, and dq, dk, dv are distinct, so the order between tensors does not change a bit.
  */
 public final class AttentionBackward {
     private double[] qk = new double[0];
@@ -50,9 +51,8 @@ public final class AttentionBackward {
             p[s] = ps;
         }
         Products.axpys(kernels, dsScaled, k, kOffs, count, dq, qOff, d);
-        for (int s = 0; s < count; s++) {
-            Products.axpy(kernels, dsScaled[s], q, qOff, dk, kOffs[s], d);
-            Products.axpy(kernels, p[s], dOut, qOff, dv, kOffs[s], d);
-        }
+        // dk and dv are other tensors than q and dOut, so their updates may go one tensor after the other
+        Products.axpyRows(kernels, dsScaled, q, qOff, dk, kOffs, count, d);
+        Products.axpyRows(kernels, p, dOut, qOff, dv, kOffs, count, d);
     }
 }

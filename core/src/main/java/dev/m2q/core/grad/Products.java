@@ -129,6 +129,25 @@ public final class Products {
     }
 
     /**
+     * {@link #axpy}(alphas[j], x, xOff, y, yOffs[j], n) for j &lt; count in turn, the same values: fp32 tensors through
+     * {@link Kernels#axpyRows} (each alpha rounded to fp32 as axpy rounds it), fp64 ones one at a time.
+     */
+    public static void axpyRows(
+            Kernels kernels, double[] alphas, Tensor x, int xOff, Tensor y, int[] yOffs, int count, int n) {
+        if (x instanceof Tensor.F32 xf && y instanceof Tensor.F32 yf) {
+            float[] a = scratch(count);
+            for (int j = 0; j < count; j++) {
+                a[j] = (float) alphas[j];
+            }
+            kernels.axpyRows(a, 0, xf.data(), xOff, yf.data(), yOffs, count, n);
+            return;
+        }
+        for (int j = 0; j < count; j++) {
+            axpy(kernels, alphas[j], x, xOff, y, yOffs[j], n);
+        }
+    }
+
+    /**
      * out[j] = {@link #dot}(a, aOff, b, bOffs[j], n) for j &lt; count, the same values: fp32 tensors through {@link
      * Kernels#dots} (which keeps dot's bits), fp64 ones one at a time.
      */

@@ -46,6 +46,11 @@ public abstract class ForwardingKernels implements Kernels {
     }
 
     @Override
+    public void axpyRows(float[] alphas, int aOff, float[] x, int xOff, float[] y, int[] yOffs, int count, int n) {
+        delegate.axpyRows(alphas, aOff, x, xOff, y, yOffs, count, n);
+    }
+
+    @Override
     public void dots(float[] a, int aOff, float[] b, int[] bOffs, int count, int n, float[] out, int outOff) {
         delegate.dots(a, aOff, b, bOffs, count, n, out, outOff);
     }

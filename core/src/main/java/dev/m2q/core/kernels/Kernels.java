@@ -64,6 +64,18 @@ public interface Kernels {
     }
 
     /**
+     * {@link #axpy}(alphas[aOff + j], x, xOff, y, yOffs[j], n) for j = 0, 1, …, count − 1 in turn, with axpy's bits: one
+     * row weighted into many (an attention backward's key and value gradients from one query row), which an
+     * implementation may keep in registers over the rows. Any two rows of y are the same (its updates then come in j
+     * order) or disjoint, and none overlaps x.
+     */
+    default void axpyRows(float[] alphas, int aOff, float[] x, int xOff, float[] y, int[] yOffs, int count, int n) {
+        for (int j = 0; j < count; j++) {
+            axpy(alphas[aOff + j], x, xOff, y, yOffs[j], n);
+        }
+    }
+
+    /**
      * Symmetric rank-k update of the upper triangle, the Hessian accumulation's inner step: for 0 ≤ i ≤ j < k,
      * c[i·k + j] += Σ_t x[t·k + i]·x[t·k + j], x [rows, k] and c [k, k] row-major fp32; the strict lower
      * triangle of c is not touched.

@@ -88,6 +88,44 @@ final class VectorAttention {
         }
     }
 
+    /**
+     * {@link Kernels#axpyRows}: y[yOffs[j], + n) += alphas[aOff + j] · x[xOff, + n) for j &lt; count in turn, x held in
+     * registers four vectors at a time; each element gets {@link VectorKernels#axpy}'s operation (one FMA, or below
+     * the vector bound one product and one add), in j order.
+     */
+    static void axpyRows(float[] alphas, int aOff, float[] x, int xOff, float[] y, int[] yOffs, int count, int n) {
+        int upper = F.loopBound(n);
+        int i = 0;
+        for (; i + 4 * V <= upper; i += 4 * V) {
+            FloatVector x0 = FloatVector.fromArray(F, x, xOff + i);
+            FloatVector x1 = FloatVector.fromArray(F, x, xOff + i + V);
+            FloatVector x2 = FloatVector.fromArray(F, x, xOff + i + 2 * V);
+            FloatVector x3 = FloatVector.fromArray(F, x, xOff + i + 3 * V);
+            for (int j = 0; j < count; j++) {
+                FloatVector a = FloatVector.broadcast(F, alphas[aOff + j]);
+                int o = yOffs[j] + i;
+                x0.fma(a, FloatVector.fromArray(F, y, o)).intoArray(y, o);
+                x1.fma(a, FloatVector.fromArray(F, y, o + V)).intoArray(y, o + V);
+                x2.fma(a, FloatVector.fromArray(F, y, o + 2 * V)).intoArray(y, o + 2 * V);
+                x3.fma(a, FloatVector.fromArray(F, y, o + 3 * V)).intoArray(y, o + 3 * V);
+            }
+        }
+        for (; i < upper; i += V) {
+            FloatVector xv = FloatVector.fromArray(F, x, xOff + i);
+            for (int j = 0; j < count; j++) {
+                int o = yOffs[j] + i;
+                xv.fma(FloatVector.broadcast(F, alphas[aOff + j]), FloatVector.fromArray(F, y, o))
+                        .intoArray(y, o);
+            }
+        }
+        for (; i < n; i++) {
+            float xi = x[xOff + i];
+            for (int j = 0; j < count; j++) {
+                y[yOffs[j] + i] += alphas[aOff + j] * xi;
+            }
+        }
+    }
+
     /** The scores of keys j0 .. j0 + n − 1 (n ≤ {@link #KEY_BLOCK}) for the query at qOff, into scores[sOff + j]. */
     private static void block(
             float[] q,

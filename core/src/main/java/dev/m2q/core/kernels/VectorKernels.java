@@ -258,6 +258,11 @@ public final class VectorKernels extends JavaKernels {
     }
 
     @Override
+    public void axpyRows(float[] alphas, int aOff, float[] x, int xOff, float[] y, int[] yOffs, int count, int n) {
+        VectorAttention.axpyRows(alphas, aOff, x, xOff, y, yOffs, count, n);
+    }
+
+    @Override
     public float dot(float[] a, int aOff, float[] b, int bOff, int n) {
         FloatVector acc = FloatVector.zero(F);
         int upper = F.loopBound(n);

@@ -7,8 +7,8 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
 /**
- * {@link Kernels#dots} is {@link Kernels#dot} row by row and {@link Kernels#axpys} is {@link Kernels#axpy} row by row,
- * bit for bit, on every implementation: the vector ones take the rows in blocks (16 rows with their lane sums side by
+ * {@link Kernels#dots} is {@link Kernels#dot} row by row and {@link Kernels#axpys} and {@link Kernels#axpyRows} are
+ * {@link Kernels#axpy} row by row, bit for bit, on every implementation: the vector ones take the rows in blocks (16 rows with their lane sums side by
  * side; 32 rows with y in registers), so counts around the block sizes, sizes with and without a scalar tail, and rows
  * in any order are covered.
  */
@@ -56,6 +56,37 @@ class DotsTest {
             }
             float[] got = y0.clone();
             kernels.axpys(alphas, 2, x, offs, count, got, 4, n);
+            for (int i = 0; i < got.length; i++) {
+                assertEquals(
+                        Float.floatToRawIntBits(want[i]),
+                        Float.floatToRawIntBits(got[i]),
+                        kernels.name() + ": y[" + i + "] after " + count + " rows");
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @CsvSource({"0, 64", "1, 64", "5, 64", "40, 64", "7, 72", "20, 5", "9, 128", "3, 200", "6, 16"})
+    void axpyRowsIsAxpyRowByRow(int count, int n) {
+        SplittableRandom rnd = new SplittableRandom(13L * count + n);
+        int rows = Math.max(1, count) + 3;
+        float[] x = gaussians(rnd, n + 9);
+        float[] alphas = gaussians(rnd, count + 2);
+        int[] offs = new int[count]; // rows of y that are the same or disjoint, in any order
+        for (int j = 0; j < count; j++) {
+            offs[j] = rnd.nextInt(rows) * n + 3;
+        }
+        if (count > 2) {
+            offs[count - 1] = offs[0]; // a row named twice: its updates in order
+        }
+        float[] y0 = gaussians(rnd, rows * n + 11);
+        for (Kernels kernels : new Kernels[] {VectorKernels.INSTANCE, ScalarKernels.INSTANCE}) {
+            float[] want = y0.clone();
+            for (int j = 0; j < count; j++) {
+                kernels.axpy(alphas[2 + j], x, 5, want, offs[j], n);
+            }
+            float[] got = y0.clone();
+            kernels.axpyRows(alphas, 2, x, 5, got, offs, count, n);
             for (int i = 0; i < got.length; i++) {
                 assertEquals(
                         Float.floatToRawIntBits(want[i]),
