@@ -377,10 +377,8 @@ public final class LayerContext implements AutoCloseable {
                 ? new Buf[batches]
                 : null;
         passes++;
-        LayerObserver shown = observer;
         if (everyPass != null) {
             everyPass.newPass();
-            shown = both(observer, everyPass);
         }
         boolean finished = false;
         try {
@@ -396,7 +394,7 @@ public final class LayerContext implements AutoCloseable {
                 } else if (needsInput) {
                     x = upload(first, count, width);
                 }
-                LayerObserver obs = kept == null ? shown : keeping(shown, upTo, kept, b);
+                LayerObserver obs = shown(observer, upTo, kept, b);
                 try {
                     Buf out = start == null
                             ? forward.forward(weights, x, count, seqLen, 0, null, obs)
@@ -445,25 +443,36 @@ public final class LayerContext implements AutoCloseable {
     }
 
     /**
-     * {@code observer}, copying midpoint {@code at}'s values of batch {@code b} into {@code kept[b]} when the pass
-     * computes them (a copy on the backend: no crossing).
+     * What batch {@code b}'s pass shows: {@code observer}'s events, shown to the {@link #observeEveryPass} observer too
+     * when there is one, and with {@code kept} midpoint {@code at}'s values copied into {@code kept[b]} when the pass
+     * computes them (a copy on the backend: no crossing). Enough when {@code observer} has enough.
      */
-    private LayerObserver keeping(LayerObserver observer, DecoderLayer.Midpoint at, Buf[] kept, int b) {
+    private LayerObserver shown(LayerObserver observer, DecoderLayer.Midpoint at, Buf[] kept, int b) {
+        RangeCalibrator ranges = everyPass;
+        if (ranges == null && kept == null) {
+            return observer;
+        }
         return new LayerObserver() {
             @Override
             public void linearInput(String module, Backend backend, Buf x, int rows, int cols) {
                 observer.linearInput(module, backend, x, rows, cols);
+                if (ranges != null) {
+                    ranges.linearInput(module, backend, x, rows, cols);
+                }
             }
 
             @Override
             public void keysValues(Backend backend, Buf k, Buf v, int rows, int kvDim) {
                 observer.keysValues(backend, k, v, rows, kvDim);
+                if (ranges != null) {
+                    ranges.keysValues(backend, k, v, rows, kvDim);
+                }
             }
 
             @Override
             public void midpoint(DecoderLayer.Midpoint m, Backend backend, Buf values, int rows, int cols) {
                 observer.midpoint(m, backend, values, rows, cols);
-                if (m == at && kept[b] == null) {
+                if (kept != null && m == at && kept[b] == null) {
                     long n = (long) rows * cols;
                     Buf copy = backend.alloc(n);
                     backend.copy(values, 0, copy, 0, n);
@@ -474,33 +483,6 @@ public final class LayerContext implements AutoCloseable {
             @Override
             public boolean enough() {
                 return observer.enough();
-            }
-        };
-    }
-
-    /** What {@code first} is shown, shown to {@code second} too; enough when {@code first} has enough. */
-    private static LayerObserver both(LayerObserver first, LayerObserver second) {
-        return new LayerObserver() {
-            @Override
-            public void linearInput(String module, Backend backend, Buf x, int rows, int cols) {
-                first.linearInput(module, backend, x, rows, cols);
-                second.linearInput(module, backend, x, rows, cols);
-            }
-
-            @Override
-            public void keysValues(Backend backend, Buf k, Buf v, int rows, int kvDim) {
-                first.keysValues(backend, k, v, rows, kvDim);
-                second.keysValues(backend, k, v, rows, kvDim);
-            }
-
-            @Override
-            public void midpoint(DecoderLayer.Midpoint at, Backend backend, Buf values, int rows, int cols) {
-                first.midpoint(at, backend, values, rows, cols);
-            }
-
-            @Override
-            public boolean enough() {
-                return first.enough();
             }
         };
     }
