@@ -26,11 +26,24 @@ public final class NllSplit {
     private static final int SEQ_LEN = 512;
     private static final double[] TEMPERATURES = {0.97, 0.99, 1.0, 1.01, 1.02, 1.03, 1.04, 1.05, 1.08};
 
-    public static void main(String[] args) throws Exception {
+    public static void main(String[] args) {
         if (args.length < 2) {
             System.err.println("usage: NllSplit REFERENCE TEXT [CANDIDATE...]");
             System.exit(2);
         }
+        try {
+            run(args);
+        } catch (dev.m2q.core.InputException e) {
+            // a missing or malformed model folder: one line, exit 2, as m2q's own commands
+            System.err.println(e.getMessage());
+            System.exit(2);
+        } catch (java.io.IOException e) {
+            System.err.println("cannot read " + e.getMessage());
+            System.exit(2);
+        }
+    }
+
+    private static void run(String[] args) throws java.io.IOException {
         Path refDir = Path.of(args[0]);
         int[] ids = Tokenizer.load(refDir.resolve("tokenizer.json")).encode(Files.readString(Path.of(args[1])));
         Kernels kernels = Kernels.byName("vector");
